@@ -1,0 +1,432 @@
+"""Exceptions raised by tenantkit.
+
+Every exception derives from :class:`TenantKitError`, which is never raised directly. Each leaf carries a
+stable ``code`` (adapters map codes to HTTP statuses without parsing messages) and the data that explains it.
+
+::
+
+    TenantKitError
+    ├── InvalidInputError (ValueError)            code "invalid_input"
+    ├── ConfigurationError                         code "configuration_error"
+    ├── DatabaseError
+    │   ├── DatabaseUnavailableError               code "database_unavailable"
+    │   ├── SchemaConflictError                    code "schema_conflict"
+    │   └── SchemaOutOfDateError                   code "schema_out_of_date"
+    ├── AuthorizationError
+    │   ├── PermissionDeniedError                  code "permission_denied"
+    │   ├── RoleEscalationError                    code "role_escalation"
+    │   └── LastOwnerError                         code "last_owner"
+    ├── NotFoundError (LookupError)
+    │   ├── MemberNotFoundError                    code "member_not_found"
+    │   ├── ApiKeyNotFoundError                    code "api_key_not_found"
+    │   └── InvitationNotFoundError                code "invitation_not_found"
+    ├── ConflictError
+    │   └── AlreadyMemberError                     code "already_member"
+    ├── ApiKeyError
+    │   ├── InvalidApiKeyError                     code "invalid_api_key"
+    │   └── MissingScopeError                      code "missing_scope"
+    └── InvitationError
+        ├── InvalidInvitationTokenError            code "invalid_invitation_token"
+        ├── InvitationExpiredError                 code "invitation_expired"
+        ├── InvitationNotPendingError              code "invitation_not_pending"
+        ├── InvitationExhaustedError               code "invitation_exhausted"
+        ├── UnverifiedEmailError                   code "unverified_email"
+        ├── EmailMismatchError                     code "email_mismatch"
+        ├── DomainNotAllowedError                  code "domain_not_allowed"
+        ├── PublicEmailDomainError                 code "public_email_domain"
+        └── InviterNoLongerAllowedError            code "inviter_no_longer_allowed"
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, ClassVar
+
+if TYPE_CHECKING:
+    from tenantkit._roles import Role
+
+
+class TenantKitError(Exception):
+    """Root of every tenantkit exception; never raised directly.
+
+    Attributes:
+        code: A stable, machine-readable identifier of the failure.
+        message: A human-readable explanation. It never contains a secret.
+    """
+
+    code: ClassVar[str] = "tenantkit_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+    def to_dict(self) -> dict[str, object]:
+        """Return a JSON-ready description: the ``code``, the ``message`` and the error's data."""
+        return {"code": self.code, "message": self.message, **self.details()}
+
+    def details(self) -> dict[str, object]:
+        """Return the data that explains the error (empty for errors that carry none)."""
+        return {}
+
+
+class InvalidInputError(TenantKitError, ValueError):
+    """An argument is malformed: empty, too long, of an unknown value, or otherwise unusable."""
+
+    code = "invalid_input"
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.reason = message
+
+    def details(self) -> dict[str, object]:
+        return {"field": self.field}
+
+
+class ConfigurationError(TenantKitError):
+    """tenantkit was configured inconsistently (for example, an empty list of signing keys)."""
+
+    code = "configuration_error"
+
+
+class DatabaseError(TenantKitError):
+    """A problem with the database itself rather than with the request."""
+
+    code = "database_error"
+
+
+class DatabaseUnavailableError(DatabaseError):
+    """The database URL is malformed or its server cannot be reached."""
+
+    code = "database_unavailable"
+
+    def __init__(self, message: str, *, url: str | None = None) -> None:
+        super().__init__(message)
+        self.url = url
+
+    def details(self) -> dict[str, object]:
+        return {"url": self.url}
+
+
+class SchemaConflictError(DatabaseError):
+    """The database holds tables that clash with tenantkit's; nothing was changed.
+
+    Attributes:
+        conflicts: One human-readable line per clash, naming the table and what differs.
+    """
+
+    code = "schema_conflict"
+
+    def __init__(self, conflicts: Sequence[str]) -> None:
+        self.conflicts = tuple(conflicts)
+        listing = "; ".join(self.conflicts)
+        super().__init__(f"the database has tables that conflict with tenantkit's: {listing}")
+
+    def details(self) -> dict[str, object]:
+        return {"conflicts": list(self.conflicts)}
+
+
+class SchemaOutOfDateError(DatabaseError):
+    """The database is not at tenantkit's latest migration revision."""
+
+    code = "schema_out_of_date"
+
+    def __init__(self, current: str | None, head: str) -> None:
+        super().__init__(
+            f"tenantkit's tables are at revision {current or 'none'}, not at {head}; "
+            "run `tenantkit db upgrade` or tenantkit.upgrade()"
+        )
+        self.current = current
+        self.head = head
+
+    def details(self) -> dict[str, object]:
+        return {"current": self.current, "head": self.head}
+
+
+class AuthorizationError(TenantKitError):
+    """The actor may not do what it asked."""
+
+    code = "authorization_error"
+
+
+class PermissionDeniedError(AuthorizationError):
+    """The actor's role (or lack of membership) does not allow the action."""
+
+    code = "permission_denied"
+
+    def __init__(self, action: str, role: Role | None, message: str | None = None) -> None:
+        held = role.value if role is not None else "no role"
+        super().__init__(message or f"{held} may not {action}")
+        self.action = action
+        self.role = role
+
+    def details(self) -> dict[str, object]:
+        return {"action": self.action, "role": self.role.value if self.role else None}
+
+
+class RoleEscalationError(AuthorizationError):
+    """The actor tried to grant, assign or invite to a role above its own."""
+
+    code = "role_escalation"
+
+    def __init__(self, actor_role: Role | None, requested_role: Role, message: str | None = None) -> None:
+        held = actor_role.value if actor_role is not None else "no role"
+        super().__init__(message or f"an actor with {held} cannot grant {requested_role.value}")
+        self.actor_role = actor_role
+        self.requested_role = requested_role
+
+    def details(self) -> dict[str, object]:
+        return {
+            "actor_role": self.actor_role.value if self.actor_role else None,
+            "requested_role": self.requested_role.value,
+        }
+
+
+class LastOwnerError(AuthorizationError):
+    """The change would leave the organization without an OWNER."""
+
+    code = "last_owner"
+
+    def __init__(self, organization_id: str, user_id: str) -> None:
+        super().__init__(
+            f"{user_id!r} is the last OWNER of organization {organization_id!r}; "
+            "make another member OWNER first"
+        )
+        self.organization_id = organization_id
+        self.user_id = user_id
+
+    def details(self) -> dict[str, object]:
+        return {"organization_id": self.organization_id, "user_id": self.user_id}
+
+
+class NotFoundError(TenantKitError, LookupError):
+    """The thing asked for does not exist in this organization."""
+
+    code = "not_found"
+
+
+class MemberNotFoundError(NotFoundError):
+    """The user is not a member of the organization."""
+
+    code = "member_not_found"
+
+    def __init__(self, organization_id: str, user_id: str) -> None:
+        super().__init__(f"{user_id!r} is not a member of organization {organization_id!r}")
+        self.organization_id = organization_id
+        self.user_id = user_id
+
+    def details(self) -> dict[str, object]:
+        return {"organization_id": self.organization_id, "user_id": self.user_id}
+
+
+class ApiKeyNotFoundError(NotFoundError):
+    """No API key with this id exists in the organization."""
+
+    code = "api_key_not_found"
+
+    def __init__(self, organization_id: str, key_id: str) -> None:
+        super().__init__(f"no API key {key_id!r} in organization {organization_id!r}")
+        self.organization_id = organization_id
+        self.key_id = key_id
+
+    def details(self) -> dict[str, object]:
+        return {"organization_id": self.organization_id, "key_id": self.key_id}
+
+
+class InvitationNotFoundError(NotFoundError):
+    """No invitation with this id (or token) exists in the organization."""
+
+    code = "invitation_not_found"
+
+    def __init__(self, message: str = "no such invitation", *, invitation_id: str | None = None) -> None:
+        super().__init__(message)
+        self.invitation_id = invitation_id
+
+    def details(self) -> dict[str, object]:
+        return {"invitation_id": self.invitation_id}
+
+
+class ConflictError(TenantKitError):
+    """The request clashes with the current state."""
+
+    code = "conflict"
+
+
+class AlreadyMemberError(ConflictError):
+    """The user is already a member of the organization; their role was left unchanged."""
+
+    code = "already_member"
+
+    def __init__(self, organization_id: str, user_id: str, role: Role) -> None:
+        super().__init__(
+            f"{user_id!r} is already a member of organization {organization_id!r} "
+            f"with role {role.value}; the role was left unchanged"
+        )
+        self.organization_id = organization_id
+        self.user_id = user_id
+        self.role = role
+
+    def details(self) -> dict[str, object]:
+        return {
+            "organization_id": self.organization_id,
+            "user_id": self.user_id,
+            "role": self.role.value,
+        }
+
+
+class ApiKeyError(TenantKitError):
+    """Problems with an API key presented by a client."""
+
+    code = "api_key_error"
+
+
+class InvalidApiKeyError(ApiKeyError):
+    """The presented API key does not verify.
+
+    Attributes:
+        reason: ``"malformed"``, ``"unknown"``, ``"expired"`` or ``"revoked"``.
+    """
+
+    code = "invalid_api_key"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"the API key is not valid ({reason})")
+        self.reason = reason
+
+    def details(self) -> dict[str, object]:
+        return {"reason": self.reason}
+
+
+class MissingScopeError(ApiKeyError):
+    """A verified API key lacks scopes that the operation requires."""
+
+    code = "missing_scope"
+
+    def __init__(self, missing: Sequence[str]) -> None:
+        self.missing = tuple(sorted(missing))
+        super().__init__(f"the API key lacks the scope(s): {', '.join(self.missing)}")
+
+    def details(self) -> dict[str, object]:
+        return {"missing": list(self.missing)}
+
+
+class InvitationError(TenantKitError):
+    """Problems with an invitation or its acceptance."""
+
+    code = "invitation_error"
+
+
+class InvalidInvitationTokenError(InvitationError):
+    """The token is malformed, forged, signed with an unknown key, or stale."""
+
+    code = "invalid_invitation_token"
+
+    def __init__(self, message: str = "the invitation token is not valid") -> None:
+        super().__init__(message)
+
+
+class InvitationExpiredError(InvitationError):
+    """The invitation expired before it was accepted."""
+
+    code = "invitation_expired"
+
+    def __init__(self, expired_at: datetime) -> None:
+        super().__init__(f"the invitation expired at {expired_at.isoformat()}")
+        self.expired_at = expired_at
+
+    def details(self) -> dict[str, object]:
+        return {"expired_at": self.expired_at.isoformat()}
+
+
+class InvitationNotPendingError(InvitationError):
+    """The invitation was already accepted, revoked or replaced."""
+
+    code = "invitation_not_pending"
+
+    def __init__(self, status: str) -> None:
+        super().__init__(f"the invitation is no longer pending (it is {status})")
+        self.status = status
+
+    def details(self) -> dict[str, object]:
+        return {"status": self.status}
+
+
+class InvitationExhaustedError(InvitationError):
+    """A link invitation has been used as many times as it allows."""
+
+    code = "invitation_exhausted"
+
+    def __init__(self, max_uses: int) -> None:
+        super().__init__(f"the invitation link has been used its maximum of {max_uses} time(s)")
+        self.max_uses = max_uses
+
+    def details(self) -> dict[str, object]:
+        return {"max_uses": self.max_uses}
+
+
+class UnverifiedEmailError(InvitationError):
+    """The accepting user's email address was not verified by the identity provider."""
+
+    code = "unverified_email"
+
+    def __init__(self) -> None:
+        super().__init__("the email address must be verified by the identity provider to accept")
+
+
+class EmailMismatchError(InvitationError):
+    """The accepting address is not the invited one."""
+
+    code = "email_mismatch"
+
+    def __init__(self) -> None:
+        super().__init__("this invitation was sent to a different email address")
+
+
+class DomainNotAllowedError(InvitationError):
+    """The accepting address's domain is not one of the invitation's allowed domains."""
+
+    code = "domain_not_allowed"
+
+    def __init__(self, domain: str) -> None:
+        super().__init__(f"addresses at {domain!r} may not accept this invitation")
+        self.domain = domain
+
+    def details(self) -> dict[str, object]:
+        return {"domain": self.domain}
+
+
+class PublicEmailDomainError(InvitationError, ValueError):
+    """A public mailbox provider (gmail.com, outlook.com, …) was given as an allowed domain."""
+
+    code = "public_email_domain"
+
+    def __init__(self, domain: str) -> None:
+        super().__init__(
+            f"{domain!r} is a public email provider; anyone can get an address there. "
+            "Allow it explicitly if you mean it"
+        )
+        self.domain = domain
+
+    def details(self) -> dict[str, object]:
+        return {"domain": self.domain}
+
+
+class InviterNoLongerAllowedError(InvitationError):
+    """The inviter left the organization or may no longer grant the invitation's role."""
+
+    code = "inviter_no_longer_allowed"
+
+    def __init__(self, inviter_id: str, role: Role, reason: str) -> None:
+        super().__init__(
+            f"the invitation from {inviter_id!r} to role {role.value} can no longer be accepted: {reason}"
+        )
+        self.inviter_id = inviter_id
+        self.role = role
+        self.reason = reason
+
+    def details(self) -> dict[str, object]:
+        return {"inviter_id": self.inviter_id, "role": self.role.value, "reason": self.reason}

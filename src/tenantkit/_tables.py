@@ -1,0 +1,208 @@
+"""tenantkit's tables, on tenantkit's own ``MetaData``.
+
+The first migration revision reproduces these tables as the origin document (migration log, phase 1)
+describes them; later revisions add columns. Hosts import the tables to join against them, and use
+:func:`tenantkit.include_object` to keep them out of their own Alembic autogenerate.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql, postgresql
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
+
+from tenantkit._roles import Role
+
+NAMING_CONVENTION: dict[str, str] = {
+    "ix": "%(table_name)s_%(column_0_N_name)s_idx",
+    "uq": "%(table_name)s_%(column_0_N_name)s_key",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "%(table_name)s_%(column_0_N_name)s_fkey",
+    "pk": "%(table_name)s_pkey",
+}
+
+metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+"""The ``MetaData`` that holds every tenantkit table (and only those)."""
+
+VERSION_TABLE = "tenantkit_alembic_version"
+"""Alembic's version table for tenantkit's own migration history."""
+
+
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """A timestamp that goes in and comes out as an aware UTC datetime on every dialect.
+
+    PostgreSQL stores ``timestamptz``. SQLite and MySQL/MariaDB have no zone-aware type, so the value is
+    stored as naive UTC (with microseconds on MySQL/MariaDB, whose ``DATETIME`` otherwise drops them) and
+    made aware again when read. A naive value given to tenantkit is refused rather than guessed.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> sa.types.TypeEngine[Any]:
+        if dialect.name in ("mysql", "mariadb"):
+            return dialect.type_descriptor(mysql.DATETIME(fsp=6))
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(postgresql.TIMESTAMP(timezone=True))
+        return dialect.type_descriptor(sa.DateTime())
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError("tenantkit stores only timezone-aware datetimes")
+        value = value.astimezone(timezone.utc)
+        if dialect.name == "postgresql":
+            return value
+        return value.replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+class utc_now(FunctionElement[datetime]):
+    """``CURRENT_TIMESTAMP`` at the precision of each dialect's timestamp column, as a server default."""
+
+    type = UTCDateTime()
+    inherit_cache = True
+
+
+@compiles(utc_now)
+def _utc_now_default(element: utc_now, compiler: Any, **kw: Any) -> str:
+    return "CURRENT_TIMESTAMP"
+
+
+@compiles(utc_now, "postgresql")
+def _utc_now_postgresql(element: utc_now, compiler: Any, **kw: Any) -> str:
+    return "now()"
+
+
+@compiles(utc_now, "mysql")
+@compiles(utc_now, "mariadb")
+def _utc_now_mysql(element: utc_now, compiler: Any, **kw: Any) -> str:
+    return "CURRENT_TIMESTAMP(6)"
+
+
+def Identifier() -> sa.types.TypeEngine[str]:
+    """``text`` as the origin document says; ``VARCHAR(255)`` on MySQL/MariaDB, which cannot index TEXT."""
+    return sa.Text().with_variant(sa.String(255), "mysql", "mariadb")
+
+
+def LongText() -> sa.types.TypeEngine[str]:
+    """``text`` that is never indexed, so it needs no MySQL variant."""
+    return sa.Text()
+
+
+role_type = sa.Enum(
+    Role,
+    name="role",
+    native_enum=False,
+    create_constraint=True,
+    length=16,
+    values_callable=lambda roles: [role.value for role in roles],
+    validate_strings=True,
+).with_variant(
+    postgresql.ENUM(
+        Role,
+        name="role",
+        create_type=False,
+        values_callable=lambda roles: [role.value for role in roles],
+    ),
+    "postgresql",
+)
+"""The ``role`` type: a native enum on PostgreSQL, a checked column elsewhere."""
+
+json_type = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+"""``jsonb`` on PostgreSQL, ``JSON`` elsewhere."""
+
+
+def new_id() -> str:
+    """A new random id: a UUID as text."""
+    return str(uuid.uuid4())
+
+
+def _timestamps() -> list[sa.Column[Any]]:
+    return [
+        sa.Column("created_at", UTCDateTime(), nullable=False, server_default=utc_now()),
+        sa.Column("updated_at", UTCDateTime(), nullable=False, server_default=utc_now()),
+    ]
+
+
+team_members = sa.Table(
+    "team_members",
+    metadata,
+    sa.Column("id", Identifier(), primary_key=True, default=new_id),
+    sa.Column("organization_id", Identifier(), nullable=False),
+    sa.Column("user_id", Identifier(), nullable=False),
+    sa.Column("role", role_type, nullable=False, server_default=Role.MEMBER.value),
+    *_timestamps(),
+    sa.Index("unique_team_user_idx", "organization_id", "user_id", unique=True),
+    sa.Index("team_members_user_id_idx", "user_id"),
+    sa.Index("team_members_organization_id_idx", "organization_id"),
+)
+"""Members of organizations, one row per (organization, user), with their role."""
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", Identifier(), primary_key=True, default=new_id),
+    sa.Column("name", LongText(), nullable=False),
+    sa.Column("organization_id", Identifier(), nullable=False),
+    sa.Column("hashed_key", Identifier(), nullable=False),
+    sa.Column("expires_at", UTCDateTime(), nullable=True),
+    sa.Column("last_used_at", UTCDateTime(), nullable=True),
+    *_timestamps(),
+    sa.Index("api_keys_hashed_key_idx", "hashed_key", unique=True),
+    sa.Index("api_keys_organization_id_idx", "organization_id"),
+)
+"""API keys of organizations; only a digest of each key is stored."""
+
+invitations = sa.Table(
+    "invitations",
+    metadata,
+    sa.Column("id", Identifier(), primary_key=True, default=new_id),
+    sa.Column("organization_id", Identifier(), nullable=False),
+    sa.Column("email", Identifier(), nullable=True),
+    sa.Column("role", role_type, nullable=False, server_default=Role.MEMBER.value),
+    sa.Column("token", Identifier(), nullable=False),
+    sa.Column("expires", UTCDateTime(), nullable=False),
+    sa.Column("invited_by", Identifier(), nullable=False),
+    sa.Column("sent_via_email", sa.Boolean(), nullable=False, server_default=sa.false()),
+    sa.Column("allowed_domains", json_type, nullable=True),
+    *_timestamps(),
+    sa.Index("invitations_token_idx", "token", unique=True),
+    sa.Index("unique_team_email_idx", "organization_id", "email", unique=True),
+    sa.Index("invitations_email_idx", "email"),
+    sa.Index("invitations_organization_id_idx", "organization_id"),
+)
+"""Invitations by email or by domain-restricted link; the ``token`` column holds a digest, never a token."""
+
+
+def include_object(
+    obj: sa.schema.SchemaItem, name: str | None, type_: str, reflected: bool, compare_to: Any
+) -> bool:
+    """An Alembic ``include_object`` hook for a *host's* ``env.py`` that leaves tenantkit's tables alone.
+
+    tenantkit migrates its own tables; with this hook the host's autogenerate neither creates nor drops them::
+
+        context.configure(..., include_object=tenantkit.include_object)
+    """
+    return not is_tenantkit_object(obj, name, type_)
+
+
+def is_tenantkit_object(obj: sa.schema.SchemaItem, name: str | None, type_: str) -> bool:
+    """Whether ``obj`` (a table, its column, index or constraint, or tenantkit's version table) is ours."""
+    if type_ == "table":
+        return name in metadata.tables or name == VERSION_TABLE
+    table = getattr(obj, "table", None)
+    return table is not None and (table.name in metadata.tables or table.name == VERSION_TABLE)

@@ -1,0 +1,42 @@
+"""Checks shared by every service: bad input becomes :class:`InvalidInputError` before any database work."""
+
+from __future__ import annotations
+
+from tenantkit._errors import InvalidInputError
+
+MAX_IDENTIFIER_LENGTH = 255
+"""Organization and user ids are opaque strings from the identity provider, at most this long.
+
+The limit keeps every indexed column within MySQL/MariaDB's index key size.
+"""
+
+
+def check_identifier(value: object, field: str) -> str:
+    """Return ``value`` if it is a usable opaque id: a non-empty string of printable characters.
+
+    Ids are stored exactly as given; surrounding whitespace or control characters are refused rather than
+    stripped, because ``"org_1"`` and ``"org_1 "`` silently becoming one tenant is worse than an error.
+    """
+    if not isinstance(value, str):
+        raise InvalidInputError(field, f"must be a string, got {type(value).__name__}")
+    if not value:
+        raise InvalidInputError(field, "must not be empty")
+    if len(value) > MAX_IDENTIFIER_LENGTH:
+        raise InvalidInputError(field, f"must be at most {MAX_IDENTIFIER_LENGTH} characters")
+    if value != value.strip() or not value.isprintable():
+        raise InvalidInputError(field, "must not contain surrounding whitespace or control characters")
+    return value
+
+
+def check_name(value: object, field: str, *, max_length: int = 200) -> str:
+    """Return a human-facing name (of a key, say): non-empty after stripping, bounded, printable."""
+    if not isinstance(value, str):
+        raise InvalidInputError(field, f"must be a string, got {type(value).__name__}")
+    stripped = value.strip()
+    if not stripped:
+        raise InvalidInputError(field, "must not be empty")
+    if len(stripped) > max_length:
+        raise InvalidInputError(field, f"must be at most {max_length} characters")
+    if not stripped.isprintable():
+        raise InvalidInputError(field, "must not contain control characters")
+    return stripped
