@@ -1,0 +1,26 @@
+"""The ``tenantkit`` command line.
+
+Conventions every command follows: ``--url`` (or ``TENANTKIT_DATABASE_URL``) names the database, defaulting
+to ``sqlite:///tenantkit.sqlite3`` in the working directory; ``--json`` prints machine-readable output;
+errors are one line on stderr, never a traceback, with these exit codes:
+
+* 0 — success;
+* 1 — the command ran and the answer is "no" (``db check`` on an out-of-date database, say);
+* 2 — bad usage or bad input (click's own convention);
+* 3 — the database is unreachable or its URL is malformed;
+* 4 — refused: permission, conflict, not found, or any other tenantkit error.
+"""
+
+from __future__ import annotations
+
+from tenantkit._cli._common import main
+
+__all__ = ["main"]
+
+
+def _register() -> None:
+    # Each command group lives in its own module; importing it attaches it to ``main``.
+    from tenantkit._cli import db  # noqa: F401
+
+
+_register()
