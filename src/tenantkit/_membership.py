@@ -1,18 +1,44 @@
-"""Organization membership: who belongs to an organization, with which role, and what that role allows."""
+"""Organization membership: who belongs to an organization, with which role, and what that role allows.
+
+Every change that can take an OWNER away (a demotion, a removal, a departure) first locks the rows it
+decides on: the organization's OWNER rows plus the actor's and the target's rows, in ``user_id`` order, with
+``SELECT … FOR UPDATE`` on PostgreSQL and MySQL/MariaDB. Its decision is then taken on rows nobody else can
+change until it commits, so two such changes in one organization run one after the other and the last OWNER
+is never lost. SQLite has no row locks; there the same step takes the database's single write lock (with a
+no-op ``UPDATE``) before reading, which serializes writers the same way.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.orm import Session
 
 from tenantkit._actor import Actor, as_actor
 from tenantkit._clock import Clock, system_clock
-from tenantkit._errors import AlreadyMemberError, PermissionDeniedError, RoleEscalationError
-from tenantkit._events import EventDispatcher, MemberAdded
+from tenantkit._errors import (
+    AlreadyMemberError,
+    ConcurrentUpdateError,
+    InvalidInputError,
+    LastOwnerError,
+    MemberNotFoundError,
+    PermissionDeniedError,
+    RoleEscalationError,
+)
+from tenantkit._events import (
+    EventDispatcher,
+    MemberAdded,
+    MemberRemoved,
+    MemberRoleChanged,
+    OwnershipTransferred,
+)
+from tenantkit._pagination import DEFAULT_PAGE_SIZE, Page, check_limit, decode_cursor, encode_cursor
 from tenantkit._roles import Action, Permissions, Role
 from tenantkit._tables import new_id, team_members
 from tenantkit._validation import check_identifier
@@ -31,18 +57,141 @@ class Member(BaseModel):
     updated_at: datetime
 
 
-_ROLE_OF = (
-    sa.select(team_members.c.role)
+_VERBS: Mapping[Action, str] = {
+    Action.CHANGE_ROLES: "change the role of",
+    Action.REMOVE_MEMBERS: "remove",
+}
+
+_ROLE_BY_VALUE: Mapping[str, Role] = {role.value: role for role in Role}
+
+# The unique index on (organization_id, user_id) makes a LIMIT pointless; leaving it out keeps the SQL
+# identical to what a hand-written query would send.
+_ROLE_OF = sa.select(team_members.c.role).where(
+    team_members.c.organization_id == sa.bindparam("organization_id"),
+    team_members.c.user_id == sa.bindparam("user_id"),
+)
+
+_MEMBER = sa.select(team_members).where(
+    team_members.c.organization_id == sa.bindparam("organization_id"),
+    team_members.c.user_id == sa.bindparam("user_id"),
+)
+
+_MEMBER_SHARED = _MEMBER.with_for_update(read=True)
+
+# The rows a change decides on, locked in one consistent order (user_id) so that two changes in one
+# organization queue behind each other instead of deadlocking.
+_LOCK_ROWS = (
+    sa.select(team_members)
     .where(
         team_members.c.organization_id == sa.bindparam("organization_id"),
-        team_members.c.user_id == sa.bindparam("user_id"),
+        sa.or_(
+            team_members.c.role == Role.OWNER,
+            team_members.c.user_id.in_(sa.bindparam("user_ids", expanding=True)),
+        ),
     )
-    .limit(1)
+    .order_by(team_members.c.user_id)
+    .with_for_update()
 )
+
+# SQLite ignores FOR UPDATE. A write statement takes its one write lock at once (whether or not a row
+# matches), and no other connection can commit until this transaction ends, so what we read next is current.
+_SQLITE_WRITE_LOCK = (
+    team_members.update()
+    .where(
+        team_members.c.organization_id == sa.bindparam("org"),
+        team_members.c.role == Role.OWNER,
+    )
+    .values(role=team_members.c.role)
+)
+
+# Bind names differ from column names: SQLAlchemy reserves those for the SET clause.
+_SET_ROLE = (
+    team_members.update()
+    .where(
+        team_members.c.organization_id == sa.bindparam("org"),
+        team_members.c.user_id == sa.bindparam("uid"),
+    )
+    .values(role=sa.bindparam("new_role", type_=team_members.c.role.type), updated_at=sa.bindparam("now"))
+)
+
+_DELETE = team_members.delete().where(
+    team_members.c.organization_id == sa.bindparam("org"),
+    team_members.c.user_id == sa.bindparam("uid"),
+)
+
+_INSERT = team_members.insert()
+
+# Error codes that mean "another transaction got in the way; the database rolled this one back".
+_PG_RETRYABLE = frozenset({"40001", "40P01", "55P03"})
+_MYSQL_RETRYABLE = frozenset({1205, 1213})
+
+
+def _concurrency_reason(error: sa.exc.DBAPIError) -> str | None:
+    original = error.orig
+    sqlstate = getattr(original, "sqlstate", None) or getattr(original, "pgcode", None)
+    if sqlstate in _PG_RETRYABLE:
+        return f"SQLSTATE {sqlstate}"
+    args = getattr(original, "args", ())
+    if args and isinstance(args[0], int) and args[0] in _MYSQL_RETRYABLE:
+        return f"MySQL error {args[0]}"
+    text = str(original).lower()
+    if "database is locked" in text or "database is busy" in text:
+        return "SQLite database is locked"
+    return None
+
+
+@contextmanager
+def _typed_concurrency_errors(organization_id: str) -> Iterator[None]:
+    try:
+        yield
+    except sa.exc.DBAPIError as error:
+        reason = _concurrency_reason(error)
+        if reason is None:
+            raise
+        raise ConcurrentUpdateError(organization_id, reason) from error
+
+
+def _member(row: Any) -> Member:
+    return Member(
+        id=row.id,
+        organization_id=row.organization_id,
+        user_id=row.user_id,
+        role=Role(row.role),
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+class _Locked:
+    """The rows a change decides on, read under lock: who is OWNER, and the actor's and target's rows."""
+
+    def __init__(self, rows: Sequence[Any]) -> None:
+        self.by_user = {row.user_id: _member(row) for row in rows}
+        self.owners = [member.user_id for member in self.by_user.values() if member.role is Role.OWNER]
+
+    def role_of(self, user_id: str | None) -> Role | None:
+        member = self.by_user.get(user_id) if user_id is not None else None
+        return member.role if member is not None else None
+
+
+class _FastRoleQuery:
+    """``_ROLE_OF`` compiled once per dialect, to run straight on the session's DBAPI connection."""
+
+    __slots__ = ("positional", "sql")
+
+    def __init__(self, dialect: Dialect) -> None:
+        compiled = _ROLE_OF.compile(dialect=dialect)
+        self.sql = compiled.string
+        self.positional = compiled.positional
+        if self.positional and list(compiled.positiontup or ()) != ["organization_id", "user_id"]:
+            raise AssertionError("unexpected bind order in the role query")
 
 
 class MembershipService:
     """Membership of organizations, bounded by roles.
+
+    Every method takes the caller's ``Session`` first and works inside its transaction: it flushes and
+    executes, never commits. Events reach listeners of :attr:`events` after that transaction commits.
 
     Args:
         permissions: The permission table (the default one when omitted).
@@ -60,13 +209,118 @@ class MembershipService:
         self.permissions = permissions or Permissions()
         self.clock = clock
         self.events = events or EventDispatcher()
+        self._fast: dict[Dialect, _FastRoleQuery] = {}
+
+    # -- permissions -----------------------------------------------------------------------------------
+
+    def can(self, role: Role | None, action: Action | str) -> bool:
+        """Whether ``role`` may perform ``action`` according to :attr:`permissions`.
+
+        Args:
+            role: A role, or ``None`` for "not a member" (which may do nothing).
+            action: An :class:`Action` or a host-defined action name.
+
+        Returns:
+            ``True`` when the permission table allows it.
+
+        Raises:
+            InvalidInputError: ``action`` is empty or not a string.
+        """
+        return self.permissions.can(role, action)
+
+    def require(self, role: Role | None, action: Action | str) -> None:
+        """Raise unless ``role`` may perform ``action``.
+
+        Raises:
+            PermissionDeniedError: The permission table does not allow it.
+            InvalidInputError: ``action`` is empty or not a string.
+        """
+        self.permissions.require(role, action)
+
+    @staticmethod
+    def check_grant(actor_role: Role | None, role: Role) -> None:
+        """Raise :class:`RoleEscalationError` unless an actor with ``actor_role`` may grant ``role``.
+
+        ``actor_role`` is ``None`` for the host, which may grant any role.
+        """
+        if actor_role is not None and not actor_role.can_grant(role):
+            raise RoleEscalationError(actor_role, role)
+
+    # -- reads -----------------------------------------------------------------------------------------
 
     def get_role(self, session: Session | Connection, organization_id: str, user_id: str) -> Role | None:
-        """The role of ``user_id`` in ``organization_id``, or ``None`` when not a member."""
+        """The role of ``user_id`` in ``organization_id``, or ``None`` when not a member.
+
+        This is the per-request question, so it runs one prebuilt indexed query with as little around it as
+        possible: when nothing observes the engine's statements (no ``before_cursor_execute`` listeners, no
+        ``schema_translate_map``), the compiled SQL goes straight to the session's DBAPI connection, inside
+        the session's transaction. Otherwise it goes through SQLAlchemy so that instrumentation sees it.
+
+        Args:
+            session: The caller's session (or connection).
+            organization_id: The organization.
+            user_id: The user.
+
+        Returns:
+            The user's role, or ``None`` when the user is not a member.
+
+        Raises:
+            InvalidInputError: An id is empty, too long or malformed.
+        """
         check_identifier(organization_id, "organization_id")
         check_identifier(user_id, "user_id")
-        role = session.execute(_ROLE_OF, {"organization_id": organization_id, "user_id": user_id}).scalar()
-        return None if role is None else Role(role)
+        connection = session.connection() if isinstance(session, Session) else session
+        if (
+            connection._has_events
+            or connection.dialect._has_events
+            or "schema_translate_map" in connection._execution_options
+        ):
+            value = connection.execute(
+                _ROLE_OF, {"organization_id": organization_id, "user_id": user_id}
+            ).scalar()
+            return None if value is None else _ROLE_BY_VALUE[value]
+        dialect = connection.dialect
+        fast = self._fast.get(dialect)
+        if fast is None:
+            fast = self._fast[dialect] = _FastRoleQuery(dialect)
+        parameters: tuple[str, str] | dict[str, str] = (
+            (organization_id, user_id)
+            if fast.positional
+            else {"organization_id": organization_id, "user_id": user_id}
+        )
+        cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute(fast.sql, parameters)
+            row = cursor.fetchone()
+        except dialect.loaded_dbapi.Error as error:
+            raise sa.exc.DBAPIError.instance(
+                fast.sql, parameters, error, dialect.loaded_dbapi.Error, dialect=dialect
+            ) from error
+        finally:
+            cursor.close()
+        return None if row is None else _ROLE_BY_VALUE[row[0]]
+
+    def get(self, session: Session | Connection, organization_id: str, user_id: str) -> Member:
+        """One membership.
+
+        Args:
+            session: The caller's session (or connection).
+            organization_id: The organization.
+            user_id: The member.
+
+        Returns:
+            The membership.
+
+        Raises:
+            InvalidInputError: An id is malformed.
+            MemberNotFoundError: The user is not a member of this organization.
+        """
+        check_identifier(organization_id, "organization_id")
+        check_identifier(user_id, "user_id")
+        row = session.execute(_MEMBER, {"organization_id": organization_id, "user_id": user_id}).first()
+        if row is None:
+            raise MemberNotFoundError(organization_id, user_id)
+        return _member(row)
 
     def authorize(
         self, session: Session, organization_id: str, actor: Actor | str, action: Action | str
@@ -77,6 +331,7 @@ class MembershipService:
             The actor's role, or ``None`` when the host acts (the host passes every permission check).
 
         Raises:
+            InvalidInputError: The organization id or the actor is malformed.
             PermissionDeniedError: The actor is not a member, or its role does not allow ``action``.
         """
         check_identifier(organization_id, "organization_id")
@@ -84,22 +339,123 @@ class MembershipService:
         if acting.user_id is None:
             return None
         role = self.get_role(session, organization_id, acting.user_id)
+        self._require_member_action(organization_id, acting, role, action)
+        return role
+
+    def _require_member_action(
+        self, organization_id: str, acting: Actor, role: Role | None, action: Action | str
+    ) -> None:
         if role is None:
             name = action.value if isinstance(action, Action) else action
             raise PermissionDeniedError(
                 name, None, f"{acting.user_id!r} is not a member of organization {organization_id!r}"
             )
         self.permissions.require(role, action)
+
+    def list_members(
+        self,
+        session: Session | Connection,
+        organization_id: str,
+        *,
+        limit: int = DEFAULT_PAGE_SIZE,
+        cursor: str | None = None,
+        role: Role | str | None = None,
+    ) -> Page[Member]:
+        """One page of the organization's members, ordered by ``user_id``.
+
+        The order is stable: a member added or removed between two pages neither shifts nor repeats the
+        others.
+
+        Args:
+            session: The caller's session (or connection).
+            organization_id: The organization.
+            limit: Page size, 1 to 500.
+            cursor: ``next_cursor`` of the previous page, or ``None`` for the first page.
+            role: Only members holding this role.
+
+        Returns:
+            The page; its ``next_cursor`` is ``None`` on the last page.
+
+        Raises:
+            InvalidInputError: A malformed id, limit, cursor or role.
+        """
+        check_identifier(organization_id, "organization_id")
+        size = check_limit(limit)
+        query = sa.select(team_members).where(team_members.c.organization_id == organization_id)
+        if role is not None:
+            query = query.where(team_members.c.role == Role.parse(role))
+        if cursor is not None:
+            (after,) = decode_cursor(cursor, 1)
+            query = query.where(team_members.c.user_id > after)
+        rows = session.execute(query.order_by(team_members.c.user_id).limit(size + 1)).all()
+        items = [_member(row) for row in rows[:size]]
+        next_cursor = encode_cursor(items[-1].user_id) if len(rows) > size else None
+        return Page[Member](items=items, next_cursor=next_cursor)
+
+    def list_organizations(
+        self,
+        session: Session | Connection,
+        user_id: str,
+        *,
+        limit: int = DEFAULT_PAGE_SIZE,
+        cursor: str | None = None,
+    ) -> Page[Member]:
+        """One page of the user's memberships (one per organization), ordered by ``organization_id``.
+
+        Args:
+            session: The caller's session (or connection).
+            user_id: The user.
+            limit: Page size, 1 to 500.
+            cursor: ``next_cursor`` of the previous page, or ``None`` for the first page.
+
+        Returns:
+            The page of memberships; each names its organization and the user's role there.
+
+        Raises:
+            InvalidInputError: A malformed id, limit or cursor.
+        """
+        check_identifier(user_id, "user_id")
+        size = check_limit(limit)
+        query = sa.select(team_members).where(team_members.c.user_id == user_id)
+        if cursor is not None:
+            (after,) = decode_cursor(cursor, 1)
+            query = query.where(team_members.c.organization_id > after)
+        rows = session.execute(query.order_by(team_members.c.organization_id).limit(size + 1)).all()
+        items = [_member(row) for row in rows[:size]]
+        next_cursor = encode_cursor(items[-1].organization_id) if len(rows) > size else None
+        return Page[Member](items=items, next_cursor=next_cursor)
+
+    # -- changes ---------------------------------------------------------------------------------------
+
+    def _lock(self, session: Session, organization_id: str, *user_ids: str | None) -> _Locked:
+        """Lock and read the rows a change decides on (see the module docstring)."""
+        connection = session.connection()
+        if connection.dialect.name == "sqlite":
+            connection.execute(_SQLITE_WRITE_LOCK, {"org": organization_id})
+        wanted = sorted({user_id for user_id in user_ids if user_id is not None})
+        rows = connection.execute(
+            _LOCK_ROWS, {"organization_id": organization_id, "user_ids": wanted or [""]}
+        ).all()
+        return _Locked(rows)
+
+    def _actor_role(
+        self, organization_id: str, acting: Actor, locked: _Locked, action: Action
+    ) -> Role | None:
+        if acting.user_id is None:
+            return None
+        role = locked.role_of(acting.user_id)
+        self._require_member_action(organization_id, acting, role, action)
         return role
 
     @staticmethod
-    def check_grant(actor_role: Role | None, role: Role) -> None:
-        """Raise :class:`RoleEscalationError` unless an actor with ``actor_role`` may grant ``role``.
-
-        ``actor_role`` is ``None`` for the host, which may grant any role.
-        """
-        if actor_role is not None and not actor_role.can_grant(role):
-            raise RoleEscalationError(actor_role, role)
+    def _check_manages(actor_role: Role | None, target: Member, action: Action) -> None:
+        # A role manages only members whose role it could itself grant: an ADMIN cannot touch an OWNER.
+        if actor_role is not None and not actor_role.can_grant(target.role):
+            raise PermissionDeniedError(
+                action.value,
+                actor_role,
+                f"{actor_role.value} may not {_VERBS[action]} an {target.role.value}",
+            )
 
     def add(
         self,
@@ -112,38 +468,308 @@ class MembershipService:
     ) -> Member:
         """Make ``user_id`` a member of the organization with ``role``.
 
+        The host's own "create organization" flow adds the creator as the first OWNER with ``actor=HOST``.
+        Two concurrent adds of one user leave one membership; the other gets :class:`AlreadyMemberError`.
+
+        Args:
+            session: The caller's session.
+            organization_id: The organization.
+            user_id: The new member.
+            role: The role to give (MEMBER by default).
+            actor: Who adds: a user id, an :class:`Actor`, or :data:`~tenantkit.HOST`.
+
+        Returns:
+            The new membership.
+
         Raises:
+            InvalidInputError: A malformed id, actor or role.
             AlreadyMemberError: The user is already a member; their role is left as it was.
             PermissionDeniedError: The actor may not add members.
             RoleEscalationError: The actor may not grant ``role``.
+            ConcurrentUpdateError: A concurrent transaction deadlocked with this one; retry.
         """
         check_identifier(organization_id, "organization_id")
         check_identifier(user_id, "user_id")
         wanted = Role.parse(role)
         acting = as_actor(actor)
-        actor_role = self.authorize(session, organization_id, acting, Action.INVITE_MEMBERS)
-        self.check_grant(actor_role, wanted)
-        existing = self.get_role(session, organization_id, user_id)
-        if existing is not None:
-            raise AlreadyMemberError(organization_id, user_id, existing)
-        now = self.clock()
-        member = Member(
-            id=new_id(),
-            organization_id=organization_id,
-            user_id=user_id,
-            role=wanted,
-            created_at=now,
-            updated_at=now,
-        )
-        session.execute(team_members.insert().values(**member.model_dump()))
-        self.events.record(
-            session,
-            MemberAdded(
+        with _typed_concurrency_errors(organization_id):
+            actor_role = self.authorize(session, organization_id, acting, Action.INVITE_MEMBERS)
+            self.check_grant(actor_role, wanted)
+            existing = self.get_role(session, organization_id, user_id)
+            if existing is not None:
+                raise AlreadyMemberError(organization_id, user_id, existing)
+            if session.connection().dialect.name == "sqlite":
+                # Start the transaction with a write: pysqlite would otherwise let the SAVEPOINT below open
+                # (and its RELEASE commit) a transaction of its own, behind the caller's back.
+                session.connection().execute(_SQLITE_WRITE_LOCK, {"org": organization_id})
+            now = self.clock()
+            member = Member(
+                id=new_id(),
                 organization_id=organization_id,
-                actor_id=acting.user_id,
-                occurred_at=now,
                 user_id=user_id,
                 role=wanted,
+                created_at=now,
+                updated_at=now,
+            )
+            try:
+                with session.begin_nested():
+                    session.execute(_INSERT, member.model_dump())
+            except sa.exc.IntegrityError as error:
+                # A concurrent add of the same user committed first; report the role it gave.
+                row = session.execute(
+                    _MEMBER_SHARED, {"organization_id": organization_id, "user_id": user_id}
+                ).first()
+                if row is None:
+                    raise
+                raise AlreadyMemberError(organization_id, user_id, Role(row.role)) from error
+            self.events.record(
+                session,
+                MemberAdded(
+                    organization_id=organization_id,
+                    actor_id=acting.user_id,
+                    occurred_at=now,
+                    user_id=user_id,
+                    role=wanted,
+                ),
+            )
+        return member
+
+    def change_role(
+        self,
+        session: Session,
+        organization_id: str,
+        user_id: str,
+        role: Role | str,
+        *,
+        actor: Actor | str,
+    ) -> Member:
+        """Give member ``user_id`` the role ``role``.
+
+        The actor needs ``members:change_role``, may not assign a role above its own, and may not change
+        the role of a member above it (an ADMIN cannot demote an OWNER). Actors changing their own role obey
+        the same rules. Demoting the last OWNER is refused. Setting the role a member already has changes
+        nothing and records no event.
+
+        Args:
+            session: The caller's session.
+            organization_id: The organization.
+            user_id: The member whose role changes.
+            role: The new role.
+            actor: Who changes it: a user id, an :class:`Actor`, or :data:`~tenantkit.HOST`.
+
+        Returns:
+            The membership with its new role.
+
+        Raises:
+            InvalidInputError: A malformed id, actor or role.
+            MemberNotFoundError: ``user_id`` is not a member.
+            PermissionDeniedError: The actor may not change roles, or not this member's.
+            RoleEscalationError: The actor may not grant ``role``.
+            LastOwnerError: ``user_id`` is the organization's last OWNER and ``role`` is not OWNER.
+            ConcurrentUpdateError: A concurrent transaction deadlocked with this one; retry.
+        """
+        check_identifier(organization_id, "organization_id")
+        check_identifier(user_id, "user_id")
+        wanted = Role.parse(role)
+        acting = as_actor(actor)
+        with _typed_concurrency_errors(organization_id):
+            locked = self._lock(session, organization_id, acting.user_id, user_id)
+            actor_role = self._actor_role(organization_id, acting, locked, Action.CHANGE_ROLES)
+            target = locked.by_user.get(user_id)
+            if target is None:
+                raise MemberNotFoundError(organization_id, user_id)
+            self._check_manages(actor_role, target, Action.CHANGE_ROLES)
+            self.check_grant(actor_role, wanted)
+            if target.role is wanted:
+                return target
+            if target.role is Role.OWNER and len(locked.owners) < 2:
+                raise LastOwnerError(organization_id, user_id)
+            now = self.clock()
+            self._set_role(session, organization_id, user_id, wanted, now)
+            self.events.record(
+                session,
+                MemberRoleChanged(
+                    organization_id=organization_id,
+                    actor_id=acting.user_id,
+                    occurred_at=now,
+                    user_id=user_id,
+                    old_role=target.role,
+                    new_role=wanted,
+                ),
+            )
+        return target.model_copy(update={"role": wanted, "updated_at": now})
+
+    @staticmethod
+    def _set_role(session: Session, organization_id: str, user_id: str, role: Role, now: datetime) -> None:
+        session.execute(_SET_ROLE, {"org": organization_id, "uid": user_id, "new_role": role, "now": now})
+
+    def remove(self, session: Session, organization_id: str, user_id: str, *, actor: Actor | str) -> Member:
+        """Remove member ``user_id`` from the organization.
+
+        The actor needs ``members:remove`` and may not remove a member above it (an ADMIN cannot remove an
+        OWNER). An actor removing itself is leaving, which any non-owner may always do (see :meth:`leave`).
+        Removing the last OWNER is refused.
+
+        Args:
+            session: The caller's session.
+            organization_id: The organization.
+            user_id: The member to remove.
+            actor: Who removes: a user id, an :class:`Actor`, or :data:`~tenantkit.HOST`.
+
+        Returns:
+            The membership as it was before removal.
+
+        Raises:
+            InvalidInputError: A malformed id or actor.
+            MemberNotFoundError: ``user_id`` is not a member.
+            PermissionDeniedError: The actor may not remove members, or not this one.
+            LastOwnerError: ``user_id`` is the organization's last OWNER.
+            ConcurrentUpdateError: A concurrent transaction deadlocked with this one; retry.
+        """
+        check_identifier(organization_id, "organization_id")
+        check_identifier(user_id, "user_id")
+        acting = as_actor(actor)
+        if acting.user_id == user_id:
+            return self.leave(session, organization_id, actor=acting)
+        with _typed_concurrency_errors(organization_id):
+            locked = self._lock(session, organization_id, acting.user_id, user_id)
+            actor_role = self._actor_role(organization_id, acting, locked, Action.REMOVE_MEMBERS)
+            target = locked.by_user.get(user_id)
+            if target is None:
+                raise MemberNotFoundError(organization_id, user_id)
+            self._check_manages(actor_role, target, Action.REMOVE_MEMBERS)
+            self._delete(session, locked, target, acting, left=False)
+        return target
+
+    def leave(self, session: Session, organization_id: str, *, actor: Actor | str) -> Member:
+        """The acting user leaves the organization.
+
+        Any non-owner may always leave; an OWNER may leave while another OWNER remains.
+
+        Args:
+            session: The caller's session.
+            organization_id: The organization.
+            actor: The user who leaves (the host cannot leave; use :meth:`remove`).
+
+        Returns:
+            The membership as it was before leaving.
+
+        Raises:
+            InvalidInputError: A malformed id, or the host as actor.
+            MemberNotFoundError: The actor is not a member.
+            LastOwnerError: The actor is the organization's last OWNER.
+            ConcurrentUpdateError: A concurrent transaction deadlocked with this one; retry.
+        """
+        check_identifier(organization_id, "organization_id")
+        acting = as_actor(actor)
+        if acting.user_id is None:
+            raise InvalidInputError("actor", "the host is not a member and cannot leave; use remove()")
+        with _typed_concurrency_errors(organization_id):
+            locked = self._lock(session, organization_id, acting.user_id)
+            target = locked.by_user.get(acting.user_id)
+            if target is None:
+                raise MemberNotFoundError(organization_id, acting.user_id)
+            self._delete(session, locked, target, acting, left=True)
+        return target
+
+    def _delete(
+        self, session: Session, locked: _Locked, target: Member, acting: Actor, *, left: bool
+    ) -> None:
+        if target.role is Role.OWNER and len(locked.owners) < 2:
+            raise LastOwnerError(target.organization_id, target.user_id)
+        session.execute(_DELETE, {"org": target.organization_id, "uid": target.user_id})
+        self.events.record(
+            session,
+            MemberRemoved(
+                organization_id=target.organization_id,
+                actor_id=acting.user_id,
+                occurred_at=self.clock(),
+                user_id=target.user_id,
+                role=target.role,
+                left=left,
             ),
         )
-        return member
+
+    def transfer_ownership(
+        self,
+        session: Session,
+        organization_id: str,
+        to_user_id: str,
+        *,
+        actor: Actor | str,
+        from_user_id: str | None = None,
+        demote_to: Role | str = Role.ADMIN,
+    ) -> Member:
+        """Make existing member ``to_user_id`` an OWNER and step the current owner down to ``demote_to``.
+
+        A user actor transfers its own ownership (it must be an OWNER). The host names the OWNER who hands
+        over with ``from_user_id``. The organization always keeps an OWNER: the new one.
+
+        Args:
+            session: The caller's session.
+            organization_id: The organization.
+            to_user_id: The member who becomes OWNER.
+            actor: The OWNER handing over, or :data:`~tenantkit.HOST`.
+            from_user_id: The OWNER handing over; required when the host acts, optional (must be the actor)
+                otherwise.
+            demote_to: The role the former owner keeps (ADMIN by default; OWNER keeps both owners).
+
+        Returns:
+            The new owner's membership.
+
+        Raises:
+            InvalidInputError: Malformed ids, an unknown role, a missing or foreign ``from_user_id``, or a
+                transfer to oneself.
+            MemberNotFoundError: ``to_user_id`` (or ``from_user_id``) is not a member.
+            PermissionDeniedError: The handing-over member is not an OWNER.
+            ConcurrentUpdateError: A concurrent transaction deadlocked with this one; retry.
+        """
+        check_identifier(organization_id, "organization_id")
+        check_identifier(to_user_id, "to_user_id")
+        acting = as_actor(actor)
+        new_role = Role.parse(demote_to)
+        if from_user_id is not None:
+            check_identifier(from_user_id, "from_user_id")
+        if acting.user_id is None:
+            if from_user_id is None:
+                raise InvalidInputError("from_user_id", "is required when the host transfers ownership")
+            giver = from_user_id
+        else:
+            if from_user_id is not None and from_user_id != acting.user_id:
+                raise InvalidInputError("from_user_id", "a user can only transfer its own ownership")
+            giver = acting.user_id
+        if giver == to_user_id:
+            raise InvalidInputError("to_user_id", "must be another member than the current owner")
+        with _typed_concurrency_errors(organization_id):
+            locked = self._lock(session, organization_id, giver, to_user_id)
+            if acting.user_id is not None:
+                self._actor_role(organization_id, acting, locked, Action.TRANSFER_OWNERSHIP)
+            source = locked.by_user.get(giver)
+            if source is None:
+                raise MemberNotFoundError(organization_id, giver)
+            if source.role is not Role.OWNER:
+                raise PermissionDeniedError(
+                    Action.TRANSFER_OWNERSHIP.value, source.role, f"{giver!r} is not an OWNER"
+                )
+            target = locked.by_user.get(to_user_id)
+            if target is None:
+                raise MemberNotFoundError(organization_id, to_user_id)
+            now = self.clock()
+            if target.role is not Role.OWNER:
+                self._set_role(session, organization_id, to_user_id, Role.OWNER, now)
+            if new_role is not Role.OWNER:
+                self._set_role(session, organization_id, giver, new_role, now)
+            self.events.record(
+                session,
+                OwnershipTransferred(
+                    organization_id=organization_id,
+                    actor_id=acting.user_id,
+                    occurred_at=now,
+                    from_user_id=giver,
+                    to_user_id=to_user_id,
+                    from_user_new_role=new_role,
+                ),
+            )
+        if target.role is Role.OWNER:
+            return target
+        return target.model_copy(update={"role": Role.OWNER, "updated_at": now})
