@@ -12,6 +12,7 @@ from tenantkit._errors import (
     ApiKeyNotFoundError,
     AuthorizationError,
     ConfigurationError,
+    ConcurrentUpdateError,
     ConflictError,
     DatabaseError,
     DatabaseUnavailableError,
@@ -54,6 +55,7 @@ from tenantkit._events import (
     MemberRoleChanged,
     OwnershipTransferred,
 )
+from tenantkit._membership import Member, MembershipService
 from tenantkit._migrations import (
     current_revision,
     downgrade,
@@ -63,7 +65,9 @@ from tenantkit._migrations import (
     require_up_to_date,
     upgrade,
 )
+from tenantkit._pagination import Page
 from tenantkit._roles import DEFAULT_PERMISSIONS, Action, Permissions, Role
+from tenantkit._session import transaction
 from tenantkit._tables import (
     VERSION_TABLE,
     api_keys,
@@ -89,6 +93,7 @@ __all__ = [
     "ApiKeyRotated",
     "AuthorizationError",
     "Clock",
+    "ConcurrentUpdateError",
     "ConfigurationError",
     "ConflictError",
     "DatabaseError",
@@ -111,13 +116,16 @@ __all__ = [
     "InvitationRevoked",
     "InviterNoLongerAllowedError",
     "LastOwnerError",
+    "Member",
     "MemberAdded",
     "MemberNotFoundError",
     "MemberRemoved",
     "MemberRoleChanged",
+    "MembershipService",
     "MissingScopeError",
     "NotFoundError",
     "OwnershipTransferred",
+    "Page",
     "PermissionDeniedError",
     "Permissions",
     "PublicEmailDomainError",
@@ -140,5 +148,6 @@ __all__ = [
     "require_up_to_date",
     "system_clock",
     "team_members",
+    "transaction",
     "upgrade",
 ]

@@ -21,7 +21,8 @@ stable ``code`` (adapters map codes to HTTP statuses without parsing messages) a
     │   ├── ApiKeyNotFoundError                    code "api_key_not_found"
     │   └── InvitationNotFoundError                code "invitation_not_found"
     ├── ConflictError
-    │   └── AlreadyMemberError                     code "already_member"
+    │   ├── AlreadyMemberError                     code "already_member"
+    │   └── ConcurrentUpdateError                  code "concurrent_update"
     ├── ApiKeyError
     │   ├── InvalidApiKeyError                     code "invalid_api_key"
     │   └── MissingScopeError                      code "missing_scope"
@@ -276,6 +277,25 @@ class AlreadyMemberError(ConflictError):
             "user_id": self.user_id,
             "role": self.role.value,
         }
+
+
+class ConcurrentUpdateError(ConflictError):
+    """A concurrent transaction held the rows this change needed (a deadlock, lock timeout or serialization
+    failure). The database rolled the transaction back: retry the whole unit of work.
+    """
+
+    code = "concurrent_update"
+
+    def __init__(self, organization_id: str, reason: str) -> None:
+        super().__init__(
+            f"a concurrent change to organization {organization_id!r} conflicted with this one ({reason}); "
+            "the transaction was rolled back, retry it"
+        )
+        self.organization_id = organization_id
+        self.reason = reason
+
+    def details(self) -> dict[str, object]:
+        return {"organization_id": self.organization_id, "reason": self.reason}
 
 
 class ApiKeyError(TenantKitError):
