@@ -20,7 +20,10 @@ __all__ = ["main"]
 
 def _register() -> None:
     # Each command group lives in its own module; importing it attaches it to ``main``.
-    from tenantkit._cli import db  # noqa: F401
+    from tenantkit._cli import (
+        db,  # noqa: F401
+        members,  # noqa: F401
+    )
 
 
 _register()

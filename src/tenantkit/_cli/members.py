@@ -1,0 +1,160 @@
+"""``tenantkit members``: look at and change organization membership from the command line.
+
+Commands act as the host (``HOST``) unless ``--as USER`` names the user on whose behalf they act; that user's
+role then bounds what they may do, exactly as in the library.
+"""
+
+from __future__ import annotations
+
+import click
+
+from tenantkit._actor import HOST, Actor
+from tenantkit._cli._common import emit, engine_for, handle_errors, json_option, main, url_option
+from tenantkit._membership import Member, MembershipService
+from tenantkit._pagination import MAX_PAGE_SIZE
+from tenantkit._roles import Role
+from tenantkit._session import transaction
+
+_ROLE_CHOICE = click.Choice([role.value for role in Role], case_sensitive=False)
+
+
+def _actor(user_id: str | None) -> Actor:
+    return HOST if user_id is None else Actor.user(user_id)
+
+
+def as_option(function: click.decorators.FC) -> click.decorators.FC:
+    """``--as USER``: act as that member instead of as the host."""
+    return click.option(
+        "--as", "acting_user", metavar="USER", default=None, help="Act as this user (default: the host)."
+    )(function)
+
+
+def _line(member: Member) -> str:
+    return f"{member.organization_id}\t{member.user_id}\t{member.role.value}"
+
+
+@main.group()
+def members() -> None:
+    """List and change the members of organizations."""
+
+
+@members.command("add")
+@url_option
+@json_option
+@as_option
+@click.argument("organization")
+@click.argument("user")
+@click.option("--role", type=_ROLE_CHOICE, default=Role.MEMBER.value, show_default=True)
+@handle_errors
+def add(url: str, as_json: bool, acting_user: str | None, organization: str, user: str, role: str) -> None:
+    """Make USER a member of ORGANIZATION."""
+    with engine_for(url) as engine, transaction(engine) as session:
+        member = MembershipService().add(session, organization, user, role, actor=_actor(acting_user))
+    emit(member, as_json, lambda: click.echo(f"added {user} to {organization} as {member.role.value}"))
+
+
+@members.command("list")
+@url_option
+@json_option
+@click.argument("organization")
+@click.option("--role", type=_ROLE_CHOICE, default=None, help="Only members with this role.")
+@click.option("--limit", type=click.IntRange(1, MAX_PAGE_SIZE), default=50, show_default=True)
+@click.option("--cursor", default=None, help="next_cursor printed by the previous page.")
+@handle_errors
+def list_(
+    url: str, as_json: bool, organization: str, role: str | None, limit: int, cursor: str | None
+) -> None:
+    """List the members of ORGANIZATION, one page at a time, ordered by user id."""
+    with engine_for(url) as engine, transaction(engine) as session:
+        page = MembershipService().list_members(session, organization, limit=limit, cursor=cursor, role=role)
+
+    def human() -> None:
+        for member in page.items:
+            click.echo(_line(member))
+        if page.next_cursor:
+            click.echo(f"next page: --cursor {page.next_cursor}", err=True)
+
+    emit(page, as_json, human)
+
+
+@members.command("orgs")
+@url_option
+@json_option
+@click.argument("user")
+@click.option("--limit", type=click.IntRange(1, MAX_PAGE_SIZE), default=50, show_default=True)
+@click.option("--cursor", default=None, help="next_cursor printed by the previous page.")
+@handle_errors
+def orgs(url: str, as_json: bool, user: str, limit: int, cursor: str | None) -> None:
+    """List the organizations USER belongs to, with their role in each."""
+    with engine_for(url) as engine, transaction(engine) as session:
+        page = MembershipService().list_organizations(session, user, limit=limit, cursor=cursor)
+
+    def human() -> None:
+        for member in page.items:
+            click.echo(_line(member))
+        if page.next_cursor:
+            click.echo(f"next page: --cursor {page.next_cursor}", err=True)
+
+    emit(page, as_json, human)
+
+
+@members.command("set-role")
+@url_option
+@json_option
+@as_option
+@click.argument("organization")
+@click.argument("user")
+@click.argument("role", type=_ROLE_CHOICE)
+@handle_errors
+def set_role(
+    url: str, as_json: bool, acting_user: str | None, organization: str, user: str, role: str
+) -> None:
+    """Give USER the role ROLE in ORGANIZATION."""
+    with engine_for(url) as engine, transaction(engine) as session:
+        member = MembershipService().change_role(session, organization, user, role, actor=_actor(acting_user))
+    emit(member, as_json, lambda: click.echo(f"{user} is now {member.role.value} in {organization}"))
+
+
+@members.command("remove")
+@url_option
+@json_option
+@as_option
+@click.argument("organization")
+@click.argument("user")
+@handle_errors
+def remove(url: str, as_json: bool, acting_user: str | None, organization: str, user: str) -> None:
+    """Remove USER from ORGANIZATION."""
+    with engine_for(url) as engine, transaction(engine) as session:
+        member = MembershipService().remove(session, organization, user, actor=_actor(acting_user))
+    emit(member, as_json, lambda: click.echo(f"removed {user} ({member.role.value}) from {organization}"))
+
+
+@members.command("transfer")
+@url_option
+@json_option
+@as_option
+@click.argument("organization")
+@click.argument("to_user")
+@click.option("--from", "from_user", default=None, help="The OWNER handing over (required as the host).")
+@click.option("--demote-to", type=_ROLE_CHOICE, default=Role.ADMIN.value, show_default=True)
+@handle_errors
+def transfer(
+    url: str,
+    as_json: bool,
+    acting_user: str | None,
+    organization: str,
+    to_user: str,
+    from_user: str | None,
+    demote_to: str,
+) -> None:
+    """Make TO_USER an OWNER of ORGANIZATION and step the current owner down."""
+    with engine_for(url) as engine, transaction(engine) as session:
+        member = MembershipService().transfer_ownership(
+            session,
+            organization,
+            to_user,
+            actor=_actor(acting_user),
+            from_user_id=from_user,
+            demote_to=demote_to,
+        )
+    emit(member, as_json, lambda: click.echo(f"{to_user} is now OWNER of {organization}"))
