@@ -194,6 +194,9 @@ class EventDispatcher:
 
 
 def _deliver_pending(session: Session) -> None:
+    # SQLAlchemy also fires after_commit when a savepoint is released; only the outermost commit counts.
+    if session.in_nested_transaction():
+        return
     pending = session.info.pop(_PENDING_KEY, [])
     for event, _transaction, dispatcher in pending:
         dispatcher.deliver(event)

@@ -272,6 +272,7 @@ class MembershipService:
         connection = session.connection() if isinstance(session, Session) else session
         if (
             connection._has_events
+            or connection.engine._has_events
             or connection.dialect._has_events
             or "schema_translate_map" in connection._execution_options
         ):
