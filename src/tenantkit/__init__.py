@@ -5,14 +5,15 @@ domain-restricted link, on SQLAlchemy tables that tenantkit migrates inside the 
 """
 
 from tenantkit._actor import HOST, Actor
+from tenantkit._addresses import PUBLIC_EMAIL_DOMAINS
 from tenantkit._clock import Clock, system_clock
 from tenantkit._errors import (
     AlreadyMemberError,
     ApiKeyError,
     ApiKeyNotFoundError,
     AuthorizationError,
-    ConfigurationError,
     ConcurrentUpdateError,
+    ConfigurationError,
     ConflictError,
     DatabaseError,
     DatabaseUnavailableError,
@@ -55,6 +56,14 @@ from tenantkit._events import (
     MemberRoleChanged,
     OwnershipTransferred,
 )
+from tenantkit._invitations import (
+    AcceptedInvitation,
+    CreatedInvitation,
+    Invitation,
+    InvitationPreview,
+    InvitationService,
+    InvitationStatus,
+)
 from tenantkit._membership import Member, MembershipService
 from tenantkit._migrations import (
     current_revision,
@@ -72,6 +81,7 @@ from tenantkit._tables import (
     VERSION_TABLE,
     api_keys,
     include_object,
+    invitation_acceptances,
     invitations,
     metadata,
     team_members,
@@ -81,7 +91,9 @@ from tenantkit._version import __version__
 __all__ = [
     "DEFAULT_PERMISSIONS",
     "HOST",
+    "PUBLIC_EMAIL_DOMAINS",
     "VERSION_TABLE",
+    "AcceptedInvitation",
     "Action",
     "Actor",
     "AlreadyMemberError",
@@ -96,6 +108,7 @@ __all__ = [
     "ConcurrentUpdateError",
     "ConfigurationError",
     "ConflictError",
+    "CreatedInvitation",
     "DatabaseError",
     "DatabaseUnavailableError",
     "DomainNotAllowedError",
@@ -105,6 +118,7 @@ __all__ = [
     "InvalidApiKeyError",
     "InvalidInputError",
     "InvalidInvitationTokenError",
+    "Invitation",
     "InvitationAccepted",
     "InvitationCreated",
     "InvitationError",
@@ -112,8 +126,11 @@ __all__ = [
     "InvitationExpiredError",
     "InvitationNotFoundError",
     "InvitationNotPendingError",
+    "InvitationPreview",
     "InvitationResent",
     "InvitationRevoked",
+    "InvitationService",
+    "InvitationStatus",
     "InviterNoLongerAllowedError",
     "LastOwnerError",
     "Member",
@@ -141,6 +158,7 @@ __all__ = [
     "downgrade",
     "head_revision",
     "include_object",
+    "invitation_acceptances",
     "invitations",
     "is_up_to_date",
     "metadata",

@@ -176,16 +176,45 @@ invitations = sa.Table(
     sa.Column("role", role_type, nullable=False, server_default=Role.MEMBER.value),
     sa.Column("token", Identifier(), nullable=False),
     sa.Column("expires", UTCDateTime(), nullable=False),
-    sa.Column("invited_by", Identifier(), nullable=False),
+    # NULL when the host application invited (revision 0003; the origin column was NOT NULL).
+    sa.Column("invited_by", Identifier(), nullable=True),
     sa.Column("sent_via_email", sa.Boolean(), nullable=False, server_default=sa.false()),
     sa.Column("allowed_domains", json_type, nullable=True),
     *_timestamps(),
+    # Revision 0003. ``email`` holds the address only while the invitation is open, so that the origin's
+    # unique (organization_id, email) index means "one open invitation per address"; ``invited_email``
+    # keeps the address for good, so finished invitations never block a new one.
+    sa.Column("invited_email", Identifier(), nullable=True),
+    sa.Column("status", sa.String(16), nullable=False, server_default="pending"),
+    sa.Column("max_uses", sa.Integer(), nullable=True),
+    sa.Column("use_count", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("accepted_at", UTCDateTime(), nullable=True),
+    sa.Column("accepted_by", Identifier(), nullable=True),
+    sa.Column("revoked_at", UTCDateTime(), nullable=True),
     sa.Index("invitations_token_idx", "token", unique=True),
     sa.Index("unique_team_email_idx", "organization_id", "email", unique=True),
     sa.Index("invitations_email_idx", "email"),
     sa.Index("invitations_organization_id_idx", "organization_id"),
 )
 """Invitations by email or by domain-restricted link; the ``token`` column holds a digest, never a token."""
+
+invitation_acceptances = sa.Table(
+    "invitation_acceptances",
+    metadata,
+    sa.Column("id", Identifier(), primary_key=True, default=new_id),
+    sa.Column(
+        "invitation_id",
+        Identifier(),
+        sa.ForeignKey("invitations.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("organization_id", Identifier(), nullable=False),
+    sa.Column("user_id", Identifier(), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False, server_default=utc_now()),
+    sa.Index("invitation_acceptances_invitation_user_idx", "invitation_id", "user_id", unique=True),
+    sa.Index("invitation_acceptances_organization_user_idx", "organization_id", "user_id"),
+)
+"""Who accepted which invitation (revision 0003): a user comes in through one link at most once."""
 
 
 def include_object(
