@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
+from itsdangerous import BadData, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
 from itsdangerous.encoding import base64_decode, base64_encode
 
 from tenantkit._clock import Clock
@@ -102,7 +102,7 @@ class TokenCodec:
             payload = self._serializer.loads(token, max_age=self._max_age)
         except SignatureExpired:
             raise InvalidInvitationTokenError("the invitation token is too old; ask for a new one") from None
-        except (BadSignature, ValueError, UnicodeError):
+        except (BadData, ValueError, UnicodeError):
             raise InvalidInvitationTokenError() from None
         if (
             not isinstance(payload, list)
@@ -121,5 +121,5 @@ def _canonical(token: str) -> bool:
         return False
     try:
         return all(part and base64_encode(base64_decode(part)).decode("ascii") == part for part in parts)
-    except (BadSignature, ValueError, UnicodeError):
+    except (BadData, ValueError, UnicodeError):
         return False
