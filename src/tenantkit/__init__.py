@@ -6,6 +6,14 @@ domain-restricted link, on SQLAlchemy tables that tenantkit migrates inside the 
 
 from tenantkit._actor import HOST, Actor
 from tenantkit._addresses import PUBLIC_EMAIL_DOMAINS
+from tenantkit._api_keys import (
+    ApiKey,
+    ApiKeyService,
+    ApiKeyVerification,
+    IssuedApiKey,
+    check_scopes,
+    require_scopes,
+)
 from tenantkit._clock import Clock, system_clock
 from tenantkit._errors import (
     AlreadyMemberError,
@@ -100,12 +108,15 @@ __all__ = [
     "ApiKeyDeleted",
     "ApiKeyError",
     "ApiKeyIssued",
+    "ApiKey",
     "ApiKeyNotFoundError",
     "ApiKeyRevoked",
     "ApiKeyRotated",
     "AuthorizationError",
     "Clock",
     "ConcurrentUpdateError",
+    "ApiKeyService",
+    "ApiKeyVerification",
     "ConfigurationError",
     "ConflictError",
     "CreatedInvitation",
@@ -135,6 +146,7 @@ __all__ = [
     "LastOwnerError",
     "Member",
     "MemberAdded",
+    "IssuedApiKey",
     "MemberNotFoundError",
     "MemberRemoved",
     "MemberRoleChanged",
@@ -160,6 +172,7 @@ __all__ = [
     "include_object",
     "invitation_acceptances",
     "invitations",
+    "check_scopes",
     "is_up_to_date",
     "metadata",
     "offline_sql",
@@ -169,3 +182,4 @@ __all__ = [
     "transaction",
     "upgrade",
 ]
+    "require_scopes",

@@ -162,10 +162,22 @@ api_keys = sa.Table(
     sa.Column("expires_at", UTCDateTime(), nullable=True),
     sa.Column("last_used_at", UTCDateTime(), nullable=True),
     *_timestamps(),
+    # Revision 0002: everything below the origin document's columns.
+    sa.Column("start", LongText(), nullable=True),
+    sa.Column("scopes", json_type, nullable=True),
+    sa.Column("revoked_at", UTCDateTime(), nullable=True),
+    sa.Column("created_by", Identifier(), nullable=True),
+    sa.Column("rotated_from", Identifier(), nullable=True),
+    sa.Column("replaced_at", UTCDateTime(), nullable=True),
     sa.Index("api_keys_hashed_key_idx", "hashed_key", unique=True),
     sa.Index("api_keys_organization_id_idx", "organization_id"),
 )
-"""API keys of organizations; only a digest of each key is stored."""
+"""API keys of organizations; only a digest of each key is stored, tagged with its algorithm.
+
+``start`` is the key's non-secret beginning, for display; ``scopes`` a JSON list of strings; ``created_by``
+the issuing user (``NULL`` for the host); ``rotated_from`` the key a rotation replaced, whose
+``replaced_at`` records the rotation.
+"""
 
 invitations = sa.Table(
     "invitations",

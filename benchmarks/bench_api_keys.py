@@ -1,0 +1,381 @@
+"""API key verification against the raw driver floor, on SQLite files of several sizes and on PostgreSQL.
+
+One run prints, on one core (the process pins itself to one CPU):
+
+* the floor: the same indexed lookup (``SELECT … FROM api_keys WHERE hashed_key = ?``) through the raw
+  driver with a prepared statement, plus the SHA-256 digest of the key;
+* ``verify`` without the cache, and its ratio to the floor;
+* ``verify`` with the in-process cache, in verifications per second;
+* how verification cost grows from the smallest to the largest table;
+* how many ``last_used_at`` writes a loop of 100,000 verifications of one key makes, with a clock that
+  advances 1 ms per verification (100 simulated seconds: at most one write per 60-second interval);
+* the cost of one argon2id verification (argon2-cffi defaults) next to one SHA-256 digest.
+
+Each figure is the median of several batches. Reads run as they do in a web request: each lookup is its own
+read (no long-lived transaction). Run::
+
+    .venv/bin/python benchmarks/bench_api_keys.py                       # 1k, 100k, 1M keys + PostgreSQL
+    .venv/bin/python benchmarks/bench_api_keys.py --sizes 1000,100000 --no-postgres
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import secrets
+import sqlite3
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from contextlib import ExitStack
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+import tenantkit
+from tenantkit import HOST, ApiKeyService, MembershipService
+from tenantkit._hashers import sha256_digest
+from tenantkit._key_format import KeyFormat
+
+SAMPLE = 1000
+"""Keys with a known plaintext in every table; verification cycles through them."""
+
+FLOOR_SQL = (
+    "SELECT id, organization_id, name, scopes, expires_at, revoked_at, last_used_at, hashed_key "
+    "FROM api_keys WHERE hashed_key = {}"
+)
+
+
+class SteppingClock:
+    """A clock that moves forward a fixed step at every reading."""
+
+    def __init__(self, step: timedelta) -> None:
+        self.now = datetime(2030, 1, 1, tzinfo=timezone.utc)
+        self.step = step
+
+    def __call__(self) -> datetime:
+        self.now += self.step
+        return self.now
+
+
+def per_op(run: Callable[[int], None], batch: int, repeats: int) -> float:
+    """Median seconds per operation over ``repeats`` batches of ``batch`` operations."""
+    return interleaved({"only": (run, batch)}, repeats)["only"]
+
+
+def interleaved(runners: dict[str, tuple[Callable[[int], None], int]], repeats: int) -> dict[str, float]:
+    """Median seconds per operation of each runner, their batches interleaved so load drifts hit all alike."""
+    for run, batch in runners.values():
+        run(min(batch, 1000))
+    timings: dict[str, list[float]] = {name: [] for name in runners}
+    for _ in range(repeats):
+        for name, (run, batch) in runners.items():
+            start = time.perf_counter()
+            run(batch)
+            timings[name].append((time.perf_counter() - start) / batch)
+    return {name: statistics.median(values) for name, values in timings.items()}
+
+
+def fill_rows(count: int, sample_keys: list[str]) -> list[tuple[Any, ...]]:
+    """``count`` rows: the sample keys' digests, then random digests (keys whose plaintext nobody has)."""
+    created = "2030-01-01 00:00:00.000000"
+    rows = []
+    for index in range(count):
+        digest = (
+            sha256_digest(sample_keys[index])
+            if index < len(sample_keys)
+            else "sha256$" + os.urandom(32).hex()
+        )
+        rows.append(
+            (
+                str(uuid.uuid4()),
+                f"key {index}",
+                f"org_{index % 997}",
+                digest,
+                created,
+                created,
+                "tk_live_xxxx",
+                '["reports:read"]',
+            )
+        )
+    return rows
+
+
+INSERT_COLUMNS = "id, name, organization_id, hashed_key, created_at, updated_at, start, scopes"
+
+
+def build_sqlite(path: Path, size: int, sample_keys: list[str]) -> str:
+    """A migrated SQLite file holding ``size`` keys, built through the raw driver in one transaction."""
+    url = f"sqlite:///{path}"
+    tenantkit.upgrade(url)
+    raw = sqlite3.connect(path)
+    raw.execute("PRAGMA journal_mode=WAL")
+    with raw:
+        raw.executemany(
+            f"INSERT INTO api_keys ({INSERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            fill_rows(size, sample_keys),
+        )
+    raw.execute("ANALYZE")
+    raw.close()
+    return url
+
+
+def sqlite_floor(stack: ExitStack, path: Path, keys: list[str]) -> Callable[[int], None]:
+    """The floor: the raw driver's cached prepared statement, autocommit, plus the SHA-256 digest."""
+    raw = sqlite3.connect(path, isolation_level=None)
+    stack.callback(raw.close)
+    sql = FLOOR_SQL.format("?")
+
+    def run(n: int) -> None:
+        execute = raw.execute
+        for i in range(n):
+            key = keys[i % SAMPLE]
+            execute(sql, ("sha256$" + hashlib.sha256(key.encode()).hexdigest(),)).fetchall()
+
+    return run
+
+
+def verify_runner(
+    stack: ExitStack, engine: sa.Engine, keys: list[str], *, cached: bool
+) -> Callable[[int], None]:
+    """``ApiKeyService.verify`` on one SQLAlchemy Connection, each lookup its own read as in a request."""
+    service = ApiKeyService(
+        membership=MembershipService(), cache_ttl=timedelta(minutes=10) if cached else None
+    )
+    connection = stack.enter_context(engine.connect())
+    for key in keys:  # the first use of each key writes last_used_at once; keep that out of the timing
+        assert service.verify(connection, key).valid
+    connection.commit()
+
+    def run(n: int) -> None:
+        verify = service.verify
+        for i in range(n):
+            verify(connection, keys[i % SAMPLE])
+
+    return run
+
+
+def count_writes(url: str, key: str, *, cached: bool, loops: int = 100_000) -> tuple[int, float]:
+    """``last_used_at`` UPDATEs issued by ``loops`` verifications of one key, and the seconds simulated."""
+    engine = sa.create_engine(url)
+    clock = SteppingClock(timedelta(milliseconds=1))
+    service = ApiKeyService(
+        membership=MembershipService(), clock=clock, cache_ttl=timedelta(minutes=10) if cached else None
+    )
+    writes = 0
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        nonlocal writes
+        if statement.lstrip().upper().startswith("UPDATE API_KEYS SET LAST_USED_AT"):
+            writes += 1
+
+    sa.event.listen(engine, "before_cursor_execute", count)
+    start = clock.now
+    try:
+        with engine.connect() as connection:
+            for _ in range(loops):
+                service.verify(connection, key)
+            connection.commit()
+    finally:
+        engine.dispose()
+    return writes, (clock.now - start).total_seconds()
+
+
+def issue_sample(url: str, count: int) -> list[str]:
+    """Plaintexts of ``count`` keys in the same format the service issues."""
+    key_format = KeyFormat()
+    return [key_format.generate() for _ in range(count)]
+
+
+def postgres_database(admin_url: str) -> tuple[str, Callable[[], None]]:
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    name = f"tenantkit_bench_{secrets.token_hex(4)}"
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f"CREATE DATABASE {name}")
+    url = sa.make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+
+    def drop() -> None:
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.dispose()
+
+    return url, drop
+
+
+def build_postgres(url: str, size: int, sample_keys: list[str]) -> None:
+    import psycopg
+
+    tenantkit.upgrade(url)
+    conninfo = sa.make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(conninfo) as raw, raw.cursor() as cursor:
+        rows = fill_rows(size, sample_keys)
+        with cursor.copy(f"COPY api_keys ({INSERT_COLUMNS}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        raw.commit()
+        raw.autocommit = True
+        cursor.execute("ANALYZE api_keys")
+
+
+def postgres_floor(stack: ExitStack, url: str, keys: list[str]) -> Callable[[int], None]:
+    """The floor: psycopg with a server-side prepared statement, autocommit, plus the SHA-256 digest."""
+    import psycopg
+
+    conninfo = sa.make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    raw = stack.enter_context(psycopg.connect(conninfo, autocommit=True))
+    sql = FLOOR_SQL.format("%s")
+    cursor = raw.cursor()
+
+    def run(n: int) -> None:
+        for i in range(n):
+            key = keys[i % SAMPLE]
+            cursor.execute(sql, ("sha256$" + hashlib.sha256(key.encode()).hexdigest(),), prepare=True)
+            cursor.fetchall()
+
+    return run
+
+
+def argon2_cost(tmp: Path, repeats: int) -> tuple[float, float]:
+    """Seconds per argon2id verification (uncached), and per bare SHA-256 digest of a key."""
+    url = f"sqlite:///{tmp / 'argon2.sqlite3'}"
+    tenantkit.upgrade(url)
+    engine = sa.create_engine(url)
+    argon = ApiKeyService(membership=MembershipService(), hasher="argon2id")
+    with engine.connect() as connection:
+        with Session(bind=connection) as session:
+            key = argon.issue(session, "org", "argon2", actor=HOST).reveal()
+            session.commit()
+        assert argon.verify(connection, key).valid
+        connection.commit()
+        argon_time = per_op(lambda n: [argon.verify(connection, key) for _ in range(n)], 5, repeats)
+    engine.dispose()
+    digest_time = per_op(lambda n: [sha256_digest(key) for _ in range(n)], 100_000, repeats)
+    return argon_time, digest_time
+
+
+def micro(seconds: float) -> str:
+    return f"{seconds * 1e6:8.2f} µs"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--sizes", default="1000,100000,1000000", help="Comma-separated SQLite table sizes.")
+    parser.add_argument(
+        "--postgres-url",
+        default=os.environ.get(
+            "TENANTKIT_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+        ),
+        help="Server URL; a throwaway database is created there.",
+    )
+    parser.add_argument("--postgres-size", type=int, default=100_000, help="Keys in the PostgreSQL table.")
+    parser.add_argument("--no-postgres", action="store_true", help="Skip PostgreSQL.")
+    parser.add_argument("--batch", type=int, default=20_000, help="Verifications per timed batch.")
+    parser.add_argument(
+        "--repeats", type=int, default=5, help="Timed batches per figure (the median is shown)."
+    )
+    parser.add_argument("--cpu", type=int, default=0, help="The CPU to pin this process to.")
+    args = parser.parse_args()
+
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {args.cpu})
+    sizes = [int(size) for size in args.sizes.split(",") if size]
+    print(
+        f"tenantkit {tenantkit.__version__}, SQLAlchemy {sa.__version__}, SQLite {sqlite3.sqlite_version}, "
+        f"pinned to CPU {args.cpu}; medians of {args.repeats} batches of {args.batch}\n"
+    )
+    sample_keys = issue_sample("", SAMPLE)
+    uncached_costs: dict[int, float] = {}
+    floor_costs: dict[int, float] = {}
+
+    header = f"{'database':<22}{'floor':>12}{'verify':>12}{'ratio':>8}{'cached':>14}"
+    print(header)
+    print("-" * len(header))
+    with tempfile.TemporaryDirectory(prefix="tenantkit-bench-") as directory:
+        tmp = Path(directory)
+        for size in sizes:
+            path = tmp / f"keys-{size}.sqlite3"
+            started = time.perf_counter()
+            url = build_sqlite(path, size, sample_keys)
+            built = time.perf_counter() - started
+            engine = sa.create_engine(url)
+            with ExitStack() as stack:
+                medians = interleaved(
+                    {
+                        "floor": (sqlite_floor(stack, path, sample_keys), args.batch),
+                        "uncached": (verify_runner(stack, engine, sample_keys, cached=False), args.batch),
+                        "cached": (verify_runner(stack, engine, sample_keys, cached=True), args.batch * 5),
+                    },
+                    args.repeats,
+                )
+            engine.dispose()
+            floor, uncached, cached = medians["floor"], medians["uncached"], medians["cached"]
+            uncached_costs[size], floor_costs[size] = uncached, floor
+            print(
+                f"{f'SQLite {size:,} keys':<22}{micro(floor):>12}{micro(uncached):>12}"
+                f"{uncached / floor:>7.2f}x"
+                f"{1 / cached:>11,.0f}/s   (built in {built:.1f} s)"
+            )
+        if not args.no_postgres:
+            pg_url, drop = postgres_database(args.postgres_url)
+            try:
+                build_postgres(pg_url, args.postgres_size, sample_keys)
+                # Autocommit, like the floor: each lookup is its own statement-level transaction.
+                engine = sa.create_engine(pg_url, isolation_level="AUTOCOMMIT")
+                with ExitStack() as stack:
+                    medians = interleaved(
+                        {
+                            "floor": (postgres_floor(stack, pg_url, sample_keys), args.batch),
+                            "uncached": (verify_runner(stack, engine, sample_keys, cached=False), args.batch),
+                            "cached": (
+                                verify_runner(stack, engine, sample_keys, cached=True),
+                                args.batch * 5,
+                            ),
+                        },
+                        args.repeats,
+                    )
+                engine.dispose()
+                floor, uncached, cached = medians["floor"], medians["uncached"], medians["cached"]
+                print(
+                    f"{f'PostgreSQL {args.postgres_size:,}':<22}{micro(floor):>12}{micro(uncached):>12}"
+                    f"{uncached / floor:>7.2f}x{1 / cached:>11,.0f}/s"
+                )
+            finally:
+                drop()
+
+        if len(sizes) > 1:
+            smallest, largest = min(sizes), max(sizes)
+            print(
+                f"\ncost at {largest:,} keys / cost at {smallest:,} keys: verify "
+                f"{uncached_costs[largest] / uncached_costs[smallest]:.2f}x, floor "
+                f"{floor_costs[largest] / floor_costs[smallest]:.2f}x"
+            )
+
+        write_url = f"sqlite:///{tmp / 'writes.sqlite3'}"
+        build_sqlite(tmp / "writes.sqlite3", SAMPLE, sample_keys)
+        for index, cached in enumerate((False, True)):
+            writes, simulated = count_writes(write_url, sample_keys[index], cached=cached)
+            print(
+                f"100,000 verifications of one key over {simulated:.0f} simulated seconds "
+                f"({'cached' if cached else 'uncached'}): {writes} last_used_at write(s) "
+                f"(at most {int(simulated // 60) + 1} allowed at one per 60 s)"
+            )
+
+        argon_time, digest_time = argon2_cost(tmp, 3)
+        fast_time = uncached_costs[min(sizes)]
+        print(
+            f"\nargon2id verify (argon2-cffi defaults): {argon_time * 1e3:.1f} ms, "
+            f"{argon_time / fast_time:,.0f}x an uncached SHA-256 verify ({micro(fast_time).strip()}); "
+            f"a bare SHA-256 digest of a key: {micro(digest_time).strip()}"
+        )
+
+
+if __name__ == "__main__":
+    main()

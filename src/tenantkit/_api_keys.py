@@ -1,0 +1,1023 @@
+"""API keys: issued to an organization once, verified on every request, listed, revoked and rotated.
+
+Verification is the hottest path of the library. It refuses malformed keys (wrong prefix, length, alphabet
+or checksum) with no database work at all, then finds the key's row with one indexed query on
+``hashed_key``, run as a precompiled statement on the caller's own database connection.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import re
+import weakref
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime, timedelta, timezone
+from functools import lru_cache
+from typing import Any, Literal
+
+import sqlalchemy as sa
+from argon2 import PasswordHasher
+from pydantic import BaseModel, ConfigDict, PrivateAttr
+from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.orm import Session
+
+from tenantkit._actor import Actor, as_actor
+from tenantkit._clock import Clock, as_utc, system_clock
+from tenantkit._errors import (
+    ApiKeyNotFoundError,
+    ConfigurationError,
+    InvalidApiKeyError,
+    InvalidInputError,
+    MissingScopeError,
+)
+from tenantkit._events import (
+    ApiKeyDeleted,
+    ApiKeyIssued,
+    ApiKeyRevoked,
+    ApiKeyRotated,
+    Event,
+    EventDispatcher,
+)
+from tenantkit._hashers import (
+    ARGON2ID,
+    HASHERS,
+    HMAC_SHA256,
+    SHA256,
+    Pepper,
+    argon2_lookup_bounds,
+    argon2_matches,
+    argon2_stored,
+    build_peppers,
+    digest_candidates,
+    sha256_digest,
+)
+from tenantkit._key_cache import CacheEntry, KeyCache
+from tenantkit._key_format import DEFAULT_PREFIX, DIGEST_KIND, KeyFormat
+from tenantkit._membership import MembershipService
+from tenantkit._pagination import DEFAULT_PAGE_SIZE, Page, check_limit, decode_cursor, encode_cursor
+from tenantkit._roles import Action
+from tenantkit._tables import UTCDateTime, api_keys, new_id
+from tenantkit._validation import check_identifier, check_name
+
+logger = logging.getLogger("tenantkit.api_keys")
+
+InvalidReason = Literal["malformed", "unknown", "expired", "revoked"]
+
+MAX_SCOPES = 64
+_SCOPE_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/*-]{0,99}")
+
+
+class ApiKey(BaseModel):
+    """An API key's metadata, as listings show it. It never holds the key or its digest.
+
+    Attributes:
+        start: The key's non-secret beginning (``tk_live_AbC1``); ``None`` for keys stored before revision
+            0002.
+        scopes: The scopes the key carries, sorted.
+        created_by: The issuing user, or ``None`` when the host issued it.
+        rotated_from: The key this one replaced by rotation, if any.
+        replaced_at: When this key was rotated out (it stays valid until ``expires_at``).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    organization_id: str
+    name: str
+    start: str | None
+    scopes: tuple[str, ...]
+    created_by: str | None
+    created_at: datetime
+    updated_at: datetime
+    expires_at: datetime | None
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+    rotated_from: str | None
+    replaced_at: datetime | None
+
+    @property
+    def revoked(self) -> bool:
+        """Whether the key was revoked."""
+        return self.revoked_at is not None
+
+    def is_active(self, now: datetime) -> bool:
+        """Whether the key verifies at ``now``: neither revoked nor expired."""
+        return self.revoked_at is None and (self.expires_at is None or now < self.expires_at)
+
+
+class IssuedApiKey(BaseModel):
+    """A key just issued (or rotated in): its metadata, and its plaintext held once, in memory only.
+
+    ``repr``, ``str``, ``model_dump`` and JSON show the metadata and the non-secret ``start`` only. Call
+    :meth:`reveal` to get the key, hand it to its owner, and drop it: tenantkit cannot show it again.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    api_key: ApiKey
+    _plaintext: str = PrivateAttr(default="")
+
+    @property
+    def id(self) -> str:
+        """The key's id."""
+        return self.api_key.id
+
+    @property
+    def start(self) -> str:
+        """The non-secret beginning of the key."""
+        return self.api_key.start or ""
+
+    def reveal(self) -> str:
+        """The plaintext key. Show it to its owner once; never log or store it."""
+        return self._plaintext
+
+    def __str__(self) -> str:
+        return f"{self.start}…"
+
+    def __repr__(self) -> str:
+        return f"IssuedApiKey(id={self.id!r}, start='{self.start}…')"
+
+
+class ApiKeyVerification(BaseModel):
+    """The answer of :meth:`ApiKeyService.verify`.
+
+    A valid key carries its ``organization_id``, ``key_id``, ``name``, ``scopes`` and ``expires_at``; an
+    invalid one only its ``reason``: ``malformed`` (refused without database work), ``unknown``, ``expired``
+    or ``revoked``.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    valid: bool
+    reason: InvalidReason | None = None
+    organization_id: str | None = None
+    key_id: str | None = None
+    name: str | None = None
+    scopes: tuple[str, ...] = ()
+    expires_at: datetime | None = None
+
+    def has_scopes(self, *required: str) -> bool:
+        """Whether the key is valid and carries every scope in ``required``."""
+        return check_scopes(self, required)
+
+
+def _invalid(reason: InvalidReason) -> ApiKeyVerification:
+    return ApiKeyVerification(valid=False, reason=reason)
+
+
+_MALFORMED = _invalid("malformed")
+_UNKNOWN = _invalid("unknown")
+_EXPIRED = _invalid("expired")
+_REVOKED = _invalid("revoked")
+
+
+def check_scopes(verified: ApiKeyVerification, required: Iterable[str]) -> bool:
+    """Whether ``verified`` is a valid key carrying every scope in ``required``.
+
+    Args:
+        verified: A result of :meth:`ApiKeyService.verify`.
+        required: The scopes an operation needs (none means any valid key will do).
+
+    Returns:
+        ``True`` when the key is valid and holds all of them.
+    """
+    return verified.valid and set(required).issubset(verified.scopes)
+
+
+def require_scopes(verified: ApiKeyVerification, required: Iterable[str]) -> None:
+    """Raise unless ``verified`` is a valid key carrying every scope in ``required``.
+
+    Raises:
+        InvalidApiKeyError: The key did not verify (with its reason).
+        MissingScopeError: The key is valid but lacks some of the scopes (they are listed).
+    """
+    if not verified.valid:
+        raise InvalidApiKeyError(verified.reason or "unknown")
+    missing = set(required).difference(verified.scopes)
+    if missing:
+        raise MissingScopeError(sorted(missing))
+
+
+def check_scope_list(scopes: object) -> tuple[str, ...]:
+    """Return ``scopes`` deduplicated and sorted, or raise :class:`InvalidInputError`.
+
+    A scope is 1 to 100 characters: letters, digits and ``_ . : / * -``, not starting with punctuation
+    (``reports:read``, ``billing.write``, ``files/*``).
+    """
+    if isinstance(scopes, str | bytes) or not isinstance(scopes, Iterable):
+        raise InvalidInputError("scopes", "must be a list of scope strings, not a single string")
+    checked: set[str] = set()
+    for scope in scopes:
+        if not isinstance(scope, str) or not _SCOPE_PATTERN.fullmatch(scope):
+            raise InvalidInputError(
+                "scopes",
+                f"{scope!r} is not a scope: use 1 to 100 letters, digits and _ . : / * - "
+                "(like 'reports:read')",
+            )
+        checked.add(scope)
+    if len(checked) > MAX_SCOPES:
+        raise InvalidInputError("scopes", f"at most {MAX_SCOPES} scopes per key")
+    return tuple(sorted(checked))
+
+
+# --- prebuilt statements ------------------------------------------------------------------------------
+
+_VERIFY_COLUMNS = (
+    api_keys.c.id,
+    api_keys.c.organization_id,
+    api_keys.c.name,
+    api_keys.c.scopes,
+    api_keys.c.expires_at,
+    api_keys.c.revoked_at,
+    api_keys.c.last_used_at,
+    api_keys.c.hashed_key,
+)
+
+
+@lru_cache(maxsize=8)
+def _lookup_by_digest(candidates: int) -> sa.Select[Any]:
+    """The verify lookup for ``candidates`` possible digests (one without peppers)."""
+    if candidates == 1:
+        condition = api_keys.c.hashed_key == sa.bindparam("d0")
+    else:
+        condition = api_keys.c.hashed_key.in_([sa.bindparam(f"d{n}") for n in range(candidates)])
+    return sa.select(*_VERIFY_COLUMNS).where(condition)
+
+
+_LOOKUP_BY_ARGON2_ID = (
+    sa.select(*_VERIFY_COLUMNS)
+    # No LIMIT: only rows of this lookup id (95 random bits) fall in the range.
+    .where(api_keys.c.hashed_key >= sa.bindparam("low"), api_keys.c.hashed_key < sa.bindparam("high"))
+)
+
+_TOUCH = (
+    api_keys.update()
+    .where(
+        api_keys.c.id == sa.bindparam("key_id"),
+        sa.or_(api_keys.c.last_used_at.is_(None), api_keys.c.last_used_at < sa.bindparam("threshold")),
+    )
+    .values(last_used_at=sa.bindparam("now"))
+)
+
+_REHASH = (
+    api_keys.update()
+    .where(api_keys.c.id == sa.bindparam("key_id"), api_keys.c.hashed_key == sa.bindparam("old_digest"))
+    .values(hashed_key=sa.bindparam("new_digest"))
+)
+
+_METADATA_COLUMNS = tuple(column for column in api_keys.c if column.name != "hashed_key")
+
+_GET = sa.select(*_METADATA_COLUMNS).where(
+    api_keys.c.organization_id == sa.bindparam("organization_id"), api_keys.c.id == sa.bindparam("key_id")
+)
+
+
+Processor = Callable[[Any], Any]
+
+
+def _sqlite_datetime(fallback: Processor | None) -> Processor:
+    """Read SQLite's stored timestamps with the C ``fromisoformat`` (SQLAlchemy's parser is a regex)."""
+
+    def process(value: Any) -> Any:
+        if value is None:
+            return None
+        try:
+            return datetime.fromisoformat(value).replace(tzinfo=timezone.utc)
+        except (TypeError, ValueError):
+            # Written by another tool in some other format: let SQLAlchemy's parser have a go.
+            return value if fallback is None else fallback(value)
+
+    return process
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+def _scopes_reader(fallback: Processor | None) -> Processor:
+    """Turn the stored ``scopes`` into a tuple, remembering the few distinct values a deployment has."""
+    memo: dict[Any, tuple[str, ...]] = {}
+
+    def process(value: Any) -> tuple[str, ...]:
+        if value is None:
+            return ()
+        if isinstance(value, list):
+            return tuple(value)
+        scopes = memo.get(value)
+        if scopes is None:
+            loaded = value if fallback is None else fallback(value)
+            scopes = tuple(loaded or ())
+            if len(memo) >= 1024:
+                memo.clear()
+            memo[value] = scopes
+        return scopes
+
+    return process
+
+
+class _Plan:
+    """A statement compiled for one dialect: its SQL, how to pass its parameters, its column processors."""
+
+    __slots__ = ("_positional", "names", "permutation", "processors", "sql")
+
+    def __init__(self, statement: sa.Select[Any], names: tuple[str, ...], dialect: Dialect) -> None:
+        compiled = statement.compile(dialect=dialect)
+        self.sql = compiled.string
+        self.names = names
+        self._positional = compiled.positional
+        # Positional paramstyles take the values in the order the SQL names them; None means "as given".
+        self.permutation: tuple[int, ...] | None = None
+        if compiled.positional:
+            order = tuple(names.index(name) for name in compiled.positiontup or ())
+            if order != tuple(range(len(names))):
+                self.permutation = order
+        processors: list[Processor] = []
+        for column in statement.selected_columns:
+            process: Processor | None = column.type.dialect_impl(dialect).result_processor(dialect, None)
+            if dialect.name == "sqlite" and isinstance(column.type, UTCDateTime):
+                process = _sqlite_datetime(process)
+            elif column.name == "scopes":
+                process = _scopes_reader(process)
+            processors.append(process or _identity)
+        self.processors = tuple(processors)
+
+    def arguments(self, values: tuple[Any, ...]) -> Any:
+        """``values`` (in ``names`` order) as the driver's paramstyle wants them."""
+        if not self._positional:
+            return dict(zip(self.names, values, strict=True))
+        if self.permutation is None:
+            return values
+        return tuple(values[index] for index in self.permutation)
+
+
+class _RawQuery:
+    """A Core select compiled once per dialect and run on the DBAPI connection under the caller's one.
+
+    Executing the compiled SQL directly on the driver skips SQLAlchemy's per-call statement, parameter and
+    result machinery, which on SQLite costs more than the indexed lookup itself. The cursor belongs to the
+    very connection (and so the very transaction) that the caller's Session or Connection holds. Driver
+    errors are re-raised as :class:`sqlalchemy.exc.DBAPIError`, as SQLAlchemy would raise them. Rows come
+    back as the driver returns them; the plan's processors turn a column into Python values, so the hot
+    path converts only the columns it needs.
+
+    Args:
+        statement: The select.
+        names: Its bound parameters' names, in the order :meth:`fetch` receives their values.
+    """
+
+    def __init__(self, statement: sa.Select[Any], names: tuple[str, ...]) -> None:
+        self._statement = statement
+        self._names = names
+        self._plans: weakref.WeakKeyDictionary[Dialect, _Plan] = weakref.WeakKeyDictionary()
+        self._last: tuple[Dialect, _Plan] | None = None
+
+    def plan(self, dialect: Dialect) -> _Plan:
+        last = self._last
+        if last is not None and last[0] is dialect:
+            return last[1]
+        plan = self._plans.get(dialect)
+        if plan is None:
+            plan = self._plans[dialect] = _Plan(self._statement, self._names, dialect)
+        self._last = (dialect, plan)
+        return plan
+
+    def fetch(self, connection: Connection, plan: _Plan, values: tuple[Any, ...]) -> Sequence[Any]:
+        arguments = plan.arguments(values)
+        dbapi_connection = connection.connection.dbapi_connection
+        assert dbapi_connection is not None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(plan.sql, arguments)
+            rows: Sequence[Any] = cursor.fetchall()
+        except connection.dialect.loaded_dbapi.Error as error:
+            raise sa.exc.DBAPIError.instance(
+                plan.sql, arguments, error, connection.dialect.loaded_dbapi.Error
+            ) from error
+        finally:
+            cursor.close()
+        return rows
+
+
+_RAW_BY_DIGEST: dict[int, _RawQuery] = {}
+_RAW_BY_ARGON2_ID = _RawQuery(_LOOKUP_BY_ARGON2_ID, ("low", "high"))
+
+
+def _raw_lookup(candidates: int) -> _RawQuery:
+    query = _RAW_BY_DIGEST.get(candidates)
+    if query is None:
+        query = _RAW_BY_DIGEST[candidates] = _RawQuery(
+            _lookup_by_digest(candidates), tuple(f"d{n}" for n in range(candidates))
+        )
+    return query
+
+
+def _row_to_key(row: Any) -> ApiKey:
+    return ApiKey(
+        id=row.id,
+        organization_id=row.organization_id,
+        name=row.name,
+        start=row.start,
+        scopes=tuple(row.scopes or ()),
+        created_by=row.created_by,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        expires_at=row.expires_at,
+        last_used_at=row.last_used_at,
+        revoked_at=row.revoked_at,
+        rotated_from=row.rotated_from,
+        replaced_at=row.replaced_at,
+    )
+
+
+class ApiKeyService:
+    """Issue, list, revoke, rotate and verify an organization's API keys.
+
+    Managing keys needs :attr:`Action.MANAGE_API_KEYS` (ADMIN and OWNER); listing and reading their
+    metadata needs :attr:`Action.READ_API_KEYS`, which MEMBER holds too: a member can see which keys exist
+    and when they were last used (never a secret or digest), as in most SaaS dashboards. Verifying needs no
+    actor: the key is the credential.
+
+    Args:
+        membership: The membership service that checks permissions.
+        clock: Where the current time comes from.
+        events: The dispatcher that delivers events after commit (the membership service's by default).
+        prefix: The key prefix of this deployment, such as ``tk_live_`` or ``tk_test_``.
+        hasher: ``"sha256"``, ``"hmac-sha256"`` or ``"argon2id"``; by default ``"hmac-sha256"`` when
+            peppers are configured, else ``"sha256"``. It applies to keys issued from now on; keys stored
+            any other way keep verifying.
+        peppers: Server secrets for HMAC-SHA256, version name to secret (at least 16 bytes). Keys stored
+            under an old version, or with plain SHA-256, verify and are moved to ``current_pepper``.
+        current_pepper: The version new digests use (needed when several peppers are configured).
+        argon2_hasher: The argon2-cffi ``PasswordHasher`` for ``hasher="argon2id"`` (its defaults if omitted).
+        last_used_interval: ``last_used_at`` is written at most once per key per interval.
+        track_last_used: ``False`` makes verification read-only (no ``last_used_at`` writes at all).
+        rotation_grace: How long a rotated-out key keeps working, at most (never past its own expiry).
+        cache_ttl: Turns on the in-process cache of verified keys, trusting an entry this long. A revocation
+            in another process takes up to this long to be seen here. ``None`` (default) turns it off.
+        cache_size: Entries the cache keeps at most.
+    """
+
+    def __init__(
+        self,
+        *,
+        membership: MembershipService,
+        clock: Clock = system_clock,
+        events: EventDispatcher | None = None,
+        prefix: str = DEFAULT_PREFIX,
+        hasher: str | None = None,
+        peppers: Mapping[str, bytes | str] | None = None,
+        current_pepper: str | None = None,
+        argon2_hasher: PasswordHasher | None = None,
+        last_used_interval: timedelta = timedelta(seconds=60),
+        track_last_used: bool = True,
+        rotation_grace: timedelta = timedelta(hours=24),
+        cache_ttl: timedelta | None = None,
+        cache_size: int = 10_000,
+    ) -> None:
+        self.membership = membership
+        self.clock = clock
+        self.events = events or membership.events
+        self.format = KeyFormat(prefix)
+        self._peppers: tuple[Pepper, ...] = build_peppers(peppers, current_pepper)
+        if hasher is None:
+            hasher = HMAC_SHA256 if self._peppers else SHA256
+        if hasher not in HASHERS:
+            raise ConfigurationError(f"hasher must be one of {', '.join(HASHERS)}, not {hasher!r}")
+        if hasher == HMAC_SHA256 and not self._peppers:
+            raise ConfigurationError("hasher 'hmac-sha256' needs at least one pepper")
+        self.hasher = hasher
+        self._argon2 = argon2_hasher or PasswordHasher()
+        if not isinstance(last_used_interval, timedelta) or last_used_interval < timedelta(0):
+            raise ConfigurationError("last_used_interval must be a timedelta of zero or more")
+        if not isinstance(rotation_grace, timedelta) or rotation_grace < timedelta(0):
+            raise ConfigurationError("rotation_grace must be a timedelta of zero or more")
+        self.last_used_interval = last_used_interval
+        self.track_last_used = track_last_used
+        self.rotation_grace = rotation_grace
+        self._lookup = _raw_lookup(len(self._peppers) + 1 if self._peppers else 1)
+        self.cache_ttl = cache_ttl
+        self._cache: KeyCache[ApiKeyVerification] | None = None
+        if cache_ttl is not None:
+            if not isinstance(cache_ttl, timedelta) or cache_ttl <= timedelta(0):
+                raise ConfigurationError("cache_ttl must be a positive timedelta, or None to turn it off")
+            if cache_size < 1:
+                raise ConfigurationError("cache_size must be at least 1")
+            self._cache = KeyCache(cache_size)
+            # After commit as well as at once: a verification racing an uncommitted revocation could
+            # otherwise put the old state back in the cache.
+            self.events.subscribe(self._on_committed, ApiKeyRevoked, ApiKeyRotated, ApiKeyDeleted)
+
+    def __repr__(self) -> str:
+        return (
+            f"ApiKeyService(prefix={self.format.prefix!r}, hasher={self.hasher!r}, "
+            f"peppers={[pepper.version for pepper in self._peppers]!r}, cache_ttl={self.cache_ttl!r})"
+        )
+
+    # --- managing ---------------------------------------------------------------------------------------
+
+    def issue(
+        self,
+        session: Session,
+        organization_id: str,
+        name: str,
+        *,
+        actor: Actor | str,
+        expires: datetime | timedelta | None = None,
+        scopes: Iterable[str] = (),
+    ) -> IssuedApiKey:
+        """Issue a new key for the organization.
+
+        Args:
+            session: The caller's session; the key is flushed, not committed.
+            organization_id: The organization the key belongs to.
+            name: A human-readable name (1 to 200 characters).
+            actor: Who issues it (needs ``api_keys:manage``), or :data:`tenantkit.HOST`.
+            expires: When the key stops working: an aware datetime, or a duration from now. ``None`` never.
+            scopes: Scope strings the key carries, such as ``reports:read``.
+
+        Returns:
+            The key's metadata and its plaintext, which :meth:`IssuedApiKey.reveal` returns this once.
+
+        Raises:
+            InvalidInputError: A malformed argument, or an expiry not in the future.
+            PermissionDeniedError: The actor may not manage the organization's keys.
+        """
+        check_identifier(organization_id, "organization_id")
+        clean_name = check_name(name, "name")
+        checked_scopes = check_scope_list(scopes)
+        acting = as_actor(actor)
+        now = self.clock()
+        expires_at = self._expiry(expires, now)
+        self.membership.authorize(session, organization_id, acting, Action.MANAGE_API_KEYS)
+        issued = self._insert(session, organization_id, clean_name, checked_scopes, expires_at, acting, now)
+        self.events.record(
+            session,
+            ApiKeyIssued(
+                organization_id=organization_id,
+                actor_id=acting.user_id,
+                occurred_at=now,
+                key_id=issued.id,
+                name=clean_name,
+                start=issued.start,
+                scopes=checked_scopes,
+            ),
+        )
+        logger.info("issued API key %s (%s…) in organization %r", issued.id, issued.start, organization_id)
+        return issued
+
+    def list_keys(
+        self,
+        session: Session,
+        organization_id: str,
+        *,
+        actor: Actor | str,
+        limit: int = DEFAULT_PAGE_SIZE,
+        cursor: str | None = None,
+        include_revoked: bool = True,
+    ) -> Page[ApiKey]:
+        """One page of the organization's keys, newest first, without any secret or digest.
+
+        Args:
+            session: The caller's session.
+            organization_id: The organization whose keys to list.
+            actor: Who asks (needs ``api_keys:read``; MEMBER has it), or :data:`tenantkit.HOST`.
+            limit: Keys per page, 1 to 500.
+            cursor: ``next_cursor`` of the previous page.
+            include_revoked: Whether revoked keys are listed too.
+
+        Returns:
+            A page of :class:`ApiKey`; its ``next_cursor`` is ``None`` on the last page.
+
+        Raises:
+            InvalidInputError: A malformed argument or cursor.
+            PermissionDeniedError: The actor may not read the organization's keys.
+        """
+        check_identifier(organization_id, "organization_id")
+        check_limit(limit)
+        acting = as_actor(actor)
+        after: tuple[datetime, str] | None = None
+        if cursor is not None:
+            created, key_id = decode_cursor(cursor, 2)
+            try:
+                after = (as_utc(datetime.fromisoformat(created), "cursor"), key_id)
+            except ValueError:
+                raise InvalidInputError("cursor", "is not a cursor returned by a previous page") from None
+        self.membership.authorize(session, organization_id, acting, Action.READ_API_KEYS)
+        query = sa.select(*_METADATA_COLUMNS).where(api_keys.c.organization_id == organization_id)
+        if not include_revoked:
+            query = query.where(api_keys.c.revoked_at.is_(None))
+        if after is not None:
+            query = query.where(
+                sa.or_(
+                    api_keys.c.created_at < after[0],
+                    sa.and_(api_keys.c.created_at == after[0], api_keys.c.id < after[1]),
+                )
+            )
+        query = query.order_by(api_keys.c.created_at.desc(), api_keys.c.id.desc()).limit(limit + 1)
+        rows = session.execute(query).all()
+        items = [_row_to_key(row) for row in rows[:limit]]
+        next_cursor = None
+        if len(rows) > limit:
+            last = items[-1]
+            next_cursor = encode_cursor(last.created_at.isoformat(), last.id)
+        return Page[ApiKey](items=items, next_cursor=next_cursor)
+
+    def get(self, session: Session, organization_id: str, key_id: str, *, actor: Actor | str) -> ApiKey:
+        """One key's metadata.
+
+        Raises:
+            ApiKeyNotFoundError: No such key in this organization (a key of another one is not revealed).
+            PermissionDeniedError: The actor may not read the organization's keys.
+        """
+        check_identifier(organization_id, "organization_id")
+        check_identifier(key_id, "key_id")
+        acting = as_actor(actor)
+        self.membership.authorize(session, organization_id, acting, Action.READ_API_KEYS)
+        return self._load(session, organization_id, key_id)
+
+    def revoke(self, session: Session, organization_id: str, key_id: str, *, actor: Actor | str) -> ApiKey:
+        """Revoke a key: from this instant on it verifies as ``revoked``. Revoking it again changes nothing.
+
+        Returns:
+            The key's metadata after revocation.
+
+        Raises:
+            ApiKeyNotFoundError: No such key in this organization.
+            PermissionDeniedError: The actor may not manage the organization's keys.
+        """
+        check_identifier(organization_id, "organization_id")
+        check_identifier(key_id, "key_id")
+        acting = as_actor(actor)
+        self.membership.authorize(session, organization_id, acting, Action.MANAGE_API_KEYS)
+        now = self.clock()
+        result = session.execute(
+            api_keys.update()
+            .where(
+                api_keys.c.organization_id == organization_id,
+                api_keys.c.id == key_id,
+                api_keys.c.revoked_at.is_(None),
+            )
+            .values(revoked_at=now, updated_at=now)
+        )
+        self._evict(key_id)
+        key = self._load(session, organization_id, key_id)
+        if result.rowcount == 1:  # type: ignore[attr-defined]
+            self.events.record(
+                session,
+                ApiKeyRevoked(
+                    organization_id=organization_id, actor_id=acting.user_id, occurred_at=now, key_id=key_id
+                ),
+            )
+            logger.info("revoked API key %s in organization %r", key_id, organization_id)
+        return key
+
+    def delete(self, session: Session, organization_id: str, key_id: str, *, actor: Actor | str) -> None:
+        """Delete a key and its row; it verifies as ``unknown`` from now on.
+
+        Raises:
+            ApiKeyNotFoundError: No such key in this organization.
+            PermissionDeniedError: The actor may not manage the organization's keys.
+        """
+        check_identifier(organization_id, "organization_id")
+        check_identifier(key_id, "key_id")
+        acting = as_actor(actor)
+        self.membership.authorize(session, organization_id, acting, Action.MANAGE_API_KEYS)
+        result = session.execute(
+            api_keys.delete().where(api_keys.c.organization_id == organization_id, api_keys.c.id == key_id)
+        )
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            raise ApiKeyNotFoundError(organization_id, key_id)
+        self._evict(key_id)
+        self.events.record(
+            session,
+            ApiKeyDeleted(
+                organization_id=organization_id,
+                actor_id=acting.user_id,
+                occurred_at=self.clock(),
+                key_id=key_id,
+            ),
+        )
+        logger.info("deleted API key %s in organization %r", key_id, organization_id)
+
+    def rotate(
+        self,
+        session: Session,
+        organization_id: str,
+        key_id: str,
+        *,
+        actor: Actor | str,
+        grace: timedelta | None = None,
+        expires: datetime | timedelta | None = None,
+    ) -> IssuedApiKey:
+        """Replace a key by a new one with the same name and scopes.
+
+        The old key keeps working until the earlier of its own expiry and ``now + grace``: rotation never
+        extends it. The new key keeps the old one's expiry unless ``expires`` is given.
+
+        Args:
+            session: The caller's session.
+            organization_id: The key's organization.
+            key_id: The key to replace.
+            actor: Who rotates it (needs ``api_keys:manage``), or :data:`tenantkit.HOST`.
+            grace: How long the old key stays valid (the service's ``rotation_grace`` by default; zero ends
+                it now).
+            expires: The new key's expiry: an aware datetime or a duration from now.
+
+        Returns:
+            The new key with its plaintext.
+
+        Raises:
+            ApiKeyNotFoundError: No such key in this organization.
+            InvalidInputError: The key is revoked, expired or already rotated, or an argument is malformed.
+            PermissionDeniedError: The actor may not manage the organization's keys.
+        """
+        check_identifier(organization_id, "organization_id")
+        check_identifier(key_id, "key_id")
+        acting = as_actor(actor)
+        if grace is None:
+            grace = self.rotation_grace
+        if not isinstance(grace, timedelta) or grace < timedelta(0):
+            raise InvalidInputError("grace", "must be a timedelta of zero or more")
+        now = self.clock()
+        new_expiry = self._expiry(expires, now) if expires is not None else None
+        self.membership.authorize(session, organization_id, acting, Action.MANAGE_API_KEYS)
+        old = self._load(session, organization_id, key_id)
+        if old.revoked_at is not None:
+            raise InvalidInputError("key_id", "the key is revoked; issue a new one instead")
+        if old.replaced_at is not None:
+            raise InvalidInputError("key_id", "the key was already rotated; rotate its replacement")
+        if old.expires_at is not None and old.expires_at <= now:
+            raise InvalidInputError("key_id", "the key has expired; issue a new one instead")
+        valid_until = now + grace
+        if old.expires_at is not None and old.expires_at < valid_until:
+            valid_until = old.expires_at
+        result = session.execute(
+            api_keys.update()
+            .where(
+                api_keys.c.organization_id == organization_id,
+                api_keys.c.id == key_id,
+                api_keys.c.revoked_at.is_(None),
+                api_keys.c.replaced_at.is_(None),
+            )
+            .values(expires_at=valid_until, replaced_at=now, updated_at=now)
+        )
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            # A concurrent rotation or revocation won the race.
+            raise InvalidInputError("key_id", "the key was rotated or revoked meanwhile")
+        self._evict(key_id)
+        issued = self._insert(
+            session,
+            organization_id,
+            old.name,
+            old.scopes,
+            new_expiry if new_expiry is not None else old.expires_at,
+            acting,
+            now,
+            rotated_from=key_id,
+        )
+        self.events.record(
+            session,
+            ApiKeyRotated(
+                organization_id=organization_id,
+                actor_id=acting.user_id,
+                occurred_at=now,
+                old_key_id=key_id,
+                new_key_id=issued.id,
+                old_key_valid_until=valid_until,
+            ),
+        )
+        logger.info(
+            "rotated API key %s into %s (%s…) in organization %r",
+            key_id,
+            issued.id,
+            issued.start,
+            organization_id,
+        )
+        return issued
+
+    # --- verifying --------------------------------------------------------------------------------------
+
+    def verify(
+        self, session: Session | Connection, key: object, *, organization_id: str | None = None
+    ) -> ApiKeyVerification:
+        """Check a presented key and say whose it is, or why it is refused.
+
+        Malformed input (wrong prefix, length, alphabet or checksum, or not a string at all) is refused
+        without database work. Otherwise one indexed query finds the key's row. On success, and at most once
+        per ``last_used_interval``, ``last_used_at`` is written in the caller's transaction (commit it as
+        usual; on a read-only transaction, build the service with ``track_last_used=False``).
+
+        Args:
+            session: The caller's Session or Connection.
+            key: The presented key, as received (anything: it is never raised on).
+            organization_id: When given, a key of any other organization is answered ``unknown``.
+
+        Returns:
+            A valid result with the key's organization, id, name and scopes, or an invalid one with its
+            reason: ``malformed``, ``unknown``, ``expired`` or ``revoked``.
+        """
+        kind = self.format.check(key)
+        if not kind:
+            return _MALFORMED
+        assert isinstance(key, str)
+        now = self.clock()
+        lookup_id = None if kind == DIGEST_KIND else self.format.lookup_id(key)
+        if lookup_id is None:
+            candidates = digest_candidates(key, self._peppers)
+            cache_key = candidates[0]
+        else:
+            candidates = ()
+            cache_key = sha256_digest(key)
+        cache = self._cache
+        if cache is not None:
+            entry = cache.get(cache_key, now)
+            if entry is not None:
+                return self._answer_cached(session, entry, now, organization_id)
+        connection = session.connection() if isinstance(session, Session) else session
+        if lookup_id is None:
+            plan = self._lookup.plan(connection.dialect)
+            rows = self._lookup.fetch(connection, plan, candidates)
+            row = None
+            matched = -1
+            for found in rows:
+                for position, candidate in enumerate(candidates):
+                    # Prefer the current pepper's row should a key exist under several digests.
+                    if _same_digest(found[7], candidate) and (row is None or position < matched):
+                        row, matched = found, position
+        else:
+            plan = _RAW_BY_ARGON2_ID.plan(connection.dialect)
+            low, high = argon2_lookup_bounds(lookup_id)
+            rows = _RAW_BY_ARGON2_ID.fetch(connection, plan, (low, high))
+            row = next(
+                (found for found in rows if argon2_matches(self._argon2, found[7], lookup_id, key)), None
+            )
+            matched = 0
+        if row is None:
+            return _UNKNOWN
+        key_id, org, name, scopes, expires_at, revoked_at, last_used_at, stored = row
+        if organization_id is not None and org != organization_id:
+            return _UNKNOWN
+        if revoked_at is not None:
+            return _REVOKED
+        processors = plan.processors
+        if expires_at is not None:
+            expires_at = processors[4](expires_at)
+            if now >= expires_at:
+                return _EXPIRED
+        if matched > 0:
+            connection.execute(_REHASH, {"key_id": key_id, "old_digest": stored, "new_digest": candidates[0]})
+        if self.track_last_used:
+            if last_used_at is not None:
+                last_used_at = processors[6](last_used_at)
+            if last_used_at is None or last_used_at < now - self.last_used_interval:
+                self._touch(connection, key_id, now)
+                last_used_at = now
+        result = ApiKeyVerification(
+            valid=True,
+            organization_id=org,
+            key_id=key_id,
+            name=name,
+            scopes=processors[3](scopes),
+            expires_at=expires_at,
+        )
+        if cache is not None and self.cache_ttl is not None:
+            cache.put(cache_key, CacheEntry(result, key_id, now + self.cache_ttl, last_used_at))
+        return result
+
+    def authenticate(
+        self,
+        session: Session | Connection,
+        key: object,
+        *,
+        organization_id: str | None = None,
+        scopes: Iterable[str] = (),
+    ) -> ApiKeyVerification:
+        """Like :meth:`verify`, but raise instead of answering "invalid".
+
+        Args:
+            session: The caller's Session or Connection.
+            key: The presented key.
+            organization_id: When given, a key of any other organization is refused as ``unknown``.
+            scopes: Scopes the key must carry.
+
+        Returns:
+            The valid verification result.
+
+        Raises:
+            InvalidApiKeyError: The key does not verify; ``reason`` says why.
+            MissingScopeError: The key is valid but lacks some of ``scopes``.
+        """
+        verified = self.verify(session, key, organization_id=organization_id)
+        require_scopes(verified, scopes)
+        return verified
+
+    def clear_cache(self) -> None:
+        """Empty the in-process cache (no effect when it is off)."""
+        if self._cache is not None:
+            self._cache.clear()
+
+    # --- internals --------------------------------------------------------------------------------------
+
+    def _answer_cached(
+        self,
+        session: Session | Connection,
+        entry: CacheEntry[ApiKeyVerification],
+        now: datetime,
+        organization_id: str | None,
+    ) -> ApiKeyVerification:
+        result = entry.value
+        if organization_id is not None and result.organization_id != organization_id:
+            return _UNKNOWN
+        if result.expires_at is not None and now >= result.expires_at:
+            return _EXPIRED
+        if self.track_last_used and (
+            entry.last_used_at is None or entry.last_used_at < now - self.last_used_interval
+        ):
+            connection = session.connection() if isinstance(session, Session) else session
+            self._touch(connection, entry.key_id, now)
+            entry.last_used_at = now
+        return result
+
+    def _touch(self, connection: Connection, key_id: str, now: datetime) -> None:
+        # Conditional, so that concurrent verifiers (other processes too) write at most once per interval;
+        # updated_at is left alone: being used is not a change of the key.
+        connection.execute(_TOUCH, {"key_id": key_id, "threshold": now - self.last_used_interval, "now": now})
+
+    def _expiry(self, expires: datetime | timedelta | None, now: datetime) -> datetime | None:
+        if expires is None:
+            return None
+        if isinstance(expires, timedelta):
+            if expires <= timedelta(0):
+                raise InvalidInputError("expires", "a duration must be positive")
+            return now + expires
+        when = as_utc(expires, "expires")
+        if when <= now:
+            raise InvalidInputError("expires", "must be in the future")
+        return when
+
+    def _insert(
+        self,
+        session: Session,
+        organization_id: str,
+        name: str,
+        scopes: tuple[str, ...],
+        expires_at: datetime | None,
+        actor: Actor,
+        now: datetime,
+        *,
+        rotated_from: str | None = None,
+    ) -> IssuedApiKey:
+        argon2 = self.hasher == ARGON2ID
+        plaintext = self.format.generate(with_lookup_id=argon2)
+        if argon2:
+            parsed = self.format.parse(plaintext)
+            assert parsed is not None
+            assert parsed.lookup_id is not None
+            stored = argon2_stored(self._argon2, parsed.lookup_id, plaintext)
+        elif self._peppers:
+            stored = self._peppers[0].digest(plaintext)
+        else:
+            stored = sha256_digest(plaintext)
+        key = ApiKey(
+            id=new_id(),
+            organization_id=organization_id,
+            name=name,
+            start=self.format.start(plaintext),
+            scopes=scopes,
+            created_by=actor.user_id,
+            created_at=now,
+            updated_at=now,
+            expires_at=expires_at,
+            last_used_at=None,
+            revoked_at=None,
+            rotated_from=rotated_from,
+            replaced_at=None,
+        )
+        values = key.model_dump()
+        values["scopes"] = list(scopes)
+        session.execute(api_keys.insert().values(hashed_key=stored, **values))
+        issued = IssuedApiKey(api_key=key)
+        issued._plaintext = plaintext
+        return issued
+
+    def _load(self, session: Session, organization_id: str, key_id: str) -> ApiKey:
+        row = session.execute(_GET, {"organization_id": organization_id, "key_id": key_id}).first()
+        if row is None:
+            raise ApiKeyNotFoundError(organization_id, key_id)
+        return _row_to_key(row)
+
+    def _evict(self, key_id: str) -> None:
+        if self._cache is not None:
+            self._cache.evict(key_id)
+
+    def _on_committed(self, event: Event) -> None:
+        if isinstance(event, ApiKeyRotated):
+            self._evict(event.old_key_id)
+        elif isinstance(event, ApiKeyRevoked | ApiKeyDeleted):
+            self._evict(event.key_id)
+
+
+def _same_digest(stored: object, candidate: str) -> bool:
+    """Constant-time equality of a stored digest and a computed one (ASCII, as every digest is)."""
+    return isinstance(stored, str) and stored.isascii() and hmac.compare_digest(stored, candidate)
