@@ -38,6 +38,7 @@ from tenantkit._errors import (
     InviterNoLongerAllowedError,
     LastOwnerError,
     MemberNotFoundError,
+    MigrationLockTimeoutError,
     MissingScopeError,
     NotFoundError,
     PermissionDeniedError,
@@ -74,6 +75,8 @@ from tenantkit._invitations import (
 )
 from tenantkit._membership import Member, MembershipService
 from tenantkit._migrations import (
+    MigrationResult,
+    adopt,
     current_revision,
     downgrade,
     head_revision,
@@ -151,6 +154,8 @@ __all__ = [
     "MemberRemoved",
     "MemberRoleChanged",
     "MembershipService",
+    "MigrationLockTimeoutError",
+    "MigrationResult",
     "MissingScopeError",
     "NotFoundError",
     "OwnershipTransferred",
@@ -165,6 +170,7 @@ __all__ = [
     "TenantKitError",
     "UnverifiedEmailError",
     "__version__",
+    "adopt",
     "api_keys",
     "current_revision",
     "downgrade",

@@ -10,6 +10,7 @@ stable ``code`` (adapters map codes to HTTP statuses without parsing messages) a
     ├── ConfigurationError                         code "configuration_error"
     ├── DatabaseError
     │   ├── DatabaseUnavailableError               code "database_unavailable"
+    │   ├── MigrationLockTimeoutError              code "migration_lock_timeout"
     │   ├── SchemaConflictError                    code "schema_conflict"
     │   └── SchemaOutOfDateError                   code "schema_out_of_date"
     ├── AuthorizationError
@@ -111,6 +112,29 @@ class DatabaseUnavailableError(DatabaseError):
 
     def details(self) -> dict[str, object]:
         return {"url": self.url}
+
+
+class MigrationLockTimeoutError(DatabaseError):
+    """Another instance held tenantkit's migration lock for longer than the timeout; nothing was changed.
+
+    Attributes:
+        timeout: The seconds waited (``None`` if the wait was unbounded and the server gave up).
+        dialect: The database dialect whose lock was not granted.
+    """
+
+    code = "migration_lock_timeout"
+
+    def __init__(self, timeout: float | None, dialect: str) -> None:
+        waited = f"{timeout:g} s" if timeout is not None else "an unbounded wait"
+        super().__init__(
+            f"another tenantkit migration held the {dialect} migration lock for longer than {waited}; "
+            "nothing was changed, retry once it has finished"
+        )
+        self.timeout = timeout
+        self.dialect = dialect
+
+    def details(self) -> dict[str, object]:
+        return {"timeout": self.timeout, "dialect": self.dialect}
 
 
 class SchemaConflictError(DatabaseError):

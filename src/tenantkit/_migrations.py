@@ -1,30 +1,90 @@
 """Run tenantkit's embedded Alembic migrations against a host's database.
 
 Each function takes a database as an :class:`~sqlalchemy.engine.Engine`, a
-:class:`~sqlalchemy.engine.Connection` or a URL. Given a connection, the work happens in the caller's
-transaction and the caller commits; given an engine or URL, tenantkit opens, commits and closes its own.
+:class:`~sqlalchemy.engine.Connection` or a URL. Given an engine or URL, tenantkit opens its own connection,
+takes the migration lock, runs the migration in one transaction, commits, releases the lock and closes the
+connection. Given a connection, the work happens in the caller's transaction and **the caller commits**
+(on PostgreSQL the lock is a transaction-level advisory lock, held until that commit).
+
+Upgrades and downgrades are serialized by a database lock so that several app instances starting at once
+migrate exactly once: the instance that gets the lock first migrates, the others wait, then re-read the
+version table and find nothing left to do.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
+import sqlite3
 from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import command
+from alembic import context as alembic_context
 from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
+from alembic.runtime.migration import MigrationContext, MigrationInfo
 from alembic.script import ScriptDirectory
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy.engine import URL, Connection, Engine
 
-from tenantkit._errors import DatabaseUnavailableError, SchemaOutOfDateError
+from tenantkit._errors import (
+    DatabaseUnavailableError,
+    InvalidInputError,
+    MigrationLockTimeoutError,
+    SchemaConflictError,
+    SchemaOutOfDateError,
+)
 from tenantkit._tables import VERSION_TABLE
 
 Database = Engine | Connection | str | URL
 """What the migration functions accept: an engine, a connection, or a database URL."""
 
 _SCRIPT_LOCATION = "tenantkit:migrations"
+
+ORIGIN_REVISION = "0001"
+"""The revision that reproduces the origin document; an adopted database is stamped at it."""
+
+LOCK_NAME = "tenantkit_migrations"
+"""The name of the MySQL/MariaDB ``GET_LOCK`` lock that serializes migrations."""
+
+LOCK_KEY = int.from_bytes(hashlib.sha256(b"tenantkit").digest()[:8], "big", signed=True)
+"""The PostgreSQL advisory lock key that serializes migrations: a fixed 64-bit number derived from
+``"tenantkit"``, so every tenantkit version and every process agrees on it."""
+
+DEFAULT_LOCK_TIMEOUT = 300.0
+"""Seconds an upgrade waits for another instance's migration before giving up."""
+
+OFFLINE_DIALECTS = ("postgresql", "mysql", "mariadb", "sqlite")
+"""The dialects :func:`offline_sql` writes SQL for."""
+
+_PG_LOCK_NOT_AVAILABLE = "55P03"
+
+
+class MigrationResult(BaseModel):
+    """What an upgrade, downgrade or adoption did.
+
+    Attributes:
+        from_revision: The revision before, as read after the lock was taken (``None``: no tenantkit schema).
+        to_revision: The revision after (``None``: downgraded to base).
+        applied: Revisions applied (upgrade) or undone (downgrade), in the order they ran; empty when the
+            database was already where it was asked to be.
+        adopted: Whether tables created by another tool were recognized and stamped at revision ``0001``.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    from_revision: str | None
+    to_revision: str | None
+    applied: tuple[str, ...] = ()
+    adopted: bool = False
+
+    @property
+    def changed(self) -> bool:
+        """Whether this call changed the database at all."""
+        return bool(self.applied) or self.adopted
 
 
 def alembic_config() -> Config:
@@ -46,7 +106,7 @@ def create_engine_from_url(url: str | URL) -> Engine:
     """Build an engine for ``url``, turning a malformed URL or missing driver into a clear error."""
     try:
         return sa.create_engine(url)
-    except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError) as exc:
+    except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError, ValueError) as exc:
         raise DatabaseUnavailableError(
             f"cannot use database URL {_safe_url(url)}: {exc}", url=_safe_url(url)
         ) from exc
@@ -59,85 +119,699 @@ def _safe_url(url: str | URL) -> str:
         return "<unparseable URL>"
 
 
+def _unavailable(engine: Engine, exc: sa.exc.DBAPIError) -> DatabaseUnavailableError:
+    url = engine.url.render_as_string(hide_password=True)
+    # Drivers put hints on extra lines; the CLI promises one line per error.
+    reason = " ".join(str(exc.orig).split())
+    return DatabaseUnavailableError(f"cannot connect to {url}: {reason}", url=url)
+
+
+@contextlib.contextmanager
+def _engine(database: Engine | str | URL) -> Iterator[Engine]:
+    if isinstance(database, Engine):
+        yield database
+        return
+    engine = create_engine_from_url(database)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+@contextlib.contextmanager
+def _open(engine: Engine) -> Iterator[Connection]:
+    try:
+        connection = engine.connect()
+    except sa.exc.OperationalError as exc:
+        raise _unavailable(engine, exc) from exc
+    with connection:
+        yield connection
+
+
 @contextlib.contextmanager
 def connect(database: Database) -> Iterator[Connection]:
     """Yield a connection in a transaction: the caller's own, or a new one that commits on success."""
     if isinstance(database, Connection):
         yield database
         return
-    engine = database if isinstance(database, Engine) else create_engine_from_url(database)
+    with _engine(database) as engine, _open(engine) as connection, connection.begin():
+        yield connection
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The migration lock
+
+
+def _lock_timeout_error(dialect: str, timeout: float | None) -> MigrationLockTimeoutError:
+    return MigrationLockTimeoutError(timeout, dialect)
+
+
+def _is_pg_lock_timeout(exc: sa.exc.DBAPIError) -> bool:
+    orig = exc.orig
+    return _PG_LOCK_NOT_AVAILABLE in (getattr(orig, "sqlstate", None), getattr(orig, "pgcode", None))
+
+
+def _pg_timeout_setting(timeout: float | None) -> str:
+    # PostgreSQL's lock_timeout of 0 means "wait forever"; a timeout is rounded up to a whole millisecond.
+    return "0" if timeout is None else f"{max(1, int(timeout * 1000))}ms"
+
+
+def _mysql_timeout(timeout: float | None) -> float:
+    # GET_LOCK has no portable "forever" across MySQL and MariaDB versions; a year is forever enough.
+    return 365 * 24 * 3600.0 if timeout is None else timeout
+
+
+def _pg_lock(connection: Connection, function: str, timeout: float | None) -> None:
+    """Take a PostgreSQL advisory lock in the current transaction, bounded by ``lock_timeout``."""
+    previous = connection.execute(sa.text("SELECT current_setting('lock_timeout')")).scalar_one()
+    connection.execute(
+        sa.text("SELECT set_config('lock_timeout', :value, true)"), {"value": _pg_timeout_setting(timeout)}
+    )
     try:
-        try:
-            connection_cm = engine.begin()
-            connection = connection_cm.__enter__()
-        except sa.exc.OperationalError as exc:
-            url = engine.url.render_as_string(hide_password=True)
-            raise DatabaseUnavailableError(f"cannot connect to {url}: {exc.orig}", url=url) from exc
-        try:
+        connection.execute(sa.text(f"SELECT {function}(:key)"), {"key": LOCK_KEY})
+    except sa.exc.OperationalError as exc:
+        if _is_pg_lock_timeout(exc):
+            raise _lock_timeout_error("postgresql", timeout) from exc
+        raise
+    # The migration's own statements run under the caller's lock_timeout, not ours.
+    connection.execute(sa.text("SELECT set_config('lock_timeout', :value, true)"), {"value": previous})
+
+
+def _mysql_get_lock(connection: Connection, timeout: float | None) -> None:
+    got = connection.execute(
+        sa.text("SELECT GET_LOCK(:name, :timeout)"), {"name": LOCK_NAME, "timeout": _mysql_timeout(timeout)}
+    ).scalar()
+    if got != 1:
+        # 0 is a timeout; NULL an error such as the thread being killed. Neither gives us the lock.
+        raise _lock_timeout_error(connection.dialect.name, timeout)
+
+
+def _mysql_release_lock(connection: Connection) -> None:
+    connection.execute(sa.text("SELECT RELEASE_LOCK(:name)"), {"name": LOCK_NAME})
+
+
+@contextlib.contextmanager
+def _sqlite_immediate(connection: Connection, timeout: float | None) -> Iterator[Connection]:
+    """Run the block in a ``BEGIN IMMEDIATE`` transaction on SQLite.
+
+    SQLite needs no advisory lock: it serializes writers itself with a database-wide lock. What it needs is
+    to take that lock *before* reading the version table, or two processes could both read "nothing
+    migrated" and the second would fail creating tables that exist. ``BEGIN IMMEDIATE`` takes the write lock
+    up front (waiting up to ``timeout``), which also makes the whole migration one atomic transaction,
+    where pysqlite's default would run DDL outside any transaction.
+    """
+    driver = connection.connection.driver_connection
+    if not isinstance(driver, sqlite3.Connection):
+        with connection.begin():
             yield connection
-        except BaseException as exc:
-            connection_cm.__exit__(type(exc), exc, exc.__traceback__)
-            raise
-        else:
-            connection_cm.__exit__(None, None, None)
+        return
+    saved_isolation = driver.isolation_level
+    saved_busy = connection.exec_driver_sql("PRAGMA busy_timeout").scalar()
+    connection.rollback()
+    driver.isolation_level = None  # we issue BEGIN ourselves; pysqlite's commit()/rollback() still end it
+    try:
+        busy_ms = 2**31 - 1 if timeout is None else max(1, int(timeout * 1000))
+        driver.execute(f"PRAGMA busy_timeout = {busy_ms}")
+        with connection.begin():
+            try:
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
+            except sa.exc.OperationalError as exc:
+                if "locked" in str(exc.orig) or "busy" in str(exc.orig):
+                    raise _lock_timeout_error("sqlite", timeout) from exc
+                raise
+            driver.execute(f"PRAGMA busy_timeout = {int(saved_busy or 0)}")
+            yield connection
     finally:
-        if not isinstance(database, Engine):
-            engine.dispose()
+        driver.isolation_level = saved_isolation
+        driver.execute(f"PRAGMA busy_timeout = {int(saved_busy or 0)}")
+
+
+@contextlib.contextmanager
+def _locked(database: Database, timeout: float | None) -> Iterator[Connection]:
+    """Yield a connection in a transaction, holding tenantkit's migration lock for the whole of it."""
+    if timeout is not None and timeout <= 0:
+        raise InvalidInputError(
+            "lock_timeout", "must be a positive number of seconds, or None to wait forever"
+        )
+    if isinstance(database, Connection):
+        with _locked_in_callers_transaction(database, timeout):
+            yield database
+        return
+    with _engine(database) as engine, _open(engine) as connection:
+        dialect = connection.dialect.name
+        if dialect == "sqlite":
+            with _sqlite_immediate(connection, timeout):
+                yield connection
+            return
+        if dialect not in ("postgresql", "mysql", "mariadb"):
+            with connection.begin():
+                yield connection
+            return
+        # A session-level lock, taken and committed before the migration's transaction begins: that
+        # transaction's snapshot (REPEATABLE READ hosts, InnoDB read views) then starts after the lock was
+        # granted, so it sees everything the previous holder committed.
+        with connection.begin():
+            if dialect == "postgresql":
+                _pg_lock(connection, "pg_advisory_lock", timeout)
+            else:
+                _mysql_get_lock(connection, timeout)
+        try:
+            with connection.begin():
+                yield connection
+        finally:
+            try:
+                with connection.begin():
+                    if dialect == "postgresql":
+                        connection.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": LOCK_KEY})
+                    else:
+                        _mysql_release_lock(connection)
+            except sa.exc.DBAPIError:
+                # A connection that cannot release its lock must never go back to the pool holding it;
+                # closing it releases a session lock on both servers.
+                connection.invalidate()
+
+
+@contextlib.contextmanager
+def _locked_in_callers_transaction(connection: Connection, timeout: float | None) -> Iterator[None]:
+    dialect = connection.dialect.name
+    if dialect == "postgresql":
+        # Held until the caller commits or rolls back: nobody sees a half-applied migration.
+        _pg_lock(connection, "pg_advisory_xact_lock", timeout)
+        yield
+    elif dialect in ("mysql", "mariadb"):
+        # GET_LOCK is per session, not per transaction. MySQL commits each DDL statement implicitly anyway,
+        # so the lock covers the migration itself; the caller should commit right after (documented).
+        _mysql_get_lock(connection, timeout)
+        try:
+            yield
+        finally:
+            _mysql_release_lock(connection)
+    else:
+        # SQLite: the caller's transaction is the caller's; SQLite serializes writers on its own.
+        yield
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Reading the revision
+
+
+def _current(connection: Connection) -> str | None:
+    context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
+    return context.get_current_revision()
 
 
 def current_revision(database: Database) -> str | None:
-    """The revision tenantkit's tables are at, or ``None`` if tenantkit never migrated this database."""
+    """The revision tenantkit's tables are at.
+
+    Args:
+        database: An engine, a connection or a URL.
+
+    Returns:
+        The revision id, or ``None`` if tenantkit never migrated (or adopted) this database.
+
+    Raises:
+        DatabaseUnavailableError: The URL is malformed or the server cannot be reached.
+    """
     with connect(database) as connection:
-        context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
-        return context.get_current_revision()
+        return _current(connection)
 
 
 def is_up_to_date(database: Database) -> bool:
-    """Whether tenantkit's tables are at :func:`head_revision`."""
+    """Whether tenantkit's tables are at :func:`head_revision`.
+
+    Raises:
+        DatabaseUnavailableError: The URL is malformed or the server cannot be reached.
+    """
     return current_revision(database) == head_revision()
 
 
 def require_up_to_date(database: Database) -> None:
-    """Raise :class:`SchemaOutOfDateError` unless tenantkit's tables are at the newest revision."""
+    """Raise unless tenantkit's tables are at the newest revision; call it at start-up.
+
+    Raises:
+        SchemaOutOfDateError: The database is behind (or was never migrated).
+        DatabaseUnavailableError: The URL is malformed or the server cannot be reached.
+    """
     current = current_revision(database)
     head = head_revision()
     if current != head:
         raise SchemaOutOfDateError(current, head)
 
 
-def _run(connection: Connection, action: str, revision: str) -> None:
+# ---------------------------------------------------------------------------------------------------------
+# Running Alembic
+
+
+@contextlib.contextmanager
+def _keep_host_alembic_context() -> Iterator[None]:
+    # Alembic's ``context`` module proxy is global. A host that calls tenantkit.upgrade() from inside its own
+    # env.py would find its proxy removed when our EnvironmentContext exits; put the host's back.
+    host = getattr(alembic_context, "_proxy", None)
+    try:
+        yield
+    finally:
+        if host is not None:
+            host._install_proxy()
+
+
+def _run(connection: Connection, action: str, revision: str) -> tuple[str, ...]:
     config = alembic_config()
     config.attributes["connection"] = connection
-    if action == "upgrade":
-        command.upgrade(config, revision)
-    else:
-        command.downgrade(config, revision)
+    applied: list[str] = []
+
+    def record(*, step: MigrationInfo, **_: Any) -> None:
+        if not step.is_stamp and step.up_revision_id is not None:
+            applied.append(step.up_revision_id)
+
+    config.attributes["on_version_apply"] = record
+    with _keep_host_alembic_context():
+        if action == "upgrade":
+            command.upgrade(config, revision)
+        elif action == "downgrade":
+            command.downgrade(config, revision)
+        else:
+            command.stamp(config, revision)
+    return tuple(applied)
 
 
-def upgrade(database: Database, revision: str = "head") -> None:
-    """Migrate tenantkit's tables up to ``revision`` (the newest by default)."""
-    with connect(database) as connection:
-        _run(connection, "upgrade", revision)
+def _check_revision(revision: str) -> None:
+    script = ScriptDirectory.from_config(alembic_config())
+    try:
+        script.get_revisions(revision)
+    except Exception as exc:  # alembic raises several unrelated types for an unknown or ambiguous id
+        raise InvalidInputError("revision", f"{revision!r} is not a tenantkit revision ({exc})") from exc
 
 
-def downgrade(database: Database, revision: str = "base") -> None:
-    """Migrate tenantkit's tables down to ``revision``; ``"base"`` removes them all."""
-    with connect(database) as connection:
-        _run(connection, "downgrade", revision)
+def upgrade(
+    database: Database,
+    revision: str = "head",
+    *,
+    adopt: bool = True,
+    lock_timeout: float | None = DEFAULT_LOCK_TIMEOUT,
+) -> MigrationResult:
+    """Migrate tenantkit's tables up to ``revision`` (the newest by default), under the migration lock.
+
+    Safe to call from every instance at start-up: one migrates, the others wait for it and do nothing.
+    A database that already holds the origin schema, created by another tool, is adopted first (see
+    :func:`adopt`).
+
+    Args:
+        database: An engine, a connection (the caller commits) or a URL.
+        revision: The revision to reach.
+        adopt: Recognize and adopt tables created by another tool; with ``False`` such a database fails
+            (the tables exist) instead.
+        lock_timeout: Seconds to wait for another instance's migration; ``None`` waits forever.
+
+    Returns:
+        What was done: the revisions applied, and whether the database was adopted.
+
+    Raises:
+        SchemaConflictError: Tables named like tenantkit's exist but differ; nothing was changed.
+        MigrationLockTimeoutError: Another migration held the lock for longer than ``lock_timeout``.
+        DatabaseUnavailableError: The URL is malformed or the server cannot be reached.
+        InvalidInputError: ``revision`` is not one of tenantkit's, or ``lock_timeout`` is not positive.
+    """
+    _check_revision(revision)
+    with _locked(database, lock_timeout) as connection:
+        adopted = _adopt(connection) if adopt else False
+        before = _current(connection)
+        # Re-read under the lock: an instance that waited for another one's migration finds it done.
+        if before is not None and (
+            before == revision or (revision in ("head", "heads") and before == head_revision())
+        ):
+            return MigrationResult(from_revision=before, to_revision=before, adopted=adopted)
+        applied = _run(connection, "upgrade", revision)
+        return MigrationResult(
+            from_revision=before, to_revision=_current(connection), applied=applied, adopted=adopted
+        )
+
+
+def downgrade(
+    database: Database, revision: str = "base", *, lock_timeout: float | None = DEFAULT_LOCK_TIMEOUT
+) -> MigrationResult:
+    """Migrate tenantkit's tables down to ``revision``, under the migration lock.
+
+    ``"base"`` undoes every revision: it removes exactly what the origin document's rollback procedure
+    removes (the nine indexes, the three tables and, on PostgreSQL, the ``role`` type). Alembic's empty
+    ``tenantkit_alembic_version`` table stays. A host's own tables are never touched.
+
+    Args:
+        database: An engine, a connection (the caller commits) or a URL.
+        revision: The revision to reach; ``"base"`` removes tenantkit's tables.
+        lock_timeout: Seconds to wait for another instance's migration; ``None`` waits forever.
+
+    Returns:
+        What was done: the revisions undone, newest first.
+
+    Raises:
+        MigrationLockTimeoutError: Another migration held the lock for longer than ``lock_timeout``.
+        DatabaseUnavailableError: The URL is malformed or the server cannot be reached.
+        InvalidInputError: ``revision`` is not one of tenantkit's, or ``lock_timeout`` is not positive.
+    """
+    if revision != "base":
+        _check_revision(revision)
+    with _locked(database, lock_timeout) as connection:
+        before = _current(connection)
+        if before == revision or (before is None and revision == "base"):
+            return MigrationResult(from_revision=before, to_revision=before)
+        applied = _run(connection, "downgrade", revision)
+        return MigrationResult(from_revision=before, to_revision=_current(connection), applied=applied)
+
+
+def adopt(database: Database, *, lock_timeout: float | None = DEFAULT_LOCK_TIMEOUT) -> MigrationResult:
+    """Adopt tables that another tool created from the origin document, without running later revisions.
+
+    The tables are checked column by column and index by index against revision ``0001``. If they match,
+    PostgreSQL ``timestamp without time zone`` columns become ``timestamptz`` (their values read as UTC),
+    MySQL/MariaDB ``TIMESTAMP``/``DATETIME`` columns become ``DATETIME(6)`` (read as UTC), ``json`` becomes
+    ``jsonb`` on PostgreSQL, and the database is stamped at ``0001``. No row is lost. :func:`upgrade` does
+    this by itself; call ``adopt`` to do it as a separate, reviewed step.
+
+    Args:
+        database: An engine, a connection (the caller commits) or a URL.
+        lock_timeout: Seconds to wait for another instance's migration; ``None`` waits forever.
+
+    Returns:
+        ``adopted=True`` if the database was stamped; ``adopted=False`` if tenantkit already manages it or
+        it holds none of tenantkit's tables (then :func:`upgrade` creates them).
+
+    Raises:
+        SchemaConflictError: The tables differ from the origin schema; the message names every difference
+            and nothing was changed.
+        MigrationLockTimeoutError: Another migration held the lock for longer than ``lock_timeout``.
+        DatabaseUnavailableError: The URL is malformed or the server cannot be reached.
+    """
+    with _locked(database, lock_timeout) as connection:
+        before = _current(connection)
+        adopted = _adopt(connection)
+        return MigrationResult(from_revision=before, to_revision=_current(connection), adopted=adopted)
 
 
 def offline_sql(dialect: str, from_revision: str | None = None, to_revision: str = "head") -> str:
     """The SQL that upgrades a ``dialect`` database between two revisions, for DBAs who apply it by hand.
 
+    The script includes the statements that maintain ``tenantkit_alembic_version``. It takes no migration
+    lock: whoever applies it serializes it.
+
     Args:
         dialect: ``"postgresql"``, ``"mysql"``, ``"mariadb"`` or ``"sqlite"``.
         from_revision: The revision the database is at; ``None`` for an empty database.
         to_revision: The revision to reach.
+
+    Returns:
+        The SQL script, statements separated by ``;`` and a newline.
+
+    Raises:
+        InvalidInputError: An unknown dialect or revision.
     """
+    if dialect not in OFFLINE_DIALECTS:
+        raise InvalidInputError("dialect", f"must be one of {', '.join(OFFLINE_DIALECTS)}, not {dialect!r}")
+    for revision in (from_revision, to_revision):
+        if revision is not None:
+            _check_revision(revision)
+    if dialect == "sqlite":
+        return _recorded_sqlite_script(from_revision, to_revision)
     config = alembic_config()
     buffer = io.StringIO()
     config.output_buffer = buffer
     config.attributes["dialect_name"] = dialect
     span = f"{from_revision}:{to_revision}" if from_revision else to_revision
-    command.upgrade(config, span, sql=True)
+    with _keep_host_alembic_context():
+        command.upgrade(config, span, sql=True)
     return buffer.getvalue()
+
+
+def _sqlite_literal(value: object) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, bytes):
+        return f"X'{value.hex()}'"
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def _recorded_sqlite_script(from_revision: str | None, to_revision: str) -> str:
+    """The SQLite script, recorded from a real upgrade of a scratch in-memory database.
+
+    SQLite cannot ALTER most things; Alembic's batch mode copies the table instead, and plans that copy by
+    reflecting the live table, which its ``--sql`` mode cannot do. Recording the statements an online
+    upgrade runs gives, by construction, exactly the online schema. Reads (``SELECT``, ``PRAGMA``) are left
+    out; bound values are written as SQL literals.
+    """
+    statements: list[str] = []
+
+    def record(
+        conn: Connection, cursor: object, statement: str, parameters: Any, context: object, many: bool
+    ) -> None:
+        if statement.lstrip().upper().startswith(("SELECT", "PRAGMA")):
+            return
+        for row in parameters if many else [parameters]:
+            pieces = statement.split("?")
+            values = list(row or ())
+            if len(pieces) - 1 != len(values):
+                raise RuntimeError(f"cannot render statement with {len(values)} values: {statement}")
+            rendered = (_sqlite_literal(v) + piece for v, piece in zip(values, pieces[1:], strict=True))
+            text = pieces[0] + "".join(rendered)
+            statements.append(text.strip())
+
+    engine = sa.create_engine("sqlite://")
+    try:
+        with engine.connect() as connection:
+            if from_revision is not None:
+                upgrade(connection, from_revision, adopt=False)
+                connection.commit()
+            sa.event.listen(connection, "before_cursor_execute", record)
+            upgrade(connection, to_revision, adopt=False)
+            connection.commit()
+    finally:
+        engine.dispose()
+    body = "".join(f"{statement};\n\n" for statement in statements)
+    return f"-- tenantkit migrations for SQLite, recorded from an online upgrade\nBEGIN;\n\n{body}COMMIT;\n"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Adoption of the origin schema
+
+
+@dataclass(frozen=True)
+class _Column:
+    name: str
+    kind: str  # "text", "timestamp", "boolean", "json" or "role"
+    nullable: bool
+    now_default: bool = False
+
+
+def _origin_table(*columns: _Column) -> tuple[_Column, ...]:
+    stamps = (
+        _Column("created_at", "timestamp", False, True),
+        _Column("updated_at", "timestamp", False, True),
+    )
+    return (*columns, *stamps)
+
+
+# The origin document's schema as data: what revision 0001 creates, and what an adopted database must hold.
+_ORIGIN_TABLES: dict[str, tuple[_Column, ...]] = {
+    "team_members": _origin_table(
+        _Column("id", "text", False),
+        _Column("organization_id", "text", False),
+        _Column("user_id", "text", False),
+        _Column("role", "role", False),
+    ),
+    "api_keys": _origin_table(
+        _Column("id", "text", False),
+        _Column("name", "text", False),
+        _Column("organization_id", "text", False),
+        _Column("hashed_key", "text", False),
+        _Column("expires_at", "timestamp", True),
+        _Column("last_used_at", "timestamp", True),
+    ),
+    "invitations": _origin_table(
+        _Column("id", "text", False),
+        _Column("organization_id", "text", False),
+        _Column("email", "text", True),
+        _Column("role", "role", False),
+        _Column("token", "text", False),
+        _Column("expires", "timestamp", False),
+        _Column("invited_by", "text", False),
+        _Column("sent_via_email", "boolean", False),
+        _Column("allowed_domains", "json", True),
+    ),
+}
+
+_ORIGIN_INDEXES: dict[str, tuple[str, tuple[str, ...], bool]] = {
+    "unique_team_user_idx": ("team_members", ("organization_id", "user_id"), True),
+    "team_members_user_id_idx": ("team_members", ("user_id",), False),
+    "team_members_organization_id_idx": ("team_members", ("organization_id",), False),
+    "api_keys_hashed_key_idx": ("api_keys", ("hashed_key",), True),
+    "api_keys_organization_id_idx": ("api_keys", ("organization_id",), False),
+    "invitations_token_idx": ("invitations", ("token",), True),
+    "unique_team_email_idx": ("invitations", ("organization_id", "email"), True),
+    "invitations_email_idx": ("invitations", ("email",), False),
+    "invitations_organization_id_idx": ("invitations", ("organization_id",), False),
+}
+
+_ROLES = ("OWNER", "ADMIN", "MEMBER")
+
+
+def _kind(type_: sa.types.TypeEngine[Any]) -> str:
+    """The family a reflected column type belongs to, in the vocabulary of ``_Column.kind``."""
+    if isinstance(type_, sa.Enum):
+        return "enum"
+    if isinstance(type_, sa.JSON):
+        return "json"
+    if isinstance(type_, sa.Boolean):
+        return "boolean"
+    if isinstance(type_, sa.DateTime):
+        return "timestamp"
+    if isinstance(type_, sa.String):
+        return "text"
+    if isinstance(type_, sa.Integer) and getattr(type_, "display_width", None) == 1:
+        return "boolean"  # MySQL/MariaDB spell BOOLEAN as TINYINT(1)
+    return "other"
+
+
+def _type_conflict(dialect: str, column: _Column, type_: sa.types.TypeEngine[Any]) -> str | None:
+    kind = _kind(type_)
+    if column.kind == "role":
+        if kind == "enum":
+            values = tuple(getattr(type_, "enums", ()))
+            if set(values) != set(_ROLES):
+                return f"has enum values {', '.join(values)}, expected {', '.join(_ROLES)}"
+            return None
+        if dialect == "postgresql":
+            return f"is {type_}, expected the role enum"
+        return None if kind == "text" else f"is {type_}, expected text holding a role"
+    if column.kind == "json":
+        if kind == "json" or (dialect != "postgresql" and kind == "text"):
+            return None
+        return f"is {type_}, expected json"
+    if kind != column.kind:
+        return f"is {type_}, expected {column.kind}"
+    return None
+
+
+def _origin_conflicts(connection: Connection, present: list[str]) -> list[str]:
+    """Every difference between the tables present and the origin schema; empty when they match."""
+    inspector = sa.inspect(connection)
+    dialect = connection.dialect.name
+    conflicts: list[str] = []
+    for table in _ORIGIN_TABLES:
+        if table not in present:
+            conflicts.append(f"table {table} is missing (the others of the origin schema exist)")
+    for table in present:
+        expected = {column.name: column for column in _ORIGIN_TABLES[table]}
+        actual = {column["name"]: column for column in inspector.get_columns(table)}
+        for name, column in expected.items():
+            if name not in actual:
+                conflicts.append(f"{table}.{name} is missing")
+                continue
+            problem = _type_conflict(dialect, column, actual[name]["type"])
+            if problem:
+                conflicts.append(f"{table}.{name} {problem}")
+            if bool(actual[name]["nullable"]) != column.nullable:
+                wanted = "nullable" if column.nullable else "NOT NULL"
+                conflicts.append(f"{table}.{name} should be {wanted}")
+        for name in actual:
+            if name not in expected:
+                conflicts.append(f"{table}.{name} is not a column of tenantkit's {table}")
+        primary_key = inspector.get_pk_constraint(table).get("constrained_columns") or []
+        if "id" in actual and list(primary_key) != ["id"]:
+            conflicts.append(f"{table}: primary key is ({', '.join(primary_key)}), expected (id)")
+        indexes = {
+            index["name"]: (tuple(str(c) for c in index["column_names"]), bool(index["unique"]))
+            for index in inspector.get_indexes(table)
+        }
+        for constraint in inspector.get_unique_constraints(table):
+            indexes.setdefault(constraint["name"], (tuple(constraint["column_names"]), True))
+        for name, (index_table, columns, unique) in _ORIGIN_INDEXES.items():
+            if index_table != table:
+                continue
+            if name not in indexes:
+                conflicts.append(f"index {name} on {table} is missing")
+            elif indexes[name] != (columns, unique):
+                found_columns, found_unique = indexes[name]
+                found = f"{'unique ' if found_unique else ''}({', '.join(found_columns)})"
+                wanted = f"{'unique ' if unique else ''}({', '.join(columns)})"
+                conflicts.append(f"index {name} on {table} is {found}, expected {wanted}")
+    if dialect == "postgresql":
+        values = _pg_role_values(connection)
+        if values is not None and set(values) != set(_ROLES):
+            conflicts.append(f"type role has values {', '.join(values)}, expected {', '.join(_ROLES)}")
+    return conflicts
+
+
+def _pg_role_values(connection: Connection) -> tuple[str, ...] | None:
+    rows = connection.execute(
+        sa.text(
+            "SELECT e.enumlabel FROM pg_type t JOIN pg_enum e ON e.enumtypid = t.oid "
+            "WHERE t.typname = 'role' AND t.typnamespace = to_regnamespace(current_schema())::oid "
+            "ORDER BY e.enumsortorder"
+        )
+    ).scalars()
+    values = tuple(rows)
+    return values or None
+
+
+def _adopt(connection: Connection) -> bool:
+    """Stamp an origin schema created by another tool at 0001; refuse, changing nothing, if it differs."""
+    if _current(connection) is not None:
+        return False
+    inspector = sa.inspect(connection)
+    present = [table for table in _ORIGIN_TABLES if inspector.has_table(table)]
+    if not present:
+        if connection.dialect.name == "postgresql" and _pg_role_values(connection) is not None:
+            # Revision 0001 creates the type; one left behind by someone else is theirs, not ours to reuse.
+            values = ", ".join(_pg_role_values(connection) or ())
+            raise SchemaConflictError(
+                [f"type role already exists (values {values}) without tenantkit's tables"]
+            )
+        return False
+    conflicts = _origin_conflicts(connection, present)
+    if conflicts:
+        raise SchemaConflictError(conflicts)
+    _normalize_adopted(connection)
+    _run(connection, "stamp", ORIGIN_REVISION)
+    return True
+
+
+def _normalize_adopted(connection: Connection) -> None:
+    """Bring column types of the same family to exactly revision 0001's, keeping every value."""
+    dialect = connection.dialect.name
+    inspector = sa.inspect(connection)
+    preparer = connection.dialect.identifier_preparer
+    for table, columns in _ORIGIN_TABLES.items():
+        actual = {column["name"]: column["type"] for column in inspector.get_columns(table)}
+        quoted_table = preparer.quote(table)
+        for column in columns:
+            type_ = actual[column.name]
+            name = preparer.quote(column.name)
+            if dialect == "postgresql":
+                if column.kind == "timestamp" and not getattr(type_, "timezone", False):
+                    # Drizzle's `timestamp` is `timestamp without time zone`; its values were written as UTC
+                    # (Node's Date serializes in UTC), so read them as UTC and store the instant.
+                    connection.exec_driver_sql(
+                        f"ALTER TABLE {quoted_table} ALTER COLUMN {name} TYPE timestamptz "
+                        f"USING {name} AT TIME ZONE 'UTC'"
+                    )
+                elif column.kind == "json" and not isinstance(type_, sa.dialects.postgresql.JSONB):
+                    connection.exec_driver_sql(
+                        f"ALTER TABLE {quoted_table} ALTER COLUMN {name} TYPE jsonb USING {name}::jsonb"
+                    )
+            elif dialect in ("mysql", "mariadb") and column.kind == "timestamp":
+                if type(type_).__name__ == "DATETIME" and getattr(type_, "fsp", None) == 6:
+                    continue
+                # TIMESTAMP values convert through the session time zone; make that UTC so the instant
+                # is kept, and DATETIME(6) keeps microseconds like revision 0001's columns.
+                connection.exec_driver_sql("SET @tenantkit_saved_time_zone = @@session.time_zone")
+                connection.exec_driver_sql("SET time_zone = '+00:00'")
+                try:
+                    null = "NULL" if column.nullable else "NOT NULL"
+                    default = " DEFAULT CURRENT_TIMESTAMP(6)" if column.now_default else ""
+                    connection.exec_driver_sql(
+                        f"ALTER TABLE {quoted_table} MODIFY {name} DATETIME(6) {null}{default}"
+                    )
+                finally:
+                    connection.exec_driver_sql("SET time_zone = @tenantkit_saved_time_zone")

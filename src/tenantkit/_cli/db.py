@@ -1,4 +1,9 @@
-"""``tenantkit db``: migrate tenantkit's tables."""
+"""``tenantkit db``: migrate tenantkit's tables.
+
+Exit codes follow :mod:`tenantkit._cli`: 0 done, 1 ``check`` found the schema out of date, 2 bad usage,
+3 the database is unreachable or its URL malformed, 4 refused (a schema conflict, the migration lock not
+granted in time).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,28 @@ import click
 
 from tenantkit import _migrations
 from tenantkit._cli._common import EXIT_NO, emit, engine_for, handle_errors, json_option, main, url_option
+
+
+def lock_timeout_option(function: click.decorators.FC) -> click.decorators.FC:
+    """``--lock-timeout``: how long to wait for another instance's migration."""
+    return click.option(
+        "--lock-timeout",
+        type=click.FloatRange(min=0, min_open=True),
+        default=_migrations.DEFAULT_LOCK_TIMEOUT,
+        show_default=True,
+        help="Seconds to wait for another instance's migration to finish.",
+    )(function)
+
+
+def _describe(result: _migrations.MigrationResult) -> str:
+    parts = []
+    if result.adopted:
+        parts.append("adopted the existing tables (stamped at revision 0001)")
+    if result.applied:
+        parts.append(f"applied {', '.join(result.applied)}")
+    if not parts:
+        parts.append("nothing to do")
+    return f"{'; '.join(parts)}; tenantkit tables at revision {result.to_revision or 'base'}"
 
 
 @main.group()
@@ -16,23 +43,58 @@ def db() -> None:
 @db.command()
 @url_option
 @click.option("--revision", default="head", show_default=True, help="Revision to reach.")
+@click.option(
+    "--adopt/--no-adopt",
+    default=True,
+    show_default=True,
+    help="Adopt tables created from the origin schema by another tool.",
+)
+@lock_timeout_option
+@json_option
 @handle_errors
-def upgrade(url: str, revision: str) -> None:
-    """Migrate tenantkit's tables up to REVISION."""
+def upgrade(url: str, revision: str, adopt: bool, lock_timeout: float, as_json: bool) -> None:
+    """Migrate tenantkit's tables up to REVISION, holding the migration lock.
+
+    Several instances may run this at once: one migrates, the others wait and find nothing left to do.
+    """
     with engine_for(url) as engine:
-        _migrations.upgrade(engine, revision)
-        click.echo(f"tenantkit tables at revision {_migrations.current_revision(engine)}")
+        result = _migrations.upgrade(engine, revision, adopt=adopt, lock_timeout=lock_timeout)
+    emit(result, as_json, lambda: click.echo(_describe(result)))
 
 
 @db.command()
 @url_option
 @click.option("--revision", default="base", show_default=True, help="Revision to reach; base drops all.")
+@lock_timeout_option
+@json_option
 @handle_errors
-def downgrade(url: str, revision: str) -> None:
-    """Migrate tenantkit's tables down to REVISION."""
+def downgrade(url: str, revision: str, lock_timeout: float, as_json: bool) -> None:
+    """Migrate tenantkit's tables down to REVISION; ``base`` removes them and the role type."""
     with engine_for(url) as engine:
-        _migrations.downgrade(engine, revision)
-        click.echo(f"tenantkit tables at revision {_migrations.current_revision(engine) or 'base'}")
+        result = _migrations.downgrade(engine, revision, lock_timeout=lock_timeout)
+    emit(result, as_json, lambda: click.echo(_describe(result).replace("applied", "undid")))
+
+
+@db.command()
+@url_option
+@lock_timeout_option
+@json_option
+@handle_errors
+def adopt(url: str, lock_timeout: float, as_json: bool) -> None:
+    """Stamp tables that another tool created from the origin schema at revision 0001.
+
+    The tables are compared with revision 0001 first; on any difference the command lists each one, exits
+    with 4 and changes nothing. ``db upgrade`` adopts by itself; this runs the step alone.
+    """
+    with engine_for(url) as engine:
+        result = _migrations.adopt(engine, lock_timeout=lock_timeout)
+    if result.adopted:
+        message = "adopted the existing tables; tenantkit tables at revision 0001"
+    elif result.from_revision is not None:
+        message = f"already managed by tenantkit, at revision {result.from_revision}"
+    else:
+        message = "no tenantkit tables to adopt; run `tenantkit db upgrade` to create them"
+    emit(result, as_json, lambda: click.echo(message))
 
 
 @db.command()
@@ -40,7 +102,7 @@ def downgrade(url: str, revision: str) -> None:
 @json_option
 @handle_errors
 def current(url: str, as_json: bool) -> None:
-    """Print the revision tenantkit's tables are at."""
+    """Print the revision tenantkit's tables are at ("none" if never migrated)."""
     with engine_for(url) as engine:
         revision = _migrations.current_revision(engine)
     head = _migrations.head_revision()
@@ -71,7 +133,7 @@ def check(url: str, as_json: bool) -> None:
 @db.command()
 @click.option(
     "--dialect",
-    type=click.Choice(["postgresql", "mysql", "mariadb", "sqlite"]),
+    type=click.Choice(list(_migrations.OFFLINE_DIALECTS)),
     default="postgresql",
     show_default=True,
 )
@@ -79,5 +141,5 @@ def check(url: str, as_json: bool) -> None:
 @click.option("--to", "to_revision", default="head", show_default=True, help="Revision to reach.")
 @handle_errors
 def sql(dialect: str, from_revision: str | None, to_revision: str) -> None:
-    """Print the upgrade SQL for DBAs who apply migrations by hand."""
+    """Print the upgrade SQL for DBAs who apply migrations by hand (no lock is taken)."""
     click.echo(_migrations.offline_sql(dialect, from_revision, to_revision), nl=False)

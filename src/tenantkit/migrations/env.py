@@ -26,6 +26,8 @@ def _run() -> None:
         "include_object": _include_object,
         "compare_type": True,
         "render_as_batch": True,
+        # tenantkit._migrations passes a callback to learn which revisions actually ran.
+        "on_version_apply": config.attributes.get("on_version_apply"),
     }
     if context.is_offline_mode():
         context.configure(
