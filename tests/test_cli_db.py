@@ -182,6 +182,14 @@ class TestDowngradeAndAdopt:
         again = run("db", "adopt", "--url", sqlite_url)
         assert "already managed by tenantkit, at revision 0001" in again.stdout
 
+    def test_no_adopt_refuses_existing_tables_with_4(self, sqlite_url: str) -> None:
+        """``upgrade --no-adopt`` on a database built by another tool exits with 4 and stamps nothing."""
+        engine = sa.create_engine(sqlite_url)
+        apply_origin(engine)
+        engine.dispose()
+        assert_clean_failure(run("db", "upgrade", "--url", sqlite_url, "--no-adopt"), 4, "schema_conflict")
+        assert tenantkit.current_revision(sqlite_url) is None
+
     def test_adopt_on_an_empty_database_says_there_is_nothing(self, sqlite_url: str) -> None:
         """``adopt`` on an empty database changes nothing and points at ``db upgrade``."""
         result = run("db", "adopt", "--url", sqlite_url)

@@ -196,6 +196,20 @@ class TestUpgrade:
         tenantkit.upgrade(fresh_engine)
         tenantkit.require_up_to_date(fresh_engine)
 
+    def test_a_database_from_a_newer_tenantkit_is_refused(self, fresh_engine: sa.Engine) -> None:
+        """A version row naming a revision this tenantkit does not ship is refused, changing nothing."""
+        tenantkit.upgrade(fresh_engine)
+        with fresh_engine.begin() as connection:
+            connection.exec_driver_sql(f"UPDATE {tenantkit.VERSION_TABLE} SET version_num = '9999'")
+        before = snapshot(fresh_engine)
+        for call in (tenantkit.upgrade, tenantkit.downgrade):
+            with pytest.raises(tenantkit.SchemaConflictError) as info:
+                call(fresh_engine)
+            assert "revision 9999" in str(info.value)
+            assert "newer tenantkit" in str(info.value)
+        assert snapshot(fresh_engine) == before
+        assert version_rows(fresh_engine) == ["9999"]
+
     def test_unknown_revision_is_invalid_input(self, fresh_engine: sa.Engine) -> None:
         """An unknown revision is refused before any database work."""
         with pytest.raises(tenantkit.InvalidInputError):

@@ -501,8 +501,9 @@ class TestAdoption:
         """With ``adopt=False`` tenantkit does not take over existing tables; the rows stay."""
         apply_origin(fresh_engine)
         before = rows_of(fresh_engine)
-        with pytest.raises(sa.exc.OperationalError):
+        with pytest.raises(tenantkit.SchemaConflictError) as info:
             tenantkit.upgrade(fresh_engine, adopt=False)
+        assert "table team_members already exists and adoption is off" in info.value.conflicts
         assert rows_of(fresh_engine) == before
         assert tenantkit.current_revision(fresh_engine) is None
 

@@ -402,6 +402,21 @@ def _check_revision(revision: str) -> None:
         raise InvalidInputError("revision", f"{revision!r} is not a tenantkit revision ({exc})") from exc
 
 
+def _require_known(current: str | None) -> None:
+    """Refuse a database stamped by a tenantkit newer than this one, before Alembic fails on it."""
+    if current is None:
+        return
+    try:
+        ScriptDirectory.from_config(alembic_config()).get_revision(current)
+    except Exception as exc:  # alembic raises several unrelated types for an unknown id
+        raise SchemaConflictError(
+            [
+                f"the database is at revision {current}, which this tenantkit version does not ship "
+                f"(its newest is {head_revision()}); it was migrated by a newer tenantkit"
+            ]
+        ) from exc
+
+
 def upgrade(
     database: Database,
     revision: str = "head",
@@ -418,23 +433,25 @@ def upgrade(
     Args:
         database: An engine, a connection (the caller commits) or a URL.
         revision: The revision to reach.
-        adopt: Recognize and adopt tables created by another tool; with ``False`` such a database fails
-            (the tables exist) instead.
+        adopt: Recognize and adopt tables created by another tool; with ``False`` such a database is
+            refused with :class:`SchemaConflictError` instead.
         lock_timeout: Seconds to wait for another instance's migration; ``None`` waits forever.
 
     Returns:
         What was done: the revisions applied, and whether the database was adopted.
 
     Raises:
-        SchemaConflictError: Tables named like tenantkit's exist but differ; nothing was changed.
+        SchemaConflictError: Tables named like tenantkit's exist but differ, or the database was migrated
+            by a newer tenantkit; nothing was changed.
         MigrationLockTimeoutError: Another migration held the lock for longer than ``lock_timeout``.
         DatabaseUnavailableError: The URL is malformed or the server cannot be reached.
         InvalidInputError: ``revision`` is not one of tenantkit's, or ``lock_timeout`` is not positive.
     """
     _check_revision(revision)
     with _locked(database, lock_timeout) as connection:
-        adopted = _adopt(connection) if adopt else False
+        adopted = _adopt(connection) if adopt else _refuse_existing(connection)
         before = _current(connection)
+        _require_known(before)
         # Re-read under the lock: an instance that waited for another one's migration finds it done.
         if before is not None and (
             before == revision or (revision in ("head", "heads") and before == head_revision())
@@ -464,6 +481,7 @@ def downgrade(
         What was done: the revisions undone, newest first.
 
     Raises:
+        SchemaConflictError: The database was migrated by a newer tenantkit; nothing was changed.
         MigrationLockTimeoutError: Another migration held the lock for longer than ``lock_timeout``.
         DatabaseUnavailableError: The URL is malformed or the server cannot be reached.
         InvalidInputError: ``revision`` is not one of tenantkit's, or ``lock_timeout`` is not positive.
@@ -472,6 +490,7 @@ def downgrade(
         _check_revision(revision)
     with _locked(database, lock_timeout) as connection:
         before = _current(connection)
+        _require_known(before)
         if before == revision or (before is None and revision == "base"):
             return MigrationResult(from_revision=before, to_revision=before)
         applied = _run(connection, "downgrade", revision)
@@ -753,6 +772,17 @@ def _pg_role_values(connection: Connection) -> tuple[str, ...] | None:
     ).scalars()
     values = tuple(rows)
     return values or None
+
+
+def _refuse_existing(connection: Connection) -> bool:
+    """With adoption off, refuse a database that already holds tables named like tenantkit's."""
+    if _current(connection) is not None:
+        return False
+    inspector = sa.inspect(connection)
+    present = [table for table in _ORIGIN_TABLES if inspector.has_table(table)]
+    if present:
+        raise SchemaConflictError([f"table {table} already exists and adoption is off" for table in present])
+    return False
 
 
 def _adopt(connection: Connection) -> bool:
