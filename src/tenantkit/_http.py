@@ -1,0 +1,370 @@
+"""What the web adapters share: credentials from headers, and errors as HTTP statuses and JSON bodies.
+
+Adapters translate; they decide nothing. Both the FastAPI and the Flask adapter use this module, so one
+request gets the same answer from either.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.orm import Session
+
+from tenantkit._api_keys import ApiKey
+from tenantkit._errors import (
+    AuthorizationError,
+    ConflictError,
+    DatabaseError,
+    DatabaseUnavailableError,
+    InvalidApiKeyError,
+    InvalidInputError,
+    InvitationError,
+    InvitationExpiredError,
+    InvitationNotPendingError,
+    MissingScopeError,
+    NotFoundError,
+    TenantKitError,
+)
+from tenantkit._invitations import AcceptedInvitation, CreatedInvitation, Invitation, InvitationPreview
+from tenantkit._membership import Member
+from tenantkit._pagination import Page
+from tenantkit._roles import Action, Role
+from tenantkit._validation import MAX_IDENTIFIER_LENGTH
+
+if TYPE_CHECKING:
+    from tenantkit._kit import TenantKit
+
+API_KEY_HEADER = "X-API-Key"
+WWW_AUTHENTICATE = 'Bearer realm="api", charset="UTF-8"'
+
+# Ordered most specific first: the first matching class decides the status.
+_STATUS_BY_CLASS: tuple[tuple[type[TenantKitError], int], ...] = (
+    (InvalidApiKeyError, 401),
+    (MissingScopeError, 403),
+    (InvalidInputError, 422),
+    (AuthorizationError, 403),
+    (NotFoundError, 404),
+    (ConflictError, 409),
+    (InvitationExpiredError, 410),
+    (InvitationNotPendingError, 410),
+    (InvitationError, 422),
+    (DatabaseUnavailableError, 503),
+    (DatabaseError, 503),
+)
+
+
+class ErrorDetail(BaseModel):
+    """The body of every error response: a stable ``code``, a ``message``, and the error's data."""
+
+    model_config = ConfigDict(extra="allow")
+
+    code: str
+    message: str
+
+
+class ErrorResponse(BaseModel):
+    """``{"error": {"code": ..., "message": ..., ...}}``."""
+
+    error: ErrorDetail
+
+
+def status_for(error: TenantKitError) -> int:
+    """The HTTP status an adapter answers ``error`` with."""
+    for error_class, status in _STATUS_BY_CLASS:
+        if isinstance(error, error_class):
+            return status
+    return 400
+
+
+def error_body(error: TenantKitError) -> dict[str, object]:
+    """The JSON body for ``error``."""
+    return {"error": error.to_dict()}
+
+
+def error_headers(error: TenantKitError) -> dict[str, str]:
+    """Headers that must accompany ``error``: a 401 names its authentication scheme."""
+    if status_for(error) == 401:
+        return {"WWW-Authenticate": WWW_AUTHENTICATE}
+    return {}
+
+
+def api_key_from_headers(headers: Mapping[str, str]) -> str | None:
+    """The API key a request presents, from ``Authorization: Bearer …`` or ``X-API-Key``.
+
+    ``headers`` must look names up case-insensitively (both frameworks' header objects do). A request
+    that presents no key gets ``None``; one that presents an empty or non-Bearer credential gets ``""``,
+    which verifies as malformed.
+    """
+    authorization = headers.get("Authorization")
+    if authorization is not None:
+        scheme, _, credentials = authorization.strip().partition(" ")
+        if scheme.lower() != "bearer":
+            return ""
+        return credentials.strip()
+    key = headers.get(API_KEY_HEADER)
+    if key is not None:
+        return key.strip()
+    return None
+
+
+class Principal(BaseModel):
+    """The signed-in user of a request, as the host's identity provider vouches for them.
+
+    Adapters ask the host for it (a FastAPI dependency, a Flask callable): tenantkit never authenticates
+    people itself. ``email`` and ``email_verified`` matter only for accepting invitations.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    user_id: str
+    email: str | None = None
+    email_verified: bool = False
+
+
+def as_principal(value: Principal | str) -> Principal:
+    """Accept a :class:`Principal` or a bare user id from the host's current-user hook."""
+    if isinstance(value, Principal):
+        return value
+    if isinstance(value, str):
+        return Principal(user_id=value)
+    raise TypeError(f"the current-user hook must return a Principal or a user id, not {type(value).__name__}")
+
+
+class ChangeRoleRequest(BaseModel):
+    """Body of "change a member's role"."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    role: Role
+
+
+class TransferOwnershipRequest(BaseModel):
+    """Body of "transfer ownership": the new owner, and the role the current owner steps down to."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    to_user_id: str = Field(min_length=1, max_length=MAX_IDENTIFIER_LENGTH)
+    demote_to: Role = Role.ADMIN
+
+
+class IssueApiKeyRequest(BaseModel):
+    """Body of "issue an API key"."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    scopes: list[str] = Field(default_factory=list, max_length=100)
+    expires_in_seconds: int | None = Field(default=None, gt=0, le=10 * 365 * 24 * 3600)
+
+
+class RotateApiKeyRequest(BaseModel):
+    """Body of "rotate an API key": how long the old key keeps working, at most."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    grace_seconds: int | None = Field(default=None, ge=0, le=30 * 24 * 3600)
+
+
+class IssuedApiKeyResponse(BaseModel):
+    """A newly issued key: its metadata and, this once, the key itself."""
+
+    api_key: ApiKey
+    key: str = Field(description="The API key. It is shown this once and cannot be retrieved again.")
+
+
+class CreateInvitationRequest(BaseModel):
+    """Body of "invite": either an ``email``, or ``allowed_domains`` for a shareable link."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    email: str | None = Field(default=None, max_length=MAX_IDENTIFIER_LENGTH)
+    allowed_domains: list[str] | None = Field(default=None, min_length=1, max_length=50)
+    role: Role = Role.MEMBER
+    max_uses: int | None = Field(default=None, gt=0, le=1_000_000)
+    expires_in_seconds: int | None = Field(default=None, gt=0)
+
+
+class CreatedInvitationResponse(BaseModel):
+    """A new (or re-sent) invitation and, this once, its token and accept URL."""
+
+    invitation: Invitation
+    token: str = Field(description="The invitation token. It is shown this once; deliver it to the invitee.")
+    accept_url: str | None = None
+
+
+class TokenRequest(BaseModel):
+    """Body of "preview" and "accept": the invitation token (sent in the body so it stays out of logs)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    token: str = Field(min_length=1, max_length=4096)
+
+
+class Management:
+    """The management endpoints' work, framework-free: authorize, call the service, shape the answer.
+
+    Each method takes the request's ``Session`` first (so FastAPI can run it through
+    ``AsyncSession.run_sync``) and never commits: the adapter commits after a mutation succeeds.
+    """
+
+    def __init__(self, kit: TenantKit) -> None:
+        self.kit = kit
+
+    # -- members ---------------------------------------------------------------------------------------
+
+    def list_members(
+        self, session: Session, organization_id: str, principal: Principal, limit: int, cursor: str | None
+    ) -> Page[Member]:
+        self.kit.members.authorize(session, organization_id, principal.user_id, Action.READ_MEMBERS)
+        return self.kit.members.list_members(session, organization_id, limit=limit, cursor=cursor)
+
+    def change_role(
+        self,
+        session: Session,
+        organization_id: str,
+        principal: Principal,
+        user_id: str,
+        body: ChangeRoleRequest,
+    ) -> Member:
+        return self.kit.members.change_role(
+            session, organization_id, user_id, body.role, actor=principal.user_id
+        )
+
+    def remove_member(
+        self, session: Session, organization_id: str, principal: Principal, user_id: str
+    ) -> Member:
+        return self.kit.members.remove(session, organization_id, user_id, actor=principal.user_id)
+
+    def leave(self, session: Session, organization_id: str, principal: Principal) -> Member:
+        return self.kit.members.leave(session, organization_id, actor=principal.user_id)
+
+    def transfer_ownership(
+        self, session: Session, organization_id: str, principal: Principal, body: TransferOwnershipRequest
+    ) -> Member:
+        return self.kit.members.transfer_ownership(
+            session, organization_id, body.to_user_id, actor=principal.user_id, demote_to=body.demote_to
+        )
+
+    # -- API keys --------------------------------------------------------------------------------------
+
+    def list_api_keys(
+        self, session: Session, organization_id: str, principal: Principal, limit: int, cursor: str | None
+    ) -> Page[ApiKey]:
+        return self.kit.api_keys.list_keys(
+            session, organization_id, actor=principal.user_id, limit=limit, cursor=cursor
+        )
+
+    def issue_api_key(
+        self, session: Session, organization_id: str, principal: Principal, body: IssueApiKeyRequest
+    ) -> IssuedApiKeyResponse:
+        expires = None if body.expires_in_seconds is None else timedelta(seconds=body.expires_in_seconds)
+        issued = self.kit.api_keys.issue(
+            session, organization_id, body.name, actor=principal.user_id, expires=expires, scopes=body.scopes
+        )
+        return IssuedApiKeyResponse(api_key=issued.api_key, key=issued.reveal())
+
+    def revoke_api_key(
+        self, session: Session, organization_id: str, principal: Principal, key_id: str
+    ) -> ApiKey:
+        return self.kit.api_keys.revoke(session, organization_id, key_id, actor=principal.user_id)
+
+    def rotate_api_key(
+        self,
+        session: Session,
+        organization_id: str,
+        principal: Principal,
+        key_id: str,
+        body: RotateApiKeyRequest,
+    ) -> IssuedApiKeyResponse:
+        grace = None if body.grace_seconds is None else timedelta(seconds=body.grace_seconds)
+        issued = self.kit.api_keys.rotate(
+            session, organization_id, key_id, actor=principal.user_id, grace=grace
+        )
+        return IssuedApiKeyResponse(api_key=issued.api_key, key=issued.reveal())
+
+    # -- invitations -----------------------------------------------------------------------------------
+
+    def list_invitations(
+        self, session: Session, organization_id: str, principal: Principal, limit: int, cursor: str | None
+    ) -> Page[Invitation]:
+        return self.kit.invitations.list_pending(
+            session, organization_id, actor=principal.user_id, limit=limit, cursor=cursor
+        )
+
+    def create_invitation(
+        self, session: Session, organization_id: str, principal: Principal, body: CreateInvitationRequest
+    ) -> CreatedInvitationResponse:
+        expires_in = None if body.expires_in_seconds is None else timedelta(seconds=body.expires_in_seconds)
+        if (body.email is None) == (body.allowed_domains is None):
+            raise InvalidInputError("email", "give either an email or allowed_domains, not both or neither")
+        if body.email is not None:
+            if body.max_uses is not None:
+                raise InvalidInputError("max_uses", "applies to link invitations only")
+            created = self.kit.invitations.create_email_invitation(
+                session,
+                organization_id,
+                body.email,
+                body.role,
+                actor=principal.user_id,
+                expires_in=expires_in,
+            )
+        else:
+            assert body.allowed_domains is not None
+            created = self.kit.invitations.create_link_invitation(
+                session,
+                organization_id,
+                body.allowed_domains,
+                body.role,
+                actor=principal.user_id,
+                max_uses=body.max_uses,
+                expires_in=expires_in,
+            )
+        return _created_response(created)
+
+    def revoke_invitation(
+        self, session: Session, organization_id: str, principal: Principal, invitation_id: str
+    ) -> Invitation:
+        return self.kit.invitations.revoke(session, organization_id, invitation_id, actor=principal.user_id)
+
+    def resend_invitation(
+        self, session: Session, organization_id: str, principal: Principal, invitation_id: str
+    ) -> CreatedInvitationResponse:
+        created = self.kit.invitations.resend(
+            session, organization_id, invitation_id, actor=principal.user_id
+        )
+        return _created_response(created)
+
+    def preview_invitation(self, session: Session, body: TokenRequest) -> InvitationPreview:
+        return self.kit.invitations.preview(session, body.token)
+
+    def accept_invitation(
+        self, session: Session, principal: Principal, body: TokenRequest
+    ) -> AcceptedInvitation:
+        if principal.email is None:
+            raise InvalidInputError("email", "the signed-in user has no email address to accept with")
+        return self.kit.invitations.accept(
+            session,
+            body.token,
+            user_id=principal.user_id,
+            email=principal.email,
+            email_verified=principal.email_verified,
+        )
+
+
+def _created_response(created: CreatedInvitation) -> CreatedInvitationResponse:
+    return CreatedInvitationResponse(
+        invitation=created.invitation,
+        token=created.token.get_secret_value(),
+        accept_url=None if created.accept_url is None else created.accept_url.get_secret_value(),
+    )
+
+
+def validation_error(errors: Sequence[Mapping[str, Any]]) -> InvalidInputError:
+    """Turn a framework's or pydantic's list of validation errors into one :class:`InvalidInputError`."""
+    first = errors[0] if errors else {}
+    location = ".".join(str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path"))
+    message = str(first.get("msg", "is not valid"))
+    return InvalidInputError(location or "request", message)

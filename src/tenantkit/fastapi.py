@@ -1,0 +1,458 @@
+"""FastAPI integration: API-key and permission dependencies, error responses, and a management router.
+
+Install with ``pip install "tenantkit[fastapi]"``::
+
+    from tenantkit.fastapi import TenantKitFastAPI
+
+    tk = TenantKitFastAPI(kit, session=get_session, current_user=get_current_user)
+    tk.install(app)                                   # TenantKitError -> JSON with a stable code
+    app.include_router(tk.router(), prefix="/tenantkit")
+
+    @app.get("/reports")
+    def reports(key: ApiKeyVerification = Depends(tk.api_key("reports:read"))):
+        return {"organization": key.organization_id}
+
+``session`` is the host's own dependency yielding a SQLAlchemy ``Session`` or ``AsyncSession``; tenantkit
+runs sync work in the thread pool and async sessions through ``AsyncSession.run_sync``, so one
+implementation serves both. ``current_user`` is the host's dependency naming the signed-in user (a
+:class:`Principal` or a user id): identities stay with the host's identity provider.
+"""
+
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
+
+from tenantkit._api_keys import ApiKey, ApiKeyVerification
+from tenantkit._errors import InvalidApiKeyError, TenantKitError
+from tenantkit._http import (
+    API_KEY_HEADER,
+    ChangeRoleRequest,
+    CreatedInvitationResponse,
+    CreateInvitationRequest,
+    ErrorResponse,
+    IssueApiKeyRequest,
+    IssuedApiKeyResponse,
+    Management,
+    Principal,
+    RotateApiKeyRequest,
+    TokenRequest,
+    TransferOwnershipRequest,
+    as_principal,
+    error_body,
+    error_headers,
+    status_for,
+    validation_error,
+)
+from tenantkit._invitations import AcceptedInvitation, Invitation, InvitationPreview
+from tenantkit._kit import TenantKit
+from tenantkit._membership import Member
+from tenantkit._pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page
+from tenantkit._roles import Action, Role
+
+__all__ = ["Authorization", "Principal", "TenantKitFastAPI"]
+
+T = TypeVar("T")
+
+_bearer = HTTPBearer(auto_error=False, description="An API key as a Bearer token.")
+_api_key_header = APIKeyHeader(name=API_KEY_HEADER, auto_error=False, description="An API key.")
+
+
+class Authorization(BaseModel):
+    """What a permission dependency establishes: this user, in this organization, holds this role."""
+
+    model_config = ConfigDict(frozen=True)
+
+    organization_id: str
+    user_id: str
+    role: Role | None
+
+
+def _responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    descriptions = {
+        401: "The API key is missing or not valid.",
+        403: "The actor may not do this.",
+        404: "Not found in this organization.",
+        409: "Conflicts with the current state.",
+        410: "The invitation is expired or no longer pending.",
+        422: "The request is not valid.",
+        503: "The database is unavailable.",
+    }
+    return {status: {"model": ErrorResponse, "description": descriptions[status]} for status in statuses}
+
+
+_MANAGEMENT_ERRORS = _responses(403, 404, 409, 422, 503)
+_INVITATION_ERRORS = _responses(403, 404, 409, 410, 422, 503)
+
+
+class TenantKitFastAPI:
+    """tenantkit for one FastAPI application.
+
+    Args:
+        kit: The configured :class:`~tenantkit.TenantKit`.
+        session: The host's dependency that yields a ``Session`` or an ``AsyncSession`` per request.
+        current_user: The host's dependency returning the signed-in user as a :class:`Principal` or a user
+            id. Needed by :meth:`permission` and :meth:`router`; API-key authentication does without.
+        commit: Whether the management router commits after a successful change (the default). Turn it
+            off when the host's session dependency commits by itself.
+    """
+
+    def __init__(
+        self,
+        kit: TenantKit,
+        *,
+        session: Callable[..., Any],
+        current_user: Callable[..., Any] | None = None,
+        commit: bool = True,
+    ) -> None:
+        self.kit = kit
+        self.management = Management(kit)
+        self._session = session
+        self._current_user = current_user
+        self._commit = commit
+
+    # -- running service code against either kind of session ----------------------------------------
+
+    @staticmethod
+    async def run(
+        session: Session | AsyncSession, function: Callable[..., T], *args: Any, **kwargs: Any
+    ) -> T:
+        """Call ``function(sync_session, *args, **kwargs)``: through ``run_sync`` or in the thread pool."""
+        if isinstance(session, AsyncSession):
+            return await session.run_sync(function, *args, **kwargs)
+        return await run_in_threadpool(function, session, *args, **kwargs)
+
+    async def _finish(self, session: Session | AsyncSession) -> None:
+        if not self._commit:
+            return
+        if isinstance(session, AsyncSession):
+            await session.commit()
+        else:
+            await run_in_threadpool(session.commit)
+
+    async def _mutate(self, session: Session | AsyncSession, function: Callable[..., T], *args: Any) -> T:
+        result = await self.run(session, function, *args)
+        await self._finish(session)
+        return result
+
+    # -- installation --------------------------------------------------------------------------------
+
+    def install(self, app: FastAPI) -> None:
+        """Answer every :class:`~tenantkit.TenantKitError` (and request validation error) with JSON.
+
+        The body is ``{"error": {"code": ..., "message": ..., ...}}`` and the status is mapped from the
+        code (401 for API keys, with ``WWW-Authenticate``; 403, 404, 409, 410, 422, 503).
+        """
+
+        async def tenantkit_error(request: Request, error: Exception) -> JSONResponse:
+            assert isinstance(error, TenantKitError)
+            return JSONResponse(
+                error_body(error), status_code=status_for(error), headers=error_headers(error)
+            )
+
+        async def invalid_request(request: Request, error: Exception) -> JSONResponse:
+            assert isinstance(error, RequestValidationError)
+            converted = validation_error(list(error.errors()))
+            return JSONResponse(error_body(converted), status_code=422)
+
+        app.add_exception_handler(TenantKitError, tenantkit_error)
+        app.add_exception_handler(RequestValidationError, invalid_request)
+
+    # -- dependencies --------------------------------------------------------------------------------
+
+    def api_key(self, *scopes: str, organization_id: str | None = None) -> Callable[..., Any]:
+        """A dependency that authenticates the request's API key and returns the verification.
+
+        The key comes from ``Authorization: Bearer …`` or ``X-API-Key``. A missing or invalid key is
+        answered 401 with ``WWW-Authenticate``; a valid key without every scope in ``scopes``, 403.
+
+        Args:
+            scopes: Scopes the key must carry.
+            organization_id: Accept only keys of this organization.
+        """
+        required = tuple(scopes)
+
+        async def authenticate_api_key(
+            session: Any = Depends(self._session),
+            bearer: HTTPAuthorizationCredentials | None = Depends(_bearer),
+            header_key: str | None = Depends(_api_key_header),
+        ) -> ApiKeyVerification:
+            presented = bearer.credentials if bearer is not None else header_key
+            if presented is None:
+                raise InvalidApiKeyError("missing")
+            verified = await self.run(
+                session,
+                self.kit.api_keys.authenticate,
+                presented,
+                organization_id=organization_id,
+                scopes=required,
+            )
+            if self.kit.api_keys.track_last_used:
+                # The last-used write (at most once a minute per key) lands in this request's transaction.
+                await self._finish(session)
+            return verified
+
+        return authenticate_api_key
+
+    def current_principal(self) -> Callable[..., Any]:
+        """A dependency returning the signed-in user as a :class:`Principal`."""
+        current_user = self._require_current_user()
+
+        async def principal(user: Any = Depends(current_user)) -> Principal:
+            return as_principal(user)
+
+        return principal
+
+    def permission(
+        self, action: Action | str, *, organization_id: Callable[..., str] | None = None
+    ) -> Callable[..., Any]:
+        """A dependency that checks the signed-in user may perform ``action`` in the request's organization.
+
+        Args:
+            action: The action of the permission table (built-in or the host's own).
+            organization_id: A dependency returning the organization id; by default the path parameter
+                ``organization_id``.
+
+        Returns:
+            A dependency returning an :class:`Authorization`; a user without the permission gets 403.
+        """
+        organization_dependency = organization_id or _organization_from_path
+        principal_dependency = self.current_principal()
+
+        async def require_permission(
+            organization: str = Depends(organization_dependency),
+            principal: Principal = Depends(principal_dependency),
+            session: Any = Depends(self._session),
+        ) -> Authorization:
+            role = await self.run(
+                session, self.kit.members.authorize, organization, principal.user_id, action
+            )
+            return Authorization(organization_id=organization, user_id=principal.user_id, role=role)
+
+        return require_permission
+
+    def _require_current_user(self) -> Callable[..., Any]:
+        if self._current_user is None:
+            raise TypeError("TenantKitFastAPI needs current_user= for permission checks and the router")
+        return self._current_user
+
+    # -- the management router -----------------------------------------------------------------------
+
+    def router(self, *, tags: Sequence[str] = ("tenantkit",)) -> APIRouter:
+        """The management endpoints: members, API keys and invitations of an organization.
+
+        Every route acts as the signed-in user, whose role bounds what it may do. Mount it under any
+        prefix; paths are ``/organizations/{organization_id}/members`` and so on, plus
+        ``/invitations/preview`` and ``/invitations/accept`` for invitees.
+        """
+        router = APIRouter(tags=list(tags))
+        principal_dependency = self.current_principal()
+        session_dependency = self._session
+        management = self.management
+        org = "/organizations/{organization_id}"
+
+        @router.get(f"{org}/members", response_model=Page[Member], responses=_MANAGEMENT_ERRORS)
+        async def list_members(
+            organization_id: str,
+            limit: int = Query(DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE),
+            cursor: str | None = Query(None, max_length=2048),
+            principal: Principal = Depends(principal_dependency),
+            session: Any = Depends(session_dependency),
+        ) -> Page[Member]:
+            """List the organization's members (needs ``members:read``)."""
+            return await self.run(session, management.list_members, organization_id, principal, limit, cursor)
+
+        @router.patch(f"{org}/members/{{user_id}}", response_model=Member, responses=_MANAGEMENT_ERRORS)
+        async def change_role(
+            organization_id: str,
+            user_id: str,
+            body: ChangeRoleRequest,
+            principal: Principal = Depends(principal_dependency),
+            session: Any = Depends(session_dependency),
+        ) -> Member:
+            """Change a member's role (never above the actor's own)."""
+            return await self._mutate(
+                session, management.change_role, organization_id, principal, user_id, body
+            )
+
+        @router.delete(f"{org}/members/{{user_id}}", response_model=Member, responses=_MANAGEMENT_ERRORS)
+        async def remove_member(
+            organization_id: str,
+            user_id: str,
+            principal: Principal = Depends(principal_dependency),
+            session: Any = Depends(session_dependency),
+        ) -> Member:
+            """Remove a member (never the last OWNER)."""
+            return await self._mutate(session, management.remove_member, organization_id, principal, user_id)
+
+        @router.post(f"{org}/leave", response_model=Member, responses=_MANAGEMENT_ERRORS)
+        async def leave(
+            organization_id: str,
+            principal: Principal = Depends(principal_dependency),
+            session: Any = Depends(session_dependency),
+        ) -> Member:
+            """Leave the organization (the last OWNER cannot)."""
+            return await self._mutate(session, management.leave, organization_id, principal)
+
+        @router.post(f"{org}/transfer-ownership", response_model=Member, responses=_MANAGEMENT_ERRORS)
+        async def transfer_ownership(
+            organization_id: str,
+            body: TransferOwnershipRequest,
+            principal: Principal = Depends(principal_dependency),
+            session: Any = Depends(session_dependency),
+        ) -> Member:
+            """Make another member OWNER; the actor steps down to ``demote_to``."""
+            return await self._mutate(
+                session, management.transfer_ownership, organization_id, principal, body
+            )
+
+        @router.get(f"{org}/api-keys", response_model=Page[ApiKey], responses=_MANAGEMENT_ERRORS)
+        async def list_api_keys(
+            organization_id: str,
+            limit: int = Query(DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE),
+            cursor: str | None = Query(None, max_length=2048),
+            principal: Principal = Depends(principal_dependency),
+            session: Any = Depends(session_dependency),
+        ) -> Page[ApiKey]:
+            """List the organization's API keys (metadata only, never a secret)."""
+            return await self.run(
+                session, management.list_api_keys, organization_id, principal, limit, cursor
+            )
+
+        @router.post(
+            f"{org}/api-keys",
+            response_model=IssuedApiKeyResponse,
+            status_code=201,
+            responses=_MANAGEMENT_ERRORS,
+        )
+        async def issue_api_key(
+            organization_id: str,
+            body: IssueApiKeyRequest,
+            principal: Principal = Depends(principal_dependency),
+            session: Any = Depends(session_dependency),
+        ) -> IssuedApiKeyResponse:
+            """Issue an API key; the response holds the key, this once."""
+            return await self._mutate(session, management.issue_api_key, organization_id, principal, body)
+
+        @router.post(f"{org}/api-keys/{{key_id}}/revoke", response_model=ApiKey, responses=_MANAGEMENT_ERRORS)
+        async def revoke_api_key(
+            organization_id: str,
+            key_id: str,
+            principal: Principal = Depends(principal_dependency),
+            session: Any = Depends(session_dependency),
+        ) -> ApiKey:
+            """Revoke an API key: it stops verifying at once."""
+            return await self._mutate(session, management.revoke_api_key, organization_id, principal, key_id)
+
+        @router.post(
+            f"{org}/api-keys/{{key_id}}/rotate",
+            response_model=IssuedApiKeyResponse,
+            status_code=201,
+            responses=_MANAGEMENT_ERRORS,
+        )
+        async def rotate_api_key(
+            organization_id: str,
+            key_id: str,
+            body: RotateApiKeyRequest | None = None,
+            principal: Principal = Depends(principal_dependency),
+            session: Any = Depends(session_dependency),
+        ) -> IssuedApiKeyResponse:
+            """Replace a key with a new one; the old one works until the grace period ends."""
+            return await self._mutate(
+                session,
+                management.rotate_api_key,
+                organization_id,
+                principal,
+                key_id,
+                body or RotateApiKeyRequest(),
+            )
+
+        @router.get(f"{org}/invitations", response_model=Page[Invitation], responses=_MANAGEMENT_ERRORS)
+        async def list_invitations(
+            organization_id: str,
+            limit: int = Query(DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE),
+            cursor: str | None = Query(None, max_length=2048),
+            principal: Principal = Depends(principal_dependency),
+            session: Any = Depends(session_dependency),
+        ) -> Page[Invitation]:
+            """List pending invitations (never a token)."""
+            return await self.run(
+                session, management.list_invitations, organization_id, principal, limit, cursor
+            )
+
+        @router.post(
+            f"{org}/invitations",
+            response_model=CreatedInvitationResponse,
+            status_code=201,
+            responses=_INVITATION_ERRORS,
+        )
+        async def create_invitation(
+            organization_id: str,
+            body: CreateInvitationRequest,
+            principal: Principal = Depends(principal_dependency),
+            session: Any = Depends(session_dependency),
+        ) -> CreatedInvitationResponse:
+            """Invite by email, or create a link for addresses in allowed domains; the token is shown once."""
+            return await self._mutate(session, management.create_invitation, organization_id, principal, body)
+
+        @router.post(
+            f"{org}/invitations/{{invitation_id}}/revoke",
+            response_model=Invitation,
+            responses=_INVITATION_ERRORS,
+        )
+        async def revoke_invitation(
+            organization_id: str,
+            invitation_id: str,
+            principal: Principal = Depends(principal_dependency),
+            session: Any = Depends(session_dependency),
+        ) -> Invitation:
+            """Revoke an invitation: its token stops working."""
+            return await self._mutate(
+                session, management.revoke_invitation, organization_id, principal, invitation_id
+            )
+
+        @router.post(
+            f"{org}/invitations/{{invitation_id}}/resend",
+            response_model=CreatedInvitationResponse,
+            responses=_INVITATION_ERRORS,
+        )
+        async def resend_invitation(
+            organization_id: str,
+            invitation_id: str,
+            principal: Principal = Depends(principal_dependency),
+            session: Any = Depends(session_dependency),
+        ) -> CreatedInvitationResponse:
+            """Give an invitation a new token; the old token stops working."""
+            return await self._mutate(
+                session, management.resend_invitation, organization_id, principal, invitation_id
+            )
+
+        @router.post("/invitations/preview", response_model=InvitationPreview, responses=_INVITATION_ERRORS)
+        async def preview_invitation(
+            body: TokenRequest,
+            session: Any = Depends(session_dependency),
+        ) -> InvitationPreview:
+            """Describe the invitation a token stands for, without using it up."""
+            return await self.run(session, management.preview_invitation, body)
+
+        @router.post("/invitations/accept", response_model=AcceptedInvitation, responses=_INVITATION_ERRORS)
+        async def accept_invitation(
+            body: TokenRequest,
+            principal: Principal = Depends(principal_dependency),
+            session: Any = Depends(session_dependency),
+        ) -> AcceptedInvitation:
+            """Accept an invitation as the signed-in user, with the identity provider's verified email."""
+            return await self._mutate(session, management.accept_invitation, principal, body)
+
+        return router
+
+
+def _organization_from_path(organization_id: str = Path(min_length=1, max_length=255)) -> str:
+    return organization_id
