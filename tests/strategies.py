@@ -92,3 +92,39 @@ def token_edits(draw: st.DrawFn, token: str) -> str:
     if kind == "delete":
         return token[:index] + token[index + 1 :]
     return token[:index]
+
+
+# -- API keys -------------------------------------------------------------------------------------------
+
+
+@st.composite
+def api_key_edits(draw: st.DrawFn, key: str) -> str:
+    """``key`` damaged once: one character replaced, cut short, extended, or a letter's case changed."""
+    kind = draw(st.sampled_from(["replace", "truncate", "extend", "case", "whole_case"]))
+    if kind == "replace":
+        index = draw(st.integers(0, len(key) - 1))
+        char = draw(st.characters().filter(lambda c: c != key[index]))
+        return key[:index] + char + key[index + 1 :]
+    if kind == "truncate":
+        return key[: draw(st.integers(0, len(key) - 1))]
+    if kind == "extend":
+        return key + draw(st.text(min_size=1, max_size=8))
+    if kind == "case":
+        letters = [index for index, char in enumerate(key) if char.isalpha()]
+        index = draw(st.sampled_from(letters))
+        return key[:index] + key[index].swapcase() + key[index + 1 :]
+    return draw(st.sampled_from([key.upper(), key.lower(), key.swapcase()]))
+
+
+junk_api_keys = st.one_of(
+    st.text(max_size=80),
+    st.binary(max_size=80),
+    st.text(
+        alphabet="0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", min_size=49, max_size=49
+    ).map(lambda body: "tk_live_" + body),
+    st.integers(),
+    st.none(),
+    st.lists(st.text(max_size=5), max_size=3),
+)
+"""Anything a client might send as an API key that was never issued: text, bytes, other objects, and strings
+shaped like a key (right prefix, alphabet and length) with a random checksum."""

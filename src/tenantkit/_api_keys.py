@@ -384,6 +384,10 @@ class _RawQuery:
 
     def fetch(self, connection: Connection, plan: _Plan, values: tuple[Any, ...]) -> Sequence[Any]:
         arguments = plan.arguments(values)
+        if not connection.in_transaction():
+            # What Connection.execute would do: the driver opens a transaction for this read (psycopg and
+            # PyMySQL do), so SQLAlchemy must know of it for the caller's commit, rollback or close to end it.
+            connection.begin()
         dbapi_connection = connection.connection.dbapi_connection
         assert dbapi_connection is not None
         cursor = dbapi_connection.cursor()
@@ -478,7 +482,10 @@ class ApiKeyService:
         self.membership = membership
         self.clock = clock
         self.events = events or membership.events
-        self.format = KeyFormat(prefix)
+        try:
+            self.format = KeyFormat(prefix)
+        except InvalidInputError as error:
+            raise ConfigurationError(f"prefix {prefix!r}: {error.reason}") from None
         self._peppers: tuple[Pepper, ...] = build_peppers(peppers, current_pepper)
         if hasher is None:
             hasher = HMAC_SHA256 if self._peppers else SHA256
