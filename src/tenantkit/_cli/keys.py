@@ -1,0 +1,231 @@
+"""``tenantkit keys``: issue, list, revoke and rotate an organization's API keys from the command line.
+
+Commands act as the host unless ``--as USER`` names the member on whose behalf they act. ``issue`` and
+``rotate`` print the new key once; it cannot be shown again.
+
+The key settings of the deployment come from the environment, so that keys made here verify in the
+application:
+
+* ``TENANTKIT_API_KEY_PREFIX`` — the key prefix (default ``tk_live_``);
+* ``TENANTKIT_API_KEY_HASHER`` — ``sha256``, ``hmac-sha256`` or ``argon2id`` (default: ``hmac-sha256`` when a
+  pepper is set, else ``sha256``);
+* ``TENANTKIT_API_KEY_PEPPER`` — the current pepper secret, and ``TENANTKIT_API_KEY_PEPPER_VERSION`` its
+  version (default ``1``);
+* ``TENANTKIT_API_KEY_OLD_PEPPERS`` — older peppers that keys may still be stored under, as
+  ``version:secret`` pairs separated by commas.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from datetime import datetime, timedelta, timezone
+
+import click
+
+from tenantkit._actor import HOST, Actor
+from tenantkit._api_keys import ApiKey, ApiKeyService, IssuedApiKey
+from tenantkit._cli._common import emit, engine_for, handle_errors, json_option, main, url_option
+from tenantkit._cli.members import as_option
+from tenantkit._errors import ConfigurationError
+from tenantkit._key_format import DEFAULT_PREFIX
+from tenantkit._membership import MembershipService
+from tenantkit._pagination import MAX_PAGE_SIZE
+from tenantkit._session import transaction
+
+_DURATION = re.compile(r"(\d+)([smhd])")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+def service_from_environment(environ: Mapping[str, str] | None = None) -> ApiKeyService:
+    """An :class:`ApiKeyService` configured from the ``TENANTKIT_API_KEY_*`` environment variables.
+
+    Raises:
+        ConfigurationError: A variable is malformed.
+    """
+    env = os.environ if environ is None else environ
+    peppers: dict[str, str] = {}
+    current = None
+    for pair in filter(
+        None, (part.strip() for part in env.get("TENANTKIT_API_KEY_OLD_PEPPERS", "").split(","))
+    ):
+        version, separator, secret = pair.partition(":")
+        if not separator:
+            raise ConfigurationError(
+                "TENANTKIT_API_KEY_OLD_PEPPERS holds version:secret pairs, comma-separated"
+            )
+        peppers[version] = secret
+    if env.get("TENANTKIT_API_KEY_PEPPER"):
+        current = env.get("TENANTKIT_API_KEY_PEPPER_VERSION") or "1"
+        peppers[current] = env["TENANTKIT_API_KEY_PEPPER"]
+    elif peppers:
+        raise ConfigurationError("TENANTKIT_API_KEY_OLD_PEPPERS is set but TENANTKIT_API_KEY_PEPPER is not")
+    return ApiKeyService(
+        membership=MembershipService(),
+        prefix=env.get("TENANTKIT_API_KEY_PREFIX") or DEFAULT_PREFIX,
+        hasher=env.get("TENANTKIT_API_KEY_HASHER") or None,
+        peppers=peppers or None,
+        current_pepper=current,
+    )
+
+
+def _duration(context: click.Context, parameter: click.Parameter, value: str | None) -> timedelta | None:
+    if value is None:
+        return None
+    match = _DURATION.fullmatch(value.strip())
+    if match is None or int(match.group(1)) == 0:
+        raise click.BadParameter("use a positive whole number and a unit: 90s, 15m, 12h or 30d")
+    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+
+
+def _actor(user_id: str | None) -> Actor:
+    return HOST if user_id is None else Actor.user(user_id)
+
+
+def _line(key: ApiKey) -> str:
+    state = "revoked" if key.revoked else ("rotated" if key.replaced_at else "active")
+    expires = key.expires_at.isoformat() if key.expires_at else "never"
+    used = key.last_used_at.isoformat() if key.last_used_at else "never"
+    scopes = ",".join(key.scopes) or "-"
+    return (
+        f"{key.id}\t{key.start or '-'}…\t{key.name}\t{state}\texpires {expires}\tlast used {used}\t{scopes}"
+    )
+
+
+def _print_issued(issued: IssuedApiKey, as_json: bool, verb: str) -> None:
+    if as_json:
+        emit({"key": issued.reveal(), "api_key": issued.api_key}, True, lambda: None)
+        return
+    click.echo(
+        f"{verb} API key {issued.id} ({issued.api_key.name}) for {issued.api_key.organization_id}", err=True
+    )
+    click.echo("Store it now: it is shown this once and cannot be recovered.", err=True)
+    click.echo(issued.reveal())
+
+
+@main.group()
+def keys() -> None:
+    """Issue, list, revoke and rotate organizations' API keys."""
+
+
+@keys.command("issue")
+@url_option
+@json_option
+@as_option
+@click.argument("organization")
+@click.argument("name")
+@click.option("--scope", "scopes", multiple=True, help="A scope the key carries (repeatable).")
+@click.option("--expires-in", callback=_duration, default=None, help="Lifetime: 90s, 15m, 12h, 30d.")
+@click.option(
+    "--expires", "expires_at", type=click.DateTime(), default=None, help="Expiry as an ISO time, in UTC."
+)
+@handle_errors
+def issue(
+    url: str,
+    as_json: bool,
+    acting_user: str | None,
+    organization: str,
+    name: str,
+    scopes: tuple[str, ...],
+    expires_in: timedelta | None,
+    expires_at: datetime | None,
+) -> None:
+    """Issue a key named NAME for ORGANIZATION and print it (once)."""
+    if expires_in is not None and expires_at is not None:
+        raise click.UsageError("give --expires-in or --expires, not both")
+    expires: datetime | timedelta | None = expires_in
+    if expires_at is not None:
+        # click.DateTime gives naive times; the option's help says they are UTC.
+        expires = expires_at if expires_at.tzinfo else expires_at.replace(tzinfo=timezone.utc)
+    service = service_from_environment()
+    with engine_for(url) as engine, transaction(engine) as session:
+        issued = service.issue(
+            session, organization, name, actor=_actor(acting_user), expires=expires, scopes=scopes
+        )
+    _print_issued(issued, as_json, "issued")
+
+
+@keys.command("list")
+@url_option
+@json_option
+@as_option
+@click.argument("organization")
+@click.option("--active-only", is_flag=True, help="Leave revoked keys out.")
+@click.option("--limit", type=click.IntRange(1, MAX_PAGE_SIZE), default=50, show_default=True)
+@click.option("--cursor", default=None, help="next_cursor printed by the previous page.")
+@handle_errors
+def list_(
+    url: str,
+    as_json: bool,
+    acting_user: str | None,
+    organization: str,
+    active_only: bool,
+    limit: int,
+    cursor: str | None,
+) -> None:
+    """List ORGANIZATION's keys, newest first (metadata only: never a key or digest)."""
+    service = service_from_environment()
+    with engine_for(url) as engine, transaction(engine) as session:
+        page = service.list_keys(
+            session,
+            organization,
+            actor=_actor(acting_user),
+            limit=limit,
+            cursor=cursor,
+            include_revoked=not active_only,
+        )
+
+    def human() -> None:
+        for key in page.items:
+            click.echo(_line(key))
+        if page.next_cursor:
+            click.echo(f"next page: --cursor {page.next_cursor}", err=True)
+
+    emit(page, as_json, human)
+
+
+@keys.command("revoke")
+@url_option
+@json_option
+@as_option
+@click.argument("organization")
+@click.argument("key_id")
+@handle_errors
+def revoke(url: str, as_json: bool, acting_user: str | None, organization: str, key_id: str) -> None:
+    """Revoke KEY_ID of ORGANIZATION: it stops verifying at once."""
+    service = service_from_environment()
+    with engine_for(url) as engine, transaction(engine) as session:
+        key = service.revoke(session, organization, key_id, actor=_actor(acting_user))
+    emit(key, as_json, lambda: click.echo(f"revoked {key.id} ({key.name})"))
+
+
+@keys.command("rotate")
+@url_option
+@json_option
+@as_option
+@click.argument("organization")
+@click.argument("key_id")
+@click.option(
+    "--grace", callback=_duration, default=None, help="How long the old key keeps working (default 24h)."
+)
+@click.option("--now", "immediately", is_flag=True, help="End the old key at once (no grace).")
+@handle_errors
+def rotate(
+    url: str,
+    as_json: bool,
+    acting_user: str | None,
+    organization: str,
+    key_id: str,
+    grace: timedelta | None,
+    immediately: bool,
+) -> None:
+    """Replace KEY_ID by a new key and print the new key (once)."""
+    if immediately:
+        if grace is not None:
+            raise click.UsageError("give --grace or --now, not both")
+        grace = timedelta(0)
+    service = service_from_environment()
+    with engine_for(url) as engine, transaction(engine) as session:
+        issued = service.rotate(session, organization, key_id, actor=_actor(acting_user), grace=grace)
+    _print_issued(issued, as_json, "rotated in")
