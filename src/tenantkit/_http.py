@@ -124,6 +124,19 @@ class Principal(BaseModel):
     email_verified: bool = False
 
 
+class Authorization(BaseModel):
+    """What a permission check establishes: this user, in this organization, holds this role.
+
+    ``role`` is ``None`` only when the host itself acted (``tenantkit.HOST``).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    organization_id: str
+    user_id: str
+    role: Role | None
+
+
 def as_principal(value: Principal | str) -> Principal:
     """Accept a :class:`Principal` or a bare user id from the host's current-user hook."""
     if isinstance(value, Principal):

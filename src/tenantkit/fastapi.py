@@ -26,7 +26,6 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ConfigDict
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
@@ -34,6 +33,7 @@ from tenantkit._api_keys import ApiKey, ApiKeyVerification
 from tenantkit._errors import InvalidApiKeyError, TenantKitError
 from tenantkit._http import (
     API_KEY_HEADER,
+    Authorization,
     ChangeRoleRequest,
     CreatedInvitationResponse,
     CreateInvitationRequest,
@@ -55,7 +55,7 @@ from tenantkit._invitations import AcceptedInvitation, Invitation, InvitationPre
 from tenantkit._kit import TenantKit
 from tenantkit._membership import Member
 from tenantkit._pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page
-from tenantkit._roles import Action, Role
+from tenantkit._roles import Action
 
 __all__ = ["Authorization", "Principal", "TenantKitFastAPI"]
 
@@ -63,16 +63,6 @@ T = TypeVar("T")
 
 _bearer = HTTPBearer(auto_error=False, description="An API key as a Bearer token.")
 _api_key_header = APIKeyHeader(name=API_KEY_HEADER, auto_error=False, description="An API key.")
-
-
-class Authorization(BaseModel):
-    """What a permission dependency establishes: this user, in this organization, holds this role."""
-
-    model_config = ConfigDict(frozen=True)
-
-    organization_id: str
-    user_id: str
-    role: Role | None
 
 
 def _responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
