@@ -18,6 +18,7 @@ implementation serves both. ``current_user`` is the host's dependency naming the
 :class:`Principal` or a user id): identities stay with the host's identity provider.
 """
 
+import json
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -25,6 +26,7 @@ from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
@@ -45,6 +47,7 @@ from tenantkit._http import (
     RotateApiKeyRequest,
     TokenRequest,
     TransferOwnershipRequest,
+    api_key_from_headers,
     as_principal,
     error_body,
     error_headers,
@@ -80,6 +83,60 @@ def _responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 _MANAGEMENT_ERRORS = _responses(403, 404, 409, 422, 503)
 _INVITATION_ERRORS = _responses(403, 404, 409, 410, 422, 503)
+
+# The error statuses each of our dependencies can answer with, so that the OpenAPI document of a host's own
+# route lists them too (a FastAPI dependency cannot declare responses itself).
+_DEPENDENCY_ERRORS: dict[Callable[..., Any], tuple[int, ...]] = {}
+
+
+def _dependency_errors(dependant: Any) -> set[int]:
+    statuses = set(_DEPENDENCY_ERRORS.get(dependant.call, ())) if dependant.call is not None else set()
+    for child in dependant.dependencies:
+        statuses |= _dependency_errors(child)
+    return statuses
+
+
+def _error_response_schema(status: int) -> dict[str, Any]:
+    return {
+        "description": _responses(status)[status]["description"],
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}},
+    }
+
+
+def _document_errors(schema: dict[str, Any], routes: Sequence[Any]) -> None:
+    """Add our dependencies' error responses, and our 422 body, to every operation of ``schema``."""
+    changed = False
+    paths = schema.get("paths", {})
+    for route in routes:
+        if not isinstance(route, APIRoute) or not route.include_in_schema:
+            continue
+        statuses = _dependency_errors(route.dependant)
+        for method in route.methods or ():
+            operation = paths.get(route.path_format, {}).get(method.lower())
+            if operation is None:
+                continue
+            responses = operation.setdefault("responses", {})
+            validation = responses.get("422")
+            # install() turns request validation errors into ErrorResponse bodies; say so.
+            if validation is not None and "HTTPValidationError" in repr(validation):
+                responses["422"] = _error_response_schema(422)
+                changed = True
+            for status in sorted(statuses):
+                if str(status) not in responses:
+                    responses[str(status)] = _error_response_schema(status)
+                    changed = True
+    if not changed:
+        return
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    generated = ErrorResponse.model_json_schema(ref_template="#/components/schemas/{model}")
+    for name, definition in generated.pop("$defs", {}).items():
+        components.setdefault(name, definition)
+    components.setdefault("ErrorResponse", generated)
+    # FastAPI's own validation error schemas stay only if something still refers to them.
+    for unused in ("HTTPValidationError", "ValidationError"):
+        definition = components.pop(unused, None)
+        if definition is not None and f"#/components/schemas/{unused}" in json.dumps(schema):
+            components[unused] = definition
 
 
 class TenantKitFastAPI:
@@ -155,6 +212,17 @@ class TenantKitFastAPI:
         app.add_exception_handler(TenantKitError, tenantkit_error)
         app.add_exception_handler(RequestValidationError, invalid_request)
 
+        generate = app.openapi
+
+        def openapi() -> dict[str, Any]:
+            fresh = app.openapi_schema is None
+            schema = generate()
+            if fresh:
+                _document_errors(schema, app.routes)
+            return schema
+
+        app.openapi = openapi  # type: ignore[method-assign]
+
     # -- dependencies --------------------------------------------------------------------------------
 
     def api_key(self, *scopes: str, organization_id: str | None = None) -> Callable[..., Any]:
@@ -170,11 +238,14 @@ class TenantKitFastAPI:
         required = tuple(scopes)
 
         async def authenticate_api_key(
+            request: Request,
             session: Any = Depends(self._session),
             bearer: HTTPAuthorizationCredentials | None = Depends(_bearer),
             header_key: str | None = Depends(_api_key_header),
         ) -> ApiKeyVerification:
-            presented = bearer.credentials if bearer is not None else header_key
+            # The two security dependencies put the schemes in the OpenAPI document; the shared parser
+            # reads the headers, so that a non-Bearer Authorization is "malformed" here as in Flask.
+            presented = api_key_from_headers(request.headers)
             if presented is None:
                 raise InvalidApiKeyError("missing")
             verified = await self.run(
@@ -189,6 +260,7 @@ class TenantKitFastAPI:
                 await self._finish(session)
             return verified
 
+        _DEPENDENCY_ERRORS[authenticate_api_key] = (401, 403, 503) if required else (401, 503)
         return authenticate_api_key
 
     def current_principal(self) -> Callable[..., Any]:
@@ -226,6 +298,7 @@ class TenantKitFastAPI:
             )
             return Authorization(organization_id=organization, user_id=principal.user_id, role=role)
 
+        _DEPENDENCY_ERRORS[require_permission] = (403, 422, 503)
         return require_permission
 
     def _require_current_user(self) -> Callable[..., Any]:
