@@ -194,9 +194,13 @@ class TestRead:
         assert roles(org, OTHER_ORG) == {"x1": Role.OWNER, "m1": Role.MEMBER}
 
     def test_get_role_through_a_connection(self, org: sa.Engine, service: MembershipService) -> None:
-        """``get_role`` also works on a plain Connection."""
+        """``get_role`` also works on a plain Connection, inside a transaction or not."""
         with org.connect() as connection:
             assert service.get_role(connection, ORG, "m1") is Role.MEMBER
+            connection.commit()
+            with connection.begin():
+                assert service.get_role(connection, ORG, "a1") is Role.ADMIN
+                assert service.get_role(connection, OTHER_ORG, "a1") is None
 
     def test_get_role_visible_to_instrumentation(self, org: sa.Engine, service: MembershipService) -> None:
         """With a statement listener on the engine, ``get_role`` goes through SQLAlchemy so it is seen."""

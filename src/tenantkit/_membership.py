@@ -271,7 +271,10 @@ class MembershipService:
         check_identifier(user_id, "user_id")
         connection = session.connection() if isinstance(session, Session) else session
         if (
-            connection._has_events
+            # A bare connection outside a transaction autobegins only through SQLAlchemy; bypassing it
+            # would leave the driver in a transaction SQLAlchemy does not know about.
+            not connection.in_transaction()
+            or connection._has_events
             or connection.engine._has_events
             or connection.dialect._has_events
             or "schema_translate_map" in connection._execution_options
@@ -756,10 +759,12 @@ class MembershipService:
             if target is None:
                 raise MemberNotFoundError(organization_id, to_user_id)
             now = self.clock()
-            if target.role is not Role.OWNER:
-                self._set_role(session, organization_id, to_user_id, Role.OWNER, now)
-            if new_role is not Role.OWNER:
-                self._set_role(session, organization_id, giver, new_role, now)
+            # Two writes: a savepoint makes them one, so a failure between them leaves neither.
+            with session.begin_nested():
+                if target.role is not Role.OWNER:
+                    self._set_role(session, organization_id, to_user_id, Role.OWNER, now)
+                if new_role is not Role.OWNER:
+                    self._set_role(session, organization_id, giver, new_role, now)
             self.events.record(
                 session,
                 OwnershipTransferred(
