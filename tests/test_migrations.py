@@ -355,13 +355,19 @@ class TestOfflineSql:
 
 
 class TestLockInProcess:
+    def test_mysql_lock_name_is_per_database_and_short_enough(self) -> None:
+        """GET_LOCK names differ per database and fit MySQL's 64-character limit."""
+        names = {_migrations.mysql_lock_name(name) for name in ("app", "other", "x" * 64)}
+        assert len(names) == 3
+        assert all(name.startswith("tenantkit_migrations:") and len(name) <= 64 for name in names)
+
     def test_postgresql_key_is_derived_from_the_name(self) -> None:
         """The advisory lock key is a fixed signed 64-bit number derived from "tenantkit"."""
         import hashlib
 
         digest = hashlib.sha256(b"tenantkit").digest()[:8]
         assert int.from_bytes(digest, "big", signed=True) == _migrations.LOCK_KEY
-        assert -(2**63) <= _migrations.LOCK_KEY < 2**63
+        assert 0 < _migrations.LOCK_KEY < 2**63  # lock_is_held() below relies on a positive key
 
     @pytest.mark.parametrize("fresh_database", ["postgresql", "mariadb"], indirect=True)
     def test_held_lock_makes_upgrade_time_out_changing_nothing(self, fresh_engine: sa.Engine) -> None:
@@ -373,6 +379,33 @@ class TestLockInProcess:
             assert info.value.timeout == 0.3
             assert info.value.code == "migration_lock_timeout"
         assert sa.inspect(fresh_engine).get_table_names() == []
+
+    @pytest.mark.parametrize("fresh_database", ["postgresql", "mariadb"], indirect=True)
+    def test_held_lock_also_guards_a_callers_connection(self, fresh_engine: sa.Engine) -> None:
+        """Given the caller's connection, upgrade takes the same lock and times out the same way."""
+        with fresh_engine.connect() as holder:
+            hold_lock(holder)
+            with fresh_engine.connect() as connection:
+                with pytest.raises(tenantkit.MigrationLockTimeoutError):
+                    tenantkit.upgrade(connection, lock_timeout=0.3)
+                connection.rollback()
+            release_lock(holder)
+        with fresh_engine.connect() as connection:
+            tenantkit.upgrade(connection, lock_timeout=5)
+            connection.commit()
+        assert tenantkit.is_up_to_date(fresh_engine)
+
+    @pytest.mark.parametrize("fresh_database", ["postgresql", "mariadb"], indirect=True)
+    def test_lock_is_released_after_success_and_failure(self, fresh_engine: sa.Engine) -> None:
+        """No session holds the lock after an upgrade, nor after one refused with a schema conflict."""
+        tenantkit.upgrade(fresh_engine)
+        assert not lock_is_held(fresh_engine)
+        tenantkit.downgrade(fresh_engine, "base")
+        with fresh_engine.begin() as connection:
+            connection.exec_driver_sql("CREATE TABLE team_members (id INTEGER PRIMARY KEY)")
+        with pytest.raises(tenantkit.SchemaConflictError):
+            tenantkit.upgrade(fresh_engine)
+        assert not lock_is_held(fresh_engine)
 
     def test_sqlite_write_lock_makes_upgrade_time_out(self, fresh_database: ThrowawayDatabase) -> None:
         """On SQLite, another writer's open transaction makes upgrade give up with the typed error."""
@@ -411,9 +444,36 @@ def hold_lock(connection: sa.Connection) -> None:
     if connection.dialect.name == "postgresql":
         connection.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": _migrations.LOCK_KEY})
     else:
-        got = connection.execute(sa.text("SELECT GET_LOCK(:n, 1)"), {"n": _migrations.LOCK_NAME}).scalar()
+        got = connection.execute(
+            sa.text("SELECT GET_LOCK(:n, 1)"), {"n": mysql_lock_name(connection)}
+        ).scalar()
         assert got == 1
     connection.commit()
+
+
+def mysql_lock_name(connection: sa.Connection) -> str:
+    """The GET_LOCK name tenantkit uses for the database ``connection`` is on."""
+    return _migrations.mysql_lock_name(connection.execute(sa.text("SELECT DATABASE()")).scalar())
+
+
+def lock_is_held(engine: sa.Engine) -> bool:
+    """Whether any session holds tenantkit's migration lock, as the server sees it."""
+    with engine.connect() as connection:
+        if connection.dialect.name == "postgresql":
+            held = connection.execute(
+                sa.text(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1 "
+                    "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+                    "AND ((classid::bigint << 32) | objid::bigint) = :k"
+                ),
+                # pg_locks splits a bigint key into two unsigned halves; this fixed key is positive.
+                {"k": _migrations.LOCK_KEY},
+            ).scalar_one()
+            return bool(held)
+        holder = connection.execute(
+            sa.text("SELECT IS_USED_LOCK(:n)"), {"n": mysql_lock_name(connection)}
+        ).scalar()
+        return holder is not None
 
 
 def release_lock(connection: sa.Connection) -> None:
@@ -421,7 +481,7 @@ def release_lock(connection: sa.Connection) -> None:
     if connection.dialect.name == "postgresql":
         connection.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": _migrations.LOCK_KEY})
     else:
-        connection.execute(sa.text("SELECT RELEASE_LOCK(:n)"), {"n": _migrations.LOCK_NAME})
+        connection.execute(sa.text("SELECT RELEASE_LOCK(:n)"), {"n": mysql_lock_name(connection)})
     connection.commit()
 
 
@@ -433,7 +493,10 @@ def wait_until_someone_waits(connection: sa.Connection) -> None:
             "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
         )
     else:
-        query = sa.text("SELECT count(*) FROM information_schema.PROCESSLIST WHERE STATE = 'User lock'")
+        query = sa.text(
+            "SELECT count(*) FROM information_schema.PROCESSLIST "
+            "WHERE STATE = 'User lock' AND DB = DATABASE()"
+        )
     event = threading.Event()
     for _ in range(600):
         if connection.execute(query).scalar_one() > 0:

@@ -48,7 +48,7 @@ ORIGIN_REVISION = "0001"
 """The revision that reproduces the origin document; an adopted database is stamped at it."""
 
 LOCK_NAME = "tenantkit_migrations"
-"""The name of the MySQL/MariaDB ``GET_LOCK`` lock that serializes migrations."""
+"""Prefix of the MySQL/MariaDB ``GET_LOCK`` name that serializes migrations (see :func:`mysql_lock_name`)."""
 
 LOCK_KEY = int.from_bytes(hashlib.sha256(b"tenantkit").digest()[:8], "big", signed=True)
 """The PostgreSQL advisory lock key that serializes migrations: a fixed 64-bit number derived from
@@ -197,9 +197,25 @@ def _pg_lock(connection: Connection, function: str, timeout: float | None) -> No
     connection.execute(sa.text("SELECT set_config('lock_timeout', :value, true)"), {"value": previous})
 
 
+def mysql_lock_name(database_name: str | None) -> str:
+    """The ``GET_LOCK`` name for one MySQL/MariaDB database.
+
+    ``GET_LOCK`` names are server-wide, unlike PostgreSQL's per-database advisory locks; a digest of the
+    database name keeps apps in different databases of one server from waiting on each other, within
+    MySQL's 64-character limit on lock names.
+    """
+    digest = hashlib.sha256((database_name or "").encode()).hexdigest()[:32]
+    return f"{LOCK_NAME}:{digest}"
+
+
+def _mysql_lock_name_of(connection: Connection) -> str:
+    return mysql_lock_name(connection.execute(sa.text("SELECT DATABASE()")).scalar())
+
+
 def _mysql_get_lock(connection: Connection, timeout: float | None) -> None:
     got = connection.execute(
-        sa.text("SELECT GET_LOCK(:name, :timeout)"), {"name": LOCK_NAME, "timeout": _mysql_timeout(timeout)}
+        sa.text("SELECT GET_LOCK(:name, :timeout)"),
+        {"name": _mysql_lock_name_of(connection), "timeout": _mysql_timeout(timeout)},
     ).scalar()
     if got != 1:
         # 0 is a timeout; NULL an error such as the thread being killed. Neither gives us the lock.
@@ -207,7 +223,7 @@ def _mysql_get_lock(connection: Connection, timeout: float | None) -> None:
 
 
 def _mysql_release_lock(connection: Connection) -> None:
-    connection.execute(sa.text("SELECT RELEASE_LOCK(:name)"), {"name": LOCK_NAME})
+    connection.execute(sa.text("SELECT RELEASE_LOCK(:name)"), {"name": _mysql_lock_name_of(connection)})
 
 
 @contextlib.contextmanager
