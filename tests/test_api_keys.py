@@ -355,6 +355,29 @@ class TestVerify:
         assert "api_keys_hashed_key_idx" in str(plan)
 
 
+class TestInstrumentation:
+    def test_listeners_see_the_lookup(
+        self, engine: sa.Engine, service: ApiKeyService, clock: FrozenClock
+    ) -> None:
+        """With a before_cursor_execute listener the lookup goes through SQLAlchemy, with the same answers."""
+        key_id, key = issue(engine, service, expires=timedelta(hours=1), scopes=["a:read"])
+        seen: list[str] = []
+
+        def listener(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+            seen.append(statement)
+
+        sa.event.listen(engine, "before_cursor_execute", listener)
+        try:
+            result = verify(engine, service, key)
+            clock.advance(hours=1)
+            expired = verify(engine, service, key)
+        finally:
+            sa.event.remove(engine, "before_cursor_execute", listener)
+        assert (result.key_id, result.scopes, result.expires_at) == (key_id, ("a:read",), clock())
+        assert expired.reason == "expired"
+        assert sum("FROM api_keys" in statement and "hashed_key" in statement for statement in seen) == 2
+
+
 class TestScopes:
     def test_check_and_require(self) -> None:
         """check_scopes says whether all required scopes are held; require_scopes raises the missing ones."""

@@ -280,8 +280,8 @@ def _sqlite_datetime(fallback: Processor | None) -> Processor:
     """Read SQLite's stored timestamps with the C ``fromisoformat`` (SQLAlchemy's parser is a regex)."""
 
     def process(value: Any) -> Any:
-        if value is None:
-            return None
+        if value is None or isinstance(value, datetime):
+            return value
         try:
             return datetime.fromisoformat(value).replace(tzinfo=timezone.utc)
         except (TypeError, ValueError):
@@ -317,7 +317,11 @@ def _scopes_reader(fallback: Processor | None) -> Processor:
 
 
 class _Plan:
-    """A statement compiled for one dialect: its SQL, how to pass its parameters, its column processors."""
+    """A statement compiled for one dialect: its SQL, how to pass its parameters, its column processors.
+
+    The processors are idempotent (a value already converted passes through unchanged), because rows that
+    went through SQLAlchemy, when instrumentation is listening, arrive converted.
+    """
 
     __slots__ = ("_positional", "names", "permutation", "processors", "sql")
 
@@ -383,11 +387,21 @@ class _RawQuery:
         return plan
 
     def fetch(self, connection: Connection, plan: _Plan, values: tuple[Any, ...]) -> Sequence[Any]:
-        arguments = plan.arguments(values)
+        """The rows for ``values``: raw driver values when ``plan.raw``, else already converted ones."""
         if not connection.in_transaction():
             # What Connection.execute would do: the driver opens a transaction for this read (psycopg and
             # PyMySQL do), so SQLAlchemy must know of it for the caller's commit, rollback or close to end it.
             connection.begin()
+        if (
+            # Something observes the engine's statements (OpenTelemetry, Sentry, query loggers, tests that
+            # count queries) or rewrites them: go through SQLAlchemy so that it sees this one too.
+            connection._has_events
+            or connection.engine._has_events
+            or connection.dialect._has_events
+            or "schema_translate_map" in connection._execution_options
+        ):
+            return connection.execute(self._statement, dict(zip(self._names, values, strict=True))).all()
+        arguments = plan.arguments(values)
         dbapi_connection = connection.connection.dbapi_connection
         assert dbapi_connection is not None
         cursor = dbapi_connection.cursor()
