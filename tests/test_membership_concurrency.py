@@ -173,6 +173,23 @@ class TestLastOwnerUnderConcurrency:
         assert owners(server_engine) == {"o1"}
 
 
+class TestStricterIsolation:
+    def test_repeatable_read_conflict_is_typed(
+        self, postgres_engine: sa.Engine, service: MembershipService
+    ) -> None:
+        """Under REPEATABLE READ a change from a stale snapshot raises ConcurrentUpdateError."""
+        seed(postgres_engine, service, {"o1": Role.OWNER, "o2": Role.OWNER})
+        stale = postgres_engine.execution_options(isolation_level="REPEATABLE READ")
+        with Session(stale) as session:
+            session.execute(sa.select(team_members.c.id)).all()
+            with transaction(postgres_engine) as other:
+                service.change_role(other, ORG, "o2", Role.ADMIN, actor="o1")
+            with pytest.raises(ConcurrentUpdateError):
+                service.change_role(session, ORG, "o1", Role.ADMIN, actor="o2")
+            session.rollback()
+        assert owners(postgres_engine) == {"o1"}
+
+
 class TestSQLiteSerializesWriters:
     @pytest.fixture
     def engine(self, sqlite_engine: sa.Engine) -> sa.Engine:
