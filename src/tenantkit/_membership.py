@@ -253,8 +253,9 @@ class MembershipService:
 
         This is the per-request question, so it runs one prebuilt indexed query with as little around it as
         possible: when nothing observes the engine's statements (no ``before_cursor_execute`` listeners, no
-        ``schema_translate_map``), the compiled SQL goes straight to the session's DBAPI connection, inside
-        the session's transaction. Otherwise it goes through SQLAlchemy so that instrumentation sees it.
+        ``schema_translate_map``) and a transaction is open, the compiled SQL goes straight to the session's
+        DBAPI connection, inside that transaction. Otherwise it goes through SQLAlchemy, so that
+        instrumentation sees it and a bare connection autobegins as usual.
 
         Args:
             session: The caller's session (or connection).
