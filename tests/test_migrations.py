@@ -210,6 +210,17 @@ class TestUpgrade:
         assert snapshot(fresh_engine) == before
         assert version_rows(fresh_engine) == ["9999"]
 
+    def test_relative_revisions_step_and_overshooting_is_invalid_input(self, fresh_engine: sa.Engine) -> None:
+        """``+1`` and ``-1`` move one revision; moving past either end is refused, changing nothing."""
+        first, *_ = revisions_in_order()
+        assert tenantkit.upgrade(fresh_engine, "+1").applied == (first,)
+        assert tenantkit.downgrade(fresh_engine, "-1").applied == (first,)
+        with pytest.raises(tenantkit.InvalidInputError):
+            tenantkit.downgrade(fresh_engine, "-1")
+        with pytest.raises(tenantkit.InvalidInputError):
+            tenantkit.upgrade(fresh_engine, f"+{len(revisions_in_order()) + 1}")
+        assert tenantkit.current_revision(fresh_engine) is None
+
     def test_unknown_revision_is_invalid_input(self, fresh_engine: sa.Engine) -> None:
         """An unknown revision is refused before any database work."""
         with pytest.raises(tenantkit.InvalidInputError):

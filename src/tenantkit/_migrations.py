@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import re
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from alembic import context as alembic_context
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext, MigrationInfo
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy.engine import URL, Connection, Engine
 
@@ -61,6 +63,7 @@ OFFLINE_DIALECTS = ("postgresql", "mysql", "mariadb", "sqlite")
 """The dialects :func:`offline_sql` writes SQL for."""
 
 _PG_LOCK_NOT_AVAILABLE = "55P03"
+_RELATIVE = re.compile(r"[+-][0-9]+")
 
 
 class MigrationResult(BaseModel):
@@ -400,17 +403,24 @@ def _run(connection: Connection, action: str, revision: str) -> tuple[str, ...]:
             applied.append(step.up_revision_id)
 
     config.attributes["on_version_apply"] = record
-    with _keep_host_alembic_context():
-        if action == "upgrade":
-            command.upgrade(config, revision)
-        elif action == "downgrade":
-            command.downgrade(config, revision)
-        else:
-            command.stamp(config, revision)
+    try:
+        with _keep_host_alembic_context():
+            if action == "upgrade":
+                command.upgrade(config, revision)
+            elif action == "downgrade":
+                command.downgrade(config, revision)
+            else:
+                command.stamp(config, revision)
+    except CommandError as exc:
+        # Alembic's CommandError means the request cannot be planned (a relative revision past the ends,
+        # a downgrade target above the current revision); no migration step has run.
+        raise InvalidInputError("revision", str(exc)) from exc
     return tuple(applied)
 
 
 def _check_revision(revision: str) -> None:
+    if _RELATIVE.fullmatch(revision):
+        return  # "+1" / "-2": resolved against the current revision once the lock is held
     script = ScriptDirectory.from_config(alembic_config())
     try:
         script.get_revisions(revision)
