@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 import pytest
 import sqlalchemy as sa
 from argon2 import PasswordHasher
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import Session
 
 from tenantkit import (
@@ -833,3 +834,19 @@ class TestCache:
         assert len(cache) == 2
         assert all(stored.startswith("sha256$") for stored in cache._entries)
         assert not any(key in cache._entries for key in keys)
+
+
+class TestAsync:
+    @pytest.mark.anyio
+    async def test_run_sync(self, async_engine: AsyncEngine, service: ApiKeyService) -> None:
+        """Async callers issue and verify through AsyncSession.run_sync, on aiosqlite and psycopg async."""
+        async with AsyncSession(async_engine) as session:
+            issued = await session.run_sync(service.issue, ORG, "async", actor=HOST, scopes=["a:read"])
+            await session.commit()
+        async with AsyncSession(async_engine) as session:
+            for _ in range(3):
+                result = await session.run_sync(service.verify, issued.reveal())
+                assert (result.key_id, result.scopes) == (issued.id, ("a:read",))
+            unknown = await session.run_sync(service.verify, service.format.generate())
+            await session.commit()
+        assert unknown.reason == "unknown"
