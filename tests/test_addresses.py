@@ -57,7 +57,7 @@ class TestNormalizeEmail:
 class TestNormalizeDomains:
     @given(domain=domains, data=st.data())
     def test_spellings_normalize_to_one(self, domain: str, data: st.DataObject) -> None:
-        """Every spelling of a domain normalizes to the same lower-case A-label form without a trailing dot."""
+        """Every spelling of a domain normalizes to one lower-case A-label form without a trailing dot."""
         expected = idna.encode(domain, uts46=True).decode("ascii")
         assert normalize_domain(data.draw(domain_spellings(domain))) == expected
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -213,7 +214,7 @@ class TestDefects:
     def test_accepting_never_changes_an_existing_role(
         self, service: InvitationService, session: Session
     ) -> None:
-        """An ADMIN accepting a MEMBER invitation stays ADMIN; a MEMBER accepting an ADMIN one stays MEMBER."""
+        """An ADMIN accepting a MEMBER invitation stays ADMIN; a MEMBER offered ADMIN stays MEMBER."""
         demote = service.create_email_invitation(session, ORG, "adam@example.com", Role.MEMBER, actor="alice")
         promote = service.create_email_invitation(session, ORG, "mia@example.com", Role.ADMIN, actor="alice")
         session.commit()
@@ -268,7 +269,7 @@ class TestDefects:
         assert role_of(session, "u1") is None
 
     def test_comparisons_are_case_insensitive(self, service: InvitationService, session: Session) -> None:
-        """An invitation to Bob@EXAMPLE.com is accepted by bob@example.com, a link for Example.COM by x@example.com."""
+        """Bob@EXAMPLE.com's invitation takes bob@example.com; a link for Example.COM takes X@eXample.com."""
         email = service.create_email_invitation(session, ORG, "Bob@EXAMPLE.com", actor="alice")
         link = service.create_link_invitation(session, ORG, ["Example.COM."], actor="alice")
         session.commit()
@@ -559,9 +560,14 @@ class TestAccept:
             with pytest.raises(InvalidInputError):
                 accept(service, session, created, " bob", "bob@example.com")
             with pytest.raises(UnverifiedEmailError):
+                truthy_but_not_true: Any = 1
                 service.accept(
-                    session, token_of(created), user_id="bob", email="bob@example.com", email_verified=1
-                )  # type: ignore[arg-type]
+                    session,
+                    token_of(created),
+                    user_id="bob",
+                    email="bob@example.com",
+                    email_verified=truthy_but_not_true,
+                )
         assert statements == []
 
     def test_key_rotation(
@@ -689,7 +695,8 @@ class TestManage:
         assert token_of(resent) != token_of(created)
         [event] = recorder.of_type(InvitationResent)
         assert isinstance(event, InvitationResent)
-        assert event.accept_url is not None and token_of(resent) in event.accept_url.get_secret_value()
+        assert event.accept_url is not None
+        assert token_of(resent) in event.accept_url.get_secret_value()
         assert token_of(resent) not in repr(event)
         with pytest.raises(InvalidInvitationTokenError):
             accept(service, session, created, "bob", "bob@example.com")

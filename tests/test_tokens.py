@@ -38,13 +38,15 @@ class TestCodec:
         contents = codec.read(token)
         assert (contents.organization_id, contents.invitation_id) == ("org", "inv")
         assert digest_matches(stored, contents.secret)
-        assert stored.startswith("sha256:") and contents.secret not in stored
+        assert stored.startswith("sha256:")
+        assert contents.secret not in stored
         assert contents.secret not in repr(contents)
 
     def test_tokens_are_random(self, codec: TokenCodec) -> None:
         """Two tokens for one invitation differ, as do their digests."""
         (a, da), (b, db) = codec.issue("org", "inv"), codec.issue("org", "inv")
-        assert a != b and da != db
+        assert a != b
+        assert da != db
 
     @given(data=st.data())
     def test_any_edit_is_refused(self, codec: TokenCodec, data: st.DataObject) -> None:
