@@ -22,6 +22,7 @@ def _register() -> None:
     # Each command group lives in its own module; importing it attaches it to ``main``.
     from tenantkit._cli import (
         db,  # noqa: F401
+        invites,  # noqa: F401
         keys,  # noqa: F401
         members,  # noqa: F401
     )
