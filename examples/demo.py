@@ -1,70 +1,173 @@
-"""tenantkit's demo: create and migrate an embedded SQLite database, then show what was created.
+"""tenantkit's demo: the library's main job, end to end, on an embedded SQLite database.
 
-Run it with ``make demo`` (or ``python examples/demo.py [path-to-sqlite-file]``).
+Run it with ``make demo`` (or ``python examples/demo.py [path-to-sqlite-file]``; without a path it works in a
+temporary directory and leaves nothing behind). Each step is its own transaction, as each would be its own
+request in a web app; the events tenantkit delivers after each commit are printed at the end.
+
+No secret is printed in full: keys show their first characters, invitation tokens not at all.
 """
 
 from __future__ import annotations
 
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import sqlalchemy as sa
 
 import tenantkit
+from tenantkit import HOST, Event, Role, TenantKit, TenantKitError
+
+# A demo-only signing key; a real deployment keeps its own in a secret store.
+INVITATION_SECRET = "demo-only-invitation-signing-key"
+
+
+def step(title: str) -> None:
+    print(f"\n== {title}")
+
+
+def line(label: str, text: str) -> None:
+    print(f"   {label:<16} {text}")
+
+
+def refused(label: str, attempt: Callable[[], object]) -> None:
+    """Run ``attempt``, which must fail, and show the refusal with its stable error code."""
+    try:
+        attempt()
+    except TenantKitError as error:
+        line(label, f"refused: {error.code} ({error.message})")
+    else:
+        raise AssertionError(f"{label}: expected a refusal")
+
+
+def describe(event: Event) -> str:
+    skipped = {"organization_id", "actor_id", "occurred_at"}
+    fields = []
+    for name, value in event.model_dump().items():
+        if name in skipped or value in (None, ()):
+            continue
+        if isinstance(value, tuple):
+            value = ",".join(map(str, value))
+        elif name.endswith("_id") and len(str(value)) == 36:
+            value = f"{str(value)[:8]}…"  # a UUID; the first characters are enough to tell them apart
+        fields.append(f"{name}={value}")
+    actor = "host" if event.actor_id is None else event.actor_id
+    return f"{type(event).__name__:<20} by {actor:<8} {' '.join(fields)}"
 
 
 def main(path: Path) -> None:
+    print(f"tenantkit {tenantkit.__version__} demo on {path}")
     engine = sa.create_engine(f"sqlite:///{path}")
-    tenantkit.upgrade(engine)
-    print(f"database   {path}")
-    print(f"revision   {tenantkit.current_revision(engine)} (head {tenantkit.head_revision()})")
-    inspector = sa.inspect(engine)
-    for table in tenantkit.metadata.sorted_tables:
-        columns = ", ".join(column["name"] for column in inspector.get_columns(table.name))
-        print(f"table      {table.name}: {columns}")
-        for index in inspector.get_indexes(table.name):
-            unique = "unique " if index["unique"] else ""
-            print(f"  {unique}index {index['name']} on {', '.join(map(str, index['column_names']))}")
-    show_membership(engine)
-    engine.dispose()
+    kit = TenantKit(invitation_secret_keys=[INVITATION_SECRET])
+    delivered: list[Event] = []
+    kit.subscribe(delivered.append)
+    org = "acme"
 
+    step("1. Migrate")
+    result = tenantkit.upgrade(engine)
+    line("revisions", f"{', '.join(result.applied) or 'none needed'} (head {tenantkit.head_revision()})")
+    line("tables", ", ".join(table.name for table in tenantkit.metadata.sorted_tables))
 
-def show_membership(engine: sa.Engine) -> None:
-    """Found an organization, add members, and watch the rules refuse what they must."""
-    members = tenantkit.MembershipService()
-    members.events.subscribe(
-        lambda event: print(
-            f"  event    {type(event).__name__} "
-            f"{event.model_dump(mode='json', exclude={'organization_id', 'occurred_at'})}"
+    step("2. The organization's first owner")
+    with kit.transaction(engine) as session:
+        # Your sign-up flow acts as the host: nobody is a member yet who could add alice.
+        owner = kit.members.add(session, org, "alice", Role.OWNER, actor=HOST)
+    line("added", f"{owner.user_id} is {owner.role} of {org} (the host acting)")
+
+    step("3. An API key, issued once and verified on every request")
+    with kit.transaction(engine) as session:
+        issued = kit.api_keys.issue(session, org, "CI deploys", actor="alice", scopes=["reports:read"])
+    key = issued.reveal()  # the plaintext exists only here; the database holds a digest
+    line("issued", f"{issued.api_key.name!r} {issued.start}… scopes {', '.join(issued.api_key.scopes)}")
+    with kit.transaction(engine) as session:
+        verified = kit.api_keys.verify(session, key)
+    line("verified", f"valid={verified.valid} organization={verified.organization_id} key={verified.name!r}")
+
+    step("4. Invitations")
+    with kit.transaction(engine) as session:
+        by_email = kit.invitations.create_email_invitation(
+            session, org, "bob@acme.example", Role.ADMIN, actor="alice"
         )
+        by_link = kit.invitations.create_link_invitation(
+            session, org, ["acme.example"], Role.MEMBER, actor="alice", max_uses=10
+        )
+    line(
+        "by email",
+        f"bob@acme.example as {by_email.invitation.role}, expires {by_email.invitation.expires_at:%Y-%m-%d}",
     )
-    print("membership")
-    with tenantkit.transaction(engine) as session:
-        # The host's signup flow makes the creator the first OWNER, atomically with its own rows.
-        members.add(session, "org_acme", "alice", tenantkit.Role.OWNER, actor=tenantkit.HOST)
-        members.add(session, "org_acme", "bob", tenantkit.Role.ADMIN, actor="alice")
-        members.add(session, "org_acme", "carol", actor="bob")
-    refusals = [
-        (
-            "bob makes carol OWNER",
-            lambda s: members.change_role(s, "org_acme", "carol", "OWNER", actor="bob"),
-        ),
-        ("bob removes alice", lambda s: members.remove(s, "org_acme", "alice", actor="bob")),
-        ("alice leaves", lambda s: members.leave(s, "org_acme", actor="alice")),
-    ]
-    for label, attempt in refusals:
-        try:
-            with tenantkit.transaction(engine) as session:
-                attempt(session)
-        except tenantkit.TenantKitError as error:
-            print(f"  refused  {label}: [{error.code}] {error}")
-    with tenantkit.transaction(engine) as session:
-        members.transfer_ownership(session, "org_acme", "bob", actor="alice")
-        for member in members.list_members(session, "org_acme").items:
-            print(f"  member   {member.user_id:<6} {member.role.value}")
-        role = members.get_role(session, "org_acme", "carol")
-        print(f"  carol may invite: {members.can(role, tenantkit.Action.INVITE_MEMBERS)}")
+    line(
+        "by link",
+        f"anyone at acme.example as {by_link.invitation.role}, up to {by_link.invitation.max_uses} people",
+    )
+
+    step("5. Acceptances (the identity provider vouches for each address)")
+    with kit.transaction(engine) as session:
+        accepted = kit.invitations.accept(
+            session,
+            by_email.token.get_secret_value(),
+            user_id="bob",
+            email="bob@acme.example",
+            email_verified=True,
+        )
+    line("bob", f"accepted the email invitation: now {accepted.role}")
+    with kit.transaction(engine) as session:
+        accepted = kit.invitations.accept(
+            session,
+            by_link.token.get_secret_value(),
+            user_id="carol",
+            email="carol@acme.example",
+            email_verified=True,
+        )
+    line("carol", f"accepted the link as carol@acme.example: now {accepted.role}")
+
+    def mallory_accepts() -> object:
+        with kit.transaction(engine) as session:
+            return kit.invitations.accept(
+                session,
+                by_link.token.get_secret_value(),
+                user_id="mallory",
+                email="mallory@elsewhere.example",
+                email_verified=True,
+            )
+
+    refused("mallory", mallory_accepts)
+
+    step("6. Members")
+    with kit.transaction(engine) as session:
+        members = kit.members.list_members(session, org).items
+    for member in members:
+        line(member.user_id, str(member.role))
+
+    step("7. Forbidden actions")
+
+    def bob_makes_carol_owner() -> object:
+        with kit.transaction(engine) as session:
+            return kit.members.change_role(session, org, "carol", Role.OWNER, actor="bob")
+
+    def carol_issues_a_key() -> object:
+        with kit.transaction(engine) as session:
+            return kit.api_keys.issue(session, org, "carol's key", actor="carol")
+
+    def alice_leaves() -> object:
+        with kit.transaction(engine) as session:
+            return kit.members.leave(session, org, actor="alice")
+
+    refused("bob → OWNER", bob_makes_carol_owner)
+    refused("carol → key", carol_issues_a_key)
+    refused("alice leaves", alice_leaves)
+
+    step("8. Revoking the key")
+    with kit.transaction(engine) as session:
+        kit.api_keys.revoke(session, org, issued.id, actor="alice")
+    with kit.transaction(engine) as session:
+        verified = kit.api_keys.verify(session, key)
+    line("verified", f"valid={verified.valid} reason={verified.reason}")
+
+    step(f"9. Events delivered after commit ({len(delivered)}; refused attempts rolled back and sent none)")
+    for event in delivered:
+        print(f"   {describe(event)}")
+    engine.dispose()
 
 
 if __name__ == "__main__":

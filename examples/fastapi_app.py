@@ -1,0 +1,132 @@
+"""A small FastAPI service with tenantkit: organizations, API keys, invitations, on a SQLite file.
+
+Run it (it creates and migrates ``example.sqlite3`` in the working directory)::
+
+    pip install "tenantkit[fastapi]" uvicorn
+    python examples/fastapi_app.py            # http://127.0.0.1:8000, OpenAPI docs at /docs
+
+Then try, as the user ``alice`` (the ``X-User`` header is a STAND-IN for your identity provider)::
+
+    # alice creates the organization "acme" and becomes its OWNER
+    curl -s -X POST localhost:8000/organizations -H 'X-User: alice' \\
+         -H 'Content-Type: application/json' -d '{"organization_id": "acme"}'
+
+    # she issues an API key with the scope reports:read (the response shows the key this once)
+    curl -s -X POST localhost:8000/tenantkit/organizations/acme/api-keys -H 'X-User: alice' \\
+         -H 'Content-Type: application/json' -d '{"name": "CI", "scopes": ["reports:read"]}'
+
+    # a client calls the protected route with it; without it the answer is 401
+    curl -s localhost:8000/api/reports -H 'Authorization: Bearer tk_live_...'
+    curl -s -i localhost:8000/api/reports
+
+    # she invites bob; bob accepts with the token from the response, as bob@acme.example
+    curl -s -X POST localhost:8000/tenantkit/organizations/acme/invitations -H 'X-User: alice' \\
+         -H 'Content-Type: application/json' -d '{"email": "bob@acme.example", "role": "MEMBER"}'
+    curl -s -X POST localhost:8000/tenantkit/invitations/accept -H 'X-User: bob' \\
+         -H 'X-Email: bob@acme.example' -H 'X-Email-Verified: true' \\
+         -H 'Content-Type: application/json' -d '{"token": "..."}'
+
+    # billing is for ADMINs and OWNERs: alice gets in, bob gets 403 permission_denied
+    curl -s localhost:8000/organizations/acme/billing -H 'X-User: alice'
+    curl -s localhost:8000/organizations/acme/billing -H 'X-User: bob'
+    curl -s localhost:8000/tenantkit/organizations/acme/members -H 'X-User: bob'
+"""
+
+import argparse
+import os
+from collections.abc import Iterator
+from typing import Annotated
+
+import sqlalchemy as sa
+from fastapi import Depends, FastAPI, Header, HTTPException
+from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session
+
+import tenantkit
+from tenantkit import HOST, ApiKeyVerification, Member, Permissions, Role, TenantKit
+from tenantkit.fastapi import Authorization, Principal, TenantKitFastAPI
+
+# In production the secret comes from your secret store; this default is for trying the example only.
+INVITATION_SECRET = os.environ.get("TENANTKIT_INVITATION_SECRET", "example-only-not-a-real-secret-0123")
+
+
+class NewOrganization(BaseModel):
+    organization_id: str = Field(min_length=1, max_length=255)
+
+
+def create_app(database_url: str = "sqlite:///example.sqlite3") -> FastAPI:
+    """Build the app on ``database_url``, migrating tenantkit's tables first."""
+    engine = sa.create_engine(database_url)
+    tenantkit.upgrade(engine)  # idempotent: every instance may run it at start-up
+
+    kit = TenantKit(
+        invitation_secret_keys=[INVITATION_SECRET],
+        # The app's own action, on top of the built-in ones: ADMIN and OWNER may manage billing.
+        permissions=Permissions().with_actions("billing:manage", Role.ADMIN),
+    )
+
+    def get_session() -> Iterator[Session]:
+        with Session(engine, expire_on_commit=False) as session:
+            yield session
+
+    # --- STAND-IN for your identity provider ------------------------------------------------------------
+    # A real app reads the signed-in user from a verified session cookie or token (Clerk, Auth0, WorkOS,
+    # your own). This example believes whatever the X-User and X-Email headers say: never deploy it.
+    def current_user(
+        x_user: Annotated[str | None, Header()] = None,
+        x_email: Annotated[str | None, Header()] = None,
+        x_email_verified: Annotated[bool, Header()] = False,
+    ) -> Principal:
+        if not x_user:
+            raise HTTPException(401, "sign in first: send X-User (the example's stand-in for a login)")
+        return Principal(user_id=x_user, email=x_email, email_verified=x_email_verified)
+
+    # -----------------------------------------------------------------------------------------------------
+
+    tk = TenantKitFastAPI(kit, session=get_session, current_user=current_user)
+    app = FastAPI(title="tenantkit FastAPI example")
+    tk.install(app)  # tenantkit errors become {"error": {"code": ...}} with the right status
+    app.include_router(tk.router(), prefix="/tenantkit")  # members, API keys, invitations
+
+    @app.post("/organizations", status_code=201)
+    def create_organization(
+        body: NewOrganization,
+        user: Annotated[Principal, Depends(current_user)],
+        session: Annotated[Session, Depends(get_session)],
+    ) -> Member:
+        """Your sign-up flow: the user who creates an organization becomes its first OWNER."""
+        if kit.members.list_members(session, body.organization_id, limit=1).items:
+            raise HTTPException(409, "that organization exists already")
+        member = kit.members.add(session, body.organization_id, user.user_id, Role.OWNER, actor=HOST)
+        session.commit()
+        return member
+
+    # The two kinds of protection, as reusable parameter types.
+    ReportsKey = Annotated[ApiKeyVerification, Depends(tk.api_key("reports:read"))]
+    BillingManager = Annotated[Authorization, Depends(tk.permission("billing:manage"))]
+
+    @app.get("/api/reports")
+    def reports(key: ReportsKey) -> dict[str, object]:
+        """For machines: needs an API key with the scope ``reports:read``."""
+        return {"organization_id": key.organization_id, "key": key.name, "reports": ["2030-q1", "2030-q2"]}
+
+    @app.get("/organizations/{organization_id}/billing")
+    def billing(auth: BillingManager) -> dict[str, object]:
+        """For people: needs the app's own ``billing:manage`` action (ADMIN or OWNER)."""
+        return {"organization_id": auth.organization_id, "your_role": auth.role, "plan": "team"}
+
+    return app
+
+
+def main() -> None:
+    import uvicorn
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--database", default="sqlite:///example.sqlite3", help="SQLAlchemy URL")
+    parser.add_argument("--port", type=int, default=8000)
+    arguments = parser.parse_args()
+    uvicorn.run(create_app(arguments.database), host="127.0.0.1", port=arguments.port)
+
+
+if __name__ == "__main__":
+    main()
