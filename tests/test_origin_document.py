@@ -480,6 +480,33 @@ class TestAdoption:
         finally:
             engine.dispose()
 
+    @pytest.mark.parametrize("fresh_database", ["mariadb"], indirect=True)
+    def test_mariadb_ids_become_exact(self, fresh_engine: sa.Engine) -> None:
+        """Adopted MariaDB id, digest and address columns get a binary collation: case separates tenants."""
+        apply_origin(fresh_engine)
+        tenantkit.adopt(fresh_engine)
+        with fresh_engine.connect() as connection:
+            collations = dict(
+                connection.exec_driver_sql(
+                    "SELECT CONCAT(table_name, '.', column_name), collation_name "
+                    "FROM information_schema.columns WHERE table_schema = DATABASE() "
+                    "AND data_type = 'varchar' AND table_name IN ('team_members', 'api_keys', 'invitations')"
+                ).all()
+            )
+            assert collations, "the origin tables have varchar columns"
+            assert set(collations.values()) == {"utf8mb4_bin"}, collations
+            upper = connection.execute(
+                sa.select(sa.func.count())
+                .select_from(tenantkit.team_members)
+                .where(tenantkit.team_members.c.organization_id == "ORG_1")
+            ).scalar_one()
+            lower = connection.execute(
+                sa.select(sa.func.count())
+                .select_from(tenantkit.team_members)
+                .where(tenantkit.team_members.c.organization_id == "org_1")
+            ).scalar_one()
+        assert (upper, lower) == (0, 2)
+
     @pytest.mark.parametrize("fresh_database", ALL, indirect=True)
     def test_explicit_adopt_stamps_without_upgrading(self, fresh_engine: sa.Engine) -> None:
         """``tenantkit.adopt`` stamps the origin revision only, and a second call does nothing."""

@@ -856,6 +856,17 @@ def _normalize_adopted(connection: Connection) -> None:
                     connection.exec_driver_sql(
                         f"ALTER TABLE {quoted_table} ALTER COLUMN {name} TYPE jsonb USING {name}::jsonb"
                     )
+            elif dialect in ("mysql", "mariadb") and column.kind == "text" and column.name != "name":
+                if getattr(type_, "collation", None) == "utf8mb4_bin":
+                    continue
+                # Ids, digests and addresses are exact: a case-insensitive collation would merge tenants
+                # that differ only in case. A binary collation only ever separates values, so no unique
+                # index can start to collide.
+                null = "NULL" if column.nullable else "NOT NULL"
+                connection.exec_driver_sql(
+                    f"ALTER TABLE {quoted_table} MODIFY {name} VARCHAR(255) "
+                    f"CHARACTER SET utf8mb4 COLLATE utf8mb4_bin {null}"
+                )
             elif dialect in ("mysql", "mariadb") and column.kind == "timestamp":
                 if type(type_).__name__ == "DATETIME" and getattr(type_, "fsp", None) == 6:
                     continue

@@ -94,8 +94,12 @@ def _utc_now_mysql(element: utc_now, compiler: Any, **kw: Any) -> str:
 
 
 def Identifier() -> sa.types.TypeEngine[str]:
-    """``text`` as the origin document says; ``VARCHAR(255)`` on MySQL/MariaDB, which cannot index TEXT."""
-    return sa.Text().with_variant(sa.String(255), "mysql", "mariadb")
+    """``text`` as the origin document says; ``VARCHAR(255)`` on MySQL/MariaDB, which cannot index TEXT.
+
+    On MySQL/MariaDB the column is binary-collated: ids are opaque and exact, and the server's default
+    case-insensitive collation would make ``"org_1"`` and ``"ORG_1"`` one tenant (and fold digests).
+    """
+    return sa.Text().with_variant(sa.String(255, collation="utf8mb4_bin"), "mysql", "mariadb")
 
 
 def LongText() -> sa.types.TypeEngine[str]:
