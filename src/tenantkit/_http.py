@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
@@ -91,7 +91,13 @@ def error_headers(error: TenantKitError) -> dict[str, str]:
     return {}
 
 
-def api_key_from_headers(headers: Mapping[str, str]) -> str | None:
+class HeaderLookup(Protocol):
+    """Request headers as both frameworks offer them: looked up by name, case-insensitively."""
+
+    def get(self, key: str, /) -> str | None: ...
+
+
+def api_key_from_headers(headers: HeaderLookup) -> str | None:
     """The API key a request presents, from ``Authorization: Bearer …`` or ``X-API-Key``.
 
     ``headers`` must look names up case-insensitively (both frameworks' header objects do). A request
