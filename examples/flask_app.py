@@ -1,0 +1,137 @@
+"""A small Flask service with tenantkit: organizations, API keys, invitations, on a SQLite file.
+
+Run it (it creates and migrates ``example.sqlite3`` in the working directory)::
+
+    pip install "tenantkit[flask]"
+    python examples/flask_app.py              # http://127.0.0.1:8000
+
+Then try, as the user ``alice`` (the ``X-User`` header is a STAND-IN for your identity provider)::
+
+    # alice creates the organization "acme" and becomes its OWNER
+    curl -s -X POST localhost:8000/organizations -H 'X-User: alice' \\
+         -H 'Content-Type: application/json' -d '{"organization_id": "acme"}'
+
+    # she issues an API key with the scope reports:read (the response shows the key this once)
+    curl -s -X POST localhost:8000/tenantkit/organizations/acme/api-keys -H 'X-User: alice' \\
+         -H 'Content-Type: application/json' -d '{"name": "CI", "scopes": ["reports:read"]}'
+
+    # a client calls the protected route with it; without it the answer is 401
+    curl -s localhost:8000/api/reports -H 'Authorization: Bearer tk_live_...'
+    curl -s -i localhost:8000/api/reports
+
+    # she invites bob; bob accepts with the token from the response, as bob@acme.example
+    curl -s -X POST localhost:8000/tenantkit/organizations/acme/invitations -H 'X-User: alice' \\
+         -H 'Content-Type: application/json' -d '{"email": "bob@acme.example", "role": "MEMBER"}'
+    curl -s -X POST localhost:8000/tenantkit/invitations/accept -H 'X-User: bob' \\
+         -H 'X-Email: bob@acme.example' -H 'X-Email-Verified: true' \\
+         -H 'Content-Type: application/json' -d '{"token": "..."}'
+
+    # billing is for ADMINs and OWNERs: alice gets in, bob gets 403 permission_denied
+    curl -s localhost:8000/organizations/acme/billing -H 'X-User: alice'
+    curl -s localhost:8000/organizations/acme/billing -H 'X-User: bob'
+    curl -s localhost:8000/tenantkit/organizations/acme/members -H 'X-User: bob'
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+import sqlalchemy as sa
+from flask import Flask, abort, g, request
+from sqlalchemy.orm import Session
+
+import tenantkit
+from tenantkit import HOST, InvalidInputError, Permissions, Role, TenantKit
+from tenantkit.flask import Principal, TenantKitFlask, current_api_key, current_authorization
+
+# In production the secret comes from your secret store; this default is for trying the example only.
+INVITATION_SECRET = os.environ.get("TENANTKIT_INVITATION_SECRET", "example-only-not-a-real-secret-0123")
+
+
+def create_app(database_url: str = "sqlite:///example.sqlite3") -> Flask:
+    """Build the app on ``database_url``, migrating tenantkit's tables first."""
+    engine = sa.create_engine(database_url)
+    tenantkit.upgrade(engine)  # idempotent: every instance may run it at start-up
+
+    kit = TenantKit(
+        invitation_secret_keys=[INVITATION_SECRET],
+        # The app's own action, on top of the built-in ones: ADMIN and OWNER may manage billing.
+        permissions=Permissions().with_actions("billing:manage", Role.ADMIN),
+    )
+    app = Flask(__name__)
+
+    # One session per request, closed when the request ends (Flask-SQLAlchemy's db.session works too).
+    def get_session() -> Session:
+        if "db_session" not in g:
+            g.db_session = Session(engine, expire_on_commit=False)
+        session: Session = g.db_session
+        return session
+
+    @app.teardown_appcontext
+    def close_session(_error: BaseException | None) -> None:
+        session = g.pop("db_session", None)
+        if session is not None:
+            session.close()
+
+    # --- STAND-IN for your identity provider ------------------------------------------------------------
+    # A real app reads the signed-in user from a verified session cookie or token (Clerk, Auth0, WorkOS,
+    # your own). This example believes whatever the X-User and X-Email headers say: never deploy it.
+    def current_user() -> Principal:
+        user_id = request.headers.get("X-User")
+        if not user_id:
+            abort(401, "sign in first: send X-User (the example's stand-in for a login)")
+        return Principal(
+            user_id=user_id,
+            email=request.headers.get("X-Email"),
+            email_verified=request.headers.get("X-Email-Verified", "").lower() == "true",
+        )
+
+    # -----------------------------------------------------------------------------------------------------
+
+    tk = TenantKitFlask(kit, session=get_session, current_user=current_user)
+    tk.init_app(app)  # tenantkit errors become {"error": {"code": ...}} with the right status
+    app.register_blueprint(tk.blueprint(), url_prefix="/tenantkit")  # members, API keys, invitations
+
+    @app.post("/organizations")
+    def create_organization() -> tuple[dict[str, object], int]:
+        """Your sign-up flow: the user who creates an organization becomes its first OWNER."""
+        user = current_user()
+        organization_id = (request.get_json(silent=True) or {}).get("organization_id")
+        if not isinstance(organization_id, str):
+            raise InvalidInputError("organization_id", "is required")
+        session = get_session()
+        if kit.members.list_members(session, organization_id, limit=1).items:
+            abort(409, "that organization exists already")
+        member = kit.members.add(session, organization_id, user.user_id, Role.OWNER, actor=HOST)
+        session.commit()
+        return member.model_dump(mode="json"), 201
+
+    @app.get("/api/reports")
+    @tk.require_api_key("reports:read")
+    def reports() -> dict[str, object]:
+        """For machines: needs an API key with the scope ``reports:read``."""
+        key = current_api_key()
+        return {"organization_id": key.organization_id, "key": key.name, "reports": ["2030-q1", "2030-q2"]}
+
+    @app.get("/organizations/<organization_id>/billing")
+    @tk.require_permission("billing:manage")
+    def billing(organization_id: str) -> dict[str, object]:
+        """For people: needs the app's own ``billing:manage`` action (ADMIN or OWNER)."""
+        auth = current_authorization()
+        return {"organization_id": organization_id, "your_role": auth.role, "plan": "team"}
+
+    return app
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--database", default="sqlite:///example.sqlite3", help="SQLAlchemy URL")
+    parser.add_argument("--port", type=int, default=8000)
+    arguments = parser.parse_args()
+    # Flask's development server; behind a real deployment use gunicorn or similar.
+    create_app(arguments.database).run(host="127.0.0.1", port=arguments.port)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,240 @@
+"""The runnable examples work: both example apps in process, the FastAPI one under uvicorn, and the demo."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import httpx2
+import pytest
+from fastapi.testclient import TestClient
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+# status, JSON body, headers
+Answer = tuple[int, Any, dict[str, str]]
+Call = Callable[..., Answer]
+
+
+def load_example(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"tenantkit_example_{name}", EXAMPLES / f"{name}.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def user(user_id: str, email: str | None = None) -> dict[str, str]:
+    headers = {"X-User": user_id}
+    if email is not None:
+        headers.update({"X-Email": email, "X-Email-Verified": "true"})
+    return headers
+
+
+def exercise(call: Call) -> None:
+    """The walk-through of the examples' docstrings, with the answers each step must give."""
+    status, body, _ = call("POST", "/organizations", user("alice"), {"organization_id": "acme"})
+    assert (status, body["role"]) == (201, "OWNER")
+    status, _, _ = call("POST", "/organizations", user("eve"), {"organization_id": "acme"})
+    assert status == 409, "an existing organization cannot be claimed again"
+    status, _, _ = call("POST", "/organizations", {}, {"organization_id": "other"})
+    assert status == 401, "the identity stand-in refuses anonymous users"
+
+    status, body, _ = call(
+        "POST",
+        "/tenantkit/organizations/acme/api-keys",
+        user("alice"),
+        {"name": "CI", "scopes": ["reports:read"]},
+    )
+    assert status == 201
+    key = body["key"]
+    status, body, _ = call("GET", "/api/reports", {"Authorization": f"Bearer {key}"})
+    assert (status, body["organization_id"], body["key"]) == (200, "acme", "CI")
+    status, body, headers = call("GET", "/api/reports", {})
+    assert (status, body["error"]["code"]) == (401, "invalid_api_key")
+    assert "www-authenticate" in {name.lower() for name in headers}
+
+    status, body, _ = call(
+        "POST", "/tenantkit/organizations/acme/invitations", user("alice"), {"email": "bob@acme.example"}
+    )
+    assert status == 201
+    token = body["token"]
+    status, body, _ = call(
+        "POST", "/tenantkit/invitations/accept", user("bob", "bob@acme.example"), {"token": token}
+    )
+    assert (status, body["role"]) == (200, "MEMBER")
+
+    status, body, _ = call("GET", "/organizations/acme/billing", user("alice"))
+    assert (status, body["your_role"]) == (200, "OWNER")
+    status, body, _ = call("GET", "/organizations/acme/billing", user("bob"))
+    assert (status, body["error"]["code"]) == (403, "permission_denied")
+    status, body, _ = call("GET", "/tenantkit/organizations/acme/members", user("bob"))
+    assert status == 200
+    assert [(member["user_id"], member["role"]) for member in body["items"]] == [
+        ("alice", "OWNER"),
+        ("bob", "MEMBER"),
+    ]
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'example.sqlite3'}"
+
+
+class TestFastAPIExample:
+    def test_walk_through(self, database_url: str) -> None:
+        """The FastAPI example answers every step of its docstring's walk-through as documented."""
+        app = load_example("fastapi_app").create_app(database_url)
+        with TestClient(app) as client:
+
+            def call(method: str, path: str, headers: dict[str, str], body: object = None) -> Answer:
+                response = client.request(method, path, headers=headers, json=body)
+                return response.status_code, response.json(), dict(response.headers)
+
+            exercise(call)
+            assert client.get("/openapi.json").status_code == 200
+
+    def test_migrates_on_start_and_restarts_on_the_same_file(self, database_url: str) -> None:
+        """Building the app migrates the file; building it again on the same file keeps the data."""
+        module = load_example("fastapi_app")
+        with TestClient(module.create_app(database_url)) as client:
+            assert (
+                client.post(
+                    "/organizations", headers=user("alice"), json={"organization_id": "acme"}
+                ).status_code
+                == 201
+            )
+        with TestClient(module.create_app(database_url)) as client:
+            assert client.get("/organizations/acme/billing", headers=user("alice")).status_code == 200
+
+
+class TestFlaskExample:
+    def test_walk_through(self, database_url: str) -> None:
+        """The Flask example answers every step of its docstring's walk-through, like the FastAPI one."""
+        app = load_example("flask_app").create_app(database_url)
+        client = app.test_client()
+
+        def call(method: str, path: str, headers: dict[str, str], body: object = None) -> Answer:
+            response = client.open(path, method=method, headers=headers, json=body)
+            return response.status_code, response.get_json(), dict(response.headers)
+
+        exercise(call)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def fastapi_server(database_url: str) -> Iterator[str]:
+    """The FastAPI example under uvicorn in a subprocess on a free loopback port; always terminated."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, str(EXAMPLES / "fastapi_app.py"), "--database", database_url, "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                output = process.stdout.read().decode() if process.stdout else ""
+                pytest.fail(f"the example exited early ({process.returncode}):\n{output}")
+            try:
+                httpx2.get(f"{base_url}/openapi.json", timeout=1, trust_env=False)
+                break
+            except httpx2.TransportError:
+                if time.monotonic() > deadline:
+                    pytest.fail("the example did not start listening within 60 s")
+                time.sleep(0.1)
+        yield base_url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+class TestFastAPIOverASocket:
+    def test_uvicorn_serves_the_example(self, fastapi_server: str) -> None:
+        """Under uvicorn on 127.0.0.1 the example creates an owner, issues a key and guards its route."""
+        with httpx2.Client(base_url=fastapi_server, timeout=10, trust_env=False) as client:
+            created = client.post("/organizations", headers=user("alice"), json={"organization_id": "acme"})
+            assert created.status_code == 201
+            issued = client.post(
+                "/tenantkit/organizations/acme/api-keys",
+                headers=user("alice"),
+                json={"name": "CI", "scopes": ["reports:read"]},
+            )
+            assert issued.status_code == 201
+            key = issued.json()["key"]
+            allowed = client.get("/api/reports", headers={"Authorization": f"Bearer {key}"})
+            assert allowed.status_code == 200
+            assert allowed.json()["organization_id"] == "acme"
+            refused = client.get("/api/reports")
+            assert refused.status_code == 401
+            assert refused.headers["WWW-Authenticate"].startswith("Bearer")
+            assert refused.json()["error"]["code"] == "invalid_api_key"
+
+
+@pytest.fixture(scope="module")
+def output(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """What ``examples/demo.py`` prints, run once in a subprocess with warnings as errors."""
+    path = tmp_path_factory.mktemp("demo") / "demo.sqlite3"
+    finished = subprocess.run(
+        [sys.executable, "-W", "error", str(EXAMPLES / "demo.py"), str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert finished.returncode == 0, finished.stderr
+    assert finished.stderr == ""
+    return finished.stdout
+
+
+class TestDemo:
+    def test_summary_shows_every_step(self, output: str) -> None:
+        """The demo migrates, verifies a key, lists the three members and shows the revoked key failing."""
+        assert re.search(r"revisions\s+0001, 0002, 0003", output)
+        assert "valid=True organization=acme" in output
+        assert re.search(r"alice\s+OWNER\n\s+bob\s+ADMIN\n\s+carol\s+MEMBER\n", output)
+        assert "valid=False reason=revoked" in output
+
+    def test_refusals_show_their_error_codes(self, output: str) -> None:
+        """The wrong-domain acceptance, the escalation and the MEMBER's key issuance are refused by code."""
+        assert "refused: domain_not_allowed" in output
+        assert "refused: role_escalation" in output
+        assert "refused: permission_denied" in output
+        assert "refused: last_owner" in output
+
+    def test_events_are_listed(self, output: str) -> None:
+        """The events delivered after commit are printed, the refused attempts adding none."""
+        events = output.split("Events delivered after commit", 1)[1]
+        assert events.count("MemberAdded") == 3
+        assert events.count("InvitationAccepted") == 2
+        assert "ApiKeyRevoked" in events
+        assert "RoleEscalation" not in events
+
+    def test_no_secret_is_printed_in_full(self, output: str) -> None:
+        """Keys appear only as their first characters, and no invitation token appears at all."""
+        assert re.search(r"tk_live_\w{4}…", output)
+        assert not re.search(r"tk_live_\w{20,}", output)
+        assert "token" not in output.lower()
