@@ -143,3 +143,29 @@ class TestConcurrentAcceptance:
         assert count_rows(server_engine, team_members) == 2
         with server_engine.connect() as connection:
             assert connection.execute(sa.select(invitations.c.use_count)).scalar_one() == 1
+
+
+class TestConcurrentReinvites:
+    def test_simultaneous_invitations_to_one_address_leave_one_open(
+        self, server_engine: sa.Engine, service: InvitationService
+    ) -> None:
+        """N inviters inviting one address at once leave exactly one open invitation, the rest replaced."""
+        with Session(server_engine) as session:
+            service.membership.add(session, ORG, "owner", Role.OWNER, actor=HOST)
+            session.commit()
+
+        outcomes = run_together(
+            server_engine,
+            lambda session, index: service.create_email_invitation(
+                session, ORG, "bob@example.com", actor="owner"
+            ),
+            4,
+        )
+
+        errors = [outcome for outcome in outcomes if isinstance(outcome, Exception)]
+        assert all(isinstance(error, TenantKitError) for error in errors), errors
+        assert len(errors) < 4
+        with server_engine.connect() as connection:
+            statuses = sorted(connection.execute(sa.select(invitations.c.status)).scalars())
+        assert statuses == ["pending"] + ["replaced"] * (len(statuses) - 1)
+        assert len(statuses) == 4 - len(errors)

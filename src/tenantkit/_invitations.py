@@ -41,8 +41,8 @@ from tenantkit._addresses import (
 from tenantkit._clock import Clock, system_clock
 from tenantkit._errors import (
     AlreadyMemberError,
+    ConcurrentUpdateError,
     ConfigurationError,
-    ConflictError,
     DomainNotAllowedError,
     EmailMismatchError,
     InvalidInputError,
@@ -322,6 +322,8 @@ class InvitationService:
             InvalidInputError: A malformed id, address, role or validity.
             PermissionDeniedError: The actor may not invite members.
             RoleEscalationError: The role is above the actor's own.
+            ConcurrentUpdateError: Another invitation to the same address was created at the same moment
+                and the database rolled this transaction back (MySQL/MariaDB deadlock); retry it.
         """
         check_identifier(organization_id, "organization_id")
         address = normalize_email(email)
@@ -426,25 +428,13 @@ class InvitationService:
         }
         if session.connection().dialect.name == "sqlite":
             session.execute(_SQLITE_BEGIN, {"b_organization_id": organization_id})
-        for attempt in (1, 2):
-            try:
-                with session.begin_nested():
-                    if address is not None:
-                        # The open invitation to this address (there is at most one: the unique index on
-                        # (organization_id, email) holds only open ones) gives way to the new one.
-                        session.execute(
-                            _RETIRE_OPEN_FOR_EMAIL,
-                            {"b_organization_id": organization_id, "address": address, "now": now},
-                        )
-                    session.execute(invitations.insert(), values)
-                break
-            except sa.exc.IntegrityError:
-                # A concurrent invitation to the same address committed between our UPDATE and INSERT;
-                # the second attempt replaces it in turn.
-                if attempt == 2:
-                    raise ConflictError(
-                        "another invitation to this address was being created at the same time; retry"
-                    ) from None
+        try:
+            self._retire_and_insert(session, organization_id, address, values, now)
+        except sa.exc.DBAPIError as error:
+            reason = _concurrency_reason(error)
+            if reason is None:
+                raise
+            raise ConcurrentUpdateError(organization_id, reason) from error
         row = session.execute(
             _BY_ID, {"b_organization_id": organization_id, "b_invitation_id": invitation_id}
         ).one()
@@ -465,6 +455,30 @@ class InvitationService:
             ),
         )
         return CreatedInvitation(invitation=invitation, token=SecretStr(token), accept_url=accept_url)
+
+    @staticmethod
+    def _retire_and_insert(
+        session: Session, organization_id: str, address: str | None, values: dict[str, Any], now: datetime
+    ) -> None:
+        for attempt in (1, 2):
+            try:
+                with session.begin_nested():
+                    if address is not None:
+                        # The open invitation to this address (there is at most one: the unique index on
+                        # (organization_id, email) holds only open ones) gives way to the new one.
+                        session.execute(
+                            _RETIRE_OPEN_FOR_EMAIL,
+                            {"b_organization_id": organization_id, "address": address, "now": now},
+                        )
+                    session.execute(invitations.insert(), values)
+                return
+            except sa.exc.IntegrityError:
+                # A concurrent invitation to the same address committed between our UPDATE and INSERT;
+                # the second attempt replaces it in turn.
+                if attempt == 2:
+                    raise ConcurrentUpdateError(
+                        organization_id, "another invitation to this address was created at the same time"
+                    ) from None
 
     def _accept_url(self, token: str) -> SecretStr | None:
         if self.accept_url_template is None:
@@ -872,6 +886,26 @@ class InvitationService:
                 invitation_id=invitation_id,
             )
         return row
+
+
+# Deadlock, lock wait timeout and serialization failure (PostgreSQL SQLSTATEs, MySQL error numbers); 1305 is
+# MySQL's "savepoint does not exist", which follows when a deadlock rolled back the whole transaction.
+_PG_CONFLICTS = frozenset({"40001", "40P01", "55P03"})
+_MYSQL_CONFLICTS = frozenset({1205, 1213, 1305})
+
+
+def _concurrency_reason(error: BaseException) -> str | None:
+    seen: BaseException | None = error
+    while seen is not None:
+        original = getattr(seen, "orig", None)
+        sqlstate = getattr(original, "sqlstate", None)
+        if sqlstate in _PG_CONFLICTS:
+            return f"SQLSTATE {sqlstate}"
+        args = getattr(original, "args", ())
+        if args and isinstance(args[0], int) and args[0] in _MYSQL_CONFLICTS:
+            return f"MySQL error {args[0]}"
+        seen = seen.__context__
+    return None
 
 
 def _ids(contents: TokenContents) -> dict[str, str]:
