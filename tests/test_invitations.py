@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import Session
 
 from tenantkit import (
@@ -559,8 +560,8 @@ class TestAccept:
                 accept(service, session, created, "bob", "bob")
             with pytest.raises(InvalidInputError):
                 accept(service, session, created, " bob", "bob@example.com")
+            truthy_but_not_true: Any = 1
             with pytest.raises(UnverifiedEmailError):
-                truthy_but_not_true: Any = 1
                 service.accept(
                     session,
                     token_of(created),
@@ -748,3 +749,29 @@ class TestActorObject:
         """Actor.user(...) works wherever a user id does."""
         created = service.create_email_invitation(session, ORG, "bob@example.com", actor=Actor.user("alice"))
         assert created.invitation.invited_by == "alice"
+
+
+@pytest.mark.anyio
+class TestAsync:
+    async def test_flow_through_run_sync(self, async_engine: AsyncEngine, clock: FrozenClock) -> None:
+        """Create, preview and accept work through AsyncSession.run_sync; events wait for the async commit."""
+        membership = MembershipService(clock=clock)
+        service = InvitationService(membership=membership, secret_keys=[KEY], clock=clock)
+        recorder = EventRecorder()
+        membership.events.subscribe(recorder)
+        async with AsyncSession(async_engine) as session:
+            await session.run_sync(membership.add, ORG, "alice", Role.OWNER, actor=HOST)
+            created = await session.run_sync(
+                service.create_link_invitation, ORG, ["example.com"], actor="alice", max_uses=1
+            )
+            await session.commit()
+            token = token_of(created)
+            preview = await session.run_sync(service.preview, token)
+            assert preview.uses_left == 1
+            result = await session.run_sync(
+                service.accept, token, user_id="bob", email="bob@example.com", email_verified=True
+            )
+            assert recorder.of_type(InvitationAccepted) == []
+            await session.commit()
+        assert result.role is Role.MEMBER
+        assert len(recorder.of_type(InvitationAccepted)) == 1
