@@ -19,10 +19,10 @@ implementation serves both. ``current_user`` is the host's dependency naming the
 """
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, TypeVar
 
-from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -30,9 +30,10 @@ from fastapi.routing import APIRoute
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
+from starlette.exceptions import HTTPException
 
 from tenantkit._api_keys import ApiKey, ApiKeyVerification
-from tenantkit._errors import InvalidApiKeyError, TenantKitError
+from tenantkit._errors import InvalidApiKeyError, InvalidInputError, TenantKitError
 from tenantkit._http import (
     API_KEY_HEADER,
     Authorization,
@@ -63,6 +64,28 @@ from tenantkit._roles import Action
 __all__ = ["Authorization", "Principal", "TenantKitFastAPI"]
 
 T = TypeVar("T")
+
+# FastAPI's own answer when a JSON body cannot be parsed at all (undecodable bytes, absurd nesting, a number
+# longer than Python parses): a bare 400 outside the error contract.
+_UNPARSABLE_BODY = "There was an error parsing the body"
+
+
+class _TenantKitRoute(APIRoute):
+    """A route of the management router: a body FastAPI cannot parse is a 422 ``invalid_input`` too."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def route_handler(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except HTTPException as error:
+                if error.status_code == 400 and error.detail == _UNPARSABLE_BODY:
+                    raise InvalidInputError("body", "is not valid JSON") from None
+                raise
+
+        return route_handler
+
 
 _bearer = HTTPBearer(auto_error=False, description="An API key as a Bearer token.")
 _api_key_header = APIKeyHeader(name=API_KEY_HEADER, auto_error=False, description="An API key.")
@@ -315,7 +338,7 @@ class TenantKitFastAPI:
         prefix; paths are ``/organizations/{organization_id}/members`` and so on, plus
         ``/invitations/preview`` and ``/invitations/accept`` for invitees.
         """
-        router = APIRouter(tags=list(tags))
+        router = APIRouter(tags=list(tags), route_class=_TenantKitRoute)
         principal_dependency = self.current_principal()
         session_dependency = self._session
         management = self.management

@@ -134,35 +134,52 @@ def _http_error(error: HTTPException) -> Response:
     return _json(body, error.code or 500)
 
 
-def _read_body(model: type[M], *, optional: bool = False) -> M | None:
-    """Parse the request body as JSON and validate it against ``model``, as FastAPI does for a body parameter.
+_ABSENT = object()
+_NOT_JSON = object()
+
+
+def _json_payload() -> object:
+    """The request body parsed as JSON; :data:`_ABSENT` for no body, :data:`_NOT_JSON` for another type.
+
+    Parsing comes before the current-user hook and validation after it, in the order FastAPI follows, so
+    a request with several faults is refused for the same one by both adapters.
+
+    Raises:
+        InvalidInputError: The body claims to be JSON (or has no content type) but does not parse.
+    """
+    data = request.get_data(cache=True)
+    if not data:
+        return _ABSENT
+    mimetype = request.mimetype
+    if mimetype and not _JSON_SUBTYPE.match(mimetype):
+        return _NOT_JSON
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError):
+        # ValueError covers malformed JSON and undecodable bytes; absurd nesting exhausts the parser's stack.
+        raise InvalidInputError("body", "is not valid JSON") from None
+
+
+def _validate(model: type[M], payload: object, *, optional: bool = False) -> M | None:
+    """Validate a parsed body against ``model``, as FastAPI does for a body parameter.
 
     Raises:
         InvalidInputError: The body is missing (unless ``optional``), not JSON, or does not fit ``model``.
     """
-    data = request.get_data(cache=True)
-    if not data:
+    if payload is _ABSENT or (optional and payload is None):
         if optional:
             return None
         raise validation_error([{"loc": ("body",), "msg": "Field required"}])
-    mimetype = request.mimetype
-    if mimetype and not _JSON_SUBTYPE.match(mimetype):
+    if payload is _NOT_JSON:
         raise InvalidInputError("body", "must be JSON (Content-Type: application/json)")
-    try:
-        payload = json.loads(data)
-    except (ValueError, RecursionError):
-        # ValueError covers malformed JSON and undecodable bytes; absurd nesting exhausts the parser's stack.
-        raise InvalidInputError("body", "is not valid JSON") from None
-    if payload is None and optional:
-        return None
     try:
         return model.model_validate(payload)
     except ValidationError as error:
         raise validation_error(error.errors(include_url=False, include_context=False)) from None
 
 
-def _required_body(model: type[M]) -> M:
-    body = _read_body(model)
+def _required(model: type[M], payload: object) -> M:
+    body = _validate(model, payload)
     assert body is not None
     return body
 
@@ -372,8 +389,9 @@ class TenantKitFlask:
         @bp.patch(f"{org}/members/<user_id>")
         def change_role(organization_id: str, user_id: str) -> ResponseReturnValue:
             """Change a member's role (never above the actor's own)."""
+            payload = _json_payload()
             who = principal()
-            body = _required_body(ChangeRoleRequest)
+            body = _required(ChangeRoleRequest, payload)
             member = run(management.change_role, organization_id, who, user_id, body, mutation=True)
             return _model(member)
 
@@ -391,8 +409,9 @@ class TenantKitFlask:
         @bp.post(f"{org}/transfer-ownership")
         def transfer_ownership(organization_id: str) -> ResponseReturnValue:
             """Make another member OWNER; the actor steps down to ``demote_to``."""
+            payload = _json_payload()
             who = principal()
-            body = _required_body(TransferOwnershipRequest)
+            body = _required(TransferOwnershipRequest, payload)
             return _model(run(management.transfer_ownership, organization_id, who, body, mutation=True))
 
         @bp.get(f"{org}/api-keys")
@@ -406,8 +425,9 @@ class TenantKitFlask:
         @bp.post(f"{org}/api-keys")
         def issue_api_key(organization_id: str) -> ResponseReturnValue:
             """Issue an API key; the response holds the key, this once."""
+            payload = _json_payload()
             who = principal()
-            body = _required_body(IssueApiKeyRequest)
+            body = _required(IssueApiKeyRequest, payload)
             issued = run(management.issue_api_key, organization_id, who, body, mutation=True)
             return _model(issued, 201)
 
@@ -419,8 +439,9 @@ class TenantKitFlask:
         @bp.post(f"{org}/api-keys/<key_id>/rotate")
         def rotate_api_key(organization_id: str, key_id: str) -> ResponseReturnValue:
             """Replace a key with a new one; the old one works until the grace period ends."""
+            payload = _json_payload()
             who = principal()
-            body = _read_body(RotateApiKeyRequest, optional=True) or RotateApiKeyRequest()
+            body = _validate(RotateApiKeyRequest, payload, optional=True) or RotateApiKeyRequest()
             issued = run(management.rotate_api_key, organization_id, who, key_id, body, mutation=True)
             return _model(issued, 201)
 
@@ -435,8 +456,9 @@ class TenantKitFlask:
         @bp.post(f"{org}/invitations")
         def create_invitation(organization_id: str) -> ResponseReturnValue:
             """Invite by email, or create a link for addresses in allowed domains; the token is shown once."""
+            payload = _json_payload()
             who = principal()
-            body = _required_body(CreateInvitationRequest)
+            body = _required(CreateInvitationRequest, payload)
             created = run(management.create_invitation, organization_id, who, body, mutation=True)
             return _model(created, 201)
 
@@ -459,14 +481,15 @@ class TenantKitFlask:
         @bp.post("/invitations/preview")
         def preview_invitation() -> ResponseReturnValue:
             """Describe the invitation a token stands for, without using it up."""
-            body = _required_body(TokenRequest)
+            body = _required(TokenRequest, _json_payload())
             return _model(run(management.preview_invitation, body))
 
         @bp.post("/invitations/accept")
         def accept_invitation() -> ResponseReturnValue:
             """Accept an invitation as the signed-in user, with the identity provider's verified email."""
+            payload = _json_payload()
             who = principal()
-            body = _required_body(TokenRequest)
+            body = _required(TokenRequest, payload)
             return _model(run(management.accept_invitation, who, body, mutation=True))
 
         return bp
