@@ -29,7 +29,7 @@ import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from sqlalchemy.orm import Session
 
-from tenantkit._actor import Actor, as_actor
+from tenantkit._actor import HOST, Actor, as_actor
 from tenantkit._addresses import (
     PUBLIC_EMAIL_DOMAINS,
     domain_allowed,
@@ -617,7 +617,7 @@ class InvitationService:
                     },
                 )
                 try:
-                    self.membership.add(session, organization_id, user_id, role, actor=Actor(None))
+                    self.membership.add(session, organization_id, user_id, role, actor=HOST)
                 except AlreadyMemberError as error:
                     raise _AlreadyMember(error.role) from None
                 self.events.record(

@@ -46,7 +46,9 @@ def upgrade() -> None:
         batch.add_column(sa.Column("accepted_at", UTCDateTime(), nullable=True))
         batch.add_column(sa.Column("accepted_by", Identifier(), nullable=True))
         batch.add_column(sa.Column("revoked_at", UTCDateTime(), nullable=True))
-    op.execute(invitations.update().values(invited_email=invitations.c.email, email=None, status="revoked"))
+    # Two statements: MySQL assigns SET clauses left to right, reading columns already changed.
+    op.execute(invitations.update().values(invited_email=invitations.c.email))
+    op.execute(invitations.update().values(email=None, status="revoked"))
 
     op.create_table(
         "invitation_acceptances",
