@@ -35,6 +35,7 @@ Then try, as the user ``alice`` (the ``X-User`` header is a STAND-IN for your id
 import argparse
 import os
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Annotated
 
 import sqlalchemy as sa
@@ -54,8 +55,14 @@ class NewOrganization(BaseModel):
     organization_id: str = Field(min_length=1, max_length=255)
 
 
-def create_app(database_url: str = "sqlite:///example.sqlite3") -> FastAPI:
-    """Build the app on ``database_url``, migrating tenantkit's tables first."""
+def create_app(
+    database_url: str = "sqlite:///example.sqlite3", *, api_key_cache_ttl: timedelta | None = None
+) -> FastAPI:
+    """Build the app on ``database_url``, migrating tenantkit's tables first.
+
+    ``api_key_cache_ttl`` turns on the in-process cache of verified keys (``benchmarks/bench_http.py``
+    measures both ways).
+    """
     engine = sa.create_engine(database_url)
     tenantkit.upgrade(engine)  # idempotent: every instance may run it at start-up
 
@@ -63,6 +70,7 @@ def create_app(database_url: str = "sqlite:///example.sqlite3") -> FastAPI:
         invitation_secret_keys=[INVITATION_SECRET],
         # The app's own action, on top of the built-in ones: ADMIN and OWNER may manage billing.
         permissions=Permissions().with_actions("billing:manage", Role.ADMIN),
+        api_key_cache_ttl=api_key_cache_ttl,
     )
 
     def get_session() -> Iterator[Session]:

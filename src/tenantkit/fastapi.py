@@ -271,16 +271,17 @@ class TenantKitFastAPI:
             presented = api_key_from_headers(request.headers)
             if presented is None:
                 raise InvalidApiKeyError("missing")
-            verified = await self.run(
-                session,
-                self.kit.api_keys.authenticate,
-                presented,
-                organization_id=organization_id,
-                scopes=required,
+            return await self.run(session, authenticate, presented)
+
+        def authenticate(session: Session, presented: str) -> ApiKeyVerification:
+            verified = self.kit.api_keys.authenticate(
+                session, presented, organization_id=organization_id, scopes=required
             )
-            if self.kit.api_keys.track_last_used:
-                # The last-used write (at most once a minute per key) lands in this request's transaction.
-                await self._finish(session)
+            # The last-used write (at most once a minute per key) lands in this request's transaction.
+            # Committing here, in the same worker-thread call, spares a second hop; a cache hit that
+            # touched no table leaves no transaction to commit.
+            if self._commit and self.kit.api_keys.track_last_used and session.in_transaction():
+                session.commit()
             return verified
 
         _DEPENDENCY_ERRORS[authenticate_api_key] = (401, 403, 503) if required else (401, 503)
