@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 from tenantkit._key_format import CHECKSUM_LENGTH, checksum
 from tenantkit.testing import FrozenClock
+from tests.databases import delete_all_rows
 from tests.http_apps import ADAPTERS, BUILDERS, HttpClient, Reply, make_kit
 from tests.test_http_contract import ALICE, BASE, seed
 
@@ -129,12 +130,11 @@ class Target:
     token: str
 
 
-@pytest.fixture(params=ADAPTERS)
-def target(request: pytest.FixtureRequest, clock: FrozenClock, sqlite_engine: sa.Engine) -> Target:
-    """The seeded application on SQLite with one real key and invitation, once per adapter."""
+def seeded_target(adapter: str, clock: FrozenClock, engine: sa.Engine) -> Target:
+    """The seeded application with one real key and one pending invitation."""
     kit = make_kit(clock=clock)
-    seed(kit, sqlite_engine)
-    client = BUILDERS[request.param](kit, sqlite_engine)
+    seed(kit, engine)
+    client = BUILDERS[adapter](kit, engine)
     issued = client.request(
         "POST", f"{BASE}/api-keys", json={"name": "fuzz", "scopes": ["reports:read"]}, headers=ALICE
     )
@@ -148,6 +148,12 @@ def target(request: pytest.FixtureRequest, clock: FrozenClock, sqlite_engine: sa
         invited.json["invitation"]["id"],
         invited.json["token"],
     )
+
+
+@pytest.fixture(params=ADAPTERS)
+def target(request: pytest.FixtureRequest, clock: FrozenClock, sqlite_engine: sa.Engine) -> Target:
+    """The seeded application on SQLite, once per adapter."""
+    return seeded_target(request.param, clock, sqlite_engine)
 
 
 def well_formed_unknown_key(real: str, body: str) -> str:
@@ -260,3 +266,99 @@ def test_template_matching() -> None:
     """The matcher that decides which replies must be tenantkit's recognises a route and rejects others."""
     assert _matches(ORG_TEMPLATE + "/members/{id}", "/tk/organizations/o%20rg/members/bob?limit=3")
     assert not _matches(ORG_TEMPLATE + "/members", "/tk/organizations/org/members/bob")
+
+
+# -- both adapters give the same answer ------------------------------------------------------------------
+
+SYMBOLIC_IDS = ("<key_id>", "<invitation_id>", "bob", "carol", "alice", "nope")
+SYMBOLIC_KEYS = ("<key>", "<unknown_key>", "junk", None)
+
+
+@st.composite
+def symbolic_requests(draw: st.DrawFn) -> dict[str, Any]:
+    """A request naming the seeded key, invitation and token by symbol, to replay on either app."""
+    method, template = draw(st.sampled_from(ROUTES))
+    org = draw(st.sampled_from(["org_1", "org_2", "org_1 ", "x" * 300, "ünï"]))
+    thing = draw(st.sampled_from(SYMBOLIC_IDS))
+    query = draw(
+        st.dictionaries(
+            st.sampled_from(["limit", "cursor"]), st.sampled_from(["0", "2", "abc", "9999", "zz"])
+        )
+    )
+    user_id = draw(st.sampled_from(["alice", "bob", "carol", "mallory", "dave", None]))
+    email = draw(
+        st.sampled_from([None, ("dave@acme.com", "true"), ("dave@acme.com", "false"), ("x@y", "true")])
+    )
+    credential = draw(st.sampled_from(["bearer", "header", "basic"]))
+    key = draw(st.sampled_from(SYMBOLIC_KEYS))
+    body: Any = draw(st.one_of(st.none(), near_model_bodies, st.just({"token": "<token>"}), json_values))
+    raw = draw(st.one_of(st.none(), st.sampled_from([b"{", b"\x80", b"[]", b"null", b"{}"])))
+    content_type = draw(st.sampled_from(["application/json", "text/plain", ""]))
+    return {
+        "method": method,
+        "template": template,
+        "org": org,
+        "thing": thing,
+        "query": query,
+        "user": user_id,
+        "email": email,
+        "credential": credential,
+        "key": key,
+        "body": body,
+        "raw": raw,
+        "content_type": content_type,
+    }
+
+
+def replay(target: Target, symbolic: dict[str, Any]) -> tuple[int, object]:
+    """Send ``symbolic`` to ``target``: the outcome is the status and the error code or the field names."""
+    names = {
+        "<key_id>": target.key_id,
+        "<invitation_id>": target.invitation_id,
+        "<key>": target.key,
+        "<unknown_key>": well_formed_unknown_key(target.key, "Z"),
+        "<token>": target.token,
+    }
+    thing = names.get(symbolic["thing"], symbolic["thing"])
+    path = symbolic["template"].format(org=quote(symbolic["org"], safe=""), id=quote(thing, safe=""))
+    if symbolic["query"]:
+        path += "?" + urlencode(symbolic["query"])
+    headers: dict[str, str] = {}
+    if symbolic["user"] is not None:
+        headers["X-User"] = symbolic["user"]
+    if symbolic["email"] is not None:
+        headers["X-Email"], headers["X-Email-Verified"] = symbolic["email"]
+    if symbolic["key"] is not None:
+        key = names.get(symbolic["key"], symbolic["key"])
+        if symbolic["credential"] == "bearer":
+            headers["Authorization"] = f"Bearer {key}"
+        elif symbolic["credential"] == "header":
+            headers["X-API-Key"] = key
+        else:
+            headers["Authorization"] = f"Basic {key}"
+    body = symbolic["body"]
+    if body == {"token": "<token>"}:
+        body = {"token": target.token}
+    raw = symbolic["raw"]
+    if raw is not None:
+        headers["Content-Type"] = symbolic["content_type"]
+    reply = target.client.request(symbolic["method"], path, json=body, headers=headers, content=raw)
+    assert reply.status < 500, reply
+    if reply.status >= 400:
+        return reply.status, reply.json["error"]["code"]
+    return reply.status, sorted(reply.json)
+
+
+class TestAdaptersAgree:
+    @settings(max_examples=40)
+    @given(script=st.lists(symbolic_requests(), min_size=1, max_size=4))
+    def test_same_answers(
+        self, clock: FrozenClock, sqlite_engine: sa.Engine, script: list[dict[str, Any]]
+    ) -> None:
+        """A generated sequence of requests gets the same statuses and error codes from FastAPI and Flask."""
+        outcomes = {}
+        for adapter in ADAPTERS:
+            delete_all_rows(sqlite_engine)
+            target = seeded_target(adapter, clock, sqlite_engine)
+            outcomes[adapter] = [replay(target, symbolic) for symbolic in script]
+        assert outcomes["fastapi"] == outcomes["flask"]

@@ -301,8 +301,9 @@ class TenantKitFlask:
                 verified = self.kit.api_keys.authenticate(
                     session, presented, organization_id=organization_id, scopes=required
                 )
-                if self.kit.api_keys.track_last_used:
-                    # The last-used write (at most once a minute per key) lands in this request's transaction.
+                if self.kit.api_keys.track_last_used and session.in_transaction():
+                    # The last-used write (at most once a minute per key) lands in this request's transaction;
+                    # a cache hit that touched no table leaves nothing to commit.
                     self._finish(session)
                 setattr(g, _API_KEY_ATTRIBUTE, verified)
                 return view(*args, **kwargs)
