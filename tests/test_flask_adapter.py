@@ -303,7 +303,7 @@ class TestBlueprint:
             assert kit.members.get(session, ORG, "carol").role is Role.ADMIN
 
     def test_commit_false_leaves_transaction_to_host(self, kit: TenantKit, sqlite_engine: sa.Engine) -> None:
-        """With ``commit=False`` the blueprint neither commits nor rolls back: the host owns the transaction."""
+        """With ``commit=False`` the blueprint neither commits nor rolls back: the host owns it."""
         harness = Harness(kit, sqlite_engine, commit=False)
         harness.app.register_blueprint(harness.tk.blueprint())
         client = harness.client()
