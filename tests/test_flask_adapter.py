@@ -12,7 +12,7 @@ from typing import Any
 import flask
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, scoped_session, sessionmaker
 
 from tenantkit import HOST, MemberRoleChanged, PermissionDeniedError, Role, TenantKit
 from tenantkit._http import WWW_AUTHENTICATE
@@ -346,3 +346,33 @@ class TestBlueprint:
         harness.app.register_blueprint(harness.tk.blueprint())
         response = harness.client().get(f"/organizations/{ORG}/members", headers={"X-User": "carol"})
         assert {item["user_id"] for item in response.get_json()["items"]} == {"alice", "bob", "carol"}
+
+
+class TestScopedSession:
+    def test_scoped_session_like_flask_sqlalchemy(self, kit: TenantKit, sqlite_engine: sa.Engine) -> None:
+        """A ``scoped_session`` (Flask-SQLAlchemy's ``db.session``) works for keys and the blueprint."""
+        registry = scoped_session(sessionmaker(sqlite_engine))
+        app = flask.Flask(__name__)
+        app.config["TESTING"] = True
+        app.teardown_appcontext(lambda error: registry.remove())
+        tk = TenantKitFlask(
+            kit, session=lambda: registry, current_user=lambda: flask.request.headers["X-User"]
+        )
+        tk.init_app(app)
+        app.register_blueprint(tk.blueprint())
+        key = issue(kit, sqlite_engine)
+
+        @app.get("/k")
+        @tk.require_api_key()
+        def view() -> str:
+            return current_api_key().organization_id or ""
+
+        client = app.test_client()
+        assert client.get("/k", headers={"X-API-Key": key}).get_data(as_text=True) == ORG
+        changed = client.patch(
+            f"/organizations/{ORG}/members/carol", json={"role": "ADMIN"}, headers={"X-User": "bob"}
+        )
+        assert changed.status_code == 200
+        with Session(sqlite_engine) as session:
+            assert kit.members.get(session, ORG, "carol").role is Role.ADMIN
+            assert kit.api_keys.list_keys(session, ORG, actor=HOST).items[0].last_used_at is not None

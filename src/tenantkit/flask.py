@@ -30,7 +30,7 @@ from typing import Any, ParamSpec, TypeVar
 from flask import Blueprint, Flask, Response, current_app, g, request
 from flask.typing import ResponseReturnValue
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, scoped_session
 from werkzeug.exceptions import HTTPException
 
 from tenantkit._api_keys import ApiKeyVerification
@@ -196,7 +196,8 @@ class TenantKitFlask:
 
     Args:
         kit: The configured :class:`~tenantkit.TenantKit`.
-        session: The host's callable returning the current request's SQLAlchemy ``Session``.
+        session: The host's callable returning the current request's SQLAlchemy ``Session`` (or a
+            ``scoped_session`` such as Flask-SQLAlchemy's ``db.session``). tenantkit never closes it.
         current_user: The host's callable returning the signed-in user as a :class:`Principal` or a user id
             (it should ``abort(401)`` when nobody is signed in). Needed by :meth:`require_permission` and
             :meth:`blueprint`; API-key authentication does without.
@@ -210,7 +211,7 @@ class TenantKitFlask:
         self,
         kit: TenantKit,
         *,
-        session: Callable[[], Session],
+        session: Callable[[], Session | scoped_session[Session]],
         current_user: Callable[[], Principal | str] | None = None,
         commit: bool = True,
         app: Flask | None = None,
@@ -236,8 +237,15 @@ class TenantKitFlask:
     # -- request helpers -------------------------------------------------------------------------------
 
     def session(self) -> Session:
-        """The current request's ``Session``, from the host's callable."""
-        return self._session()
+        """The current request's ``Session``, from the host's callable.
+
+        A ``scoped_session`` (Flask-SQLAlchemy's ``db.session``) is resolved to the session it holds for this
+        request, because the services need a real ``Session``.
+        """
+        session = self._session()
+        if isinstance(session, scoped_session):
+            return session()
+        return session
 
     def principal(self) -> Principal:
         """The signed-in user of the current request, as a :class:`Principal`.
