@@ -6,6 +6,8 @@ STAND-IN for an identity provider: the ``X-User`` header.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -22,6 +24,7 @@ from tenantkit.flask import (
     TenantKitFlask,
     current_api_key,
     current_authorization,
+    error_response,
 )
 from tenantkit.testing import FrozenClock
 from tests.http_apps import make_kit
@@ -376,3 +379,20 @@ class TestScopedSession:
         with Session(sqlite_engine) as session:
             assert kit.members.get(session, ORG, "carol").role is Role.ADMIN
             assert kit.api_keys.list_keys(session, ORG, actor=HOST).items[0].last_used_at is not None
+
+
+class TestModule:
+    def test_core_does_not_import_flask(self) -> None:
+        """Importing tenantkit loads no Flask: the adapter is an optional install."""
+        code = "import sys, tenantkit; sys.exit('flask' in sys.modules or 'werkzeug' in sys.modules)"
+        assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+    def test_public_names(self) -> None:
+        """Every name in ``tenantkit.flask.__all__`` exists, and ``error_response`` builds the JSON error."""
+        import tenantkit.flask
+
+        assert all(hasattr(tenantkit.flask, name) for name in tenantkit.flask.__all__)
+        with flask.Flask(__name__).test_request_context("/"):
+            response = error_response(PermissionDeniedError("members:remove", None))
+        assert response.status_code == 403
+        assert response.get_json()["error"]["code"] == "permission_denied"

@@ -56,7 +56,14 @@ from tenantkit._kit import TenantKit
 from tenantkit._pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from tenantkit._roles import Action
 
-__all__ = ["Authorization", "Principal", "TenantKitFlask", "current_api_key", "current_authorization"]
+__all__ = [
+    "Authorization",
+    "Principal",
+    "TenantKitFlask",
+    "current_api_key",
+    "current_authorization",
+    "error_response",
+]
 
 P = ParamSpec("P")
 R = TypeVar("R")
