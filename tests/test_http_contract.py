@@ -15,6 +15,7 @@ import sqlalchemy as sa
 
 from tenantkit import HOST, Role, TenantKit
 from tenantkit._http import WWW_AUTHENTICATE
+from tenantkit._tables import api_keys, invitations
 from tenantkit.testing import FrozenClock
 from tests.http_apps import ADAPTERS, BUILDERS, REPORTS_SCOPE, HttpClient, Reply, make_kit
 
@@ -207,7 +208,7 @@ class TestMembers:
 
 
 class TestApiKeys:
-    def test_issue_shows_key_once(self, client: HttpClient) -> None:
+    def test_issue_shows_key_once(self, client: HttpClient, sqlite_engine: sa.Engine) -> None:
         """Issuing answers 201 with the key; the listing shows its metadata but never the key or a digest."""
         issued = issue_key(client, ["reports:read"])
         key = issued.json["key"]
@@ -217,6 +218,10 @@ class TestApiKeys:
         assert [item["id"] for item in listing.json["items"]] == [issued.json["api_key"]["id"]]
         text = json.dumps(listing.json)
         assert key not in text
+        with sqlite_engine.connect() as connection:
+            digest = connection.execute(sa.select(api_keys.c.hashed_key)).scalar_one()
+        assert digest not in text
+        assert digest.split("$")[-1] not in text
         assert not {"key", "digest", "key_digest", "secret"} & set(listing.json["items"][0])
 
     def test_bearer_and_header(self, client: HttpClient) -> None:
@@ -324,7 +329,7 @@ class TestApiKeys:
 
 
 class TestInvitations:
-    def test_email_invitation_flow(self, client: HttpClient) -> None:
+    def test_email_invitation_flow(self, client: HttpClient, sqlite_engine: sa.Engine) -> None:
         """Invite by email, list without tokens, preview, and accept with the verified address."""
         created = invite_email(client, "dave@acme.com", role="ADMIN")
         token = created.json["token"]
@@ -333,6 +338,9 @@ class TestInvitations:
         assert listing.status == 200
         assert [item["id"] for item in listing.json["items"]] == [created.json["invitation"]["id"]]
         assert token not in json.dumps(listing.json)
+        with sqlite_engine.connect() as connection:
+            stored = connection.execute(sa.select(invitations.c.token)).scalar_one()
+        assert stored.split("$")[-1] not in json.dumps(listing.json)
         preview = client.request("POST", "/tk/invitations/preview", json={"token": token})
         assert preview.status == 200
         assert preview.json["organization_id"] == ORG
