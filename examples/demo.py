@@ -12,6 +12,7 @@ from __future__ import annotations
 import sys
 import tempfile
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -49,6 +50,8 @@ def describe(event: Event) -> str:
             continue
         if isinstance(value, tuple):
             value = ",".join(map(str, value))
+        elif isinstance(value, datetime):
+            value = f"{value:%Y-%m-%dT%H:%MZ}"
         elif name.endswith("_id") and len(str(value)) == 36:
             value = f"{str(value)[:8]}…"  # a UUID; the first characters are enough to tell them apart
         fields.append(f"{name}={value}")
