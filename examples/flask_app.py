@@ -96,6 +96,8 @@ def create_app(database_url: str = "sqlite:///example.sqlite3") -> Flask:
     @app.post("/organizations")
     def create_organization() -> tuple[dict[str, object], int]:
         """Your sign-up flow: the user who creates an organization becomes its first OWNER."""
+        # Organizations belong to your product (or identity provider), whose own unique key settles two
+        # simultaneous sign-ups; this check only keeps strangers from claiming an existing one.
         user = current_user()
         organization_id = (request.get_json(silent=True) or {}).get("organization_id")
         if not isinstance(organization_id, str):
