@@ -38,7 +38,7 @@ import argparse
 import os
 
 import sqlalchemy as sa
-from flask import Flask, abort, g, request
+from flask import Flask, abort, g, make_response, request
 from sqlalchemy.orm import Session
 
 import tenantkit
@@ -80,7 +80,11 @@ def create_app(database_url: str = "sqlite:///example.sqlite3") -> Flask:
     def current_user() -> Principal:
         user_id = request.headers.get("X-User")
         if not user_id:
-            abort(401, "sign in first: send X-User (the example's stand-in for a login)")
+            abort(
+                make_response(
+                    {"detail": "sign in first: send X-User (the example's stand-in for a login)"}, 401
+                )
+            )
         return Principal(
             user_id=user_id,
             email=request.headers.get("X-Email"),
@@ -104,7 +108,7 @@ def create_app(database_url: str = "sqlite:///example.sqlite3") -> Flask:
             raise InvalidInputError("organization_id", "is required")
         session = get_session()
         if kit.members.list_members(session, organization_id, limit=1).items:
-            abort(409, "that organization exists already")
+            abort(make_response({"detail": "that organization exists already"}, 409))
         member = kit.members.add(session, organization_id, user.user_id, Role.OWNER, actor=HOST)
         session.commit()
         return member.model_dump(mode="json"), 201

@@ -46,8 +46,9 @@ def exercise(call: Call) -> None:
     assert (status, body["role"]) == (201, "OWNER")
     status, _, _ = call("POST", "/organizations", user("eve"), {"organization_id": "acme"})
     assert status == 409, "an existing organization cannot be claimed again"
-    status, _, _ = call("POST", "/organizations", {}, {"organization_id": "other"})
+    status, body, _ = call("POST", "/organizations", {}, {"organization_id": "other"})
     assert status == 401, "the identity stand-in refuses anonymous users"
+    assert "X-User" in body["detail"]
 
     status, body, _ = call(
         "POST",
