@@ -147,13 +147,32 @@ class TestMembers:
 
     @pytest.mark.parametrize(
         ("content", "content_type"),
-        [(b"{not json", "application/json"), (b"", "application/json"), (b"role=OWNER", "text/plain")],
+        [
+            (b"{not json", "application/json"),
+            (b"", "application/json"),
+            (b"role=OWNER", "text/plain"),
+            (b'{"role": "ADMIN"}', "text/plain"),
+            (b'{"role": "ADMIN"}', None),
+            (b'{"role": "ADMIN"}', ""),
+        ],
     )
-    def test_unparsable_body(self, client: HttpClient, content: bytes, content_type: str) -> None:
-        """Malformed JSON, an empty body or a non-JSON content type is a 422 invalid_input, not 400 or 500."""
-        headers = {**ALICE, "Content-Type": content_type}
+    def test_unparsable_body(self, client: HttpClient, content: bytes, content_type: str | None) -> None:
+        """Malformed JSON, no body, or a body without a JSON content type is a 422 invalid_input."""
+        headers = dict(ALICE) if content_type is None else {**ALICE, "Content-Type": content_type}
         reply = client.request("PATCH", f"{BASE}/members/bob", content=content, headers=headers)
         assert_error(reply, 422, "invalid_input")
+        assert member_ids(client) == {"alice", "bob", "carol"}
+
+    @pytest.mark.parametrize(
+        "content_type",
+        ["application/json", "application/json; charset=utf-8", "application/merge-patch+json"],
+    )
+    def test_json_content_types(self, client: HttpClient, content_type: str) -> None:
+        """A JSON body is read under any JSON content type."""
+        headers = {**ALICE, "Content-Type": content_type}
+        reply = client.request("PATCH", f"{BASE}/members/bob", content=b'{"role": "MEMBER"}', headers=headers)
+        assert reply.status == 200, reply
+        assert reply.json["role"] == "MEMBER"
 
     def test_remove(self, client: HttpClient) -> None:
         """An ADMIN removes a MEMBER, who then no longer appears in the listing."""

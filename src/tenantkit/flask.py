@@ -146,19 +146,20 @@ _NOT_JSON = object()
 
 
 def _json_payload() -> object:
-    """The request body parsed as JSON; :data:`_ABSENT` for no body, :data:`_NOT_JSON` for another type.
+    """The request body parsed as JSON; :data:`_ABSENT` for none, :data:`_NOT_JSON` without a JSON type.
 
     Parsing comes before the current-user hook and validation after it, in the order FastAPI follows, so
     a request with several faults is refused for the same one by both adapters.
 
     Raises:
-        InvalidInputError: The body claims to be JSON (or has no content type) but does not parse.
+        InvalidInputError: The body claims to be JSON but does not parse.
     """
     data = request.get_data(cache=True)
     if not data:
         return _ABSENT
-    mimetype = request.mimetype
-    if mimetype and not _JSON_SUBTYPE.match(mimetype):
+    # Like FastAPI's strict default: a body without a JSON content type is not read as JSON, so a cross-site
+    # form post (text/plain, form-urlencoded, no type at all) can never pass for an API call.
+    if not _JSON_SUBTYPE.match(request.mimetype):
         return _NOT_JSON
     try:
         return json.loads(data)
