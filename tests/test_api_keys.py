@@ -5,8 +5,10 @@ The contract classes take the ``engine`` fixture, so they run on SQLite, Postgre
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
@@ -39,6 +41,7 @@ from tenantkit import (
     check_scopes,
     require_scopes,
 )
+from tenantkit._api_keys import _MAX_RESULTS
 from tenantkit._key_format import CHECKSUM_LENGTH, SECRET_LENGTH, KeyFormat, checksum
 from tenantkit.testing import EventRecorder, FrozenClock
 
@@ -834,6 +837,63 @@ class TestCache:
         assert len(cache) == 2
         assert all(stored.startswith("sha256$") for stored in cache._entries)
         assert not any(key in cache._entries for key in keys)
+
+    def test_services_built_per_request_do_not_pile_up(
+        self, sqlite_engine: sa.Engine, membership: MembershipService, clock: FrozenClock
+    ) -> None:
+        """Cached services built and dropped repeatedly leave no listener on the dispatcher and are freed."""
+        events = EventDispatcher()
+        before = len(events._listeners)
+        survivors = []
+        for _ in range(20):
+            service = ApiKeyService(
+                membership=membership, clock=clock, events=events, cache_ttl=timedelta(seconds=30)
+            )
+            survivors.append(weakref.ref(service))
+            del service
+        gc.collect()
+        assert [ref for ref in survivors if ref() is not None] == []
+        assert len(events._listeners) == before
+
+    def test_live_service_still_evicts_after_others_are_freed(
+        self, sqlite_engine: sa.Engine, membership: MembershipService, clock: FrozenClock
+    ) -> None:
+        """Dropping other services on the same dispatcher leaves a live service's eviction working."""
+        events = EventDispatcher()
+        live = ApiKeyService(
+            membership=membership, clock=clock, events=events, cache_ttl=timedelta(minutes=1)
+        )
+        ApiKeyService(membership=membership, clock=clock, events=events, cache_ttl=timedelta(minutes=1))
+        gc.collect()
+        key_id, key = issue(sqlite_engine, live)
+        assert verify(sqlite_engine, live, key).valid
+        other_process = ApiKeyService(membership=membership, clock=clock, events=EventDispatcher())
+        with Session(sqlite_engine) as session:
+            other_process.revoke(session, ORG, key_id, actor=HOST)
+            session.commit()
+        assert verify(sqlite_engine, live, key).valid  # still cached: the revocation was elsewhere
+        events.deliver(ApiKeyRevoked(organization_id=ORG, actor_id=None, occurred_at=clock(), key_id=key_id))
+        assert verify(sqlite_engine, live, key).reason == "revoked"
+
+
+class TestResultReuse:
+    def test_changed_expiry_is_reported(
+        self, engine: sa.Engine, service: ApiKeyService, clock: FrozenClock
+    ) -> None:
+        """A key whose expiry changes (rotated out) reports the new expiry, not a result built before."""
+        key_id, key = issue(engine, service)
+        assert verify(engine, service, key).expires_at is None
+        with Session(engine) as session:
+            service.rotate(session, ORG, key_id, actor=HOST, grace=timedelta(hours=1))
+            session.commit()
+        assert verify(engine, service, key).expires_at == clock() + timedelta(hours=1)
+
+    def test_results_are_shared_and_bounded(self, sqlite_engine: sa.Engine, service: ApiKeyService) -> None:
+        """Verifying one key twice hands out equal results, and the kept results stay within their bound."""
+        _, key = issue(sqlite_engine, service)
+        first, second = verify(sqlite_engine, service, key), verify(sqlite_engine, service, key)
+        assert first == second
+        assert len(service._results) <= _MAX_RESULTS
 
 
 class TestAsync:

@@ -316,6 +316,9 @@ def _scopes_reader(fallback: Processor | None) -> Processor:
     return process
 
 
+_PYFORMAT_PLACEHOLDER = re.compile(r"%\((\w+)\)s")
+
+
 class _Plan:
     """A statement compiled for one dialect: its SQL, how to pass its parameters, its column processors.
 
@@ -330,10 +333,20 @@ class _Plan:
         self.sql = compiled.string
         self.names = names
         self._positional = compiled.positional
+        named_order: list[str] = []
+        if not compiled.positional and dialect.paramstyle == "pyformat":
+            # psycopg and PyMySQL take "%s" with a tuple, which they bind faster than "%(name)s" with a
+            # mapping (the floor's way too). The statements hold no literal text a placeholder could hide in.
+            def to_positional(match: re.Match[str]) -> str:
+                named_order.append(match.group(1))
+                return "%s"
+
+            self.sql = _PYFORMAT_PLACEHOLDER.sub(to_positional, compiled.string)
+            self._positional = True
         # Positional paramstyles take the values in the order the SQL names them; None means "as given".
         self.permutation: tuple[int, ...] | None = None
-        if compiled.positional:
-            order = tuple(names.index(name) for name in compiled.positiontup or ())
+        if self._positional:
+            order = tuple(names.index(name) for name in named_order or compiled.positiontup or ())
             if order != tuple(range(len(names))):
                 self.permutation = order
         processors: list[Processor] = []
@@ -534,8 +547,17 @@ class ApiKeyService:
                 raise ConfigurationError("cache_size must be at least 1")
             self._cache = KeyCache(cache_size)
             # After commit as well as at once: a verification racing an uncommitted revocation could
-            # otherwise put the old state back in the cache.
-            self.events.subscribe(self._on_committed, ApiKeyRevoked, ApiKeyRotated, ApiKeyDeleted)
+            # otherwise put the old state back in the cache. The listener holds the cache weakly and is
+            # unsubscribed when this service is collected, so that services built per request (or per
+            # test) do not pile up on a long-lived dispatcher, each keeping its cache alive.
+            unsubscribe = self.events.subscribe(
+                _evicting_listener(weakref.ref(self._cache)), ApiKeyRevoked, ApiKeyRotated, ApiKeyDeleted
+            )
+            weakref.finalize(self, unsubscribe)
+        # Valid results already built, by their content: a result is frozen and fully determined by the row's
+        # id, organization, name, scopes and expiry, so an equal one can be handed out again instead of
+        # being validated anew on every verification.
+        self._results: dict[tuple[Any, ...], ApiKeyVerification] = {}
 
     def __repr__(self) -> str:
         return (
@@ -853,7 +875,8 @@ class ApiKeyService:
         now = self.clock()
         lookup_id = None if kind == DIGEST_KIND else self.format.lookup_id(key)
         if lookup_id is None:
-            candidates = digest_candidates(key, self._peppers)
+            peppers = self._peppers
+            candidates = digest_candidates(key, peppers) if peppers else (sha256_digest(key),)
             cache_key = candidates[0]
         else:
             candidates = ()
@@ -869,11 +892,17 @@ class ApiKeyService:
             rows = self._lookup.fetch(connection, plan, candidates)
             row = None
             matched = -1
-            for found in rows:
-                for position, candidate in enumerate(candidates):
-                    # Prefer the current pepper's row should a key exist under several digests.
-                    if _same_digest(found[7], candidate) and (row is None or position < matched):
-                        row, matched = found, position
+            if len(candidates) == 1:
+                digest = candidates[0]
+                for found in rows:
+                    if _same_digest(found[7], digest):
+                        row, matched = found, 0
+            else:
+                for found in rows:
+                    for position, candidate in enumerate(candidates):
+                        # Prefer the current pepper's row should a key exist under several digests.
+                        if _same_digest(found[7], candidate) and (row is None or position < matched):
+                            row, matched = found, position
         else:
             plan = _RAW_BY_ARGON2_ID.plan(connection.dialect)
             low, high = argon2_lookup_bounds(lookup_id)
@@ -897,19 +926,16 @@ class ApiKeyService:
         if matched > 0:
             connection.execute(_REHASH, {"key_id": key_id, "old_digest": stored, "new_digest": candidates[0]})
         if self.track_last_used:
-            if last_used_at is not None:
+            # Only compared, never returned: an aware datetime (psycopg's, in the server's zone) compares
+            # correctly as it is; text (SQLite) and naive values (MySQL) are converted.
+            if last_used_at is not None and (
+                type(last_used_at) is not datetime or last_used_at.tzinfo is None
+            ):
                 last_used_at = processors[6](last_used_at)
             if last_used_at is None or last_used_at < now - self.last_used_interval:
                 self._touch(connection, key_id, now)
                 last_used_at = now
-        result = ApiKeyVerification(
-            valid=True,
-            organization_id=org,
-            key_id=key_id,
-            name=name,
-            scopes=processors[3](scopes),
-            expires_at=expires_at,
-        )
+        result = self._valid_result(key_id, org, name, processors[3](scopes), expires_at)
         if cache is not None and self.cache_ttl is not None:
             cache.put(cache_key, CacheEntry(result, key_id, now + self.cache_ttl, last_used_at))
         return result
@@ -1040,11 +1066,44 @@ class ApiKeyService:
         if self._cache is not None:
             self._cache.evict(key_id)
 
-    def _on_committed(self, event: Event) -> None:
+    def _valid_result(
+        self, key_id: str, org: str, name: str, scopes: tuple[str, ...], expires_at: datetime | None
+    ) -> ApiKeyVerification:
+        memo_key = (key_id, org, name, scopes, expires_at)
+        results = self._results
+        result = results.get(memo_key)
+        if result is None:
+            result = ApiKeyVerification(
+                valid=True,
+                organization_id=org,
+                key_id=key_id,
+                name=name,
+                scopes=scopes,
+                expires_at=expires_at,
+            )
+            if len(results) >= _MAX_RESULTS:
+                results.clear()
+            results[memo_key] = result
+        return result
+
+
+_MAX_RESULTS = 4096
+"""Prebuilt valid results a service keeps at most (one per key in use; emptied when full)."""
+
+
+def _evicting_listener(cache_ref: weakref.ref[KeyCache[ApiKeyVerification]]) -> Callable[[Event], None]:
+    """A listener evicting revoked, rotated-out and deleted keys from the cache, without keeping it alive."""
+
+    def on_committed(event: Event) -> None:
+        cache = cache_ref()
+        if cache is None:
+            return
         if isinstance(event, ApiKeyRotated):
-            self._evict(event.old_key_id)
+            cache.evict(event.old_key_id)
         elif isinstance(event, ApiKeyRevoked | ApiKeyDeleted):
-            self._evict(event.key_id)
+            cache.evict(event.key_id)
+
+    return on_committed
 
 
 def _same_digest(stored: object, candidate: str) -> bool:
