@@ -6,13 +6,20 @@ One run prints, on one core (the process pins itself to one CPU):
   driver with a prepared statement, plus the SHA-256 digest of the key;
 * ``verify`` without the cache, and its ratio to the floor;
 * ``verify`` with the in-process cache, in verifications per second;
+* on SQLite, each table size twice: with SQLite's default page cache (2 MiB) and with a page cache that holds
+  the index (``PRAGMA cache_size``, 64 MiB by default), for floor and verify alike;
+* on PostgreSQL, the lookup alone (autocommit: one round trip for floor and verify), and in a transaction of
+  its own as a web request makes it (BEGIN, SELECT, COMMIT: three round trips for floor and verify alike);
+  then verify as the FastAPI and Flask adapters call it, through a new Session per request, next to what
+  such a Session costs on its own, with no statement at all;
 * how verification cost grows from the smallest to the largest table;
 * how many ``last_used_at`` writes a loop of 100,000 verifications of one key makes, with a clock that
   advances 1 ms per verification (100 simulated seconds: at most one write per 60-second interval);
 * the cost of one argon2id verification (argon2-cffi defaults) next to one SHA-256 digest.
 
-Each figure is the median of several batches. Reads run as they do in a web request: each lookup is its own
-read (no long-lived transaction). Run::
+Floor and verify batches alternate; a time is the median over the batches, and a ratio the median of the
+paired ratios (verify batch / the floor batch next to it), which holds steady while the machine's load
+moves absolute times. Run::
 
     .venv/bin/python benchmarks/bench_api_keys.py                       # 1k, 100k, 1M keys + PostgreSQL
     .venv/bin/python benchmarks/bench_api_keys.py --sizes 1000,100000 --no-postgres
@@ -64,13 +71,17 @@ class SteppingClock:
         return self.now
 
 
-def per_op(run: Callable[[int], None], batch: int, repeats: int) -> float:
+def per_op(run: Callable[[int], object], batch: int, repeats: int) -> float:
     """Median seconds per operation over ``repeats`` batches of ``batch`` operations."""
     return interleaved({"only": (run, batch)}, repeats)["only"]
 
 
-def interleaved(runners: dict[str, tuple[Callable[[int], None], int]], repeats: int) -> dict[str, float]:
-    """Median seconds per operation of each runner, their batches interleaved so load drifts hit all alike."""
+def interleaved(runners: dict[str, tuple[Callable[[int], object], int]], repeats: int) -> dict[str, float]:
+    """Median seconds per operation of each runner, their batches interleaved so load drifts hit all alike.
+
+    For every runner but ``floor`` the result also holds ``<name>/floor``: the median of the paired ratios
+    of its batches to the floor batch of the same round.
+    """
     for run, batch in runners.values():
         run(min(batch, 1000))
     timings: dict[str, list[float]] = {name: [] for name in runners}
@@ -79,7 +90,14 @@ def interleaved(runners: dict[str, tuple[Callable[[int], None], int]], repeats: 
             start = time.perf_counter()
             run(batch)
             timings[name].append((time.perf_counter() - start) / batch)
-    return {name: statistics.median(values) for name, values in timings.items()}
+    medians = {name: statistics.median(values) for name, values in timings.items()}
+    if "floor" in timings:
+        for name, values in timings.items():
+            if name != "floor":
+                medians[f"{name}/floor"] = statistics.median(
+                    value / floor for value, floor in zip(values, timings["floor"], strict=True)
+                )
+    return medians
 
 
 def fill_rows(count: int, sample_keys: list[str]) -> list[tuple[Any, ...]]:
@@ -245,6 +263,66 @@ def postgres_floor(stack: ExitStack, url: str, keys: list[str]) -> Callable[[int
     return run
 
 
+def postgres_request_floor(stack: ExitStack, url: str, keys: list[str]) -> Callable[[int], None]:
+    """The floor of a request: psycopg in a transaction (its implicit BEGIN), the prepared lookup, COMMIT."""
+    import psycopg
+
+    conninfo = sa.make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    raw = stack.enter_context(psycopg.connect(conninfo))
+    sql = FLOOR_SQL.format("%s")
+    cursor = raw.cursor()
+
+    def run(n: int) -> None:
+        for i in range(n):
+            key = keys[i % SAMPLE]
+            cursor.execute(sql, ("sha256$" + hashlib.sha256(key.encode()).hexdigest(),), prepare=True)
+            cursor.fetchall()
+            raw.commit()
+
+    return run
+
+
+def transaction_runner(stack: ExitStack, engine: sa.Engine, keys: list[str]) -> Callable[[int], None]:
+    """``verify`` then COMMIT on one Connection: the floor's BEGIN, SELECT, COMMIT, with nothing else."""
+    service = ApiKeyService(membership=MembershipService())
+    connection = stack.enter_context(engine.connect())
+    for key in keys:  # as in verify_runner: the first use of each key writes last_used_at
+        assert service.verify(connection, key).valid
+    connection.commit()
+
+    def run(n: int) -> None:
+        verify = service.verify
+        for i in range(n):
+            verify(connection, keys[i % SAMPLE])
+            connection.commit()
+
+    return run
+
+
+def request_runner(engine: sa.Engine, keys: list[str], *, verify: bool) -> Callable[[int], None]:
+    """Per request, as the adapters do: a new Session, ``verify`` (or nothing), commit, close.
+
+    Without ``verify`` it measures what SQLAlchemy's Session and pool cost a request on their own: the Session
+    is built, checks a connection out and returns it, but no statement and no round trip is made.
+    """
+    service = ApiKeyService(membership=MembershipService())
+    with Session(engine) as session:
+        for key in keys:  # as in verify_runner: the first use of each key writes last_used_at
+            assert service.verify(session, key).valid
+        session.commit()
+
+    def run(n: int) -> None:
+        for i in range(n):
+            with Session(engine) as session:
+                if verify:
+                    service.verify(session, keys[i % SAMPLE])
+                else:
+                    session.connection()
+                session.commit()
+
+    return run
+
+
 def argon2_cost(tmp: Path, repeats: int) -> tuple[float, float]:
     """Seconds per argon2id verification (uncached), and per bare SHA-256 digest of a key."""
     url = f"sqlite:///{tmp / 'argon2.sqlite3'}"
@@ -281,30 +359,31 @@ def main() -> None:
     )
     parser.add_argument("--postgres-size", type=int, default=100_000, help="Keys in the PostgreSQL table.")
     parser.add_argument("--no-postgres", action="store_true", help="Skip PostgreSQL.")
-    parser.add_argument("--batch", type=int, default=20_000, help="Verifications per timed batch.")
+    parser.add_argument("--batch", type=int, default=10_000, help="Verifications per timed batch.")
     parser.add_argument(
-        "--repeats", type=int, default=5, help="Timed batches per figure (the median is shown)."
+        "--repeats", type=int, default=9, help="Timed batches per figure (the median is shown)."
     )
     parser.add_argument("--cpu", type=int, default=0, help="The CPU to pin this process to.")
     parser.add_argument(
         "--sqlite-cache-mib",
         type=int,
-        default=0,
-        help="SQLite page cache per connection, for floor and verify alike (0: SQLite's default, 2 MiB).",
+        default=64,
+        help="The larger SQLite page cache each size is also measured with, for floor and verify alike "
+        "(0: SQLite's default, 2 MiB, only).",
     )
     args = parser.parse_args()
 
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {args.cpu})
     sizes = [int(size) for size in args.sizes.split(",") if size]
-    cache_kib = args.sqlite_cache_mib * 1024
+    cache_configs = [0] if args.sqlite_cache_mib <= 0 else [0, args.sqlite_cache_mib * 1024]
     print(
         f"tenantkit {tenantkit.__version__}, SQLAlchemy {sa.__version__}, SQLite {sqlite3.sqlite_version}, "
         f"pinned to CPU {args.cpu}; medians of {args.repeats} batches of {args.batch}\n"
     )
     sample_keys = issue_sample("", SAMPLE)
-    uncached_costs: dict[int, float] = {}
-    floor_costs: dict[int, float] = {}
+    uncached_costs: dict[tuple[int, int], float] = {}
+    floor_costs: dict[tuple[int, int], float] = {}
 
     header = f"{'database':<22}{'floor':>12}{'verify':>12}{'ratio':>8}{'cached':>14}"
     print(header)
@@ -316,27 +395,32 @@ def main() -> None:
             started = time.perf_counter()
             url = build_sqlite(path, size, sample_keys)
             built = time.perf_counter() - started
-            engine = sa.create_engine(url)
-            with ExitStack() as stack:
-                medians = interleaved(
-                    {
-                        "floor": (sqlite_floor(stack, path, sample_keys, cache_kib), args.batch),
-                        "uncached": (
-                            verify_runner(stack, engine, sample_keys, cached=False, cache_kib=cache_kib),
-                            args.batch,
-                        ),
-                        "cached": (verify_runner(stack, engine, sample_keys, cached=True), args.batch * 5),
-                    },
-                    args.repeats,
+            for cache_kib in cache_configs:
+                engine = sa.create_engine(url)
+                with ExitStack() as stack:
+                    medians = interleaved(
+                        {
+                            "floor": (sqlite_floor(stack, path, sample_keys, cache_kib), args.batch),
+                            "uncached": (
+                                verify_runner(stack, engine, sample_keys, cached=False, cache_kib=cache_kib),
+                                args.batch,
+                            ),
+                            "cached": (
+                                verify_runner(stack, engine, sample_keys, cached=True, cache_kib=cache_kib),
+                                args.batch * 5,
+                            ),
+                        },
+                        args.repeats,
+                    )
+                engine.dispose()
+                floor, uncached, cached = medians["floor"], medians["uncached"], medians["cached"]
+                uncached_costs[size, cache_kib], floor_costs[size, cache_kib] = uncached, floor
+                label = f"SQLite {size:,} keys" if not cache_kib else f"  page cache {cache_kib // 1024} MiB"
+                note = f"   (built in {built:.1f} s)" if not cache_kib else ""
+                print(
+                    f"{label:<22}{micro(floor):>12}{micro(uncached):>12}"
+                    f"{medians['uncached/floor']:>7.2f}x{1 / cached:>11,.0f}/s{note}"
                 )
-            engine.dispose()
-            floor, uncached, cached = medians["floor"], medians["uncached"], medians["cached"]
-            uncached_costs[size], floor_costs[size] = uncached, floor
-            print(
-                f"{f'SQLite {size:,} keys':<22}{micro(floor):>12}{micro(uncached):>12}"
-                f"{uncached / floor:>7.2f}x"
-                f"{1 / cached:>11,.0f}/s   (built in {built:.1f} s)"
-            )
         if not args.no_postgres:
             pg_url, drop = postgres_database(args.postgres_url)
             try:
@@ -359,18 +443,44 @@ def main() -> None:
                 floor, uncached, cached = medians["floor"], medians["uncached"], medians["cached"]
                 print(
                     f"{f'PostgreSQL {args.postgres_size:,}':<22}{micro(floor):>12}{micro(uncached):>12}"
-                    f"{uncached / floor:>7.2f}x{1 / cached:>11,.0f}/s"
+                    f"{medians['uncached/floor']:>7.2f}x{1 / cached:>11,.0f}/s"
+                )
+                # As a web request does it: a transaction per request; and through a Session, as the adapters.
+                engine = sa.create_engine(pg_url)
+                request_batch = max(args.batch // 4, 1)
+                with ExitStack() as stack:
+                    medians = interleaved(
+                        {
+                            "floor": (postgres_request_floor(stack, pg_url, sample_keys), request_batch),
+                            "verify": (transaction_runner(stack, engine, sample_keys), request_batch),
+                            "request": (request_runner(engine, sample_keys, verify=True), request_batch),
+                            "session": (request_runner(engine, sample_keys, verify=False), request_batch),
+                        },
+                        args.repeats,
+                    )
+                engine.dispose()
+                print(
+                    f"{'  in a transaction':<22}{micro(medians['floor']):>12}{micro(medians['verify']):>12}"
+                    f"{medians['verify/floor']:>7.2f}x   (BEGIN, SELECT, COMMIT each)\n"
+                    f"  through a new Session per request, as the adapters do: "
+                    f"{micro(medians['request']).strip()} ({medians['request/floor']:.2f}x); "
+                    f"such a Session alone, no statement: {micro(medians['session']).strip()}"
                 )
             finally:
                 drop()
 
         if len(sizes) > 1:
             smallest, largest = min(sizes), max(sizes)
-            print(
-                f"\ncost at {largest:,} keys / cost at {smallest:,} keys: verify "
-                f"{uncached_costs[largest] / uncached_costs[smallest]:.2f}x, floor "
-                f"{floor_costs[largest] / floor_costs[smallest]:.2f}x"
-            )
+            print()
+            for cache_kib in cache_configs:
+                cache = (
+                    "SQLite's default page cache" if not cache_kib else f"{cache_kib // 1024} MiB page cache"
+                )
+                print(
+                    f"cost at {largest:,} keys / cost at {smallest:,} keys, {cache}: verify "
+                    f"{uncached_costs[largest, cache_kib] / uncached_costs[smallest, cache_kib]:.2f}x, floor "
+                    f"{floor_costs[largest, cache_kib] / floor_costs[smallest, cache_kib]:.2f}x"
+                )
 
         write_url = f"sqlite:///{tmp / 'writes.sqlite3'}"
         build_sqlite(tmp / "writes.sqlite3", SAMPLE, sample_keys)
@@ -383,7 +493,7 @@ def main() -> None:
             )
 
         argon_time, digest_time = argon2_cost(tmp, 3)
-        fast_time = uncached_costs[min(sizes)]
+        fast_time = uncached_costs[min(sizes), 0]
         print(
             f"\nargon2id verify (argon2-cffi defaults): {argon_time * 1e3:.1f} ms, "
             f"{argon_time / fast_time:,.0f}x an uncached SHA-256 verify ({micro(fast_time).strip()}); "
