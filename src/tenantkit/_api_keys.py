@@ -335,8 +335,8 @@ class _Plan:
         self._positional = compiled.positional
         named_order: list[str] = []
         if not compiled.positional and dialect.paramstyle == "pyformat":
-            # psycopg and PyMySQL take "%s" with a tuple, which they bind faster than "%(name)s" with a
-            # mapping (the floor's way too). The statements hold no literal text a placeholder could hide in.
+            # psycopg takes "%s" with a tuple (as the floor gives it) with less work than "%(name)s" with a
+            # mapping it must reorder. The statements hold no literal text a placeholder could hide in.
             def to_positional(match: re.Match[str]) -> str:
                 named_order.append(match.group(1))
                 return "%s"
