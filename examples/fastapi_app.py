@@ -34,7 +34,8 @@ Then try, as the user ``alice`` (the ``X-User`` header is a STAND-IN for your id
 
 import argparse
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Annotated
 
@@ -92,7 +93,13 @@ def create_app(
     # -----------------------------------------------------------------------------------------------------
 
     tk = TenantKitFastAPI(kit, session=get_session, current_user=current_user)
-    app = FastAPI(title="tenantkit FastAPI example")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        engine.dispose()  # close pooled connections when the server stops
+
+    app = FastAPI(title="tenantkit FastAPI example", lifespan=lifespan)
     tk.install(app)  # tenantkit errors become {"error": {"code": ...}} with the right status
     app.include_router(tk.router(), prefix="/tenantkit")  # members, API keys, invitations
 

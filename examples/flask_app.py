@@ -60,6 +60,8 @@ def create_app(database_url: str = "sqlite:///example.sqlite3") -> Flask:
         permissions=Permissions().with_actions("billing:manage", Role.ADMIN),
     )
     app = Flask(__name__)
+    # Kept where a shutdown hook (or a test) can reach it to close pooled connections: engine.dispose().
+    app.extensions["example_engine"] = engine
 
     # One session per request, closed when the request ends (Flask-SQLAlchemy's db.session works too).
     def get_session() -> Session:

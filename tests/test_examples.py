@@ -119,9 +119,10 @@ class TestFastAPIExample:
 
 
 class TestFlaskExample:
-    def test_walk_through(self, database_url: str) -> None:
+    def test_walk_through(self, database_url: str, request: pytest.FixtureRequest) -> None:
         """The Flask example answers every step of its docstring's walk-through, like the FastAPI one."""
         app = load_example("flask_app").create_app(database_url)
+        request.addfinalizer(app.extensions["example_engine"].dispose)
         client = app.test_client()
 
         def call(method: str, path: str, headers: dict[str, str], body: object = None) -> Answer:

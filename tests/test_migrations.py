@@ -6,6 +6,7 @@ naming revisions after 0001.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import textwrap
 import threading
@@ -342,7 +343,8 @@ class TestOfflineSql:
     def test_sqlite_script_builds_the_online_schema(self, tmp_path: Path, fresh_engine: sa.Engine) -> None:
         """Applying the SQLite script to an empty database gives exactly the online upgrade's schema."""
         path = tmp_path / "offline.sqlite3"
-        with sqlite3.connect(path) as raw:
+        # sqlite3's own context manager commits but does not close; closing() does both.
+        with contextlib.closing(sqlite3.connect(path)) as raw:
             raw.executescript(tenantkit.offline_sql("sqlite"))
         offline = sa.create_engine(f"sqlite:///{path}")
         tenantkit.upgrade(fresh_engine)
