@@ -876,6 +876,64 @@ class TestCache:
         assert verify(sqlite_engine, live, key).reason == "revoked"
 
 
+class TestVerifyCached:
+    """``verify_cached`` answers from memory alone, and only when no database work is due."""
+
+    @pytest.fixture
+    def cached(self, membership: MembershipService, clock: FrozenClock) -> ApiKeyService:
+        return ApiKeyService(membership=membership, clock=clock, cache_ttl=timedelta(seconds=30))
+
+    def test_malformed_is_refused_even_without_cache(self, service: ApiKeyService) -> None:
+        """A malformed key is refused from memory, with or without a cache."""
+        assert service.verify_cached("not-a-key") == ApiKeyVerification(valid=False, reason="malformed")
+
+    def test_without_cache_the_database_must_answer(
+        self, sqlite_engine: sa.Engine, service: ApiKeyService
+    ) -> None:
+        """With the cache off, a well-formed key is never answered from memory."""
+        _, key = issue(sqlite_engine, service)
+        assert verify(sqlite_engine, service, key).valid
+        assert service.verify_cached(key) is None
+
+    def test_answers_a_hit_like_verify(self, sqlite_engine: sa.Engine, cached: ApiKeyService) -> None:
+        """After one verification the memory answer equals verify's; another organization gets unknown."""
+        _, key = issue(sqlite_engine, cached)
+        assert cached.verify_cached(key) is None, "not cached before its first verification"
+        first = verify(sqlite_engine, cached, key)
+        assert cached.verify_cached(key) == first
+        assert cached.verify_cached(key, organization_id=OTHER_ORG) == ApiKeyVerification(
+            valid=False, reason="unknown"
+        )
+
+    def test_expiry_and_revocation(
+        self, sqlite_engine: sa.Engine, cached: ApiKeyService, clock: FrozenClock
+    ) -> None:
+        """Expiry is checked at every call, and a revocation in this process empties the entry at once."""
+        _, expiring = issue(sqlite_engine, cached, expires=timedelta(seconds=10))
+        revoked_id, revoked = issue(sqlite_engine, cached)
+        assert verify(sqlite_engine, cached, expiring).valid
+        assert verify(sqlite_engine, cached, revoked).valid
+        with Session(sqlite_engine) as session:
+            cached.revoke(session, ORG, revoked_id, actor=HOST)
+            session.commit()
+        assert cached.verify_cached(revoked) is None
+        clock.advance(seconds=10)
+        assert cached.verify_cached(expiring) == ApiKeyVerification(valid=False, reason="expired")
+
+    def test_a_due_last_used_write_goes_to_the_database(
+        self, sqlite_engine: sa.Engine, cached: ApiKeyService, clock: FrozenClock
+    ) -> None:
+        """When ``last_used_at`` is due for its write, the memory answer steps aside for ``verify``."""
+        _, key = issue(sqlite_engine, cached)
+        assert verify(sqlite_engine, cached, key).valid
+        clock.advance(seconds=20)
+        assert cached.verify_cached(key) is not None
+        clock.advance(seconds=41)
+        assert cached.verify_cached(key) is None
+        assert verify(sqlite_engine, cached, key).valid
+        assert cached.verify_cached(key) is not None
+
+
 class TestResultReuse:
     def test_changed_expiry_is_reported(
         self, engine: sa.Engine, service: ApiKeyService, clock: FrozenClock

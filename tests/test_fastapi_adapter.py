@@ -6,6 +6,7 @@ The HTTP contract both adapters share is in ``test_http_contract.py``; this file
 
 import json
 from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
 from typing import Annotated, Any
 
 import httpx2
@@ -362,6 +363,77 @@ class TestApiKeyDependency:
         key = issue(client, "acme", "alice", [])
         response = client.get("/any-key", headers={"Authorization": "Bearer junk", "X-API-Key": key})
         assert response.status_code == 401
+
+
+@pytest.mark.usefixtures("acme")
+class TestCachedApiKeys:
+    """With the verification cache on, a hit is answered on the event loop, without the database."""
+
+    @pytest.fixture
+    def cached_client(self, clock: FrozenClock, sqlite_engine: sa.Engine) -> Iterator[TestClient]:
+        kit = TenantKit(invitation_secret_keys=[SECRET], clock=clock, api_key_cache_ttl=timedelta(seconds=30))
+
+        def get_session() -> Iterator[Session]:
+            with Session(sqlite_engine, expire_on_commit=False) as session:
+                yield session
+
+        tk = TenantKitFastAPI(kit, session=get_session, current_user=principal_from_headers)
+        with TestClient(build_app(tk)) as client:
+            yield client
+
+    def test_hit_runs_no_statement_and_no_worker_thread(
+        self, cached_client: TestClient, sqlite_engine: sa.Engine, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A repeated key runs no SQL and no thread-pool call; scopes and organization are still enforced."""
+        key = issue(cached_client, "acme", "alice", ["reports:read"])
+        bearer = {"Authorization": f"Bearer {key}"}
+        assert cached_client.get("/reports", headers=bearer).status_code == 200
+        statements: list[str] = []
+        service_calls: list[str] = []
+        original_run = TenantKitFastAPI.run
+
+        async def counting_run(session: Any, function: Any, *args: Any, **kwargs: Any) -> Any:
+            service_calls.append(function.__name__)
+            return await original_run(session, function, *args, **kwargs)
+
+        monkeypatch.setattr(TenantKitFastAPI, "run", staticmethod(counting_run))
+
+        def record(*args: Any) -> None:
+            statements.append(args[2])
+
+        sa.event.listen(sqlite_engine, "before_cursor_execute", record)
+        try:
+            assert cached_client.get("/reports", headers=bearer).status_code == 200
+            assert cached_client.get("/acme-only", headers=bearer).status_code == 200
+            assert cached_client.get("/any-key", headers={"X-API-Key": key + "x"}).status_code == 401
+        finally:
+            sa.event.remove(sqlite_engine, "before_cursor_execute", record)
+        assert statements == []
+        assert service_calls == []
+
+    def test_hit_still_checks_expiry_and_last_used(
+        self, cached_client: TestClient, clock: FrozenClock, sqlite_engine: sa.Engine
+    ) -> None:
+        """A cached key past its expiry is refused, and a due ``last_used_at`` write reaches the database."""
+        response = cached_client.post(
+            "/tk/organizations/acme/api-keys",
+            json={"name": "short", "scopes": ["reports:read"], "expires_in_seconds": 120},
+            headers=as_user("alice"),
+        )
+        key = response.json()["key"]
+        bearer = {"Authorization": f"Bearer {key}"}
+        assert cached_client.get("/reports", headers=bearer).status_code == 200
+        clock.advance(seconds=61)
+        assert cached_client.get("/reports", headers=bearer).status_code == 200
+        with sqlite_engine.connect() as connection:
+            last_used = connection.execute(
+                sa.select(tenantkit.api_keys.c.last_used_at).where(tenantkit.api_keys.c.name == "short")
+            ).scalar_one()
+        assert last_used == clock()
+        clock.advance(seconds=60)
+        refused = cached_client.get("/reports", headers=bearer)
+        assert refused.status_code == 401
+        assert refused.json()["error"]["reason"] == "expired"
 
 
 @pytest.mark.usefixtures("acme")

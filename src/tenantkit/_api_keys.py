@@ -940,6 +940,38 @@ class ApiKeyService:
             cache.put(cache_key, CacheEntry(result, key_id, now + self.cache_ttl, last_used_at))
         return result
 
+    def verify_cached(self, key: object, *, organization_id: str | None = None) -> ApiKeyVerification | None:
+        """Answer from memory alone, or return ``None`` when the database must be asked.
+
+        A malformed key is refused (no database is ever needed for that). A key found in the in-process
+        cache is answered as :meth:`verify` would — expiry and organization checked now — unless its
+        ``last_used_at`` is due for a write. Everything else (cache off, key not cached, a write due) is
+        ``None``: call :meth:`verify`. Async adapters use this to answer most requests without leaving the
+        event loop.
+
+        Args:
+            key: The presented key, as received.
+            organization_id: When given, a key of any other organization is answered ``unknown``.
+        """
+        kind = self.format.check(key)
+        if not kind:
+            return _MALFORMED
+        cache = self._cache
+        if cache is None:
+            return None
+        assert isinstance(key, str)
+        # The same cache key verify() uses: the current pepper's digest, else the plain SHA-256.
+        peppered = kind == DIGEST_KIND and self._peppers
+        cache_key = digest_candidates(key, self._peppers)[0] if peppered else sha256_digest(key)
+        now = self.clock()
+        entry = cache.get(cache_key, now)
+        if entry is None:
+            return None
+        result = self._cached_result(entry, now, organization_id)
+        if result.valid and self._last_used_due(entry, now):
+            return None
+        return result
+
     def authenticate(
         self,
         session: Session | Connection,
@@ -981,18 +1013,28 @@ class ApiKeyService:
         now: datetime,
         organization_id: str | None,
     ) -> ApiKeyVerification:
+        result = self._cached_result(entry, now, organization_id)
+        if result.valid and self._last_used_due(entry, now):
+            connection = session.connection() if isinstance(session, Session) else session
+            self._touch(connection, entry.key_id, now)
+            entry.last_used_at = now
+        return result
+
+    @staticmethod
+    def _cached_result(
+        entry: CacheEntry[ApiKeyVerification], now: datetime, organization_id: str | None
+    ) -> ApiKeyVerification:
         result = entry.value
         if organization_id is not None and result.organization_id != organization_id:
             return _UNKNOWN
         if result.expires_at is not None and now >= result.expires_at:
             return _EXPIRED
-        if self.track_last_used and (
-            entry.last_used_at is None or entry.last_used_at < now - self.last_used_interval
-        ):
-            connection = session.connection() if isinstance(session, Session) else session
-            self._touch(connection, entry.key_id, now)
-            entry.last_used_at = now
         return result
+
+    def _last_used_due(self, entry: CacheEntry[ApiKeyVerification], now: datetime) -> bool:
+        return self.track_last_used and (
+            entry.last_used_at is None or entry.last_used_at < now - self.last_used_interval
+        )
 
     def _touch(self, connection: Connection, key_id: str, now: datetime) -> None:
         # Conditional, so that concurrent verifiers (other processes too) write at most once per interval;

@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException
 
-from tenantkit._api_keys import ApiKey, ApiKeyVerification
+from tenantkit._api_keys import ApiKey, ApiKeyVerification, require_scopes
 from tenantkit._errors import InvalidApiKeyError, InvalidInputError, TenantKitError
 from tenantkit._http import (
     API_KEY_HEADER,
@@ -271,6 +271,11 @@ class TenantKitFastAPI:
             presented = api_key_from_headers(request.headers)
             if presented is None:
                 raise InvalidApiKeyError("missing")
+            # Malformed keys and cache hits need no database: answered here, without a thread-pool hop.
+            known = self.kit.api_keys.verify_cached(presented, organization_id=organization_id)
+            if known is not None:
+                require_scopes(known, required)
+                return known
             return await self.run(session, authenticate, presented)
 
         def authenticate(session: Session, presented: str) -> ApiKeyVerification:
