@@ -647,6 +647,7 @@ class _Column:
     kind: str  # "text", "timestamp", "boolean", "json" or "role"
     nullable: bool
     now_default: bool = False
+    exact: bool = True  # text compared byte for byte (ids, digests, addresses); False for free text
 
 
 def _origin_table(*columns: _Column) -> tuple[_Column, ...]:
@@ -667,7 +668,7 @@ _ORIGIN_TABLES: dict[str, tuple[_Column, ...]] = {
     ),
     "api_keys": _origin_table(
         _Column("id", "text", False),
-        _Column("name", "text", False),
+        _Column("name", "text", False, exact=False),
         _Column("organization_id", "text", False),
         _Column("hashed_key", "text", False),
         _Column("expires_at", "timestamp", True),
@@ -856,7 +857,7 @@ def _normalize_adopted(connection: Connection) -> None:
                     connection.exec_driver_sql(
                         f"ALTER TABLE {quoted_table} ALTER COLUMN {name} TYPE jsonb USING {name}::jsonb"
                     )
-            elif dialect in ("mysql", "mariadb") and column.kind == "text" and column.name != "name":
+            elif dialect in ("mysql", "mariadb") and column.kind == "text" and column.exact:
                 if getattr(type_, "collation", None) == "utf8mb4_bin":
                     continue
                 # Ids, digests and addresses are exact: a case-insensitive collation would merge tenants
