@@ -40,6 +40,7 @@ from tenantkit._events import (
 )
 from tenantkit._pagination import DEFAULT_PAGE_SIZE, Page, check_limit, decode_cursor, encode_cursor
 from tenantkit._roles import Action, Permissions, Role
+from tenantkit._settings import DatabaseSettings
 from tenantkit._tables import new_id, team_members
 from tenantkit._validation import check_identifier
 
@@ -179,8 +180,15 @@ class _FastRoleQuery:
 
     __slots__ = ("positional", "sql")
 
-    def __init__(self, dialect: Dialect) -> None:
-        compiled = _ROLE_OF.compile(dialect=dialect)
+    def __init__(
+        self, dialect: Dialect, schema_translate_map: Mapping[str | None, str | None] | None
+    ) -> None:
+        # The schema names are rendered into the SQL, as Connection.execute would render them.
+        compiled = _ROLE_OF.compile(
+            dialect=dialect,
+            schema_translate_map=schema_translate_map,
+            render_schema_translate=schema_translate_map is not None,
+        )
         self.sql = compiled.string
         self.positional = compiled.positional
         if self.positional and list(compiled.positiontup or ()) != ["organization_id", "user_id"]:
@@ -197,6 +205,11 @@ class MembershipService:
         permissions: The permission table (the default one when omitted).
         clock: Where the current time comes from.
         events: The dispatcher that delivers events after commit (a private one when omitted).
+        schema: The PostgreSQL schema that holds tenantkit's tables, when not the connection's default
+            (``public``); the API key and invitation services built on this one use it too.
+
+    Raises:
+        InvalidSettingError: ``schema`` is not a plain identifier.
     """
 
     def __init__(
@@ -205,11 +218,28 @@ class MembershipService:
         permissions: Permissions | None = None,
         clock: Clock = system_clock,
         events: EventDispatcher | None = None,
+        schema: str | None = None,
     ) -> None:
         self.permissions = permissions or Permissions()
         self.clock = clock
         self.events = events or EventDispatcher()
-        self._fast: dict[Dialect, _FastRoleQuery] = {}
+        self.schema = DatabaseSettings(schema_name=schema).schema_name
+        # Every statement of the three services runs with these options: tenantkit's tables (whose schema
+        # is None) are looked up in ``schema``, the host's own tables in the same session are left alone.
+        self.execution_options: Mapping[str, Any] = (
+            {"schema_translate_map": {None: schema}} if schema is not None else {}
+        )
+        self._fast: dict[tuple[Dialect, Any], _FastRoleQuery] = {}
+
+    def schema_translate_map(self, connection: Connection) -> Mapping[str | None, str | None] | None:
+        """The schema translation a statement of tenantkit's runs under on ``connection``.
+
+        This service's own (from ``schema``) when set, else whatever the host set on the connection.
+        """
+        own = self.execution_options.get("schema_translate_map")
+        if own is not None:
+            return own  # type: ignore[no-any-return]
+        return connection.get_execution_options().get("schema_translate_map")
 
     # -- permissions -----------------------------------------------------------------------------------
 
@@ -252,8 +282,8 @@ class MembershipService:
         """The role of ``user_id`` in ``organization_id``, or ``None`` when not a member.
 
         This is the per-request question, so it runs one prebuilt indexed query with as little around it as
-        possible: when nothing observes the engine's statements (no ``before_cursor_execute`` listeners, no
-        ``schema_translate_map``) and a transaction is open, the compiled SQL goes straight to the session's
+        possible: when nothing observes the engine's statements (no ``before_cursor_execute`` listeners) and
+        a transaction is open, the SQL compiled for the dialect and schema goes straight to the session's
         DBAPI connection, inside that transaction. Otherwise it goes through SQLAlchemy, so that
         instrumentation sees it and a bare connection autobegins as usual.
 
@@ -278,16 +308,19 @@ class MembershipService:
             or connection._has_events
             or connection.engine._has_events
             or connection.dialect._has_events
-            or "schema_translate_map" in connection._execution_options
         ):
             value = connection.execute(
-                _ROLE_OF, {"organization_id": organization_id, "user_id": user_id}
+                _ROLE_OF,
+                {"organization_id": organization_id, "user_id": user_id},
+                execution_options=self.execution_options,
             ).scalar()
             return None if value is None else _ROLE_BY_VALUE[value]
         dialect = connection.dialect
-        fast = self._fast.get(dialect)
+        translate = self.schema_translate_map(connection)
+        plan_key = (dialect, None if translate is None else tuple(translate.items()))
+        fast = self._fast.get(plan_key)
         if fast is None:
-            fast = self._fast[dialect] = _FastRoleQuery(dialect)
+            fast = self._fast[plan_key] = _FastRoleQuery(dialect, translate)
         parameters: tuple[str, str] | dict[str, str] = (
             (organization_id, user_id)
             if fast.positional
@@ -322,7 +355,11 @@ class MembershipService:
         """
         check_identifier(organization_id, "organization_id")
         check_identifier(user_id, "user_id")
-        row = session.execute(_MEMBER, {"organization_id": organization_id, "user_id": user_id}).first()
+        row = session.execute(
+            _MEMBER,
+            {"organization_id": organization_id, "user_id": user_id},
+            execution_options=self.execution_options,
+        ).first()
         if row is None:
             raise MemberNotFoundError(organization_id, user_id)
         return _member(row)
@@ -392,7 +429,9 @@ class MembershipService:
         if cursor is not None:
             (after,) = decode_cursor(cursor, 1)
             query = query.where(team_members.c.user_id > after)
-        rows = session.execute(query.order_by(team_members.c.user_id).limit(size + 1)).all()
+        rows = session.execute(
+            query.order_by(team_members.c.user_id).limit(size + 1), execution_options=self.execution_options
+        ).all()
         items = [_member(row) for row in rows[:size]]
         next_cursor = encode_cursor(items[-1].user_id) if len(rows) > size else None
         return Page[Member](items=items, next_cursor=next_cursor)
@@ -425,7 +464,10 @@ class MembershipService:
         if cursor is not None:
             (after,) = decode_cursor(cursor, 1)
             query = query.where(team_members.c.organization_id > after)
-        rows = session.execute(query.order_by(team_members.c.organization_id).limit(size + 1)).all()
+        rows = session.execute(
+            query.order_by(team_members.c.organization_id).limit(size + 1),
+            execution_options=self.execution_options,
+        ).all()
         items = [_member(row) for row in rows[:size]]
         next_cursor = encode_cursor(items[-1].organization_id) if len(rows) > size else None
         return Page[Member](items=items, next_cursor=next_cursor)
@@ -436,10 +478,14 @@ class MembershipService:
         """Lock and read the rows a change decides on (see the module docstring)."""
         connection = session.connection()
         if connection.dialect.name == "sqlite":
-            connection.execute(_SQLITE_WRITE_LOCK, {"org": organization_id})
+            connection.execute(
+                _SQLITE_WRITE_LOCK, {"org": organization_id}, execution_options=self.execution_options
+            )
         wanted = sorted({user_id for user_id in user_ids if user_id is not None})
         rows = connection.execute(
-            _LOCK_ROWS, {"organization_id": organization_id, "user_ids": wanted or [""]}
+            _LOCK_ROWS,
+            {"organization_id": organization_id, "user_ids": wanted or [""]},
+            execution_options=self.execution_options,
         ).all()
         return _Locked(rows)
 
@@ -506,7 +552,9 @@ class MembershipService:
             if session.connection().dialect.name == "sqlite":
                 # Start the transaction with a write: pysqlite would otherwise let the SAVEPOINT below open
                 # (and its RELEASE commit) a transaction of its own, behind the caller's back.
-                session.connection().execute(_SQLITE_WRITE_LOCK, {"org": organization_id})
+                session.connection().execute(
+                    _SQLITE_WRITE_LOCK, {"org": organization_id}, execution_options=self.execution_options
+                )
             now = self.clock()
             member = Member(
                 id=new_id(),
@@ -518,11 +566,13 @@ class MembershipService:
             )
             try:
                 with session.begin_nested():
-                    session.execute(_INSERT, member.model_dump())
+                    session.execute(_INSERT, member.model_dump(), execution_options=self.execution_options)
             except sa.exc.IntegrityError as error:
                 # A concurrent add of the same user committed first; report the role it gave.
                 row = session.execute(
-                    _MEMBER_SHARED, {"organization_id": organization_id, "user_id": user_id}
+                    _MEMBER_SHARED,
+                    {"organization_id": organization_id, "user_id": user_id},
+                    execution_options=self.execution_options,
                 ).first()
                 if row is None:
                     raise
@@ -604,9 +654,14 @@ class MembershipService:
             )
         return target.model_copy(update={"role": wanted, "updated_at": now})
 
-    @staticmethod
-    def _set_role(session: Session, organization_id: str, user_id: str, role: Role, now: datetime) -> None:
-        session.execute(_SET_ROLE, {"org": organization_id, "uid": user_id, "new_role": role, "now": now})
+    def _set_role(
+        self, session: Session, organization_id: str, user_id: str, role: Role, now: datetime
+    ) -> None:
+        session.execute(
+            _SET_ROLE,
+            {"org": organization_id, "uid": user_id, "new_role": role, "now": now},
+            execution_options=self.execution_options,
+        )
 
     def remove(self, session: Session, organization_id: str, user_id: str, *, actor: Actor | str) -> Member:
         """Remove member ``user_id`` from the organization.
@@ -682,7 +737,11 @@ class MembershipService:
     ) -> None:
         if target.role is Role.OWNER and len(locked.owners) < 2:
             raise LastOwnerError(target.organization_id, target.user_id)
-        session.execute(_DELETE, {"org": target.organization_id, "uid": target.user_id})
+        session.execute(
+            _DELETE,
+            {"org": target.organization_id, "uid": target.user_id},
+            execution_options=self.execution_options,
+        )
         self.events.record(
             session,
             MemberRemoved(
