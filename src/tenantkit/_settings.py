@@ -466,12 +466,18 @@ class TenantKitSettings(_Settings):
         except ValidationError as error:
             location, reason = _first_error(error)
             raise InvalidSettingError(_variable(location), reason) from None
-        sections = _compose(environment)
-        try:
-            return cls.model_validate(sections)
-        except ValidationError as error:
-            location, reason = _first_error(error)
-            raise InvalidSettingError(_variable_of(location), reason) from None
+        models: dict[str, type[_Settings]] = {
+            "api_keys": ApiKeySettings,
+            "invitations": InvitationSettings,
+            "database": DatabaseSettings,
+        }
+        built: dict[str, Any] = {}
+        for section, values in _compose(environment).items():
+            try:
+                built[section] = models[section](**values)
+            except InvalidSettingError as error:
+                raise InvalidSettingError(_variable_of(f"{section}.{error.setting}"), error.reason) from None
+        return cls(**built)
 
     @classmethod
     def for_tests(cls, **sections: Any) -> TenantKitSettings:

@@ -52,7 +52,7 @@ def db() -> None:
 @lock_timeout_option
 @json_option
 @handle_errors
-def upgrade(url: str, revision: str, adopt: bool, lock_timeout: float, as_json: bool) -> None:
+def upgrade(url: str | None, revision: str, adopt: bool, lock_timeout: float, as_json: bool) -> None:
     """Migrate tenantkit's tables up to REVISION, holding the migration lock.
 
     Several instances may run this at once: one migrates, the others wait and find nothing left to do.
@@ -68,7 +68,7 @@ def upgrade(url: str, revision: str, adopt: bool, lock_timeout: float, as_json: 
 @lock_timeout_option
 @json_option
 @handle_errors
-def downgrade(url: str, revision: str, lock_timeout: float, as_json: bool) -> None:
+def downgrade(url: str | None, revision: str, lock_timeout: float, as_json: bool) -> None:
     """Migrate tenantkit's tables down to REVISION; ``base`` removes them and the role type."""
     with engine_for(url) as engine:
         result = _migrations.downgrade(engine, revision, lock_timeout=lock_timeout)
@@ -80,7 +80,7 @@ def downgrade(url: str, revision: str, lock_timeout: float, as_json: bool) -> No
 @lock_timeout_option
 @json_option
 @handle_errors
-def adopt(url: str, lock_timeout: float, as_json: bool) -> None:
+def adopt(url: str | None, lock_timeout: float, as_json: bool) -> None:
     """Stamp tables that another tool created from the origin schema at revision 0001.
 
     The tables are compared with revision 0001 first; on any difference the command lists each one, exits
@@ -101,7 +101,7 @@ def adopt(url: str, lock_timeout: float, as_json: bool) -> None:
 @url_option
 @json_option
 @handle_errors
-def current(url: str, as_json: bool) -> None:
+def current(url: str | None, as_json: bool) -> None:
     """Print the revision tenantkit's tables are at ("none" if never migrated)."""
     with engine_for(url) as engine:
         revision = _migrations.current_revision(engine)
@@ -113,7 +113,7 @@ def current(url: str, as_json: bool) -> None:
 @url_option
 @json_option
 @handle_errors
-def check(url: str, as_json: bool) -> None:
+def check(url: str | None, as_json: bool) -> None:
     """Exit 0 if tenantkit's tables are up to date, 1 if they need an upgrade."""
     with engine_for(url) as engine:
         revision = _migrations.current_revision(engine)
