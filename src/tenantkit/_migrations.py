@@ -30,15 +30,18 @@ from alembic.runtime.migration import MigrationContext, MigrationInfo
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 from pydantic import BaseModel, ConfigDict
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import URL, Connection, Engine
 
 from tenantkit._errors import (
+    ConfigurationError,
     DatabaseUnavailableError,
     InvalidInputError,
     MigrationLockTimeoutError,
     SchemaConflictError,
     SchemaOutOfDateError,
 )
+from tenantkit._settings import DatabaseSettings
 from tenantkit._tables import VERSION_TABLE
 
 Database = Engine | Connection | str | URL
@@ -331,6 +334,54 @@ def _locked_in_callers_transaction(connection: Connection, timeout: float | None
 
 
 # ---------------------------------------------------------------------------------------------------------
+# The schema that holds tenantkit's objects (PostgreSQL)
+
+
+_POSTGRESQL = postgresql.dialect()  # type: ignore[no-untyped-call]
+
+
+def _quoted_schema(schema: str, dialect: str) -> str:
+    """``schema`` checked and quoted for SQL.
+
+    Raises:
+        InvalidSettingError: ``schema`` is not a plain identifier.
+        ConfigurationError: ``dialect`` is not PostgreSQL.
+    """
+    DatabaseSettings(schema_name=schema)
+    if dialect != "postgresql":
+        raise ConfigurationError(
+            f"schema {schema!r}: placing tenantkit's tables in a schema is supported on PostgreSQL only"
+        )
+    return str(_POSTGRESQL.identifier_preparer.quote_schema(schema))
+
+
+@contextlib.contextmanager
+def _in_schema(connection: Connection, schema: str | None, *, create: bool = False) -> Iterator[None]:
+    """Run the block with tenantkit's objects placed in ``schema`` (``None``: the connection's default).
+
+    On PostgreSQL the transaction's ``search_path`` is ``schema`` alone while the block runs, so that every
+    statement of the migrations (Alembic's operations, which do not honour ``schema_translate_map``, the
+    ``role`` type, adoption's reflection) finds and creates tenantkit's objects there and never sees the
+    host's tables of the same names in ``public``. The previous ``search_path`` is put back afterwards;
+    after an error the caller's rollback undoes the ``SET LOCAL`` anyway.
+
+    Raises:
+        InvalidSettingError: ``schema`` is not a plain identifier.
+        ConfigurationError: ``schema`` was given on a database other than PostgreSQL.
+    """
+    if schema is None:
+        yield
+        return
+    quoted = _quoted_schema(schema, connection.dialect.name)
+    if create:
+        connection.exec_driver_sql(f"CREATE SCHEMA IF NOT EXISTS {quoted}")
+    previous = connection.execute(sa.text("SELECT current_setting('search_path')")).scalar_one()
+    connection.execute(sa.text("SELECT set_config('search_path', :value, true)"), {"value": quoted})
+    yield
+    connection.execute(sa.text("SELECT set_config('search_path', :value, true)"), {"value": previous})
+
+
+# ---------------------------------------------------------------------------------------------------------
 # Reading the revision
 
 
@@ -339,11 +390,12 @@ def _current(connection: Connection) -> str | None:
     return context.get_current_revision()
 
 
-def current_revision(database: Database) -> str | None:
+def current_revision(database: Database, *, schema: str | None = None) -> str | None:
     """The revision tenantkit's tables are at.
 
     Args:
         database: An engine, a connection or a URL.
+        schema: The PostgreSQL schema holding tenantkit's tables (the connection's default when omitted).
 
     Returns:
         The revision id, or ``None`` if tenantkit never migrated (or adopted) this database.
@@ -351,27 +403,27 @@ def current_revision(database: Database) -> str | None:
     Raises:
         DatabaseUnavailableError: The URL is malformed or the server cannot be reached.
     """
-    with connect(database) as connection:
+    with connect(database) as connection, _in_schema(connection, schema):
         return _current(connection)
 
 
-def is_up_to_date(database: Database) -> bool:
-    """Whether tenantkit's tables are at :func:`head_revision`.
+def is_up_to_date(database: Database, *, schema: str | None = None) -> bool:
+    """Whether tenantkit's tables (in ``schema``, on PostgreSQL) are at :func:`head_revision`.
 
     Raises:
         DatabaseUnavailableError: The URL is malformed or the server cannot be reached.
     """
-    return current_revision(database) == head_revision()
+    return current_revision(database, schema=schema) == head_revision()
 
 
-def require_up_to_date(database: Database) -> None:
+def require_up_to_date(database: Database, *, schema: str | None = None) -> None:
     """Raise unless tenantkit's tables are at the newest revision; call it at start-up.
 
     Raises:
         SchemaOutOfDateError: The database is behind (or was never migrated).
         DatabaseUnavailableError: The URL is malformed or the server cannot be reached.
     """
-    current = current_revision(database)
+    current = current_revision(database, schema=schema)
     head = head_revision()
     if current != head:
         raise SchemaOutOfDateError(current, head)
@@ -449,6 +501,7 @@ def upgrade(
     *,
     adopt: bool = True,
     lock_timeout: float | None = DEFAULT_LOCK_TIMEOUT,
+    schema: str | None = None,
 ) -> MigrationResult:
     """Migrate tenantkit's tables up to ``revision`` (the newest by default), under the migration lock.
 
@@ -462,6 +515,9 @@ def upgrade(
         adopt: Recognize and adopt tables created by another tool; with ``False`` such a database is
             refused with :class:`SchemaConflictError` instead.
         lock_timeout: Seconds to wait for another instance's migration; ``None`` waits forever.
+        schema: On PostgreSQL, the schema that holds tenantkit's tables, ``role`` type and version table,
+            created if missing (the connection's default, ``public``, when omitted). Give the services the
+            same (``TenantKit(schema=...)``).
 
     Returns:
         What was done: the revisions applied, and whether the database was adopted.
@@ -469,12 +525,13 @@ def upgrade(
     Raises:
         SchemaConflictError: Tables named like tenantkit's exist but differ, or the database was migrated
             by a newer tenantkit; nothing was changed.
+        ConfigurationError: ``schema`` was given on a database other than PostgreSQL.
         MigrationLockTimeoutError: Another migration held the lock for longer than ``lock_timeout``.
         DatabaseUnavailableError: The URL is malformed or the server cannot be reached.
         InvalidInputError: ``revision`` is not one of tenantkit's, or ``lock_timeout`` is not positive.
     """
     _check_revision(revision)
-    with _locked(database, lock_timeout) as connection:
+    with _locked(database, lock_timeout) as connection, _in_schema(connection, schema, create=True):
         adopted = _adopt(connection) if adopt else _refuse_existing(connection)
         before = _current(connection)
         _require_known(before)
@@ -490,7 +547,11 @@ def upgrade(
 
 
 def downgrade(
-    database: Database, revision: str = "base", *, lock_timeout: float | None = DEFAULT_LOCK_TIMEOUT
+    database: Database,
+    revision: str = "base",
+    *,
+    lock_timeout: float | None = DEFAULT_LOCK_TIMEOUT,
+    schema: str | None = None,
 ) -> MigrationResult:
     """Migrate tenantkit's tables down to ``revision``, under the migration lock.
 
@@ -502,6 +563,7 @@ def downgrade(
         database: An engine, a connection (the caller commits) or a URL.
         revision: The revision to reach; ``"base"`` removes tenantkit's tables.
         lock_timeout: Seconds to wait for another instance's migration; ``None`` waits forever.
+        schema: On PostgreSQL, the schema that holds tenantkit's tables (it is left in place).
 
     Returns:
         What was done: the revisions undone, newest first.
@@ -514,7 +576,7 @@ def downgrade(
     """
     if revision != "base":
         _check_revision(revision)
-    with _locked(database, lock_timeout) as connection:
+    with _locked(database, lock_timeout) as connection, _in_schema(connection, schema):
         before = _current(connection)
         _require_known(before)
         if before == revision or (before is None and revision == "base"):
@@ -523,7 +585,9 @@ def downgrade(
         return MigrationResult(from_revision=before, to_revision=_current(connection), applied=applied)
 
 
-def adopt(database: Database, *, lock_timeout: float | None = DEFAULT_LOCK_TIMEOUT) -> MigrationResult:
+def adopt(
+    database: Database, *, lock_timeout: float | None = DEFAULT_LOCK_TIMEOUT, schema: str | None = None
+) -> MigrationResult:
     """Adopt tables that another tool created from the origin document, without running later revisions.
 
     The tables are checked column by column and index by index against revision ``0001``. If they match,
@@ -535,6 +599,7 @@ def adopt(database: Database, *, lock_timeout: float | None = DEFAULT_LOCK_TIMEO
     Args:
         database: An engine, a connection (the caller commits) or a URL.
         lock_timeout: Seconds to wait for another instance's migration; ``None`` waits forever.
+        schema: On PostgreSQL, the schema that holds the tables to adopt.
 
     Returns:
         ``adopted=True`` if the database was stamped; ``adopted=False`` if tenantkit already manages it or
@@ -546,13 +611,15 @@ def adopt(database: Database, *, lock_timeout: float | None = DEFAULT_LOCK_TIMEO
         MigrationLockTimeoutError: Another migration held the lock for longer than ``lock_timeout``.
         DatabaseUnavailableError: The URL is malformed or the server cannot be reached.
     """
-    with _locked(database, lock_timeout) as connection:
+    with _locked(database, lock_timeout) as connection, _in_schema(connection, schema):
         before = _current(connection)
         adopted = _adopt(connection)
         return MigrationResult(from_revision=before, to_revision=_current(connection), adopted=adopted)
 
 
-def offline_sql(dialect: str, from_revision: str | None = None, to_revision: str = "head") -> str:
+def offline_sql(
+    dialect: str, from_revision: str | None = None, to_revision: str = "head", *, schema: str | None = None
+) -> str:
     """The SQL that upgrades a ``dialect`` database between two revisions, for DBAs who apply it by hand.
 
     The script includes the statements that maintain ``tenantkit_alembic_version``. It takes no migration
@@ -562,12 +629,15 @@ def offline_sql(dialect: str, from_revision: str | None = None, to_revision: str
         dialect: ``"postgresql"``, ``"mysql"``, ``"mariadb"`` or ``"sqlite"``.
         from_revision: The revision the database is at; ``None`` for an empty database.
         to_revision: The revision to reach.
+        schema: PostgreSQL only: the schema for tenantkit's objects; the script creates it if missing and
+            sets ``search_path`` to it first.
 
     Returns:
         The SQL script, statements separated by ``;`` and a newline.
 
     Raises:
         InvalidInputError: An unknown dialect or revision.
+        ConfigurationError: ``schema`` was given for a dialect other than PostgreSQL.
     """
     if dialect not in OFFLINE_DIALECTS:
         raise InvalidInputError("dialect", f"must be one of {', '.join(OFFLINE_DIALECTS)}, not {dialect!r}")
@@ -581,6 +651,9 @@ def offline_sql(dialect: str, from_revision: str | None = None, to_revision: str
     config.output_buffer = buffer
     config.attributes["dialect_name"] = dialect
     span = f"{from_revision}:{to_revision}" if from_revision else to_revision
+    if schema is not None:
+        quoted = _quoted_schema(schema, dialect)
+        buffer.write(f"CREATE SCHEMA IF NOT EXISTS {quoted};\n\nSET search_path TO {quoted};\n\n")
     with _keep_host_alembic_context():
         command.upgrade(config, span, sql=True)
     return buffer.getvalue()

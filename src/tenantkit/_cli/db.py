@@ -1,5 +1,7 @@
 """``tenantkit db``: migrate tenantkit's tables.
 
+tenantkit's objects go into the PostgreSQL schema ``TENANTKIT_DATABASE_SCHEMA`` names, when set.
+
 Exit codes follow :mod:`tenantkit._cli`: 0 done, 1 ``check`` found the schema out of date, 2 bad usage,
 3 the database is unreachable or its URL malformed, 4 refused (a schema conflict, the migration lock not
 granted in time).
@@ -10,7 +12,16 @@ from __future__ import annotations
 import click
 
 from tenantkit import _migrations
-from tenantkit._cli._common import EXIT_NO, emit, engine_for, handle_errors, json_option, main, url_option
+from tenantkit._cli._common import (
+    EXIT_NO,
+    emit,
+    engine_for,
+    handle_errors,
+    json_option,
+    load_settings,
+    main,
+    url_option,
+)
 
 
 def lock_timeout_option(function: click.decorators.FC) -> click.decorators.FC:
@@ -57,8 +68,11 @@ def upgrade(url: str | None, revision: str, adopt: bool, lock_timeout: float, as
 
     Several instances may run this at once: one migrates, the others wait and find nothing left to do.
     """
-    with engine_for(url) as engine:
-        result = _migrations.upgrade(engine, revision, adopt=adopt, lock_timeout=lock_timeout)
+    settings = load_settings()
+    with engine_for(url, settings=settings) as engine:
+        result = _migrations.upgrade(
+            engine, revision, adopt=adopt, lock_timeout=lock_timeout, schema=settings.database.schema_name
+        )
     emit(result, as_json, lambda: click.echo(_describe(result)))
 
 
@@ -70,8 +84,11 @@ def upgrade(url: str | None, revision: str, adopt: bool, lock_timeout: float, as
 @handle_errors
 def downgrade(url: str | None, revision: str, lock_timeout: float, as_json: bool) -> None:
     """Migrate tenantkit's tables down to REVISION; ``base`` removes them and the role type."""
-    with engine_for(url) as engine:
-        result = _migrations.downgrade(engine, revision, lock_timeout=lock_timeout)
+    settings = load_settings()
+    with engine_for(url, settings=settings) as engine:
+        result = _migrations.downgrade(
+            engine, revision, lock_timeout=lock_timeout, schema=settings.database.schema_name
+        )
     emit(result, as_json, lambda: click.echo(_describe(result).replace("applied", "undid")))
 
 
@@ -86,8 +103,9 @@ def adopt(url: str | None, lock_timeout: float, as_json: bool) -> None:
     The tables are compared with revision 0001 first; on any difference the command lists each one, exits
     with 4 and changes nothing. ``db upgrade`` adopts by itself; this runs the step alone.
     """
-    with engine_for(url) as engine:
-        result = _migrations.adopt(engine, lock_timeout=lock_timeout)
+    settings = load_settings()
+    with engine_for(url, settings=settings) as engine:
+        result = _migrations.adopt(engine, lock_timeout=lock_timeout, schema=settings.database.schema_name)
     if result.adopted:
         message = "adopted the existing tables; tenantkit tables at revision 0001"
     elif result.from_revision is not None:
@@ -103,8 +121,9 @@ def adopt(url: str | None, lock_timeout: float, as_json: bool) -> None:
 @handle_errors
 def current(url: str | None, as_json: bool) -> None:
     """Print the revision tenantkit's tables are at ("none" if never migrated)."""
-    with engine_for(url) as engine:
-        revision = _migrations.current_revision(engine)
+    settings = load_settings()
+    with engine_for(url, read_only=True, settings=settings) as engine:
+        revision = _migrations.current_revision(engine, schema=settings.database.schema_name)
     head = _migrations.head_revision()
     emit({"current": revision, "head": head}, as_json, lambda: click.echo(revision or "none"))
 
@@ -115,8 +134,9 @@ def current(url: str | None, as_json: bool) -> None:
 @handle_errors
 def check(url: str | None, as_json: bool) -> None:
     """Exit 0 if tenantkit's tables are up to date, 1 if they need an upgrade."""
-    with engine_for(url) as engine:
-        revision = _migrations.current_revision(engine)
+    settings = load_settings()
+    with engine_for(url, read_only=True, settings=settings) as engine:
+        revision = _migrations.current_revision(engine, schema=settings.database.schema_name)
     head = _migrations.head_revision()
     up_to_date = revision == head
     emit(
@@ -142,4 +162,5 @@ def check(url: str | None, as_json: bool) -> None:
 @handle_errors
 def sql(dialect: str, from_revision: str | None, to_revision: str) -> None:
     """Print the upgrade SQL for DBAs who apply migrations by hand (no lock is taken)."""
-    click.echo(_migrations.offline_sql(dialect, from_revision, to_revision), nl=False)
+    schema = load_settings().database.schema_name
+    click.echo(_migrations.offline_sql(dialect, from_revision, to_revision, schema=schema), nl=False)
