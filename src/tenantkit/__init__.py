@@ -30,6 +30,7 @@ from tenantkit._errors import (
     InvalidApiKeyError,
     InvalidInputError,
     InvalidInvitationTokenError,
+    InvalidSettingError,
     InvitationError,
     InvitationExhaustedError,
     InvitationExpiredError,
@@ -89,6 +90,12 @@ from tenantkit._migrations import (
 from tenantkit._pagination import Page
 from tenantkit._roles import DEFAULT_PERMISSIONS, Action, Permissions, Role
 from tenantkit._session import transaction
+from tenantkit._settings import (
+    ApiKeySettings,
+    DatabaseSettings,
+    InvitationSettings,
+    TenantKitSettings,
+)
 from tenantkit._tables import (
     VERSION_TABLE,
     api_keys,
@@ -117,6 +124,7 @@ __all__ = [
     "ApiKeyRevoked",
     "ApiKeyRotated",
     "ApiKeyService",
+    "ApiKeySettings",
     "ApiKeyVerification",
     "AuthorizationError",
     "Clock",
@@ -125,6 +133,7 @@ __all__ = [
     "ConflictError",
     "CreatedInvitation",
     "DatabaseError",
+    "DatabaseSettings",
     "DatabaseUnavailableError",
     "DomainNotAllowedError",
     "EmailMismatchError",
@@ -133,6 +142,7 @@ __all__ = [
     "InvalidApiKeyError",
     "InvalidInputError",
     "InvalidInvitationTokenError",
+    "InvalidSettingError",
     "Invitation",
     "InvitationAccepted",
     "InvitationCreated",
@@ -145,6 +155,7 @@ __all__ = [
     "InvitationResent",
     "InvitationRevoked",
     "InvitationService",
+    "InvitationSettings",
     "InvitationStatus",
     "InviterNoLongerAllowedError",
     "IssuedApiKey",
@@ -170,6 +181,7 @@ __all__ = [
     "SchemaOutOfDateError",
     "TenantKit",
     "TenantKitError",
+    "TenantKitSettings",
     "UnverifiedEmailError",
     "__version__",
     "adopt",

@@ -644,6 +644,7 @@ def offline_sql(
     for revision in (from_revision, to_revision):
         if revision is not None:
             _check_revision(revision)
+    quoted = None if schema is None else _quoted_schema(schema, dialect)
     if dialect == "sqlite":
         return _recorded_sqlite_script(from_revision, to_revision)
     config = alembic_config()
@@ -651,8 +652,7 @@ def offline_sql(
     config.output_buffer = buffer
     config.attributes["dialect_name"] = dialect
     span = f"{from_revision}:{to_revision}" if from_revision else to_revision
-    if schema is not None:
-        quoted = _quoted_schema(schema, dialect)
+    if quoted is not None:
         buffer.write(f"CREATE SCHEMA IF NOT EXISTS {quoted};\n\nSET search_path TO {quoted};\n\n")
     with _keep_host_alembic_context():
         command.upgrade(config, span, sql=True)
