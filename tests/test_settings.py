@@ -319,3 +319,29 @@ class TestEveryVariableIsListed:
             "TENANTKIT_INVITATION_SECRET",
             "TENANTKIT_DATABASE_URL",
         }
+
+
+class TestTheFlaskExample:
+    def test_the_example_and_the_cli_share_one_environment(self, tmp_path: Path) -> None:
+        """The Flask example reads TENANTKIT_* from .env; the CLI, given the same .env, sees its keys."""
+        pytest.importorskip("flask")
+        from tests.test_examples import load_example
+
+        url = f"sqlite:///{tmp_path / 'example.sqlite3'}"
+        Path(".env").write_text(f"TENANTKIT_DATABASE_URL={url}\nTENANTKIT_API_KEY_PREFIX=tk_test_\n")
+        app = load_example("flask_app").create_app(url)
+        try:
+            client = app.test_client()
+            created = client.post(
+                "/organizations", headers={"X-User": "alice"}, json={"organization_id": "acme"}
+            )
+            assert created.status_code == 201
+            issued = client.post(
+                "/tenantkit/organizations/acme/api-keys", headers={"X-User": "alice"}, json={"name": "CI"}
+            ).get_json()
+        finally:
+            app.extensions["example_engine"].dispose()
+        assert issued["key"].startswith("tk_test_")
+        listed = CliRunner().invoke(main, ["keys", "list", "acme", "--json"])
+        assert listed.exit_code == 0, listed.output
+        assert [key["name"] for key in json.loads(listed.stdout)["items"]] == ["CI"]
