@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import timedelta
@@ -24,17 +25,6 @@ from tenantkit._session import transaction
 from tenantkit._settings import TenantKitSettings
 
 E = TypeVar("E", bound=Event)
-
-# The keyword options' defaults, to tell a keyword given alongside ``settings`` from one left out.
-_KEYWORD_DEFAULTS: dict[str, object] = {
-    "api_key_prefix": DEFAULT_PREFIX,
-    "api_key_last_used_interval": timedelta(seconds=60),
-    "api_key_rotation_grace": timedelta(hours=24),
-    "invitation_default_ttl": timedelta(days=7),
-    "invitation_max_ttl": timedelta(days=30),
-    "public_email_domains": PUBLIC_EMAIL_DOMAINS,
-    "allow_public_email_domains": False,
-}
 
 
 class TenantKit:
@@ -199,8 +189,8 @@ class TenantKit:
         invitations: InvitationService | None,
         settings: TenantKitSettings | None = None,
     ) -> None:
-        self.settings = settings
-        """The settings the kit was built from (``None`` when built from keywords or services)."""
+        # The settings the kit was built from; None when built from keywords or from services.
+        self.settings: TenantKitSettings | None = settings
         self.members = members
         self.api_keys = api_keys
         self._invitations = invitations
@@ -245,3 +235,12 @@ class TenantKit:
 
     def __repr__(self) -> str:
         return f"TenantKit(api_keys={self.api_keys!r}, invitations={'on' if self._invitations else 'off'})"
+
+
+# The keyword options and their defaults, read off the signature, to tell a keyword given alongside
+# ``settings`` from one left out.
+_KEYWORD_DEFAULTS: dict[str, object] = {
+    name: parameter.default
+    for name, parameter in inspect.signature(TenantKit.__init__).parameters.items()
+    if name not in ("self", "settings", "clock", "permissions")
+}

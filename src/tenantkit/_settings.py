@@ -88,7 +88,7 @@ def _first_error(error: ValidationError) -> tuple[str, str]:
 class _Settings(BaseModel):
     """Frozen, forbids unknown fields, validates defaults too, and fails with ``InvalidSettingError``."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
+    model_config: ClassVar[ConfigDict] = ConfigDict(frozen=True, extra="forbid", validate_default=True)
 
     def __init__(self, /, **data: Any) -> None:
         try:
@@ -298,7 +298,7 @@ class EnvironmentVariable:
 class _Environment(BaseSettings):
     """The raw ``TENANTKIT_*`` values, as strings; :meth:`TenantKitSettings.from_env` composes them."""
 
-    model_config = SettingsConfigDict(
+    model_config: ClassVar[SettingsConfigDict] = SettingsConfigDict(
         env_prefix="TENANTKIT_", env_file=".env", env_ignore_empty=True, extra="ignore", case_sensitive=False
     )
 
