@@ -40,7 +40,7 @@ from tenantkit._events import (
 )
 from tenantkit._pagination import DEFAULT_PAGE_SIZE, Page, check_limit, decode_cursor, encode_cursor
 from tenantkit._roles import Action, Permissions, Role
-from tenantkit._settings import DatabaseSettings
+from tenantkit._settings import check_schema_name
 from tenantkit._tables import new_id, team_members
 from tenantkit._validation import check_identifier
 
@@ -223,7 +223,7 @@ class MembershipService:
         self.permissions = permissions or Permissions()
         self.clock = clock
         self.events = events or EventDispatcher()
-        self.schema = DatabaseSettings(schema_name=schema).schema_name
+        self.schema = check_schema_name(schema)
         # Every statement of the three services runs with these options: tenantkit's tables (whose schema
         # is None) are looked up in ``schema``, the host's own tables in the same session are left alone.
         self.execution_options: Mapping[str, Any] = (

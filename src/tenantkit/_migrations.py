@@ -41,7 +41,7 @@ from tenantkit._errors import (
     SchemaConflictError,
     SchemaOutOfDateError,
 )
-from tenantkit._settings import DatabaseSettings
+from tenantkit._settings import check_schema_name
 from tenantkit._tables import VERSION_TABLE
 
 Database = Engine | Connection | str | URL
@@ -347,7 +347,7 @@ def _quoted_schema(schema: str, dialect: str) -> str:
         InvalidSettingError: ``schema`` is not a plain identifier.
         ConfigurationError: ``dialect`` is not PostgreSQL.
     """
-    DatabaseSettings(schema_name=schema)
+    check_schema_name(schema)
     if dialect != "postgresql":
         raise ConfigurationError(
             f"schema {schema!r}: placing tenantkit's tables in a schema is supported on PostgreSQL only"

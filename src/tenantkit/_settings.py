@@ -43,6 +43,7 @@ _DURATION = re.compile(r"\s*(\d+)\s*([smhd])\s*")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 # PostgreSQL's unquoted identifiers: letters, digits and underscores, at most 63 bytes.
 _SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+_SCHEMA_RULE = "must be 1 to 63 letters, digits or underscores, not starting with a digit"
 _MIN_INVITATION_KEY_LENGTH = 16
 
 ARGON2_PROFILES: Mapping[str, Parameters] = {
@@ -274,9 +275,7 @@ class DatabaseSettings(_Settings):
     @field_validator("schema_name")
     @classmethod
     def _check_schema(cls, value: str | None) -> str | None:
-        if value is not None and not _SCHEMA_NAME.fullmatch(value):
-            raise ValueError("must be 1 to 63 letters, digits or underscores, not starting with a digit")
-        return value
+        return _configuration(check_schema_name, value)  # type: ignore[no-any-return]
 
     @property
     def safe_url(self) -> str | None:
@@ -284,6 +283,17 @@ class DatabaseSettings(_Settings):
         if self.url is None:
             return None
         return sa.engine.make_url(self.url.get_secret_value()).render_as_string(hide_password=True)
+
+
+def check_schema_name(schema: str | None) -> str | None:
+    """``schema`` when it is a plain PostgreSQL identifier (or ``None``); it is quoted into SQL later.
+
+    Raises:
+        InvalidSettingError: It is not (the error names the ``schema`` argument).
+    """
+    if schema is not None and (not isinstance(schema, str) or not _SCHEMA_NAME.fullmatch(schema)):
+        raise InvalidSettingError("schema", _SCHEMA_RULE)
+    return schema
 
 
 @dataclass(frozen=True)
