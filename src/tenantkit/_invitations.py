@@ -67,6 +67,7 @@ from tenantkit._roles import Action, Role
 from tenantkit._tables import invitation_acceptances, invitations, new_id
 from tenantkit._tokens import TokenCodec, TokenContents, digest_matches
 from tenantkit._validation import check_identifier
+from tenantkit._writes import confirm_written
 
 MAX_USES_LIMIT = 1_000_000
 """The largest ``max_uses`` a link invitation may have."""
@@ -660,6 +661,13 @@ class InvitationService:
         if consumed.rowcount != 1:
             # Unreachable while the row lock holds; kept so a missing lock can never double-spend.
             raise InvitationExhaustedError(row.max_uses or 1)
+        # A use that is not counted would let a link admit people beyond its max_uses.
+        confirm_written(
+            session,
+            invitations,
+            {"organization_id": row.organization_id, "id": row.id},
+            {"use_count": row.use_count + 1, "status": new_status.value},
+        )
 
     def _check_inviter(self, session: Session, organization_id: str, inviter: str | None, role: Role) -> None:
         if inviter is None:
@@ -772,6 +780,12 @@ class InvitationService:
             ),
             {"b_organization_id": organization_id, "b_invitation_id": invitation_id},
         )
+        revoked = confirm_written(
+            session,
+            invitations,
+            {"organization_id": organization_id, "id": invitation_id},
+            {"status": InvitationStatus.REVOKED.value, "revoked_at": now},
+        )
         self.events.record(
             session,
             InvitationRevoked(
@@ -781,7 +795,7 @@ class InvitationService:
                 invitation_id=invitation_id,
             ),
         )
-        return _invitation(self._row(session, organization_id, invitation_id), now)
+        return _invitation(revoked, now)
 
     def resend(
         self,
@@ -828,7 +842,14 @@ class InvitationService:
             ),
             {"b_organization_id": organization_id, "b_invitation_id": invitation_id},
         )
-        invitation = _invitation(self._row(session, organization_id, invitation_id), now)
+        # The old token dies only if its digest is really gone from the row.
+        resent = confirm_written(
+            session,
+            invitations,
+            {"organization_id": organization_id, "id": invitation_id},
+            {"token": token_digest},
+        )
+        invitation = _invitation(resent, now)
         accept_url = self._accept_url(token)
         self.events.record(
             session,

@@ -42,6 +42,7 @@ from tenantkit._pagination import DEFAULT_PAGE_SIZE, Page, check_limit, decode_c
 from tenantkit._roles import Action, Permissions, Role
 from tenantkit._tables import new_id, team_members
 from tenantkit._validation import check_identifier
+from tenantkit._writes import confirm_written
 
 
 class Member(BaseModel):
@@ -607,6 +608,9 @@ class MembershipService:
     @staticmethod
     def _set_role(session: Session, organization_id: str, user_id: str, role: Role, now: datetime) -> None:
         session.execute(_SET_ROLE, {"org": organization_id, "uid": user_id, "new_role": role, "now": now})
+        confirm_written(
+            session, team_members, {"organization_id": organization_id, "user_id": user_id}, {"role": role}
+        )
 
     def remove(self, session: Session, organization_id: str, user_id: str, *, actor: Actor | str) -> Member:
         """Remove member ``user_id`` from the organization.
@@ -683,6 +687,12 @@ class MembershipService:
         if target.role is Role.OWNER and len(locked.owners) < 2:
             raise LastOwnerError(target.organization_id, target.user_id)
         session.execute(_DELETE, {"org": target.organization_id, "uid": target.user_id})
+        confirm_written(
+            session,
+            team_members,
+            {"organization_id": target.organization_id, "user_id": target.user_id},
+            None,
+        )
         self.events.record(
             session,
             MemberRemoved(
