@@ -29,7 +29,7 @@ import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from sqlalchemy.orm import Session
 
-from tenantkit._actor import HOST, Actor, as_actor
+from tenantkit._actor import Actor, as_actor
 from tenantkit._addresses import (
     PUBLIC_EMAIL_DOMAINS,
     domain_allowed,
@@ -618,7 +618,8 @@ class InvitationService:
                     },
                 )
                 try:
-                    self.membership.add(session, organization_id, user_id, role, actor=HOST)
+                    # The joining user acts (the invitation is its authority), so events name them.
+                    self.membership._admit(session, organization_id, user_id, role, Actor.user(user_id))
                 except AlreadyMemberError as error:
                     raise _AlreadyMember(error.role) from None
                 self.events.record(

@@ -501,6 +501,17 @@ class MembershipService:
         with _typed_concurrency_errors(organization_id):
             actor_role = self.authorize(session, organization_id, acting, Action.INVITE_MEMBERS)
             self.check_grant(actor_role, wanted)
+            return self._admit(session, organization_id, user_id, wanted, acting)
+
+    def _admit(
+        self, session: Session, organization_id: str, user_id: str, wanted: Role, acting: Actor
+    ) -> Member:
+        """Insert the membership and record ``MemberAdded`` with ``acting`` as its actor; no permission check.
+
+        :meth:`add` calls it once the actor is authorized; an accepted invitation calls it with the joining
+        user as the actor, the invitation having been the authority (the audit trail names who acted).
+        """
+        with _typed_concurrency_errors(organization_id):
             existing = self.get_role(session, organization_id, user_id)
             if existing is not None:
                 raise AlreadyMemberError(organization_id, user_id, existing)
