@@ -697,6 +697,7 @@ class ApiKeyService:
         Raises:
             ApiKeyNotFoundError: No such key in this organization.
             PermissionDeniedError: The actor may not manage the organization's keys.
+            WriteNotAppliedError: The database did not keep the change (a trigger, rule or policy); roll back.
         """
         check_identifier(organization_id, "organization_id")
         check_identifier(key_id, "key_id")
@@ -739,6 +740,7 @@ class ApiKeyService:
         Raises:
             ApiKeyNotFoundError: No such key in this organization.
             PermissionDeniedError: The actor may not manage the organization's keys.
+            WriteNotAppliedError: The database did not keep the change (a trigger, rule or policy); roll back.
         """
         check_identifier(organization_id, "organization_id")
         check_identifier(key_id, "key_id")
@@ -793,6 +795,7 @@ class ApiKeyService:
             ApiKeyNotFoundError: No such key in this organization.
             InvalidInputError: The key is revoked, expired or already rotated, or an argument is malformed.
             PermissionDeniedError: The actor may not manage the organization's keys.
+            WriteNotAppliedError: The database did not keep the change (a trigger, rule or policy); roll back.
         """
         check_identifier(organization_id, "organization_id")
         check_identifier(key_id, "key_id")

@@ -570,6 +570,7 @@ class InvitationService:
             EmailMismatchError: An email invitation was sent to a different address.
             DomainNotAllowedError: The address's domain is not allowed by the link.
             InviterNoLongerAllowedError: The inviter left, or may no longer grant the role.
+            WriteNotAppliedError: The database did not keep the change (a trigger, rule or policy); roll back.
         """
         check_identifier(user_id, "user_id")
         address = normalize_email(email)
@@ -767,6 +768,7 @@ class InvitationService:
             PermissionDeniedError: The actor may not manage invitations.
             InvitationNotFoundError: No such invitation in this organization.
             InvitationNotPendingError: It was already accepted, revoked or replaced.
+            WriteNotAppliedError: The database did not keep the change (a trigger, rule or policy); roll back.
         """
         check_identifier(invitation_id, "invitation_id")
         acting = as_actor(actor)
@@ -825,6 +827,7 @@ class InvitationService:
             RoleEscalationError: The invitation's role is above the actor's own.
             InvitationNotFoundError: No such invitation in this organization.
             InvitationNotPendingError: It was already accepted, revoked, replaced or used up.
+            WriteNotAppliedError: The database did not keep the change (a trigger, rule or policy); roll back.
         """
         check_identifier(invitation_id, "invitation_id")
         lifetime = self._lifetime(expires_in)

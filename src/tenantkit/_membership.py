@@ -584,6 +584,7 @@ class MembershipService:
             RoleEscalationError: The actor may not grant ``role``.
             LastOwnerError: ``user_id`` is the organization's last OWNER and ``role`` is not OWNER.
             ConcurrentUpdateError: A concurrent transaction deadlocked with this one; retry.
+            WriteNotAppliedError: The database did not keep the change (a trigger, rule or policy); roll back.
         """
         check_identifier(organization_id, "organization_id")
         check_identifier(user_id, "user_id")
@@ -645,6 +646,7 @@ class MembershipService:
             PermissionDeniedError: The actor may not remove members, or not this one.
             LastOwnerError: ``user_id`` is the organization's last OWNER.
             ConcurrentUpdateError: A concurrent transaction deadlocked with this one; retry.
+            WriteNotAppliedError: The database did not keep the change (a trigger, rule or policy); roll back.
         """
         check_identifier(organization_id, "organization_id")
         check_identifier(user_id, "user_id")
@@ -679,6 +681,7 @@ class MembershipService:
             MemberNotFoundError: The actor is not a member.
             LastOwnerError: The actor is the organization's last OWNER.
             ConcurrentUpdateError: A concurrent transaction deadlocked with this one; retry.
+            WriteNotAppliedError: The database did not keep the change (a trigger, rule or policy); roll back.
         """
         check_identifier(organization_id, "organization_id")
         acting = as_actor(actor)
@@ -749,6 +752,7 @@ class MembershipService:
             MemberNotFoundError: ``to_user_id`` (or ``from_user_id``) is not a member.
             PermissionDeniedError: The handing-over member is not an OWNER.
             ConcurrentUpdateError: A concurrent transaction deadlocked with this one; retry.
+            WriteNotAppliedError: The database did not keep the change (a trigger, rule or policy); roll back.
         """
         check_identifier(organization_id, "organization_id")
         check_identifier(to_user_id, "to_user_id")
