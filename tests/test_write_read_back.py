@@ -17,6 +17,8 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import given
+from hypothesis import strategies as st
 
 import tenantkit
 from tenantkit import (
@@ -30,6 +32,7 @@ from tenantkit import (
     invitations,
     team_members,
 )
+from tenantkit._writes import NOT_NULL, confirm_written
 from tenantkit.testing import EventRecorder, FrozenClock
 
 ORG = "org_1"
@@ -370,3 +373,42 @@ def test_writes_without_interference_pass_the_read_back(
         "MemberRoleChanged",
         "MemberRemoved",
     ]
+
+
+@given(
+    role=st.sampled_from(list(Role)),
+    expected_role=st.sampled_from(list(Role)),
+    expect_created=st.booleans(),
+)
+def test_the_read_back_raises_exactly_when_a_compared_column_differs(
+    sqlite_engine: sa.Engine, role: Role, expected_role: Role, expect_created: bool
+) -> None:
+    """The read-back returns the row when each compared column holds its value, else names the others."""
+    identity = {"organization_id": ORG, "user_id": "pat"}
+    with sqlite_engine.connect() as connection, connection.begin() as transaction:
+        connection.execute(team_members.insert().values(id="m1", role=role, **identity))
+        expected: dict[str, object] = {"role": expected_role}
+        if expect_created:
+            expected["created_at"] = NOT_NULL
+        if role is expected_role:
+            row = confirm_written(connection, team_members, identity, expected)
+            assert row.role is role
+        else:
+            with pytest.raises(WriteNotAppliedError) as info:
+                confirm_written(connection, team_members, identity, expected)
+            assert info.value.columns == ("role",)
+        with pytest.raises(WriteNotAppliedError, match="still there"):
+            confirm_written(connection, team_members, identity, None)
+        assert (
+            confirm_written(connection, team_members, {"organization_id": ORG, "user_id": "nobody"}, None)
+            is None
+        )
+        with pytest.raises(tenantkit.MemberNotFoundError):
+            confirm_written(
+                connection,
+                team_members,
+                {"organization_id": ORG, "user_id": "nobody"},
+                expected,
+                missing=tenantkit.MemberNotFoundError(ORG, "nobody"),
+            )
+        transaction.rollback()
