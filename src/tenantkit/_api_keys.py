@@ -59,6 +59,7 @@ from tenantkit._pagination import DEFAULT_PAGE_SIZE, Page, check_limit, decode_c
 from tenantkit._roles import Action
 from tenantkit._tables import UTCDateTime, api_keys, new_id
 from tenantkit._validation import check_identifier, check_name
+from tenantkit._writes import NOT_NULL, confirm_written
 
 logger = logging.getLogger("tenantkit.api_keys")
 
@@ -696,6 +697,7 @@ class ApiKeyService:
         Raises:
             ApiKeyNotFoundError: No such key in this organization.
             PermissionDeniedError: The actor may not manage the organization's keys.
+            WriteNotAppliedError: The database did not keep the change (a trigger, rule or policy); roll back.
         """
         check_identifier(organization_id, "organization_id")
         check_identifier(key_id, "key_id")
@@ -712,8 +714,17 @@ class ApiKeyService:
             .values(revoked_at=now, updated_at=now)
         )
         self._evict(key_id)
-        key = self._load(session, organization_id, key_id)
-        if result.rowcount == 1:  # type: ignore[attr-defined]
+        changed = result.rowcount == 1  # type: ignore[attr-defined]
+        # Already revoked (rowcount 0) is fine; a revocation the database did not keep is not.
+        row = confirm_written(
+            session,
+            api_keys,
+            {"organization_id": organization_id, "id": key_id},
+            {"revoked_at": NOT_NULL},
+            missing=None if changed else ApiKeyNotFoundError(organization_id, key_id),
+        )
+        key = _row_to_key(row)
+        if changed:
             self.events.record(
                 session,
                 ApiKeyRevoked(
@@ -729,6 +740,7 @@ class ApiKeyService:
         Raises:
             ApiKeyNotFoundError: No such key in this organization.
             PermissionDeniedError: The actor may not manage the organization's keys.
+            WriteNotAppliedError: The database did not keep the change (a trigger, rule or policy); roll back.
         """
         check_identifier(organization_id, "organization_id")
         check_identifier(key_id, "key_id")
@@ -737,6 +749,7 @@ class ApiKeyService:
         result = session.execute(
             api_keys.delete().where(api_keys.c.organization_id == organization_id, api_keys.c.id == key_id)
         )
+        confirm_written(session, api_keys, {"organization_id": organization_id, "id": key_id}, None)
         if result.rowcount != 1:  # type: ignore[attr-defined]
             raise ApiKeyNotFoundError(organization_id, key_id)
         self._evict(key_id)
@@ -782,6 +795,7 @@ class ApiKeyService:
             ApiKeyNotFoundError: No such key in this organization.
             InvalidInputError: The key is revoked, expired or already rotated, or an argument is malformed.
             PermissionDeniedError: The actor may not manage the organization's keys.
+            WriteNotAppliedError: The database did not keep the change (a trigger, rule or policy); roll back.
         """
         check_identifier(organization_id, "organization_id")
         check_identifier(key_id, "key_id")
@@ -816,6 +830,12 @@ class ApiKeyService:
         if result.rowcount != 1:  # type: ignore[attr-defined]
             # A concurrent rotation or revocation won the race.
             raise InvalidInputError("key_id", "the key was rotated or revoked meanwhile")
+        confirm_written(
+            session,
+            api_keys,
+            {"organization_id": organization_id, "id": key_id},
+            {"replaced_at": now, "expires_at": valid_until, "revoked_at": None},
+        )
         self._evict(key_id)
         issued = self._insert(
             session,

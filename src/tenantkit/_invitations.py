@@ -29,7 +29,7 @@ import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from sqlalchemy.orm import Session
 
-from tenantkit._actor import HOST, Actor, as_actor
+from tenantkit._actor import Actor, as_actor
 from tenantkit._addresses import (
     PUBLIC_EMAIL_DOMAINS,
     domain_allowed,
@@ -67,6 +67,7 @@ from tenantkit._roles import Action, Role
 from tenantkit._tables import invitation_acceptances, invitations, new_id
 from tenantkit._tokens import TokenCodec, TokenContents, digest_matches
 from tenantkit._validation import check_identifier
+from tenantkit._writes import confirm_written
 
 MAX_USES_LIMIT = 1_000_000
 """The largest ``max_uses`` a link invitation may have."""
@@ -569,6 +570,7 @@ class InvitationService:
             EmailMismatchError: An email invitation was sent to a different address.
             DomainNotAllowedError: The address's domain is not allowed by the link.
             InviterNoLongerAllowedError: The inviter left, or may no longer grant the role.
+            WriteNotAppliedError: The database did not keep the change (a trigger, rule or policy); roll back.
         """
         check_identifier(user_id, "user_id")
         address = normalize_email(email)
@@ -617,7 +619,8 @@ class InvitationService:
                     },
                 )
                 try:
-                    self.membership.add(session, organization_id, user_id, role, actor=HOST)
+                    # The joining user acts (the invitation is its authority), so events name them.
+                    self.membership._admit(session, organization_id, user_id, role, Actor.user(user_id))
                 except AlreadyMemberError as error:
                     raise _AlreadyMember(error.role) from None
                 self.events.record(
@@ -660,6 +663,13 @@ class InvitationService:
         if consumed.rowcount != 1:
             # Unreachable while the row lock holds; kept so a missing lock can never double-spend.
             raise InvitationExhaustedError(row.max_uses or 1)
+        # A use that is not counted would let a link admit people beyond its max_uses.
+        confirm_written(
+            session,
+            invitations,
+            {"organization_id": row.organization_id, "id": row.id},
+            {"use_count": row.use_count + 1, "status": new_status.value},
+        )
 
     def _check_inviter(self, session: Session, organization_id: str, inviter: str | None, role: Role) -> None:
         if inviter is None:
@@ -758,6 +768,7 @@ class InvitationService:
             PermissionDeniedError: The actor may not manage invitations.
             InvitationNotFoundError: No such invitation in this organization.
             InvitationNotPendingError: It was already accepted, revoked or replaced.
+            WriteNotAppliedError: The database did not keep the change (a trigger, rule or policy); roll back.
         """
         check_identifier(invitation_id, "invitation_id")
         acting = as_actor(actor)
@@ -772,6 +783,12 @@ class InvitationService:
             ),
             {"b_organization_id": organization_id, "b_invitation_id": invitation_id},
         )
+        revoked = confirm_written(
+            session,
+            invitations,
+            {"organization_id": organization_id, "id": invitation_id},
+            {"status": InvitationStatus.REVOKED.value, "revoked_at": now},
+        )
         self.events.record(
             session,
             InvitationRevoked(
@@ -781,7 +798,7 @@ class InvitationService:
                 invitation_id=invitation_id,
             ),
         )
-        return _invitation(self._row(session, organization_id, invitation_id), now)
+        return _invitation(revoked, now)
 
     def resend(
         self,
@@ -810,6 +827,7 @@ class InvitationService:
             RoleEscalationError: The invitation's role is above the actor's own.
             InvitationNotFoundError: No such invitation in this organization.
             InvitationNotPendingError: It was already accepted, revoked, replaced or used up.
+            WriteNotAppliedError: The database did not keep the change (a trigger, rule or policy); roll back.
         """
         check_identifier(invitation_id, "invitation_id")
         lifetime = self._lifetime(expires_in)
@@ -828,7 +846,14 @@ class InvitationService:
             ),
             {"b_organization_id": organization_id, "b_invitation_id": invitation_id},
         )
-        invitation = _invitation(self._row(session, organization_id, invitation_id), now)
+        # The old token dies only if its digest is really gone from the row.
+        resent = confirm_written(
+            session,
+            invitations,
+            {"organization_id": organization_id, "id": invitation_id},
+            {"token": token_digest},
+        )
+        invitation = _invitation(resent, now)
         accept_url = self._accept_url(token)
         self.events.record(
             session,

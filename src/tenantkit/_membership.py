@@ -42,6 +42,7 @@ from tenantkit._pagination import DEFAULT_PAGE_SIZE, Page, check_limit, decode_c
 from tenantkit._roles import Action, Permissions, Role
 from tenantkit._tables import new_id, team_members
 from tenantkit._validation import check_identifier
+from tenantkit._writes import confirm_written
 
 
 class Member(BaseModel):
@@ -500,6 +501,17 @@ class MembershipService:
         with _typed_concurrency_errors(organization_id):
             actor_role = self.authorize(session, organization_id, acting, Action.INVITE_MEMBERS)
             self.check_grant(actor_role, wanted)
+            return self._admit(session, organization_id, user_id, wanted, acting)
+
+    def _admit(
+        self, session: Session, organization_id: str, user_id: str, wanted: Role, acting: Actor
+    ) -> Member:
+        """Insert the membership and record ``MemberAdded`` with ``acting`` as its actor; no permission check.
+
+        :meth:`add` calls it once the actor is authorized; an accepted invitation calls it with the joining
+        user as the actor, the invitation having been the authority (the audit trail names who acted).
+        """
+        with _typed_concurrency_errors(organization_id):
             existing = self.get_role(session, organization_id, user_id)
             if existing is not None:
                 raise AlreadyMemberError(organization_id, user_id, existing)
@@ -572,6 +584,7 @@ class MembershipService:
             RoleEscalationError: The actor may not grant ``role``.
             LastOwnerError: ``user_id`` is the organization's last OWNER and ``role`` is not OWNER.
             ConcurrentUpdateError: A concurrent transaction deadlocked with this one; retry.
+            WriteNotAppliedError: The database did not keep the change (a trigger, rule or policy); roll back.
         """
         check_identifier(organization_id, "organization_id")
         check_identifier(user_id, "user_id")
@@ -607,6 +620,9 @@ class MembershipService:
     @staticmethod
     def _set_role(session: Session, organization_id: str, user_id: str, role: Role, now: datetime) -> None:
         session.execute(_SET_ROLE, {"org": organization_id, "uid": user_id, "new_role": role, "now": now})
+        confirm_written(
+            session, team_members, {"organization_id": organization_id, "user_id": user_id}, {"role": role}
+        )
 
     def remove(self, session: Session, organization_id: str, user_id: str, *, actor: Actor | str) -> Member:
         """Remove member ``user_id`` from the organization.
@@ -630,6 +646,7 @@ class MembershipService:
             PermissionDeniedError: The actor may not remove members, or not this one.
             LastOwnerError: ``user_id`` is the organization's last OWNER.
             ConcurrentUpdateError: A concurrent transaction deadlocked with this one; retry.
+            WriteNotAppliedError: The database did not keep the change (a trigger, rule or policy); roll back.
         """
         check_identifier(organization_id, "organization_id")
         check_identifier(user_id, "user_id")
@@ -664,6 +681,7 @@ class MembershipService:
             MemberNotFoundError: The actor is not a member.
             LastOwnerError: The actor is the organization's last OWNER.
             ConcurrentUpdateError: A concurrent transaction deadlocked with this one; retry.
+            WriteNotAppliedError: The database did not keep the change (a trigger, rule or policy); roll back.
         """
         check_identifier(organization_id, "organization_id")
         acting = as_actor(actor)
@@ -683,6 +701,12 @@ class MembershipService:
         if target.role is Role.OWNER and len(locked.owners) < 2:
             raise LastOwnerError(target.organization_id, target.user_id)
         session.execute(_DELETE, {"org": target.organization_id, "uid": target.user_id})
+        confirm_written(
+            session,
+            team_members,
+            {"organization_id": target.organization_id, "user_id": target.user_id},
+            None,
+        )
         self.events.record(
             session,
             MemberRemoved(
@@ -728,6 +752,7 @@ class MembershipService:
             MemberNotFoundError: ``to_user_id`` (or ``from_user_id``) is not a member.
             PermissionDeniedError: The handing-over member is not an OWNER.
             ConcurrentUpdateError: A concurrent transaction deadlocked with this one; retry.
+            WriteNotAppliedError: The database did not keep the change (a trigger, rule or policy); roll back.
         """
         check_identifier(organization_id, "organization_id")
         check_identifier(to_user_id, "to_user_id")

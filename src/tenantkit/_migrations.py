@@ -18,6 +18,7 @@ import hashlib
 import io
 import re
 import sqlite3
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +39,8 @@ from tenantkit._errors import (
     MigrationLockTimeoutError,
     SchemaConflictError,
     SchemaOutOfDateError,
+    TableLogicError,
+    TableLogicWarning,
 )
 from tenantkit._tables import VERSION_TABLE
 
@@ -523,7 +526,12 @@ def downgrade(
         return MigrationResult(from_revision=before, to_revision=_current(connection), applied=applied)
 
 
-def adopt(database: Database, *, lock_timeout: float | None = DEFAULT_LOCK_TIMEOUT) -> MigrationResult:
+def adopt(
+    database: Database,
+    *,
+    lock_timeout: float | None = DEFAULT_LOCK_TIMEOUT,
+    allow_table_logic: bool = False,
+) -> MigrationResult:
     """Adopt tables that another tool created from the origin document, without running later revisions.
 
     The tables are checked column by column and index by index against revision ``0001``. If they match,
@@ -532,9 +540,15 @@ def adopt(database: Database, *, lock_timeout: float | None = DEFAULT_LOCK_TIMEO
     ``jsonb`` on PostgreSQL, and the database is stamped at ``0001``. No row is lost. :func:`upgrade` does
     this by itself; call ``adopt`` to do it as a separate, reviewed step.
 
+    Tables carrying triggers, rules or (PostgreSQL) row-level-security policies are refused: such logic can
+    rewrite tenantkit's writes, for example undo a key's revocation. :func:`upgrade` refuses them too; a
+    host that vouches for its triggers adopts with ``allow_table_logic=True`` first.
+
     Args:
         database: An engine, a connection (the caller commits) or a URL.
         lock_timeout: Seconds to wait for another instance's migration; ``None`` waits forever.
+        allow_table_logic: Adopt tables that carry triggers, rules or policies anyway, with a
+            :class:`TableLogicWarning` listing each one.
 
     Returns:
         ``adopted=True`` if the database was stamped; ``adopted=False`` if tenantkit already manages it or
@@ -543,12 +557,14 @@ def adopt(database: Database, *, lock_timeout: float | None = DEFAULT_LOCK_TIMEO
     Raises:
         SchemaConflictError: The tables differ from the origin schema; the message names every difference
             and nothing was changed.
+        TableLogicError: The tables carry triggers, rules or row-level-security policies (each one is
+            listed) and ``allow_table_logic`` is off; nothing was changed.
         MigrationLockTimeoutError: Another migration held the lock for longer than ``lock_timeout``.
         DatabaseUnavailableError: The URL is malformed or the server cannot be reached.
     """
     with _locked(database, lock_timeout) as connection:
         before = _current(connection)
-        adopted = _adopt(connection)
+        adopted = _adopt(connection, allow_table_logic=allow_table_logic)
         return MigrationResult(from_revision=before, to_revision=_current(connection), adopted=adopted)
 
 
@@ -812,7 +828,55 @@ def _refuse_existing(connection: Connection) -> bool:
     return False
 
 
-def _adopt(connection: Connection) -> bool:
+_PG_TABLE_LOGIC = sa.text(
+    # Everything PostgreSQL runs on a table's rows besides the statement itself: user triggers (internal
+    # ones implement foreign keys), rewrite rules, row-level-security policies, and RLS switched on.
+    "SELECT 'trigger ' || t.tgname FROM pg_trigger t WHERE t.tgrelid = :table AND NOT t.tgisinternal "
+    "UNION ALL SELECT 'rule ' || r.rulename FROM pg_rewrite r WHERE r.ev_class = :table "
+    "UNION ALL SELECT 'row-level-security policy ' || p.polname FROM pg_policy p WHERE p.polrelid = :table "
+    "UNION ALL SELECT 'row-level security enabled' FROM pg_class c WHERE c.oid = :table "
+    "AND (c.relrowsecurity OR c.relforcerowsecurity) "
+    "ORDER BY 1"
+)
+
+
+def _table_logic(connection: Connection, tables: list[str]) -> list[str]:
+    """Every trigger, rule and row-level-security policy on ``tables``, one line each, in a stable order."""
+    dialect = connection.dialect.name
+    found: list[str] = []
+    for table in tables:
+        if dialect == "postgresql":
+            oid = connection.execute(
+                sa.text(
+                    "SELECT to_regclass(quote_ident(current_schema()) || '.' || quote_ident(:name))::oid"
+                ),
+                {"name": table},
+            ).scalar()
+            names = connection.execute(_PG_TABLE_LOGIC, {"table": oid}).scalars()
+        elif dialect in ("mysql", "mariadb"):
+            names = connection.execute(
+                sa.text(
+                    "SELECT CONCAT('trigger ', TRIGGER_NAME) FROM information_schema.TRIGGERS "
+                    "WHERE EVENT_OBJECT_SCHEMA = DATABASE() AND EVENT_OBJECT_TABLE = :name "
+                    "ORDER BY TRIGGER_NAME"
+                ),
+                {"name": table},
+            ).scalars()
+        elif dialect == "sqlite":
+            names = connection.execute(
+                sa.text(
+                    "SELECT 'trigger ' || name FROM sqlite_master "
+                    "WHERE type = 'trigger' AND tbl_name = :name ORDER BY name"
+                ),
+                {"name": table},
+            ).scalars()
+        else:
+            continue
+        found.extend(f"{name} on {table}" for name in names)
+    return found
+
+
+def _adopt(connection: Connection, *, allow_table_logic: bool = False) -> bool:
     """Stamp an origin schema created by another tool at 0001; refuse, changing nothing, if it differs."""
     if _current(connection) is not None:
         return False
@@ -829,6 +893,15 @@ def _adopt(connection: Connection) -> bool:
     conflicts = _origin_conflicts(connection, present)
     if conflicts:
         raise SchemaConflictError(conflicts)
+    logic = _table_logic(connection, present)
+    if logic and not allow_table_logic:
+        raise TableLogicError(logic)
+    if logic:
+        warnings.warn(
+            "adopting tables that carry logic which can rewrite tenantkit's writes: " + "; ".join(logic),
+            TableLogicWarning,
+            stacklevel=3,
+        )
     _normalize_adopted(connection)
     _run(connection, "stamp", ORIGIN_REVISION)
     return True
