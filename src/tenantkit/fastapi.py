@@ -20,7 +20,7 @@ implementation serves both. ``current_user`` is the host's dependency naming the
 
 import json
 from collections.abc import Callable, Coroutine, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
@@ -28,11 +28,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException
 
 from tenantkit._api_keys import ApiKey, ApiKeyVerification, require_scopes
+from tenantkit._async_support import is_async_session
 from tenantkit._errors import InvalidApiKeyError, InvalidInputError, TenantKitError
 from tenantkit._http import (
     API_KEY_HEADER,
@@ -60,6 +60,10 @@ from tenantkit._kit import TenantKit
 from tenantkit._membership import Member
 from tenantkit._pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page
 from tenantkit._roles import Action
+
+if TYPE_CHECKING:
+    # Imported at run time only for an async session: the extension needs greenlet (tenantkit[async]).
+    from sqlalchemy.ext.asyncio import AsyncSession
 
 __all__ = ["Authorization", "Principal", "TenantKitFastAPI"]
 
@@ -183,7 +187,7 @@ class TenantKitFastAPI:
         commit: bool = True,
     ) -> None:
         self.kit = kit
-        self.management = Management(kit)
+        self.management: Management = Management(kit)
         self._session = session
         self._current_user = current_user
         self._commit = commit
@@ -192,22 +196,27 @@ class TenantKitFastAPI:
 
     @staticmethod
     async def run(
-        session: Session | AsyncSession, function: Callable[..., T], *args: Any, **kwargs: Any
+        session: "Session | AsyncSession", function: Callable[..., T], *args: Any, **kwargs: Any
     ) -> T:
-        """Call ``function(sync_session, *args, **kwargs)``: through ``run_sync`` or in the thread pool."""
-        if isinstance(session, AsyncSession):
+        """Call ``function(sync_session, *args, **kwargs)``: through ``run_sync`` or in the thread pool.
+
+        Raises:
+            ModuleNotFoundError: ``session`` is not a ``Session`` and greenlet, which an ``AsyncSession``
+                needs, is not installed; the message names the ``tenantkit[async]`` extra.
+        """
+        if is_async_session(session):
             return await session.run_sync(function, *args, **kwargs)
         return await run_in_threadpool(function, session, *args, **kwargs)
 
-    async def _finish(self, session: Session | AsyncSession) -> None:
+    async def _finish(self, session: "Session | AsyncSession") -> None:
         if not self._commit:
             return
-        if isinstance(session, AsyncSession):
+        if is_async_session(session):
             await session.commit()
         else:
             await run_in_threadpool(session.commit)
 
-    async def _mutate(self, session: Session | AsyncSession, function: Callable[..., T], *args: Any) -> T:
+    async def _mutate(self, session: "Session | AsyncSession", function: Callable[..., T], *args: Any) -> T:
         result = await self.run(session, function, *args)
         await self._finish(session)
         return result
