@@ -23,6 +23,7 @@ import sys
 import types
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 KNOWN_EXTRAS = ("fastapi", "flask", "postgres", "mysql", "async")
@@ -76,6 +77,8 @@ def import_modules(extras: Sequence[str]) -> None:
     for name in CORE_MODULES + tuple(module for extra in extras for module in EXTRA_MODULES[extra]):
         with step(f"import {name}"):
             importlib.import_module(name)
+    tenantkit = sys.modules["tenantkit"]
+    print(f"tenantkit {tenantkit.__version__} from {Path(tenantkit.__file__ or '?').parent}", flush=True)
 
 
 def migrate(url: str) -> None:
