@@ -9,6 +9,7 @@ import asyncio
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -88,7 +89,8 @@ class TestWithoutTheAsyncioExtension:
         class StandInAsyncSession:
             """What a host's async session dependency yields, where the extension cannot be imported."""
 
+        stand_in: Any = StandInAsyncSession()
         with pytest.raises(ModuleNotFoundError, match=r'pip install "tenantkit\[async\]"') as caught:
-            asyncio.run(TenantKitFastAPI.run(StandInAsyncSession(), lambda session: session))
+            asyncio.run(TenantKitFastAPI.run(stand_in, lambda session: session))
         assert "StandInAsyncSession" in str(caught.value)
         assert "greenlet" in str(caught.value)
