@@ -78,7 +78,11 @@ def import_modules(extras: Sequence[str]) -> None:
         with step(f"import {name}"):
             importlib.import_module(name)
     tenantkit = sys.modules["tenantkit"]
-    print(f"tenantkit {tenantkit.__version__} from {Path(tenantkit.__file__ or '?').parent}", flush=True)
+    package = Path(tenantkit.__file__ or "?").parent
+    print(f"tenantkit {tenantkit.__version__} from {package}", flush=True)
+    with step("the package is marked typed (py.typed)"):
+        if not (package / "py.typed").is_file():
+            raise InstallCheckFailed(f"{package} has no py.typed: type checkers would ignore its annotations")
 
 
 def migrate(url: str) -> None:
