@@ -14,7 +14,7 @@ import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import sqlalchemy as sa
 from argon2 import PasswordHasher
@@ -81,7 +81,7 @@ class ApiKey(BaseModel):
         replaced_at: When this key was rotated out (it stays valid until ``expires_at``).
     """
 
-    model_config = ConfigDict(frozen=True)
+    model_config: ClassVar[ConfigDict] = ConfigDict(frozen=True)
 
     id: str
     organization_id: str
@@ -114,7 +114,7 @@ class IssuedApiKey(BaseModel):
     :meth:`reveal` to get the key, hand it to its owner, and drop it: tenantkit cannot show it again.
     """
 
-    model_config = ConfigDict(frozen=True)
+    model_config: ClassVar[ConfigDict] = ConfigDict(frozen=True)
 
     api_key: ApiKey
     _plaintext: str = PrivateAttr(default="")
@@ -148,7 +148,7 @@ class ApiKeyVerification(BaseModel):
     or ``revoked``.
     """
 
-    model_config = ConfigDict(frozen=True)
+    model_config: ClassVar[ConfigDict] = ConfigDict(frozen=True)
 
     valid: bool
     reason: InvalidReason | None = None
@@ -517,9 +517,9 @@ class ApiKeyService:
     ) -> None:
         self.membership = membership
         self.clock = clock
-        self.events = events or membership.events
+        self.events: EventDispatcher = events or membership.events
         try:
-            self.format = KeyFormat(prefix)
+            self.format: KeyFormat = KeyFormat(prefix)
         except InvalidInputError as error:
             raise ConfigurationError(f"prefix {prefix!r}: {error.reason}") from None
         self._peppers: tuple[Pepper, ...] = build_peppers(peppers, current_pepper)

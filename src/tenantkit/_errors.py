@@ -149,7 +149,7 @@ class SchemaConflictError(DatabaseError):
     code = "schema_conflict"
 
     def __init__(self, conflicts: Sequence[str]) -> None:
-        self.conflicts = tuple(conflicts)
+        self.conflicts: tuple[str, ...] = tuple(conflicts)
         listing = "; ".join(self.conflicts)
         super().__init__(f"the database has tables that conflict with tenantkit's: {listing}")
 
@@ -407,7 +407,7 @@ class MissingScopeError(ApiKeyError):
     code = "missing_scope"
 
     def __init__(self, missing: Sequence[str]) -> None:
-        self.missing = tuple(sorted(missing))
+        self.missing: tuple[str, ...] = tuple(sorted(missing))
         super().__init__(f"the API key lacks the scope(s): {', '.join(self.missing)}")
 
     def details(self) -> dict[str, object]:

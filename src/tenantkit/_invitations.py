@@ -23,7 +23,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
@@ -95,7 +95,7 @@ class Invitation(BaseModel):
     ``invited_by`` is ``None`` when the host application invited.
     """
 
-    model_config = ConfigDict(frozen=True)
+    model_config: ClassVar[ConfigDict] = ConfigDict(frozen=True)
 
     id: str
     organization_id: str
@@ -123,7 +123,7 @@ class CreatedInvitation(BaseModel):
     call ``.get_secret_value()`` to deliver them.
     """
 
-    model_config = ConfigDict(frozen=True)
+    model_config: ClassVar[ConfigDict] = ConfigDict(frozen=True)
 
     invitation: Invitation
     token: SecretStr
@@ -133,7 +133,7 @@ class CreatedInvitation(BaseModel):
 class InvitationPreview(BaseModel):
     """What a "you have been invited" page shows, read by token without consuming the invitation."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config: ClassVar[ConfigDict] = ConfigDict(frozen=True)
 
     invitation_id: str
     organization_id: str
@@ -153,7 +153,7 @@ class AcceptedInvitation(BaseModel):
     they keep, and the invitation was not consumed.
     """
 
-    model_config = ConfigDict(frozen=True)
+    model_config: ClassVar[ConfigDict] = ConfigDict(frozen=True)
 
     invitation_id: str
     organization_id: str
@@ -276,16 +276,16 @@ class InvitationService:
     ) -> None:
         self.membership = membership
         self.clock = clock
-        self.events = events or membership.events
-        self.default_ttl = _check_ttl(default_ttl, "default_ttl")
-        self.max_ttl = _check_ttl(max_ttl, "max_ttl")
+        self.events: EventDispatcher = events or membership.events
+        self.default_ttl: timedelta = _check_ttl(default_ttl, "default_ttl")
+        self.max_ttl: timedelta = _check_ttl(max_ttl, "max_ttl")
         if self.default_ttl > self.max_ttl:
             raise ConfigurationError("default_ttl must not exceed max_ttl")
         if accept_url_template is not None and "{token}" not in accept_url_template:
             raise ConfigurationError("accept_url_template must contain {token}")
         self.accept_url_template = accept_url_template
         try:
-            self.public_email_domains = normalize_public_domains(public_email_domains)
+            self.public_email_domains: frozenset[str] = normalize_public_domains(public_email_domains)
         except InvalidInputError as error:
             raise ConfigurationError(f"public_email_domains: {error.reason}") from None
         self.allow_public_domains = allow_public_domains

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict
@@ -48,7 +48,7 @@ from tenantkit._writes import confirm_written
 class Member(BaseModel):
     """A user's membership of an organization."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config: ClassVar[ConfigDict] = ConfigDict(frozen=True)
 
     id: str
     organization_id: str
@@ -207,9 +207,9 @@ class MembershipService:
         clock: Clock = system_clock,
         events: EventDispatcher | None = None,
     ) -> None:
-        self.permissions = permissions or Permissions()
+        self.permissions: Permissions = permissions or Permissions()
         self.clock = clock
-        self.events = events or EventDispatcher()
+        self.events: EventDispatcher = events or EventDispatcher()
         self._fast: dict[Dialect, _FastRoleQuery] = {}
 
     # -- permissions -----------------------------------------------------------------------------------

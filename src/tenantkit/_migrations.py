@@ -21,7 +21,7 @@ import sqlite3
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import sqlalchemy as sa
 from alembic import command
@@ -80,7 +80,7 @@ class MigrationResult(BaseModel):
         adopted: Whether tables created by another tool were recognized and stamped at revision ``0001``.
     """
 
-    model_config = ConfigDict(frozen=True)
+    model_config: ClassVar[ConfigDict] = ConfigDict(frozen=True)
 
     from_revision: str | None
     to_revision: str | None

@@ -27,7 +27,7 @@ NAMING_CONVENTION: dict[str, str] = {
     "pk": "%(table_name)s_pkey",
 }
 
-metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+metadata: sa.MetaData = sa.MetaData(naming_convention=NAMING_CONVENTION)
 """The ``MetaData`` that holds every tenantkit table (and only those)."""
 
 VERSION_TABLE = "tenantkit_alembic_version"
@@ -142,7 +142,7 @@ def _timestamps() -> list[sa.Column[Any]]:
     ]
 
 
-team_members = sa.Table(
+team_members: sa.Table = sa.Table(
     "team_members",
     metadata,
     sa.Column("id", Identifier(), primary_key=True, default=new_id),
@@ -156,7 +156,7 @@ team_members = sa.Table(
 )
 """Members of organizations, one row per (organization, user), with their role."""
 
-api_keys = sa.Table(
+api_keys: sa.Table = sa.Table(
     "api_keys",
     metadata,
     sa.Column("id", Identifier(), primary_key=True, default=new_id),
@@ -183,7 +183,7 @@ the issuing user (``NULL`` for the host); ``rotated_from`` the key a rotation re
 ``replaced_at`` records the rotation.
 """
 
-invitations = sa.Table(
+invitations: sa.Table = sa.Table(
     "invitations",
     metadata,
     sa.Column("id", Identifier(), primary_key=True, default=new_id),
@@ -214,7 +214,7 @@ invitations = sa.Table(
 )
 """Invitations by email or by domain-restricted link; the ``token`` column holds a digest, never a token."""
 
-invitation_acceptances = sa.Table(
+invitation_acceptances: sa.Table = sa.Table(
     "invitation_acceptances",
     metadata,
     sa.Column("id", Identifier(), primary_key=True, default=new_id),
