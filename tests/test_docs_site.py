@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import importlib
 import importlib.util
 import os
@@ -14,7 +15,8 @@ from types import ModuleType
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-HOOKS = ROOT / "docs" / "hooks"
+DOCS = ROOT / "docs"
+HOOKS = DOCS / "hooks"
 PUBLIC_MODULES = ("tenantkit", "tenantkit.fastapi", "tenantkit.flask", "tenantkit.testing")
 
 
@@ -45,6 +47,43 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     assert result.returncode == 0, result.stderr
     return site_dir
+
+
+# Words of tenantkit's own history that mean nothing to a user unless the page says what they are.
+UNEXPLAINED = re.compile(r"origin document|reference implementation|phase ?1\b|migration log", re.IGNORECASE)
+
+
+def docstrings() -> dict[str, str]:
+    """Every module, class and function docstring of the package, by ``file:line``."""
+    found: dict[str, str] = {}
+    for path in sorted((ROOT / "src" / "tenantkit").rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+                docstring = ast.get_docstring(node)
+                if docstring:
+                    found[f"{path.relative_to(ROOT)}:{getattr(node, 'lineno', 1)}"] = docstring
+    return found
+
+
+def test_pages_and_docstrings_use_no_unexplained_internal_terms() -> None:
+    """No page, README or docstring speaks of the origin document, a reference implementation or phase 1."""
+    texts = {str(path.relative_to(ROOT)): path.read_text(encoding="utf-8") for path in DOCS.rglob("*.md")}
+    texts["README.md"] = (ROOT / "README.md").read_text(encoding="utf-8")
+    texts.update(docstrings())
+    offending = {where: match.group() for where, text in texts.items() if (match := UNEXPLAINED.search(text))}
+    assert not offending
+
+
+def test_pages_that_mention_the_origin_schema_link_to_where_it_is_explained() -> None:
+    """The adoption section says what the origin schema is; any other page naming it links there."""
+    adoption = "migrations.md#adopting-an-existing-database"
+    for path in DOCS.rglob("*.md"):
+        text = path.read_text(encoding="utf-8")
+        if path.name != "migrations.md" and re.search(r"origin schema|0001_closed_shaman", text):
+            assert adoption in text, path.name
+    migrations = (DOCS / "migrations.md").read_text(encoding="utf-8")
+    assert "call this schema the *origin schema*" in migrations
 
 
 def test_every_public_name_has_a_reference_entry(site: Path) -> None:

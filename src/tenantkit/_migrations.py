@@ -47,7 +47,7 @@ Database = Engine | Connection | str | URL
 _SCRIPT_LOCATION = "tenantkit:migrations"
 
 ORIGIN_REVISION = "0001"
-"""The revision that reproduces the origin document; an adopted database is stamped at it."""
+"""The revision that reproduces the ``0001_closed_shaman`` schema; an adopted database is stamped at it."""
 
 LOCK_NAME = "tenantkit_migrations"
 """Prefix of the MySQL/MariaDB ``GET_LOCK`` name that serializes migrations (see :func:`mysql_lock_name`)."""
@@ -453,8 +453,8 @@ def upgrade(
     """Migrate tenantkit's tables up to ``revision`` (the newest by default), under the migration lock.
 
     Safe to call from every instance at start-up: one migrates, the others wait for it and do nothing.
-    A database that already holds the origin schema, created by another tool, is adopted first (see
-    :func:`adopt`).
+    A database whose tables another tool already created with the SQL of revision ``0001`` (the Drizzle
+    migration ``0001_closed_shaman``) is adopted first (see :func:`adopt`).
 
     Args:
         database: An engine, a connection (the caller commits) or a URL.
@@ -494,9 +494,10 @@ def downgrade(
 ) -> MigrationResult:
     """Migrate tenantkit's tables down to ``revision``, under the migration lock.
 
-    ``"base"`` undoes every revision: it removes exactly what the origin document's rollback procedure
-    removes (the nine indexes, the three tables and, on PostgreSQL, the ``role`` type). Alembic's empty
-    ``tenantkit_alembic_version`` table stays. A host's own tables are never touched.
+    ``"base"`` undoes every revision: it removes exactly what the rollback procedure of the Drizzle
+    migration ``0001_closed_shaman`` removes (the nine indexes, the three tables and, on PostgreSQL, the
+    ``role`` type). Alembic's empty ``tenantkit_alembic_version`` table stays. A host's own tables are
+    never touched.
 
     Args:
         database: An engine, a connection (the caller commits) or a URL.
@@ -524,7 +525,10 @@ def downgrade(
 
 
 def adopt(database: Database, *, lock_timeout: float | None = DEFAULT_LOCK_TIMEOUT) -> MigrationResult:
-    """Adopt tables that another tool created from the origin document, without running later revisions.
+    """Adopt the tables another tool created with revision ``0001``'s SQL, without running later revisions.
+
+    That SQL is the Drizzle migration ``0001_closed_shaman``, of the earlier implementation of these
+    features: tenantkit's messages call its schema the *origin schema*.
 
     The tables are checked column by column and index by index against revision ``0001``. If they match,
     PostgreSQL ``timestamp without time zone`` columns become ``timestamptz`` (their values read as UTC),
@@ -541,7 +545,7 @@ def adopt(database: Database, *, lock_timeout: float | None = DEFAULT_LOCK_TIMEO
         it holds none of tenantkit's tables (then :func:`upgrade` creates them).
 
     Raises:
-        SchemaConflictError: The tables differ from the origin schema; the message names every difference
+        SchemaConflictError: The tables differ from revision ``0001``'s; the message names every difference
             and nothing was changed.
         MigrationLockTimeoutError: Another migration held the lock for longer than ``lock_timeout``.
         DatabaseUnavailableError: The URL is malformed or the server cannot be reached.

@@ -81,7 +81,7 @@ def downgrade(url: str, revision: str, lock_timeout: float, as_json: bool) -> No
 @json_option
 @handle_errors
 def adopt(url: str, lock_timeout: float, as_json: bool) -> None:
-    """Stamp tables that another tool created from the origin schema at revision 0001.
+    """Stamp tables that another tool created with revision 0001's SQL (0001_closed_shaman) at 0001.
 
     The tables are compared with revision 0001 first; on any difference the command lists each one, exits
     with 4 and changes nothing. ``db upgrade`` adopts by itself; this runs the step alone.
