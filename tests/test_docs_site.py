@@ -153,18 +153,26 @@ def test_the_offline_check_tells_assets_from_links(
     assert bool(offline_site.external_assets(tmp_path)) is reported
 
 
-def test_roles_become_links_to_public_names_and_code_otherwise() -> None:
-    """A role naming a public object links to its entry; any other becomes inline code."""
-    public = rest_docstrings._public_names()
+def test_roles_become_links_where_the_target_resolves_and_code_otherwise() -> None:
+    """A role whose target resolves links to its entry, shown as written (``~`` keeps the last name)."""
+    entries = {"tenantkit.TenantKit": "tenantkit._kit.TenantKit", "verify": "tenantkit.ApiKeyService.verify"}
     converted = rest_docstrings.convert_roles(
-        "See :class:`~tenantkit.TenantKit`, :meth:`ApiKeyService.verify`, :func:`_helper` and "
+        "See :class:`~tenantkit.TenantKit`, :meth:`verify`, :func:`_helper` and "
         ":class:`~sqlalchemy.orm.Session`.",
-        public,
+        entries.get,
     )
     assert converted == (
-        "See [`TenantKit`][tenantkit.TenantKit], [`ApiKeyService.verify`][tenantkit.ApiKeyService.verify], "
+        "See [`TenantKit`][tenantkit._kit.TenantKit], [`verify`][tenantkit.ApiKeyService.verify], "
         "`_helper` and `Session`."
     )
+
+
+def test_roles_in_the_reference_link_to_the_entry_they_name(site: Path) -> None:
+    """Relative roles resolve as Python would: a method of the class at hand, a name of the package."""
+    page = (site / "reference" / "tenantkit.html").read_text(encoding="utf-8")
+    assert 'href="#tenantkit.TenantKit.subscribe"' in page  # :meth:`subscribe` in TenantKit's docstring
+    assert 'href="#tenantkit.HOST"' in page  # :data:`~tenantkit.HOST`
+    assert 'href="errors.html#tenantkit._errors.InvalidInputError"' in page  # :class:`InvalidInputError`
 
 
 def test_literal_blocks_become_fenced_code_in_their_language() -> None:

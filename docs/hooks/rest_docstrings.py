@@ -8,7 +8,8 @@ The docstrings use two reStructuredText habits that Markdown does not share: cro
 converts them (griffe and mkdocstrings parse Google-style sections but leave roles and ``::`` as text),
 so this does the two conversions, at build time, leaving the source readable in a terminal:
 
-* a role becomes a link to the reference entry when the name is part of tenantkit's public API, and
+* a role becomes a link to the reference entry when it names something the reference shows (resolved
+  the way Python would: a method of the class at hand, a name of the module, an absolute path), and
   inline code otherwise (a private helper, another library's class);
 * an indented block after a paragraph ending in ``::`` becomes a fenced code block, highlighted as Python
   when it parses as Python and shown as plain text otherwise (the error hierarchy's tree, say).
@@ -19,42 +20,28 @@ from __future__ import annotations
 import ast
 import re
 import textwrap
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import griffe
 
 _ROLE = re.compile(r":(?:class|meth|func|attr|mod|exc|data|obj):`(?P<tilde>~?)(?P<target>[^`]+)`")
+# The modules with a reference page; the exceptions' page shows the private module that defines them all.
 _PUBLIC_MODULES = ("tenantkit.fastapi", "tenantkit.flask", "tenantkit.testing")
+_ERRORS_MODULE = "_errors"
+
+# Resolves a role's target, as written, to the canonical path of an object the reference shows.
+Resolver = Callable[[str], "str | None"]
 
 
-def _public_names() -> dict[str, str]:
-    """Each public name, bare and module-qualified, to the path of its reference entry."""
-    import importlib
-
-    names: dict[str, str] = {}
-    for module_name in ("tenantkit", *_PUBLIC_MODULES):
-        module = importlib.import_module(module_name)
-        for name in module.__all__:
-            names.setdefault(name, f"{module_name}.{name}")
-            names[f"{module_name}.{name}"] = f"{module_name}.{name}"
-    for module_name in _PUBLIC_MODULES:
-        names[module_name] = module_name
-    return names
-
-
-def convert_roles(text: str, public: dict[str, str]) -> str:
+def convert_roles(text: str, resolve: Resolver) -> str:
     """Rewrite every reST cross-reference role in ``text`` as a Markdown link or inline code."""
 
     def replace(match: re.Match[str]) -> str:
         target = match["target"].strip()
         shown = target.rsplit(".", 1)[-1] if match["tilde"] else target
-        head, _, attribute = target.partition(".")
-        if target in public:
-            return f"[`{shown}`][{public[target]}]"
-        # ``ApiKeyService.verify``: a member of a public class.
-        if attribute and head in public and "." not in public[head].removeprefix("tenantkit."):
-            return f"[`{shown}`][{public[head]}.{attribute}]"
-        return f"`{shown}`"
+        path = resolve(target)
+        return f"[`{shown}`][{path}]" if path else f"`{shown}`"
 
     return _ROLE.sub(replace, text)
 
@@ -105,29 +92,62 @@ def _is_python(code: str) -> bool:
     return True
 
 
-def _classes(module: griffe.Module) -> list[griffe.Class]:
-    """Every class defined in ``module`` and its submodules, nested ones included (aliases are skipped)."""
-    found: list[griffe.Class] = []
+def _target(member: griffe.Object | griffe.Alias) -> griffe.Object | None:
+    """The object an alias finally points to (``None`` outside the loaded packages), or the object itself."""
+    if isinstance(member, griffe.Alias):
+        try:
+            final = member.final_target
+        except (griffe.AliasResolutionError, griffe.CyclicAliasError):
+            return None
+        return final if isinstance(final, griffe.Object) else None
+    return member
+
+
+def _objects(module: griffe.Module) -> Iterator[griffe.Object]:
+    """Every object defined in ``module`` and its submodules (aliases are skipped)."""
     pending: list[griffe.Object] = [module]
     while pending:
         obj = pending.pop()
-        for member in obj.members.values():
-            if isinstance(member, (griffe.Module, griffe.Class)):
-                pending.append(member)
-            if isinstance(member, griffe.Class):
-                found.append(member)
-    return found
+        yield obj
+        pending.extend(member for member in obj.members.values() if isinstance(member, griffe.Object))
+
+
+def _shown(pkg: griffe.Module) -> set[str]:
+    """The canonical paths of every object the reference pages render."""
+    shown: set[str] = set()
+    pending: list[griffe.Object] = []
+    for name in (*_PUBLIC_MODULES, f"tenantkit.{_ERRORS_MODULE}"):
+        module = pkg.members[name.split(".", 1)[1]]
+        assert isinstance(module, griffe.Module)
+        pending.append(module)
+    pending.append(pkg)
+    while pending:
+        obj = pending.pop()
+        shown.add(obj.canonical_path)
+        for name, member in obj.members.items():
+            target = _target(member)
+            if target is None or name.startswith("_") or isinstance(target, griffe.Module):
+                continue
+            if target.canonical_path not in shown:
+                pending.append(target)
+    return shown
 
 
 class RestDocstrings(griffe.Extension):
-    """Convert each tenantkit docstring once, before mkdocstrings parses its sections."""
-
-    def __init__(self) -> None:
-        self._public = _public_names()
+    """Curate tenantkit's loaded API, then convert each of its docstrings once."""
 
     def on_package(self, *, pkg: griffe.Module, **kwargs: Any) -> None:
         if pkg.name != "tenantkit":
             return
+        self._curate(pkg)
+        shown = _shown(pkg)
+        for obj in _objects(pkg):
+            if obj.docstring is not None:
+                resolve = self._resolver(pkg, obj, shown)
+                obj.docstring.value = convert_literal_blocks(convert_roles(obj.docstring.value, resolve))
+
+    @staticmethod
+    def _curate(pkg: griffe.Module) -> None:
         for module_name in ("tenantkit", *_PUBLIC_MODULES):
             module = pkg if module_name == "tenantkit" else pkg.members[module_name.split(".", 1)[1]]
             assert isinstance(module, griffe.Module)
@@ -135,10 +155,36 @@ class RestDocstrings(griffe.Extension):
             for name, member in list(module.members.items()):
                 if not isinstance(member, griffe.Module) and name not in exported:
                     module.del_member(name)
-        for cls in _classes(pkg):
-            if "model_config" in cls.members:
-                cls.del_member("model_config")
+        for obj in list(_objects(pkg)):
+            if isinstance(obj, griffe.Class) and "model_config" in obj.members:
+                obj.del_member("model_config")
 
-    def on_instance(self, *, obj: griffe.Object, **kwargs: Any) -> None:
-        if obj.docstring is not None:
-            obj.docstring.value = convert_literal_blocks(convert_roles(obj.docstring.value, self._public))
+    @staticmethod
+    def _resolver(pkg: griffe.Module, context: griffe.Object, shown: set[str]) -> Resolver:
+        def lookup(scope: griffe.Object, dotted: str) -> griffe.Object | None:
+            try:
+                found = scope[dotted] if "." in dotted else scope.all_members[dotted]
+            except (KeyError, ValueError, griffe.AliasResolutionError):
+                return None
+            return _target(found)
+
+        def resolve(target: str) -> str | None:
+            found: griffe.Object | None = None
+            if target.startswith("tenantkit."):
+                found = lookup(pkg, target.removeprefix("tenantkit."))
+            elif target == "tenantkit":
+                found = pkg
+            else:
+                # Innermost scope first: the object itself, its class, its module; then the package.
+                scope: griffe.Object | None = context
+                while scope is not None and found is None:
+                    if isinstance(scope, (griffe.Class, griffe.Module)):
+                        found = lookup(scope, target)
+                    scope = scope.parent
+                if found is None:
+                    found = lookup(pkg, target)
+            if found is None or found.canonical_path not in shown:
+                return None
+            return found.canonical_path
+
+        return resolve
