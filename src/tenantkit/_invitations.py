@@ -1,6 +1,7 @@
 """Invitations: by email (one person) or by a domain-restricted link, single-use or counted, unforgeable.
 
-How each defect of the reference implementation is made impossible:
+How each defect of the earlier implementation's invitation flow (the application whose
+``0001_closed_shaman`` migration created these tables) is made impossible:
 
 * *An ADMIN invited someone (or themself) as OWNER*: creation requires ``members:invite`` and
   :meth:`MembershipService.check_grant`; acceptance re-checks that the inviter still may grant the role.
@@ -14,7 +15,7 @@ How each defect of the reference implementation is made impossible:
 * *Tokens stored and listed in plaintext*: the ``token`` column holds ``sha256:`` of the token's secret;
   listings never carry it; events carry the accept URL as a ``SecretStr``.
 * *An expired invitation blocked a new one*: a new invitation for an address replaces the open one, and
-  finished invitations no longer occupy the origin's unique (organization_id, email) index.
+  finished invitations no longer occupy revision 0001's unique (organization_id, email) index.
 * *Acceptance was not atomic*: consumption and membership happen in one savepoint.
 """
 

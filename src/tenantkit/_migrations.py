@@ -50,7 +50,7 @@ Database = Engine | Connection | str | URL
 _SCRIPT_LOCATION = "tenantkit:migrations"
 
 ORIGIN_REVISION = "0001"
-"""The revision that reproduces the origin document; an adopted database is stamped at it."""
+"""The revision that reproduces the ``0001_closed_shaman`` schema; an adopted database is stamped at it."""
 
 LOCK_NAME = "tenantkit_migrations"
 """Prefix of the MySQL/MariaDB ``GET_LOCK`` name that serializes migrations (see :func:`mysql_lock_name`)."""
@@ -456,8 +456,8 @@ def upgrade(
     """Migrate tenantkit's tables up to ``revision`` (the newest by default), under the migration lock.
 
     Safe to call from every instance at start-up: one migrates, the others wait for it and do nothing.
-    A database that already holds the origin schema, created by another tool, is adopted first (see
-    :func:`adopt`).
+    A database whose tables another tool already created with the SQL of revision ``0001`` (the Drizzle
+    migration ``0001_closed_shaman``) is adopted first (see :func:`adopt`).
 
     Args:
         database: An engine, a connection (the caller commits) or a URL.
@@ -497,9 +497,10 @@ def downgrade(
 ) -> MigrationResult:
     """Migrate tenantkit's tables down to ``revision``, under the migration lock.
 
-    ``"base"`` undoes every revision: it removes exactly what the origin document's rollback procedure
-    removes (the nine indexes, the three tables and, on PostgreSQL, the ``role`` type). Alembic's empty
-    ``tenantkit_alembic_version`` table stays. A host's own tables are never touched.
+    ``"base"`` undoes every revision: it removes exactly what the rollback procedure of the Drizzle
+    migration ``0001_closed_shaman`` removes (the nine indexes, the three tables and, on PostgreSQL, the
+    ``role`` type). Alembic's empty ``tenantkit_alembic_version`` table stays. A host's own tables are
+    never touched.
 
     Args:
         database: An engine, a connection (the caller commits) or a URL.
@@ -532,7 +533,10 @@ def adopt(
     lock_timeout: float | None = DEFAULT_LOCK_TIMEOUT,
     allow_table_logic: bool = False,
 ) -> MigrationResult:
-    """Adopt tables that another tool created from the origin document, without running later revisions.
+    """Adopt the tables another tool created with revision ``0001``'s SQL, without running later revisions.
+
+    That SQL is the Drizzle migration ``0001_closed_shaman``, of the earlier implementation of these
+    features: tenantkit's messages call its schema the *origin schema*.
 
     The tables are checked column by column and index by index against revision ``0001``. If they match,
     PostgreSQL ``timestamp without time zone`` columns become ``timestamptz`` (their values read as UTC),
@@ -555,7 +559,7 @@ def adopt(
         it holds none of tenantkit's tables (then :func:`upgrade` creates them).
 
     Raises:
-        SchemaConflictError: The tables differ from the origin schema; the message names every difference
+        SchemaConflictError: The tables differ from revision ``0001``'s; the message names every difference
             and nothing was changed.
         TableLogicError: The tables carry triggers, rules or row-level-security policies (each one is
             listed) and ``allow_table_logic`` is off; nothing was changed.

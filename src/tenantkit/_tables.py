@@ -1,8 +1,9 @@
 """tenantkit's tables, on tenantkit's own ``MetaData``.
 
-The first migration revision reproduces these tables as the origin document (migration log, phase 1)
-describes them; later revisions add columns. Hosts import the tables to join against them, and use
-:func:`tenantkit.include_object` to keep them out of their own Alembic autogenerate.
+The first migration revision reproduces these tables as the Drizzle migration ``0001_closed_shaman`` of
+the earlier implementation of these features creates them; later revisions add columns. Hosts import the
+tables to join against them, and use :func:`tenantkit.include_object` to keep them out of their own
+Alembic autogenerate.
 """
 
 from __future__ import annotations
@@ -94,7 +95,7 @@ def _utc_now_mysql(element: utc_now, compiler: Any, **kw: Any) -> str:
 
 
 def Identifier() -> sa.types.TypeEngine[str]:
-    """``text`` as the origin document says; ``VARCHAR(255)`` on MySQL/MariaDB, which cannot index TEXT.
+    """``text`` as revision ``0001`` says; ``VARCHAR(255)`` on MySQL/MariaDB, which cannot index TEXT.
 
     On MySQL/MariaDB the column is binary-collated: ids are opaque and exact, and the server's default
     case-insensitive collation would make ``"org_1"`` and ``"ORG_1"`` one tenant (and fold digests).

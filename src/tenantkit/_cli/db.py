@@ -89,7 +89,7 @@ def downgrade(url: str, revision: str, lock_timeout: float, as_json: bool) -> No
 @json_option
 @handle_errors
 def adopt(url: str, lock_timeout: float, allow_table_logic: bool, as_json: bool) -> None:
-    """Stamp tables that another tool created from the origin schema at revision 0001.
+    """Stamp tables that another tool created with revision 0001's SQL (0001_closed_shaman) at 0001.
 
     The tables are compared with revision 0001 first; on any difference the command lists each one, exits
     with 4 and changes nothing. Triggers, rules and row-level-security policies on the tables are refused
