@@ -10,6 +10,7 @@ reusing a revoked or expired key's lookup id is refused before any hash is compu
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
@@ -142,6 +143,35 @@ class TestEvictionDuringVerification:
         assert cached.verify_cached(key) is None
         assert verify_fresh(engine, cached, key) == reason
         assert cached.verify_cached(key) is None
+
+    def test_verification_held_in_another_thread(self, engine: sa.Engine, cached: ApiKeyService) -> None:
+        """A request thread held after its lookup while the revoking thread commits leaves nothing cached."""
+        key_id, key = issue_used_key(engine, cached)
+        looked_up, release = threading.Event(), threading.Event()
+        results: list[bool] = []
+
+        def wait_for_release() -> None:
+            looked_up.set()
+            assert release.wait(timeout=30)
+
+        holding(cached, wait_for_release)
+
+        def request() -> None:
+            with engine.connect() as connection:
+                results.append(cached.verify(connection, key).valid)
+                connection.commit()
+
+        thread = threading.Thread(target=request)
+        thread.start()
+        try:
+            assert looked_up.wait(timeout=30)
+            apply_change(engine, cached, "revoke", key_id)
+        finally:
+            release.set()
+            thread.join(timeout=30)
+        assert results == [True]
+        assert cached.verify_cached(key) is None
+        assert verify_fresh(engine, cached, key) == "revoked"
 
     @pytest.mark.parametrize(("change", "reason"), CHANGES)
     def test_change_through_another_service_of_the_process(
