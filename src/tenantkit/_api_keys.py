@@ -47,6 +47,7 @@ from tenantkit._hashers import (
     Pepper,
     argon2_lookup_bounds,
     argon2_matches,
+    argon2_owns,
     argon2_stored,
     build_peppers,
     digest_candidates,
@@ -498,6 +499,9 @@ class ApiKeyService:
         cache_size: Entries the cache keeps at most.
     """
 
+    _before_cache_write: Callable[[], None] | None = None
+    """A test seam: called by :meth:`verify` between its lookup and its cache write, when set."""
+
     def __init__(
         self,
         *,
@@ -902,10 +906,16 @@ class ApiKeyService:
             candidates = ()
             cache_key = sha256_digest(key)
         cache = self._cache
+        ticket = 0
         if cache is not None:
             entry = cache.get(cache_key, now)
             if entry is not None:
                 return self._answer_cached(session, entry, now, organization_id)
+            # Taken before the lookup, so that a revocation committed while this verification runs keeps
+            # its result out of the cache. A transaction already under way may read a snapshot older than
+            # any ticket (REPEATABLE READ, SQLite's read transactions): its result may only be cached for a
+            # key this cache knows no eviction of.
+            ticket = cache.earliest_ticket() if session.in_transaction() else cache.ticket()
         connection = session.connection() if isinstance(session, Session) else session
         if lookup_id is None:
             plan = self._lookup.plan(connection.dialect)
@@ -927,22 +937,28 @@ class ApiKeyService:
             plan = _RAW_BY_ARGON2_ID.plan(connection.dialect)
             low, high = argon2_lookup_bounds(lookup_id)
             rows = _RAW_BY_ARGON2_ID.fetch(connection, plan, (low, high))
-            row = next(
-                (found for found in rows if argon2_matches(self._argon2, found[7], lookup_id, key)), None
-            )
+            row = None
+            for found in rows:
+                if not argon2_owns(found[7], lookup_id):
+                    continue
+                # The lookup id is not secret: a row that would be refused whatever the secret (revoked,
+                # expired, another organization's) is refused as it stands, without paying for the hash.
+                found_expiry = found[4] if found[4] is None else plan.processors[4](found[4])
+                if _refusal(found[1], found[5], found_expiry, now, organization_id) is not None or (
+                    argon2_matches(self._argon2, found[7], lookup_id, key)
+                ):
+                    row = found
+                    break
             matched = 0
         if row is None:
             return _UNKNOWN
         key_id, org, name, scopes, expires_at, revoked_at, last_used_at, stored = row
-        if organization_id is not None and org != organization_id:
-            return _UNKNOWN
-        if revoked_at is not None:
-            return _REVOKED
         processors = plan.processors
         if expires_at is not None:
             expires_at = processors[4](expires_at)
-            if now >= expires_at:
-                return _EXPIRED
+        refusal = _refusal(org, revoked_at, expires_at, now, organization_id)
+        if refusal is not None:
+            return refusal
         if matched > 0:
             connection.execute(_REHASH, {"key_id": key_id, "old_digest": stored, "new_digest": candidates[0]})
         if self.track_last_used:
@@ -957,7 +973,11 @@ class ApiKeyService:
                 last_used_at = now
         result = self._valid_result(key_id, org, name, processors[3](scopes), expires_at)
         if cache is not None and self.cache_ttl is not None:
-            cache.put(cache_key, CacheEntry(result, key_id, now + self.cache_ttl, last_used_at))
+            if self._before_cache_write is not None:
+                self._before_cache_write()
+            cache.put(
+                cache_key, CacheEntry(result, key_id, now + self.cache_ttl, last_used_at), ticket=ticket
+            )
         return result
 
     def verify_cached(self, key: object, *, organization_id: str | None = None) -> ApiKeyVerification | None:
@@ -1166,6 +1186,23 @@ def _evicting_listener(cache_ref: weakref.ref[KeyCache[ApiKeyVerification]]) -> 
             cache.evict(event.key_id)
 
     return on_committed
+
+
+def _refusal(
+    org: str, revoked_at: object, expires_at: datetime | None, now: datetime, organization_id: str | None
+) -> ApiKeyVerification | None:
+    """The refusal at ``now`` of a key of ``org`` with this revocation and expiry, or ``None`` if it verifies.
+
+    Any presented secret gets this answer: a key of another organization is ``unknown`` (never revealing
+    that it exists), then a revoked key ``revoked``, then an expired one ``expired``.
+    """
+    if organization_id is not None and org != organization_id:
+        return _UNKNOWN
+    if revoked_at is not None:
+        return _REVOKED
+    if expires_at is not None and now >= expires_at:
+        return _EXPIRED
+    return None
 
 
 def _same_digest(stored: object, candidate: str) -> bool:
