@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict
@@ -43,12 +43,13 @@ from tenantkit._roles import Action, Permissions, Role
 from tenantkit._settings import check_schema_name
 from tenantkit._tables import new_id, team_members
 from tenantkit._validation import check_identifier
+from tenantkit._writes import confirm_written
 
 
 class Member(BaseModel):
     """A user's membership of an organization."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config: ClassVar[ConfigDict] = ConfigDict(frozen=True)
 
     id: str
     organization_id: str
@@ -220,9 +221,9 @@ class MembershipService:
         events: EventDispatcher | None = None,
         schema: str | None = None,
     ) -> None:
-        self.permissions = permissions or Permissions()
+        self.permissions: Permissions = permissions or Permissions()
         self.clock = clock
-        self.events = events or EventDispatcher()
+        self.events: EventDispatcher = events or EventDispatcher()
         self.schema = check_schema_name(schema)
         # Every statement of the three services runs with these options: tenantkit's tables (whose schema
         # is None) are looked up in ``schema``, the host's own tables in the same session are left alone.
@@ -546,6 +547,17 @@ class MembershipService:
         with _typed_concurrency_errors(organization_id):
             actor_role = self.authorize(session, organization_id, acting, Action.INVITE_MEMBERS)
             self.check_grant(actor_role, wanted)
+            return self._admit(session, organization_id, user_id, wanted, acting)
+
+    def _admit(
+        self, session: Session, organization_id: str, user_id: str, wanted: Role, acting: Actor
+    ) -> Member:
+        """Insert the membership and record ``MemberAdded`` with ``acting`` as its actor; no permission check.
+
+        :meth:`add` calls it once the actor is authorized; an accepted invitation calls it with the joining
+        user as the actor, the invitation having been the authority (the audit trail names who acted).
+        """
+        with _typed_concurrency_errors(organization_id):
             existing = self.get_role(session, organization_id, user_id)
             if existing is not None:
                 raise AlreadyMemberError(organization_id, user_id, existing)
@@ -622,6 +634,7 @@ class MembershipService:
             RoleEscalationError: The actor may not grant ``role``.
             LastOwnerError: ``user_id`` is the organization's last OWNER and ``role`` is not OWNER.
             ConcurrentUpdateError: A concurrent transaction deadlocked with this one; retry.
+            WriteNotAppliedError: The database did not keep the change (a trigger, rule or policy); roll back.
         """
         check_identifier(organization_id, "organization_id")
         check_identifier(user_id, "user_id")
@@ -662,6 +675,13 @@ class MembershipService:
             {"org": organization_id, "uid": user_id, "new_role": role, "now": now},
             execution_options=self.execution_options,
         )
+        confirm_written(
+            session,
+            team_members,
+            {"organization_id": organization_id, "user_id": user_id},
+            {"role": role},
+            execution_options=self.execution_options,
+        )
 
     def remove(self, session: Session, organization_id: str, user_id: str, *, actor: Actor | str) -> Member:
         """Remove member ``user_id`` from the organization.
@@ -685,6 +705,7 @@ class MembershipService:
             PermissionDeniedError: The actor may not remove members, or not this one.
             LastOwnerError: ``user_id`` is the organization's last OWNER.
             ConcurrentUpdateError: A concurrent transaction deadlocked with this one; retry.
+            WriteNotAppliedError: The database did not keep the change (a trigger, rule or policy); roll back.
         """
         check_identifier(organization_id, "organization_id")
         check_identifier(user_id, "user_id")
@@ -719,6 +740,7 @@ class MembershipService:
             MemberNotFoundError: The actor is not a member.
             LastOwnerError: The actor is the organization's last OWNER.
             ConcurrentUpdateError: A concurrent transaction deadlocked with this one; retry.
+            WriteNotAppliedError: The database did not keep the change (a trigger, rule or policy); roll back.
         """
         check_identifier(organization_id, "organization_id")
         acting = as_actor(actor)
@@ -740,6 +762,13 @@ class MembershipService:
         session.execute(
             _DELETE,
             {"org": target.organization_id, "uid": target.user_id},
+            execution_options=self.execution_options,
+        )
+        confirm_written(
+            session,
+            team_members,
+            {"organization_id": target.organization_id, "user_id": target.user_id},
+            None,
             execution_options=self.execution_options,
         )
         self.events.record(
@@ -787,6 +816,7 @@ class MembershipService:
             MemberNotFoundError: ``to_user_id`` (or ``from_user_id``) is not a member.
             PermissionDeniedError: The handing-over member is not an OWNER.
             ConcurrentUpdateError: A concurrent transaction deadlocked with this one; retry.
+            WriteNotAppliedError: The database did not keep the change (a trigger, rule or policy); roll back.
         """
         check_identifier(organization_id, "organization_id")
         check_identifier(to_user_id, "to_user_id")

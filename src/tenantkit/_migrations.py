@@ -18,9 +18,10 @@ import hashlib
 import io
 import re
 import sqlite3
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import sqlalchemy as sa
 from alembic import command
@@ -40,6 +41,8 @@ from tenantkit._errors import (
     MigrationLockTimeoutError,
     SchemaConflictError,
     SchemaOutOfDateError,
+    TableLogicError,
+    TableLogicWarning,
 )
 from tenantkit._settings import check_schema_name
 from tenantkit._tables import VERSION_TABLE
@@ -50,7 +53,7 @@ Database = Engine | Connection | str | URL
 _SCRIPT_LOCATION = "tenantkit:migrations"
 
 ORIGIN_REVISION = "0001"
-"""The revision that reproduces the origin document; an adopted database is stamped at it."""
+"""The revision that reproduces the ``0001_closed_shaman`` schema; an adopted database is stamped at it."""
 
 LOCK_NAME = "tenantkit_migrations"
 """Prefix of the MySQL/MariaDB ``GET_LOCK`` name that serializes migrations (see :func:`mysql_lock_name`)."""
@@ -80,7 +83,7 @@ class MigrationResult(BaseModel):
         adopted: Whether tables created by another tool were recognized and stamped at revision ``0001``.
     """
 
-    model_config = ConfigDict(frozen=True)
+    model_config: ClassVar[ConfigDict] = ConfigDict(frozen=True)
 
     from_revision: str | None
     to_revision: str | None
@@ -506,8 +509,8 @@ def upgrade(
     """Migrate tenantkit's tables up to ``revision`` (the newest by default), under the migration lock.
 
     Safe to call from every instance at start-up: one migrates, the others wait for it and do nothing.
-    A database that already holds the origin schema, created by another tool, is adopted first (see
-    :func:`adopt`).
+    A database whose tables another tool already created with the SQL of revision ``0001`` (the Drizzle
+    migration ``0001_closed_shaman``) is adopted first (see :func:`adopt`).
 
     Args:
         database: An engine, a connection (the caller commits) or a URL.
@@ -555,9 +558,10 @@ def downgrade(
 ) -> MigrationResult:
     """Migrate tenantkit's tables down to ``revision``, under the migration lock.
 
-    ``"base"`` undoes every revision: it removes exactly what the origin document's rollback procedure
-    removes (the nine indexes, the three tables and, on PostgreSQL, the ``role`` type). Alembic's empty
-    ``tenantkit_alembic_version`` table stays. A host's own tables are never touched.
+    ``"base"`` undoes every revision: it removes exactly what the rollback procedure of the Drizzle
+    migration ``0001_closed_shaman`` removes (the nine indexes, the three tables and, on PostgreSQL, the
+    ``role`` type). Alembic's empty ``tenantkit_alembic_version`` table stays. A host's own tables are
+    never touched.
 
     Args:
         database: An engine, a connection (the caller commits) or a URL.
@@ -586,9 +590,16 @@ def downgrade(
 
 
 def adopt(
-    database: Database, *, lock_timeout: float | None = DEFAULT_LOCK_TIMEOUT, schema: str | None = None
+    database: Database,
+    *,
+    lock_timeout: float | None = DEFAULT_LOCK_TIMEOUT,
+    allow_table_logic: bool = False,
+    schema: str | None = None,
 ) -> MigrationResult:
-    """Adopt tables that another tool created from the origin document, without running later revisions.
+    """Adopt the tables another tool created with revision ``0001``'s SQL, without running later revisions.
+
+    That SQL is the Drizzle migration ``0001_closed_shaman``, of the earlier implementation of these
+    features: tenantkit's messages call its schema the *origin schema*.
 
     The tables are checked column by column and index by index against revision ``0001``. If they match,
     PostgreSQL ``timestamp without time zone`` columns become ``timestamptz`` (their values read as UTC),
@@ -596,9 +607,15 @@ def adopt(
     ``jsonb`` on PostgreSQL, and the database is stamped at ``0001``. No row is lost. :func:`upgrade` does
     this by itself; call ``adopt`` to do it as a separate, reviewed step.
 
+    Tables carrying triggers, rules or (PostgreSQL) row-level-security policies are refused: such logic can
+    rewrite tenantkit's writes, for example undo a key's revocation. :func:`upgrade` refuses them too; a
+    host that vouches for its triggers adopts with ``allow_table_logic=True`` first.
+
     Args:
         database: An engine, a connection (the caller commits) or a URL.
         lock_timeout: Seconds to wait for another instance's migration; ``None`` waits forever.
+        allow_table_logic: Adopt tables that carry triggers, rules or policies anyway, with a
+            :class:`TableLogicWarning` listing each one.
         schema: On PostgreSQL, the schema that holds the tables to adopt.
 
     Returns:
@@ -606,14 +623,16 @@ def adopt(
         it holds none of tenantkit's tables (then :func:`upgrade` creates them).
 
     Raises:
-        SchemaConflictError: The tables differ from the origin schema; the message names every difference
+        SchemaConflictError: The tables differ from revision ``0001``'s; the message names every difference
             and nothing was changed.
+        TableLogicError: The tables carry triggers, rules or row-level-security policies (each one is
+            listed) and ``allow_table_logic`` is off; nothing was changed.
         MigrationLockTimeoutError: Another migration held the lock for longer than ``lock_timeout``.
         DatabaseUnavailableError: The URL is malformed or the server cannot be reached.
     """
     with _locked(database, lock_timeout) as connection, _in_schema(connection, schema):
         before = _current(connection)
-        adopted = _adopt(connection)
+        adopted = _adopt(connection, allow_table_logic=allow_table_logic)
         return MigrationResult(from_revision=before, to_revision=_current(connection), adopted=adopted)
 
 
@@ -885,7 +904,55 @@ def _refuse_existing(connection: Connection) -> bool:
     return False
 
 
-def _adopt(connection: Connection) -> bool:
+_PG_TABLE_LOGIC = sa.text(
+    # Everything PostgreSQL runs on a table's rows besides the statement itself: user triggers (internal
+    # ones implement foreign keys), rewrite rules, row-level-security policies, and RLS switched on.
+    "SELECT 'trigger ' || t.tgname FROM pg_trigger t WHERE t.tgrelid = :table AND NOT t.tgisinternal "
+    "UNION ALL SELECT 'rule ' || r.rulename FROM pg_rewrite r WHERE r.ev_class = :table "
+    "UNION ALL SELECT 'row-level-security policy ' || p.polname FROM pg_policy p WHERE p.polrelid = :table "
+    "UNION ALL SELECT 'row-level security enabled' FROM pg_class c WHERE c.oid = :table "
+    "AND (c.relrowsecurity OR c.relforcerowsecurity) "
+    "ORDER BY 1"
+)
+
+
+def _table_logic(connection: Connection, tables: list[str]) -> list[str]:
+    """Every trigger, rule and row-level-security policy on ``tables``, one line each, in a stable order."""
+    dialect = connection.dialect.name
+    found: list[str] = []
+    for table in tables:
+        if dialect == "postgresql":
+            oid = connection.execute(
+                sa.text(
+                    "SELECT to_regclass(quote_ident(current_schema()) || '.' || quote_ident(:name))::oid"
+                ),
+                {"name": table},
+            ).scalar()
+            names = connection.execute(_PG_TABLE_LOGIC, {"table": oid}).scalars()
+        elif dialect in ("mysql", "mariadb"):
+            names = connection.execute(
+                sa.text(
+                    "SELECT CONCAT('trigger ', TRIGGER_NAME) FROM information_schema.TRIGGERS "
+                    "WHERE EVENT_OBJECT_SCHEMA = DATABASE() AND EVENT_OBJECT_TABLE = :name "
+                    "ORDER BY TRIGGER_NAME"
+                ),
+                {"name": table},
+            ).scalars()
+        elif dialect == "sqlite":
+            names = connection.execute(
+                sa.text(
+                    "SELECT 'trigger ' || name FROM sqlite_master "
+                    "WHERE type = 'trigger' AND tbl_name = :name ORDER BY name"
+                ),
+                {"name": table},
+            ).scalars()
+        else:
+            continue
+        found.extend(f"{name} on {table}" for name in names)
+    return found
+
+
+def _adopt(connection: Connection, *, allow_table_logic: bool = False) -> bool:
     """Stamp an origin schema created by another tool at 0001; refuse, changing nothing, if it differs."""
     if _current(connection) is not None:
         return False
@@ -902,6 +969,15 @@ def _adopt(connection: Connection) -> bool:
     conflicts = _origin_conflicts(connection, present)
     if conflicts:
         raise SchemaConflictError(conflicts)
+    logic = _table_logic(connection, present)
+    if logic and not allow_table_logic:
+        raise TableLogicError(logic)
+    if logic:
+        warnings.warn(
+            "adopting tables that carry logic which can rewrite tenantkit's writes: " + "; ".join(logic),
+            TableLogicWarning,
+            stacklevel=3,
+        )
     _normalize_adopted(connection)
     _run(connection, "stamp", ORIGIN_REVISION)
     return True

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from typing import Generic, TypeVar
+from typing import ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -20,7 +20,7 @@ MAX_PAGE_SIZE = 500
 class Page(BaseModel, Generic[T]):
     """One page of a listing. Pass ``next_cursor`` back as ``cursor`` to get the next page; ``None`` ends."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config: ClassVar[ConfigDict] = ConfigDict(frozen=True)
 
     items: list[T]
     next_cursor: str | None = None

@@ -9,6 +9,8 @@ granted in time).
 
 from __future__ import annotations
 
+import warnings
+
 import click
 
 from tenantkit import _migrations
@@ -22,6 +24,7 @@ from tenantkit._cli._common import (
     main,
     url_option,
 )
+from tenantkit._errors import TableLogicWarning
 
 
 def lock_timeout_option(function: click.decorators.FC) -> click.decorators.FC:
@@ -95,17 +98,32 @@ def downgrade(url: str | None, revision: str, lock_timeout: float, as_json: bool
 @db.command()
 @url_option
 @lock_timeout_option
+@click.option(
+    "--allow-table-logic",
+    is_flag=True,
+    help="Adopt tables that carry triggers, rules or row-level-security policies, with a warning.",
+)
 @json_option
 @handle_errors
-def adopt(url: str | None, lock_timeout: float, as_json: bool) -> None:
-    """Stamp tables that another tool created from the origin schema at revision 0001.
+def adopt(url: str | None, lock_timeout: float, allow_table_logic: bool, as_json: bool) -> None:
+    """Stamp tables that another tool created with revision 0001's SQL (0001_closed_shaman) at 0001.
 
     The tables are compared with revision 0001 first; on any difference the command lists each one, exits
-    with 4 and changes nothing. ``db upgrade`` adopts by itself; this runs the step alone.
+    with 4 and changes nothing. Triggers, rules and row-level-security policies on the tables are refused
+    the same way (they can undo tenantkit's writes) unless --allow-table-logic is given, which prints a
+    warning naming each one. ``db upgrade`` adopts by itself; this runs the step alone.
     """
     settings = load_settings()
-    with engine_for(url, settings=settings) as engine:
-        result = _migrations.adopt(engine, lock_timeout=lock_timeout, schema=settings.database.schema_name)
+    with engine_for(url, settings=settings) as engine, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", TableLogicWarning)
+        result = _migrations.adopt(
+            engine,
+            lock_timeout=lock_timeout,
+            allow_table_logic=allow_table_logic,
+            schema=settings.database.schema_name,
+        )
+    for warning in caught:
+        click.echo(f"warning: {warning.message}", err=True)
     if result.adopted:
         message = "adopted the existing tables; tenantkit tables at revision 0001"
     elif result.from_revision is not None:
