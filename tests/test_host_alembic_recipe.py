@@ -108,7 +108,7 @@ def host_revision(engine: sa.Engine) -> str | None:
 def test_documented_env_py_migrates_host_and_tenantkit_only_on_upgrade(
     tmp_path: Path, fresh_database: ThrowawayDatabase
 ) -> None:
-    """``alembic upgrade`` creates both schemas; ``--sql``, autogenerate, check, downgrade leave tenantkit's."""
+    """``alembic upgrade`` makes both schemas; --sql, autogenerate, check and downgrade leave tenantkit's."""
     url = fresh_database.url.render_as_string(hide_password=False)
     ini = host_project(tmp_path, url)
     engine = sa.create_engine(fresh_database.url)
