@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
+import httpx2
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
+from fastapi import Depends, FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session
 
 import tenantkit
 from tenantkit._cli import main
+from tenantkit.fastapi import TenantKitFastAPI
 from tests.databases import ThrowawayDatabase
 from tests.http_apps import ADAPTERS, BUILDERS, make_kit
 
@@ -39,7 +43,7 @@ class TestServices:
     def test_membership_reads_and_writes(self, unmigrated: sa.Engine) -> None:
         """get_role (the per-request fast path), list and add raise SchemaOutOfDateError."""
         kit = make_kit()
-        calls = [
+        calls: list[Callable[[Session], object]] = [
             lambda session: kit.members.get_role(session, "org_1", "user_1"),
             lambda session: kit.members.list_members(session, "org_1"),
             lambda session: kit.members.add(session, "org_1", "user_1", "OWNER", actor=tenantkit.HOST),
@@ -103,6 +107,37 @@ def test_http_answers_503_with_a_stable_code(adapter: str, unmigrated: sa.Engine
         assert reply.status == 503, (path, reply)
         assert reply.json["error"]["code"] == "schema_out_of_date"
         assert HINT in reply.json["error"]["message"]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("fresh_database", ["sqlite", "postgresql"], indirect=True)
+async def test_async_fastapi_answers_503(fresh_database: ThrowawayDatabase) -> None:
+    """With an ``AsyncSession`` (aiosqlite, psycopg async) the key dependency answers 503 too."""
+    assert fresh_database.async_url is not None
+    engine = create_async_engine(fresh_database.async_url)
+    maker = async_sessionmaker(engine)
+
+    async def get_session() -> AsyncIterator[AsyncSession]:
+        async with maker() as session:
+            yield session
+
+    kit = make_kit()
+    tk = TenantKitFastAPI(kit, session=get_session)
+    app = FastAPI()
+    tk.install(app)
+
+    @app.get("/key", dependencies=[Depends(tk.api_key())])
+    async def key() -> dict[str, str]:
+        return {"ok": "never reached"}
+
+    try:
+        transport = httpx2.ASGITransport(app=app)
+        async with httpx2.AsyncClient(transport=transport, base_url="http://test") as client:
+            response = await client.get("/key", headers={"X-API-Key": kit.api_keys.format.generate()})
+    finally:
+        await engine.dispose()
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "schema_out_of_date"
 
 
 @pytest.mark.parametrize("fresh_database", ALL, indirect=True)
