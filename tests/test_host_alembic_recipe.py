@@ -16,6 +16,8 @@ from pathlib import Path
 import alembic
 import pytest
 import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
 
 import tenantkit
 from tests.databases import ThrowawayDatabase
@@ -159,3 +161,28 @@ def test_is_alembic_upgrade_outside_an_env_py_is_a_configuration_error() -> None
     """Asked outside a running Alembic environment, the helper says where to call it."""
     with pytest.raises(tenantkit.ConfigurationError, match=r"env\.py"):
         tenantkit.is_alembic_upgrade()
+
+
+def test_documented_env_py_called_from_code(
+    tmp_path: Path, fresh_database: ThrowawayDatabase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``alembic.command.upgrade()`` from code migrates tenantkit too; ``command.check()`` does not."""
+    url = fresh_database.url.render_as_string(hide_password=False)
+    ini = host_project(tmp_path, url)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "myapp", raising=False)
+    monkeypatch.delitem(sys.modules, "myapp.models", raising=False)
+    config = Config(str(ini))
+    engine = sa.create_engine(fresh_database.url)
+    try:
+        command.upgrade(config, "head")
+        assert host_revision(engine) == "h1"
+        assert tenantkit.current_revision(engine) == tenantkit.head_revision()
+        tenantkit.downgrade(engine, "base")
+        command.check(config)
+        command.stamp(config, "h1")
+        assert tenantkit.current_revision(engine) is None
+    finally:
+        engine.dispose()
+        sys.modules.pop("myapp.models", None)
+        sys.modules.pop("myapp", None)
