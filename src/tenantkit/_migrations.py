@@ -198,8 +198,8 @@ def _is_async(database: object) -> TypeIs[AsyncEngine | AsyncConnection]:
 async def _run_async(database: AsyncEngine | AsyncConnection, function: Callable[[Connection], T]) -> T:
     """Run a migration function on the sync connection beneath ``database``, through ``run_sync``.
 
-    An async engine gets a connection of its own (so tenantkit's transaction, committed, as for an engine);
-    an async connection is used as it is, its transaction state deciding as for a sync connection.
+    An async engine lends a connection of its own, on which tenantkit commits its own transaction as for an
+    engine; an async connection is used as it is, its transaction state deciding as for a sync connection.
     """
     from sqlalchemy.ext.asyncio import AsyncConnection
 
