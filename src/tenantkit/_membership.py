@@ -38,6 +38,7 @@ from tenantkit._events import (
     MemberRoleChanged,
     OwnershipTransferred,
 )
+from tenantkit._missing_schema import raise_if_out_of_date, translate_missing_schema
 from tenantkit._pagination import DEFAULT_PAGE_SIZE, Page, check_limit, decode_cursor, encode_cursor
 from tenantkit._roles import Action, Permissions, Role
 from tenantkit._tables import new_id, team_members
@@ -188,6 +189,7 @@ class _FastRoleQuery:
             raise AssertionError("unexpected bind order in the role query")
 
 
+@translate_missing_schema(done_inline=("get_role", "authorize"))
 class MembershipService:
     """Membership of organizations, bounded by roles.
 
@@ -281,9 +283,13 @@ class MembershipService:
             or connection.dialect._has_events
             or "schema_translate_map" in connection._execution_options
         ):
-            value = connection.execute(
-                _ROLE_OF, {"organization_id": organization_id, "user_id": user_id}
-            ).scalar()
+            try:
+                value = connection.execute(
+                    _ROLE_OF, {"organization_id": organization_id, "user_id": user_id}
+                ).scalar()
+            except sa.exc.DBAPIError as error:
+                raise_if_out_of_date(session, error)
+                raise
             return None if value is None else _ROLE_BY_VALUE[value]
         dialect = connection.dialect
         fast = self._fast.get(dialect)
@@ -299,9 +305,11 @@ class MembershipService:
             cursor.execute(fast.sql, parameters)
             row = cursor.fetchone()
         except dialect.loaded_dbapi.Error as error:
-            raise sa.exc.DBAPIError.instance(
+            wrapped = sa.exc.DBAPIError.instance(
                 fast.sql, parameters, error, dialect.loaded_dbapi.Error, dialect=dialect
-            ) from error
+            )
+            raise_if_out_of_date(session, wrapped)
+            raise wrapped from error
         finally:
             cursor.close()
         return None if row is None else _ROLE_BY_VALUE[row[0]]
