@@ -11,7 +11,14 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 
 import tenantkit
-from tenantkit import HOST, ConfigurationError, InvalidSettingError, Role, TenantKit
+from tenantkit import (
+    HOST,
+    ConfigurationError,
+    InvalidSettingError,
+    Role,
+    SchemaOutOfDateError,
+    TenantKit,
+)
 from tenantkit._api_keys import _RawQuery
 from tenantkit._cli import main
 from tenantkit._membership import _ROLE_OF
@@ -225,10 +232,35 @@ class TestServicesInTheSchema:
             assert connection.exec_driver_sql("SELECT count(*) FROM public.api_keys").scalar() == 1
             assert connection.exec_driver_sql("SELECT count(*) FROM public.invitations").scalar() == 1
 
+    def test_a_schema_never_migrated_is_out_of_date(self, engine: sa.Engine) -> None:
+        """A kit given a schema no migration created says "run tenantkit db upgrade", not a driver error."""
+        kit = TenantKit(schema="never_migrated")
+        with pytest.raises(SchemaOutOfDateError) as caught, kit.transaction(engine) as session:
+            kit.members.list_members(session, "org_1")
+        assert caught.value.current is None
+        with pytest.raises(SchemaOutOfDateError), kit.transaction(engine) as session:
+            kit.members.get_role(session, "org_1", "user_1")
+        with pytest.raises(SchemaOutOfDateError), kit.transaction(engine) as session:
+            kit.api_keys.verify(session, kit.api_keys.format.generate())
+
+    def test_the_version_table_of_the_schema_decides(self, host_database: ThrowawayDatabase) -> None:
+        """A table missing from a schema at head keeps its driver error: public has no say in it."""
+        other = sa.create_engine(host_database.url)
+        try:
+            tenantkit.upgrade(other, schema="damaged")
+            with other.begin() as connection:
+                connection.exec_driver_sql("DROP TABLE damaged.team_members")
+            kit = TenantKit(schema="damaged")
+            with pytest.raises(sa.exc.ProgrammingError), kit.transaction(other) as session:
+                kit.members.list_members(session, "org_1")
+        finally:
+            other.dispose()
+
     def test_without_the_schema_the_services_meet_the_hosts_tables(self, engine: sa.Engine) -> None:
-        """A kit without the schema reads public's api_keys, the host's: the option is what separates them."""
-        with pytest.raises(sa.exc.ProgrammingError), TenantKit().transaction(engine) as session:
-            TenantKit().api_keys.list_keys(session, "org_1", actor=HOST)
+        """A kit without the schema reads public, where tenantkit never migrated: the option separates."""
+        kit = TenantKit()
+        with pytest.raises(SchemaOutOfDateError), kit.transaction(engine) as session:
+            kit.api_keys.list_keys(session, "org_1", actor=HOST)
 
 
 @pytest.fixture

@@ -54,6 +54,7 @@ from tenantkit._hashers import (
 from tenantkit._key_cache import CacheEntry, KeyCache
 from tenantkit._key_format import DEFAULT_PREFIX, DIGEST_KIND, KeyFormat
 from tenantkit._membership import MembershipService
+from tenantkit._missing_schema import raise_if_out_of_date, translate_missing_schema
 from tenantkit._pagination import DEFAULT_PAGE_SIZE, Page, check_limit, decode_cursor, encode_cursor
 from tenantkit._roles import Action
 from tenantkit._tables import UTCDateTime, api_keys, new_id
@@ -435,11 +436,15 @@ class _RawQuery:
             # count queries) or rewrites them: go through SQLAlchemy so that it sees this one too.
             connection._has_events or connection.engine._has_events or connection.dialect._has_events
         ):
-            return connection.execute(
-                self._statement,
-                dict(zip(self._names, values, strict=True)),
-                execution_options=execution_options,
-            ).all()
+            try:
+                return connection.execute(
+                    self._statement,
+                    dict(zip(self._names, values, strict=True)),
+                    execution_options=execution_options,
+                ).all()
+            except sa.exc.DBAPIError as error:
+                raise_if_out_of_date(connection, error, schema=_schema_of(execution_options))
+                raise
         arguments = plan.arguments(values)
         pooled = connection.connection
         # One reusable cursor per driver connection, kept in the pool's record of that connection (which
@@ -455,13 +460,23 @@ class _RawQuery:
             rows: Sequence[Any] = cursor.fetchall()
         except connection.dialect.loaded_dbapi.Error as error:
             pooled.info.pop(_CURSOR_KEY, None)
-            raise sa.exc.DBAPIError.instance(
+            wrapped = sa.exc.DBAPIError.instance(
                 plan.sql, arguments, error, connection.dialect.loaded_dbapi.Error
-            ) from error
+            )
+            # Only here, once the driver has failed: a never-migrated database says so, at no cost to the
+            # lookups that succeed.
+            raise_if_out_of_date(connection, wrapped, schema=_schema_of(execution_options))
+            raise wrapped from error
         return rows
 
 
 _CURSOR_KEY = "tenantkit.api_keys.cursor"
+
+
+def _schema_of(execution_options: Mapping[str, Any]) -> str | None:
+    """The schema a service's execution options place tenantkit's tables in (``None``: the default)."""
+    schema: str | None = (execution_options.get("schema_translate_map") or {}).get(None)
+    return schema
 
 
 _RAW_BY_DIGEST: dict[int, _RawQuery] = {}
@@ -495,6 +510,7 @@ def _row_to_key(row: Any) -> ApiKey:
     )
 
 
+@translate_missing_schema(done_inline=("verify", "authenticate"))
 class ApiKeyService:
     """Issue, list, revoke, rotate and verify an organization's API keys.
 

@@ -63,6 +63,7 @@ from tenantkit._events import (
     InvitationRevoked,
 )
 from tenantkit._membership import MembershipService
+from tenantkit._missing_schema import translate_missing_schema
 from tenantkit._pagination import DEFAULT_PAGE_SIZE, Page, check_limit, decode_cursor, encode_cursor
 from tenantkit._roles import Action, Role
 from tenantkit._tables import invitation_acceptances, invitations, new_id
@@ -236,6 +237,7 @@ def _check_ttl(value: object, field: str) -> timedelta:
     return value
 
 
+@translate_missing_schema()
 class InvitationService:
     """Create, deliver (through the host), preview, accept and manage invitations.
 

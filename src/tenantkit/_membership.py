@@ -38,6 +38,7 @@ from tenantkit._events import (
     MemberRoleChanged,
     OwnershipTransferred,
 )
+from tenantkit._missing_schema import raise_if_out_of_date, translate_missing_schema
 from tenantkit._pagination import DEFAULT_PAGE_SIZE, Page, check_limit, decode_cursor, encode_cursor
 from tenantkit._roles import Action, Permissions, Role
 from tenantkit._settings import check_schema_name
@@ -196,6 +197,7 @@ class _FastRoleQuery:
             raise AssertionError("unexpected bind order in the role query")
 
 
+@translate_missing_schema(done_inline=("get_role", "authorize"))
 class MembershipService:
     """Membership of organizations, bounded by roles.
 
@@ -310,11 +312,15 @@ class MembershipService:
             or connection.engine._has_events
             or connection.dialect._has_events
         ):
-            value = connection.execute(
-                _ROLE_OF,
-                {"organization_id": organization_id, "user_id": user_id},
-                execution_options=self.execution_options,
-            ).scalar()
+            try:
+                value = connection.execute(
+                    _ROLE_OF,
+                    {"organization_id": organization_id, "user_id": user_id},
+                    execution_options=self.execution_options,
+                ).scalar()
+            except sa.exc.DBAPIError as error:
+                raise_if_out_of_date(session, error, schema=self.schema)
+                raise
             return None if value is None else _ROLE_BY_VALUE[value]
         dialect = connection.dialect
         translate = self.schema_translate_map(connection)
@@ -332,9 +338,11 @@ class MembershipService:
             cursor.execute(fast.sql, parameters)
             row = cursor.fetchone()
         except dialect.loaded_dbapi.Error as error:
-            raise sa.exc.DBAPIError.instance(
+            wrapped = sa.exc.DBAPIError.instance(
                 fast.sql, parameters, error, dialect.loaded_dbapi.Error, dialect=dialect
-            ) from error
+            )
+            raise_if_out_of_date(session, wrapped, schema=self.schema)
+            raise wrapped from error
         finally:
             cursor.close()
         return None if row is None else _ROLE_BY_VALUE[row[0]]

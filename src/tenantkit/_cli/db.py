@@ -10,8 +10,10 @@ granted in time).
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 
 import click
+from click.decorators import FC
 
 from tenantkit import _migrations
 from tenantkit._cli._common import (
@@ -38,6 +40,29 @@ def lock_timeout_option(function: click.decorators.FC) -> click.decorators.FC:
     )(function)
 
 
+def _revision(positional: str | None, option: str | None, default: str) -> str:
+    """The revision to reach: given as Alembic spells it (``downgrade base``) or as ``--revision``."""
+    if positional is not None and option is not None and positional != option:
+        raise click.UsageError(f"got revision {positional!r} and --revision {option!r}; give one of them")
+    return positional or option or default
+
+
+def revision_argument(default: str, help_text: str) -> Callable[[FC], FC]:
+    """The target revision: an optional ``REVISION`` argument, as Alembic takes it, or ``--revision``."""
+
+    def decorate(function: FC) -> FC:
+        function = click.argument("revision", required=False, metavar="[REVISION]")(function)
+        return click.option(
+            "--revision",
+            "revision_option",
+            default=None,
+            metavar="REVISION",
+            help=f"{help_text} Same as the REVISION argument. [default: {default}]",
+        )(function)
+
+    return decorate
+
+
 def _describe(result: _migrations.MigrationResult) -> str:
     parts = []
     if result.adopted:
@@ -54,9 +79,13 @@ def db() -> None:
     """Create, upgrade and inspect tenantkit's tables."""
 
 
-@db.command()
+# Alembic spells relative revisions as "-1"; without this, click would take them for unknown options.
+_RELATIVE_REVISIONS = {"ignore_unknown_options": True}
+
+
+@db.command(context_settings=_RELATIVE_REVISIONS)
+@revision_argument("head", "Revision to reach.")
 @url_option
-@click.option("--revision", default="head", show_default=True, help="Revision to reach.")
 @click.option(
     "--adopt/--no-adopt",
     default=True,
@@ -66,31 +95,45 @@ def db() -> None:
 @lock_timeout_option
 @json_option
 @handle_errors
-def upgrade(url: str | None, revision: str, adopt: bool, lock_timeout: float, as_json: bool) -> None:
-    """Migrate tenantkit's tables up to REVISION, holding the migration lock.
+def upgrade(
+    revision: str | None,
+    revision_option: str | None,
+    url: str | None,
+    adopt: bool,
+    lock_timeout: float,
+    as_json: bool,
+) -> None:
+    """Migrate tenantkit's tables up to REVISION (default: head), holding the migration lock.
 
     Several instances may run this at once: one migrates, the others wait and find nothing left to do.
     """
+    target = _revision(revision, revision_option, "head")
     settings = load_settings()
     with engine_for(url, settings=settings) as engine:
         result = _migrations.upgrade(
-            engine, revision, adopt=adopt, lock_timeout=lock_timeout, schema=settings.database.schema_name
+            engine, target, adopt=adopt, lock_timeout=lock_timeout, schema=settings.database.schema_name
         )
     emit(result, as_json, lambda: click.echo(_describe(result)))
 
 
-@db.command()
+@db.command(context_settings=_RELATIVE_REVISIONS)
+@revision_argument("base", "Revision to reach; base drops all.")
 @url_option
-@click.option("--revision", default="base", show_default=True, help="Revision to reach; base drops all.")
 @lock_timeout_option
 @json_option
 @handle_errors
-def downgrade(url: str | None, revision: str, lock_timeout: float, as_json: bool) -> None:
-    """Migrate tenantkit's tables down to REVISION; ``base`` removes them and the role type."""
+def downgrade(
+    revision: str | None, revision_option: str | None, url: str | None, lock_timeout: float, as_json: bool
+) -> None:
+    """Migrate tenantkit's tables down to REVISION (default: base); base removes them and the role type.
+
+    As with Alembic: tenantkit db downgrade base, tenantkit db downgrade -1.
+    """
+    target = _revision(revision, revision_option, "base")
     settings = load_settings()
     with engine_for(url, settings=settings) as engine:
         result = _migrations.downgrade(
-            engine, revision, lock_timeout=lock_timeout, schema=settings.database.schema_name
+            engine, target, lock_timeout=lock_timeout, schema=settings.database.schema_name
         )
     emit(result, as_json, lambda: click.echo(_describe(result).replace("applied", "undid")))
 
