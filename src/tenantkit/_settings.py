@@ -110,7 +110,7 @@ def _configuration(check: Any, *arguments: Any) -> Any:
 class ApiKeySettings(_Settings):
     """How this deployment issues, stores and verifies API keys.
 
-    Args:
+    Attributes:
         prefix: The key prefix, such as ``tk_live_`` or ``tk_test_``.
         peppers: Server secrets for HMAC-SHA256 digests, version name to secret (16 bytes or more).
         current_pepper: The version new digests use (needed when several peppers are configured).
@@ -187,7 +187,7 @@ class InvitationSettings(_Settings):
 
     Invitations are on when :attr:`secret_keys` holds at least one key.
 
-    Args:
+    Attributes:
         secret_keys: Keys that sign tokens, oldest first (16 characters or more each); the newest signs.
         accept_url_template: The accept page, with ``{token}`` where the token goes.
         default_ttl: How long an invitation is valid when the caller gives no lifetime.
@@ -250,7 +250,7 @@ class InvitationSettings(_Settings):
 class DatabaseSettings(_Settings):
     """Where tenantkit's tables are.
 
-    Args:
+    Attributes:
         url: The SQLAlchemy URL (the CLI's ``--url``; the application builds its own engine). A secret: it may
             hold a password.
         schema_name: The PostgreSQL schema that holds tenantkit's tables and ``role`` type. ``None`` (the
@@ -448,7 +448,7 @@ class TenantKitSettings(_Settings):
         )
         kit = TenantKit(settings=settings)        # or TenantKit.from_env()
 
-    Args:
+    Attributes:
         api_keys: API key settings.
         invitations: Invitation settings (off without a signing key).
         database: The database URL (for the CLI) and the PostgreSQL schema.
