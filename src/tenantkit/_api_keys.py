@@ -567,7 +567,7 @@ class ApiKeyService:
         except InvalidInputError as error:
             raise ConfigurationError(f"prefix {prefix!r}: {error.reason}") from None
         self._peppers: tuple[Pepper, ...] = build_peppers(peppers, current_pepper)
-        self.hasher = choose_hasher(hasher, self._peppers)
+        self.hasher: str = choose_hasher(hasher, self._peppers)
         self._argon2 = argon2_hasher or PasswordHasher()
         if not isinstance(last_used_interval, timedelta) or last_used_interval < timedelta(0):
             raise ConfigurationError("last_used_interval must be a timedelta of zero or more")

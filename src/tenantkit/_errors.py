@@ -46,7 +46,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     from tenantkit._roles import Role
@@ -193,11 +193,11 @@ class TableLogicError(SchemaConflictError):
     def __init__(self, found: Sequence[str]) -> None:
         super().__init__(found)
         listing = "; ".join(self.conflicts)
-        self.message = (
+        self.message: str = (
             f"the tables to adopt carry logic that can rewrite tenantkit's writes: {listing}; "
             "remove it, or adopt with allow_table_logic=True (--allow-table-logic) if you vouch for it"
         )
-        self.args = (self.message,)
+        self.args: tuple[Any, ...] = (self.message,)
 
 
 class SchemaOutOfDateError(DatabaseError):
@@ -241,8 +241,8 @@ class WriteNotAppliedError(DatabaseError):
             "back"
         )
         self.table = table
-        self.row = dict(row)
-        self.columns = tuple(columns)
+        self.row: dict[str, str] = dict(row)
+        self.columns: tuple[str, ...] = tuple(columns)
         self.problem = problem
 
     def details(self) -> dict[str, object]:

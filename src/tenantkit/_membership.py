@@ -226,7 +226,7 @@ class MembershipService:
         self.permissions: Permissions = permissions or Permissions()
         self.clock = clock
         self.events: EventDispatcher = events or EventDispatcher()
-        self.schema = check_schema_name(schema)
+        self.schema: str | None = check_schema_name(schema)
         # Every statement of the three services runs with these options: tenantkit's tables (whose schema
         # is None) are looked up in ``schema``, the host's own tables in the same session are left alone.
         self.execution_options: Mapping[str, Any] = (
