@@ -13,8 +13,8 @@ import click
 import sqlalchemy as sa
 from pydantic import BaseModel
 
+from tenantkit._database_url import create_engine_from_url
 from tenantkit._errors import DatabaseUnavailableError, InvalidInputError, TenantKitError
-from tenantkit._migrations import create_engine_from_url
 from tenantkit._version import __version__
 
 DEFAULT_URL = "sqlite:///tenantkit.sqlite3"
@@ -78,7 +78,8 @@ def fail(error: TenantKitError, exit_code: int) -> None:
     if context is not None and context.params.get("as_json"):
         click.echo(json.dumps({"error": error.to_dict()}, default=str), err=True)
     else:
-        click.echo(f"error [{error.code}]: {error.message}", err=True)
+        # Drivers put hints on extra lines; an error is one line.
+        click.echo(f"error [{error.code}]: {' '.join(error.message.split())}", err=True)
     sys.exit(exit_code)
 
 
