@@ -21,6 +21,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from tenantkit._cli import main
+from tenantkit._key_format import KeyFormat
 from tests.test_cli import LEAVES
 
 # Every command that opens a database, with the arguments and options that get it as far as the URL.
@@ -95,11 +96,15 @@ def bad_urls(draw: st.DrawFn) -> tuple[str, list[str]]:
     return url, pieces
 
 
+# A well-formed key that was never issued: ``keys verify`` must ask the database about it.
+WELL_FORMED_KEY = KeyFormat().generate()
+
+
 def invoke(path: tuple[str, ...], url: str) -> Result:
     return CliRunner().invoke(
         main,
         [*arguments_for(path), "--url", url],
-        input="tk_live_x\n",
+        input=WELL_FORMED_KEY + "\n",
         env={"TENANTKIT_INVITATION_SECRET": "s" * 40},
     )
 

@@ -69,7 +69,7 @@ def upgrade(url: str, revision: str, adopt: bool, lock_timeout: float, as_json: 
 @json_option
 @handle_errors
 def downgrade(url: str, revision: str, lock_timeout: float, as_json: bool) -> None:
-    """Migrate tenantkit's tables down to REVISION; ``base`` removes them and the role type."""
+    """Migrate tenantkit's tables down to REVISION; base removes them and the role type."""
     with engine_for(url) as engine:
         result = _migrations.downgrade(engine, revision, lock_timeout=lock_timeout)
     emit(result, as_json, lambda: click.echo(_describe(result).replace("applied", "undid")))
@@ -84,7 +84,7 @@ def adopt(url: str, lock_timeout: float, as_json: bool) -> None:
     """Stamp tables that another tool created from the origin schema at revision 0001.
 
     The tables are compared with revision 0001 first; on any difference the command lists each one, exits
-    with 4 and changes nothing. ``db upgrade`` adopts by itself; this runs the step alone.
+    with 4 and changes nothing. tenantkit db upgrade adopts by itself; this runs the step alone.
     """
     with engine_for(url) as engine:
         result = _migrations.adopt(engine, lock_timeout=lock_timeout)
@@ -114,7 +114,18 @@ def current(url: str, as_json: bool) -> None:
 @json_option
 @handle_errors
 def check(url: str, as_json: bool) -> None:
-    """Exit 0 if tenantkit's tables are up to date, 1 if they need an upgrade."""
+    """Exit 0 if tenantkit's tables are up to date, 1 if they need an upgrade.
+
+    For deployment scripts and health checks: nothing is changed, and no lock is taken.
+
+    \b
+    Exit codes:
+      0  up to date
+      1  out of date (run tenantkit db upgrade)
+      2  bad usage
+      3  the database is unreachable or its URL is malformed
+      4  refused: any other tenantkit error
+    """
     with engine_for(url) as engine:
         revision = _migrations.current_revision(engine)
     head = _migrations.head_revision()
