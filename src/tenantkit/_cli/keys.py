@@ -259,8 +259,10 @@ def verify(url: str, as_json: bool, organization: str | None, scopes: tuple[str,
     key = _read_key()
     service = service_from_environment()
     with engine_for(url) as engine, Session(engine) as session:
-        # Closing the session rolls back the last-used write that a successful verification makes.
         verdict = service.verify(session, key, organization_id=organization)
+        # An operator's check is not a use: undo the last-used write a valid verification makes, before
+        # reading the metadata that would show it.
+        session.rollback()
         metadata = (
             service.get(session, verdict.organization_id, verdict.key_id, actor=HOST)
             if (verdict.valid and verdict.organization_id and verdict.key_id)
