@@ -23,7 +23,7 @@ import base64
 import binascii
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Generic, TypeVar
 
@@ -109,7 +109,7 @@ def _codec_for(column: sa.ColumnElement[Any]) -> _Codec:
     return codec
 
 
-@dataclass(frozen=True, init=False)
+@dataclass(frozen=True, init=False, eq=False)
 class Keyset:
     """The sort key of one listing: its columns (unique together), their direction, and its cursors.
 
@@ -122,7 +122,7 @@ class Keyset:
     listing: str
     columns: tuple[sa.ColumnElement[Any], ...]
     descending: bool
-    _codecs: tuple[_Codec, ...]
+    _codecs: tuple[_Codec, ...] = field(repr=False)
 
     def __init__(self, listing: str, *columns: sa.ColumnElement[Any], descending: bool = False) -> None:
         object.__setattr__(self, "listing", listing)
