@@ -52,7 +52,7 @@ def cli_names(path: tuple[str, ...]) -> set[str]:
         if isinstance(parameter, click.Option):
             names.update(parameter.opts)
         else:
-            names.add(parameter.human_readable_name)
+            names.add((parameter.name or "").upper())
     return names
 
 
@@ -75,6 +75,8 @@ class TestFlagNamesInErrors:
             (["invites", "create", "org_1", "--email", "a@acme.com", "--expires-in", "0s"], "--expires-in"),
             (["invites", "create", "org_1", "--email", "a@acme.com", "--max-uses", "2"], "--max-uses"),
             (["invites", "revoke", "org_1", "inv\x7f"], "INVITATION_ID"),
+            (["db", "upgrade", "9999"], "REVISION"),
+            (["db", "upgrade", "--revision", "9999"], "--revision"),
         ],
         ids=lambda value: " ".join(value) if isinstance(value, list) else value,
     )

@@ -41,7 +41,7 @@ def arguments_for(path: tuple[str, ...]) -> list[str]:
     """Plausible values for the positional arguments of the command at ``path``."""
     values = []
     for parameter in COMMANDS[path].params:
-        if isinstance(parameter, click.Argument):
+        if isinstance(parameter, click.Argument) and parameter.required:
             choices = getattr(parameter.type, "choices", None)
             values.append(str(choices[0]) if choices else "org_1")
     return [*path, *values, *_EXTRA_OPTIONS.get(path, [])]

@@ -321,7 +321,7 @@ class TestDefects:
         def broken_add(*args: object, **kwargs: object) -> None:
             raise RuntimeError("the membership insert failed")
 
-        monkeypatch.setattr(membership, "add", broken_add)
+        monkeypatch.setattr(membership, "_admit", broken_add)
         with pytest.raises(RuntimeError):
             accept(service, session, created, "bob", "bob@example.com")
         session.commit()

@@ -164,8 +164,9 @@ class TestUpgrade:
 
     @pytest.mark.parametrize("fresh_database", ALL, indirect=True)
     def test_connection_works_in_the_callers_transaction(self, fresh_engine: sa.Engine) -> None:
-        """Given a connection, tenantkit migrates in the caller's transaction, kept by the caller's commit."""
+        """Given a connection in a transaction, tenantkit migrates in it, kept by the caller's commit."""
         with fresh_engine.connect() as connection:
+            connection.begin()
             result = tenantkit.upgrade(connection)
             assert connection.in_transaction()
             assert tenantkit.current_revision(connection) == tenantkit.head_revision()
@@ -173,10 +174,27 @@ class TestUpgrade:
         assert result.to_revision == tenantkit.head_revision()
         assert tenantkit.is_up_to_date(fresh_engine)
 
+    @pytest.mark.parametrize("fresh_database", ALL, indirect=True)
+    def test_connection_without_a_transaction_gets_tenantkits_own_committed(
+        self, fresh_engine: sa.Engine
+    ) -> None:
+        """Given a connection with no transaction open, tenantkit commits its own and leaves none open."""
+        with fresh_engine.connect() as connection:
+            result = tenantkit.upgrade(connection)
+            assert not connection.in_transaction()
+            assert tenantkit.is_up_to_date(fresh_engine)  # seen from another connection: committed
+            assert tenantkit.current_revision(connection) == tenantkit.head_revision()
+            assert not connection.in_transaction()
+            assert tenantkit.downgrade(connection, "base").to_revision is None
+            assert not connection.in_transaction()
+        assert result.to_revision == tenantkit.head_revision()
+        assert tenantkit.current_revision(fresh_engine) is None
+
     @pytest.mark.parametrize("fresh_database", ["postgresql"], indirect=True)
     def test_connection_rollback_undoes_the_migration(self, fresh_engine: sa.Engine) -> None:
         """On PostgreSQL (transactional DDL) a caller who rolls back is left with no tenantkit schema."""
         with fresh_engine.connect() as connection:
+            connection.begin()
             tenantkit.upgrade(connection)
             connection.rollback()
         assert tenantkit.current_revision(fresh_engine) is None

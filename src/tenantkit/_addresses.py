@@ -5,7 +5,7 @@ The canonical form of an email address is ``local@domain`` where
 * the domain is lower case, without a trailing dot, in IDNA A-labels (``bücher.example`` becomes
   ``xn--bcher-kva.example``), as email-validator and the idna package produce it;
 * the local part is lower-cased. RFC 5321 lets a mail server treat ``Jo`` and ``jo`` as different
-  mailboxes, but no mainstream provider does, and the reference implementation's case-sensitive comparison
+  mailboxes, but no mainstream provider does, and the earlier implementation's case-sensitive comparison
   locked people out of invitations sent to ``Jo.Smith@...``. Provider-specific aliasing (dots or ``+tags``
   at Gmail) is *not* folded: ``jo+x@`` and ``jo@`` are different addresses, because only the provider knows
   whether they reach the same person.

@@ -14,7 +14,7 @@ import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import sqlalchemy as sa
 from argon2 import PasswordHasher
@@ -47,6 +47,7 @@ from tenantkit._hashers import (
     Pepper,
     argon2_lookup_bounds,
     argon2_matches,
+    argon2_owns,
     argon2_stored,
     build_peppers,
     digest_candidates,
@@ -55,10 +56,12 @@ from tenantkit._hashers import (
 from tenantkit._key_cache import CacheEntry, KeyCache
 from tenantkit._key_format import DEFAULT_PREFIX, DIGEST_KIND, KeyFormat
 from tenantkit._membership import MembershipService
+from tenantkit._missing_schema import raise_if_out_of_date, translate_missing_schema
 from tenantkit._pagination import DEFAULT_PAGE_SIZE, Keyset, Page, check_limit
 from tenantkit._roles import Action
 from tenantkit._tables import UTCDateTime, api_keys, new_id
 from tenantkit._validation import check_identifier, check_name
+from tenantkit._writes import NOT_NULL, confirm_written
 
 logger = logging.getLogger("tenantkit.api_keys")
 
@@ -80,7 +83,7 @@ class ApiKey(BaseModel):
         replaced_at: When this key was rotated out (it stays valid until ``expires_at``).
     """
 
-    model_config = ConfigDict(frozen=True)
+    model_config: ClassVar[ConfigDict] = ConfigDict(frozen=True)
 
     id: str
     organization_id: str
@@ -113,7 +116,7 @@ class IssuedApiKey(BaseModel):
     :meth:`reveal` to get the key, hand it to its owner, and drop it: tenantkit cannot show it again.
     """
 
-    model_config = ConfigDict(frozen=True)
+    model_config: ClassVar[ConfigDict] = ConfigDict(frozen=True)
 
     api_key: ApiKey
     _plaintext: str = PrivateAttr(default="")
@@ -147,7 +150,7 @@ class ApiKeyVerification(BaseModel):
     or ``revoked``.
     """
 
-    model_config = ConfigDict(frozen=True)
+    model_config: ClassVar[ConfigDict] = ConfigDict(frozen=True)
 
     valid: bool
     reason: InvalidReason | None = None
@@ -413,7 +416,11 @@ class _RawQuery:
             or connection.dialect._has_events
             or "schema_translate_map" in connection._execution_options
         ):
-            return connection.execute(self._statement, dict(zip(self._names, values, strict=True))).all()
+            try:
+                return connection.execute(self._statement, dict(zip(self._names, values, strict=True))).all()
+            except sa.exc.DBAPIError as error:
+                raise_if_out_of_date(connection, error)
+                raise
         arguments = plan.arguments(values)
         pooled = connection.connection
         # One reusable cursor per driver connection, kept in the pool's record of that connection (which
@@ -429,9 +436,13 @@ class _RawQuery:
             rows: Sequence[Any] = cursor.fetchall()
         except connection.dialect.loaded_dbapi.Error as error:
             pooled.info.pop(_CURSOR_KEY, None)
-            raise sa.exc.DBAPIError.instance(
+            wrapped = sa.exc.DBAPIError.instance(
                 plan.sql, arguments, error, connection.dialect.loaded_dbapi.Error
-            ) from error
+            )
+            # Only here, once the driver has failed: a never-migrated database says so, at no cost to the
+            # lookups that succeed.
+            raise_if_out_of_date(connection, wrapped)
+            raise wrapped from error
         return rows
 
 
@@ -473,6 +484,7 @@ def _row_to_key(row: Any) -> ApiKey:
     )
 
 
+@translate_missing_schema(done_inline=("verify", "authenticate"))
 class ApiKeyService:
     """Issue, list, revoke, rotate and verify an organization's API keys.
 
@@ -501,6 +513,9 @@ class ApiKeyService:
         cache_size: Entries the cache keeps at most.
     """
 
+    _before_cache_write: Callable[[], None] | None = None
+    """A test seam: called by :meth:`verify` between its lookup and its cache write, when set."""
+
     def __init__(
         self,
         *,
@@ -520,9 +535,9 @@ class ApiKeyService:
     ) -> None:
         self.membership = membership
         self.clock = clock
-        self.events = events or membership.events
+        self.events: EventDispatcher = events or membership.events
         try:
-            self.format = KeyFormat(prefix)
+            self.format: KeyFormat = KeyFormat(prefix)
         except InvalidInputError as error:
             raise ConfigurationError(f"prefix {prefix!r}: {error.reason}") from None
         self._peppers: tuple[Pepper, ...] = build_peppers(peppers, current_pepper)
@@ -683,6 +698,7 @@ class ApiKeyService:
         Raises:
             ApiKeyNotFoundError: No such key in this organization.
             PermissionDeniedError: The actor may not manage the organization's keys.
+            WriteNotAppliedError: The database did not keep the change (a trigger, rule or policy); roll back.
         """
         check_identifier(organization_id, "organization_id")
         check_identifier(key_id, "key_id")
@@ -699,8 +715,17 @@ class ApiKeyService:
             .values(revoked_at=now, updated_at=now)
         )
         self._evict(key_id)
-        key = self._load(session, organization_id, key_id)
-        if result.rowcount == 1:  # type: ignore[attr-defined]
+        changed = result.rowcount == 1  # type: ignore[attr-defined]
+        # Already revoked (rowcount 0) is fine; a revocation the database did not keep is not.
+        row = confirm_written(
+            session,
+            api_keys,
+            {"organization_id": organization_id, "id": key_id},
+            {"revoked_at": NOT_NULL},
+            missing=None if changed else ApiKeyNotFoundError(organization_id, key_id),
+        )
+        key = _row_to_key(row)
+        if changed:
             self.events.record(
                 session,
                 ApiKeyRevoked(
@@ -716,6 +741,7 @@ class ApiKeyService:
         Raises:
             ApiKeyNotFoundError: No such key in this organization.
             PermissionDeniedError: The actor may not manage the organization's keys.
+            WriteNotAppliedError: The database did not keep the change (a trigger, rule or policy); roll back.
         """
         check_identifier(organization_id, "organization_id")
         check_identifier(key_id, "key_id")
@@ -724,6 +750,7 @@ class ApiKeyService:
         result = session.execute(
             api_keys.delete().where(api_keys.c.organization_id == organization_id, api_keys.c.id == key_id)
         )
+        confirm_written(session, api_keys, {"organization_id": organization_id, "id": key_id}, None)
         if result.rowcount != 1:  # type: ignore[attr-defined]
             raise ApiKeyNotFoundError(organization_id, key_id)
         self._evict(key_id)
@@ -769,6 +796,7 @@ class ApiKeyService:
             ApiKeyNotFoundError: No such key in this organization.
             InvalidInputError: The key is revoked, expired or already rotated, or an argument is malformed.
             PermissionDeniedError: The actor may not manage the organization's keys.
+            WriteNotAppliedError: The database did not keep the change (a trigger, rule or policy); roll back.
         """
         check_identifier(organization_id, "organization_id")
         check_identifier(key_id, "key_id")
@@ -803,6 +831,12 @@ class ApiKeyService:
         if result.rowcount != 1:  # type: ignore[attr-defined]
             # A concurrent rotation or revocation won the race.
             raise InvalidInputError("key_id", "the key was rotated or revoked meanwhile")
+        confirm_written(
+            session,
+            api_keys,
+            {"organization_id": organization_id, "id": key_id},
+            {"replaced_at": now, "expires_at": valid_until, "revoked_at": None},
+        )
         self._evict(key_id)
         issued = self._insert(
             session,
@@ -869,10 +903,16 @@ class ApiKeyService:
             candidates = ()
             cache_key = sha256_digest(key)
         cache = self._cache
+        ticket = 0
         if cache is not None:
             entry = cache.get(cache_key, now)
             if entry is not None:
                 return self._answer_cached(session, entry, now, organization_id)
+            # Taken before the lookup, so that a revocation committed while this verification runs keeps
+            # its result out of the cache. A transaction already under way may read a snapshot older than
+            # any ticket (REPEATABLE READ, SQLite's read transactions): its result may only be cached for a
+            # key this cache knows no eviction of.
+            ticket = cache.earliest_ticket() if session.in_transaction() else cache.ticket()
         connection = session.connection() if isinstance(session, Session) else session
         if lookup_id is None:
             plan = self._lookup.plan(connection.dialect)
@@ -894,22 +934,28 @@ class ApiKeyService:
             plan = _RAW_BY_ARGON2_ID.plan(connection.dialect)
             low, high = argon2_lookup_bounds(lookup_id)
             rows = _RAW_BY_ARGON2_ID.fetch(connection, plan, (low, high))
-            row = next(
-                (found for found in rows if argon2_matches(self._argon2, found[7], lookup_id, key)), None
-            )
+            row = None
+            for found in rows:
+                if not argon2_owns(found[7], lookup_id):
+                    continue
+                # The lookup id is not secret: a row that would be refused whatever the secret (revoked,
+                # expired, another organization's) is refused as it stands, without paying for the hash.
+                found_expiry = found[4] if found[4] is None else plan.processors[4](found[4])
+                if _refusal(found[1], found[5], found_expiry, now, organization_id) is not None or (
+                    argon2_matches(self._argon2, found[7], lookup_id, key)
+                ):
+                    row = found
+                    break
             matched = 0
         if row is None:
             return _UNKNOWN
         key_id, org, name, scopes, expires_at, revoked_at, last_used_at, stored = row
-        if organization_id is not None and org != organization_id:
-            return _UNKNOWN
-        if revoked_at is not None:
-            return _REVOKED
         processors = plan.processors
         if expires_at is not None:
             expires_at = processors[4](expires_at)
-            if now >= expires_at:
-                return _EXPIRED
+        refusal = _refusal(org, revoked_at, expires_at, now, organization_id)
+        if refusal is not None:
+            return refusal
         if matched > 0:
             connection.execute(_REHASH, {"key_id": key_id, "old_digest": stored, "new_digest": candidates[0]})
         if self.track_last_used:
@@ -924,7 +970,11 @@ class ApiKeyService:
                 last_used_at = now
         result = self._valid_result(key_id, org, name, processors[3](scopes), expires_at)
         if cache is not None and self.cache_ttl is not None:
-            cache.put(cache_key, CacheEntry(result, key_id, now + self.cache_ttl, last_used_at))
+            if self._before_cache_write is not None:
+                self._before_cache_write()
+            cache.put(
+                cache_key, CacheEntry(result, key_id, now + self.cache_ttl, last_used_at), ticket=ticket
+            )
         return result
 
     def verify_cached(self, key: object, *, organization_id: str | None = None) -> ApiKeyVerification | None:
@@ -1133,6 +1183,23 @@ def _evicting_listener(cache_ref: weakref.ref[KeyCache[ApiKeyVerification]]) -> 
             cache.evict(event.key_id)
 
     return on_committed
+
+
+def _refusal(
+    org: str, revoked_at: object, expires_at: datetime | None, now: datetime, organization_id: str | None
+) -> ApiKeyVerification | None:
+    """The refusal at ``now`` of a key of ``org`` with this revocation and expiry, or ``None`` if it verifies.
+
+    Any presented secret gets this answer: a key of another organization is ``unknown`` (never revealing
+    that it exists), then a revoked key ``revoked``, then an expired one ``expired``.
+    """
+    if organization_id is not None and org != organization_id:
+        return _UNKNOWN
+    if revoked_at is not None:
+        return _REVOKED
+    if expires_at is not None and now >= expires_at:
+        return _EXPIRED
+    return None
 
 
 def _same_digest(stored: object, candidate: str) -> bool:

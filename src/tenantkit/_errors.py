@@ -12,7 +12,9 @@ stable ``code`` (adapters map codes to HTTP statuses without parsing messages) a
     │   ├── DatabaseUnavailableError               code "database_unavailable"
     │   ├── MigrationLockTimeoutError              code "migration_lock_timeout"
     │   ├── SchemaConflictError                    code "schema_conflict"
-    │   └── SchemaOutOfDateError                   code "schema_out_of_date"
+    │   │   └── TableLogicError                    code "table_logic"
+    │   ├── SchemaOutOfDateError                   code "schema_out_of_date"
+    │   └── WriteNotAppliedError                   code "write_not_applied"
     ├── AuthorizationError
     │   ├── PermissionDeniedError                  code "permission_denied"
     │   ├── RoleEscalationError                    code "role_escalation"
@@ -148,12 +150,34 @@ class SchemaConflictError(DatabaseError):
     code = "schema_conflict"
 
     def __init__(self, conflicts: Sequence[str]) -> None:
-        self.conflicts = tuple(conflicts)
+        self.conflicts: tuple[str, ...] = tuple(conflicts)
         listing = "; ".join(self.conflicts)
         super().__init__(f"the database has tables that conflict with tenantkit's: {listing}")
 
     def details(self) -> dict[str, object]:
         return {"conflicts": list(self.conflicts)}
+
+
+class TableLogicError(SchemaConflictError):
+    """Tables to adopt carry triggers, rules or row-level-security policies; nothing was changed.
+
+    Such logic can rewrite or swallow tenantkit's writes (a trigger that undoes ``revoked_at`` makes a
+    revoked key verify again), so adoption refuses it unless told to accept it (``allow_table_logic``).
+
+    Attributes:
+        conflicts: One line per trigger, rule, policy or row-level-security switch found, naming its table.
+    """
+
+    code = "table_logic"
+
+    def __init__(self, found: Sequence[str]) -> None:
+        super().__init__(found)
+        listing = "; ".join(self.conflicts)
+        self.message = (
+            f"the tables to adopt carry logic that can rewrite tenantkit's writes: {listing}; "
+            "remove it, or adopt with allow_table_logic=True (--allow-table-logic) if you vouch for it"
+        )
+        self.args = (self.message,)
 
 
 class SchemaOutOfDateError(DatabaseError):
@@ -171,6 +195,38 @@ class SchemaOutOfDateError(DatabaseError):
 
     def details(self) -> dict[str, object]:
         return {"current": self.current, "head": self.head}
+
+
+class WriteNotAppliedError(DatabaseError):
+    """The database did not keep a security-relevant change that tenantkit had just written.
+
+    Read back in the same transaction, the row did not hold what was written: a trigger, rule or
+    row-level-security policy rewrote or swallowed the write. Roll the transaction back; it must not commit.
+
+    Attributes:
+        table: The table written to.
+        row: The values that identify the row (its organization and its id or user id).
+        columns: The columns that do not hold what was written; empty when the row itself is missing (or,
+            for a removal, still there).
+        problem: What the read-back found, in words.
+    """
+
+    code = "write_not_applied"
+
+    def __init__(self, table: str, row: dict[str, str], columns: Sequence[str], problem: str) -> None:
+        identity = ", ".join(f"{name}={value!r}" for name, value in row.items())
+        super().__init__(
+            f"the database did not keep tenantkit's change to {table} ({identity}): {problem}. A trigger, "
+            "rule or row-level-security policy on the table may be rewriting writes; roll the transaction "
+            "back"
+        )
+        self.table = table
+        self.row = dict(row)
+        self.columns = tuple(columns)
+        self.problem = problem
+
+    def details(self) -> dict[str, object]:
+        return {"table": self.table, "row": dict(self.row), "columns": list(self.columns)}
 
 
 class AuthorizationError(TenantKitError):
@@ -368,7 +424,7 @@ class MissingScopeError(ApiKeyError):
     code = "missing_scope"
 
     def __init__(self, missing: Sequence[str]) -> None:
-        self.missing = tuple(sorted(missing))
+        self.missing: tuple[str, ...] = tuple(sorted(missing))
         super().__init__(f"the API key lacks the scope(s): {', '.join(self.missing)}")
 
     def details(self) -> dict[str, object]:
@@ -491,3 +547,11 @@ class InviterNoLongerAllowedError(InvitationError):
 
     def details(self) -> dict[str, object]:
         return {"inviter_id": self.inviter_id, "role": self.role.value, "reason": self.reason}
+
+
+class TableLogicWarning(UserWarning):
+    """Adoption accepted tables that carry triggers, rules or row-level-security policies, as it was told to.
+
+    The message lists each one. tenantkit's security writes still read their rows back and raise
+    :class:`WriteNotAppliedError` should such logic undo one of them.
+    """

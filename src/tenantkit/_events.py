@@ -11,7 +11,7 @@ import logging
 import threading
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict, SecretStr
 from sqlalchemy import event as sa_event
@@ -25,7 +25,7 @@ logger = logging.getLogger("tenantkit.events")
 class Event(BaseModel):
     """Base of every event. ``actor_id`` is the acting user, or ``None`` when the host acted."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config: ClassVar[ConfigDict] = ConfigDict(frozen=True)
 
     organization_id: str
     actor_id: str | None

@@ -102,13 +102,19 @@ def argon2_lookup_bounds(lookup_id: str) -> tuple[str, str]:
     return f"argon2id${lookup_id}$", f"argon2id${lookup_id}%"
 
 
+def argon2_owns(stored: object, lookup_id: str) -> bool:
+    """Whether ``stored`` is an argon2id hash filed under exactly ``lookup_id``: cheap, no hash computed."""
+    head = f"argon2id${lookup_id}"
+    # Exact, case-sensitive check: a case-insensitive collation may return a row whose id differs in case
+    # (or in accents: compare_digest takes ASCII text only).
+    return isinstance(stored, str) and stored.isascii() and hmac.compare_digest(stored[: len(head)], head)
+
+
 def argon2_matches(hasher: PasswordHasher, stored: str, lookup_id: str, key: str) -> bool:
     """Whether ``stored`` belongs to ``lookup_id`` and its argon2id hash verifies ``key``."""
-    head = f"argon2id${lookup_id}"
-    # Exact, case-sensitive check: a case-insensitive collation may return a row whose id differs in case.
-    if not hmac.compare_digest(stored[: len(head)], head):
+    if not argon2_owns(stored, lookup_id):
         return False
     try:
-        return hasher.verify(stored[len(head) :], key)
+        return hasher.verify(stored[len(f"argon2id${lookup_id}") :], key)
     except (VerificationError, InvalidHashError):
         return False

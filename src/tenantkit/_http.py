@@ -9,7 +9,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
@@ -61,7 +61,7 @@ _STATUS_BY_CLASS: tuple[tuple[type[TenantKitError], int], ...] = (
 class ErrorDetail(BaseModel):
     """The body of every error response: a stable ``code``, a ``message``, and the error's data."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config: ClassVar[ConfigDict] = ConfigDict(extra="allow")
 
     code: str
     message: str
@@ -139,7 +139,7 @@ class Principal(BaseModel):
     people itself. ``email`` and ``email_verified`` matter only for accepting invitations.
     """
 
-    model_config = ConfigDict(frozen=True)
+    model_config: ClassVar[ConfigDict] = ConfigDict(frozen=True)
 
     user_id: str
     email: str | None = None
@@ -152,7 +152,7 @@ class Authorization(BaseModel):
     ``role`` is ``None`` only when the host itself acted (``tenantkit.HOST``).
     """
 
-    model_config = ConfigDict(frozen=True)
+    model_config: ClassVar[ConfigDict] = ConfigDict(frozen=True)
 
     organization_id: str
     user_id: str
@@ -171,7 +171,7 @@ def as_principal(value: Principal | str) -> Principal:
 class ChangeRoleRequest(BaseModel):
     """Body of "change a member's role"."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config: ClassVar[ConfigDict] = ConfigDict(extra="forbid")
 
     role: Role
 
@@ -179,7 +179,7 @@ class ChangeRoleRequest(BaseModel):
 class TransferOwnershipRequest(BaseModel):
     """Body of "transfer ownership": the new owner, and the role the current owner steps down to."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config: ClassVar[ConfigDict] = ConfigDict(extra="forbid")
 
     to_user_id: str = Field(min_length=1, max_length=MAX_IDENTIFIER_LENGTH)
     demote_to: Role = Role.ADMIN
@@ -188,7 +188,7 @@ class TransferOwnershipRequest(BaseModel):
 class IssueApiKeyRequest(BaseModel):
     """Body of "issue an API key"."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config: ClassVar[ConfigDict] = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=200)
     scopes: list[str] = Field(default_factory=list, max_length=100)
@@ -198,7 +198,7 @@ class IssueApiKeyRequest(BaseModel):
 class RotateApiKeyRequest(BaseModel):
     """Body of "rotate an API key": how long the old key keeps working, at most."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config: ClassVar[ConfigDict] = ConfigDict(extra="forbid")
 
     grace_seconds: int | None = Field(default=None, ge=0, le=30 * 24 * 3600)
 
@@ -213,7 +213,7 @@ class IssuedApiKeyResponse(BaseModel):
 class CreateInvitationRequest(BaseModel):
     """Body of "invite": either an ``email``, or ``allowed_domains`` for a shareable link."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config: ClassVar[ConfigDict] = ConfigDict(extra="forbid")
 
     email: str | None = Field(default=None, max_length=MAX_IDENTIFIER_LENGTH)
     allowed_domains: list[str] | None = Field(default=None, min_length=1, max_length=50)
@@ -233,7 +233,7 @@ class CreatedInvitationResponse(BaseModel):
 class TokenRequest(BaseModel):
     """Body of "preview" and "accept": the invitation token (sent in the body so it stays out of logs)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config: ClassVar[ConfigDict] = ConfigDict(extra="forbid")
 
     token: str = Field(min_length=1, max_length=4096)
 

@@ -1,6 +1,7 @@
 """Invitations: by email (one person) or by a domain-restricted link, single-use or counted, unforgeable.
 
-How each defect of the reference implementation is made impossible:
+How each defect of the earlier implementation's invitation flow (the application whose
+``0001_closed_shaman`` migration created these tables) is made impossible:
 
 * *An ADMIN invited someone (or themself) as OWNER*: creation requires ``members:invite`` and
   :meth:`MembershipService.check_grant`; acceptance re-checks that the inviter still may grant the role.
@@ -14,7 +15,7 @@ How each defect of the reference implementation is made impossible:
 * *Tokens stored and listed in plaintext*: the ``token`` column holds ``sha256:`` of the token's secret;
   listings never carry it; events carry the accept URL as a ``SecretStr``.
 * *An expired invitation blocked a new one*: a new invitation for an address replaces the open one, and
-  finished invitations no longer occupy the origin's unique (organization_id, email) index.
+  finished invitations no longer occupy revision 0001's unique (organization_id, email) index.
 * *Acceptance was not atomic*: consumption and membership happen in one savepoint.
 """
 
@@ -23,13 +24,13 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from sqlalchemy.orm import Session
 
-from tenantkit._actor import HOST, Actor, as_actor
+from tenantkit._actor import Actor, as_actor
 from tenantkit._addresses import (
     PUBLIC_EMAIL_DOMAINS,
     domain_allowed,
@@ -62,11 +63,13 @@ from tenantkit._events import (
     InvitationRevoked,
 )
 from tenantkit._membership import MembershipService
+from tenantkit._missing_schema import translate_missing_schema
 from tenantkit._pagination import DEFAULT_PAGE_SIZE, Keyset, Page, check_limit
 from tenantkit._roles import Action, Role
 from tenantkit._tables import invitation_acceptances, invitations, new_id
 from tenantkit._tokens import TokenCodec, TokenContents, digest_matches
 from tenantkit._validation import check_identifier
+from tenantkit._writes import confirm_written
 
 MAX_USES_LIMIT = 1_000_000
 """The largest ``max_uses`` a link invitation may have."""
@@ -94,7 +97,7 @@ class Invitation(BaseModel):
     ``invited_by`` is ``None`` when the host application invited.
     """
 
-    model_config = ConfigDict(frozen=True)
+    model_config: ClassVar[ConfigDict] = ConfigDict(frozen=True)
 
     id: str
     organization_id: str
@@ -122,7 +125,7 @@ class CreatedInvitation(BaseModel):
     call ``.get_secret_value()`` to deliver them.
     """
 
-    model_config = ConfigDict(frozen=True)
+    model_config: ClassVar[ConfigDict] = ConfigDict(frozen=True)
 
     invitation: Invitation
     token: SecretStr
@@ -132,7 +135,7 @@ class CreatedInvitation(BaseModel):
 class InvitationPreview(BaseModel):
     """What a "you have been invited" page shows, read by token without consuming the invitation."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config: ClassVar[ConfigDict] = ConfigDict(frozen=True)
 
     invitation_id: str
     organization_id: str
@@ -152,7 +155,7 @@ class AcceptedInvitation(BaseModel):
     they keep, and the invitation was not consumed.
     """
 
-    model_config = ConfigDict(frozen=True)
+    model_config: ClassVar[ConfigDict] = ConfigDict(frozen=True)
 
     invitation_id: str
     organization_id: str
@@ -235,6 +238,7 @@ def _check_ttl(value: object, field: str) -> timedelta:
     return value
 
 
+@translate_missing_schema()
 class InvitationService:
     """Create, deliver (through the host), preview, accept and manage invitations.
 
@@ -276,16 +280,16 @@ class InvitationService:
     ) -> None:
         self.membership = membership
         self.clock = clock
-        self.events = events or membership.events
-        self.default_ttl = _check_ttl(default_ttl, "default_ttl")
-        self.max_ttl = _check_ttl(max_ttl, "max_ttl")
+        self.events: EventDispatcher = events or membership.events
+        self.default_ttl: timedelta = _check_ttl(default_ttl, "default_ttl")
+        self.max_ttl: timedelta = _check_ttl(max_ttl, "max_ttl")
         if self.default_ttl > self.max_ttl:
             raise ConfigurationError("default_ttl must not exceed max_ttl")
         if accept_url_template is not None and "{token}" not in accept_url_template:
             raise ConfigurationError("accept_url_template must contain {token}")
         self.accept_url_template = accept_url_template
         try:
-            self.public_email_domains = normalize_public_domains(public_email_domains)
+            self.public_email_domains: frozenset[str] = normalize_public_domains(public_email_domains)
         except InvalidInputError as error:
             raise ConfigurationError(f"public_email_domains: {error.reason}") from None
         self.allow_public_domains = allow_public_domains
@@ -570,6 +574,7 @@ class InvitationService:
             EmailMismatchError: An email invitation was sent to a different address.
             DomainNotAllowedError: The address's domain is not allowed by the link.
             InviterNoLongerAllowedError: The inviter left, or may no longer grant the role.
+            WriteNotAppliedError: The database did not keep the change (a trigger, rule or policy); roll back.
         """
         check_identifier(user_id, "user_id")
         address = normalize_email(email)
@@ -618,7 +623,8 @@ class InvitationService:
                     },
                 )
                 try:
-                    self.membership.add(session, organization_id, user_id, role, actor=HOST)
+                    # The joining user acts (the invitation is its authority), so events name them.
+                    self.membership._admit(session, organization_id, user_id, role, Actor.user(user_id))
                 except AlreadyMemberError as error:
                     raise _AlreadyMember(error.role) from None
                 self.events.record(
@@ -661,6 +667,13 @@ class InvitationService:
         if consumed.rowcount != 1:
             # Unreachable while the row lock holds; kept so a missing lock can never double-spend.
             raise InvitationExhaustedError(row.max_uses or 1)
+        # A use that is not counted would let a link admit people beyond its max_uses.
+        confirm_written(
+            session,
+            invitations,
+            {"organization_id": row.organization_id, "id": row.id},
+            {"use_count": row.use_count + 1, "status": new_status.value},
+        )
 
     def _check_inviter(self, session: Session, organization_id: str, inviter: str | None, role: Role) -> None:
         if inviter is None:
@@ -748,6 +761,7 @@ class InvitationService:
             PermissionDeniedError: The actor may not manage invitations.
             InvitationNotFoundError: No such invitation in this organization.
             InvitationNotPendingError: It was already accepted, revoked or replaced.
+            WriteNotAppliedError: The database did not keep the change (a trigger, rule or policy); roll back.
         """
         check_identifier(invitation_id, "invitation_id")
         acting = as_actor(actor)
@@ -762,6 +776,12 @@ class InvitationService:
             ),
             {"b_organization_id": organization_id, "b_invitation_id": invitation_id},
         )
+        revoked = confirm_written(
+            session,
+            invitations,
+            {"organization_id": organization_id, "id": invitation_id},
+            {"status": InvitationStatus.REVOKED.value, "revoked_at": now},
+        )
         self.events.record(
             session,
             InvitationRevoked(
@@ -771,7 +791,7 @@ class InvitationService:
                 invitation_id=invitation_id,
             ),
         )
-        return _invitation(self._row(session, organization_id, invitation_id), now)
+        return _invitation(revoked, now)
 
     def resend(
         self,
@@ -800,6 +820,7 @@ class InvitationService:
             RoleEscalationError: The invitation's role is above the actor's own.
             InvitationNotFoundError: No such invitation in this organization.
             InvitationNotPendingError: It was already accepted, revoked, replaced or used up.
+            WriteNotAppliedError: The database did not keep the change (a trigger, rule or policy); roll back.
         """
         check_identifier(invitation_id, "invitation_id")
         lifetime = self._lifetime(expires_in)
@@ -818,7 +839,14 @@ class InvitationService:
             ),
             {"b_organization_id": organization_id, "b_invitation_id": invitation_id},
         )
-        invitation = _invitation(self._row(session, organization_id, invitation_id), now)
+        # The old token dies only if its digest is really gone from the row.
+        resent = confirm_written(
+            session,
+            invitations,
+            {"organization_id": organization_id, "id": invitation_id},
+            {"token": token_digest},
+        )
+        invitation = _invitation(resent, now)
         accept_url = self._accept_url(token)
         self.events.record(
             session,

@@ -3,6 +3,14 @@
 Entries are keyed by the key's digest, never by its plaintext. The cache only spares the database lookup:
 expiry is checked by the service on every hit, and revoking, rotating or deleting a key in this process
 evicts it at once. Other processes learn of a revocation when their entry's time to live runs out.
+
+An eviction must also win against a lookup already under way: a verification that read the key's row just
+before a revocation committed would otherwise put its stale "valid" into the cache just after the eviction,
+where it would stay for the whole time to live. So a writer takes a :meth:`KeyCache.ticket` before it reads
+what it will cache, and :meth:`KeyCache.put` refuses the value if the key was evicted (or the cache cleared)
+since that ticket: every eviction advances a generation and leaves a tombstone, the key's id with that
+generation. Tombstones are bounded like the entries; forgetting the oldest raises the floor below which every
+ticket is refused, so a forgotten eviction can never let a stale value in — at worst it costs a lookup.
 """
 
 from __future__ import annotations
@@ -27,10 +35,11 @@ class CacheEntry(Generic[V]):
 
 
 class KeyCache(Generic[V]):
-    """A thread-safe LRU cache with a time to live, evictable by key id.
+    """A thread-safe LRU cache with a time to live, evictable by key id, that no eviction can lose a race to.
 
     Args:
-        max_size: Entries kept at most; the least recently used is dropped first.
+        max_size: Entries kept at most; the least recently used is dropped first. As many tombstones of
+            evicted keys are kept, the oldest forgotten first.
     """
 
     def __init__(self, max_size: int) -> None:
@@ -38,6 +47,27 @@ class KeyCache(Generic[V]):
         self._entries: OrderedDict[str, CacheEntry[V]] = OrderedDict()
         self._digests_by_id: dict[str, set[str]] = {}
         self._lock = threading.Lock()
+        # Advanced by every eviction and clear; a ticket is its value when a writer's read began.
+        self._generation = 0
+        # Key id -> the generation of its latest eviction, oldest first.
+        self._tombstones: OrderedDict[str, int] = OrderedDict()
+        # Tickets below this are refused: the cache was cleared, or a tombstone they may predate is gone.
+        self._floor = 0
+
+    def ticket(self) -> int:
+        """Take this before reading the value to :meth:`put`: it dates the read against evictions.
+
+        Read without the lock on purpose: an eviction advances the generation under the lock, so a read
+        racing it sees the old value at worst, and an older ticket only makes :meth:`put` stricter.
+        """
+        return self._generation
+
+    def earliest_ticket(self) -> int:
+        """A ticket for a read that may reflect any earlier state (a transaction's snapshot taken before).
+
+        :meth:`put` accepts it only for a key this cache remembers no eviction of, and no clear since.
+        """
+        return self._floor
 
     def get(self, digest: str, now: datetime) -> CacheEntry[V] | None:
         """The live entry for ``digest``, or ``None`` (a stale one is dropped)."""
@@ -51,25 +81,48 @@ class KeyCache(Generic[V]):
             self._entries.move_to_end(digest)
             return entry
 
-    def put(self, digest: str, entry: CacheEntry[V]) -> None:
-        """Keep ``entry`` under ``digest``, dropping the least recently used entries beyond the bound."""
+    def put(self, digest: str, entry: CacheEntry[V], *, ticket: int) -> bool:
+        """Keep ``entry`` under ``digest``, unless its key was evicted or the cache cleared since ``ticket``.
+
+        The least recently used entries beyond the bound are dropped.
+
+        Args:
+            digest: The cache key.
+            entry: The value, read after ``ticket`` was taken.
+            ticket: What :meth:`ticket` (or :meth:`earliest_ticket`) returned before the value was read.
+
+        Returns:
+            Whether the entry was kept; a refused one is simply not cached (the next lookup reads afresh).
+        """
         with self._lock:
+            if ticket < self._floor or self._tombstones.get(entry.key_id, ticket) > ticket:
+                return False
             if digest in self._entries:
                 self._drop(digest)
             self._entries[digest] = entry
             self._digests_by_id.setdefault(entry.key_id, set()).add(digest)
             while len(self._entries) > self.max_size:
                 self._drop(next(iter(self._entries)))
+            return True
 
     def evict(self, key_id: str) -> None:
-        """Forget every entry of the key ``key_id``."""
+        """Forget every entry of the key ``key_id``, and refuse it from any read that began before now."""
         with self._lock:
+            self._generation += 1
+            tombstones = self._tombstones
+            tombstones[key_id] = self._generation
+            tombstones.move_to_end(key_id)
+            if len(tombstones) > self.max_size:
+                _, self._floor = tombstones.popitem(last=False)
             for digest in list(self._digests_by_id.get(key_id, ())):
                 self._drop(digest)
 
     def clear(self) -> None:
-        """Forget everything."""
+        """Forget everything, and refuse whatever any read that began before now would put."""
         with self._lock:
+            self._generation += 1
+            self._floor = self._generation
+            self._tombstones.clear()
             self._entries.clear()
             self._digests_by_id.clear()
 

@@ -111,7 +111,7 @@ class KeyFormat:
     __slots__ = ("_argon2_length", "_digest_length", "_prefix_length", "prefix")
 
     def __init__(self, prefix: str = DEFAULT_PREFIX) -> None:
-        self.prefix = check_prefix(prefix)
+        self.prefix: str = check_prefix(prefix)
         self._prefix_length = len(prefix)
         self._digest_length = self._prefix_length + SECRET_LENGTH + CHECKSUM_LENGTH
         self._argon2_length = self._digest_length + LOOKUP_ID_LENGTH

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict
@@ -38,16 +38,18 @@ from tenantkit._events import (
     MemberRoleChanged,
     OwnershipTransferred,
 )
+from tenantkit._missing_schema import raise_if_out_of_date, translate_missing_schema
 from tenantkit._pagination import DEFAULT_PAGE_SIZE, Keyset, Page, check_limit
 from tenantkit._roles import Action, Permissions, Role
 from tenantkit._tables import new_id, team_members
 from tenantkit._validation import check_identifier
+from tenantkit._writes import confirm_written
 
 
 class Member(BaseModel):
     """A user's membership of an organization."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config: ClassVar[ConfigDict] = ConfigDict(frozen=True)
 
     id: str
     organization_id: str
@@ -192,6 +194,7 @@ class _FastRoleQuery:
             raise AssertionError("unexpected bind order in the role query")
 
 
+@translate_missing_schema(done_inline=("get_role", "authorize"))
 class MembershipService:
     """Membership of organizations, bounded by roles.
 
@@ -211,9 +214,9 @@ class MembershipService:
         clock: Clock = system_clock,
         events: EventDispatcher | None = None,
     ) -> None:
-        self.permissions = permissions or Permissions()
+        self.permissions: Permissions = permissions or Permissions()
         self.clock = clock
-        self.events = events or EventDispatcher()
+        self.events: EventDispatcher = events or EventDispatcher()
         self._fast: dict[Dialect, _FastRoleQuery] = {}
 
     # -- permissions -----------------------------------------------------------------------------------
@@ -285,9 +288,13 @@ class MembershipService:
             or connection.dialect._has_events
             or "schema_translate_map" in connection._execution_options
         ):
-            value = connection.execute(
-                _ROLE_OF, {"organization_id": organization_id, "user_id": user_id}
-            ).scalar()
+            try:
+                value = connection.execute(
+                    _ROLE_OF, {"organization_id": organization_id, "user_id": user_id}
+                ).scalar()
+            except sa.exc.DBAPIError as error:
+                raise_if_out_of_date(session, error)
+                raise
             return None if value is None else _ROLE_BY_VALUE[value]
         dialect = connection.dialect
         fast = self._fast.get(dialect)
@@ -303,9 +310,11 @@ class MembershipService:
             cursor.execute(fast.sql, parameters)
             row = cursor.fetchone()
         except dialect.loaded_dbapi.Error as error:
-            raise sa.exc.DBAPIError.instance(
+            wrapped = sa.exc.DBAPIError.instance(
                 fast.sql, parameters, error, dialect.loaded_dbapi.Error, dialect=dialect
-            ) from error
+            )
+            raise_if_out_of_date(session, wrapped)
+            raise wrapped from error
         finally:
             cursor.close()
         return None if row is None else _ROLE_BY_VALUE[row[0]]
@@ -501,6 +510,17 @@ class MembershipService:
         with _typed_concurrency_errors(organization_id):
             actor_role = self.authorize(session, organization_id, acting, Action.INVITE_MEMBERS)
             self.check_grant(actor_role, wanted)
+            return self._admit(session, organization_id, user_id, wanted, acting)
+
+    def _admit(
+        self, session: Session, organization_id: str, user_id: str, wanted: Role, acting: Actor
+    ) -> Member:
+        """Insert the membership and record ``MemberAdded`` with ``acting`` as its actor; no permission check.
+
+        :meth:`add` calls it once the actor is authorized; an accepted invitation calls it with the joining
+        user as the actor, the invitation having been the authority (the audit trail names who acted).
+        """
+        with _typed_concurrency_errors(organization_id):
             existing = self.get_role(session, organization_id, user_id)
             if existing is not None:
                 raise AlreadyMemberError(organization_id, user_id, existing)
@@ -573,6 +593,7 @@ class MembershipService:
             RoleEscalationError: The actor may not grant ``role``.
             LastOwnerError: ``user_id`` is the organization's last OWNER and ``role`` is not OWNER.
             ConcurrentUpdateError: A concurrent transaction deadlocked with this one; retry.
+            WriteNotAppliedError: The database did not keep the change (a trigger, rule or policy); roll back.
         """
         check_identifier(organization_id, "organization_id")
         check_identifier(user_id, "user_id")
@@ -608,6 +629,9 @@ class MembershipService:
     @staticmethod
     def _set_role(session: Session, organization_id: str, user_id: str, role: Role, now: datetime) -> None:
         session.execute(_SET_ROLE, {"org": organization_id, "uid": user_id, "new_role": role, "now": now})
+        confirm_written(
+            session, team_members, {"organization_id": organization_id, "user_id": user_id}, {"role": role}
+        )
 
     def remove(self, session: Session, organization_id: str, user_id: str, *, actor: Actor | str) -> Member:
         """Remove member ``user_id`` from the organization.
@@ -631,6 +655,7 @@ class MembershipService:
             PermissionDeniedError: The actor may not remove members, or not this one.
             LastOwnerError: ``user_id`` is the organization's last OWNER.
             ConcurrentUpdateError: A concurrent transaction deadlocked with this one; retry.
+            WriteNotAppliedError: The database did not keep the change (a trigger, rule or policy); roll back.
         """
         check_identifier(organization_id, "organization_id")
         check_identifier(user_id, "user_id")
@@ -665,6 +690,7 @@ class MembershipService:
             MemberNotFoundError: The actor is not a member.
             LastOwnerError: The actor is the organization's last OWNER.
             ConcurrentUpdateError: A concurrent transaction deadlocked with this one; retry.
+            WriteNotAppliedError: The database did not keep the change (a trigger, rule or policy); roll back.
         """
         check_identifier(organization_id, "organization_id")
         acting = as_actor(actor)
@@ -684,6 +710,12 @@ class MembershipService:
         if target.role is Role.OWNER and len(locked.owners) < 2:
             raise LastOwnerError(target.organization_id, target.user_id)
         session.execute(_DELETE, {"org": target.organization_id, "uid": target.user_id})
+        confirm_written(
+            session,
+            team_members,
+            {"organization_id": target.organization_id, "user_id": target.user_id},
+            None,
+        )
         self.events.record(
             session,
             MemberRemoved(
@@ -729,6 +761,7 @@ class MembershipService:
             MemberNotFoundError: ``to_user_id`` (or ``from_user_id``) is not a member.
             PermissionDeniedError: The handing-over member is not an OWNER.
             ConcurrentUpdateError: A concurrent transaction deadlocked with this one; retry.
+            WriteNotAppliedError: The database did not keep the change (a trigger, rule or policy); roll back.
         """
         check_identifier(organization_id, "organization_id")
         check_identifier(to_user_id, "to_user_id")

@@ -1,10 +1,13 @@
 """Run tenantkit's embedded Alembic migrations against a host's database.
 
 Each function takes a database as an :class:`~sqlalchemy.engine.Engine`, a
-:class:`~sqlalchemy.engine.Connection` or a URL. Given an engine or URL, tenantkit opens its own connection,
-takes the migration lock, runs the migration in one transaction, commits, releases the lock and closes the
-connection. Given a connection, the work happens in the caller's transaction and **the caller commits**
-(on PostgreSQL the lock is a transaction-level advisory lock, held until that commit).
+:class:`~sqlalchemy.engine.Connection` or a URL, or as an :class:`~sqlalchemy.ext.asyncio.AsyncEngine` or
+:class:`~sqlalchemy.ext.asyncio.AsyncConnection` (then it returns an awaitable). Given an engine or URL,
+tenantkit opens its own connection, takes the migration lock, runs the migration in one transaction, commits,
+releases the lock and closes the connection. Given a connection, tenantkit leaves its transaction state as
+it found it: with no transaction open, it begins one on that connection, migrates and commits, as with an
+engine; with a transaction open, the work happens in that transaction and **the caller commits** (on
+PostgreSQL the lock is then a transaction-level advisory lock, held until that commit).
 
 Upgrades and downgrades are serialized by a database lock so that several app instances starting at once
 migrate exactly once: the instance that gets the lock first migrates, the others wait, then re-read the
@@ -18,9 +21,11 @@ import hashlib
 import io
 import re
 import sqlite3
-from collections.abc import Iterator
+import sys
+import warnings
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar, TypeAlias, TypeVar, overload
 
 import sqlalchemy as sa
 from alembic import command
@@ -34,21 +39,33 @@ from sqlalchemy.engine import URL, Connection, Engine
 
 from tenantkit._database_url import create_engine_from_url
 from tenantkit._errors import (
+    ConfigurationError,
     DatabaseUnavailableError,
     InvalidInputError,
     MigrationLockTimeoutError,
     SchemaConflictError,
     SchemaOutOfDateError,
+    TableLogicError,
+    TableLogicWarning,
 )
 from tenantkit._tables import VERSION_TABLE
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+    from typing_extensions import TypeIs
 
 Database = Engine | Connection | str | URL
 """What the migration functions accept: an engine, a connection, or a database URL."""
 
+AsyncDatabase: TypeAlias = "AsyncEngine | AsyncConnection"
+"""What the migration functions also accept, returning an awaitable: an async engine or connection."""
+
+T = TypeVar("T")
+
 _SCRIPT_LOCATION = "tenantkit:migrations"
 
 ORIGIN_REVISION = "0001"
-"""The revision that reproduces the origin document; an adopted database is stamped at it."""
+"""The revision that reproduces the ``0001_closed_shaman`` schema; an adopted database is stamped at it."""
 
 LOCK_NAME = "tenantkit_migrations"
 """Prefix of the MySQL/MariaDB ``GET_LOCK`` name that serializes migrations (see :func:`mysql_lock_name`)."""
@@ -78,7 +95,7 @@ class MigrationResult(BaseModel):
         adopted: Whether tables created by another tool were recognized and stamped at revision ``0001``.
     """
 
-    model_config = ConfigDict(frozen=True)
+    model_config: ClassVar[ConfigDict] = ConfigDict(frozen=True)
 
     from_revision: str | None
     to_revision: str | None
@@ -118,6 +135,12 @@ def _engine(database: Engine | str | URL) -> Iterator[Engine]:
     if isinstance(database, Engine):
         yield database
         return
+    if not isinstance(database, str | URL):
+        raise InvalidInputError(
+            "database",
+            "must be an Engine, a Connection, an AsyncEngine, an AsyncConnection or a database URL, "
+            f"not {type(database).__name__}",
+        )
     engine = create_engine_from_url(database)
     try:
         yield engine
@@ -137,12 +160,40 @@ def _open(engine: Engine) -> Iterator[Connection]:
 
 @contextlib.contextmanager
 def connect(database: Database) -> Iterator[Connection]:
-    """Yield a connection in a transaction: the caller's own, or a new one that commits on success."""
+    """Yield a connection in a transaction: the caller's open one, or a new one that commits on success."""
     if isinstance(database, Connection):
-        yield database
+        if database.in_transaction():
+            yield database
+        else:
+            with database.begin():
+                yield database
         return
     with _engine(database) as engine, _open(engine) as connection, connection.begin():
         yield connection
+
+
+def _is_async(database: object) -> TypeIs[AsyncEngine | AsyncConnection]:
+    if "sqlalchemy.ext.asyncio" not in sys.modules:
+        # Nothing async can exist before SQLAlchemy's asyncio extension was imported; not importing it
+        # here keeps sync hosts free of greenlet.
+        return False
+    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+    return isinstance(database, AsyncEngine | AsyncConnection)
+
+
+async def _run_async(database: AsyncEngine | AsyncConnection, function: Callable[[Connection], T]) -> T:
+    """Run a migration function on the sync connection beneath ``database``, through ``run_sync``.
+
+    An async engine lends a connection of its own, on which tenantkit commits its own transaction as for an
+    engine; an async connection is used as it is, its transaction state deciding as for a sync connection.
+    """
+    from sqlalchemy.ext.asyncio import AsyncConnection
+
+    if isinstance(database, AsyncConnection):
+        return await database.run_sync(function)
+    async with database.connect() as connection:
+        return await connection.run_sync(function)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -257,41 +308,57 @@ def _locked(database: Database, timeout: float | None) -> Iterator[Connection]:
             "lock_timeout", "must be a positive number of seconds, or None to wait forever"
         )
     if isinstance(database, Connection):
-        with _locked_in_callers_transaction(database, timeout):
-            yield database
+        if database.in_transaction():
+            with _locked_in_callers_transaction(database, timeout):
+                yield database
+        else:
+            # No transaction open: tenantkit's own on the caller's connection, committed as for an engine,
+            # so that the caller (a host's Alembic env.py, say) finds the connection as it left it.
+            with _locked_in_own_transaction(database, timeout):
+                yield database
         return
-    with _engine(database) as engine, _open(engine) as connection:
-        dialect = connection.dialect.name
-        if dialect == "sqlite":
-            with _sqlite_immediate(connection, timeout):
-                yield connection
-            return
-        if dialect not in ("postgresql", "mysql", "mariadb"):
-            with connection.begin():
-                yield connection
-            return
-        # A session-level lock, taken and committed before the migration's transaction begins: that
-        # transaction's snapshot (REPEATABLE READ hosts, InnoDB read views) then starts after the lock was
-        # granted, so it sees everything the previous holder committed.
+    with (
+        _engine(database) as engine,
+        _open(engine) as connection,
+        _locked_in_own_transaction(connection, timeout),
+    ):
+        yield connection
+
+
+@contextlib.contextmanager
+def _locked_in_own_transaction(connection: Connection, timeout: float | None) -> Iterator[None]:
+    """Hold the migration lock around a transaction of tenantkit's own on ``connection``, then commit it."""
+    dialect = connection.dialect.name
+    if dialect == "sqlite":
+        with _sqlite_immediate(connection, timeout):
+            yield
+        return
+    if dialect not in ("postgresql", "mysql", "mariadb"):
         with connection.begin():
-            if dialect == "postgresql":
-                _pg_lock(connection, "pg_advisory_lock", timeout)
-            else:
-                _mysql_get_lock(connection, timeout)
+            yield
+        return
+    # A session-level lock, taken and committed before the migration's transaction begins: that
+    # transaction's snapshot (REPEATABLE READ hosts, InnoDB read views) then starts after the lock was
+    # granted, so it sees everything the previous holder committed.
+    with connection.begin():
+        if dialect == "postgresql":
+            _pg_lock(connection, "pg_advisory_lock", timeout)
+        else:
+            _mysql_get_lock(connection, timeout)
+    try:
+        with connection.begin():
+            yield
+    finally:
         try:
             with connection.begin():
-                yield connection
-        finally:
-            try:
-                with connection.begin():
-                    if dialect == "postgresql":
-                        connection.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": LOCK_KEY})
-                    else:
-                        _mysql_release_lock(connection)
-            except sa.exc.DBAPIError:
-                # A connection that cannot release its lock must never go back to the pool holding it;
-                # closing it releases a session lock on both servers.
-                connection.invalidate()
+                if dialect == "postgresql":
+                    connection.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": LOCK_KEY})
+                else:
+                    _mysql_release_lock(connection)
+        except sa.exc.DBAPIError:
+            # A connection that cannot release its lock must never go back to the pool holding it;
+            # closing it releases a session lock on both servers.
+            connection.invalidate()
 
 
 @contextlib.contextmanager
@@ -323,11 +390,15 @@ def _current(connection: Connection) -> str | None:
     return context.get_current_revision()
 
 
-def current_revision(database: Database) -> str | None:
+@overload
+def current_revision(database: Database) -> str | None: ...
+@overload
+def current_revision(database: AsyncDatabase) -> Coroutine[Any, Any, str | None]: ...
+def current_revision(database: Database | AsyncDatabase) -> str | Awaitable[str | None] | None:
     """The revision tenantkit's tables are at.
 
     Args:
-        database: An engine, a connection or a URL.
+        database: An engine, a connection or a URL; or an async engine or connection (then await the call).
 
     Returns:
         The revision id, or ``None`` if tenantkit never migrated (or adopted) this database.
@@ -335,30 +406,47 @@ def current_revision(database: Database) -> str | None:
     Raises:
         DatabaseUnavailableError: The URL is malformed or the server cannot be reached.
     """
+    if _is_async(database):
+        return _run_async(database, current_revision)
     with connect(database) as connection:
         return _current(connection)
 
 
-def is_up_to_date(database: Database) -> bool:
-    """Whether tenantkit's tables are at :func:`head_revision`.
+@overload
+def is_up_to_date(database: Database) -> bool: ...
+@overload
+def is_up_to_date(database: AsyncDatabase) -> Coroutine[Any, Any, bool]: ...
+def is_up_to_date(database: Database | AsyncDatabase) -> bool | Awaitable[bool]:
+    """Whether tenantkit's tables are at :func:`head_revision` (an async database: await the call).
 
     Raises:
         DatabaseUnavailableError: The URL is malformed or the server cannot be reached.
     """
+    if _is_async(database):
+        return _run_async(database, is_up_to_date)
     return current_revision(database) == head_revision()
 
 
-def require_up_to_date(database: Database) -> None:
+@overload
+def require_up_to_date(database: Database) -> None: ...
+@overload
+def require_up_to_date(database: AsyncDatabase) -> Coroutine[Any, Any, None]: ...
+def require_up_to_date(database: Database | AsyncDatabase) -> Awaitable[None] | None:
     """Raise unless tenantkit's tables are at the newest revision; call it at start-up.
+
+    Given an async engine or connection, returns an awaitable that raises.
 
     Raises:
         SchemaOutOfDateError: The database is behind (or was never migrated).
         DatabaseUnavailableError: The URL is malformed or the server cannot be reached.
     """
+    if _is_async(database):
+        return _run_async(database, require_up_to_date)
     current = current_revision(database)
     head = head_revision()
     if current != head:
         raise SchemaOutOfDateError(current, head)
+    return None
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -375,6 +463,34 @@ def _keep_host_alembic_context() -> Iterator[None]:
     finally:
         if host is not None:
             host._install_proxy()
+
+
+def is_alembic_upgrade() -> bool:
+    """Whether the host's Alembic command now running its ``env.py`` is an online ``upgrade``.
+
+    A host that runs tenantkit's migrations from its own ``env.py`` asks this first, so that only
+    ``alembic upgrade`` migrates tenantkit's tables: ``alembic revision --autogenerate``, ``check``,
+    ``current``, ``stamp``, ``downgrade`` and ``--sql`` also run ``env.py`` and must change nothing of
+    tenantkit's. Call it after ``context.configure(...)``. It works for the ``alembic`` command line and for
+    ``alembic.command.upgrade()`` called from code alike.
+
+    Raises:
+        ConfigurationError: Called outside an Alembic ``env.py``, or before ``context.configure(...)``.
+    """
+    try:
+        migration_context = alembic_context.get_context()
+    except Exception as exc:  # alembic raises NameError without an environment, Exception unconfigured
+        raise ConfigurationError(
+            "is_alembic_upgrade() reads the running Alembic command: call it in env.py, after "
+            "context.configure(...)"
+        ) from exc
+    if migration_context.as_sql:
+        return False
+    # alembic.command.upgrade hands the environment a step function of its own, named after the command;
+    # every other command hands its own one (downgrade, stamp, retrieve_migrations for autogenerate, ...).
+    steps = migration_context.opts.get("fn")
+    made_by = (getattr(steps, "__module__", None), getattr(steps, "__name__", None))
+    return made_by == (command.__name__, "upgrade")
 
 
 def _run(connection: Connection, action: str, revision: str) -> tuple[str, ...]:
@@ -427,21 +543,38 @@ def _require_known(current: str | None) -> None:
         ) from exc
 
 
+@overload
 def upgrade(
     database: Database,
     revision: str = "head",
     *,
     adopt: bool = True,
     lock_timeout: float | None = DEFAULT_LOCK_TIMEOUT,
-) -> MigrationResult:
+) -> MigrationResult: ...
+@overload
+def upgrade(
+    database: AsyncDatabase,
+    revision: str = "head",
+    *,
+    adopt: bool = True,
+    lock_timeout: float | None = DEFAULT_LOCK_TIMEOUT,
+) -> Coroutine[Any, Any, MigrationResult]: ...
+def upgrade(
+    database: Database | AsyncDatabase,
+    revision: str = "head",
+    *,
+    adopt: bool = True,
+    lock_timeout: float | None = DEFAULT_LOCK_TIMEOUT,
+) -> MigrationResult | Awaitable[MigrationResult]:
     """Migrate tenantkit's tables up to ``revision`` (the newest by default), under the migration lock.
 
     Safe to call from every instance at start-up: one migrates, the others wait for it and do nothing.
-    A database that already holds the origin schema, created by another tool, is adopted first (see
-    :func:`adopt`).
+    A database whose tables another tool already created with the SQL of revision ``0001`` (the Drizzle
+    migration ``0001_closed_shaman``) is adopted first (see :func:`adopt`).
 
     Args:
-        database: An engine, a connection (the caller commits) or a URL.
+        database: An engine, a connection (with a transaction open, the caller commits) or a URL; or an
+            async engine or connection (then await the call).
         revision: The revision to reach.
         adopt: Recognize and adopt tables created by another tool; with ``False`` such a database is
             refused with :class:`SchemaConflictError` instead.
@@ -457,6 +590,10 @@ def upgrade(
         DatabaseUnavailableError: The URL is malformed or the server cannot be reached.
         InvalidInputError: ``revision`` is not one of tenantkit's, or ``lock_timeout`` is not positive.
     """
+    if _is_async(database):
+        return _run_async(
+            database, lambda sync: upgrade(sync, revision, adopt=adopt, lock_timeout=lock_timeout)
+        )
     _check_revision(revision)
     with _locked(database, lock_timeout) as connection:
         adopted = _adopt(connection) if adopt else _refuse_existing(connection)
@@ -473,17 +610,30 @@ def upgrade(
         )
 
 
+@overload
 def downgrade(
     database: Database, revision: str = "base", *, lock_timeout: float | None = DEFAULT_LOCK_TIMEOUT
-) -> MigrationResult:
+) -> MigrationResult: ...
+@overload
+def downgrade(
+    database: AsyncDatabase, revision: str = "base", *, lock_timeout: float | None = DEFAULT_LOCK_TIMEOUT
+) -> Coroutine[Any, Any, MigrationResult]: ...
+def downgrade(
+    database: Database | AsyncDatabase,
+    revision: str = "base",
+    *,
+    lock_timeout: float | None = DEFAULT_LOCK_TIMEOUT,
+) -> MigrationResult | Awaitable[MigrationResult]:
     """Migrate tenantkit's tables down to ``revision``, under the migration lock.
 
-    ``"base"`` undoes every revision: it removes exactly what the origin document's rollback procedure
-    removes (the nine indexes, the three tables and, on PostgreSQL, the ``role`` type). Alembic's empty
-    ``tenantkit_alembic_version`` table stays. A host's own tables are never touched.
+    ``"base"`` undoes every revision: it removes exactly what the rollback procedure of the Drizzle
+    migration ``0001_closed_shaman`` removes (the nine indexes, the three tables and, on PostgreSQL, the
+    ``role`` type). Alembic's empty ``tenantkit_alembic_version`` table stays. A host's own tables are
+    never touched.
 
     Args:
-        database: An engine, a connection (the caller commits) or a URL.
+        database: An engine, a connection (with a transaction open, the caller commits) or a URL; or an
+            async engine or connection (then await the call).
         revision: The revision to reach; ``"base"`` removes tenantkit's tables.
         lock_timeout: Seconds to wait for another instance's migration; ``None`` waits forever.
 
@@ -496,6 +646,8 @@ def downgrade(
         DatabaseUnavailableError: The URL is malformed or the server cannot be reached.
         InvalidInputError: ``revision`` is not one of tenantkit's, or ``lock_timeout`` is not positive.
     """
+    if _is_async(database):
+        return _run_async(database, lambda sync: downgrade(sync, revision, lock_timeout=lock_timeout))
     if revision != "base":
         _check_revision(revision)
     with _locked(database, lock_timeout) as connection:
@@ -507,8 +659,27 @@ def downgrade(
         return MigrationResult(from_revision=before, to_revision=_current(connection), applied=applied)
 
 
-def adopt(database: Database, *, lock_timeout: float | None = DEFAULT_LOCK_TIMEOUT) -> MigrationResult:
-    """Adopt tables that another tool created from the origin document, without running later revisions.
+@overload
+def adopt(
+    database: Database, *, lock_timeout: float | None = DEFAULT_LOCK_TIMEOUT, allow_table_logic: bool = False
+) -> MigrationResult: ...
+@overload
+def adopt(
+    database: AsyncDatabase,
+    *,
+    lock_timeout: float | None = DEFAULT_LOCK_TIMEOUT,
+    allow_table_logic: bool = False,
+) -> Coroutine[Any, Any, MigrationResult]: ...
+def adopt(
+    database: Database | AsyncDatabase,
+    *,
+    lock_timeout: float | None = DEFAULT_LOCK_TIMEOUT,
+    allow_table_logic: bool = False,
+) -> MigrationResult | Awaitable[MigrationResult]:
+    """Adopt the tables another tool created with revision ``0001``'s SQL, without running later revisions.
+
+    That SQL is the Drizzle migration ``0001_closed_shaman``, of the earlier implementation of these
+    features: tenantkit's messages call its schema the *origin schema*.
 
     The tables are checked column by column and index by index against revision ``0001``. If they match,
     PostgreSQL ``timestamp without time zone`` columns become ``timestamptz`` (their values read as UTC),
@@ -516,23 +687,37 @@ def adopt(database: Database, *, lock_timeout: float | None = DEFAULT_LOCK_TIMEO
     ``jsonb`` on PostgreSQL, and the database is stamped at ``0001``. No row is lost. :func:`upgrade` does
     this by itself; call ``adopt`` to do it as a separate, reviewed step.
 
+    Tables carrying triggers, rules or (PostgreSQL) row-level-security policies are refused: such logic can
+    rewrite tenantkit's writes, for example undo a key's revocation. :func:`upgrade` refuses them too; a
+    host that vouches for its triggers adopts with ``allow_table_logic=True`` first.
+
     Args:
-        database: An engine, a connection (the caller commits) or a URL.
+        database: An engine, a connection (with a transaction open, the caller commits) or a URL; or an
+            async engine or connection (then await the call).
         lock_timeout: Seconds to wait for another instance's migration; ``None`` waits forever.
+        allow_table_logic: Adopt tables that carry triggers, rules or policies anyway, with a
+            :class:`TableLogicWarning` listing each one.
 
     Returns:
         ``adopted=True`` if the database was stamped; ``adopted=False`` if tenantkit already manages it or
         it holds none of tenantkit's tables (then :func:`upgrade` creates them).
 
     Raises:
-        SchemaConflictError: The tables differ from the origin schema; the message names every difference
+        SchemaConflictError: The tables differ from revision ``0001``'s; the message names every difference
             and nothing was changed.
+        TableLogicError: The tables carry triggers, rules or row-level-security policies (each one is
+            listed) and ``allow_table_logic`` is off; nothing was changed.
         MigrationLockTimeoutError: Another migration held the lock for longer than ``lock_timeout``.
         DatabaseUnavailableError: The URL is malformed or the server cannot be reached.
     """
+    if _is_async(database):
+        return _run_async(
+            database,
+            lambda sync: adopt(sync, lock_timeout=lock_timeout, allow_table_logic=allow_table_logic),
+        )
     with _locked(database, lock_timeout) as connection:
         before = _current(connection)
-        adopted = _adopt(connection)
+        adopted = _adopt(connection, allow_table_logic=allow_table_logic)
         return MigrationResult(from_revision=before, to_revision=_current(connection), adopted=adopted)
 
 
@@ -609,12 +794,14 @@ def _recorded_sqlite_script(from_revision: str | None, to_revision: str) -> str:
     engine = sa.create_engine("sqlite://")
     try:
         with engine.connect() as connection:
+            # In a transaction of ours, so that only the migration's statements are recorded (not the
+            # BEGIN IMMEDIATE tenantkit issues when it opens a transaction itself).
             if from_revision is not None:
-                upgrade(connection, from_revision, adopt=False)
-                connection.commit()
+                with connection.begin():
+                    upgrade(connection, from_revision, adopt=False)
             sa.event.listen(connection, "before_cursor_execute", record)
-            upgrade(connection, to_revision, adopt=False)
-            connection.commit()
+            with connection.begin():
+                upgrade(connection, to_revision, adopt=False)
     finally:
         engine.dispose()
     body = "".join(f"{statement};\n\n" for statement in statements)
@@ -796,7 +983,55 @@ def _refuse_existing(connection: Connection) -> bool:
     return False
 
 
-def _adopt(connection: Connection) -> bool:
+_PG_TABLE_LOGIC = sa.text(
+    # Everything PostgreSQL runs on a table's rows besides the statement itself: user triggers (internal
+    # ones implement foreign keys), rewrite rules, row-level-security policies, and RLS switched on.
+    "SELECT 'trigger ' || t.tgname FROM pg_trigger t WHERE t.tgrelid = :table AND NOT t.tgisinternal "
+    "UNION ALL SELECT 'rule ' || r.rulename FROM pg_rewrite r WHERE r.ev_class = :table "
+    "UNION ALL SELECT 'row-level-security policy ' || p.polname FROM pg_policy p WHERE p.polrelid = :table "
+    "UNION ALL SELECT 'row-level security enabled' FROM pg_class c WHERE c.oid = :table "
+    "AND (c.relrowsecurity OR c.relforcerowsecurity) "
+    "ORDER BY 1"
+)
+
+
+def _table_logic(connection: Connection, tables: list[str]) -> list[str]:
+    """Every trigger, rule and row-level-security policy on ``tables``, one line each, in a stable order."""
+    dialect = connection.dialect.name
+    found: list[str] = []
+    for table in tables:
+        if dialect == "postgresql":
+            oid = connection.execute(
+                sa.text(
+                    "SELECT to_regclass(quote_ident(current_schema()) || '.' || quote_ident(:name))::oid"
+                ),
+                {"name": table},
+            ).scalar()
+            names = connection.execute(_PG_TABLE_LOGIC, {"table": oid}).scalars()
+        elif dialect in ("mysql", "mariadb"):
+            names = connection.execute(
+                sa.text(
+                    "SELECT CONCAT('trigger ', TRIGGER_NAME) FROM information_schema.TRIGGERS "
+                    "WHERE EVENT_OBJECT_SCHEMA = DATABASE() AND EVENT_OBJECT_TABLE = :name "
+                    "ORDER BY TRIGGER_NAME"
+                ),
+                {"name": table},
+            ).scalars()
+        elif dialect == "sqlite":
+            names = connection.execute(
+                sa.text(
+                    "SELECT 'trigger ' || name FROM sqlite_master "
+                    "WHERE type = 'trigger' AND tbl_name = :name ORDER BY name"
+                ),
+                {"name": table},
+            ).scalars()
+        else:
+            continue
+        found.extend(f"{name} on {table}" for name in names)
+    return found
+
+
+def _adopt(connection: Connection, *, allow_table_logic: bool = False) -> bool:
     """Stamp an origin schema created by another tool at 0001; refuse, changing nothing, if it differs."""
     if _current(connection) is not None:
         return False
@@ -813,6 +1048,15 @@ def _adopt(connection: Connection) -> bool:
     conflicts = _origin_conflicts(connection, present)
     if conflicts:
         raise SchemaConflictError(conflicts)
+    logic = _table_logic(connection, present)
+    if logic and not allow_table_logic:
+        raise TableLogicError(logic)
+    if logic:
+        warnings.warn(
+            "adopting tables that carry logic which can rewrite tenantkit's writes: " + "; ".join(logic),
+            TableLogicWarning,
+            stacklevel=3,
+        )
     _normalize_adopted(connection)
     _run(connection, "stamp", ORIGIN_REVISION)
     return True

@@ -25,7 +25,7 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict
@@ -47,7 +47,7 @@ _NOT_A_CURSOR = "is not a cursor returned by a previous page"
 class Page(BaseModel, Generic[T]):
     """One page of a listing. Pass ``next_cursor`` back as ``cursor`` to get the next page; ``None`` ends."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config: ClassVar[ConfigDict] = ConfigDict(frozen=True)
 
     items: list[T]
     next_cursor: str | None = None

@@ -1,8 +1,9 @@
 """tenantkit's tables, on tenantkit's own ``MetaData``.
 
-The first migration revision reproduces these tables as the origin document (migration log, phase 1)
-describes them; later revisions add columns. Hosts import the tables to join against them, and use
-:func:`tenantkit.include_object` to keep them out of their own Alembic autogenerate.
+The first migration revision reproduces these tables as the Drizzle migration ``0001_closed_shaman`` of
+the earlier implementation of these features creates them; later revisions add columns. Hosts import the
+tables to join against them, and use :func:`tenantkit.include_object` to keep them out of their own
+Alembic autogenerate.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ NAMING_CONVENTION: dict[str, str] = {
     "pk": "%(table_name)s_pkey",
 }
 
-metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+metadata: sa.MetaData = sa.MetaData(naming_convention=NAMING_CONVENTION)
 """The ``MetaData`` that holds every tenantkit table (and only those)."""
 
 VERSION_TABLE = "tenantkit_alembic_version"
@@ -94,7 +95,7 @@ def _utc_now_mysql(element: utc_now, compiler: Any, **kw: Any) -> str:
 
 
 def Identifier() -> sa.types.TypeEngine[str]:
-    """``text`` as the origin document says; ``VARCHAR(255)`` on MySQL/MariaDB, which cannot index TEXT.
+    """``text`` as revision ``0001`` says; ``VARCHAR(255)`` on MySQL/MariaDB, which cannot index TEXT.
 
     On MySQL/MariaDB the column is binary-collated: ids are opaque and exact, and the server's default
     case-insensitive collation would make ``"org_1"`` and ``"ORG_1"`` one tenant (and fold digests).
@@ -142,7 +143,7 @@ def _timestamps() -> list[sa.Column[Any]]:
     ]
 
 
-team_members = sa.Table(
+team_members: sa.Table = sa.Table(
     "team_members",
     metadata,
     sa.Column("id", Identifier(), primary_key=True, default=new_id),
@@ -156,7 +157,7 @@ team_members = sa.Table(
 )
 """Members of organizations, one row per (organization, user), with their role."""
 
-api_keys = sa.Table(
+api_keys: sa.Table = sa.Table(
     "api_keys",
     metadata,
     sa.Column("id", Identifier(), primary_key=True, default=new_id),
@@ -183,7 +184,7 @@ the issuing user (``NULL`` for the host); ``rotated_from`` the key a rotation re
 ``replaced_at`` records the rotation.
 """
 
-invitations = sa.Table(
+invitations: sa.Table = sa.Table(
     "invitations",
     metadata,
     sa.Column("id", Identifier(), primary_key=True, default=new_id),
@@ -214,7 +215,7 @@ invitations = sa.Table(
 )
 """Invitations by email or by domain-restricted link; the ``token`` column holds a digest, never a token."""
 
-invitation_acceptances = sa.Table(
+invitation_acceptances: sa.Table = sa.Table(
     "invitation_acceptances",
     metadata,
     sa.Column("id", Identifier(), primary_key=True, default=new_id),

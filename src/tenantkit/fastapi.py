@@ -19,8 +19,8 @@ implementation serves both. ``current_user`` is the host's dependency naming the
 """
 
 import json
-from collections.abc import Callable, Coroutine, Sequence
-from typing import Any, TypeVar
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
@@ -28,11 +28,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException
 
 from tenantkit._api_keys import ApiKey, ApiKeyVerification, require_scopes
+from tenantkit._async_support import is_async_session
 from tenantkit._errors import InvalidApiKeyError, InvalidInputError, TenantKitError
 from tenantkit._http import (
     API_KEY_HEADER,
@@ -61,7 +61,11 @@ from tenantkit._membership import Member
 from tenantkit._pagination import DEFAULT_PAGE_SIZE, MAX_CURSOR_LENGTH, MAX_PAGE_SIZE, Page
 from tenantkit._roles import Action
 
-__all__ = ["Authorization", "Principal", "TenantKitFastAPI"]
+if TYPE_CHECKING:
+    # Imported at run time only for an async session: the extension needs greenlet (tenantkit[async]).
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+__all__ = ["OPERATIONS", "Authorization", "Principal", "TenantKitFastAPI"]
 
 T = TypeVar("T")
 
@@ -162,6 +166,55 @@ def _document_errors(schema: dict[str, Any], routes: Sequence[Any]) -> None:
             components[unused] = definition
 
 
+OPERATIONS: tuple[str, ...] = (
+    "members.list",
+    "members.change_role",
+    "members.remove",
+    "members.leave",
+    "members.transfer_ownership",
+    "api_keys.list",
+    "api_keys.issue",
+    "api_keys.revoke",
+    "api_keys.rotate",
+    "invitations.list",
+    "invitations.create",
+    "invitations.revoke",
+    "invitations.resend",
+    "invitations.preview",
+    "invitations.accept",
+)
+"""The management router's operations, each named ``feature.action``: their default OpenAPI ``operationId``.
+
+The names are part of the API (generated clients are built on them): they do not change between releases.
+"""
+
+
+def _operation_options(
+    tags: Sequence[str] | Mapping[str, Sequence[str]] | None, operation_id: Callable[[str], str] | None
+) -> dict[str, dict[str, Any]]:
+    """The ``operation_id`` and ``tags`` of each operation of :meth:`TenantKitFastAPI.router`."""
+    features = dict.fromkeys(name.partition(".")[0] for name in OPERATIONS)
+    tags_by_feature: dict[str, list[str]] = {feature: [feature] for feature in features}
+    if isinstance(tags, Mapping):
+        unknown = sorted(set(tags) - set(features))
+        if unknown:
+            raise ValueError(f"tags: unknown feature(s) {unknown}; the features are {list(features)}")
+        tags_by_feature.update({feature: list(chosen) for feature, chosen in tags.items()})
+    elif tags is not None:
+        if isinstance(tags, str):
+            raise TypeError("tags: a list of tags or a mapping from feature to tags, not a string")
+        tags_by_feature = {feature: list(tags) for feature in features}
+    ids = {name: operation_id(name) if operation_id is not None else name for name in OPERATIONS}
+    chosen_ids = list(ids.values())
+    duplicates = sorted({identifier for identifier in chosen_ids if chosen_ids.count(identifier) > 1})
+    if duplicates:
+        raise ValueError(f"operation_id gives several operations the same id: {duplicates}")
+    return {
+        name: {"operation_id": ids[name], "tags": tags_by_feature[name.partition(".")[0]]}
+        for name in OPERATIONS
+    }
+
+
 class TenantKitFastAPI:
     """tenantkit for one FastAPI application.
 
@@ -183,7 +236,7 @@ class TenantKitFastAPI:
         commit: bool = True,
     ) -> None:
         self.kit = kit
-        self.management = Management(kit)
+        self.management: Management = Management(kit)
         self._session = session
         self._current_user = current_user
         self._commit = commit
@@ -192,22 +245,27 @@ class TenantKitFastAPI:
 
     @staticmethod
     async def run(
-        session: Session | AsyncSession, function: Callable[..., T], *args: Any, **kwargs: Any
+        session: "Session | AsyncSession", function: Callable[..., T], *args: Any, **kwargs: Any
     ) -> T:
-        """Call ``function(sync_session, *args, **kwargs)``: through ``run_sync`` or in the thread pool."""
-        if isinstance(session, AsyncSession):
+        """Call ``function(sync_session, *args, **kwargs)``: through ``run_sync`` or in the thread pool.
+
+        Raises:
+            ModuleNotFoundError: ``session`` is not a ``Session`` and greenlet, which an ``AsyncSession``
+                needs, is not installed; the message names the ``tenantkit[async]`` extra.
+        """
+        if is_async_session(session):
             return await session.run_sync(function, *args, **kwargs)
         return await run_in_threadpool(function, session, *args, **kwargs)
 
-    async def _finish(self, session: Session | AsyncSession) -> None:
+    async def _finish(self, session: "Session | AsyncSession") -> None:
         if not self._commit:
             return
-        if isinstance(session, AsyncSession):
+        if is_async_session(session):
             await session.commit()
         else:
             await run_in_threadpool(session.commit)
 
-    async def _mutate(self, session: Session | AsyncSession, function: Callable[..., T], *args: Any) -> T:
+    async def _mutate(self, session: "Session | AsyncSession", function: Callable[..., T], *args: Any) -> T:
         result = await self.run(session, function, *args)
         await self._finish(session)
         return result
@@ -337,20 +395,48 @@ class TenantKitFastAPI:
 
     # -- the management router -----------------------------------------------------------------------
 
-    def router(self, *, tags: Sequence[str] = ("tenantkit",)) -> APIRouter:
+    def router(
+        self,
+        *,
+        tags: Sequence[str] | Mapping[str, Sequence[str]] | None = None,
+        operation_id: Callable[[str], str] | None = None,
+    ) -> APIRouter:
         """The management endpoints: members, API keys and invitations of an organization.
 
         Every route acts as the signed-in user, whose role bounds what it may do. Mount it under any
         prefix; paths are ``/organizations/{organization_id}/members`` and so on, plus
         ``/invitations/preview`` and ``/invitations/accept`` for invitees.
+
+        Each operation has a stable name, ``feature.action`` (``members.list``, ``api_keys.issue``,
+        ``invitations.accept``; :data:`OPERATIONS` lists them all), which is its OpenAPI ``operationId``
+        and whose feature (``members``, ``api_keys``, ``invitations``) is its tag, so that a client
+        generator makes one well-named method per operation, grouped per feature.
+
+        Args:
+            tags: The OpenAPI tags: a list puts the same tags on every operation; a mapping from feature to
+                tags replaces the tags of the features it names (the others keep their feature's name).
+            operation_id: Turns an operation's name into its ``operationId``, for example
+                ``lambda name: "admin." + name`` when the router is mounted twice. The default keeps the
+                name itself.
+
+        Raises:
+            ValueError: ``tags`` names a feature the router does not have, or ``operation_id`` gives two
+                operations the same id.
+            TypeError: ``tags`` is a bare string.
         """
-        router = APIRouter(tags=list(tags), route_class=_TenantKitRoute)
+        operation_options = _operation_options(tags, operation_id)
+        router = APIRouter(route_class=_TenantKitRoute)
         principal_dependency = self.current_principal()
         session_dependency = self._session
         management = self.management
         org = "/organizations/{organization_id}"
 
-        @router.get(f"{org}/members", response_model=Page[Member], responses=_MANAGEMENT_ERRORS)
+        @router.get(
+            f"{org}/members",
+            response_model=Page[Member],
+            responses=_MANAGEMENT_ERRORS,
+            **operation_options["members.list"],
+        )
         async def list_members(
             organization_id: str,
             limit: int = Query(DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE),
@@ -361,7 +447,12 @@ class TenantKitFastAPI:
             """List the organization's members (needs ``members:read``)."""
             return await self.run(session, management.list_members, organization_id, principal, limit, cursor)
 
-        @router.patch(f"{org}/members/{{user_id}}", response_model=Member, responses=_MANAGEMENT_ERRORS)
+        @router.patch(
+            f"{org}/members/{{user_id}}",
+            response_model=Member,
+            responses=_MANAGEMENT_ERRORS,
+            **operation_options["members.change_role"],
+        )
         async def change_role(
             organization_id: str,
             user_id: str,
@@ -374,7 +465,12 @@ class TenantKitFastAPI:
                 session, management.change_role, organization_id, principal, user_id, body
             )
 
-        @router.delete(f"{org}/members/{{user_id}}", response_model=Member, responses=_MANAGEMENT_ERRORS)
+        @router.delete(
+            f"{org}/members/{{user_id}}",
+            response_model=Member,
+            responses=_MANAGEMENT_ERRORS,
+            **operation_options["members.remove"],
+        )
         async def remove_member(
             organization_id: str,
             user_id: str,
@@ -384,7 +480,12 @@ class TenantKitFastAPI:
             """Remove a member (never the last OWNER)."""
             return await self._mutate(session, management.remove_member, organization_id, principal, user_id)
 
-        @router.post(f"{org}/leave", response_model=Member, responses=_MANAGEMENT_ERRORS)
+        @router.post(
+            f"{org}/leave",
+            response_model=Member,
+            responses=_MANAGEMENT_ERRORS,
+            **operation_options["members.leave"],
+        )
         async def leave(
             organization_id: str,
             principal: Principal = Depends(principal_dependency),
@@ -393,7 +494,12 @@ class TenantKitFastAPI:
             """Leave the organization (the last OWNER cannot)."""
             return await self._mutate(session, management.leave, organization_id, principal)
 
-        @router.post(f"{org}/transfer-ownership", response_model=Member, responses=_MANAGEMENT_ERRORS)
+        @router.post(
+            f"{org}/transfer-ownership",
+            response_model=Member,
+            responses=_MANAGEMENT_ERRORS,
+            **operation_options["members.transfer_ownership"],
+        )
         async def transfer_ownership(
             organization_id: str,
             body: TransferOwnershipRequest,
@@ -405,7 +511,12 @@ class TenantKitFastAPI:
                 session, management.transfer_ownership, organization_id, principal, body
             )
 
-        @router.get(f"{org}/api-keys", response_model=Page[ApiKey], responses=_MANAGEMENT_ERRORS)
+        @router.get(
+            f"{org}/api-keys",
+            response_model=Page[ApiKey],
+            responses=_MANAGEMENT_ERRORS,
+            **operation_options["api_keys.list"],
+        )
         async def list_api_keys(
             organization_id: str,
             limit: int = Query(DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE),
@@ -423,6 +534,7 @@ class TenantKitFastAPI:
             response_model=IssuedApiKeyResponse,
             status_code=201,
             responses=_MANAGEMENT_ERRORS,
+            **operation_options["api_keys.issue"],
         )
         async def issue_api_key(
             organization_id: str,
@@ -433,7 +545,12 @@ class TenantKitFastAPI:
             """Issue an API key; the response holds the key, this once."""
             return await self._mutate(session, management.issue_api_key, organization_id, principal, body)
 
-        @router.post(f"{org}/api-keys/{{key_id}}/revoke", response_model=ApiKey, responses=_MANAGEMENT_ERRORS)
+        @router.post(
+            f"{org}/api-keys/{{key_id}}/revoke",
+            response_model=ApiKey,
+            responses=_MANAGEMENT_ERRORS,
+            **operation_options["api_keys.revoke"],
+        )
         async def revoke_api_key(
             organization_id: str,
             key_id: str,
@@ -448,6 +565,7 @@ class TenantKitFastAPI:
             response_model=IssuedApiKeyResponse,
             status_code=201,
             responses=_MANAGEMENT_ERRORS,
+            **operation_options["api_keys.rotate"],
         )
         async def rotate_api_key(
             organization_id: str,
@@ -466,7 +584,12 @@ class TenantKitFastAPI:
                 body or RotateApiKeyRequest(),
             )
 
-        @router.get(f"{org}/invitations", response_model=Page[Invitation], responses=_MANAGEMENT_ERRORS)
+        @router.get(
+            f"{org}/invitations",
+            response_model=Page[Invitation],
+            responses=_MANAGEMENT_ERRORS,
+            **operation_options["invitations.list"],
+        )
         async def list_invitations(
             organization_id: str,
             limit: int = Query(DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE),
@@ -484,6 +607,7 @@ class TenantKitFastAPI:
             response_model=CreatedInvitationResponse,
             status_code=201,
             responses=_INVITATION_ERRORS,
+            **operation_options["invitations.create"],
         )
         async def create_invitation(
             organization_id: str,
@@ -498,6 +622,7 @@ class TenantKitFastAPI:
             f"{org}/invitations/{{invitation_id}}/revoke",
             response_model=Invitation,
             responses=_INVITATION_ERRORS,
+            **operation_options["invitations.revoke"],
         )
         async def revoke_invitation(
             organization_id: str,
@@ -514,6 +639,7 @@ class TenantKitFastAPI:
             f"{org}/invitations/{{invitation_id}}/resend",
             response_model=CreatedInvitationResponse,
             responses=_INVITATION_ERRORS,
+            **operation_options["invitations.resend"],
         )
         async def resend_invitation(
             organization_id: str,
@@ -526,7 +652,12 @@ class TenantKitFastAPI:
                 session, management.resend_invitation, organization_id, principal, invitation_id
             )
 
-        @router.post("/invitations/preview", response_model=InvitationPreview, responses=_INVITATION_ERRORS)
+        @router.post(
+            "/invitations/preview",
+            response_model=InvitationPreview,
+            responses=_INVITATION_ERRORS,
+            **operation_options["invitations.preview"],
+        )
         async def preview_invitation(
             body: TokenRequest,
             session: Any = Depends(session_dependency),
@@ -534,7 +665,12 @@ class TenantKitFastAPI:
             """Describe the invitation a token stands for, without using it up."""
             return await self.run(session, management.preview_invitation, body)
 
-        @router.post("/invitations/accept", response_model=AcceptedInvitation, responses=_INVITATION_ERRORS)
+        @router.post(
+            "/invitations/accept",
+            response_model=AcceptedInvitation,
+            responses=_INVITATION_ERRORS,
+            **operation_options["invitations.accept"],
+        )
         async def accept_invitation(
             body: TokenRequest,
             principal: Principal = Depends(principal_dependency),

@@ -25,7 +25,7 @@ import functools
 import json
 import re
 from collections.abc import Callable
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ClassVar, ParamSpec, TypeVar
 
 from flask import Blueprint, Flask, Response, current_app, g, request
 from flask.typing import ResponseReturnValue
@@ -78,7 +78,7 @@ _JSON_SUBTYPE = re.compile(r"^application/(?:[\w.+-]+\+)?json$")
 class _ListQuery(BaseModel):
     """The query string of a listing, with the same bounds as the FastAPI router."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config: ClassVar[ConfigDict] = ConfigDict(extra="ignore")
 
     limit: int = Field(DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE)
     cursor: str | None = Field(None, max_length=MAX_CURSOR_LENGTH)
@@ -225,7 +225,7 @@ class TenantKitFlask:
         app: Flask | None = None,
     ) -> None:
         self.kit = kit
-        self.management = Management(kit)
+        self.management: Management = Management(kit)
         self._session = session
         self._current_user = current_user
         self._commit = commit

@@ -49,12 +49,14 @@ class FrozenClock:
 
 
 class EventRecorder:
-    """A listener that keeps every event it hears, for assertions::
+    """A listener that keeps every event it hears, for assertions.
 
-    recorder = EventRecorder()
-    kit.events.subscribe(recorder)
-    ...
-    assert [type(e) for e in recorder.events] == [MemberAdded]
+    Example::
+
+        recorder = EventRecorder()
+        kit.events.subscribe(recorder)
+        ...
+        assert [type(e) for e in recorder.events] == [MemberAdded]
     """
 
     def __init__(self) -> None:

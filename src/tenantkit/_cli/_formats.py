@@ -119,6 +119,7 @@ _PARAMETERS_BY_FIELD = {
     "allowed_domains": ("domains",),
     "domain": ("domains",),
     "accept_url_template": ("accept_url",),
+    "revision": ("revision", "revision_option"),
 }
 
 
@@ -138,5 +139,5 @@ def cli_input_error(error: InvalidInputError) -> InvalidInputError:
     if isinstance(parameter, click.Option):
         name = max(parameter.opts, key=len)
     else:
-        name = parameter.human_readable_name
+        name = (parameter.name or error.field).upper()  # as --help names it, without [optional] brackets
     return InvalidInputError(name, error.reason)

@@ -7,10 +7,15 @@ granted in time).
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Callable
+
 import click
+from click.decorators import FC
 
 from tenantkit import _migrations
 from tenantkit._cli._common import EXIT_NO, emit, engine_for, handle_errors, json_option, main, url_option
+from tenantkit._errors import TableLogicWarning
 
 
 def lock_timeout_option(function: click.decorators.FC) -> click.decorators.FC:
@@ -22,6 +27,29 @@ def lock_timeout_option(function: click.decorators.FC) -> click.decorators.FC:
         show_default=True,
         help="Seconds to wait for another instance's migration to finish.",
     )(function)
+
+
+def _revision(positional: str | None, option: str | None, default: str) -> str:
+    """The revision to reach: given as Alembic spells it (``downgrade base``) or as ``--revision``."""
+    if positional is not None and option is not None and positional != option:
+        raise click.UsageError(f"got revision {positional!r} and --revision {option!r}; give one of them")
+    return positional or option or default
+
+
+def revision_argument(default: str, help_text: str) -> Callable[[FC], FC]:
+    """The target revision: an optional ``REVISION`` argument, as Alembic takes it, or ``--revision``."""
+
+    def decorate(function: FC) -> FC:
+        function = click.argument("revision", required=False, metavar="[REVISION]")(function)
+        return click.option(
+            "--revision",
+            "revision_option",
+            default=None,
+            metavar="REVISION",
+            help=f"{help_text} Same as the REVISION argument. [default: {default}]",
+        )(function)
+
+    return decorate
 
 
 def _describe(result: _migrations.MigrationResult) -> str:
@@ -40,9 +68,13 @@ def db() -> None:
     """Create, upgrade and inspect tenantkit's tables."""
 
 
-@db.command()
+# Alembic spells relative revisions as "-1"; without this, click would take them for unknown options.
+_RELATIVE_REVISIONS = {"ignore_unknown_options": True}
+
+
+@db.command(context_settings=_RELATIVE_REVISIONS)
+@revision_argument("head", "Revision to reach.")
 @url_option
-@click.option("--revision", default="head", show_default=True, help="Revision to reach.")
 @click.option(
     "--adopt/--no-adopt",
     default=True,
@@ -52,42 +84,66 @@ def db() -> None:
 @lock_timeout_option
 @json_option
 @handle_errors
-def upgrade(url: str, revision: str, adopt: bool, lock_timeout: float, as_json: bool) -> None:
-    """Migrate tenantkit's tables up to REVISION, holding the migration lock.
+def upgrade(
+    revision: str | None,
+    revision_option: str | None,
+    url: str,
+    adopt: bool,
+    lock_timeout: float,
+    as_json: bool,
+) -> None:
+    """Migrate tenantkit's tables up to REVISION (default: head), holding the migration lock.
 
     Several instances may run this at once: one migrates, the others wait and find nothing left to do.
     """
+    target = _revision(revision, revision_option, "head")
     with engine_for(url) as engine:
-        result = _migrations.upgrade(engine, revision, adopt=adopt, lock_timeout=lock_timeout)
+        result = _migrations.upgrade(engine, target, adopt=adopt, lock_timeout=lock_timeout)
     emit(result, as_json, lambda: click.echo(_describe(result)))
 
 
-@db.command()
+@db.command(context_settings=_RELATIVE_REVISIONS)
+@revision_argument("base", "Revision to reach; base drops all.")
 @url_option
-@click.option("--revision", default="base", show_default=True, help="Revision to reach; base drops all.")
 @lock_timeout_option
 @json_option
 @handle_errors
-def downgrade(url: str, revision: str, lock_timeout: float, as_json: bool) -> None:
-    """Migrate tenantkit's tables down to REVISION; base removes them and the role type."""
+def downgrade(
+    revision: str | None, revision_option: str | None, url: str, lock_timeout: float, as_json: bool
+) -> None:
+    """Migrate tenantkit's tables down to REVISION (default: base); base removes them and the role type.
+
+    As with Alembic: tenantkit db downgrade base, tenantkit db downgrade -1.
+    """
+    target = _revision(revision, revision_option, "base")
     with engine_for(url) as engine:
-        result = _migrations.downgrade(engine, revision, lock_timeout=lock_timeout)
+        result = _migrations.downgrade(engine, target, lock_timeout=lock_timeout)
     emit(result, as_json, lambda: click.echo(_describe(result).replace("applied", "undid")))
 
 
 @db.command()
 @url_option
 @lock_timeout_option
+@click.option(
+    "--allow-table-logic",
+    is_flag=True,
+    help="Adopt tables that carry triggers, rules or row-level-security policies, with a warning.",
+)
 @json_option
 @handle_errors
-def adopt(url: str, lock_timeout: float, as_json: bool) -> None:
-    """Stamp tables that another tool created from the origin schema at revision 0001.
+def adopt(url: str, lock_timeout: float, allow_table_logic: bool, as_json: bool) -> None:
+    """Stamp tables that another tool created with revision 0001's SQL (0001_closed_shaman) at 0001.
 
     The tables are compared with revision 0001 first; on any difference the command lists each one, exits
-    with 4 and changes nothing. tenantkit db upgrade adopts by itself; this runs the step alone.
+    with 4 and changes nothing. Triggers, rules and row-level-security policies on the tables are refused
+    the same way (they can undo tenantkit's writes) unless --allow-table-logic is given, which prints a
+    warning naming each one. tenantkit db upgrade adopts by itself; this runs the step alone.
     """
-    with engine_for(url) as engine:
-        result = _migrations.adopt(engine, lock_timeout=lock_timeout)
+    with engine_for(url) as engine, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", TableLogicWarning)
+        result = _migrations.adopt(engine, lock_timeout=lock_timeout, allow_table_logic=allow_table_logic)
+    for warning in caught:
+        click.echo(f"warning: {warning.message}", err=True)
     if result.adopted:
         message = "adopted the existing tables; tenantkit tables at revision 0001"
     elif result.from_revision is not None:

@@ -1,7 +1,8 @@
 """The origin schema: the role type, team_members, api_keys and invitations.
 
-Reproduces migration 0001_closed_shaman of the origin document (migration log, phase 1) object for object,
-with every index under the name its rollback procedure drops. Its downgrade is that rollback procedure.
+Reproduces the Drizzle migration 0001_closed_shaman of the earlier implementation of these features object
+for object, with every index under the name its rollback procedure drops. Its downgrade is that rollback
+procedure.
 
 Revision ID: 0001
 Revises:

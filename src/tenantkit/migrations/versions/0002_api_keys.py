@@ -1,4 +1,4 @@
-"""API key columns beyond the origin document.
+"""API key columns beyond revision 0001 (the origin schema).
 
 ``start`` (the key's non-secret display beginning), ``scopes`` (a JSON list), ``revoked_at``, ``created_by``
 (the issuing user; ``NULL`` for the host), ``rotated_from`` (the key a rotation replaced) and ``replaced_at``

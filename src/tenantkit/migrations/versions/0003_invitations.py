@@ -1,8 +1,8 @@
-"""invitation columns beyond the origin document.
+"""invitation columns beyond revision 0001 (the origin schema).
 
 * ``invitations.invited_by`` becomes nullable: NULL records that the host application invited.
-* ``invitations.invited_email`` keeps the invited address for good. The origin's ``email`` column now holds
-  the address only while the invitation is open: the origin's unique index ``unique_team_email_idx`` on
+* ``invitations.invited_email`` keeps the invited address for good. Revision 0001's ``email`` column now
+  holds the address only while the invitation is open: its unique index ``unique_team_email_idx`` on
   (organization_id, email) then means "one open invitation per address", and an accepted, revoked or
   replaced invitation (whose ``email`` is cleared) never blocks a new one. NULLs never collide in a unique
   index on PostgreSQL, MySQL/MariaDB or SQLite.

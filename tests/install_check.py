@@ -1,0 +1,313 @@
+"""Check an installed tenantkit as a new user meets it: the modules an extra offers import, and work.
+
+Run by ``.ci/wheels`` with the Python of a fresh virtual environment that holds only the wheel and the
+named extras (so nothing from the source tree or the dev extra helps), and by the test suite with a module
+refused (``--refuse greenlet``) to prove a sync host needs no greenlet. It needs nothing but the standard
+library and what the extras install: the FastAPI app is driven as a bare ASGI callable (no test client is
+installed with ``[fastapi]``), the Flask app through Flask's own ``test_client()``.
+
+Usage::
+
+    python install_check.py --extras fastapi,async --database /tmp/x.sqlite3 [--migrate] [--refuse greenlet]
+
+Every step prints one line; the first failure exits non-zero with a message naming the step.
+"""
+
+import argparse
+import asyncio
+import importlib
+import importlib.abc
+import importlib.machinery
+import json
+import sys
+import types
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+KNOWN_EXTRAS = ("fastapi", "flask", "postgres", "mysql", "async")
+ORGANIZATION = "org_install_check"
+SCOPE = "reports:read"
+
+# The public modules each extra makes importable, beside the core's (always checked).
+CORE_MODULES = ("tenantkit", "tenantkit.testing", "tenantkit._cli")
+EXTRA_MODULES = {
+    "fastapi": ("tenantkit.fastapi",),
+    "flask": ("tenantkit.flask",),
+    "postgres": ("psycopg",),
+    "mysql": ("pymysql",),
+    "async": ("sqlalchemy.ext.asyncio", "aiosqlite", "greenlet"),
+}
+
+
+class InstallCheckFailed(Exception):
+    """One step of the check failed; the message says which and why."""
+
+
+class RefusingFinder(importlib.abc.MetaPathFinder):
+    """Makes the named top-level modules unimportable, as if they were not installed."""
+
+    def __init__(self, refused: Sequence[str]) -> None:
+        self.refused = frozenset(refused)
+
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: types.ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        if fullname.partition(".")[0] in self.refused:
+            raise ModuleNotFoundError(
+                f"No module named {fullname!r} (refused by install_check)", name=fullname
+            )
+        return None
+
+
+@contextmanager
+def step(description: str) -> Iterator[None]:
+    """Run one step; any exception becomes an :class:`InstallCheckFailed` naming it."""
+    try:
+        yield
+    except InstallCheckFailed:
+        raise
+    except BaseException as error:
+        raise InstallCheckFailed(f"{description}: {type(error).__name__}: {error}") from error
+    print(f"ok: {description}", flush=True)
+
+
+def import_modules(extras: Sequence[str]) -> None:
+    for name in CORE_MODULES + tuple(module for extra in extras for module in EXTRA_MODULES[extra]):
+        with step(f"import {name}"):
+            importlib.import_module(name)
+    tenantkit = sys.modules["tenantkit"]
+    package = Path(tenantkit.__file__ or "?").parent
+    print(f"tenantkit {tenantkit.__version__} from {package}", flush=True)
+    with step("the package is marked typed (py.typed)"):
+        if not (package / "py.typed").is_file():
+            raise InstallCheckFailed(f"{package} has no py.typed: type checkers would ignore its annotations")
+
+
+def migrate(url: str) -> None:
+    from tenantkit._cli import main
+
+    with step(f"tenantkit db upgrade --url {url}"):
+        main(["db", "upgrade", "--url", url], standalone_mode=False)
+
+
+def issue_key(url: str) -> str:
+    """Seed one organization with an owner and a scoped key; return the key's plaintext."""
+    import sqlalchemy as sa
+
+    import tenantkit
+
+    kit = tenantkit.TenantKit()
+    engine = sa.create_engine(url)
+    try:
+        with step("issue an API key"), tenantkit.transaction(engine) as session:
+            kit.members.add(session, ORGANIZATION, "user_owner", tenantkit.Role.OWNER, actor=tenantkit.HOST)
+            issued = kit.api_keys.issue(
+                session, ORGANIZATION, "install check", actor=tenantkit.HOST, scopes=[SCOPE]
+            )
+    finally:
+        engine.dispose()
+    return issued.reveal()
+
+
+def call_asgi(app: Callable[..., Any], path: str, headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
+    """Send one GET to an ASGI app and return its status and JSON body."""
+    messages: list[dict[str, Any]] = []
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(name.lower().encode(), value.encode()) for name, value in headers.items()],
+        "client": ("127.0.0.1", 40000),
+        "server": ("testserver", 80),
+    }
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        messages.append(message)
+
+    asyncio.run(app(scope, receive, send))
+    start = next(message for message in messages if message["type"] == "http.response.start")
+    body = b"".join(
+        message.get("body", b"") for message in messages if message["type"] == "http.response.body"
+    )
+    return start["status"], json.loads(body)
+
+
+def expect_protected(
+    status_and_body: Callable[[dict[str, str]], tuple[int, dict[str, Any]]], key: str
+) -> None:
+    """The route answers the key with its organization, and a request without one with 401."""
+    status, body = status_and_body({"Authorization": f"Bearer {key}"})
+    if status != 200 or body.get("organization_id") != ORGANIZATION:
+        raise InstallCheckFailed(f"with a valid key: expected 200 and the organization, got {status} {body}")
+    status, body = status_and_body({})
+    if status != 401 or body.get("error", {}).get("code") != "invalid_api_key":
+        raise InstallCheckFailed(f"without a key: expected 401 invalid_api_key, got {status} {body}")
+
+
+def serve_fastapi(url: str, key: str, *, session_kind: str) -> None:
+    # No ``from __future__ import annotations`` in this file: FastAPI reads the route's annotations at
+    # run time, and they name types imported here, in the function.
+    from collections.abc import AsyncIterator
+    from typing import Annotated
+
+    import sqlalchemy as sa
+    from fastapi import Depends, FastAPI
+    from sqlalchemy.orm import Session
+
+    from tenantkit import ApiKeyVerification, TenantKit
+    from tenantkit.fastapi import TenantKitFastAPI
+
+    disposers: list[Callable[[], Any]] = []
+    if session_kind == "sync":
+        engine = sa.create_engine(url)
+        disposers.append(engine.dispose)
+
+        def get_session() -> Iterator[Session]:
+            with Session(engine) as session:
+                yield session
+
+        dependency: Callable[..., Any] = get_session
+    else:
+        from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
+
+        async_engine = create_async_engine(url.replace("sqlite://", "sqlite+aiosqlite://", 1))
+
+        async def get_async_session() -> AsyncIterator[AsyncSession]:
+            async with AsyncSession(async_engine) as session:
+                yield session
+
+        dependency = get_async_session
+        disposers.append(lambda: asyncio.run(async_engine.dispose()))
+
+    tk = TenantKitFastAPI(TenantKit(), session=dependency)
+    app = FastAPI()
+    tk.install(app)
+
+    @app.get("/reports")
+    def reports(verified: Annotated[ApiKeyVerification, Depends(tk.api_key(SCOPE))]) -> dict[str, str | None]:
+        return {"organization_id": verified.organization_id}
+
+    try:
+        with step(f"FastAPI ({session_kind} session) serves an API-key-protected request"):
+            expect_protected(lambda headers: call_asgi(app, "/reports", headers), key)
+    finally:
+        for dispose in disposers:
+            dispose()
+
+
+def serve_flask(url: str, key: str) -> None:
+    import sqlalchemy as sa
+    from flask import Flask
+    from sqlalchemy.orm import Session
+
+    from tenantkit import TenantKit
+    from tenantkit.flask import TenantKitFlask, current_api_key
+
+    engine = sa.create_engine(url)
+    sessions: list[Session] = []
+
+    def get_session() -> Session:
+        session = Session(engine)
+        sessions.append(session)
+        return session
+
+    app = Flask(__name__)
+    tk = TenantKitFlask(TenantKit(), session=get_session)
+    tk.init_app(app)
+
+    @app.get("/reports")
+    @tk.require_api_key(SCOPE)
+    def reports() -> dict[str, str | None]:
+        return {"organization_id": current_api_key().organization_id}
+
+    def get(headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        response = app.test_client().get("/reports", headers=headers)
+        return response.status_code, response.get_json()
+
+    try:
+        with step("Flask serves an API-key-protected request"):
+            expect_protected(get, key)
+    finally:
+        for session in sessions:
+            session.close()
+        engine.dispose()
+
+
+def verify_async(url: str, key: str) -> None:
+    from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
+
+    from tenantkit import TenantKit
+
+    kit = TenantKit()
+
+    async def verify() -> str | None:
+        engine = create_async_engine(url.replace("sqlite://", "sqlite+aiosqlite://", 1))
+        try:
+            async with AsyncSession(engine) as session:
+                verified = await session.run_sync(kit.api_keys.verify, key)
+                return verified.organization_id
+        finally:
+            await engine.dispose()
+
+    with step("AsyncSession.run_sync verifies the key on aiosqlite"):
+        organization = asyncio.run(verify())
+        if organization != ORGANIZATION:
+            raise InstallCheckFailed(f"verified the key for {organization!r}, not {ORGANIZATION!r}")
+
+
+def run(extras: Sequence[str], database: str, *, migrate_first: bool) -> None:
+    url = f"sqlite:///{database}"
+    import_modules(extras)
+    if migrate_first:
+        migrate(url)
+    key = issue_key(url)
+    if "fastapi" in extras:
+        serve_fastapi(url, key, session_kind="sync")
+        if "async" in extras:
+            serve_fastapi(url, key, session_kind="async")
+    if "flask" in extras:
+        serve_flask(url, key)
+    if "async" in extras:
+        verify_async(url, key)
+
+
+def parse_extras(text: str) -> list[str]:
+    extras = [extra.strip() for extra in text.split(",") if extra.strip()]
+    unknown = sorted(set(extras) - set(KNOWN_EXTRAS))
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown extra(s) {unknown}; known: {', '.join(KNOWN_EXTRAS)}")
+    return extras
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--extras", type=parse_extras, default=[], help="comma-separated extras installed")
+    parser.add_argument("--database", required=True, help="path of an SQLite file (created if missing)")
+    parser.add_argument("--migrate", action="store_true", help="run `tenantkit db upgrade` in-process first")
+    parser.add_argument("--refuse", action="append", default=[], help="a module to make unimportable")
+    arguments = parser.parse_args(argv)
+    if arguments.refuse:
+        sys.meta_path.insert(0, RefusingFinder(arguments.refuse))
+    label = ",".join(arguments.extras) or "no extra"
+    try:
+        run(arguments.extras, arguments.database, migrate_first=arguments.migrate)
+    except InstallCheckFailed as failure:
+        print(f"install check FAILED [{label}]: {failure}", file=sys.stderr, flush=True)
+        return 1
+    print(f"install check passed [{label}]", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

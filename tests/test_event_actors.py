@@ -1,0 +1,119 @@
+"""Events name who acted: the audit log and webhooks copy ``actor_id``, so it is each change's performer."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+import tenantkit
+from tenantkit import (
+    HOST,
+    ApiKeyService,
+    Event,
+    InvitationAccepted,
+    InvitationService,
+    MemberAdded,
+    MembershipService,
+    Role,
+)
+from tenantkit.testing import EventRecorder, FrozenClock
+
+ORG = "org_1"
+
+
+@pytest.fixture
+def membership(clock: FrozenClock) -> MembershipService:
+    return MembershipService(clock=clock)
+
+
+@pytest.fixture
+def recorder(membership: MembershipService) -> EventRecorder:
+    recorder = EventRecorder()
+    membership.events.subscribe(recorder)
+    return recorder
+
+
+def actors(recorder: EventRecorder) -> list[tuple[str, str | None]]:
+    return [(type(event).__name__, event.actor_id) for event in recorder.events]
+
+
+def test_a_member_who_joins_through_an_invitation_is_the_actor_of_both_events(
+    engine: sa.Engine, membership: MembershipService, recorder: EventRecorder, clock: FrozenClock
+) -> None:
+    """Accepting records ``MemberAdded`` and ``InvitationAccepted`` with the joining user as actor."""
+    invites = InvitationService(membership=membership, secret_keys=["k" * 32], clock=clock)
+    with tenantkit.transaction(engine) as session:
+        membership.add(session, ORG, "alice", Role.OWNER, actor=HOST)
+        link = invites.create_link_invitation(session, ORG, ["example.com"], actor="alice")
+    recorder.clear()
+    with tenantkit.transaction(engine) as session:
+        invites.accept(
+            session,
+            link.token.get_secret_value(),
+            user_id="nora",
+            email="nora@example.com",
+            email_verified=True,
+        )
+    assert actors(recorder) == [("MemberAdded", "nora"), ("InvitationAccepted", "nora")]
+    added = recorder.of_type(MemberAdded)[0]
+    accepted = recorder.of_type(InvitationAccepted)[0]
+    assert isinstance(added, MemberAdded)
+    assert isinstance(accepted, InvitationAccepted)
+    assert (added.user_id, added.role) == ("nora", Role.MEMBER)
+    assert accepted.user_id == "nora"
+
+
+def test_every_event_names_its_performer(
+    engine: sa.Engine, membership: MembershipService, recorder: EventRecorder, clock: FrozenClock
+) -> None:
+    """Each service call records the actor it was given (``None`` for the host), for every kind of event."""
+    keys = ApiKeyService(membership=membership, clock=clock)
+    invites = InvitationService(membership=membership, secret_keys=["k" * 32], clock=clock)
+    with tenantkit.transaction(engine) as session:
+        membership.add(session, ORG, "alice", Role.OWNER, actor=HOST)
+        membership.add(session, ORG, "adam", Role.ADMIN, actor="alice")
+        membership.add(session, ORG, "mia", Role.MEMBER, actor="adam")
+        membership.add(session, ORG, "max", Role.MEMBER, actor="adam")
+        membership.change_role(session, ORG, "mia", Role.ADMIN, actor="alice")
+        membership.remove(session, ORG, "max", actor="mia")
+        membership.leave(session, ORG, actor="mia")
+        membership.transfer_ownership(session, ORG, "adam", actor="alice")
+        membership.transfer_ownership(session, ORG, "alice", actor=HOST, from_user_id="adam")
+        key = keys.issue(session, ORG, "CI", actor="alice")
+        rotated = keys.rotate(session, ORG, key.id, actor="adam")
+        keys.revoke(session, ORG, rotated.id, actor="alice")
+        keys.delete(session, ORG, key.id, actor="adam")
+        invitation = invites.create_email_invitation(session, ORG, "eve@example.com", actor="adam")
+        invites.resend(session, ORG, invitation.invitation.id, actor="alice")
+        invites.revoke(session, ORG, invitation.invitation.id, actor=HOST)
+        link = invites.create_link_invitation(session, ORG, ["example.com"], actor=HOST)
+        invites.accept(
+            session,
+            link.token.get_secret_value(),
+            user_id="nora",
+            email="nora@example.com",
+            email_verified=True,
+        )
+    assert actors(recorder) == [
+        ("MemberAdded", None),
+        ("MemberAdded", "alice"),
+        ("MemberAdded", "adam"),
+        ("MemberAdded", "adam"),
+        ("MemberRoleChanged", "alice"),
+        ("MemberRemoved", "mia"),
+        ("MemberRemoved", "mia"),
+        ("OwnershipTransferred", "alice"),
+        ("OwnershipTransferred", None),
+        ("ApiKeyIssued", "alice"),
+        ("ApiKeyRotated", "adam"),
+        ("ApiKeyRevoked", "alice"),
+        ("ApiKeyDeleted", "adam"),
+        ("InvitationCreated", "adam"),
+        ("InvitationResent", "alice"),
+        ("InvitationRevoked", None),
+        ("InvitationCreated", None),
+        ("MemberAdded", "nora"),
+        ("InvitationAccepted", "nora"),
+    ]
+    # Every kind of event tenantkit defines was seen above: a new one must be added to this test.
+    assert {type(event) for event in recorder.events} == set(Event.__subclasses__())

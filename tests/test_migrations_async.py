@@ -1,0 +1,101 @@
+"""Migration functions given an ``AsyncEngine`` or ``AsyncConnection``: awaited, run through ``run_sync``."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx2
+import pytest
+import sqlalchemy as sa
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+import tenantkit
+from tests.databases import ThrowawayDatabase
+
+ASYNC_DIALECTS = ["sqlite", "postgresql"]
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+async def fresh_async_engine(fresh_database: ThrowawayDatabase) -> AsyncIterator[AsyncEngine]:
+    """An async engine (aiosqlite or psycopg async) on an empty, unmigrated database."""
+    assert fresh_database.async_url is not None
+    engine = create_async_engine(fresh_database.async_url)
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.parametrize("fresh_database", ASYNC_DIALECTS, indirect=True)
+async def test_every_function_accepts_an_async_engine(
+    fresh_async_engine: AsyncEngine, fresh_database: ThrowawayDatabase
+) -> None:
+    """upgrade, downgrade, adopt and the three checks work on an async engine when awaited."""
+    engine = fresh_async_engine
+    assert await tenantkit.current_revision(engine) is None
+    assert await tenantkit.is_up_to_date(engine) is False
+    with pytest.raises(tenantkit.SchemaOutOfDateError):
+        await tenantkit.require_up_to_date(engine)
+    assert (await tenantkit.adopt(engine)).adopted is False
+    result = await tenantkit.upgrade(engine)
+    assert result.to_revision == tenantkit.head_revision()
+    assert result.applied[0] == "0001"
+    assert await tenantkit.is_up_to_date(engine) is True
+    await tenantkit.require_up_to_date(engine)
+    assert tenantkit.current_revision(fresh_database.url) == tenantkit.head_revision()  # committed
+    assert (await tenantkit.downgrade(engine, "base")).to_revision is None
+    assert tenantkit.current_revision(fresh_database.url) is None
+
+
+@pytest.mark.parametrize("fresh_database", ASYNC_DIALECTS, indirect=True)
+async def test_async_connection_is_left_as_found(
+    fresh_async_engine: AsyncEngine, fresh_database: ThrowawayDatabase
+) -> None:
+    """Without a transaction open tenantkit commits its own; inside the caller's, the caller decides."""
+    async with fresh_async_engine.connect() as connection:
+        await tenantkit.upgrade(connection, "0001")
+        assert not connection.in_transaction()
+        assert tenantkit.current_revision(fresh_database.url) == "0001"
+        async with connection.begin():
+            await tenantkit.upgrade(connection)
+            assert await tenantkit.current_revision(connection) == tenantkit.head_revision()
+    assert tenantkit.is_up_to_date(fresh_database.url)
+
+
+@pytest.mark.parametrize("fresh_database", ASYNC_DIALECTS, indirect=True)
+async def test_fastapi_lifespan_migrates_on_start(fresh_async_engine: AsyncEngine) -> None:
+    """The documented async start-up: a FastAPI lifespan that awaits ``tenantkit.upgrade(engine)``."""
+    engine = fresh_async_engine
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await tenantkit.upgrade(engine)
+        yield
+
+    app = FastAPI(lifespan=lifespan)
+
+    @app.get("/revision")
+    async def revision() -> dict[str, Any]:
+        return {"revision": await tenantkit.current_revision(engine)}
+
+    async with app.router.lifespan_context(app):
+        transport = httpx2.ASGITransport(app=app)
+        async with httpx2.AsyncClient(transport=transport, base_url="http://test") as client:
+            response = await client.get("/revision")
+    assert response.json() == {"revision": tenantkit.head_revision()}
+
+
+def test_an_unsupported_object_is_invalid_input() -> None:
+    """Something that is neither a database nor a URL is refused with a message naming what is accepted."""
+    with pytest.raises(tenantkit.InvalidInputError, match="AsyncEngine") as info:
+        tenantkit.upgrade(object())  # type: ignore[call-overload]
+    assert info.value.field == "database"
+
+
+def test_a_sync_engine_still_returns_a_plain_result(sqlite_engine: sa.Engine) -> None:
+    """Sync callers are unchanged: no awaitable, the result itself."""
+    assert tenantkit.upgrade(sqlite_engine).to_revision == tenantkit.head_revision()
