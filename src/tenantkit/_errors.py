@@ -28,6 +28,7 @@ stable ``code`` (adapters map codes to HTTP statuses without parsing messages) a
     │   └── ConcurrentUpdateError                  code "concurrent_update"
     ├── ApiKeyError
     │   ├── InvalidApiKeyError                     code "invalid_api_key"
+    │   │   └── AmbiguousApiKeyError               code "ambiguous_api_key"
     │   └── MissingScopeError                      code "missing_scope"
     └── InvitationError
         ├── InvalidInvitationTokenError            code "invalid_invitation_token"
@@ -399,6 +400,22 @@ class InvalidApiKeyError(ApiKeyError):
 
     def details(self) -> dict[str, object]:
         return {"reason": self.reason}
+
+
+class AmbiguousApiKeyError(InvalidApiKeyError):
+    """A request presents more than one API key, so which one it means is not clear.
+
+    Two ``Authorization`` headers, two ``X-API-Key`` headers, or both headers naming different keys. The
+    frameworks disagree on such requests (Starlette reads the first header, WSGI joins them), so tenantkit
+    refuses them before verifying anything. Its ``reason`` is ``"ambiguous"``.
+    """
+
+    code = "ambiguous_api_key"
+
+    def __init__(self) -> None:
+        # Skips InvalidApiKeyError's "is not valid (reason)" wording: nothing was verified.
+        TenantKitError.__init__(self, "the request presents more than one API key; send exactly one")
+        self.reason = "ambiguous"
 
 
 class MissingScopeError(ApiKeyError):

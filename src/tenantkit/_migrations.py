@@ -37,6 +37,7 @@ from alembic.util import CommandError
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy.engine import URL, Connection, Engine
 
+from tenantkit._database_url import create_engine_from_url
 from tenantkit._errors import (
     ConfigurationError,
     DatabaseUnavailableError,
@@ -120,23 +121,6 @@ def head_revision() -> str:
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     assert head is not None
     return head
-
-
-def create_engine_from_url(url: str | URL) -> Engine:
-    """Build an engine for ``url``, turning a malformed URL or missing driver into a clear error."""
-    try:
-        return sa.create_engine(url)
-    except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError, ValueError) as exc:
-        raise DatabaseUnavailableError(
-            f"cannot use database URL {_safe_url(url)}: {exc}", url=_safe_url(url)
-        ) from exc
-
-
-def _safe_url(url: str | URL) -> str:
-    try:
-        return sa.engine.make_url(url).render_as_string(hide_password=True)
-    except sa.exc.ArgumentError:
-        return "<unparseable URL>"
 
 
 def _unavailable(engine: Engine, exc: sa.exc.DBAPIError) -> DatabaseUnavailableError:

@@ -58,7 +58,7 @@ from tenantkit._http import (
 from tenantkit._invitations import AcceptedInvitation, Invitation, InvitationPreview
 from tenantkit._kit import TenantKit
 from tenantkit._membership import Member
-from tenantkit._pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page
+from tenantkit._pagination import DEFAULT_PAGE_SIZE, MAX_CURSOR_LENGTH, MAX_PAGE_SIZE, Page
 from tenantkit._roles import Action
 
 if TYPE_CHECKING:
@@ -440,7 +440,7 @@ class TenantKitFastAPI:
         async def list_members(
             organization_id: str,
             limit: int = Query(DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE),
-            cursor: str | None = Query(None, max_length=2048),
+            cursor: str | None = Query(None, max_length=MAX_CURSOR_LENGTH),
             principal: Principal = Depends(principal_dependency),
             session: Any = Depends(session_dependency),
         ) -> Page[Member]:
@@ -520,7 +520,7 @@ class TenantKitFastAPI:
         async def list_api_keys(
             organization_id: str,
             limit: int = Query(DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE),
-            cursor: str | None = Query(None, max_length=2048),
+            cursor: str | None = Query(None, max_length=MAX_CURSOR_LENGTH),
             principal: Principal = Depends(principal_dependency),
             session: Any = Depends(session_dependency),
         ) -> Page[ApiKey]:
@@ -593,7 +593,7 @@ class TenantKitFastAPI:
         async def list_invitations(
             organization_id: str,
             limit: int = Query(DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE),
-            cursor: str | None = Query(None, max_length=2048),
+            cursor: str | None = Query(None, max_length=MAX_CURSOR_LENGTH),
             principal: Principal = Depends(principal_dependency),
             session: Any = Depends(session_dependency),
         ) -> Page[Invitation]:

@@ -10,12 +10,11 @@ import click
 
 from tenantkit._actor import HOST, Actor
 from tenantkit._cli._common import emit, engine_for, handle_errors, json_option, main, url_option
+from tenantkit._cli._formats import ROLE, Column, echo_page
 from tenantkit._membership import Member, MembershipService
 from tenantkit._pagination import MAX_PAGE_SIZE
 from tenantkit._roles import Role
 from tenantkit._session import transaction
-
-_ROLE_CHOICE = click.Choice([role.value for role in Role], case_sensitive=False)
 
 
 def _actor(user_id: str | None) -> Actor:
@@ -29,8 +28,11 @@ def as_option(function: click.decorators.FC) -> click.decorators.FC:
     )(function)
 
 
-def _line(member: Member) -> str:
-    return f"{member.organization_id}\t{member.user_id}\t{member.role.value}"
+MEMBER_COLUMNS: list[Column[Member]] = [
+    ("ORGANIZATION", lambda member: member.organization_id),
+    ("USER", lambda member: member.user_id),
+    ("ROLE", lambda member: member.role.value),
+]
 
 
 @main.group()
@@ -44,7 +46,7 @@ def members() -> None:
 @as_option
 @click.argument("organization")
 @click.argument("user")
-@click.option("--role", type=_ROLE_CHOICE, default=Role.MEMBER.value, show_default=True)
+@click.option("--role", type=ROLE, default=Role.MEMBER.value, show_default=True)
 @handle_errors
 def add(url: str, as_json: bool, acting_user: str | None, organization: str, user: str, role: str) -> None:
     """Make USER a member of ORGANIZATION."""
@@ -57,7 +59,7 @@ def add(url: str, as_json: bool, acting_user: str | None, organization: str, use
 @url_option
 @json_option
 @click.argument("organization")
-@click.option("--role", type=_ROLE_CHOICE, default=None, help="Only members with this role.")
+@click.option("--role", type=ROLE, default=None, help="Only members with this role.")
 @click.option("--limit", type=click.IntRange(1, MAX_PAGE_SIZE), default=50, show_default=True)
 @click.option("--cursor", default=None, help="next_cursor printed by the previous page.")
 @handle_errors
@@ -67,14 +69,7 @@ def list_(
     """List the members of ORGANIZATION, one page at a time, ordered by user id."""
     with engine_for(url) as engine, transaction(engine) as session:
         page = MembershipService().list_members(session, organization, limit=limit, cursor=cursor, role=role)
-
-    def human() -> None:
-        for member in page.items:
-            click.echo(_line(member))
-        if page.next_cursor:
-            click.echo(f"next page: --cursor {page.next_cursor}", err=True)
-
-    emit(page, as_json, human)
+    emit(page, as_json, lambda: echo_page(page, MEMBER_COLUMNS))
 
 
 @members.command("orgs")
@@ -88,14 +83,7 @@ def orgs(url: str, as_json: bool, user: str, limit: int, cursor: str | None) -> 
     """List the organizations USER belongs to, with their role in each."""
     with engine_for(url) as engine, transaction(engine) as session:
         page = MembershipService().list_organizations(session, user, limit=limit, cursor=cursor)
-
-    def human() -> None:
-        for member in page.items:
-            click.echo(_line(member))
-        if page.next_cursor:
-            click.echo(f"next page: --cursor {page.next_cursor}", err=True)
-
-    emit(page, as_json, human)
+    emit(page, as_json, lambda: echo_page(page, MEMBER_COLUMNS))
 
 
 @members.command("set-role")
@@ -104,7 +92,7 @@ def orgs(url: str, as_json: bool, user: str, limit: int, cursor: str | None) -> 
 @as_option
 @click.argument("organization")
 @click.argument("user")
-@click.argument("role", type=_ROLE_CHOICE)
+@click.argument("role", type=ROLE)
 @handle_errors
 def set_role(
     url: str, as_json: bool, acting_user: str | None, organization: str, user: str, role: str
@@ -136,7 +124,7 @@ def remove(url: str, as_json: bool, acting_user: str | None, organization: str, 
 @click.argument("organization")
 @click.argument("to_user")
 @click.option("--from", "from_user", default=None, help="The OWNER handing over (required as the host).")
-@click.option("--demote-to", type=_ROLE_CHOICE, default=Role.ADMIN.value, show_default=True)
+@click.option("--demote-to", type=ROLE, default=Role.ADMIN.value, show_default=True)
 @handle_errors
 def transfer(
     url: str,
