@@ -151,8 +151,11 @@ class SchemaConflictError(DatabaseError):
 
     def __init__(self, conflicts: Sequence[str]) -> None:
         self.conflicts: tuple[str, ...] = tuple(conflicts)
-        listing = "; ".join(self.conflicts)
-        super().__init__(f"the database has tables that conflict with tenantkit's: {listing}")
+        super().__init__(self._describe("; ".join(self.conflicts)))
+
+    @staticmethod
+    def _describe(listing: str) -> str:
+        return f"the database has tables that conflict with tenantkit's: {listing}"
 
     def details(self) -> dict[str, object]:
         return {"conflicts": list(self.conflicts)}
@@ -170,14 +173,12 @@ class TableLogicError(SchemaConflictError):
 
     code = "table_logic"
 
-    def __init__(self, found: Sequence[str]) -> None:
-        super().__init__(found)
-        listing = "; ".join(self.conflicts)
-        self.message = (
+    @staticmethod
+    def _describe(listing: str) -> str:
+        return (
             f"the tables to adopt carry logic that can rewrite tenantkit's writes: {listing}; "
             "remove it, or adopt with allow_table_logic=True (--allow-table-logic) if you vouch for it"
         )
-        self.args = (self.message,)
 
 
 class SchemaOutOfDateError(DatabaseError):
@@ -221,8 +222,8 @@ class WriteNotAppliedError(DatabaseError):
             "back"
         )
         self.table = table
-        self.row = dict(row)
-        self.columns = tuple(columns)
+        self.row: dict[str, str] = dict(row)
+        self.columns: tuple[str, ...] = tuple(columns)
         self.problem = problem
 
     def details(self) -> dict[str, object]:
