@@ -172,7 +172,7 @@ def connect(database: Database) -> Iterator[Connection]:
         yield connection
 
 
-def _is_async(database: object) -> TypeIs[AsyncEngine | AsyncConnection]:
+def is_async_database(database: object) -> TypeIs[AsyncEngine | AsyncConnection]:
     if "sqlalchemy.ext.asyncio" not in sys.modules:
         # Nothing async can exist before SQLAlchemy's asyncio extension was imported; not importing it
         # here keeps sync hosts free of greenlet.
@@ -406,7 +406,7 @@ def current_revision(database: Database | AsyncDatabase) -> str | Awaitable[str 
     Raises:
         DatabaseUnavailableError: The URL is malformed or the server cannot be reached.
     """
-    if _is_async(database):
+    if is_async_database(database):
         return _run_async(database, current_revision)
     with connect(database) as connection:
         return _current(connection)
@@ -422,7 +422,7 @@ def is_up_to_date(database: Database | AsyncDatabase) -> bool | Awaitable[bool]:
     Raises:
         DatabaseUnavailableError: The URL is malformed or the server cannot be reached.
     """
-    if _is_async(database):
+    if is_async_database(database):
         return _run_async(database, is_up_to_date)
     return current_revision(database) == head_revision()
 
@@ -440,7 +440,7 @@ def require_up_to_date(database: Database | AsyncDatabase) -> Awaitable[None] | 
         SchemaOutOfDateError: The database is behind (or was never migrated).
         DatabaseUnavailableError: The URL is malformed or the server cannot be reached.
     """
-    if _is_async(database):
+    if is_async_database(database):
         return _run_async(database, require_up_to_date)
     current = current_revision(database)
     head = head_revision()
@@ -590,7 +590,7 @@ def upgrade(
         DatabaseUnavailableError: The URL is malformed or the server cannot be reached.
         InvalidInputError: ``revision`` is not one of tenantkit's, or ``lock_timeout`` is not positive.
     """
-    if _is_async(database):
+    if is_async_database(database):
         return _run_async(
             database, lambda sync: upgrade(sync, revision, adopt=adopt, lock_timeout=lock_timeout)
         )
@@ -646,7 +646,7 @@ def downgrade(
         DatabaseUnavailableError: The URL is malformed or the server cannot be reached.
         InvalidInputError: ``revision`` is not one of tenantkit's, or ``lock_timeout`` is not positive.
     """
-    if _is_async(database):
+    if is_async_database(database):
         return _run_async(database, lambda sync: downgrade(sync, revision, lock_timeout=lock_timeout))
     if revision != "base":
         _check_revision(revision)
@@ -710,7 +710,7 @@ def adopt(
         MigrationLockTimeoutError: Another migration held the lock for longer than ``lock_timeout``.
         DatabaseUnavailableError: The URL is malformed or the server cannot be reached.
     """
-    if _is_async(database):
+    if is_async_database(database):
         return _run_async(
             database,
             lambda sync: adopt(sync, lock_timeout=lock_timeout, allow_table_logic=allow_table_logic),
