@@ -11,7 +11,7 @@ token, never from a header the client chooses.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple, Protocol
 
 import flask
@@ -38,6 +38,16 @@ class Reply(NamedTuple):
     headers: Any  # the framework's own case-insensitive header object
 
 
+RequestHeaders = Mapping[str, str] | Sequence[tuple[str, str]]
+"""Request headers: a mapping, or pairs when a header is sent more than once."""
+
+
+def _header_list(headers: RequestHeaders | None) -> list[tuple[str, str]]:
+    if headers is None:
+        return []
+    return list(headers.items()) if isinstance(headers, Mapping) else list(headers)
+
+
 class HttpClient(Protocol):
     """Calls an application the same way whichever framework serves it."""
 
@@ -48,7 +58,7 @@ class HttpClient(Protocol):
         method: str,
         path: str,
         json: object = None,
-        headers: Mapping[str, str] | None = None,
+        headers: RequestHeaders | None = None,
         *,
         content: bytes | None = None,
     ) -> Reply: ...
@@ -165,16 +175,16 @@ class FastAPIClient:
         method: str,
         path: str,
         json: object = None,
-        headers: Mapping[str, str] | None = None,
+        headers: RequestHeaders | None = None,
         *,
         content: bytes | None = None,
     ) -> Reply:
         if content is not None:
-            response = self._client.request(method, path, content=content, headers=headers)
+            response = self._client.request(method, path, content=content, headers=_header_list(headers))
         elif json is not None:
-            response = self._client.request(method, path, json=json, headers=headers)
+            response = self._client.request(method, path, json=json, headers=_header_list(headers))
         else:
-            response = self._client.request(method, path, headers=headers)
+            response = self._client.request(method, path, headers=_header_list(headers))
         return Reply(
             response.status_code,
             _decode(response.headers.get("content-type"), response.content),
@@ -195,16 +205,16 @@ class FlaskClient:
         method: str,
         path: str,
         json: object = None,
-        headers: Mapping[str, str] | None = None,
+        headers: RequestHeaders | None = None,
         *,
         content: bytes | None = None,
     ) -> Reply:
         if content is not None:
-            response = self._client.open(path, method=method, data=content, headers=dict(headers or {}))
+            response = self._client.open(path, method=method, data=content, headers=_header_list(headers))
         elif json is not None:
-            response = self._client.open(path, method=method, json=json, headers=dict(headers or {}))
+            response = self._client.open(path, method=method, json=json, headers=_header_list(headers))
         else:
-            response = self._client.open(path, method=method, headers=dict(headers or {}))
+            response = self._client.open(path, method=method, headers=_header_list(headers))
         return Reply(
             response.status_code,
             _decode(response.headers.get("Content-Type"), response.data),

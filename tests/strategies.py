@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import base64
+import json
+import string
+from datetime import timezone
+from typing import Any
+
 from hypothesis import strategies as st
 
 from tenantkit import Role
+from tenantkit._api_keys import _KEYS_ORDER
+from tenantkit._invitations import _PENDING_ORDER
+from tenantkit._membership import _MEMBERS_ORDER, _ORGANIZATIONS_ORDER
+from tenantkit._pagination import Keyset
 
 # -- membership -----------------------------------------------------------------------------------------
 
@@ -128,3 +138,99 @@ junk_api_keys = st.one_of(
 )
 """Anything a client might send as an API key that was never issued: text, bytes, other objects, and strings
 shaped like a key (right prefix, alphabet and length) with a random checksum."""
+
+# -- pagination cursors ---------------------------------------------------------------------------------
+
+
+def listing_keysets() -> list[Keyset]:
+    """The sort key of every listing tenantkit has: members, organizations of a user, keys, invitations."""
+    return [_MEMBERS_ORDER, _ORGANIZATIONS_ORDER, _KEYS_ORDER, _PENDING_ORDER]
+
+
+utc_timestamps = st.datetimes(timezones=st.just(timezone.utc))
+"""Aware UTC datetimes over Python's whole range, microseconds included."""
+
+stored_ids = st.text(alphabet=st.characters(codec="utf-8", exclude_characters="\x00"), max_size=40)
+"""Any id a row can hold (a NUL is the one character PostgreSQL text refuses); also odd adopted ids."""
+
+
+def sort_keys(keyset: Keyset) -> st.SearchStrategy[tuple[Any, ...]]:
+    """A valid sort key of ``keyset``'s listing: a timestamp or an id per column."""
+    parts = [stored_ids if column.type.python_type is str else utc_timestamps for column in keyset.columns]
+    return st.tuples(*parts)
+
+
+@st.composite
+def valid_cursors(draw: st.DrawFn, keyset: Keyset) -> str:
+    """A cursor the library writes for ``keyset``'s listing, for some valid sort key."""
+    return keyset.encode(draw(sort_keys(keyset)))
+
+
+_CURSOR_ALPHABET = string.ascii_letters + string.digits + "-_"
+
+
+@st.composite
+def mutated_cursors(draw: st.DrawFn, keyset: Keyset) -> str:
+    """A valid cursor changed by one edit: a character replaced, dropped or added, padding, other alphabet."""
+    cursor = draw(valid_cursors(keyset))
+    edit = draw(st.sampled_from(["replace", "drop", "insert", "pad", "alphabet", "truncate"]))
+    position = draw(st.integers(0, len(cursor) - 1))
+    char = draw(st.sampled_from(_CURSOR_ALPHABET + "+/=. \x00é"))
+    if edit == "replace":
+        return cursor[:position] + char + cursor[position + 1 :]
+    if edit == "drop":
+        return cursor[:position] + cursor[position + 1 :]
+    if edit == "insert":
+        return cursor[:position] + char + cursor[position:]
+    if edit == "pad":
+        return cursor + "=" * draw(st.integers(1, 3))
+    if edit == "alphabet":
+        return cursor.replace("-", "+").replace("_", "/") + "A-_"[position % 3]
+    return cursor[:position]
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode("ascii").rstrip("=")
+
+
+hostile_texts = st.one_of(
+    st.text(max_size=20),  # any code point: lone surrogates and NUL included
+    st.sampled_from(
+        [
+            "\ud800",
+            "a\x00b",
+            "2026-01-01T00:00:00",  # naive
+            "2026-01-01T00:00:00-05:00",  # not UTC
+            "9999-12-31T23:59:59-14:00",  # overflows on conversion to UTC
+            "0001-01-01T00:00:00+14:00",  # underflows on conversion to UTC
+            "2026-13-45T99:00:00+00:00",
+            "x" * 3000,
+        ]
+    ),
+)
+
+
+@st.composite
+def arbitrary_cursors(draw: st.DrawFn) -> str:
+    """Cursors made by hand: JSON arrays of hostile text, with or without a listing name, or any bytes."""
+    names = [keyset.listing for keyset in listing_keysets()]
+    shape = draw(st.sampled_from(["array", "named", "json", "bytes", "text"]))
+    if shape == "array":
+        return _b64(json.dumps(draw(st.lists(hostile_texts, min_size=1, max_size=3))).encode())
+    if shape == "named":
+        values = draw(st.lists(hostile_texts, min_size=1, max_size=3))
+        return _b64(json.dumps([draw(st.sampled_from(names)), *values]).encode())
+    if shape == "json":
+        value = draw(st.recursive(st.none() | st.integers() | st.text(), st.lists, max_leaves=5))
+        return _b64(json.dumps(value).encode())
+    if shape == "bytes":
+        return _b64(draw(st.binary(max_size=60)))
+    # Raw text stays UTF-8 so that it can travel in a URL; the JSON shapes above carry the surrogates.
+    return draw(st.text(alphabet=st.characters(codec="utf-8"), max_size=60))
+
+
+def cursors(keyset: Keyset | None = None) -> st.SearchStrategy[str]:
+    """Cursors of every kind: valid for ``keyset`` (or any listing), mutated, or made by hand."""
+    keysets = [keyset] if keyset is not None else listing_keysets()
+    chosen = st.sampled_from(keysets)
+    return st.one_of(chosen.flatmap(valid_cursors), chosen.flatmap(mutated_cursors), arbitrary_cursors())

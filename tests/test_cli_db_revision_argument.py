@@ -74,6 +74,6 @@ def test_an_unknown_revision_argument_is_a_usage_error(url: str) -> None:
     assert result.exit_code == 2
     # One error line, below the "database: <URL>" line every command prints first.
     assert result.stderr.splitlines()[0].startswith("database: ")
-    assert result.stderr.splitlines()[1].startswith("error [invalid_input]: revision: ")
+    assert result.stderr.splitlines()[1].startswith("error [invalid_input]: REVISION: ")
     assert result.stderr.count("\n") == 2
     assert tenantkit.current_revision(url) is None

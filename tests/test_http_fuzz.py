@@ -1,7 +1,8 @@
 """Generated bad requests against both adapters: never a 5xx, and every refusal is a JSON error with a code.
 
 Requests follow the route templates of ``tests/http_apps.py`` with hypothesis choosing the path segments
-(real ids, random text, oversized text), the method, the query string, the body (JSON of any shape, JSON
+(real ids, random text, oversized text), the method, the query string (with cursors drawn from the
+library's own codec: valid, mutated, or made by hand), the body (JSON of any shape, JSON
 close to the request models, raw bytes with any content type) and the credentials (the identity-provider
 stand-in headers, API keys that are junk, well-formed but unknown, or real). A request whose method the
 route serves must be answered by tenantkit, so a refusal must be ``{"error": {"code", "message"}}``; any
@@ -23,6 +24,7 @@ from tenantkit._key_format import CHECKSUM_LENGTH, checksum
 from tenantkit.testing import FrozenClock
 from tests.databases import delete_all_rows
 from tests.http_apps import ADAPTERS, BUILDERS, HttpClient, Reply, make_kit
+from tests.strategies import cursors
 from tests.test_http_contract import ALICE, BASE, seed
 
 ORG_TEMPLATE = "/tk/organizations/{org}"
@@ -179,11 +181,11 @@ def requests(draw: st.DrawFn, target: Target) -> tuple[str, str, dict[str, str],
     org = draw(st.one_of(st.sampled_from(["org_1", "org_2", "org_1 ", "ORG_1"]), segment))
     thing = draw(st.one_of(st.sampled_from([target.key_id, target.invitation_id, "bob", "alice"]), segment))
     path = template.format(org=quote(org, safe=""), id=quote(thing, safe=""))
+    query_text = st.one_of(st.integers(-5, 1000).map(str), unicode_text, oversized_text)
     query = draw(
-        st.dictionaries(
-            st.sampled_from(["limit", "cursor", "x"]),
-            st.one_of(st.integers(-5, 1000).map(str), unicode_text, oversized_text),
-            max_size=2,
+        st.fixed_dictionaries(
+            {},
+            optional={"limit": query_text, "cursor": st.one_of(cursors(), query_text), "x": query_text},
         )
     )
     if query:
@@ -297,8 +299,12 @@ def symbolic_requests(draw: st.DrawFn) -> dict[str, Any]:
     org = draw(st.one_of(st.sampled_from(["org_1", "org_2", "org_1 ", "x" * 300, "ünï"]), odd_segment))
     thing = draw(st.one_of(st.sampled_from(SYMBOLIC_IDS), odd_segment))
     query = draw(
-        st.dictionaries(
-            st.sampled_from(["limit", "cursor"]), st.sampled_from(["0", "2", "abc", "9999", "zz"])
+        st.fixed_dictionaries(
+            {},
+            optional={
+                "limit": st.sampled_from(["0", "2", "abc", "9999", "zz"]),
+                "cursor": st.one_of(st.sampled_from(["0", "abc", "zz"]), cursors()),
+            },
         )
     )
     user_id = draw(st.sampled_from(["alice", "bob", "carol", "mallory", "dave", None]))

@@ -64,11 +64,12 @@ class TestCreate:
             "https://app.example.com/invite?token={token}",
         )
         assert result.exit_code == 0, result.output
-        lines = result.stdout.splitlines()
-        assert "\tlink\texample.com,*.corp.example\tMEMBER\t" in lines[0]
-        assert lines[0].endswith("0/3")
-        assert lines[1].startswith("token: ")
-        assert lines[2] == "accept URL: https://app.example.com/invite?token=" + lines[1].removeprefix(
+        header, row, *lines = result.stdout.splitlines()
+        assert header.split() == ["ID", "KIND", "FOR", "ROLE", "EXPIRES", "USES"]
+        assert row.split()[1:4] == ["link", "example.com,*.corp.example", "MEMBER"]
+        assert row.endswith("0/3")
+        assert lines[0].startswith("token: ")
+        assert lines[1] == "accept URL: https://app.example.com/invite?token=" + lines[0].removeprefix(
             "token: "
         )
 

@@ -41,13 +41,17 @@ def seeded(url: str, sqlite_engine: sa.Engine) -> sa.Engine:
 
 class TestMembersCommands:
     def test_add_as_host_then_list(self, url: str, sqlite_engine: sa.Engine) -> None:
-        """``add`` acts as the host by default; ``list`` prints one tab-separated line per member."""
+        """``add`` acts as the host by default; ``list`` prints a header row and one row per member."""
         first = run("add", "org_1", "alice", "--role", "owner")
         second = run("add", "org_1", "bob", "--as", "alice")
         assert (first.exit_code, second.exit_code) == (0, 0), (first.output, second.output)
         listing = run("list", "org_1")
         assert listing.exit_code == 0
-        assert listing.stdout.splitlines() == ["org_1\talice\tOWNER", "org_1\tbob\tMEMBER"]
+        assert [line.split() for line in listing.stdout.splitlines()] == [
+            ["ORGANIZATION", "USER", "ROLE"],
+            ["org_1", "alice", "OWNER"],
+            ["org_1", "bob", "MEMBER"],
+        ]
 
     def test_json_pages(self, seeded: sa.Engine) -> None:
         """``--json`` prints the page; ``--cursor`` continues it."""

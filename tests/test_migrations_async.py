@@ -99,3 +99,37 @@ def test_an_unsupported_object_is_invalid_input() -> None:
 def test_a_sync_engine_still_returns_a_plain_result(sqlite_engine: sa.Engine) -> None:
     """Sync callers are unchanged: no awaitable, the result itself."""
     assert tenantkit.upgrade(sqlite_engine).to_revision == tenantkit.head_revision()
+
+
+@pytest.mark.parametrize("fresh_database", ASYNC_DIALECTS, indirect=True)
+async def test_the_adapter_lifespan_awaits_an_async_engine(fresh_async_engine: AsyncEngine) -> None:
+    """``TenantKitFastAPI.lifespan(async_engine)`` migrates to head before the application serves."""
+    from tenantkit.fastapi import TenantKitFastAPI
+
+    app = FastAPI(lifespan=TenantKitFastAPI.lifespan(fresh_async_engine))
+
+    assert await tenantkit.current_revision(fresh_async_engine) is None
+    async with app.router.lifespan_context(app):
+        assert await tenantkit.current_revision(fresh_async_engine) == tenantkit.head_revision()
+
+
+@pytest.mark.parametrize("fresh_database", ["sqlite", "postgresql", "mariadb"], indirect=True)
+async def test_the_adapter_lifespan_migrates_a_sync_engine_off_the_event_loop(
+    fresh_database: ThrowawayDatabase,
+) -> None:
+    """A sync engine is migrated in the thread pool: the upgrade never runs on the event loop's thread."""
+    import threading
+
+    from tenantkit.fastapi import TenantKitFastAPI
+
+    engine = sa.create_engine(fresh_database.url)
+    threads: list[int] = []
+    sa.event.listen(engine, "connect", lambda *_: threads.append(threading.get_ident()))
+    app = FastAPI(lifespan=TenantKitFastAPI.lifespan(engine))
+    try:
+        async with app.router.lifespan_context(app):
+            assert tenantkit.is_up_to_date(engine)
+    finally:
+        engine.dispose()
+    assert threads
+    assert threading.get_ident() not in threads

@@ -17,6 +17,7 @@ from tenantkit._api_keys import (
 from tenantkit._clock import Clock, system_clock
 from tenantkit._errors import (
     AlreadyMemberError,
+    AmbiguousApiKeyError,
     ApiKeyError,
     ApiKeyNotFoundError,
     AuthorizationError,
@@ -120,6 +121,7 @@ __all__ = [
     "Action",
     "Actor",
     "AlreadyMemberError",
+    "AmbiguousApiKeyError",
     "ApiKey",
     "ApiKeyDeleted",
     "ApiKeyError",

@@ -55,7 +55,7 @@ from tenantkit._key_cache import CacheEntry, KeyCache
 from tenantkit._key_format import DEFAULT_PREFIX, DIGEST_KIND, KeyFormat
 from tenantkit._membership import MembershipService
 from tenantkit._missing_schema import raise_if_out_of_date, translate_missing_schema
-from tenantkit._pagination import DEFAULT_PAGE_SIZE, Page, check_limit, decode_cursor, encode_cursor
+from tenantkit._pagination import DEFAULT_PAGE_SIZE, Keyset, Page, check_limit
 from tenantkit._roles import Action
 from tenantkit._tables import UTCDateTime, api_keys, new_id
 from tenantkit._validation import check_identifier, check_name
@@ -492,6 +492,10 @@ def _raw_lookup(candidates: int) -> _RawQuery:
     return query
 
 
+# Keys are listed newest first; the id breaks ties between keys made in the same microsecond.
+_KEYS_ORDER = Keyset("api_keys", api_keys.c.created_at, api_keys.c.id, descending=True)
+
+
 def _row_to_key(row: Any) -> ApiKey:
     return ApiKey(
         id=row.id,
@@ -686,32 +690,18 @@ class ApiKeyService:
         check_identifier(organization_id, "organization_id")
         check_limit(limit)
         acting = as_actor(actor)
-        after: tuple[datetime, str] | None = None
-        if cursor is not None:
-            created, key_id = decode_cursor(cursor, 2)
-            try:
-                after = (as_utc(datetime.fromisoformat(created), "cursor"), key_id)
-            except ValueError:
-                raise InvalidInputError("cursor", "is not a cursor returned by a previous page") from None
+        after = _KEYS_ORDER.after(cursor)
         self.membership.authorize(session, organization_id, acting, Action.READ_API_KEYS)
         query = sa.select(*_METADATA_COLUMNS).where(api_keys.c.organization_id == organization_id)
         if not include_revoked:
             query = query.where(api_keys.c.revoked_at.is_(None))
         if after is not None:
-            query = query.where(
-                sa.or_(
-                    api_keys.c.created_at < after[0],
-                    sa.and_(api_keys.c.created_at == after[0], api_keys.c.id < after[1]),
-                )
-            )
-        query = query.order_by(api_keys.c.created_at.desc(), api_keys.c.id.desc()).limit(limit + 1)
-        rows = session.execute(query, execution_options=self.membership.execution_options).all()
-        items = [_row_to_key(row) for row in rows[:limit]]
-        next_cursor = None
-        if len(rows) > limit:
-            last = items[-1]
-            next_cursor = encode_cursor(last.created_at.isoformat(), last.id)
-        return Page[ApiKey](items=items, next_cursor=next_cursor)
+            query = query.where(after)
+        rows = session.execute(
+            query.order_by(*_KEYS_ORDER.order_by()).limit(limit + 1),
+            execution_options=self.membership.execution_options,
+        ).all()
+        return _KEYS_ORDER.page(rows, limit, _row_to_key)
 
     def get(self, session: Session, organization_id: str, key_id: str, *, actor: Actor | str) -> ApiKey:
         """One key's metadata.

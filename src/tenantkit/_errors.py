@@ -29,6 +29,7 @@ stable ``code`` (adapters map codes to HTTP statuses without parsing messages) a
     │   └── ConcurrentUpdateError                  code "concurrent_update"
     ├── ApiKeyError
     │   ├── InvalidApiKeyError                     code "invalid_api_key"
+    │   │   └── AmbiguousApiKeyError               code "ambiguous_api_key"
     │   └── MissingScopeError                      code "missing_scope"
     └── InvitationError
         ├── InvalidInvitationTokenError            code "invalid_invitation_token"
@@ -46,7 +47,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:
     from tenantkit._roles import Role
@@ -171,8 +172,11 @@ class SchemaConflictError(DatabaseError):
 
     def __init__(self, conflicts: Sequence[str]) -> None:
         self.conflicts: tuple[str, ...] = tuple(conflicts)
-        listing = "; ".join(self.conflicts)
-        super().__init__(f"the database has tables that conflict with tenantkit's: {listing}")
+        super().__init__(self._describe("; ".join(self.conflicts)))
+
+    @staticmethod
+    def _describe(listing: str) -> str:
+        return f"the database has tables that conflict with tenantkit's: {listing}"
 
     def details(self) -> dict[str, object]:
         return {"conflicts": list(self.conflicts)}
@@ -190,14 +194,12 @@ class TableLogicError(SchemaConflictError):
 
     code = "table_logic"
 
-    def __init__(self, found: Sequence[str]) -> None:
-        super().__init__(found)
-        listing = "; ".join(self.conflicts)
-        self.message: str = (
+    @staticmethod
+    def _describe(listing: str) -> str:
+        return (
             f"the tables to adopt carry logic that can rewrite tenantkit's writes: {listing}; "
             "remove it, or adopt with allow_table_logic=True (--allow-table-logic) if you vouch for it"
         )
-        self.args: tuple[Any, ...] = (self.message,)
 
 
 class SchemaOutOfDateError(DatabaseError):
@@ -420,6 +422,22 @@ class InvalidApiKeyError(ApiKeyError):
 
     def details(self) -> dict[str, object]:
         return {"reason": self.reason}
+
+
+class AmbiguousApiKeyError(InvalidApiKeyError):
+    """A request presents more than one API key, so which one it means is not clear.
+
+    Two ``Authorization`` headers, two ``X-API-Key`` headers, or both headers naming different keys. The
+    frameworks disagree on such requests (Starlette reads the first header, WSGI joins them), so tenantkit
+    refuses them before verifying anything. Its ``reason`` is ``"ambiguous"``.
+    """
+
+    code = "ambiguous_api_key"
+
+    def __init__(self) -> None:
+        # Skips InvalidApiKeyError's "is not valid (reason)" wording: nothing was verified.
+        TenantKitError.__init__(self, "the request presents more than one API key; send exactly one")
+        self.reason = "ambiguous"
 
 
 class MissingScopeError(ApiKeyError):

@@ -6,6 +6,7 @@ request gets the same answer from either.
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
@@ -15,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from tenantkit._api_keys import ApiKey
 from tenantkit._errors import (
+    AmbiguousApiKeyError,
     AuthorizationError,
     ConflictError,
     DatabaseError,
@@ -96,24 +98,38 @@ class HeaderLookup(Protocol):
 
     def get(self, key: str, /) -> str | None: ...
 
+    def getlist(self, key: str, /) -> list[str]: ...
+
 
 def api_key_from_headers(headers: HeaderLookup) -> str | None:
     """The API key a request presents, from ``Authorization: Bearer …`` or ``X-API-Key``.
 
     ``headers`` must look names up case-insensitively (both frameworks' header objects do). A request
     that presents no key gets ``None``; one that presents an empty or non-Bearer credential gets ``""``,
-    which verifies as malformed.
+    which verifies as malformed. Both headers may be sent if they carry the same key.
+
+    Raises:
+        AmbiguousApiKeyError: The request presents more than one key: a header sent twice, or both
+            headers with different values. Starlette would read the first of two headers and a WSGI
+            server joins them with a comma, so the rule is the same for both adapters: a header may
+            appear once, and a comma (which no key or Bearer token contains) counts as a second value.
     """
-    authorization = headers.get("Authorization")
-    if authorization is not None:
-        scheme, _, credentials = authorization.strip().partition(" ")
-        if scheme.lower() != "bearer":
-            return ""
-        return credentials.strip()
-    key = headers.get(API_KEY_HEADER)
-    if key is not None:
-        return key.strip()
-    return None
+    authorizations = headers.getlist("Authorization")
+    header_keys = headers.getlist(API_KEY_HEADER)
+    if len(authorizations) > 1 or len(header_keys) > 1:
+        raise AmbiguousApiKeyError()
+    if any("," in value for value in (*authorizations, *header_keys)):
+        raise AmbiguousApiKeyError()
+    bearer = None
+    if authorizations:
+        scheme, _, credentials = authorizations[0].strip().partition(" ")
+        bearer = credentials.strip() if scheme.lower() == "bearer" else ""
+    header_key = header_keys[0].strip() if header_keys else None
+    # Constant time all the same: the comparison must not tell a caller how much of a key matched.
+    both = bearer is not None and header_key is not None
+    if both and not hmac.compare_digest(str(bearer).encode(), str(header_key).encode()):
+        raise AmbiguousApiKeyError()
+    return bearer if bearer is not None else header_key
 
 
 class Principal(BaseModel):

@@ -64,7 +64,7 @@ from tenantkit._events import (
 )
 from tenantkit._membership import MembershipService
 from tenantkit._missing_schema import translate_missing_schema
-from tenantkit._pagination import DEFAULT_PAGE_SIZE, Page, check_limit, decode_cursor, encode_cursor
+from tenantkit._pagination import DEFAULT_PAGE_SIZE, Keyset, Page, check_limit
 from tenantkit._roles import Action, Role
 from tenantkit._tables import invitation_acceptances, invitations, new_id
 from tenantkit._tokens import TokenCodec, TokenContents, digest_matches
@@ -221,7 +221,8 @@ _UPDATE_BY_ID = invitations.update().where(
     invitations.c.organization_id == sa.bindparam("b_organization_id"),
     invitations.c.id == sa.bindparam("b_invitation_id"),
 )
-_PENDING_ORDER = (invitations.c.created_at, invitations.c.id)
+# Open invitations are listed oldest first; the id breaks ties.
+_PENDING_ORDER = Keyset("invitations", invitations.c.created_at, invitations.c.id)
 
 
 class _AlreadyMember(Exception):
@@ -760,13 +761,7 @@ class InvitationService:
         """
         check_identifier(organization_id, "organization_id")
         check_limit(limit)
-        after: tuple[datetime, str] | None = None
-        if cursor is not None:
-            created, last_id = decode_cursor(cursor, 2)
-            try:
-                after = (datetime.fromisoformat(created), last_id)
-            except ValueError:
-                raise InvalidInputError("cursor", "is not a cursor returned by a previous page") from None
+        after = _PENDING_ORDER.after(cursor)
         self.membership.authorize(session, organization_id, actor, Action.READ_INVITATIONS)
         now = self.clock()
         query = (
@@ -776,18 +771,13 @@ class InvitationService:
                 invitations.c.status == InvitationStatus.PENDING.value,
                 invitations.c.expires > now,
             )
-            .order_by(*_PENDING_ORDER)
+            .order_by(*_PENDING_ORDER.order_by())
             .limit(limit + 1)
         )
         if after is not None:
-            query = query.where(sa.tuple_(*_PENDING_ORDER) > sa.tuple_(*after))
+            query = query.where(after)
         rows = session.execute(query, execution_options=self.membership.execution_options).all()
-        items = [_invitation(row, now) for row in rows[:limit]]
-        next_cursor = None
-        if len(rows) > limit:
-            last = items[-1]
-            next_cursor = encode_cursor(last.created_at.isoformat(), last.id)
-        return Page[Invitation](items=items, next_cursor=next_cursor)
+        return _PENDING_ORDER.page(rows, limit, lambda row: _invitation(row, now))
 
     def revoke(
         self, session: Session, organization_id: str, invitation_id: str, *, actor: Actor | str

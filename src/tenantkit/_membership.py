@@ -39,7 +39,7 @@ from tenantkit._events import (
     OwnershipTransferred,
 )
 from tenantkit._missing_schema import raise_if_out_of_date, translate_missing_schema
-from tenantkit._pagination import DEFAULT_PAGE_SIZE, Page, check_limit, decode_cursor, encode_cursor
+from tenantkit._pagination import DEFAULT_PAGE_SIZE, Keyset, Page, check_limit
 from tenantkit._roles import Action, Permissions, Role
 from tenantkit._settings import check_schema_name
 from tenantkit._tables import new_id, team_members
@@ -152,6 +152,11 @@ def _typed_concurrency_errors(organization_id: str) -> Iterator[None]:
         if reason is None:
             raise
         raise ConcurrentUpdateError(organization_id, reason) from error
+
+
+# The two listings of memberships: an organization's members by user id, a user's organizations by id.
+_MEMBERS_ORDER = Keyset("members", team_members.c.user_id)
+_ORGANIZATIONS_ORDER = Keyset("organizations", team_members.c.organization_id)
 
 
 def _member(row: Any) -> Member:
@@ -435,15 +440,14 @@ class MembershipService:
         query = sa.select(team_members).where(team_members.c.organization_id == organization_id)
         if role is not None:
             query = query.where(team_members.c.role == Role.parse(role))
-        if cursor is not None:
-            (after,) = decode_cursor(cursor, 1)
-            query = query.where(team_members.c.user_id > after)
+        after = _MEMBERS_ORDER.after(cursor)
+        if after is not None:
+            query = query.where(after)
         rows = session.execute(
-            query.order_by(team_members.c.user_id).limit(size + 1), execution_options=self.execution_options
+            query.order_by(*_MEMBERS_ORDER.order_by()).limit(size + 1),
+            execution_options=self.execution_options,
         ).all()
-        items = [_member(row) for row in rows[:size]]
-        next_cursor = encode_cursor(items[-1].user_id) if len(rows) > size else None
-        return Page[Member](items=items, next_cursor=next_cursor)
+        return _MEMBERS_ORDER.page(rows, size, _member)
 
     def list_organizations(
         self,
@@ -470,16 +474,14 @@ class MembershipService:
         check_identifier(user_id, "user_id")
         size = check_limit(limit)
         query = sa.select(team_members).where(team_members.c.user_id == user_id)
-        if cursor is not None:
-            (after,) = decode_cursor(cursor, 1)
-            query = query.where(team_members.c.organization_id > after)
+        after = _ORGANIZATIONS_ORDER.after(cursor)
+        if after is not None:
+            query = query.where(after)
         rows = session.execute(
-            query.order_by(team_members.c.organization_id).limit(size + 1),
+            query.order_by(*_ORGANIZATIONS_ORDER.order_by()).limit(size + 1),
             execution_options=self.execution_options,
         ).all()
-        items = [_member(row) for row in rows[:size]]
-        next_cursor = encode_cursor(items[-1].organization_id) if len(rows) > size else None
-        return Page[Member](items=items, next_cursor=next_cursor)
+        return _ORGANIZATIONS_ORDER.page(rows, size, _member)
 
     # -- changes ---------------------------------------------------------------------------------------
 

@@ -38,6 +38,7 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import URL, Connection, Engine
 
+from tenantkit._database_url import create_engine_from_url
 from tenantkit._errors import (
     ConfigurationError,
     DatabaseUnavailableError,
@@ -124,23 +125,6 @@ def head_revision() -> str:
     return head
 
 
-def create_engine_from_url(url: str | URL) -> Engine:
-    """Build an engine for ``url``, turning a malformed URL or missing driver into a clear error."""
-    try:
-        return sa.create_engine(url)
-    except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError, ValueError) as exc:
-        raise DatabaseUnavailableError(
-            f"cannot use database URL {_safe_url(url)}: {exc}", url=_safe_url(url)
-        ) from exc
-
-
-def _safe_url(url: str | URL) -> str:
-    try:
-        return sa.engine.make_url(url).render_as_string(hide_password=True)
-    except sa.exc.ArgumentError:
-        return "<unparseable URL>"
-
-
 def _unavailable(engine: Engine, exc: sa.exc.DBAPIError) -> DatabaseUnavailableError:
     url = engine.url.render_as_string(hide_password=True)
     # Drivers put hints on extra lines; the CLI promises one line per error.
@@ -190,7 +174,7 @@ def connect(database: Database) -> Iterator[Connection]:
         yield connection
 
 
-def _is_async(database: object) -> TypeIs[AsyncEngine | AsyncConnection]:
+def is_async_database(database: object) -> TypeIs[AsyncEngine | AsyncConnection]:
     if "sqlalchemy.ext.asyncio" not in sys.modules:
         # Nothing async can exist before SQLAlchemy's asyncio extension was imported; not importing it
         # here keeps sync hosts free of greenlet.
@@ -477,7 +461,7 @@ def current_revision(
     Raises:
         DatabaseUnavailableError: The URL is malformed or the server cannot be reached.
     """
-    if _is_async(database):
+    if is_async_database(database):
         return _run_async(database, lambda sync: current_revision(sync, schema=schema))
     with connect(database) as connection, _in_schema(connection, schema):
         return _current(connection)
@@ -495,7 +479,7 @@ def is_up_to_date(database: Database | AsyncDatabase, *, schema: str | None = No
     Raises:
         DatabaseUnavailableError: The URL is malformed or the server cannot be reached.
     """
-    if _is_async(database):
+    if is_async_database(database):
         return _run_async(database, lambda sync: is_up_to_date(sync, schema=schema))
     return current_revision(database, schema=schema) == head_revision()
 
@@ -517,7 +501,7 @@ def require_up_to_date(
         SchemaOutOfDateError: The database is behind (or was never migrated).
         DatabaseUnavailableError: The URL is malformed or the server cannot be reached.
     """
-    if _is_async(database):
+    if is_async_database(database):
         return _run_async(database, lambda sync: require_up_to_date(sync, schema=schema))
     current = current_revision(database, schema=schema)
     head = head_revision()
@@ -674,7 +658,7 @@ def upgrade(
         DatabaseUnavailableError: The URL is malformed or the server cannot be reached.
         InvalidInputError: ``revision`` is not one of tenantkit's, or ``lock_timeout`` is not positive.
     """
-    if _is_async(database):
+    if is_async_database(database):
         return _run_async(
             database,
             lambda sync: upgrade(sync, revision, adopt=adopt, lock_timeout=lock_timeout, schema=schema),
@@ -741,7 +725,7 @@ def downgrade(
         DatabaseUnavailableError: The URL is malformed or the server cannot be reached.
         InvalidInputError: ``revision`` is not one of tenantkit's, or ``lock_timeout`` is not positive.
     """
-    if _is_async(database):
+    if is_async_database(database):
         return _run_async(
             database, lambda sync: downgrade(sync, revision, lock_timeout=lock_timeout, schema=schema)
         )
@@ -814,7 +798,7 @@ def adopt(
         MigrationLockTimeoutError: Another migration held the lock for longer than ``lock_timeout``.
         DatabaseUnavailableError: The URL is malformed or the server cannot be reached.
     """
-    if _is_async(database):
+    if is_async_database(database):
         return _run_async(
             database,
             lambda sync: adopt(

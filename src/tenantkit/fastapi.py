@@ -19,7 +19,8 @@ implementation serves both. ``current_user`` is the host's dependency naming the
 """
 
 import json
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request, Response
@@ -58,7 +59,8 @@ from tenantkit._http import (
 from tenantkit._invitations import AcceptedInvitation, Invitation, InvitationPreview
 from tenantkit._kit import TenantKit
 from tenantkit._membership import Member
-from tenantkit._pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page
+from tenantkit._migrations import DEFAULT_LOCK_TIMEOUT, AsyncDatabase, Database, is_async_database, upgrade
+from tenantkit._pagination import DEFAULT_PAGE_SIZE, MAX_CURSOR_LENGTH, MAX_PAGE_SIZE, Page
 from tenantkit._roles import Action
 
 if TYPE_CHECKING:
@@ -304,6 +306,37 @@ class TenantKitFastAPI:
 
         app.openapi = openapi  # type: ignore[method-assign]
 
+    @staticmethod
+    def lifespan(
+        database: "Database | AsyncDatabase", *, lock_timeout: float | None = DEFAULT_LOCK_TIMEOUT
+    ) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+        """A FastAPI lifespan that migrates tenantkit's tables before the application serves a request.
+
+        ``FastAPI(lifespan=tk.lifespan(engine))`` runs :func:`tenantkit.upgrade` at start-up: every
+        instance may, one migrates under the migration lock and the others wait for it. A sync engine,
+        connection or URL is migrated in the thread pool (the event loop stays free); an async engine or
+        connection is awaited. A host with a lifespan of its own calls ``await run_in_threadpool(upgrade,
+        engine)`` (or ``await upgrade(async_engine)``) in it instead.
+
+        Args:
+            database: What :func:`tenantkit.upgrade` accepts: an engine, a connection or a URL, sync or
+                async.
+            lock_timeout: Seconds to wait for another instance's migration; ``None`` waits forever.
+
+        Raises:
+            MigrationLockTimeoutError: At start-up, when another migration held the lock too long.
+        """
+
+        @asynccontextmanager
+        async def migrate_then_serve(app: FastAPI) -> AsyncIterator[None]:
+            if is_async_database(database):
+                await upgrade(database, lock_timeout=lock_timeout)
+            else:
+                await run_in_threadpool(upgrade, database, lock_timeout=lock_timeout)
+            yield
+
+        return migrate_then_serve
+
     # -- dependencies --------------------------------------------------------------------------------
 
     def api_key(self, *scopes: str, organization_id: str | None = None) -> Callable[..., Any]:
@@ -440,7 +473,7 @@ class TenantKitFastAPI:
         async def list_members(
             organization_id: str,
             limit: int = Query(DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE),
-            cursor: str | None = Query(None, max_length=2048),
+            cursor: str | None = Query(None, max_length=MAX_CURSOR_LENGTH),
             principal: Principal = Depends(principal_dependency),
             session: Any = Depends(session_dependency),
         ) -> Page[Member]:
@@ -520,7 +553,7 @@ class TenantKitFastAPI:
         async def list_api_keys(
             organization_id: str,
             limit: int = Query(DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE),
-            cursor: str | None = Query(None, max_length=2048),
+            cursor: str | None = Query(None, max_length=MAX_CURSOR_LENGTH),
             principal: Principal = Depends(principal_dependency),
             session: Any = Depends(session_dependency),
         ) -> Page[ApiKey]:
@@ -593,7 +626,7 @@ class TenantKitFastAPI:
         async def list_invitations(
             organization_id: str,
             limit: int = Query(DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE),
-            cursor: str | None = Query(None, max_length=2048),
+            cursor: str | None = Query(None, max_length=MAX_CURSOR_LENGTH),
             principal: Principal = Depends(principal_dependency),
             session: Any = Depends(session_dependency),
         ) -> Page[Invitation]:

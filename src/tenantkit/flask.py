@@ -53,7 +53,7 @@ from tenantkit._http import (
     validation_error,
 )
 from tenantkit._kit import TenantKit
-from tenantkit._pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from tenantkit._pagination import DEFAULT_PAGE_SIZE, MAX_CURSOR_LENGTH, MAX_PAGE_SIZE
 from tenantkit._roles import Action
 
 __all__ = [
@@ -81,7 +81,7 @@ class _ListQuery(BaseModel):
     model_config: ClassVar[ConfigDict] = ConfigDict(extra="ignore")
 
     limit: int = Field(DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE)
-    cursor: str | None = Field(None, max_length=2048)
+    cursor: str | None = Field(None, max_length=MAX_CURSOR_LENGTH)
 
 
 def current_api_key() -> ApiKeyVerification:

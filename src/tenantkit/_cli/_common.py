@@ -14,9 +14,10 @@ import click
 import sqlalchemy as sa
 from pydantic import BaseModel
 
+from tenantkit._cli._formats import cli_input_error
+from tenantkit._database_url import create_engine_from_url
 from tenantkit._errors import DatabaseUnavailableError, InvalidInputError, TenantKitError
 from tenantkit._kit import TenantKit
-from tenantkit._migrations import create_engine_from_url
 from tenantkit._settings import TenantKitSettings, environment_help
 from tenantkit._version import __version__
 
@@ -32,10 +33,20 @@ EXIT_REFUSED = 4
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+EXIT_CODES_EPILOG = """\b
+Exit codes:
+  0  success
+  1  the command ran and the answer is no (db check: out of date; keys verify: not valid)
+  2  bad usage or bad input
+  3  the database is unreachable or its URL is malformed
+  4  refused: permission, conflict, not found, or any other tenantkit error
+"""
+
+
 @click.group(
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
-    # Generated from the settings models, so that the list cannot drift from what is read.
-    epilog=environment_help(),
+    # The variables are generated from the settings models, so that the list cannot drift from what is read.
+    epilog=EXIT_CODES_EPILOG + "\n" + environment_help(),
 )
 @click.version_option(__version__, prog_name="tenantkit")
 def main() -> None:
@@ -69,7 +80,7 @@ def handle_errors(function: F) -> F:
         except DatabaseUnavailableError as error:
             fail(error, EXIT_UNAVAILABLE)
         except InvalidInputError as error:
-            fail(error, EXIT_USAGE)
+            fail(cli_input_error(error), EXIT_USAGE)
         except TenantKitError as error:
             fail(error, EXIT_REFUSED)
         except sa.exc.OperationalError as error:
@@ -86,7 +97,8 @@ def fail(error: TenantKitError, exit_code: int) -> None:
     if context is not None and context.params.get("as_json"):
         click.echo(json.dumps({"error": error.to_dict()}, default=str), err=True)
     else:
-        click.echo(f"error [{error.code}]: {error.message}", err=True)
+        # Drivers put hints on extra lines; an error is one line.
+        click.echo(f"error [{error.code}]: {' '.join(error.message.split())}", err=True)
     sys.exit(exit_code)
 
 

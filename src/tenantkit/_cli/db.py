@@ -154,7 +154,7 @@ def adopt(url: str | None, lock_timeout: float, allow_table_logic: bool, as_json
     The tables are compared with revision 0001 first; on any difference the command lists each one, exits
     with 4 and changes nothing. Triggers, rules and row-level-security policies on the tables are refused
     the same way (they can undo tenantkit's writes) unless --allow-table-logic is given, which prints a
-    warning naming each one. ``db upgrade`` adopts by itself; this runs the step alone.
+    warning naming each one. tenantkit db upgrade adopts by itself; this runs the step alone.
     """
     settings = load_settings()
     with engine_for(url, settings=settings) as engine, warnings.catch_warnings(record=True) as caught:
@@ -194,7 +194,18 @@ def current(url: str | None, as_json: bool) -> None:
 @json_option
 @handle_errors
 def check(url: str | None, as_json: bool) -> None:
-    """Exit 0 if tenantkit's tables are up to date, 1 if they need an upgrade."""
+    """Exit 0 if tenantkit's tables are up to date, 1 if they need an upgrade.
+
+    For deployment scripts and health checks: nothing is changed, and no lock is taken.
+
+    \b
+    Exit codes:
+      0  up to date
+      1  out of date (run tenantkit db upgrade)
+      2  bad usage
+      3  the database is unreachable or its URL is malformed
+      4  refused: any other tenantkit error
+    """
     settings = load_settings()
     with engine_for(url, read_only=True, settings=settings) as engine:
         revision = _migrations.current_revision(engine, schema=settings.database.schema_name)

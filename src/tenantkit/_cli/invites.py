@@ -25,6 +25,7 @@ from tenantkit._cli._common import (
     main,
     url_option,
 )
+from tenantkit._cli._formats import ROLE, Column, echo_page, echo_table, format_timestamp
 from tenantkit._errors import ConfigurationError, InvalidInputError
 from tenantkit._invitations import Invitation, InvitationService
 from tenantkit._pagination import MAX_PAGE_SIZE
@@ -35,7 +36,6 @@ from tenantkit._settings import InvitationSettings, TenantKitSettings
 SECRET_ENVIRONMENT_VARIABLE = "TENANTKIT_INVITATION_SECRET"  # noqa: S105 (a variable name, not a secret)
 ACCEPT_URL_ENVIRONMENT_VARIABLE = "TENANTKIT_INVITATION_ACCEPT_URL"
 
-_ROLE_CHOICE = click.Choice([role.value for role in Role], case_sensitive=False)
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
@@ -76,17 +76,22 @@ def _duration(value: str | None) -> timedelta | None:
         return None
     match = _DURATION.match(value)
     if match is None:
-        raise InvalidInputError("expires-in", f"{value!r} is not a duration like 30m, 12h or 7d")
+        raise InvalidInputError("--expires-in", f"{value!r} is not a duration like 30m, 12h or 7d")
     return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
 
 
-def _line(invitation: Invitation) -> str:
-    target = invitation.email or ",".join(invitation.allowed_domains)
-    uses = "" if invitation.max_uses is None else f"\t{invitation.use_count}/{invitation.max_uses}"
-    return (
-        f"{invitation.id}\t{invitation.kind}\t{target}\t{invitation.role.value}\t"
-        f"expires {invitation.expires_at.isoformat()}{uses}"
-    )
+def _uses(invitation: Invitation) -> str:
+    return "-" if invitation.max_uses is None else f"{invitation.use_count}/{invitation.max_uses}"
+
+
+INVITATION_COLUMNS: list[Column[Invitation]] = [
+    ("ID", lambda invitation: invitation.id),
+    ("KIND", lambda invitation: invitation.kind),
+    ("FOR", lambda invitation: invitation.email or ",".join(invitation.allowed_domains)),
+    ("ROLE", lambda invitation: invitation.role.value),
+    ("EXPIRES", lambda invitation: format_timestamp(invitation.expires_at)),
+    ("USES", _uses),
+]
 
 
 def as_option(function: click.decorators.FC) -> click.decorators.FC:
@@ -108,7 +113,7 @@ def invites() -> None:
 @click.argument("organization")
 @click.option("--email", default=None, help="Invite this address (an email invitation).")
 @click.option("--domain", "domains", multiple=True, help="Allowed domain of a link invitation; repeatable.")
-@click.option("--role", type=_ROLE_CHOICE, default=Role.MEMBER.value, show_default=True)
+@click.option("--role", type=ROLE, default=Role.MEMBER.value, show_default=True)
 @click.option("--max-uses", type=click.IntRange(min=1), default=None, help="Link only: how many may accept.")
 @click.option("--expires-in", default=None, help="Validity such as 30m, 12h or 7d (default: 7d).")
 @click.option(
@@ -136,9 +141,9 @@ def create(
 ) -> None:
     """Invite someone to ORGANIZATION by --email, or create a link for --domain. Prints the token once."""
     if (email is None) == (not domains):
-        raise InvalidInputError("email/domain", "give either --email or at least one --domain")
+        raise InvalidInputError("--email/--domain", "give either --email or at least one --domain")
     if email is not None and max_uses is not None:
-        raise InvalidInputError("max-uses", "applies to link invitations (--domain) only")
+        raise InvalidInputError("--max-uses", "applies to link invitations (--domain) only")
     lifetime = _duration(expires_in)
     settings = load_settings()
     service = _service(settings, keys_required=True, accept_url=accept_url, allow_public=allow_public_domain)
@@ -162,7 +167,10 @@ def create(
     data = {"invitation": created.invitation, "token": token, "accept_url": link}
 
     def human() -> None:
-        click.echo(_line(created.invitation))
+        echo_table(
+            [header for header, _ in INVITATION_COLUMNS],
+            [[cell(created.invitation) for _, cell in INVITATION_COLUMNS]],
+        )
         click.echo(f"token: {token}")
         if link is not None:
             click.echo(f"accept URL: {link}")
@@ -189,14 +197,7 @@ def list_(
         page = service.list_pending(
             session, organization, actor=_actor(acting_user), limit=limit, cursor=cursor
         )
-
-    def human() -> None:
-        for invitation in page.items:
-            click.echo(_line(invitation))
-        if page.next_cursor:
-            click.echo(f"next page: --cursor {page.next_cursor}", err=True)
-
-    emit(page, as_json, human)
+    emit(page, as_json, lambda: echo_page(page, INVITATION_COLUMNS))
 
 
 @invites.command("revoke")

@@ -11,13 +11,16 @@ application; ``tenantkit --help`` lists them.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+import sys
+from datetime import datetime, timedelta
 
 import click
+from sqlalchemy.orm import Session
 
 from tenantkit._actor import HOST, Actor
 from tenantkit._api_keys import ApiKey, ApiKeyService, IssuedApiKey
 from tenantkit._cli._common import (
+    EXIT_NO,
     emit,
     engine_for,
     handle_errors,
@@ -27,7 +30,9 @@ from tenantkit._cli._common import (
     main,
     url_option,
 )
+from tenantkit._cli._formats import TIMESTAMP, Column, echo_page, echo_table, format_timestamp
 from tenantkit._cli.members import as_option
+from tenantkit._errors import InvalidInputError
 from tenantkit._pagination import MAX_PAGE_SIZE
 from tenantkit._session import transaction
 
@@ -57,14 +62,19 @@ def _actor(user_id: str | None) -> Actor:
     return HOST if user_id is None else Actor.user(user_id)
 
 
-def _line(key: ApiKey) -> str:
-    state = "revoked" if key.revoked else ("rotated" if key.replaced_at else "active")
-    expires = key.expires_at.isoformat() if key.expires_at else "never"
-    used = key.last_used_at.isoformat() if key.last_used_at else "never"
-    scopes = ",".join(key.scopes) or "-"
-    return (
-        f"{key.id}\t{key.start or '-'}…\t{key.name}\t{state}\texpires {expires}\tlast used {used}\t{scopes}"
-    )
+def _state(key: ApiKey) -> str:
+    return "revoked" if key.revoked else ("rotated" if key.replaced_at else "active")
+
+
+KEY_COLUMNS: list[Column[ApiKey]] = [
+    ("ID", lambda key: key.id),
+    ("START", lambda key: f"{key.start}…" if key.start else "-"),
+    ("NAME", lambda key: key.name),
+    ("STATE", _state),
+    ("EXPIRES", lambda key: format_timestamp(key.expires_at)),
+    ("LAST USED", lambda key: format_timestamp(key.last_used_at)),
+    ("SCOPES", lambda key: ",".join(key.scopes) or "-"),
+]
 
 
 def _print_issued(issued: IssuedApiKey, as_json: bool, verb: str) -> None:
@@ -80,7 +90,7 @@ def _print_issued(issued: IssuedApiKey, as_json: bool, verb: str) -> None:
 
 @main.group()
 def keys() -> None:
-    """Issue, list, revoke and rotate organizations' API keys."""
+    """Issue, list, revoke, rotate and verify organizations' API keys."""
 
 
 @keys.command("issue")
@@ -92,7 +102,11 @@ def keys() -> None:
 @click.option("--scope", "scopes", multiple=True, help="A scope the key carries (repeatable).")
 @click.option("--expires-in", callback=_duration, default=None, help="Lifetime: 90s, 15m, 12h, 30d.")
 @click.option(
-    "--expires", "expires_at", type=click.DateTime(), default=None, help="Expiry as an ISO time, in UTC."
+    "--expires",
+    "expires_at",
+    type=TIMESTAMP,
+    default=None,
+    help="Expiry as an ISO 8601 time, such as 2030-01-01T12:00:00Z (UTC when no zone is given).",
 )
 @handle_errors
 def issue(
@@ -108,10 +122,7 @@ def issue(
     """Issue a key named NAME for ORGANIZATION and print it (once)."""
     if expires_in is not None and expires_at is not None:
         raise click.UsageError("give --expires-in or --expires, not both")
-    expires: datetime | timedelta | None = expires_in
-    if expires_at is not None:
-        # click.DateTime gives naive times; the option's help says they are UTC.
-        expires = expires_at if expires_at.tzinfo else expires_at.replace(tzinfo=timezone.utc)
+    expires: datetime | timedelta | None = expires_in if expires_at is None else expires_at
     service = service_from_environment()
     with engine_for(url) as engine, transaction(engine) as session:
         issued = service.issue(
@@ -149,14 +160,7 @@ def list_(
             cursor=cursor,
             include_revoked=not active_only,
         )
-
-    def human() -> None:
-        for key in page.items:
-            click.echo(_line(key))
-        if page.next_cursor:
-            click.echo(f"next page: --cursor {page.next_cursor}", err=True)
-
-    emit(page, as_json, human)
+    emit(page, as_json, lambda: echo_page(page, KEY_COLUMNS))
 
 
 @keys.command("revoke")
@@ -203,3 +207,59 @@ def rotate(
     with engine_for(url) as engine, transaction(engine) as session:
         issued = service.rotate(session, organization, key_id, actor=_actor(acting_user), grace=grace)
     _print_issued(issued, as_json, "rotated in")
+
+
+@keys.command("verify")
+@url_option
+@json_option
+@click.option("--organization", default=None, help="Accept only this organization's keys.")
+@click.option("--scope", "scopes", multiple=True, help="A scope the key must carry (repeatable).")
+@handle_errors
+def verify(url: str | None, as_json: bool, organization: str | None, scopes: tuple[str, ...]) -> None:
+    """Say whether an API key is valid, and whose it is, as the application would.
+
+    The key is read from standard input, or asked for without echo at a terminal, never from the command
+    line (where shell history and the process list would keep it). It is never printed. Exit code 0: valid
+    (and carries every --scope); 1: not valid, with the reason.
+
+    Checking a key does not count as using it: its last-used time is left as it was.
+    """
+    key = _read_key()
+    service = service_from_environment()
+    with engine_for(url, read_only=True) as engine, Session(engine) as session:
+        verdict = service.verify(session, key, organization_id=organization)
+        # An operator's check is not a use: undo the last-used write a valid verification makes, before
+        # reading the metadata that would show it.
+        session.rollback()
+        metadata = (
+            service.get(session, verdict.organization_id, verdict.key_id, actor=HOST)
+            if (verdict.valid and verdict.organization_id and verdict.key_id)
+            else None
+        )
+    missing = sorted(set(scopes) - set(verdict.scopes)) if verdict.valid else []
+    valid = verdict.valid and not missing
+    reason = verdict.reason or ("missing_scope" if missing else None)
+    data = {"valid": valid, "reason": reason, "missing_scopes": missing, "api_key": metadata}
+
+    def human() -> None:
+        if metadata is None:
+            click.echo(f"invalid: {reason}")
+            return
+        click.echo("valid" if valid else f"invalid: lacks scope(s) {', '.join(missing)}")
+        echo_table(
+            ["ORGANIZATION", *[header for header, _ in KEY_COLUMNS]],
+            [[metadata.organization_id, *[cell(metadata) for _, cell in KEY_COLUMNS]]],
+        )
+
+    emit(data, as_json, human)
+    if not valid:
+        raise SystemExit(EXIT_NO)
+
+
+def _read_key() -> str:
+    # At a terminal, ask without echo; otherwise the first line of the input (a pipe, a file).
+    typed = click.prompt("API key", hide_input=True, err=True) if sys.stdin.isatty() else sys.stdin.readline()
+    key = str(typed).strip()
+    if not key:
+        raise InvalidInputError("key", "give the key on standard input (or at the prompt)")
+    return key

@@ -19,13 +19,12 @@ from tenantkit._cli._common import (
     main,
     url_option,
 )
+from tenantkit._cli._formats import ROLE, Column, echo_page
 from tenantkit._membership import Member, MembershipService
 from tenantkit._pagination import MAX_PAGE_SIZE
 from tenantkit._roles import Role
 from tenantkit._session import transaction
 from tenantkit._settings import TenantKitSettings
-
-_ROLE_CHOICE = click.Choice([role.value for role in Role], case_sensitive=False)
 
 
 def _members(settings: TenantKitSettings) -> MembershipService:
@@ -43,8 +42,11 @@ def as_option(function: click.decorators.FC) -> click.decorators.FC:
     )(function)
 
 
-def _line(member: Member) -> str:
-    return f"{member.organization_id}\t{member.user_id}\t{member.role.value}"
+MEMBER_COLUMNS: list[Column[Member]] = [
+    ("ORGANIZATION", lambda member: member.organization_id),
+    ("USER", lambda member: member.user_id),
+    ("ROLE", lambda member: member.role.value),
+]
 
 
 @main.group()
@@ -58,7 +60,7 @@ def members() -> None:
 @as_option
 @click.argument("organization")
 @click.argument("user")
-@click.option("--role", type=_ROLE_CHOICE, default=Role.MEMBER.value, show_default=True)
+@click.option("--role", type=ROLE, default=Role.MEMBER.value, show_default=True)
 @handle_errors
 def add(
     url: str | None, as_json: bool, acting_user: str | None, organization: str, user: str, role: str
@@ -74,7 +76,7 @@ def add(
 @url_option
 @json_option
 @click.argument("organization")
-@click.option("--role", type=_ROLE_CHOICE, default=None, help="Only members with this role.")
+@click.option("--role", type=ROLE, default=None, help="Only members with this role.")
 @click.option("--limit", type=click.IntRange(1, MAX_PAGE_SIZE), default=50, show_default=True)
 @click.option("--cursor", default=None, help="next_cursor printed by the previous page.")
 @handle_errors
@@ -85,14 +87,7 @@ def list_(
     settings = load_settings()
     with engine_for(url, read_only=True, settings=settings) as engine, transaction(engine) as session:
         page = _members(settings).list_members(session, organization, limit=limit, cursor=cursor, role=role)
-
-    def human() -> None:
-        for member in page.items:
-            click.echo(_line(member))
-        if page.next_cursor:
-            click.echo(f"next page: --cursor {page.next_cursor}", err=True)
-
-    emit(page, as_json, human)
+    emit(page, as_json, lambda: echo_page(page, MEMBER_COLUMNS))
 
 
 @members.command("orgs")
@@ -107,14 +102,7 @@ def orgs(url: str | None, as_json: bool, user: str, limit: int, cursor: str | No
     settings = load_settings()
     with engine_for(url, read_only=True, settings=settings) as engine, transaction(engine) as session:
         page = _members(settings).list_organizations(session, user, limit=limit, cursor=cursor)
-
-    def human() -> None:
-        for member in page.items:
-            click.echo(_line(member))
-        if page.next_cursor:
-            click.echo(f"next page: --cursor {page.next_cursor}", err=True)
-
-    emit(page, as_json, human)
+    emit(page, as_json, lambda: echo_page(page, MEMBER_COLUMNS))
 
 
 @members.command("set-role")
@@ -123,7 +111,7 @@ def orgs(url: str | None, as_json: bool, user: str, limit: int, cursor: str | No
 @as_option
 @click.argument("organization")
 @click.argument("user")
-@click.argument("role", type=_ROLE_CHOICE)
+@click.argument("role", type=ROLE)
 @handle_errors
 def set_role(
     url: str | None, as_json: bool, acting_user: str | None, organization: str, user: str, role: str
@@ -157,7 +145,7 @@ def remove(url: str | None, as_json: bool, acting_user: str | None, organization
 @click.argument("organization")
 @click.argument("to_user")
 @click.option("--from", "from_user", default=None, help="The OWNER handing over (required as the host).")
-@click.option("--demote-to", type=_ROLE_CHOICE, default=Role.ADMIN.value, show_default=True)
+@click.option("--demote-to", type=ROLE, default=Role.ADMIN.value, show_default=True)
 @handle_errors
 def transfer(
     url: str | None,
