@@ -96,6 +96,12 @@ class TestSettingsObjects:
         assert caught.value.code == "invalid_setting"
         assert isinstance(caught.value, ConfigurationError)
 
+    def test_an_error_in_a_section_names_the_section(self) -> None:
+        """Built from plain mappings, the whole names the field with its section."""
+        with pytest.raises(InvalidSettingError) as caught:
+            TenantKitSettings(api_keys={"prefix": "Bad-Prefix"})
+        assert caught.value.setting == "api_keys.prefix"
+
     @given(
         st.text(alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=13, max_size=40).map(
             lambda text: "~~" + text + "~"  # marked, so that it cannot be a piece of the repr's own text

@@ -458,6 +458,23 @@ class TenantKitSettings(_Settings):
     invitations: InvitationSettings = Field(default_factory=InvitationSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
 
+    def __init__(self, /, **sections: Any) -> None:
+        # Each section given as a mapping is built here, so that an error names its place in the whole
+        # (``api_keys.prefix``), which pydantic's nested validation of these models would not say.
+        models: dict[str, type[_Settings]] = {
+            "api_keys": ApiKeySettings,
+            "invitations": InvitationSettings,
+            "database": DatabaseSettings,
+        }
+        for section, model in models.items():
+            values = sections.get(section)
+            if isinstance(values, Mapping):
+                try:
+                    sections[section] = model(**values)
+                except InvalidSettingError as error:
+                    raise InvalidSettingError(f"{section}.{error.setting}", error.reason) from None
+        super().__init__(**sections)
+
     @classmethod
     def from_env(cls, *, env_file: str | Path | None = ".env") -> TenantKitSettings:
         """Read the settings from ``TENANTKIT_*`` environment variables and ``env_file``.
@@ -476,18 +493,10 @@ class TenantKitSettings(_Settings):
         except ValidationError as error:
             location, reason = _first_error(error)
             raise InvalidSettingError(_variable(location), reason) from None
-        models: dict[str, type[_Settings]] = {
-            "api_keys": ApiKeySettings,
-            "invitations": InvitationSettings,
-            "database": DatabaseSettings,
-        }
-        built: dict[str, Any] = {}
-        for section, values in _compose(environment).items():
-            try:
-                built[section] = models[section](**values)
-            except InvalidSettingError as error:
-                raise InvalidSettingError(_variable_of(f"{section}.{error.setting}"), error.reason) from None
-        return cls(**built)
+        try:
+            return cls(**_compose(environment))
+        except InvalidSettingError as error:
+            raise InvalidSettingError(_variable_of(error.setting), error.reason) from None
 
     @classmethod
     def for_tests(cls, **sections: Any) -> TenantKitSettings:
