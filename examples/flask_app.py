@@ -35,27 +35,43 @@ Then try, as the user ``alice`` (the ``X-User`` header is a STAND-IN for your id
 from __future__ import annotations
 
 import argparse
-import os
 
 import sqlalchemy as sa
 from flask import Flask, abort, g, make_response, request
 from sqlalchemy.orm import Session
 
 import tenantkit
-from tenantkit import HOST, InvalidInputError, Permissions, Role, TenantKit
+from tenantkit import (
+    HOST,
+    InvalidInputError,
+    InvitationSettings,
+    Permissions,
+    Role,
+    TenantKit,
+    TenantKitSettings,
+)
 from tenantkit.flask import Principal, TenantKitFlask, current_api_key, current_authorization
 
-# In production the secret comes from your secret store; this default is for trying the example only.
-INVITATION_SECRET = os.environ.get("TENANTKIT_INVITATION_SECRET", "example-only-not-a-real-secret-0123")
+# In production TENANTKIT_INVITATION_SECRET comes from your secret store; this is for trying the example only.
+EXAMPLE_INVITATION_SECRET = "example-only-not-a-real-secret-0123"
 
 
 def create_app(database_url: str = "sqlite:///example.sqlite3") -> Flask:
     """Build the app on ``database_url``, migrating tenantkit's tables first."""
+    # Every option from the TENANTKIT_* variables and ./.env, read exactly as the tenantkit CLI reads them,
+    # so that `tenantkit keys issue` makes keys this app verifies (docs/configuration.md lists them).
+    settings = TenantKitSettings.from_env()
+    if not settings.invitations.enabled:
+        invitations = InvitationSettings(secret_keys=[EXAMPLE_INVITATION_SECRET])
+        settings = settings.model_copy(update={"invitations": invitations})
+
     engine = sa.create_engine(database_url)
-    tenantkit.upgrade(engine)  # idempotent: every instance may run it at start-up
+    # Idempotent: every instance may run it at start-up. TENANTKIT_DATABASE_SCHEMA, when set, places
+    # tenantkit's tables in that PostgreSQL schema, beside tables of yours with the same names.
+    tenantkit.upgrade(engine, schema=settings.database.schema_name)
 
     kit = TenantKit(
-        invitation_secret_keys=[INVITATION_SECRET],
+        settings=settings,
         # The app's own action, on top of the built-in ones: ADMIN and OWNER may manage billing.
         permissions=Permissions().with_actions("billing:manage", Role.ADMIN),
     )

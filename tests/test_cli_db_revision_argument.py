@@ -72,6 +72,8 @@ def test_an_unknown_revision_argument_is_a_usage_error(url: str) -> None:
     """An argument that is no revision exits with 2, one line, and creates nothing."""
     result = run("db", "upgrade", "9999", "--url", url)
     assert result.exit_code == 2
-    assert result.stderr.startswith("error [invalid_input]: REVISION: ")
-    assert result.stderr.count("\n") == 1
+    # One error line, below the "database: <URL>" line every command prints first.
+    assert result.stderr.splitlines()[0].startswith("database: ")
+    assert result.stderr.splitlines()[1].startswith("error [invalid_input]: REVISION: ")
+    assert result.stderr.count("\n") == 2
     assert tenantkit.current_revision(url) is None

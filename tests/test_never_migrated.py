@@ -146,7 +146,9 @@ def test_cli_says_run_db_upgrade_on_one_line(fresh_database: ThrowawayDatabase) 
     url = fresh_database.url.render_as_string(hide_password=False)
     result = CliRunner().invoke(main, ["members", "list", "org_1", "--url", url])
     assert result.exit_code == 4, result.output
-    assert result.stderr.startswith("error [schema_out_of_date]: ")
+    # Below the "database: <URL>" line every command prints first.
+    assert result.stderr.splitlines()[0].startswith("database: ")
+    assert result.stderr.splitlines()[1].startswith("error [schema_out_of_date]: ")
     assert HINT in result.stderr
-    assert result.stderr.count("\n") == 1
+    assert result.stderr.count("\n") == 2
     assert "Traceback" not in result.output

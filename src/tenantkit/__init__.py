@@ -31,6 +31,7 @@ from tenantkit._errors import (
     InvalidApiKeyError,
     InvalidInputError,
     InvalidInvitationTokenError,
+    InvalidSettingError,
     InvitationError,
     InvitationExhaustedError,
     InvitationExpiredError,
@@ -94,6 +95,12 @@ from tenantkit._migrations import (
 from tenantkit._pagination import Page
 from tenantkit._roles import DEFAULT_PERMISSIONS, Action, Permissions, Role
 from tenantkit._session import transaction
+from tenantkit._settings import (
+    ApiKeySettings,
+    DatabaseSettings,
+    InvitationSettings,
+    TenantKitSettings,
+)
 from tenantkit._tables import (
     VERSION_TABLE,
     api_keys,
@@ -123,6 +130,7 @@ __all__ = [
     "ApiKeyRevoked",
     "ApiKeyRotated",
     "ApiKeyService",
+    "ApiKeySettings",
     "ApiKeyVerification",
     "AuthorizationError",
     "Clock",
@@ -131,6 +139,7 @@ __all__ = [
     "ConflictError",
     "CreatedInvitation",
     "DatabaseError",
+    "DatabaseSettings",
     "DatabaseUnavailableError",
     "DomainNotAllowedError",
     "EmailMismatchError",
@@ -139,6 +148,7 @@ __all__ = [
     "InvalidApiKeyError",
     "InvalidInputError",
     "InvalidInvitationTokenError",
+    "InvalidSettingError",
     "Invitation",
     "InvitationAccepted",
     "InvitationCreated",
@@ -151,6 +161,7 @@ __all__ = [
     "InvitationResent",
     "InvitationRevoked",
     "InvitationService",
+    "InvitationSettings",
     "InvitationStatus",
     "InviterNoLongerAllowedError",
     "IssuedApiKey",
@@ -178,6 +189,7 @@ __all__ = [
     "TableLogicWarning",
     "TenantKit",
     "TenantKitError",
+    "TenantKitSettings",
     "UnverifiedEmailError",
     "WriteNotAppliedError",
     "__version__",

@@ -41,15 +41,13 @@ from tenantkit._events import (
 )
 from tenantkit._hashers import (
     ARGON2ID,
-    HASHERS,
-    HMAC_SHA256,
-    SHA256,
     Pepper,
     argon2_lookup_bounds,
     argon2_matches,
     argon2_owns,
     argon2_stored,
     build_peppers,
+    choose_hasher,
     digest_candidates,
     sha256_digest,
 )
@@ -323,7 +321,7 @@ _PYFORMAT_PLACEHOLDER = re.compile(r"%\((\w+)\)s")
 
 
 class _Plan:
-    """A statement compiled for one dialect: its SQL, how to pass its parameters, its column processors.
+    """A statement compiled for one dialect and schema: its SQL, how to pass its parameters, its processors.
 
     The processors are idempotent (a value already converted passes through unchanged), because rows that
     went through SQLAlchemy, when instrumentation is listening, arrive converted.
@@ -331,8 +329,19 @@ class _Plan:
 
     __slots__ = ("_positional", "names", "permutation", "processors", "sql")
 
-    def __init__(self, statement: sa.Select[Any], names: tuple[str, ...], dialect: Dialect) -> None:
-        compiled = statement.compile(dialect=dialect)
+    def __init__(
+        self,
+        statement: sa.Select[Any],
+        names: tuple[str, ...],
+        dialect: Dialect,
+        schema_translate_map: Mapping[str | None, str | None] | None = None,
+    ) -> None:
+        # The schema names are rendered into the SQL, as Connection.execute would render them.
+        compiled = statement.compile(
+            dialect=dialect,
+            schema_translate_map=schema_translate_map,
+            render_schema_translate=schema_translate_map is not None,
+        )
         self.sql = compiled.string
         self.names = names
         self._positional = compiled.positional
@@ -389,21 +398,35 @@ class _RawQuery:
     def __init__(self, statement: sa.Select[Any], names: tuple[str, ...]) -> None:
         self._statement = statement
         self._names = names
-        self._plans: weakref.WeakKeyDictionary[Dialect, _Plan] = weakref.WeakKeyDictionary()
-        self._last: tuple[Dialect, _Plan] | None = None
+        self._plans: weakref.WeakKeyDictionary[Dialect, dict[Any, _Plan]] = weakref.WeakKeyDictionary()
+        self._last: tuple[Dialect, object, _Plan] | None = None
 
-    def plan(self, dialect: Dialect) -> _Plan:
+    def plan(self, dialect: Dialect, schema_translate_map: Mapping[str | None, str | None] | None) -> _Plan:
+        """The plan for ``dialect``, with tenantkit's tables in the schemas ``schema_translate_map`` names."""
         last = self._last
-        if last is not None and last[0] is dialect:
-            return last[1]
-        plan = self._plans.get(dialect)
+        if last is not None and last[0] is dialect and last[1] is schema_translate_map:
+            return last[2]
+        plans = self._plans.get(dialect)
+        if plans is None:
+            plans = self._plans[dialect] = {}
+        key = None if schema_translate_map is None else tuple(schema_translate_map.items())
+        plan = plans.get(key)
         if plan is None:
-            plan = self._plans[dialect] = _Plan(self._statement, self._names, dialect)
-        self._last = (dialect, plan)
+            plan = plans[key] = _Plan(self._statement, self._names, dialect, schema_translate_map)
+        self._last = (dialect, schema_translate_map, plan)
         return plan
 
-    def fetch(self, connection: Connection, plan: _Plan, values: tuple[Any, ...]) -> Sequence[Any]:
-        """The rows for ``values``: raw driver values when ``plan.raw``, else already converted ones."""
+    def fetch(
+        self,
+        connection: Connection,
+        plan: _Plan,
+        values: tuple[Any, ...],
+        execution_options: Mapping[str, Any],
+    ) -> Sequence[Any]:
+        """The rows for ``values``: raw driver values on the fast path, else already converted ones.
+
+        ``execution_options`` are those of the service (its schema); ``plan`` was made for the same schema.
+        """
         if not connection.in_transaction():
             # What Connection.execute would do: the driver opens a transaction for this read (psycopg and
             # PyMySQL do), so SQLAlchemy must know of it for the caller's commit, rollback or close to end it.
@@ -411,15 +434,16 @@ class _RawQuery:
         if (
             # Something observes the engine's statements (OpenTelemetry, Sentry, query loggers, tests that
             # count queries) or rewrites them: go through SQLAlchemy so that it sees this one too.
-            connection._has_events
-            or connection.engine._has_events
-            or connection.dialect._has_events
-            or "schema_translate_map" in connection._execution_options
+            connection._has_events or connection.engine._has_events or connection.dialect._has_events
         ):
             try:
-                return connection.execute(self._statement, dict(zip(self._names, values, strict=True))).all()
+                return connection.execute(
+                    self._statement,
+                    dict(zip(self._names, values, strict=True)),
+                    execution_options=execution_options,
+                ).all()
             except sa.exc.DBAPIError as error:
-                raise_if_out_of_date(connection, error)
+                raise_if_out_of_date(connection, error, schema=_schema_of(execution_options))
                 raise
         arguments = plan.arguments(values)
         pooled = connection.connection
@@ -441,12 +465,18 @@ class _RawQuery:
             )
             # Only here, once the driver has failed: a never-migrated database says so, at no cost to the
             # lookups that succeed.
-            raise_if_out_of_date(connection, wrapped)
+            raise_if_out_of_date(connection, wrapped, schema=_schema_of(execution_options))
             raise wrapped from error
         return rows
 
 
 _CURSOR_KEY = "tenantkit.api_keys.cursor"
+
+
+def _schema_of(execution_options: Mapping[str, Any]) -> str | None:
+    """The schema a service's execution options place tenantkit's tables in (``None``: the default)."""
+    schema: str | None = (execution_options.get("schema_translate_map") or {}).get(None)
+    return schema
 
 
 _RAW_BY_DIGEST: dict[int, _RawQuery] = {}
@@ -541,13 +571,7 @@ class ApiKeyService:
         except InvalidInputError as error:
             raise ConfigurationError(f"prefix {prefix!r}: {error.reason}") from None
         self._peppers: tuple[Pepper, ...] = build_peppers(peppers, current_pepper)
-        if hasher is None:
-            hasher = HMAC_SHA256 if self._peppers else SHA256
-        if hasher not in HASHERS:
-            raise ConfigurationError(f"hasher must be one of {', '.join(HASHERS)}, not {hasher!r}")
-        if hasher == HMAC_SHA256 and not self._peppers:
-            raise ConfigurationError("hasher 'hmac-sha256' needs at least one pepper")
-        self.hasher = hasher
+        self.hasher: str = choose_hasher(hasher, self._peppers)
         self._argon2 = argon2_hasher or PasswordHasher()
         if not isinstance(last_used_interval, timedelta) or last_used_interval < timedelta(0):
             raise ConfigurationError("last_used_interval must be a timedelta of zero or more")
@@ -673,7 +697,10 @@ class ApiKeyService:
             query = query.where(api_keys.c.revoked_at.is_(None))
         if after is not None:
             query = query.where(after)
-        rows = session.execute(query.order_by(*_KEYS_ORDER.order_by()).limit(limit + 1)).all()
+        rows = session.execute(
+            query.order_by(*_KEYS_ORDER.order_by()).limit(limit + 1),
+            execution_options=self.membership.execution_options,
+        ).all()
         return _KEYS_ORDER.page(rows, limit, _row_to_key)
 
     def get(self, session: Session, organization_id: str, key_id: str, *, actor: Actor | str) -> ApiKey:
@@ -712,7 +739,8 @@ class ApiKeyService:
                 api_keys.c.id == key_id,
                 api_keys.c.revoked_at.is_(None),
             )
-            .values(revoked_at=now, updated_at=now)
+            .values(revoked_at=now, updated_at=now),
+            execution_options=self.membership.execution_options,
         )
         self._evict(key_id)
         changed = result.rowcount == 1  # type: ignore[attr-defined]
@@ -723,6 +751,7 @@ class ApiKeyService:
             {"organization_id": organization_id, "id": key_id},
             {"revoked_at": NOT_NULL},
             missing=None if changed else ApiKeyNotFoundError(organization_id, key_id),
+            execution_options=self.membership.execution_options,
         )
         key = _row_to_key(row)
         if changed:
@@ -748,9 +777,16 @@ class ApiKeyService:
         acting = as_actor(actor)
         self.membership.authorize(session, organization_id, acting, Action.MANAGE_API_KEYS)
         result = session.execute(
-            api_keys.delete().where(api_keys.c.organization_id == organization_id, api_keys.c.id == key_id)
+            api_keys.delete().where(api_keys.c.organization_id == organization_id, api_keys.c.id == key_id),
+            execution_options=self.membership.execution_options,
         )
-        confirm_written(session, api_keys, {"organization_id": organization_id, "id": key_id}, None)
+        confirm_written(
+            session,
+            api_keys,
+            {"organization_id": organization_id, "id": key_id},
+            None,
+            execution_options=self.membership.execution_options,
+        )
         if result.rowcount != 1:  # type: ignore[attr-defined]
             raise ApiKeyNotFoundError(organization_id, key_id)
         self._evict(key_id)
@@ -826,7 +862,8 @@ class ApiKeyService:
                 api_keys.c.revoked_at.is_(None),
                 api_keys.c.replaced_at.is_(None),
             )
-            .values(expires_at=valid_until, replaced_at=now, updated_at=now)
+            .values(expires_at=valid_until, replaced_at=now, updated_at=now),
+            execution_options=self.membership.execution_options,
         )
         if result.rowcount != 1:  # type: ignore[attr-defined]
             # A concurrent rotation or revocation won the race.
@@ -836,6 +873,7 @@ class ApiKeyService:
             api_keys,
             {"organization_id": organization_id, "id": key_id},
             {"replaced_at": now, "expires_at": valid_until, "revoked_at": None},
+            execution_options=self.membership.execution_options,
         )
         self._evict(key_id)
         issued = self._insert(
@@ -915,8 +953,9 @@ class ApiKeyService:
             ticket = cache.earliest_ticket() if session.in_transaction() else cache.ticket()
         connection = session.connection() if isinstance(session, Session) else session
         if lookup_id is None:
-            plan = self._lookup.plan(connection.dialect)
-            rows = self._lookup.fetch(connection, plan, candidates)
+            options = self.membership.execution_options
+            plan = self._lookup.plan(connection.dialect, self.membership.schema_translate_map(connection))
+            rows = self._lookup.fetch(connection, plan, candidates, options)
             row = None
             matched = -1
             if len(candidates) == 1:
@@ -931,9 +970,10 @@ class ApiKeyService:
                         if _same_digest(found[7], candidate) and (row is None or position < matched):
                             row, matched = found, position
         else:
-            plan = _RAW_BY_ARGON2_ID.plan(connection.dialect)
+            translate = self.membership.schema_translate_map(connection)
+            plan = _RAW_BY_ARGON2_ID.plan(connection.dialect, translate)
             low, high = argon2_lookup_bounds(lookup_id)
-            rows = _RAW_BY_ARGON2_ID.fetch(connection, plan, (low, high))
+            rows = _RAW_BY_ARGON2_ID.fetch(connection, plan, (low, high), self.membership.execution_options)
             row = None
             for found in rows:
                 if not argon2_owns(found[7], lookup_id):
@@ -957,7 +997,11 @@ class ApiKeyService:
         if refusal is not None:
             return refusal
         if matched > 0:
-            connection.execute(_REHASH, {"key_id": key_id, "old_digest": stored, "new_digest": candidates[0]})
+            connection.execute(
+                _REHASH,
+                {"key_id": key_id, "old_digest": stored, "new_digest": candidates[0]},
+                execution_options=self.membership.execution_options,
+            )
         if self.track_last_used:
             # Only compared, never returned: an aware datetime (psycopg's, in the server's zone) compares
             # correctly as it is; text (SQLite) and naive values (MySQL) are converted.
@@ -1076,7 +1120,11 @@ class ApiKeyService:
     def _touch(self, connection: Connection, key_id: str, now: datetime) -> None:
         # Conditional, so that concurrent verifiers (other processes too) write at most once per interval;
         # updated_at is left alone: being used is not a change of the key.
-        connection.execute(_TOUCH, {"key_id": key_id, "threshold": now - self.last_used_interval, "now": now})
+        connection.execute(
+            _TOUCH,
+            {"key_id": key_id, "threshold": now - self.last_used_interval, "now": now},
+            execution_options=self.membership.execution_options,
+        )
 
     def _expiry(self, expires: datetime | timedelta | None, now: datetime) -> datetime | None:
         if expires is None:
@@ -1130,13 +1178,20 @@ class ApiKeyService:
         )
         values = key.model_dump()
         values["scopes"] = list(scopes)
-        session.execute(api_keys.insert().values(hashed_key=stored, **values))
+        session.execute(
+            api_keys.insert().values(hashed_key=stored, **values),
+            execution_options=self.membership.execution_options,
+        )
         issued = IssuedApiKey(api_key=key)
         issued._plaintext = plaintext
         return issued
 
     def _load(self, session: Session, organization_id: str, key_id: str) -> ApiKey:
-        row = session.execute(_GET, {"organization_id": organization_id, "key_id": key_id}).first()
+        row = session.execute(
+            _GET,
+            {"organization_id": organization_id, "key_id": key_id},
+            execution_options=self.membership.execution_options,
+        ).first()
         if row is None:
             raise ApiKeyNotFoundError(organization_id, key_id)
         return _row_to_key(row)

@@ -8,6 +8,7 @@ stable ``code`` (adapters map codes to HTTP statuses without parsing messages) a
     TenantKitError
     ├── InvalidInputError (ValueError)            code "invalid_input"
     ├── ConfigurationError                         code "configuration_error"
+    │   └── InvalidSettingError                    code "invalid_setting"
     ├── DatabaseError
     │   ├── DatabaseUnavailableError               code "database_unavailable"
     │   ├── MigrationLockTimeoutError              code "migration_lock_timeout"
@@ -96,6 +97,26 @@ class ConfigurationError(TenantKitError):
     """tenantkit was configured inconsistently (for example, an empty list of signing keys)."""
 
     code = "configuration_error"
+
+
+class InvalidSettingError(ConfigurationError):
+    """A setting has an unusable value; :attr:`setting` names it as it was given.
+
+    Attributes:
+        setting: The environment variable (``TENANTKIT_API_KEY_PREFIX``) when the value came from the
+            environment or ``.env``, else the settings field (``api_keys.prefix``).
+        reason: What is wrong with the value. The value itself is never repeated: it may be a secret.
+    """
+
+    code = "invalid_setting"
+
+    def __init__(self, setting: str, reason: str) -> None:
+        super().__init__(f"{setting}: {reason}")
+        self.setting = setting
+        self.reason = reason
+
+    def details(self) -> dict[str, object]:
+        return {"setting": self.setting}
 
 
 class DatabaseError(TenantKitError):

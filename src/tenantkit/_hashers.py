@@ -81,6 +81,21 @@ def build_peppers(peppers: Mapping[str, bytes | str] | None, current: str | None
     return (built[current], *(pepper for version, pepper in built.items() if version != current))
 
 
+def choose_hasher(hasher: str | None, peppers: tuple[Pepper, ...]) -> str:
+    """The hasher new keys use: ``hasher`` when given, else HMAC-SHA256 with peppers and SHA-256 without.
+
+    Raises:
+        ConfigurationError: ``hasher`` is unknown, or is HMAC-SHA256 without a pepper.
+    """
+    if hasher is None:
+        return HMAC_SHA256 if peppers else SHA256
+    if hasher not in HASHERS:
+        raise ConfigurationError(f"hasher must be one of {', '.join(HASHERS)}, not {hasher!r}")
+    if hasher == HMAC_SHA256 and not peppers:
+        raise ConfigurationError("hasher 'hmac-sha256' needs at least one pepper")
+    return hasher
+
+
 def digest_candidates(key: str, peppers: tuple[Pepper, ...]) -> tuple[str, ...]:
     """Every stored form a digest-kind ``key`` may have, the preferred (current) one first.
 

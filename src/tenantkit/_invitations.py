@@ -432,7 +432,11 @@ class InvitationService:
             "updated_at": now,
         }
         if session.connection().dialect.name == "sqlite":
-            session.execute(_SQLITE_BEGIN, {"b_organization_id": organization_id})
+            session.execute(
+                _SQLITE_BEGIN,
+                {"b_organization_id": organization_id},
+                execution_options=self.membership.execution_options,
+            )
         try:
             self._retire_and_insert(session, organization_id, address, values, now)
         except sa.exc.DBAPIError as error:
@@ -441,7 +445,9 @@ class InvitationService:
                 raise
             raise ConcurrentUpdateError(organization_id, reason) from error
         row = session.execute(
-            _BY_ID, {"b_organization_id": organization_id, "b_invitation_id": invitation_id}
+            _BY_ID,
+            {"b_organization_id": organization_id, "b_invitation_id": invitation_id},
+            execution_options=self.membership.execution_options,
         ).one()
         invitation = _invitation(row, now)
         accept_url = self._accept_url(token)
@@ -461,9 +467,13 @@ class InvitationService:
         )
         return CreatedInvitation(invitation=invitation, token=SecretStr(token), accept_url=accept_url)
 
-    @staticmethod
     def _retire_and_insert(
-        session: Session, organization_id: str, address: str | None, values: dict[str, Any], now: datetime
+        self,
+        session: Session,
+        organization_id: str,
+        address: str | None,
+        values: dict[str, Any],
+        now: datetime,
     ) -> None:
         for attempt in (1, 2):
             try:
@@ -474,8 +484,11 @@ class InvitationService:
                         session.execute(
                             _RETIRE_OPEN_FOR_EMAIL,
                             {"b_organization_id": organization_id, "address": address, "now": now},
+                            execution_options=self.membership.execution_options,
                         )
-                    session.execute(invitations.insert(), values)
+                    session.execute(
+                        invitations.insert(), values, execution_options=self.membership.execution_options
+                    )
                 return
             except sa.exc.IntegrityError:
                 # A concurrent invitation to the same address committed between our UPDATE and INSERT;
@@ -510,7 +523,9 @@ class InvitationService:
             InvitationExhaustedError: A link used its maximum number of times.
         """
         contents = self._tokens.read(token)
-        row = session.execute(_BY_ID, _ids(contents)).first()
+        row = session.execute(
+            _BY_ID, _ids(contents), execution_options=self.membership.execution_options
+        ).first()
         row = self._verified(row, contents)
         self._check_open(row, self.clock())
         invitation = _invitation(row, self.clock())
@@ -583,10 +598,15 @@ class InvitationService:
         contents = self._tokens.read(token)
         ids = _ids(contents)
         if session.connection().dialect.name == "sqlite":
-            session.execute(_SQLITE_TOUCH, ids)
+            session.execute(_SQLITE_TOUCH, ids, execution_options=self.membership.execution_options)
         # The row lock makes concurrent acceptances of one invitation take turns, each seeing the count
         # the previous one committed.
-        row = self._verified(session.execute(_BY_ID_FOR_UPDATE, ids).first(), contents)
+        row = self._verified(
+            session.execute(
+                _BY_ID_FOR_UPDATE, ids, execution_options=self.membership.execution_options
+            ).first(),
+            contents,
+        )
         now = self.clock()
         self._check_open(row, now)
         organization_id = row.organization_id
@@ -607,7 +627,12 @@ class InvitationService:
         if existing is not None:
             return AcceptedInvitation(role=existing, already_member=True, **result)
         params = {**ids, "user_id": user_id}
-        if session.execute(_ACCEPTED_BEFORE, params).first() is not None:
+        if (
+            session.execute(
+                _ACCEPTED_BEFORE, params, execution_options=self.membership.execution_options
+            ).first()
+            is not None
+        ):
             raise InvitationNotPendingError("already used by this user, who has since left")
         try:
             with session.begin_nested():
@@ -621,6 +646,7 @@ class InvitationService:
                         "user_id": user_id,
                         "created_at": now,
                     },
+                    execution_options=self.membership.execution_options,
                 )
                 try:
                     # The joining user acts (the invitation is its authority), so events name them.
@@ -663,6 +689,7 @@ class InvitationService:
                 "now": now,
                 "user_id": user_id,
             },
+            execution_options=self.membership.execution_options,
         )
         if consumed.rowcount != 1:
             # Unreachable while the row lock holds; kept so a missing lock can never double-spend.
@@ -673,6 +700,7 @@ class InvitationService:
             invitations,
             {"organization_id": row.organization_id, "id": row.id},
             {"use_count": row.use_count + 1, "status": new_status.value},
+            execution_options=self.membership.execution_options,
         )
 
     def _check_inviter(self, session: Session, organization_id: str, inviter: str | None, role: Role) -> None:
@@ -748,7 +776,7 @@ class InvitationService:
         )
         if after is not None:
             query = query.where(after)
-        rows = session.execute(query).all()
+        rows = session.execute(query, execution_options=self.membership.execution_options).all()
         return _PENDING_ORDER.page(rows, limit, lambda row: _invitation(row, now))
 
     def revoke(
@@ -775,12 +803,14 @@ class InvitationService:
                 status=InvitationStatus.REVOKED.value, email=None, revoked_at=now, updated_at=now
             ),
             {"b_organization_id": organization_id, "b_invitation_id": invitation_id},
+            execution_options=self.membership.execution_options,
         )
         revoked = confirm_written(
             session,
             invitations,
             {"organization_id": organization_id, "id": invitation_id},
             {"status": InvitationStatus.REVOKED.value, "revoked_at": now},
+            execution_options=self.membership.execution_options,
         )
         self.events.record(
             session,
@@ -838,6 +868,7 @@ class InvitationService:
                 token=token_digest, expires=now + lifetime, sent_via_email=False, updated_at=now
             ),
             {"b_organization_id": organization_id, "b_invitation_id": invitation_id},
+            execution_options=self.membership.execution_options,
         )
         # The old token dies only if its digest is really gone from the row.
         resent = confirm_written(
@@ -845,6 +876,7 @@ class InvitationService:
             invitations,
             {"organization_id": organization_id, "id": invitation_id},
             {"token": token_digest},
+            execution_options=self.membership.execution_options,
         )
         invitation = _invitation(resent, now)
         accept_url = self._accept_url(token)
@@ -889,14 +921,16 @@ class InvitationService:
         session.execute(
             _UPDATE_BY_ID.values(sent_via_email=sent, updated_at=now),
             {"b_organization_id": organization_id, "b_invitation_id": invitation_id},
+            execution_options=self.membership.execution_options,
         )
         return _invitation(self._row(session, organization_id, invitation_id), now)
 
-    @staticmethod
-    def _row(session: Session, organization_id: str, invitation_id: str, *, lock: bool = False) -> Any:
+    def _row(self, session: Session, organization_id: str, invitation_id: str, *, lock: bool = False) -> Any:
         statement = _BY_ID_FOR_UPDATE if lock else _BY_ID
         row = session.execute(
-            statement, {"b_organization_id": organization_id, "b_invitation_id": invitation_id}
+            statement,
+            {"b_organization_id": organization_id, "b_invitation_id": invitation_id},
+            execution_options=self.membership.execution_options,
         ).first()
         if row is None:
             raise InvitationNotFoundError(

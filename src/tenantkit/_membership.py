@@ -41,6 +41,7 @@ from tenantkit._events import (
 from tenantkit._missing_schema import raise_if_out_of_date, translate_missing_schema
 from tenantkit._pagination import DEFAULT_PAGE_SIZE, Keyset, Page, check_limit
 from tenantkit._roles import Action, Permissions, Role
+from tenantkit._settings import check_schema_name
 from tenantkit._tables import new_id, team_members
 from tenantkit._validation import check_identifier
 from tenantkit._writes import confirm_written
@@ -186,8 +187,15 @@ class _FastRoleQuery:
 
     __slots__ = ("positional", "sql")
 
-    def __init__(self, dialect: Dialect) -> None:
-        compiled = _ROLE_OF.compile(dialect=dialect)
+    def __init__(
+        self, dialect: Dialect, schema_translate_map: Mapping[str | None, str | None] | None
+    ) -> None:
+        # The schema names are rendered into the SQL, as Connection.execute would render them.
+        compiled = _ROLE_OF.compile(
+            dialect=dialect,
+            schema_translate_map=schema_translate_map,
+            render_schema_translate=schema_translate_map is not None,
+        )
         self.sql = compiled.string
         self.positional = compiled.positional
         if self.positional and list(compiled.positiontup or ()) != ["organization_id", "user_id"]:
@@ -205,6 +213,11 @@ class MembershipService:
         permissions: The permission table (the default one when omitted).
         clock: Where the current time comes from.
         events: The dispatcher that delivers events after commit (a private one when omitted).
+        schema: The PostgreSQL schema that holds tenantkit's tables, when not the connection's default
+            (``public``); the API key and invitation services built on this one use it too.
+
+    Raises:
+        InvalidSettingError: ``schema`` is not a plain identifier.
     """
 
     def __init__(
@@ -213,11 +226,28 @@ class MembershipService:
         permissions: Permissions | None = None,
         clock: Clock = system_clock,
         events: EventDispatcher | None = None,
+        schema: str | None = None,
     ) -> None:
         self.permissions: Permissions = permissions or Permissions()
         self.clock = clock
         self.events: EventDispatcher = events or EventDispatcher()
-        self._fast: dict[Dialect, _FastRoleQuery] = {}
+        self.schema: str | None = check_schema_name(schema)
+        # Every statement of the three services runs with these options: tenantkit's tables (whose schema
+        # is None) are looked up in ``schema``, the host's own tables in the same session are left alone.
+        self.execution_options: Mapping[str, Any] = (
+            {"schema_translate_map": {None: schema}} if schema is not None else {}
+        )
+        self._fast: dict[tuple[Dialect, Any], _FastRoleQuery] = {}
+
+    def schema_translate_map(self, connection: Connection) -> Mapping[str | None, str | None] | None:
+        """The schema translation a statement of tenantkit's runs under on ``connection``.
+
+        This service's own (from ``schema``) when set, else whatever the host set on the connection.
+        """
+        own = self.execution_options.get("schema_translate_map")
+        if own is not None:
+            return own  # type: ignore[no-any-return]
+        return connection.get_execution_options().get("schema_translate_map")
 
     # -- permissions -----------------------------------------------------------------------------------
 
@@ -260,8 +290,8 @@ class MembershipService:
         """The role of ``user_id`` in ``organization_id``, or ``None`` when not a member.
 
         This is the per-request question, so it runs one prebuilt indexed query with as little around it as
-        possible: when nothing observes the engine's statements (no ``before_cursor_execute`` listeners, no
-        ``schema_translate_map``) and a transaction is open, the compiled SQL goes straight to the session's
+        possible: when nothing observes the engine's statements (no ``before_cursor_execute`` listeners) and
+        a transaction is open, the SQL compiled for the dialect and schema goes straight to the session's
         DBAPI connection, inside that transaction. Otherwise it goes through SQLAlchemy, so that
         instrumentation sees it and a bare connection autobegins as usual.
 
@@ -286,20 +316,23 @@ class MembershipService:
             or connection._has_events
             or connection.engine._has_events
             or connection.dialect._has_events
-            or "schema_translate_map" in connection._execution_options
         ):
             try:
                 value = connection.execute(
-                    _ROLE_OF, {"organization_id": organization_id, "user_id": user_id}
+                    _ROLE_OF,
+                    {"organization_id": organization_id, "user_id": user_id},
+                    execution_options=self.execution_options,
                 ).scalar()
             except sa.exc.DBAPIError as error:
-                raise_if_out_of_date(session, error)
+                raise_if_out_of_date(session, error, schema=self.schema)
                 raise
             return None if value is None else _ROLE_BY_VALUE[value]
         dialect = connection.dialect
-        fast = self._fast.get(dialect)
+        translate = self.schema_translate_map(connection)
+        plan_key = (dialect, None if translate is None else tuple(translate.items()))
+        fast = self._fast.get(plan_key)
         if fast is None:
-            fast = self._fast[dialect] = _FastRoleQuery(dialect)
+            fast = self._fast[plan_key] = _FastRoleQuery(dialect, translate)
         parameters: tuple[str, str] | dict[str, str] = (
             (organization_id, user_id)
             if fast.positional
@@ -313,7 +346,7 @@ class MembershipService:
             wrapped = sa.exc.DBAPIError.instance(
                 fast.sql, parameters, error, dialect.loaded_dbapi.Error, dialect=dialect
             )
-            raise_if_out_of_date(session, wrapped)
+            raise_if_out_of_date(session, wrapped, schema=self.schema)
             raise wrapped from error
         finally:
             cursor.close()
@@ -336,7 +369,11 @@ class MembershipService:
         """
         check_identifier(organization_id, "organization_id")
         check_identifier(user_id, "user_id")
-        row = session.execute(_MEMBER, {"organization_id": organization_id, "user_id": user_id}).first()
+        row = session.execute(
+            _MEMBER,
+            {"organization_id": organization_id, "user_id": user_id},
+            execution_options=self.execution_options,
+        ).first()
         if row is None:
             raise MemberNotFoundError(organization_id, user_id)
         return _member(row)
@@ -406,7 +443,10 @@ class MembershipService:
         after = _MEMBERS_ORDER.after(cursor)
         if after is not None:
             query = query.where(after)
-        rows = session.execute(query.order_by(*_MEMBERS_ORDER.order_by()).limit(size + 1)).all()
+        rows = session.execute(
+            query.order_by(*_MEMBERS_ORDER.order_by()).limit(size + 1),
+            execution_options=self.execution_options,
+        ).all()
         return _MEMBERS_ORDER.page(rows, size, _member)
 
     def list_organizations(
@@ -437,7 +477,10 @@ class MembershipService:
         after = _ORGANIZATIONS_ORDER.after(cursor)
         if after is not None:
             query = query.where(after)
-        rows = session.execute(query.order_by(*_ORGANIZATIONS_ORDER.order_by()).limit(size + 1)).all()
+        rows = session.execute(
+            query.order_by(*_ORGANIZATIONS_ORDER.order_by()).limit(size + 1),
+            execution_options=self.execution_options,
+        ).all()
         return _ORGANIZATIONS_ORDER.page(rows, size, _member)
 
     # -- changes ---------------------------------------------------------------------------------------
@@ -446,10 +489,14 @@ class MembershipService:
         """Lock and read the rows a change decides on (see the module docstring)."""
         connection = session.connection()
         if connection.dialect.name == "sqlite":
-            connection.execute(_SQLITE_WRITE_LOCK, {"org": organization_id})
+            connection.execute(
+                _SQLITE_WRITE_LOCK, {"org": organization_id}, execution_options=self.execution_options
+            )
         wanted = sorted({user_id for user_id in user_ids if user_id is not None})
         rows = connection.execute(
-            _LOCK_ROWS, {"organization_id": organization_id, "user_ids": wanted or [""]}
+            _LOCK_ROWS,
+            {"organization_id": organization_id, "user_ids": wanted or [""]},
+            execution_options=self.execution_options,
         ).all()
         return _Locked(rows)
 
@@ -527,7 +574,9 @@ class MembershipService:
             if session.connection().dialect.name == "sqlite":
                 # Start the transaction with a write: pysqlite would otherwise let the SAVEPOINT below open
                 # (and its RELEASE commit) a transaction of its own, behind the caller's back.
-                session.connection().execute(_SQLITE_WRITE_LOCK, {"org": organization_id})
+                session.connection().execute(
+                    _SQLITE_WRITE_LOCK, {"org": organization_id}, execution_options=self.execution_options
+                )
             now = self.clock()
             member = Member(
                 id=new_id(),
@@ -539,11 +588,13 @@ class MembershipService:
             )
             try:
                 with session.begin_nested():
-                    session.execute(_INSERT, member.model_dump())
+                    session.execute(_INSERT, member.model_dump(), execution_options=self.execution_options)
             except sa.exc.IntegrityError as error:
                 # A concurrent add of the same user committed first; report the role it gave.
                 row = session.execute(
-                    _MEMBER_SHARED, {"organization_id": organization_id, "user_id": user_id}
+                    _MEMBER_SHARED,
+                    {"organization_id": organization_id, "user_id": user_id},
+                    execution_options=self.execution_options,
                 ).first()
                 if row is None:
                     raise
@@ -626,11 +677,20 @@ class MembershipService:
             )
         return target.model_copy(update={"role": wanted, "updated_at": now})
 
-    @staticmethod
-    def _set_role(session: Session, organization_id: str, user_id: str, role: Role, now: datetime) -> None:
-        session.execute(_SET_ROLE, {"org": organization_id, "uid": user_id, "new_role": role, "now": now})
+    def _set_role(
+        self, session: Session, organization_id: str, user_id: str, role: Role, now: datetime
+    ) -> None:
+        session.execute(
+            _SET_ROLE,
+            {"org": organization_id, "uid": user_id, "new_role": role, "now": now},
+            execution_options=self.execution_options,
+        )
         confirm_written(
-            session, team_members, {"organization_id": organization_id, "user_id": user_id}, {"role": role}
+            session,
+            team_members,
+            {"organization_id": organization_id, "user_id": user_id},
+            {"role": role},
+            execution_options=self.execution_options,
         )
 
     def remove(self, session: Session, organization_id: str, user_id: str, *, actor: Actor | str) -> Member:
@@ -709,12 +769,17 @@ class MembershipService:
     ) -> None:
         if target.role is Role.OWNER and len(locked.owners) < 2:
             raise LastOwnerError(target.organization_id, target.user_id)
-        session.execute(_DELETE, {"org": target.organization_id, "uid": target.user_id})
+        session.execute(
+            _DELETE,
+            {"org": target.organization_id, "uid": target.user_id},
+            execution_options=self.execution_options,
+        )
         confirm_written(
             session,
             team_members,
             {"organization_id": target.organization_id, "user_id": target.user_id},
             None,
+            execution_options=self.execution_options,
         )
         self.events.record(
             session,

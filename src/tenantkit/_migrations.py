@@ -35,6 +35,7 @@ from alembic.runtime.migration import MigrationContext, MigrationInfo
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 from pydantic import BaseModel, ConfigDict
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import URL, Connection, Engine
 
 from tenantkit._database_url import create_engine_from_url
@@ -48,6 +49,7 @@ from tenantkit._errors import (
     TableLogicError,
     TableLogicWarning,
 )
+from tenantkit._settings import check_schema_name
 from tenantkit._tables import VERSION_TABLE
 
 if TYPE_CHECKING:
@@ -382,6 +384,54 @@ def _locked_in_callers_transaction(connection: Connection, timeout: float | None
 
 
 # ---------------------------------------------------------------------------------------------------------
+# The schema that holds tenantkit's objects (PostgreSQL)
+
+
+_POSTGRESQL = postgresql.dialect()  # type: ignore[no-untyped-call]
+
+
+def _quoted_schema(schema: str, dialect: str) -> str:
+    """``schema`` checked and quoted for SQL.
+
+    Raises:
+        InvalidSettingError: ``schema`` is not a plain identifier.
+        ConfigurationError: ``dialect`` is not PostgreSQL.
+    """
+    check_schema_name(schema)
+    if dialect != "postgresql":
+        raise ConfigurationError(
+            f"schema {schema!r}: placing tenantkit's tables in a schema is supported on PostgreSQL only"
+        )
+    return str(_POSTGRESQL.identifier_preparer.quote_schema(schema))
+
+
+@contextlib.contextmanager
+def _in_schema(connection: Connection, schema: str | None, *, create: bool = False) -> Iterator[None]:
+    """Run the block with tenantkit's objects placed in ``schema`` (``None``: the connection's default).
+
+    On PostgreSQL the transaction's ``search_path`` is ``schema`` alone while the block runs, so that every
+    statement of the migrations (Alembic's operations, which do not honour ``schema_translate_map``, the
+    ``role`` type, adoption's reflection) finds and creates tenantkit's objects there and never sees the
+    host's tables of the same names in ``public``. The previous ``search_path`` is put back afterwards;
+    after an error the caller's rollback undoes the ``SET LOCAL`` anyway.
+
+    Raises:
+        InvalidSettingError: ``schema`` is not a plain identifier.
+        ConfigurationError: ``schema`` was given on a database other than PostgreSQL.
+    """
+    if schema is None:
+        yield
+        return
+    quoted = _quoted_schema(schema, connection.dialect.name)
+    if create:
+        connection.exec_driver_sql(f"CREATE SCHEMA IF NOT EXISTS {quoted}")
+    previous = connection.execute(sa.text("SELECT current_setting('search_path')")).scalar_one()
+    connection.execute(sa.text("SELECT set_config('search_path', :value, true)"), {"value": quoted})
+    yield
+    connection.execute(sa.text("SELECT set_config('search_path', :value, true)"), {"value": previous})
+
+
+# ---------------------------------------------------------------------------------------------------------
 # Reading the revision
 
 
@@ -391,14 +441,19 @@ def _current(connection: Connection) -> str | None:
 
 
 @overload
-def current_revision(database: Database) -> str | None: ...
+def current_revision(database: Database, *, schema: str | None = None) -> str | None: ...
 @overload
-def current_revision(database: AsyncDatabase) -> Coroutine[Any, Any, str | None]: ...
-def current_revision(database: Database | AsyncDatabase) -> str | Awaitable[str | None] | None:
+def current_revision(
+    database: AsyncDatabase, *, schema: str | None = None
+) -> Coroutine[Any, Any, str | None]: ...
+def current_revision(
+    database: Database | AsyncDatabase, *, schema: str | None = None
+) -> str | Awaitable[str | None] | None:
     """The revision tenantkit's tables are at.
 
     Args:
         database: An engine, a connection or a URL; or an async engine or connection (then await the call).
+        schema: The PostgreSQL schema holding tenantkit's tables (the connection's default when omitted).
 
     Returns:
         The revision id, or ``None`` if tenantkit never migrated (or adopted) this database.
@@ -407,31 +462,37 @@ def current_revision(database: Database | AsyncDatabase) -> str | Awaitable[str 
         DatabaseUnavailableError: The URL is malformed or the server cannot be reached.
     """
     if is_async_database(database):
-        return _run_async(database, current_revision)
-    with connect(database) as connection:
+        return _run_async(database, lambda sync: current_revision(sync, schema=schema))
+    with connect(database) as connection, _in_schema(connection, schema):
         return _current(connection)
 
 
 @overload
-def is_up_to_date(database: Database) -> bool: ...
+def is_up_to_date(database: Database, *, schema: str | None = None) -> bool: ...
 @overload
-def is_up_to_date(database: AsyncDatabase) -> Coroutine[Any, Any, bool]: ...
-def is_up_to_date(database: Database | AsyncDatabase) -> bool | Awaitable[bool]:
-    """Whether tenantkit's tables are at :func:`head_revision` (an async database: await the call).
+def is_up_to_date(database: AsyncDatabase, *, schema: str | None = None) -> Coroutine[Any, Any, bool]: ...
+def is_up_to_date(database: Database | AsyncDatabase, *, schema: str | None = None) -> bool | Awaitable[bool]:
+    """Whether tenantkit's tables (in ``schema``, on PostgreSQL) are at :func:`head_revision`.
+
+    An async database: await the call.
 
     Raises:
         DatabaseUnavailableError: The URL is malformed or the server cannot be reached.
     """
     if is_async_database(database):
-        return _run_async(database, is_up_to_date)
-    return current_revision(database) == head_revision()
+        return _run_async(database, lambda sync: is_up_to_date(sync, schema=schema))
+    return current_revision(database, schema=schema) == head_revision()
 
 
 @overload
-def require_up_to_date(database: Database) -> None: ...
+def require_up_to_date(database: Database, *, schema: str | None = None) -> None: ...
 @overload
-def require_up_to_date(database: AsyncDatabase) -> Coroutine[Any, Any, None]: ...
-def require_up_to_date(database: Database | AsyncDatabase) -> Awaitable[None] | None:
+def require_up_to_date(
+    database: AsyncDatabase, *, schema: str | None = None
+) -> Coroutine[Any, Any, None]: ...
+def require_up_to_date(
+    database: Database | AsyncDatabase, *, schema: str | None = None
+) -> Awaitable[None] | None:
     """Raise unless tenantkit's tables are at the newest revision; call it at start-up.
 
     Given an async engine or connection, returns an awaitable that raises.
@@ -441,8 +502,8 @@ def require_up_to_date(database: Database | AsyncDatabase) -> Awaitable[None] | 
         DatabaseUnavailableError: The URL is malformed or the server cannot be reached.
     """
     if is_async_database(database):
-        return _run_async(database, require_up_to_date)
-    current = current_revision(database)
+        return _run_async(database, lambda sync: require_up_to_date(sync, schema=schema))
+    current = current_revision(database, schema=schema)
     head = head_revision()
     if current != head:
         raise SchemaOutOfDateError(current, head)
@@ -550,6 +611,7 @@ def upgrade(
     *,
     adopt: bool = True,
     lock_timeout: float | None = DEFAULT_LOCK_TIMEOUT,
+    schema: str | None = None,
 ) -> MigrationResult: ...
 @overload
 def upgrade(
@@ -558,6 +620,7 @@ def upgrade(
     *,
     adopt: bool = True,
     lock_timeout: float | None = DEFAULT_LOCK_TIMEOUT,
+    schema: str | None = None,
 ) -> Coroutine[Any, Any, MigrationResult]: ...
 def upgrade(
     database: Database | AsyncDatabase,
@@ -565,6 +628,7 @@ def upgrade(
     *,
     adopt: bool = True,
     lock_timeout: float | None = DEFAULT_LOCK_TIMEOUT,
+    schema: str | None = None,
 ) -> MigrationResult | Awaitable[MigrationResult]:
     """Migrate tenantkit's tables up to ``revision`` (the newest by default), under the migration lock.
 
@@ -579,6 +643,9 @@ def upgrade(
         adopt: Recognize and adopt tables created by another tool; with ``False`` such a database is
             refused with :class:`SchemaConflictError` instead.
         lock_timeout: Seconds to wait for another instance's migration; ``None`` waits forever.
+        schema: On PostgreSQL, the schema that holds tenantkit's tables, ``role`` type and version table,
+            created if missing (the connection's default, ``public``, when omitted). Give the services the
+            same (``TenantKit(schema=...)``).
 
     Returns:
         What was done: the revisions applied, and whether the database was adopted.
@@ -586,16 +653,18 @@ def upgrade(
     Raises:
         SchemaConflictError: Tables named like tenantkit's exist but differ, or the database was migrated
             by a newer tenantkit; nothing was changed.
+        ConfigurationError: ``schema`` was given on a database other than PostgreSQL.
         MigrationLockTimeoutError: Another migration held the lock for longer than ``lock_timeout``.
         DatabaseUnavailableError: The URL is malformed or the server cannot be reached.
         InvalidInputError: ``revision`` is not one of tenantkit's, or ``lock_timeout`` is not positive.
     """
     if is_async_database(database):
         return _run_async(
-            database, lambda sync: upgrade(sync, revision, adopt=adopt, lock_timeout=lock_timeout)
+            database,
+            lambda sync: upgrade(sync, revision, adopt=adopt, lock_timeout=lock_timeout, schema=schema),
         )
     _check_revision(revision)
-    with _locked(database, lock_timeout) as connection:
+    with _locked(database, lock_timeout) as connection, _in_schema(connection, schema, create=True):
         adopted = _adopt(connection) if adopt else _refuse_existing(connection)
         before = _current(connection)
         _require_known(before)
@@ -612,17 +681,26 @@ def upgrade(
 
 @overload
 def downgrade(
-    database: Database, revision: str = "base", *, lock_timeout: float | None = DEFAULT_LOCK_TIMEOUT
+    database: Database,
+    revision: str = "base",
+    *,
+    lock_timeout: float | None = DEFAULT_LOCK_TIMEOUT,
+    schema: str | None = None,
 ) -> MigrationResult: ...
 @overload
 def downgrade(
-    database: AsyncDatabase, revision: str = "base", *, lock_timeout: float | None = DEFAULT_LOCK_TIMEOUT
+    database: AsyncDatabase,
+    revision: str = "base",
+    *,
+    lock_timeout: float | None = DEFAULT_LOCK_TIMEOUT,
+    schema: str | None = None,
 ) -> Coroutine[Any, Any, MigrationResult]: ...
 def downgrade(
     database: Database | AsyncDatabase,
     revision: str = "base",
     *,
     lock_timeout: float | None = DEFAULT_LOCK_TIMEOUT,
+    schema: str | None = None,
 ) -> MigrationResult | Awaitable[MigrationResult]:
     """Migrate tenantkit's tables down to ``revision``, under the migration lock.
 
@@ -636,6 +714,7 @@ def downgrade(
             async engine or connection (then await the call).
         revision: The revision to reach; ``"base"`` removes tenantkit's tables.
         lock_timeout: Seconds to wait for another instance's migration; ``None`` waits forever.
+        schema: On PostgreSQL, the schema that holds tenantkit's tables (it is left in place).
 
     Returns:
         What was done: the revisions undone, newest first.
@@ -647,10 +726,12 @@ def downgrade(
         InvalidInputError: ``revision`` is not one of tenantkit's, or ``lock_timeout`` is not positive.
     """
     if is_async_database(database):
-        return _run_async(database, lambda sync: downgrade(sync, revision, lock_timeout=lock_timeout))
+        return _run_async(
+            database, lambda sync: downgrade(sync, revision, lock_timeout=lock_timeout, schema=schema)
+        )
     if revision != "base":
         _check_revision(revision)
-    with _locked(database, lock_timeout) as connection:
+    with _locked(database, lock_timeout) as connection, _in_schema(connection, schema):
         before = _current(connection)
         _require_known(before)
         if before == revision or (before is None and revision == "base"):
@@ -661,7 +742,11 @@ def downgrade(
 
 @overload
 def adopt(
-    database: Database, *, lock_timeout: float | None = DEFAULT_LOCK_TIMEOUT, allow_table_logic: bool = False
+    database: Database,
+    *,
+    lock_timeout: float | None = DEFAULT_LOCK_TIMEOUT,
+    allow_table_logic: bool = False,
+    schema: str | None = None,
 ) -> MigrationResult: ...
 @overload
 def adopt(
@@ -669,12 +754,14 @@ def adopt(
     *,
     lock_timeout: float | None = DEFAULT_LOCK_TIMEOUT,
     allow_table_logic: bool = False,
+    schema: str | None = None,
 ) -> Coroutine[Any, Any, MigrationResult]: ...
 def adopt(
     database: Database | AsyncDatabase,
     *,
     lock_timeout: float | None = DEFAULT_LOCK_TIMEOUT,
     allow_table_logic: bool = False,
+    schema: str | None = None,
 ) -> MigrationResult | Awaitable[MigrationResult]:
     """Adopt the tables another tool created with revision ``0001``'s SQL, without running later revisions.
 
@@ -697,6 +784,7 @@ def adopt(
         lock_timeout: Seconds to wait for another instance's migration; ``None`` waits forever.
         allow_table_logic: Adopt tables that carry triggers, rules or policies anyway, with a
             :class:`TableLogicWarning` listing each one.
+        schema: On PostgreSQL, the schema that holds the tables to adopt.
 
     Returns:
         ``adopted=True`` if the database was stamped; ``adopted=False`` if tenantkit already manages it or
@@ -713,15 +801,19 @@ def adopt(
     if is_async_database(database):
         return _run_async(
             database,
-            lambda sync: adopt(sync, lock_timeout=lock_timeout, allow_table_logic=allow_table_logic),
+            lambda sync: adopt(
+                sync, lock_timeout=lock_timeout, allow_table_logic=allow_table_logic, schema=schema
+            ),
         )
-    with _locked(database, lock_timeout) as connection:
+    with _locked(database, lock_timeout) as connection, _in_schema(connection, schema):
         before = _current(connection)
         adopted = _adopt(connection, allow_table_logic=allow_table_logic)
         return MigrationResult(from_revision=before, to_revision=_current(connection), adopted=adopted)
 
 
-def offline_sql(dialect: str, from_revision: str | None = None, to_revision: str = "head") -> str:
+def offline_sql(
+    dialect: str, from_revision: str | None = None, to_revision: str = "head", *, schema: str | None = None
+) -> str:
     """The SQL that upgrades a ``dialect`` database between two revisions, for DBAs who apply it by hand.
 
     The script includes the statements that maintain ``tenantkit_alembic_version``. It takes no migration
@@ -731,18 +823,22 @@ def offline_sql(dialect: str, from_revision: str | None = None, to_revision: str
         dialect: ``"postgresql"``, ``"mysql"``, ``"mariadb"`` or ``"sqlite"``.
         from_revision: The revision the database is at; ``None`` for an empty database.
         to_revision: The revision to reach.
+        schema: PostgreSQL only: the schema for tenantkit's objects; the script creates it if missing and
+            sets ``search_path`` to it first.
 
     Returns:
         The SQL script, statements separated by ``;`` and a newline.
 
     Raises:
         InvalidInputError: An unknown dialect or revision.
+        ConfigurationError: ``schema`` was given for a dialect other than PostgreSQL.
     """
     if dialect not in OFFLINE_DIALECTS:
         raise InvalidInputError("dialect", f"must be one of {', '.join(OFFLINE_DIALECTS)}, not {dialect!r}")
     for revision in (from_revision, to_revision):
         if revision is not None:
             _check_revision(revision)
+    quoted = None if schema is None else _quoted_schema(schema, dialect)
     if dialect == "sqlite":
         return _recorded_sqlite_script(from_revision, to_revision)
     config = alembic_config()
@@ -750,6 +846,8 @@ def offline_sql(dialect: str, from_revision: str | None = None, to_revision: str
     config.output_buffer = buffer
     config.attributes["dialect_name"] = dialect
     span = f"{from_revision}:{to_revision}" if from_revision else to_revision
+    if quoted is not None:
+        buffer.write(f"CREATE SCHEMA IF NOT EXISTS {quoted};\n\nSET search_path TO {quoted};\n\n")
     with _keep_host_alembic_context():
         command.upgrade(config, span, sql=True)
     return buffer.getvalue()

@@ -21,8 +21,9 @@ from tenantkit._migrations import current_revision, head_revision
 
 C = TypeVar("C", bound=type)
 
-# PostgreSQL: undefined_table, undefined_column, undefined_object (the role type).
-_PG_UNDEFINED = frozenset({"42P01", "42703", "42704"})
+# PostgreSQL: undefined_table, undefined_column, undefined_object (the role type), and invalid_schema_name
+# (the schema a kit was given, TenantKit(schema=...), that no migration created yet).
+_PG_UNDEFINED = frozenset({"42P01", "42703", "42704", "3F000"})
 # MySQL/MariaDB: ER_NO_SUCH_TABLE, ER_BAD_FIELD_ERROR.
 _MYSQL_UNDEFINED = frozenset({1146, 1054})
 _SQLITE_UNDEFINED = ("no such table", "no such column", "has no column named")
@@ -40,7 +41,7 @@ def _names_missing_schema(error: sa.exc.DBAPIError) -> bool:
     return any(phrase in text for phrase in _SQLITE_UNDEFINED)
 
 
-def _revision(bind: Session | Connection) -> str | None:
+def _revision(bind: Session | Connection, schema: str | None) -> str | None:
     connection: Connection | None = None
     if isinstance(bind, Connection):
         connection = bind
@@ -53,8 +54,8 @@ def _revision(bind: Session | Connection) -> str | None:
         # PostgreSQL aborted the transaction with the failed statement: ask on a connection of its own.
         engine = connection.engine if connection is not None else _engine_of(bind)
         with engine.connect() as fresh:
-            return current_revision(fresh)
-    return current_revision(connection)
+            return current_revision(fresh, schema=schema)
+    return current_revision(connection, schema=schema)
 
 
 def _engine_of(bind: Session | Connection) -> sa.Engine:
@@ -64,27 +65,31 @@ def _engine_of(bind: Session | Connection) -> sa.Engine:
     return target if isinstance(target, sa.Engine) else target.engine
 
 
-def out_of_date_error(bind: Session | Connection, error: sa.exc.DBAPIError) -> SchemaOutOfDateError | None:
+def out_of_date_error(
+    bind: Session | Connection, error: sa.exc.DBAPIError, *, schema: str | None = None
+) -> SchemaOutOfDateError | None:
     """The :class:`SchemaOutOfDateError` that ``error`` really is, or ``None`` if it is something else.
 
     Only a "no such table/column" error is looked at further, and replaced only when tenantkit's version
-    table confirms the database is not at the newest revision.
+    table (in the service's PostgreSQL ``schema``) confirms the database is not at the newest revision.
     """
     if not _names_missing_schema(error):
         return None
     try:
-        current = _revision(bind)
+        current = _revision(bind, schema)
     except sa.exc.SQLAlchemyError:
         return None  # the database cannot tell; the original error says more than a guess would
     head = head_revision()
     return None if current == head else SchemaOutOfDateError(current, head)
 
 
-def raise_if_out_of_date(bind: Session | Connection, error: sa.exc.StatementError) -> None:
+def raise_if_out_of_date(
+    bind: Session | Connection, error: sa.exc.StatementError, *, schema: str | None = None
+) -> None:
     """Raise :class:`SchemaOutOfDateError` from ``error`` if that is what it is; return otherwise."""
     if not isinstance(error, sa.exc.DBAPIError):
         return
-    translated = out_of_date_error(bind, error)
+    translated = out_of_date_error(bind, error, schema=schema)
     if translated is not None:
         raise translated from error
 
@@ -114,7 +119,9 @@ def _translating(method: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return method(self, session, *args, **kwargs)
         except sa.exc.DBAPIError as error:
-            raise_if_out_of_date(session, error)
+            # Every service has the membership service's schema (the membership service is its own).
+            schema = getattr(getattr(self, "membership", self), "schema", None)
+            raise_if_out_of_date(session, error, schema=schema)
             raise
 
     return translated

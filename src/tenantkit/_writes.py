@@ -47,6 +47,7 @@ def confirm_written(
     expected: Mapping[str, object],
     *,
     missing: Exception | None = None,
+    execution_options: Mapping[str, Any] | None = None,
 ) -> sa.Row[Any]: ...
 
 
@@ -58,6 +59,7 @@ def confirm_written(
     expected: None,
     *,
     missing: Exception | None = None,
+    execution_options: Mapping[str, Any] | None = None,
 ) -> None: ...
 
 
@@ -68,6 +70,7 @@ def confirm_written(
     expected: Mapping[str, object] | None,
     *,
     missing: Exception | None = None,
+    execution_options: Mapping[str, Any] | None = None,
 ) -> sa.Row[Any] | None:
     """Read the row back and raise unless it holds ``expected``; return the row as read.
 
@@ -79,6 +82,8 @@ def confirm_written(
             the row, which must then be gone.
         missing: Raised instead when the row to update does not exist (the caller's "not found" error,
             for a write whose ``WHERE`` matched nothing because there was nothing to match).
+        execution_options: The writing service's (its PostgreSQL schema), so that the row is read where it
+            was written.
 
     Returns:
         The row as the database now holds it (``None`` after a removal).
@@ -87,7 +92,7 @@ def confirm_written(
         WriteNotAppliedError: The row differs from what was written, is missing, or survived its removal.
     """
     query = sa.select(table).where(*(table.c[name] == value for name, value in identity.items()))
-    row = session.execute(query).first()
+    row = session.execute(query, execution_options=execution_options or {}).first()
     if expected is None:
         if row is not None:
             raise WriteNotAppliedError(

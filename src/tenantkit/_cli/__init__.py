@@ -1,8 +1,10 @@
 """The ``tenantkit`` command line.
 
-Conventions every command follows: ``--url`` (or ``TENANTKIT_DATABASE_URL``) names the database, defaulting
-to ``sqlite:///tenantkit.sqlite3`` in the working directory; ``--json`` prints machine-readable output;
-errors are one line on stderr, never a traceback, with these exit codes:
+Conventions every command follows: ``--url`` (or ``TENANTKIT_DATABASE_URL``, also from ``.env``) names the
+database, defaulting to ``sqlite:///tenantkit.sqlite3`` in the working directory, which commands that only
+read never create; the database used is named on stderr; the other settings come from the same
+``TENANTKIT_*`` variables the application reads (``tenantkit --help`` lists them); ``--json`` prints
+machine-readable output; errors are one line on stderr, never a traceback, with these exit codes:
 
 * 0 — success;
 * 1 — the command ran and the answer is "no" (``db check`` on an out-of-date database, say);

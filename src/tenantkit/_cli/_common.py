@@ -7,6 +7,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import wraps
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -16,9 +17,12 @@ from pydantic import BaseModel
 from tenantkit._cli._formats import cli_input_error
 from tenantkit._database_url import create_engine_from_url
 from tenantkit._errors import DatabaseUnavailableError, InvalidInputError, TenantKitError
+from tenantkit._kit import TenantKit
+from tenantkit._settings import TenantKitSettings, environment_help
 from tenantkit._version import __version__
 
-DEFAULT_URL = "sqlite:///tenantkit.sqlite3"
+DEFAULT_DATABASE = Path("tenantkit.sqlite3")
+DEFAULT_URL = f"sqlite:///{DEFAULT_DATABASE}"
 URL_ENVIRONMENT_VARIABLE = "TENANTKIT_DATABASE_URL"
 
 EXIT_NO = 1
@@ -41,7 +45,8 @@ Exit codes:
 
 @click.group(
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
-    epilog=EXIT_CODES_EPILOG,
+    # The variables are generated from the settings models, so that the list cannot drift from what is read.
+    epilog=EXIT_CODES_EPILOG + "\n" + environment_help(),
 )
 @click.version_option(__version__, prog_name="tenantkit")
 def main() -> None:
@@ -49,14 +54,14 @@ def main() -> None:
 
 
 def url_option(function: F) -> F:
-    """The ``--url`` option, read from ``TENANTKIT_DATABASE_URL`` when not given."""
+    """The ``--url`` option; :func:`engine_for` falls back to ``TENANTKIT_DATABASE_URL`` (or ``.env``)."""
     return click.option(
         "--url",
-        envvar=URL_ENVIRONMENT_VARIABLE,
-        default=DEFAULT_URL,
-        show_default=True,
-        show_envvar=True,
-        help="SQLAlchemy database URL.",
+        default=None,
+        help=(
+            f"SQLAlchemy database URL [default: {URL_ENVIRONMENT_VARIABLE} from the environment or .env, "
+            f"else {DEFAULT_URL}, which read-only commands never create]."
+        ),
     )(function)
 
 
@@ -97,10 +102,56 @@ def fail(error: TenantKitError, exit_code: int) -> None:
     sys.exit(exit_code)
 
 
+def load_settings() -> TenantKitSettings:
+    """This run's settings: ``TENANTKIT_*`` variables and ``./.env``, exactly as the application reads them.
+
+    Raises:
+        InvalidSettingError: A variable is unusable.
+    """
+    return TenantKitSettings.from_env()
+
+
+def kit_for(settings: TenantKitSettings) -> TenantKit:
+    """The services as the application configured by the same settings has them."""
+    return TenantKit(settings=settings)
+
+
+def database_url(url: str | None, settings: TenantKitSettings, *, read_only: bool) -> str:
+    """The database a command uses: ``--url``, else ``TENANTKIT_DATABASE_URL``, else ``./tenantkit.sqlite3``.
+
+    A read-only command never creates the default file: without it, it refuses instead.
+
+    Raises:
+        InvalidInputError: Nothing names a database and the command only reads.
+    """
+    if url is not None:
+        return url
+    if settings.database.url is not None:
+        return settings.database.url.get_secret_value()
+    if read_only and not DEFAULT_DATABASE.exists():
+        raise InvalidInputError(
+            "--url",
+            f"no database given: pass --url or set {URL_ENVIRONMENT_VARIABLE} "
+            f"(./{DEFAULT_DATABASE} does not exist, and a command that only reads does not create it)",
+        )
+    return DEFAULT_URL
+
+
 @contextmanager
-def engine_for(url: str) -> Iterator[sa.Engine]:
-    """An engine for ``url`` that is disposed of afterwards; a bad URL becomes a clear error."""
-    engine = create_engine_from_url(url)
+def engine_for(
+    url: str | None, *, read_only: bool = False, settings: TenantKitSettings | None = None
+) -> Iterator[sa.Engine]:
+    """An engine for the command's database (see :func:`database_url`), disposed of afterwards.
+
+    The database used is named on stderr (``database: <URL>``, its password hidden) unless ``--json`` was
+    given; a bad URL becomes a clear error.
+    """
+    resolved = database_url(url, settings or load_settings(), read_only=read_only)
+    engine = create_engine_from_url(resolved)
+    context = click.get_current_context(silent=True)
+    if context is None or not context.params.get("as_json"):
+        # With --json, stderr carries the error object alone, for scripts to parse.
+        click.echo(f"database: {engine.url.render_as_string(hide_password=True)}", err=True)
     try:
         yield engine
     finally:

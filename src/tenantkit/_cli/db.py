@@ -1,5 +1,7 @@
 """``tenantkit db``: migrate tenantkit's tables.
 
+tenantkit's objects go into the PostgreSQL schema ``TENANTKIT_DATABASE_SCHEMA`` names, when set.
+
 Exit codes follow :mod:`tenantkit._cli`: 0 done, 1 ``check`` found the schema out of date, 2 bad usage,
 3 the database is unreachable or its URL malformed, 4 refused (a schema conflict, the migration lock not
 granted in time).
@@ -14,7 +16,16 @@ import click
 from click.decorators import FC
 
 from tenantkit import _migrations
-from tenantkit._cli._common import EXIT_NO, emit, engine_for, handle_errors, json_option, main, url_option
+from tenantkit._cli._common import (
+    EXIT_NO,
+    emit,
+    engine_for,
+    handle_errors,
+    json_option,
+    load_settings,
+    main,
+    url_option,
+)
 from tenantkit._errors import TableLogicWarning
 
 
@@ -87,7 +98,7 @@ _RELATIVE_REVISIONS = {"ignore_unknown_options": True}
 def upgrade(
     revision: str | None,
     revision_option: str | None,
-    url: str,
+    url: str | None,
     adopt: bool,
     lock_timeout: float,
     as_json: bool,
@@ -97,8 +108,11 @@ def upgrade(
     Several instances may run this at once: one migrates, the others wait and find nothing left to do.
     """
     target = _revision(revision, revision_option, "head")
-    with engine_for(url) as engine:
-        result = _migrations.upgrade(engine, target, adopt=adopt, lock_timeout=lock_timeout)
+    settings = load_settings()
+    with engine_for(url, settings=settings) as engine:
+        result = _migrations.upgrade(
+            engine, target, adopt=adopt, lock_timeout=lock_timeout, schema=settings.database.schema_name
+        )
     emit(result, as_json, lambda: click.echo(_describe(result)))
 
 
@@ -109,15 +123,18 @@ def upgrade(
 @json_option
 @handle_errors
 def downgrade(
-    revision: str | None, revision_option: str | None, url: str, lock_timeout: float, as_json: bool
+    revision: str | None, revision_option: str | None, url: str | None, lock_timeout: float, as_json: bool
 ) -> None:
     """Migrate tenantkit's tables down to REVISION (default: base); base removes them and the role type.
 
     As with Alembic: tenantkit db downgrade base, tenantkit db downgrade -1.
     """
     target = _revision(revision, revision_option, "base")
-    with engine_for(url) as engine:
-        result = _migrations.downgrade(engine, target, lock_timeout=lock_timeout)
+    settings = load_settings()
+    with engine_for(url, settings=settings) as engine:
+        result = _migrations.downgrade(
+            engine, target, lock_timeout=lock_timeout, schema=settings.database.schema_name
+        )
     emit(result, as_json, lambda: click.echo(_describe(result).replace("applied", "undid")))
 
 
@@ -131,7 +148,7 @@ def downgrade(
 )
 @json_option
 @handle_errors
-def adopt(url: str, lock_timeout: float, allow_table_logic: bool, as_json: bool) -> None:
+def adopt(url: str | None, lock_timeout: float, allow_table_logic: bool, as_json: bool) -> None:
     """Stamp tables that another tool created with revision 0001's SQL (0001_closed_shaman) at 0001.
 
     The tables are compared with revision 0001 first; on any difference the command lists each one, exits
@@ -139,9 +156,15 @@ def adopt(url: str, lock_timeout: float, allow_table_logic: bool, as_json: bool)
     the same way (they can undo tenantkit's writes) unless --allow-table-logic is given, which prints a
     warning naming each one. tenantkit db upgrade adopts by itself; this runs the step alone.
     """
-    with engine_for(url) as engine, warnings.catch_warnings(record=True) as caught:
+    settings = load_settings()
+    with engine_for(url, settings=settings) as engine, warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", TableLogicWarning)
-        result = _migrations.adopt(engine, lock_timeout=lock_timeout, allow_table_logic=allow_table_logic)
+        result = _migrations.adopt(
+            engine,
+            lock_timeout=lock_timeout,
+            allow_table_logic=allow_table_logic,
+            schema=settings.database.schema_name,
+        )
     for warning in caught:
         click.echo(f"warning: {warning.message}", err=True)
     if result.adopted:
@@ -157,10 +180,11 @@ def adopt(url: str, lock_timeout: float, allow_table_logic: bool, as_json: bool)
 @url_option
 @json_option
 @handle_errors
-def current(url: str, as_json: bool) -> None:
+def current(url: str | None, as_json: bool) -> None:
     """Print the revision tenantkit's tables are at ("none" if never migrated)."""
-    with engine_for(url) as engine:
-        revision = _migrations.current_revision(engine)
+    settings = load_settings()
+    with engine_for(url, read_only=True, settings=settings) as engine:
+        revision = _migrations.current_revision(engine, schema=settings.database.schema_name)
     head = _migrations.head_revision()
     emit({"current": revision, "head": head}, as_json, lambda: click.echo(revision or "none"))
 
@@ -169,7 +193,7 @@ def current(url: str, as_json: bool) -> None:
 @url_option
 @json_option
 @handle_errors
-def check(url: str, as_json: bool) -> None:
+def check(url: str | None, as_json: bool) -> None:
     """Exit 0 if tenantkit's tables are up to date, 1 if they need an upgrade.
 
     For deployment scripts and health checks: nothing is changed, and no lock is taken.
@@ -182,8 +206,9 @@ def check(url: str, as_json: bool) -> None:
       3  the database is unreachable or its URL is malformed
       4  refused: any other tenantkit error
     """
-    with engine_for(url) as engine:
-        revision = _migrations.current_revision(engine)
+    settings = load_settings()
+    with engine_for(url, read_only=True, settings=settings) as engine:
+        revision = _migrations.current_revision(engine, schema=settings.database.schema_name)
     head = _migrations.head_revision()
     up_to_date = revision == head
     emit(
@@ -209,4 +234,5 @@ def check(url: str, as_json: bool) -> None:
 @handle_errors
 def sql(dialect: str, from_revision: str | None, to_revision: str) -> None:
     """Print the upgrade SQL for DBAs who apply migrations by hand (no lock is taken)."""
-    click.echo(_migrations.offline_sql(dialect, from_revision, to_revision), nl=False)
+    schema = load_settings().database.schema_name
+    click.echo(_migrations.offline_sql(dialect, from_revision, to_revision, schema=schema), nl=False)

@@ -7,22 +7,31 @@ same keys the application uses, or the tokens printed here will not verify there
 
 from __future__ import annotations
 
-import os
 import re
 import secrets
 from datetime import timedelta
 
 import click
+from pydantic import SecretStr
 
 from tenantkit._actor import HOST, Actor
-from tenantkit._cli._common import emit, engine_for, handle_errors, json_option, main, url_option
+from tenantkit._cli._common import (
+    emit,
+    engine_for,
+    handle_errors,
+    json_option,
+    kit_for,
+    load_settings,
+    main,
+    url_option,
+)
 from tenantkit._cli._formats import ROLE, Column, echo_page, echo_table, format_timestamp
 from tenantkit._errors import ConfigurationError, InvalidInputError
 from tenantkit._invitations import Invitation, InvitationService
-from tenantkit._membership import MembershipService
 from tenantkit._pagination import MAX_PAGE_SIZE
 from tenantkit._roles import Role
 from tenantkit._session import transaction
+from tenantkit._settings import InvitationSettings, TenantKitSettings
 
 SECRET_ENVIRONMENT_VARIABLE = "TENANTKIT_INVITATION_SECRET"  # noqa: S105 (a variable name, not a secret)
 ACCEPT_URL_ENVIRONMENT_VARIABLE = "TENANTKIT_INVITATION_ACCEPT_URL"
@@ -35,29 +44,31 @@ def _actor(user_id: str | None) -> Actor:
     return HOST if user_id is None else Actor.user(user_id)
 
 
-def _secret_keys(*, required: bool) -> list[str]:
-    raw = os.environ.get(SECRET_ENVIRONMENT_VARIABLE, "")
-    keys = [key.strip() for key in raw.split(",") if key.strip()]
-    if keys:
-        return keys
-    if required:
-        raise ConfigurationError(
-            f"{SECRET_ENVIRONMENT_VARIABLE} is not set: give it the application's invitation signing keys "
-            "(comma-separated, oldest first)"
-        )
-    # Listing and revoking issue no token, so any key will do when none is configured.
-    return [secrets.token_urlsafe(32)]
-
-
 def _service(
-    *, keys_required: bool, accept_url: str | None = None, allow_public: bool = False
+    settings: TenantKitSettings,
+    *,
+    keys_required: bool,
+    accept_url: str | None = None,
+    allow_public: bool = False,
 ) -> InvitationService:
-    return InvitationService(
-        membership=MembershipService(),
-        secret_keys=_secret_keys(required=keys_required),
-        accept_url_template=accept_url,
-        allow_public_domains=allow_public,
-    )
+    """The invitation service as the application configured by ``settings`` has it, with the options given."""
+    invitation = settings.invitations
+    if not invitation.enabled:
+        if keys_required:
+            raise ConfigurationError(
+                f"{SECRET_ENVIRONMENT_VARIABLE} is not set: give it the application's invitation "
+                "signing keys (comma-separated, oldest first)"
+            )
+        # Listing and revoking issue no token, so any key will do when none is configured.
+        invitation = invitation.model_copy(update={"secret_keys": (SecretStr(secrets.token_urlsafe(32)),)})
+    overrides: dict[str, object] = {}
+    if accept_url is not None:
+        overrides["accept_url_template"] = accept_url
+    if allow_public:
+        overrides["allow_public_email_domains"] = True
+    if overrides:
+        invitation = InvitationSettings(**{**dict(invitation), **overrides})
+    return kit_for(settings.model_copy(update={"invitations": invitation})).invitations
 
 
 def _duration(value: str | None) -> timedelta | None:
@@ -107,15 +118,16 @@ def invites() -> None:
 @click.option("--expires-in", default=None, help="Validity such as 30m, 12h or 7d (default: 7d).")
 @click.option(
     "--accept-url",
-    envvar=ACCEPT_URL_ENVIRONMENT_VARIABLE,
     default=None,
-    show_envvar=True,
-    help="Accept page template with {token}, e.g. https://app.example.com/invite?token={token}.",
+    help=(
+        "Accept page template with {token}, e.g. https://app.example.com/invite?token={token} "
+        f"[default: {ACCEPT_URL_ENVIRONMENT_VARIABLE}]."
+    ),
 )
 @click.option("--allow-public-domain", is_flag=True, help="Allow gmail.com and other public providers.")
 @handle_errors
 def create(
-    url: str,
+    url: str | None,
     as_json: bool,
     acting_user: str | None,
     organization: str,
@@ -133,8 +145,9 @@ def create(
     if email is not None and max_uses is not None:
         raise InvalidInputError("--max-uses", "applies to link invitations (--domain) only")
     lifetime = _duration(expires_in)
-    service = _service(keys_required=True, accept_url=accept_url, allow_public=allow_public_domain)
-    with engine_for(url) as engine, transaction(engine) as session:
+    settings = load_settings()
+    service = _service(settings, keys_required=True, accept_url=accept_url, allow_public=allow_public_domain)
+    with engine_for(url, settings=settings) as engine, transaction(engine) as session:
         if email is not None:
             created = service.create_email_invitation(
                 session, organization, email, role, actor=_actor(acting_user), expires_in=lifetime
@@ -175,11 +188,12 @@ def create(
 @click.option("--cursor", default=None, help="next_cursor printed by the previous page.")
 @handle_errors
 def list_(
-    url: str, as_json: bool, acting_user: str | None, organization: str, limit: int, cursor: str | None
+    url: str | None, as_json: bool, acting_user: str | None, organization: str, limit: int, cursor: str | None
 ) -> None:
     """List the pending invitations of ORGANIZATION, oldest first (never their tokens)."""
-    service = _service(keys_required=False)
-    with engine_for(url) as engine, transaction(engine) as session:
+    settings = load_settings()
+    service = _service(settings, keys_required=False)
+    with engine_for(url, read_only=True, settings=settings) as engine, transaction(engine) as session:
         page = service.list_pending(
             session, organization, actor=_actor(acting_user), limit=limit, cursor=cursor
         )
@@ -193,9 +207,12 @@ def list_(
 @click.argument("organization")
 @click.argument("invitation_id")
 @handle_errors
-def revoke(url: str, as_json: bool, acting_user: str | None, organization: str, invitation_id: str) -> None:
+def revoke(
+    url: str | None, as_json: bool, acting_user: str | None, organization: str, invitation_id: str
+) -> None:
     """Revoke invitation INVITATION_ID of ORGANIZATION; its token stops working."""
-    service = _service(keys_required=False)
-    with engine_for(url) as engine, transaction(engine) as session:
+    settings = load_settings()
+    service = _service(settings, keys_required=False)
+    with engine_for(url, settings=settings) as engine, transaction(engine) as session:
         invitation = service.revoke(session, organization, invitation_id, actor=_actor(acting_user))
     emit(invitation, as_json, lambda: click.echo(f"revoked {invitation.id}"))

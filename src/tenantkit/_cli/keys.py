@@ -3,24 +3,15 @@
 Commands act as the host unless ``--as USER`` names the member on whose behalf they act. ``issue`` and
 ``rotate`` print the new key once; it cannot be shown again.
 
-The key settings of the deployment come from the environment, so that keys made here verify in the
-application:
-
-* ``TENANTKIT_API_KEY_PREFIX`` — the key prefix (default ``tk_live_``);
-* ``TENANTKIT_API_KEY_HASHER`` — ``sha256``, ``hmac-sha256`` or ``argon2id`` (default: ``hmac-sha256`` when a
-  pepper is set, else ``sha256``);
-* ``TENANTKIT_API_KEY_PEPPER`` — the current pepper secret, and ``TENANTKIT_API_KEY_PEPPER_VERSION`` its
-  version (default ``1``);
-* ``TENANTKIT_API_KEY_OLD_PEPPERS`` — older peppers that keys may still be stored under, as
-  ``version:secret`` pairs separated by commas.
+The key settings of the deployment (prefix, hasher, peppers) come from the same ``TENANTKIT_API_KEY_*``
+variables (or ``.env``) that :meth:`tenantkit.TenantKit.from_env` reads, so that keys made here verify in the
+application; ``tenantkit --help`` lists them.
 """
 
 from __future__ import annotations
 
-import os
 import re
 import sys
-from collections.abc import Mapping
 from datetime import datetime, timedelta
 
 import click
@@ -34,14 +25,14 @@ from tenantkit._cli._common import (
     engine_for,
     handle_errors,
     json_option,
+    kit_for,
+    load_settings,
     main,
     url_option,
 )
 from tenantkit._cli._formats import TIMESTAMP, Column, echo_page, echo_table, format_timestamp
 from tenantkit._cli.members import as_option
-from tenantkit._errors import ConfigurationError, InvalidInputError
-from tenantkit._key_format import DEFAULT_PREFIX
-from tenantkit._membership import MembershipService
+from tenantkit._errors import InvalidInputError
 from tenantkit._pagination import MAX_PAGE_SIZE
 from tenantkit._session import transaction
 
@@ -49,36 +40,13 @@ _DURATION = re.compile(r"(\d+)([smhd])")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
 
-def service_from_environment(environ: Mapping[str, str] | None = None) -> ApiKeyService:
-    """An :class:`ApiKeyService` configured from the ``TENANTKIT_API_KEY_*`` environment variables.
+def service_from_environment() -> ApiKeyService:
+    """The :class:`ApiKeyService` the application configured by the same environment has.
 
     Raises:
-        ConfigurationError: A variable is malformed.
+        InvalidSettingError: A variable is malformed.
     """
-    env = os.environ if environ is None else environ
-    peppers: dict[str, str] = {}
-    current = None
-    for pair in filter(
-        None, (part.strip() for part in env.get("TENANTKIT_API_KEY_OLD_PEPPERS", "").split(","))
-    ):
-        version, separator, secret = pair.partition(":")
-        if not separator:
-            raise ConfigurationError(
-                "TENANTKIT_API_KEY_OLD_PEPPERS holds version:secret pairs, comma-separated"
-            )
-        peppers[version] = secret
-    if env.get("TENANTKIT_API_KEY_PEPPER"):
-        current = env.get("TENANTKIT_API_KEY_PEPPER_VERSION") or "1"
-        peppers[current] = env["TENANTKIT_API_KEY_PEPPER"]
-    elif peppers:
-        raise ConfigurationError("TENANTKIT_API_KEY_OLD_PEPPERS is set but TENANTKIT_API_KEY_PEPPER is not")
-    return ApiKeyService(
-        membership=MembershipService(),
-        prefix=env.get("TENANTKIT_API_KEY_PREFIX") or DEFAULT_PREFIX,
-        hasher=env.get("TENANTKIT_API_KEY_HASHER") or None,
-        peppers=peppers or None,
-        current_pepper=current,
-    )
+    return kit_for(load_settings()).api_keys
 
 
 def _duration(context: click.Context, parameter: click.Parameter, value: str | None) -> timedelta | None:
@@ -142,7 +110,7 @@ def keys() -> None:
 )
 @handle_errors
 def issue(
-    url: str,
+    url: str | None,
     as_json: bool,
     acting_user: str | None,
     organization: str,
@@ -173,7 +141,7 @@ def issue(
 @click.option("--cursor", default=None, help="next_cursor printed by the previous page.")
 @handle_errors
 def list_(
-    url: str,
+    url: str | None,
     as_json: bool,
     acting_user: str | None,
     organization: str,
@@ -183,7 +151,7 @@ def list_(
 ) -> None:
     """List ORGANIZATION's keys, newest first (metadata only: never a key or digest)."""
     service = service_from_environment()
-    with engine_for(url) as engine, transaction(engine) as session:
+    with engine_for(url, read_only=True) as engine, transaction(engine) as session:
         page = service.list_keys(
             session,
             organization,
@@ -202,7 +170,7 @@ def list_(
 @click.argument("organization")
 @click.argument("key_id")
 @handle_errors
-def revoke(url: str, as_json: bool, acting_user: str | None, organization: str, key_id: str) -> None:
+def revoke(url: str | None, as_json: bool, acting_user: str | None, organization: str, key_id: str) -> None:
     """Revoke KEY_ID of ORGANIZATION: it stops verifying at once."""
     service = service_from_environment()
     with engine_for(url) as engine, transaction(engine) as session:
@@ -222,7 +190,7 @@ def revoke(url: str, as_json: bool, acting_user: str | None, organization: str, 
 @click.option("--now", "immediately", is_flag=True, help="End the old key at once (no grace).")
 @handle_errors
 def rotate(
-    url: str,
+    url: str | None,
     as_json: bool,
     acting_user: str | None,
     organization: str,
@@ -247,7 +215,7 @@ def rotate(
 @click.option("--organization", default=None, help="Accept only this organization's keys.")
 @click.option("--scope", "scopes", multiple=True, help="A scope the key must carry (repeatable).")
 @handle_errors
-def verify(url: str, as_json: bool, organization: str | None, scopes: tuple[str, ...]) -> None:
+def verify(url: str | None, as_json: bool, organization: str | None, scopes: tuple[str, ...]) -> None:
     """Say whether an API key is valid, and whose it is, as the application would.
 
     The key is read from standard input, or asked for without echo at a terminal, never from the command
@@ -258,7 +226,7 @@ def verify(url: str, as_json: bool, organization: str | None, scopes: tuple[str,
     """
     key = _read_key()
     service = service_from_environment()
-    with engine_for(url) as engine, Session(engine) as session:
+    with engine_for(url, read_only=True) as engine, Session(engine) as session:
         verdict = service.verify(session, key, organization_id=organization)
         # An operator's check is not a use: undo the last-used write a valid verification makes, before
         # reading the metadata that would show it.

@@ -9,12 +9,26 @@ from __future__ import annotations
 import click
 
 from tenantkit._actor import HOST, Actor
-from tenantkit._cli._common import emit, engine_for, handle_errors, json_option, main, url_option
+from tenantkit._cli._common import (
+    emit,
+    engine_for,
+    handle_errors,
+    json_option,
+    kit_for,
+    load_settings,
+    main,
+    url_option,
+)
 from tenantkit._cli._formats import ROLE, Column, echo_page
 from tenantkit._membership import Member, MembershipService
 from tenantkit._pagination import MAX_PAGE_SIZE
 from tenantkit._roles import Role
 from tenantkit._session import transaction
+from tenantkit._settings import TenantKitSettings
+
+
+def _members(settings: TenantKitSettings) -> MembershipService:
+    return kit_for(settings).members
 
 
 def _actor(user_id: str | None) -> Actor:
@@ -48,10 +62,13 @@ def members() -> None:
 @click.argument("user")
 @click.option("--role", type=ROLE, default=Role.MEMBER.value, show_default=True)
 @handle_errors
-def add(url: str, as_json: bool, acting_user: str | None, organization: str, user: str, role: str) -> None:
+def add(
+    url: str | None, as_json: bool, acting_user: str | None, organization: str, user: str, role: str
+) -> None:
     """Make USER a member of ORGANIZATION."""
-    with engine_for(url) as engine, transaction(engine) as session:
-        member = MembershipService().add(session, organization, user, role, actor=_actor(acting_user))
+    settings = load_settings()
+    with engine_for(url, settings=settings) as engine, transaction(engine) as session:
+        member = _members(settings).add(session, organization, user, role, actor=_actor(acting_user))
     emit(member, as_json, lambda: click.echo(f"added {user} to {organization} as {member.role.value}"))
 
 
@@ -64,11 +81,12 @@ def add(url: str, as_json: bool, acting_user: str | None, organization: str, use
 @click.option("--cursor", default=None, help="next_cursor printed by the previous page.")
 @handle_errors
 def list_(
-    url: str, as_json: bool, organization: str, role: str | None, limit: int, cursor: str | None
+    url: str | None, as_json: bool, organization: str, role: str | None, limit: int, cursor: str | None
 ) -> None:
     """List the members of ORGANIZATION, one page at a time, ordered by user id."""
-    with engine_for(url) as engine, transaction(engine) as session:
-        page = MembershipService().list_members(session, organization, limit=limit, cursor=cursor, role=role)
+    settings = load_settings()
+    with engine_for(url, read_only=True, settings=settings) as engine, transaction(engine) as session:
+        page = _members(settings).list_members(session, organization, limit=limit, cursor=cursor, role=role)
     emit(page, as_json, lambda: echo_page(page, MEMBER_COLUMNS))
 
 
@@ -79,10 +97,11 @@ def list_(
 @click.option("--limit", type=click.IntRange(1, MAX_PAGE_SIZE), default=50, show_default=True)
 @click.option("--cursor", default=None, help="next_cursor printed by the previous page.")
 @handle_errors
-def orgs(url: str, as_json: bool, user: str, limit: int, cursor: str | None) -> None:
+def orgs(url: str | None, as_json: bool, user: str, limit: int, cursor: str | None) -> None:
     """List the organizations USER belongs to, with their role in each."""
-    with engine_for(url) as engine, transaction(engine) as session:
-        page = MembershipService().list_organizations(session, user, limit=limit, cursor=cursor)
+    settings = load_settings()
+    with engine_for(url, read_only=True, settings=settings) as engine, transaction(engine) as session:
+        page = _members(settings).list_organizations(session, user, limit=limit, cursor=cursor)
     emit(page, as_json, lambda: echo_page(page, MEMBER_COLUMNS))
 
 
@@ -95,11 +114,12 @@ def orgs(url: str, as_json: bool, user: str, limit: int, cursor: str | None) -> 
 @click.argument("role", type=ROLE)
 @handle_errors
 def set_role(
-    url: str, as_json: bool, acting_user: str | None, organization: str, user: str, role: str
+    url: str | None, as_json: bool, acting_user: str | None, organization: str, user: str, role: str
 ) -> None:
     """Give USER the role ROLE in ORGANIZATION."""
-    with engine_for(url) as engine, transaction(engine) as session:
-        member = MembershipService().change_role(session, organization, user, role, actor=_actor(acting_user))
+    settings = load_settings()
+    with engine_for(url, settings=settings) as engine, transaction(engine) as session:
+        member = _members(settings).change_role(session, organization, user, role, actor=_actor(acting_user))
     emit(member, as_json, lambda: click.echo(f"{user} is now {member.role.value} in {organization}"))
 
 
@@ -110,10 +130,11 @@ def set_role(
 @click.argument("organization")
 @click.argument("user")
 @handle_errors
-def remove(url: str, as_json: bool, acting_user: str | None, organization: str, user: str) -> None:
+def remove(url: str | None, as_json: bool, acting_user: str | None, organization: str, user: str) -> None:
     """Remove USER from ORGANIZATION."""
-    with engine_for(url) as engine, transaction(engine) as session:
-        member = MembershipService().remove(session, organization, user, actor=_actor(acting_user))
+    settings = load_settings()
+    with engine_for(url, settings=settings) as engine, transaction(engine) as session:
+        member = _members(settings).remove(session, organization, user, actor=_actor(acting_user))
     emit(member, as_json, lambda: click.echo(f"removed {user} ({member.role.value}) from {organization}"))
 
 
@@ -127,7 +148,7 @@ def remove(url: str, as_json: bool, acting_user: str | None, organization: str, 
 @click.option("--demote-to", type=ROLE, default=Role.ADMIN.value, show_default=True)
 @handle_errors
 def transfer(
-    url: str,
+    url: str | None,
     as_json: bool,
     acting_user: str | None,
     organization: str,
@@ -136,8 +157,9 @@ def transfer(
     demote_to: str,
 ) -> None:
     """Make TO_USER an OWNER of ORGANIZATION and step the current owner down."""
-    with engine_for(url) as engine, transaction(engine) as session:
-        member = MembershipService().transfer_ownership(
+    settings = load_settings()
+    with engine_for(url, settings=settings) as engine, transaction(engine) as session:
+        member = _members(settings).transfer_ownership(
             session,
             organization,
             to_user,

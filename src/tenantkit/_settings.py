@@ -1,0 +1,516 @@
+"""Settings: a frozen, validated object per feature, and the one loader that reads them from the environment.
+
+Each feature's options live in a frozen model validated once, when it is built (argon2-cffi's ``Parameters``
+is the model): :class:`ApiKeySettings`, :class:`InvitationSettings` and :class:`DatabaseSettings`, composed
+by :class:`TenantKitSettings`. :meth:`TenantKitSettings.from_env` reads them from ``TENANTKIT_*``
+environment variables and a ``.env`` file; ``TenantKit`` and the ``tenantkit`` command line both call it,
+so one environment configures the application and the CLI alike. :data:`ENVIRONMENT_VARIABLES` lists every
+variable; the CLI's ``--help`` and the configuration docs are checked against it.
+
+An unusable value raises :class:`~tenantkit.InvalidSettingError` naming the variable (or the field), never
+repeating the value: it may be a secret. Secrets are :class:`pydantic.SecretStr`, hidden in ``repr``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, Literal
+
+import sqlalchemy as sa
+from argon2 import Parameters, PasswordHasher, profiles
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from tenantkit._addresses import PUBLIC_EMAIL_DOMAINS, normalize_public_domains
+from tenantkit._errors import ConfigurationError, InvalidInputError, InvalidSettingError
+from tenantkit._hashers import HASHERS, build_peppers, choose_hasher
+from tenantkit._key_format import DEFAULT_PREFIX, check_prefix
+
+_DURATION = re.compile(r"\s*(\d+)\s*([smhd])\s*")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+# PostgreSQL's unquoted identifiers: letters, digits and underscores, at most 63 bytes.
+_SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+_SCHEMA_RULE = "must be 1 to 63 letters, digits or underscores, not starting with a digit"
+_MIN_INVITATION_KEY_LENGTH = 16
+
+ARGON2_PROFILES: Mapping[str, Parameters] = {
+    "RFC_9106_LOW_MEMORY": profiles.RFC_9106_LOW_MEMORY,
+    "RFC_9106_HIGH_MEMORY": profiles.RFC_9106_HIGH_MEMORY,
+    "CHEAPEST": profiles.CHEAPEST,
+}
+"""argon2-cffi's parameter profiles by name; ``CHEAPEST`` is for tests only."""
+
+Argon2Profile = Literal["RFC_9106_LOW_MEMORY", "RFC_9106_HIGH_MEMORY", "CHEAPEST"]
+Hasher = Literal["sha256", "hmac-sha256", "argon2id"]
+assert set(HASHERS) == {"sha256", "hmac-sha256", "argon2id"}
+
+
+def _duration(value: object) -> object:
+    # "90s", "15m", "12h", "7d" as the CLI spells durations; anything else goes on to pydantic, which takes
+    # a timedelta, a number of seconds or ISO 8601 ("PT12H").
+    if isinstance(value, str):
+        if value.strip().isdigit():
+            return timedelta(seconds=int(value))
+        match = _DURATION.fullmatch(value)
+        if match is not None:
+            return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+    return value
+
+
+Duration = Annotated[timedelta, BeforeValidator(_duration)]
+"""A ``timedelta``, also given as ``90s``, ``15m``, ``12h``, ``7d``, seconds or ISO 8601."""
+
+
+def _reason(error: Any) -> str:
+    message = str(error.get("msg", "invalid value"))
+    # Our own checks raise ValueError; pydantic prefixes their message.
+    return message.removeprefix("Value error, ")
+
+
+def _first_error(error: ValidationError) -> tuple[str, str]:
+    first = error.errors(include_input=False, include_url=False)[0]
+    location = ".".join(str(part) for part in first["loc"] if not isinstance(part, int))
+    return location, _reason(first)
+
+
+class _Settings(BaseModel):
+    """Frozen, forbids unknown fields, validates defaults too, and fails with ``InvalidSettingError``."""
+
+    model_config: ClassVar[ConfigDict] = ConfigDict(frozen=True, extra="forbid", validate_default=True)
+
+    def __init__(self, /, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as error:
+            location, reason = _first_error(error)
+            raise InvalidSettingError(location or type(self).__name__, reason) from None
+
+
+def _configuration(check: Any, *arguments: Any) -> Any:
+    """Run one of the services' own checks, turning its error into the ``ValueError`` pydantic reports."""
+    try:
+        return check(*arguments)
+    except (ConfigurationError, InvalidInputError) as error:
+        raise ValueError(getattr(error, "reason", error.message)) from None
+
+
+class ApiKeySettings(_Settings):
+    """How this deployment issues, stores and verifies API keys.
+
+    Attributes:
+        prefix: The key prefix, such as ``tk_live_`` or ``tk_test_``.
+        peppers: Server secrets for HMAC-SHA256 digests, version name to secret (16 bytes or more).
+        current_pepper: The version new digests use (needed when several peppers are configured).
+        hasher: ``sha256``, ``hmac-sha256`` or ``argon2id`` for keys issued from now on; by default
+            ``hmac-sha256`` when peppers are configured, else ``sha256``. Keys stored otherwise still verify.
+        argon2_profile: argon2-cffi's parameter profile for ``argon2id`` (``CHEAPEST`` in tests only).
+        last_used_interval: ``last_used_at`` is written at most once per key per interval.
+        track_last_used: ``False`` makes verification read-only.
+        rotation_grace: How long a rotated-out key keeps working, at most.
+        cache_ttl: Turns on the in-process verification cache, trusting an entry this long.
+        cache_size: Entries the verification cache keeps at most.
+    """
+
+    prefix: str = DEFAULT_PREFIX
+    peppers: dict[str, SecretStr] = Field(default_factory=dict)
+    current_pepper: str | None = None
+    hasher: Hasher | None = None
+    argon2_profile: Argon2Profile = "RFC_9106_LOW_MEMORY"
+    last_used_interval: Duration = Field(default=timedelta(seconds=60), ge=timedelta(0))
+    track_last_used: bool = True
+    rotation_grace: Duration = Field(default=timedelta(hours=24), ge=timedelta(0))
+    cache_ttl: Duration | None = Field(default=None, gt=timedelta(0))
+    cache_size: int = Field(default=10_000, ge=1)
+
+    @field_validator("prefix")
+    @classmethod
+    def _check_prefix(cls, value: str) -> str:
+        return str(_configuration(check_prefix, value))
+
+    @field_validator("peppers")
+    @classmethod
+    def _check_peppers(cls, value: dict[str, SecretStr]) -> dict[str, SecretStr]:
+        # Versions and secrets alone; which one is current is checked with current_pepper.
+        _configuration(build_peppers, cls._raw(value), next(iter(value), None))
+        return value
+
+    @field_validator("current_pepper")
+    @classmethod
+    def _check_current_pepper(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if "peppers" in info.data:
+            _configuration(build_peppers, cls._raw(info.data["peppers"]), value)
+        return value
+
+    @field_validator("hasher")
+    @classmethod
+    def _check_hasher(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if "peppers" in info.data and "current_pepper" in info.data:
+            peppers = build_peppers(cls._raw(info.data["peppers"]), info.data["current_pepper"])
+            _configuration(choose_hasher, value, peppers)
+        return value
+
+    @staticmethod
+    def _raw(peppers: Mapping[str, SecretStr]) -> dict[str, str]:
+        return {version: secret.get_secret_value() for version, secret in peppers.items()}
+
+    def service_options(self) -> dict[str, Any]:
+        """These settings as the keyword arguments of :class:`~tenantkit.ApiKeyService`."""
+        return {
+            "prefix": self.prefix,
+            "hasher": self.hasher,
+            "peppers": self._raw(self.peppers) or None,
+            "current_pepper": self.current_pepper,
+            "argon2_hasher": PasswordHasher.from_parameters(ARGON2_PROFILES[self.argon2_profile]),
+            "last_used_interval": self.last_used_interval,
+            "track_last_used": self.track_last_used,
+            "rotation_grace": self.rotation_grace,
+            "cache_ttl": self.cache_ttl,
+            "cache_size": self.cache_size,
+        }
+
+
+class InvitationSettings(_Settings):
+    """How invitations are signed, linked and bounded.
+
+    Invitations are on when :attr:`secret_keys` holds at least one key.
+
+    Attributes:
+        secret_keys: Keys that sign tokens, oldest first (16 characters or more each); the newest signs.
+        accept_url_template: The accept page, with ``{token}`` where the token goes.
+        default_ttl: How long an invitation is valid when the caller gives no lifetime.
+        max_ttl: The longest validity allowed.
+        public_email_domains: Public mailbox providers that link invitations refuse as allowed domains.
+        allow_public_email_domains: Accept public providers as allowed domains anyway.
+    """
+
+    secret_keys: tuple[SecretStr, ...] = ()
+    accept_url_template: str | None = None
+    default_ttl: Duration = Field(default=timedelta(days=7), gt=timedelta(0))
+    max_ttl: Duration = Field(default=timedelta(days=30), gt=timedelta(0))
+    public_email_domains: frozenset[str] = PUBLIC_EMAIL_DOMAINS
+    allow_public_email_domains: bool = False
+
+    @field_validator("secret_keys")
+    @classmethod
+    def _check_keys(cls, value: tuple[SecretStr, ...]) -> tuple[SecretStr, ...]:
+        if any(len(key.get_secret_value()) < _MIN_INVITATION_KEY_LENGTH for key in value):
+            raise ValueError(f"every signing key must have {_MIN_INVITATION_KEY_LENGTH} characters or more")
+        return value
+
+    @field_validator("accept_url_template")
+    @classmethod
+    def _check_template(cls, value: str | None) -> str | None:
+        if value is not None and "{token}" not in value:
+            raise ValueError("must contain {token} where the token goes")
+        return value
+
+    @field_validator("max_ttl")
+    @classmethod
+    def _check_max_ttl(cls, value: timedelta, info: ValidationInfo) -> timedelta:
+        default = info.data.get("default_ttl")
+        if default is not None and default > value:
+            raise ValueError("must not be shorter than the default lifetime (default_ttl)")
+        return value
+
+    @field_validator("public_email_domains")
+    @classmethod
+    def _check_domains(cls, value: frozenset[str]) -> frozenset[str]:
+        return frozenset(_configuration(normalize_public_domains, value))
+
+    @property
+    def enabled(self) -> bool:
+        """Whether invitations are on (a signing key is configured)."""
+        return bool(self.secret_keys)
+
+    def service_options(self) -> dict[str, Any]:
+        """These settings as the keyword arguments of :class:`~tenantkit.InvitationService`."""
+        return {
+            "secret_keys": [key.get_secret_value() for key in self.secret_keys],
+            "accept_url_template": self.accept_url_template,
+            "default_ttl": self.default_ttl,
+            "max_ttl": self.max_ttl,
+            "public_email_domains": self.public_email_domains,
+            "allow_public_domains": self.allow_public_email_domains,
+        }
+
+
+class DatabaseSettings(_Settings):
+    """Where tenantkit's tables are.
+
+    Attributes:
+        url: The SQLAlchemy URL (the CLI's ``--url``; the application builds its own engine). A secret: it may
+            hold a password.
+        schema_name: The PostgreSQL schema that holds tenantkit's tables and ``role`` type. ``None`` (the
+            default) is the connection's default schema (``public``), as before.
+    """
+
+    url: SecretStr | None = None
+    schema_name: str | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            try:
+                sa.engine.make_url(value.get_secret_value())
+            except sa.exc.ArgumentError:
+                raise ValueError(
+                    "is not a SQLAlchemy database URL (dialect://user:password@host/name)"
+                ) from None
+        return value
+
+    @field_validator("schema_name")
+    @classmethod
+    def _check_schema(cls, value: str | None) -> str | None:
+        return _configuration(check_schema_name, value)  # type: ignore[no-any-return]
+
+    @property
+    def safe_url(self) -> str | None:
+        """:attr:`url` with its password hidden, fit for logs and messages."""
+        if self.url is None:
+            return None
+        return sa.engine.make_url(self.url.get_secret_value()).render_as_string(hide_password=True)
+
+
+def check_schema_name(schema: str | None) -> str | None:
+    """``schema`` when it is a plain PostgreSQL identifier (or ``None``); it is quoted into SQL later.
+
+    Raises:
+        InvalidSettingError: It is not (the error names the ``schema`` argument).
+    """
+    if schema is not None and (not isinstance(schema, str) or not _SCHEMA_NAME.fullmatch(schema)):
+        raise InvalidSettingError("schema", _SCHEMA_RULE)
+    return schema
+
+
+@dataclass(frozen=True)
+class EnvironmentVariable:
+    """One ``TENANTKIT_*`` variable: its name, what it sets, and whether it holds a secret."""
+
+    name: str
+    help: str
+    secret: bool = False
+
+
+class _Environment(BaseSettings):
+    """The raw ``TENANTKIT_*`` values, as strings; :meth:`TenantKitSettings.from_env` composes them."""
+
+    model_config: ClassVar[SettingsConfigDict] = SettingsConfigDict(
+        env_prefix="TENANTKIT_", env_file=".env", env_ignore_empty=True, extra="ignore", case_sensitive=False
+    )
+
+    database_url: SecretStr | None = Field(
+        None, description="SQLAlchemy URL of the database; the CLI's --url (password hidden in output)."
+    )
+    database_schema: str | None = Field(
+        None, description="PostgreSQL schema for tenantkit's tables and role type (default: public)."
+    )
+    api_key_prefix: str | None = Field(None, description=f"Prefix of issued keys (default {DEFAULT_PREFIX}).")
+    api_key_hasher: str | None = Field(
+        None, description="sha256, hmac-sha256 or argon2id (default: hmac-sha256 with a pepper, else sha256)."
+    )
+    api_key_pepper: SecretStr | None = Field(None, description="The current HMAC pepper (16+ bytes).")
+    api_key_pepper_version: str | None = Field(None, description="The current pepper's version (default 1).")
+    api_key_old_peppers: SecretStr | None = Field(
+        None, description="Older peppers keys may be stored under: version:secret pairs, comma-separated."
+    )
+    api_key_argon2_profile: str | None = Field(
+        None,
+        description="argon2id parameters: RFC_9106_LOW_MEMORY (default), RFC_9106_HIGH_MEMORY, CHEAPEST.",
+    )
+    api_key_cache_ttl: str | None = Field(
+        None, description="Turns on the in-process verification cache for this long (e.g. 30s; default off)."
+    )
+    api_key_last_used_interval: str | None = Field(
+        None, description="last_used_at is written at most once per interval (default 60s)."
+    )
+    api_key_rotation_grace: str | None = Field(
+        None, description="How long a rotated-out key keeps working (default 24h)."
+    )
+    invitation_secret: SecretStr | None = Field(
+        None, description="Invitation signing keys, comma-separated, oldest first (16+ characters each)."
+    )
+    invitation_accept_url: str | None = Field(
+        None, description="Accept page with {token}, e.g. https://app.example.com/invite?token={token}."
+    )
+    invitation_default_ttl: str | None = Field(None, description="Default invitation lifetime (default 7d).")
+    invitation_max_ttl: str | None = Field(None, description="Longest invitation lifetime (default 30d).")
+    invitation_allow_public_domains: str | None = Field(
+        None, description="true to accept gmail.com and other public providers as link domains."
+    )
+
+    # Where each variable goes: (section, field) of TenantKitSettings; the peppers are composed by hand.
+    TARGETS: ClassVar[Mapping[str, tuple[str, str]]] = {
+        "database_url": ("database", "url"),
+        "database_schema": ("database", "schema_name"),
+        "api_key_prefix": ("api_keys", "prefix"),
+        "api_key_hasher": ("api_keys", "hasher"),
+        "api_key_pepper": ("api_keys", "peppers"),
+        "api_key_pepper_version": ("api_keys", "current_pepper"),
+        "api_key_old_peppers": ("api_keys", "peppers"),
+        "api_key_argon2_profile": ("api_keys", "argon2_profile"),
+        "api_key_cache_ttl": ("api_keys", "cache_ttl"),
+        "api_key_last_used_interval": ("api_keys", "last_used_interval"),
+        "api_key_rotation_grace": ("api_keys", "rotation_grace"),
+        "invitation_secret": ("invitations", "secret_keys"),
+        "invitation_accept_url": ("invitations", "accept_url_template"),
+        "invitation_default_ttl": ("invitations", "default_ttl"),
+        "invitation_max_ttl": ("invitations", "max_ttl"),
+        "invitation_allow_public_domains": ("invitations", "allow_public_email_domains"),
+    }
+
+
+def _variable(field: str) -> str:
+    return f"TENANTKIT_{field.upper()}"
+
+
+ENVIRONMENT_VARIABLES: tuple[EnvironmentVariable, ...] = tuple(
+    EnvironmentVariable(
+        _variable(name),
+        info.description or "",
+        secret=info.annotation is not None and "SecretStr" in str(info.annotation),
+    )
+    for name, info in _Environment.model_fields.items()
+)
+"""Every variable :meth:`TenantKitSettings.from_env` reads, in documentation order."""
+
+
+def _split_old_peppers(raw: str) -> dict[str, str]:
+    peppers: dict[str, str] = {}
+    for pair in filter(None, (part.strip() for part in raw.split(","))):
+        version, separator, secret = pair.partition(":")
+        if not separator:
+            raise InvalidSettingError(
+                _variable("api_key_old_peppers"), "holds version:secret pairs, comma-separated"
+            )
+        peppers[version.strip()] = secret
+    return peppers
+
+
+def _compose(environment: _Environment) -> dict[str, dict[str, Any]]:
+    sections: dict[str, dict[str, Any]] = {"api_keys": {}, "invitations": {}, "database": {}}
+    for name, (section, field) in _Environment.TARGETS.items():
+        value = getattr(environment, name)
+        if value is None or field in ("peppers", "current_pepper", "secret_keys"):
+            continue
+        sections[section][field] = value
+    old = environment.api_key_old_peppers
+    peppers = _split_old_peppers(old.get_secret_value()) if old is not None else {}
+    if environment.api_key_pepper is not None:
+        current = environment.api_key_pepper_version or "1"
+        peppers[current] = environment.api_key_pepper.get_secret_value()
+        sections["api_keys"]["current_pepper"] = current
+    elif peppers:
+        raise InvalidSettingError(
+            _variable("api_key_old_peppers"), "is set but TENANTKIT_API_KEY_PEPPER is not"
+        )
+    if peppers:
+        sections["api_keys"]["peppers"] = peppers
+    if environment.invitation_secret is not None:
+        raw = environment.invitation_secret.get_secret_value()
+        sections["invitations"]["secret_keys"] = tuple(key.strip() for key in raw.split(",") if key.strip())
+    return sections
+
+
+def _variable_of(location: str) -> str:
+    """The environment variable behind a settings location such as ``api_keys.prefix``."""
+    section, _, field = location.partition(".")
+    field = field.split(".", 1)[0]
+    if (section, field) == ("api_keys", "peppers"):
+        return _variable("api_key_pepper")
+    for name, target in _Environment.TARGETS.items():
+        if target == (section, field):
+            return _variable(name)
+    return location
+
+
+class TenantKitSettings(_Settings):
+    """Every tenantkit setting, one frozen object per feature.
+
+    ::
+
+        settings = TenantKitSettings(
+            api_keys=ApiKeySettings(prefix="tk_test_", hasher="argon2id", argon2_profile="CHEAPEST"),
+            invitations=InvitationSettings(secret_keys=[os.environ["INVITATION_KEY"]]),
+        )
+        kit = TenantKit(settings=settings)        # or TenantKit.from_env()
+
+    Attributes:
+        api_keys: API key settings.
+        invitations: Invitation settings (off without a signing key).
+        database: The database URL (for the CLI) and the PostgreSQL schema.
+    """
+
+    api_keys: ApiKeySettings = Field(default_factory=ApiKeySettings)
+    invitations: InvitationSettings = Field(default_factory=InvitationSettings)
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+
+    def __init__(self, /, **sections: Any) -> None:
+        # Each section given as a mapping is built here, so that an error names its place in the whole
+        # (``api_keys.prefix``), which pydantic's nested validation of these models would not say.
+        models: dict[str, type[_Settings]] = {
+            "api_keys": ApiKeySettings,
+            "invitations": InvitationSettings,
+            "database": DatabaseSettings,
+        }
+        for section, model in models.items():
+            values = sections.get(section)
+            if isinstance(values, Mapping):
+                try:
+                    sections[section] = model(**values)
+                except InvalidSettingError as error:
+                    raise InvalidSettingError(f"{section}.{error.setting}", error.reason) from None
+        super().__init__(**sections)
+
+    @classmethod
+    def from_env(cls, *, env_file: str | Path | None = ".env") -> TenantKitSettings:
+        """Read the settings from ``TENANTKIT_*`` environment variables and ``env_file``.
+
+        Variables set in the environment win over the file; a missing file is no error. The variables are
+        listed in :data:`ENVIRONMENT_VARIABLES` (and in ``tenantkit --help``).
+
+        Args:
+            env_file: The dotenv file to read as well; ``None`` reads the environment alone.
+
+        Raises:
+            InvalidSettingError: A variable is unusable; the error names it (never its value).
+        """
+        try:
+            environment = _Environment(_env_file=env_file)  # type: ignore[call-arg]
+        except ValidationError as error:
+            location, reason = _first_error(error)
+            raise InvalidSettingError(_variable(location), reason) from None
+        try:
+            return cls(**_compose(environment))
+        except InvalidSettingError as error:
+            raise InvalidSettingError(_variable_of(error.setting), error.reason) from None
+
+    @classmethod
+    def for_tests(cls, **sections: Any) -> TenantKitSettings:
+        """Settings for test suites: ``tk_test_`` keys and argon2-cffi's cheapest profile.
+
+        Keyword arguments replace whole sections (``invitations=InvitationSettings(...)``).
+        """
+        sections.setdefault("api_keys", ApiKeySettings(prefix="tk_test_", argon2_profile="CHEAPEST"))
+        return cls(**sections)
+
+
+def environment_help() -> str:
+    """The list of variables for ``--help``: one per line, name and purpose (click keeps ``\\b`` blocks)."""
+    lines = ["\b", "Environment variables (also read from ./.env):"]
+    for variable in ENVIRONMENT_VARIABLES:
+        lines += [f"  {variable.name}", f"      {variable.help}"]
+    return "\n".join(lines)
