@@ -38,9 +38,8 @@ from tenantkit._addresses import PUBLIC_EMAIL_DOMAINS, normalize_public_domains
 from tenantkit._errors import ConfigurationError, InvalidInputError, InvalidSettingError
 from tenantkit._hashers import HASHERS, build_peppers, choose_hasher
 from tenantkit._key_format import DEFAULT_PREFIX, check_prefix
+from tenantkit._validation import parse_duration
 
-_DURATION = re.compile(r"\s*(\d+)\s*([smhd])\s*")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 # PostgreSQL's unquoted identifiers: letters, digits and underscores, at most 63 bytes.
 _SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 _SCHEMA_RULE = "must be 1 to 63 letters, digits or underscores, not starting with a digit"
@@ -64,9 +63,9 @@ def _duration(value: object) -> object:
     if isinstance(value, str):
         if value.strip().isdigit():
             return timedelta(seconds=int(value))
-        match = _DURATION.fullmatch(value)
-        if match is not None:
-            return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+        duration = parse_duration(value)
+        if duration is not None:
+            return duration
     return value
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from datetime import timedelta
+
 from tenantkit._errors import InvalidInputError
 
 MAX_IDENTIFIER_LENGTH = 255
@@ -40,3 +43,18 @@ def check_name(value: object, field: str, *, max_length: int = 200) -> str:
     if not stripped.isprintable():
         raise InvalidInputError(field, "must not contain control characters")
     return stripped
+
+
+_DURATION = re.compile(r"\s*(\d+)\s*([smhd])\s*")
+_DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+def parse_duration(text: str) -> timedelta | None:
+    """Read a duration as the CLI and the environment spell it (``90s``, ``15m``, ``12h``, ``30d``).
+
+    Returns ``None`` for text in any other form, so each caller words its own refusal.
+    """
+    match = _DURATION.fullmatch(text)
+    if match is None:
+        return None
+    return timedelta(**{_DURATION_UNITS[match.group(2)]: int(match.group(1))})

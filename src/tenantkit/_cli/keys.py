@@ -10,7 +10,6 @@ application; ``tenantkit --help`` lists them.
 
 from __future__ import annotations
 
-import re
 import sys
 from datetime import datetime, timedelta
 
@@ -35,9 +34,7 @@ from tenantkit._cli.members import as_option
 from tenantkit._errors import InvalidInputError
 from tenantkit._pagination import MAX_PAGE_SIZE
 from tenantkit._session import transaction
-
-_DURATION = re.compile(r"(\d+)([smhd])")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+from tenantkit._validation import parse_duration
 
 
 def service_from_environment() -> ApiKeyService:
@@ -52,10 +49,10 @@ def service_from_environment() -> ApiKeyService:
 def _duration(context: click.Context, parameter: click.Parameter, value: str | None) -> timedelta | None:
     if value is None:
         return None
-    match = _DURATION.fullmatch(value.strip())
-    if match is None or int(match.group(1)) == 0:
+    duration = parse_duration(value)
+    if duration is None or duration <= timedelta(0):
         raise click.BadParameter("use a positive whole number and a unit: 90s, 15m, 12h or 30d")
-    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+    return duration
 
 
 def _actor(user_id: str | None) -> Actor:
