@@ -416,9 +416,9 @@ class InvitationService:
             "created_at": now,
             "updated_at": now,
         }
-        # On SQLite, open the caller's transaction (and take the write lock) before the savepoint below.
-        begin_write(session, invitations, self.membership.execution_options)
         with typed_concurrency_errors(organization_id):
+            # On SQLite, open the caller's transaction (and take the write lock) before the savepoint below.
+            begin_write(session, invitations, self.membership.execution_options)
             self._retire_and_insert(session, organization_id, address, values, now)
         row = session.execute(
             _BY_ID,

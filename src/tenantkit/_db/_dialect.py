@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from functools import lru_cache
@@ -52,9 +53,15 @@ def mysql_error_number(original: object) -> int | None:
 
 
 def sqlite_busy(original: object) -> bool:
-    """Whether a driver error is SQLite's "database is locked" (or "busy"): its write lock was not free."""
+    """Whether a driver error is SQLite's "database is locked" (or "busy"): its lock was not free in time.
+
+    Only an error of the ``sqlite3`` module (pysqlite, aiosqlite) qualifies: another database's message
+    that happens to say "locked" is not this.
+    """
+    if not isinstance(original, sqlite3.Error):
+        return False
     text = str(original).lower()
-    return "database is locked" in text or "database is busy" in text
+    return "locked" in text or "busy" in text
 
 
 def concurrency_reason(error: BaseException) -> str | None:

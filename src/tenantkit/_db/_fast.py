@@ -24,7 +24,6 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Dialect
 
-from tenantkit._missing_schema import raise_if_out_of_date
 from tenantkit._tables import UTCDateTime
 
 __all__ = ["CURSOR_KEY", "Plan", "Processor", "RawQuery", "is_observed", "schema_of"]
@@ -52,6 +51,15 @@ def schema_of(execution_options: Mapping[str, Any]) -> str | None:
     """The schema a service's execution options place tenantkit's tables in (``None``: the default)."""
     schema: str | None = (execution_options.get("schema_translate_map") or {}).get(None)
     return schema
+
+
+def _raise_if_out_of_date(
+    connection: Connection, error: sa.exc.StatementError, execution_options: Mapping[str, Any]
+) -> None:
+    # Imported when a lookup failed, not before: this layer sits below the migrations that module reads.
+    from tenantkit._missing_schema import raise_if_out_of_date
+
+    raise_if_out_of_date(connection, error, schema=schema_of(execution_options))
 
 
 def _sqlite_datetime(fallback: Processor | None) -> Processor:
@@ -213,7 +221,7 @@ class RawQuery:
                     execution_options=execution_options,
                 ).all()
             except sa.exc.DBAPIError as error:
-                raise_if_out_of_date(connection, error, schema=schema_of(execution_options))
+                _raise_if_out_of_date(connection, error, execution_options)
                 raise
         arguments = plan.arguments(values)
         pooled = connection.connection
@@ -237,6 +245,6 @@ class RawQuery:
             )
             # Only here, once the driver has failed: a never-migrated database says so, at no cost to the
             # lookups that succeed.
-            raise_if_out_of_date(connection, wrapped, schema=schema_of(execution_options))
+            _raise_if_out_of_date(connection, wrapped, execution_options)
             raise wrapped from error
         return rows
