@@ -229,10 +229,10 @@ class MembershipService:
         """The role of ``user_id`` in ``organization_id``, or ``None`` when not a member.
 
         This is the per-request question, so it runs one prebuilt indexed query with as little around it as
-        possible: when nothing observes the engine's statements (no ``before_cursor_execute`` listeners) and
-        a transaction is open, the SQL compiled for the dialect and schema goes straight to the session's
-        DBAPI connection, inside that transaction. Otherwise it goes through SQLAlchemy, so that
-        instrumentation sees it and a bare connection autobegins as usual.
+        possible: when nothing observes the engine's statements (no ``before_cursor_execute`` listeners),
+        the SQL compiled for the dialect and schema goes straight to the session's DBAPI connection, inside
+        its transaction (a bare connection begins one, as it would for any statement). Otherwise it goes
+        through SQLAlchemy, so that instrumentation sees it.
 
         Args:
             session: The caller's session (or connection).
