@@ -49,7 +49,7 @@ def fastapi_surface(include: Iterable[str] | None = None) -> set[tuple[str, str]
     served = set()
     for route in router.routes:
         assert isinstance(route, APIRoute), route
-        served |= {(method, route.path) for method in route.methods}
+        served |= {(method, route.path) for method in route.methods or set()}
     app = FastAPI()
     app.include_router(router, prefix=PREFIX)
     documented = {

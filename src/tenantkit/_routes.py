@@ -245,7 +245,9 @@ ROUTES: tuple[Route, ...] = (
         call=Management.create_invitation,
         response=CreatedInvitationResponse,
         summary="Create an invitation",
-        description="Invite by email, or create a link for addresses in allowed domains; the token is shown once.",
+        description=(
+            "Invite by email, or create a link for addresses in allowed domains; the token is shown once."
+        ),
         status=201,
         body=CreateInvitationRequest,
         writes=True,
@@ -292,7 +294,9 @@ ROUTES: tuple[Route, ...] = (
         call=Management.accept_invitation,
         response=AcceptedInvitation,
         summary="Accept an invitation",
-        description="Accept an invitation as the signed-in user, with the identity provider's verified email.",
+        description=(
+            "Accept an invitation as the signed-in user, with the identity provider's verified email."
+        ),
         body=TokenRequest,
         writes=True,
         errors=INVITATION_ERRORS,
