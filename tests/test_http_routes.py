@@ -7,19 +7,32 @@ features or the ones a host picks) and nothing else.
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import inspect
 import itertools
 import weakref
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import flask
 import pytest
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
+from fastapi.testclient import TestClient
+from pydantic import BaseModel
+from sqlalchemy.orm import Session
 
 from tenantkit import TenantKit
+from tenantkit._http import (
+    ChangeRoleRequest,
+    CreateInvitationRequest,
+    IssueApiKeyRequest,
+    Principal,
+    RotateApiKeyRequest,
+    TokenRequest,
+    TransferOwnershipRequest,
+)
 from tenantkit._routes import FEATURES, OPERATIONS, ROUTES, Route, select_routes
 from tenantkit.fastapi import TenantKitFastAPI
 from tenantkit.flask import TenantKitFlask
@@ -184,3 +197,124 @@ class TestDependencyErrorRegistry:
         del dependency
         gc.collect()
         assert collected() is None
+
+
+# A valid body for each body model of the table (the work itself is stubbed, so only the shape matters).
+SAMPLE_BODIES: dict[type[BaseModel], dict[str, Any]] = {
+    ChangeRoleRequest: {"role": "ADMIN"},
+    TransferOwnershipRequest: {"to_user_id": "user_2", "demote_to": "MEMBER"},
+    IssueApiKeyRequest: {"name": "ci", "scopes": ["reports:read"]},
+    RotateApiKeyRequest: {"grace_seconds": 60},
+    CreateInvitationRequest: {"email": "new@example.com"},
+    TokenRequest: {"token": "t0ken"},
+}
+
+
+class Answer(BaseModel):
+    """What every stubbed ``Management`` call answers."""
+
+    operation: str
+
+
+class CountingSession(Session):
+    """A session that only counts how the adapter ends the transaction."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[str] = []
+
+    def commit(self) -> None:
+        self.calls.append("commit")
+
+    def rollback(self) -> None:
+        self.calls.append("rollback")
+
+
+class Recorder:
+    """Stands in for the ``Management`` calls: records each call's session and arguments."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, Session, dict[str, Any]]] = []
+
+    def stub(self, route: Route) -> Callable[..., BaseModel]:
+        def call(management: object, session: Session, **arguments: Any) -> BaseModel:
+            self.calls.append((route.operation, session, arguments))
+            return Answer(operation=route.operation)
+
+        call.__name__ = route.name
+        return call
+
+
+@pytest.fixture
+def recorder(monkeypatch: pytest.MonkeyPatch) -> Recorder:
+    """The route table with every entry's work replaced by a recording stub."""
+    recording = Recorder()
+    stubbed = tuple(
+        dataclasses.replace(route, call=recording.stub(route), response=Answer) for route in ROUTES
+    )
+    monkeypatch.setattr("tenantkit._routes.ROUTES", stubbed)
+    return recording
+
+
+def request_for(route: Route) -> tuple[str, dict[str, Any] | None, dict[str, Any]]:
+    """A URL for ``route`` (each path parameter named after itself), its JSON body, and the arguments due."""
+    values = {name: f"{name}_value" for name in route.path_parameters}
+    url = PREFIX + route.path.format(**values)
+    expected: dict[str, Any] = dict(values)
+    if route.signed_in:
+        expected["principal"] = Principal(user_id="user_1")
+    body = None
+    if route.body is not None:
+        body = SAMPLE_BODIES[route.body]
+        expected["body"] = route.body.model_validate(body)
+    if route.query is not None:
+        url += "?limit=7&cursor=abc"
+        expected.update(limit=7, cursor="abc")
+    return url, body, expected
+
+
+@pytest.mark.parametrize("route", ROUTES, ids=lambda route: route.operation)
+class TestEachEntryIsServedAsDeclared:
+    def test_fastapi(self, route: Route, recorder: Recorder) -> None:
+        """The router passes the entry's arguments, answers its status and commits just when it writes."""
+        session = CountingSession()
+        tk = TenantKitFastAPI(TenantKit(), session=lambda: session, current_user=no_user)
+        app = FastAPI()
+        tk.install(app)
+        app.include_router(tk.router(), prefix=PREFIX)
+        url, body, expected = request_for(route)
+        response = TestClient(app).request(route.method, url, json=body)
+        assert (response.status_code, response.json()) == (route.status, {"operation": route.operation})
+        assert recorder.calls == [(route.operation, session, expected)]
+        assert session.calls == (["commit"] if route.writes else [])
+
+    def test_flask(self, route: Route, recorder: Recorder) -> None:
+        """The blueprint passes the entry's arguments, answers its status and commits just when it writes."""
+        session = CountingSession()
+        tk = TenantKitFlask(TenantKit(), session=lambda: session, current_user=no_user)
+        app = flask.Flask(__name__)
+        tk.init_app(app)
+        app.register_blueprint(tk.blueprint(), url_prefix=PREFIX)
+        url, body, expected = request_for(route)
+        response = app.test_client().open(url, method=route.method, json=body)
+        assert (response.status_code, response.get_json()) == (route.status, {"operation": route.operation})
+        assert recorder.calls == [(route.operation, session, expected)]
+        assert session.calls == (["commit"] if route.writes else [])
+
+
+@pytest.mark.parametrize(
+    "route", [route for route in ROUTES if route.body_optional], ids=lambda route: route.operation
+)
+def test_an_optional_body_may_be_left_out(route: Route, recorder: Recorder) -> None:
+    """Without a body, an optional-body entry gets its model's defaults, in both adapters."""
+    assert route.body is not None
+    url, _, _ = request_for(route)
+    fastapi_tk = TenantKitFastAPI(TenantKit(), session=CountingSession, current_user=no_user)
+    app = FastAPI()
+    app.include_router(fastapi_tk.router(), prefix=PREFIX)
+    assert TestClient(app).request(route.method, url).status_code == route.status
+    flask_tk = TenantKitFlask(TenantKit(), session=CountingSession, current_user=no_user)
+    flask_app = flask.Flask(__name__)
+    flask_app.register_blueprint(flask_tk.blueprint(), url_prefix=PREFIX)
+    assert flask_app.test_client().open(url, method=route.method).status_code == route.status
+    assert [arguments["body"] for _, _, arguments in recorder.calls] == [route.body()] * 2
