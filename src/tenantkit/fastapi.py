@@ -23,7 +23,7 @@ import inspect
 import json
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 from weakref import WeakKeyDictionary
 
 from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request, Response
@@ -32,8 +32,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel
-from pydantic.fields import FieldInfo
 from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException
 
@@ -188,29 +186,6 @@ def _operation_options(
     return {
         route.operation: {"operation_id": ids[route.operation], "tags": tags_by_feature[route.feature]}
         for route in routes
-    }
-
-
-def _query_parameters(model: type[BaseModel]) -> list[inspect.Parameter]:
-    """A query model's fields as FastAPI query parameters, each with its default and constraints."""
-    return [
-        inspect.Parameter(
-            name,
-            inspect.Parameter.KEYWORD_ONLY,
-            annotation=field.annotation,
-            default=Query(field.default, **_constraints(field)),
-        )
-        for name, field in model.model_fields.items()
-    ]
-
-
-def _constraints(field: FieldInfo) -> dict[str, Any]:
-    """The bounds pydantic keeps as metadata (``Ge(1)``, ``MaxLen(2048)``) as keyword arguments again."""
-    return {
-        name: getattr(constraint, name)
-        for constraint in field.metadata
-        for name in ("gt", "ge", "lt", "le", "min_length", "max_length", "pattern")
-        if hasattr(constraint, name)
     }
 
 
@@ -488,6 +463,8 @@ class TenantKitFastAPI:
         management = self.management
 
         async def endpoint(session: Any, **arguments: Any) -> Any:
+            if "query" in arguments:
+                arguments.update(arguments.pop("query").model_dump())
             if "body" in arguments:
                 arguments["body"] = route.body_or_default(arguments["body"])
             call = functools.partial(route.call, management)
@@ -505,7 +482,7 @@ class TenantKitFastAPI:
             else:
                 parameters.append(inspect.Parameter("body", keyword, annotation=route.body))
         if route.query is not None:
-            parameters.extend(_query_parameters(route.query))
+            parameters.append(inspect.Parameter("query", keyword, annotation=Annotated[route.query, Query()]))
         if route.signed_in:
             parameters.append(
                 inspect.Parameter(
