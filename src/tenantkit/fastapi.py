@@ -455,11 +455,7 @@ class TenantKitFastAPI:
         return router
 
     def _endpoint(self, route: Route, principal_dependency: Callable[..., Any]) -> Callable[..., Any]:
-        """The FastAPI endpoint serving ``route``, with the signature FastAPI reads the request from.
-
-        The signature declares the path parameters, the body, the query fields and the principal and
-        session dependencies, so the OpenAPI document describes each operation in full.
-        """
+        """The FastAPI endpoint serving ``route``: it hands the request's values to the entry's call."""
         management = self.management
 
         async def endpoint(session: Any, **arguments: Any) -> Any:
@@ -472,32 +468,36 @@ class TenantKitFastAPI:
                 return await self._mutate(session, call, **arguments)
             return await self.run(session, call, **arguments)
 
-        keyword = inspect.Parameter.KEYWORD_ONLY
-        parameters = [inspect.Parameter(name, keyword, annotation=str) for name in route.path_parameters]
-        if route.body is not None:
-            if route.body_optional:
-                parameters.append(
-                    inspect.Parameter("body", keyword, annotation=route.body | None, default=None)
-                )
-            else:
-                parameters.append(inspect.Parameter("body", keyword, annotation=route.body))
-        if route.query is not None:
-            parameters.append(inspect.Parameter("query", keyword, annotation=Annotated[route.query, Query()]))
-        if route.signed_in:
-            parameters.append(
-                inspect.Parameter(
-                    "principal", keyword, annotation=Principal, default=Depends(principal_dependency)
-                )
-            )
-        parameters.append(
-            inspect.Parameter("session", keyword, annotation=Any, default=Depends(self._session))
-        )
-        endpoint.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
-            parameters, return_annotation=route.response
-        )
+        endpoint.__signature__ = _signature(route, principal_dependency, self._session)  # type: ignore[attr-defined]
         endpoint.__name__ = endpoint.__qualname__ = route.name
         endpoint.__doc__ = route.description
         return endpoint
+
+
+def _signature(
+    route: Route, principal_dependency: Callable[..., Any], session_dependency: Callable[..., Any]
+) -> inspect.Signature:
+    """The signature FastAPI reads ``route``'s request from, and documents it by.
+
+    It declares the path parameters, the body, the query model and the principal and session
+    dependencies, so the OpenAPI document describes each operation as fully as a hand-written endpoint.
+    """
+    keyword = inspect.Parameter.KEYWORD_ONLY
+    parameters = [inspect.Parameter(name, keyword, annotation=str) for name in route.path_parameters]
+    if route.body is not None and route.body_optional:
+        parameters.append(inspect.Parameter("body", keyword, annotation=route.body | None, default=None))
+    elif route.body is not None:
+        parameters.append(inspect.Parameter("body", keyword, annotation=route.body))
+    if route.query is not None:
+        # FastAPI reads a query model's fields as separate, documented query parameters.
+        parameters.append(inspect.Parameter("query", keyword, annotation=Annotated[route.query, Query()]))
+    if route.signed_in:
+        principal = Depends(principal_dependency)
+        parameters.append(inspect.Parameter("principal", keyword, annotation=Principal, default=principal))
+    parameters.append(
+        inspect.Parameter("session", keyword, annotation=Any, default=Depends(session_dependency))
+    )
+    return inspect.Signature(parameters, return_annotation=route.response)
 
 
 def _organization_from_path(organization_id: str = Path(min_length=1, max_length=255)) -> str:
