@@ -56,7 +56,9 @@ def test_docs_list_every_error_with_its_code() -> None:
 
 def test_every_error_is_exported() -> None:
     """Every error class is importable from ``tenantkit``, as the docs show them."""
-    assert [error_class.__name__ for error_class in ERRORS if error_class.__name__ not in tenantkit.__all__] == []
+    assert [
+        error_class.__name__ for error_class in ERRORS if error_class.__name__ not in tenantkit.__all__
+    ] == []
 
 
 def test_kinds_sit_directly_under_the_root() -> None:
@@ -81,7 +83,9 @@ def test_each_error_has_one_kind_that_decides_its_status(error_class: type[tenan
 
 def test_families_stay_out_of_the_status_table() -> None:
     """A family groups one feature's errors across kinds; its members keep their kinds' statuses."""
-    members = [error for error in ERRORS if issubclass(error, tenantkit.InvitationError) and error not in FAMILIES]
+    members = [
+        error for error in ERRORS if issubclass(error, tenantkit.InvitationError) and error not in FAMILIES
+    ]
     statuses = {status_for(error_class.__new__(error_class)) for error_class in members}
     assert statuses == {404, 410, 422}
 
