@@ -7,7 +7,7 @@ own session dependency, which the API-key check needs and which most tenant-scop
 Keep-alive ``httpx2`` clients send rounds of requests to each endpoint in turn, so load drifts hit all
 alike; the script prints requests per second (median of the rounds) and the ratios, once with the
 verification cache off (every request looks the key up in the database) and once with it on
-(``TenantKit(api_key_cache_ttl=...)``).
+(``TenantKit(api_keys=ApiKeySettings(cache_ttl=...))``).
 
 Bounded: ``--rounds`` x ``--requests`` per endpoint and configuration (default 5 x 2,000), a 30-second
 start-up limit, and the servers are always terminated. Loopback only. Client and server share the machine,

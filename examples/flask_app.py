@@ -70,8 +70,8 @@ def create_app(database_url: str = "sqlite:///example.sqlite3") -> Flask:
     # tenantkit's tables in that PostgreSQL schema, beside tables of yours with the same names.
     tenantkit.upgrade(engine, schema=settings.database.schema_name)
 
-    kit = TenantKit(
-        settings=settings,
+    kit = TenantKit.from_settings(
+        settings,
         # The app's own action, on top of the built-in ones: ADMIN and OWNER may manage billing.
         permissions=Permissions().with_actions("billing:manage", Role.ADMIN),
     )

@@ -645,7 +645,7 @@ def upgrade(
         lock_timeout: Seconds to wait for another instance's migration; ``None`` waits forever.
         schema: On PostgreSQL, the schema that holds tenantkit's tables, ``role`` type and version table,
             created if missing (the connection's default, ``public``, when omitted). Give the services the
-            same (``TenantKit(schema=...)``).
+            same (``TenantKit(database=DatabaseSettings(schema_name=...))``).
 
     Returns:
         What was done: the revisions applied, and whether the database was adopted.
