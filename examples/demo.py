@@ -59,7 +59,7 @@ def describe(event: Event) -> str:
     return f"{type(event).__name__:<20} by {actor:<8} {' '.join(fields)}"
 
 
-def main(path: Path) -> None:
+def main(path: Path) -> None:  # noqa: PLR0915  a walkthrough, read top to bottom as the docs tell it
     print(f"tenantkit {tenantkit.__version__} demo on {path}")
     engine = sa.create_engine(f"sqlite:///{path}")
     kit = TenantKit(invitations=InvitationSettings(secret_keys=[INVITATION_SECRET]))
