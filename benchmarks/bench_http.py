@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx2
-from fastapi import Depends
+from fastapi import Depends, FastAPI
 from fastapi.routing import APIRoute
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,7 +51,7 @@ def app_factory() -> Any:
     example = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(example)
     ttl = os.environ.get("BENCH_CACHE_TTL_SECONDS")
-    app = example.create_app(
+    app: FastAPI = example.create_app(
         os.environ["BENCH_DATABASE_URL"],
         api_key_cache_ttl=timedelta(seconds=float(ttl)) if ttl else None,
     )

@@ -57,7 +57,7 @@ class TestSettingsObjects:
         """A settings object cannot be changed after it was validated."""
         settings = ApiKeySettings()
         with pytest.raises(ValidationError):
-            settings.prefix = "tk_test_"  # type: ignore[misc]
+            settings.prefix = "tk_test_"
 
     def test_durations_take_the_cli_spelling(self) -> None:
         """Durations read 90s, 15m, 12h, 7d, plain seconds or ISO 8601."""
