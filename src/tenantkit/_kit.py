@@ -71,10 +71,10 @@ class TenantKit:
         """Every setting the kit was built from, secrets hidden in ``repr``."""
         settings = self.settings
         events = EventDispatcher()
-        self.members = MembershipService(
+        self.members: MembershipService = MembershipService(
             permissions=permissions, clock=clock, events=events, schema=settings.database.schema_name
         )
-        self.api_keys = ApiKeyService(
+        self.api_keys: ApiKeyService = ApiKeyService(
             membership=self.members, clock=clock, events=events, **settings.api_keys.service_options()
         )
         self._invitations: InvitationService | None = None
