@@ -73,9 +73,6 @@ def _duration(value: object) -> object:
 Duration = Annotated[timedelta, BeforeValidator(_duration)]
 """A ``timedelta``, also given as ``90s``, ``15m``, ``12h``, ``7d``, seconds or ISO 8601."""
 
-# What a caller may pass for a Duration field: the typed constructors below accept it.
-_DurationInput = timedelta | str | float
-
 
 def _reason(error: Any) -> str:
     message = str(error.get("msg", "invalid value"))
@@ -152,10 +149,10 @@ class ApiKeySettings(_Settings):
             current_pepper: str | None = ...,
             hasher: Hasher | None = ...,
             argon2_profile: Argon2Profile | Parameters = ...,
-            last_used_interval: _DurationInput = ...,
+            last_used_interval: timedelta | str | float = ...,
             track_last_used: bool = ...,
-            rotation_grace: _DurationInput = ...,
-            cache_ttl: _DurationInput | None = ...,
+            rotation_grace: timedelta | str | float = ...,
+            cache_ttl: timedelta | str | float | None = ...,
             cache_size: int = ...,
         ) -> None: ...
 
@@ -241,8 +238,8 @@ class InvitationSettings(_Settings):
             *,
             secret_keys: Sequence[str | SecretStr] = ...,
             accept_url_template: str | None = ...,
-            default_ttl: _DurationInput = ...,
-            max_ttl: _DurationInput = ...,
+            default_ttl: timedelta | str | float = ...,
+            max_ttl: timedelta | str | float = ...,
             public_email_domains: Collection[str] = ...,
             allow_public_email_domains: bool = ...,
         ) -> None: ...
