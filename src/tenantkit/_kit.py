@@ -64,12 +64,11 @@ class TenantKit:
         clock: Clock = system_clock,
         permissions: Permissions | None = None,
     ) -> None:
+        # A section left out (None) takes TenantKitSettings' default for it.
         sections = {"api_keys": api_keys, "invitations": invitations, "database": database}
-        self.settings: TenantKitSettings = TenantKitSettings(
-            **{name: section for name, section in sections.items() if section is not None}
-        )
+        settings = TenantKitSettings(**{name: value for name, value in sections.items() if value is not None})
+        self.settings: TenantKitSettings = settings
         """Every setting the kit was built from, secrets hidden in ``repr``."""
-        settings = self.settings
         events = EventDispatcher()
         self.members: MembershipService = MembershipService(
             permissions=permissions, clock=clock, events=events, schema=settings.database.schema_name
