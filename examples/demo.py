@@ -18,7 +18,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 import tenantkit
-from tenantkit import HOST, Event, Role, TenantKit, TenantKitError
+from tenantkit import HOST, Event, InvitationSettings, Role, TenantKit, TenantKitError
 
 # A demo-only signing key; a real deployment keeps its own in a secret store.
 INVITATION_SECRET = "demo-only-invitation-signing-key"
@@ -59,10 +59,10 @@ def describe(event: Event) -> str:
     return f"{type(event).__name__:<20} by {actor:<8} {' '.join(fields)}"
 
 
-def main(path: Path) -> None:
+def main(path: Path) -> None:  # noqa: PLR0915  a walkthrough, read top to bottom as the docs tell it
     print(f"tenantkit {tenantkit.__version__} demo on {path}")
     engine = sa.create_engine(f"sqlite:///{path}")
-    kit = TenantKit(invitation_secret_keys=[INVITATION_SECRET])
+    kit = TenantKit(invitations=InvitationSettings(secret_keys=[INVITATION_SECRET]))
     delivered: list[Event] = []
     kit.subscribe(delivered.append)
     org = "acme"

@@ -45,7 +45,16 @@ from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 import tenantkit
-from tenantkit import HOST, ApiKeyVerification, Member, Permissions, Role, TenantKit
+from tenantkit import (
+    HOST,
+    ApiKeySettings,
+    ApiKeyVerification,
+    InvitationSettings,
+    Member,
+    Permissions,
+    Role,
+    TenantKit,
+)
 from tenantkit.fastapi import Authorization, Principal, TenantKitFastAPI
 
 # In production the secret comes from your secret store; this default is for trying the example only.
@@ -68,10 +77,10 @@ def create_app(
     tenantkit.upgrade(engine)  # idempotent: every instance may run it at start-up
 
     kit = TenantKit(
-        invitation_secret_keys=[INVITATION_SECRET],
+        api_keys=ApiKeySettings(cache_ttl=api_key_cache_ttl),
+        invitations=InvitationSettings(secret_keys=[INVITATION_SECRET]),
         # The app's own action, on top of the built-in ones: ADMIN and OWNER may manage billing.
         permissions=Permissions().with_actions("billing:manage", Role.ADMIN),
-        api_key_cache_ttl=api_key_cache_ttl,
     )
 
     def get_session() -> Iterator[Session]:

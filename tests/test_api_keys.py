@@ -249,7 +249,7 @@ class TestIssue:
     @pytest.mark.parametrize(
         ("field", "kwargs"),
         [
-            ("expires", {"expires": datetime(2030, 6, 1)}),
+            ("expires", {"expires": datetime(2030, 6, 1)}),  # noqa: DTZ001  naive, refused on purpose
             ("expires", {"expires": datetime(2029, 1, 1, tzinfo=timezone.utc)}),
             ("expires", {"expires": timedelta(0)}),
             ("scopes", {"scopes": "reports:read"}),

@@ -109,10 +109,13 @@ async def test_async_session_commit_delivers(async_engine: AsyncEngine) -> None:
     dispatcher = EventDispatcher()
     recorder = EventRecorder()
     dispatcher.subscribe(recorder)
+
+    def work(sync: Session) -> None:
+        sync.execute(sa.select(1))
+        dispatcher.record(sync, _added("u1"))
+
     async with AsyncSession(async_engine) as session:
-        await session.run_sync(
-            lambda sync: (sync.execute(sa.select(1)), dispatcher.record(sync, _added("u1")))
-        )
+        await session.run_sync(work)
         assert recorder.events == []
         await session.commit()
     assert len(recorder.events) == 1

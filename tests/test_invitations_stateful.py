@@ -70,7 +70,8 @@ class ModelInvitation:
     used_by: set[str] = field(default_factory=set)
 
 
-def make_machine(engine: sa.Engine) -> type[RuleBasedStateMachine]:
+# The rules live in a class built per engine; its methods count toward this function for mccabe.
+def make_machine(engine: sa.Engine) -> type[RuleBasedStateMachine]:  # noqa: C901
     class InvitationMachine(RuleBasedStateMachine):
         invited = Bundle("invited")
 
@@ -147,7 +148,7 @@ def make_machine(engine: sa.Engine) -> type[RuleBasedStateMachine]:
             self.invitations.append(model)
             return model
 
-        def expected_acceptance(
+        def expected_acceptance(  # noqa: PLR0911  the model's answer: one return per refusal reason
             self, invitation: ModelInvitation, user: str, domain: str
         ) -> type[Exception] | str:
             if invitation.status in ("replaced", "revoked", "accepted"):

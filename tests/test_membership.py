@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -130,7 +131,7 @@ class TestBadInput:
     @settings(max_examples=8)
     def test_bad_ids_change_nothing(self, org: sa.Engine, service: MembershipService, bad: Any) -> None:
         """A malformed id in any position of any method raises InvalidInputError and writes nothing."""
-        calls = [
+        calls: list[Callable[[Session], object]] = [
             lambda s: service.add(s, bad, "u", actor=HOST),
             lambda s: service.add(s, ORG, bad, actor=HOST),
             lambda s: service.add(s, ORG, "u", actor=bad),
@@ -409,7 +410,7 @@ class TestTransferOwnership:
     ) -> None:
         """Only an OWNER hands over, to another existing member of the same organization."""
         with pytest.raises(error), transaction(org) as session:
-            service.transfer_ownership(session, ORG, to, actor=actor, **options)  # type: ignore[arg-type]
+            service.transfer_ownership(session, ORG, to, actor=actor, **options)
         assert roles(org) == BASE
 
 

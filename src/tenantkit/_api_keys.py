@@ -453,7 +453,7 @@ class _RawQuery:
         cursor = pooled.info.get(_CURSOR_KEY)
         if cursor is None:
             dbapi_connection = pooled.dbapi_connection
-            assert dbapi_connection is not None
+            assert dbapi_connection is not None  # noqa: S101  narrowing: a checked-out connection has one
             cursor = pooled.info[_CURSOR_KEY] = dbapi_connection.cursor()
         try:
             cursor.execute(plan.sql, arguments)
@@ -908,7 +908,7 @@ class ApiKeyService:
 
     # --- verifying --------------------------------------------------------------------------------------
 
-    def verify(
+    def verify(  # noqa: C901, PLR0912, PLR0915  temporary: issue 10 splits it into a pipeline (p3)
         self, session: Session | Connection, key: object, *, organization_id: str | None = None
     ) -> ApiKeyVerification:
         """Check a presented key and say whose it is, or why it is refused.
@@ -930,7 +930,7 @@ class ApiKeyService:
         kind = self.format.check(key)
         if not kind:
             return _MALFORMED
-        assert isinstance(key, str)
+        assert isinstance(key, str)  # noqa: S101  narrowing: check() gives a nonzero kind to strings only
         now = self.clock()
         lookup_id = None if kind == DIGEST_KIND else self.format.lookup_id(key)
         if lookup_id is None:
@@ -1040,7 +1040,7 @@ class ApiKeyService:
         cache = self._cache
         if cache is None:
             return None
-        assert isinstance(key, str)
+        assert isinstance(key, str)  # noqa: S101  narrowing: check() gives a nonzero kind to strings only
         # The same cache key verify() uses: the current pepper's digest, else the plain SHA-256.
         peppered = kind == DIGEST_KIND and self._peppers
         cache_key = digest_candidates(key, self._peppers)[0] if peppered else sha256_digest(key)
@@ -1154,8 +1154,8 @@ class ApiKeyService:
         plaintext = self.format.generate(with_lookup_id=argon2)
         if argon2:
             parsed = self.format.parse(plaintext)
-            assert parsed is not None
-            assert parsed.lookup_id is not None
+            if parsed is None or parsed.lookup_id is None:
+                raise RuntimeError("a generated argon2id key must parse, with a lookup id")
             stored = argon2_stored(self._argon2, parsed.lookup_id, plaintext)
         elif self._peppers:
             stored = self._peppers[0].digest(plaintext)

@@ -344,7 +344,7 @@ class Management:
                 expires_in=expires_in,
             )
         else:
-            assert body.allowed_domains is not None
+            assert body.allowed_domains is not None  # noqa: S101  narrowing: exactly one is set (above)
             created = self.kit.invitations.create_link_invitation(
                 session,
                 organization_id,

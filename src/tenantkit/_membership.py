@@ -782,7 +782,7 @@ class MembershipService:
             ),
         )
 
-    def transfer_ownership(
+    def transfer_ownership(  # noqa: C901, PLR0912  one guard per documented Raises entry, in that order
         self,
         session: Session,
         organization_id: str,
