@@ -4,7 +4,7 @@ Organization membership with roles, API keys verified on every request, and invi
 domain-restricted link, on SQLAlchemy tables that tenantkit migrates inside the host's database.
 """
 
-from tenantkit._actor import HOST, Actor
+from tenantkit._actor import HOST, Actor, ActorKind
 from tenantkit._addresses import PUBLIC_EMAIL_DOMAINS
 from tenantkit._api_keys import (
     ApiKey,
@@ -55,12 +55,15 @@ from tenantkit._errors import (
     WriteNotAppliedError,
 )
 from tenantkit._events import (
+    EVENT_TYPES,
+    ActorPayload,
     ApiKeyDeleted,
     ApiKeyIssued,
     ApiKeyRevoked,
     ApiKeyRotated,
     Event,
     EventDispatcher,
+    EventPayload,
     InvitationAccepted,
     InvitationCreated,
     InvitationResent,
@@ -70,6 +73,7 @@ from tenantkit._events import (
     MemberRoleChanged,
     OwnershipTransferred,
 )
+from tenantkit._invalidation import CacheKey, Invalidator, LocalInvalidator
 from tenantkit._invitations import (
     AcceptedInvitation,
     CreatedInvitation,
@@ -114,12 +118,15 @@ from tenantkit._version import __version__
 
 __all__ = [
     "DEFAULT_PERMISSIONS",
+    "EVENT_TYPES",
     "HOST",
     "PUBLIC_EMAIL_DOMAINS",
     "VERSION_TABLE",
     "AcceptedInvitation",
     "Action",
     "Actor",
+    "ActorKind",
+    "ActorPayload",
     "AlreadyMemberError",
     "AmbiguousApiKeyError",
     "ApiKey",
@@ -133,6 +140,7 @@ __all__ = [
     "ApiKeySettings",
     "ApiKeyVerification",
     "AuthorizationError",
+    "CacheKey",
     "Clock",
     "ConcurrentUpdateError",
     "ConfigurationError",
@@ -145,10 +153,12 @@ __all__ = [
     "EmailMismatchError",
     "Event",
     "EventDispatcher",
+    "EventPayload",
     "InvalidApiKeyError",
     "InvalidInputError",
     "InvalidInvitationTokenError",
     "InvalidSettingError",
+    "Invalidator",
     "Invitation",
     "InvitationAccepted",
     "InvitationCreated",
@@ -166,6 +176,7 @@ __all__ = [
     "InviterNoLongerAllowedError",
     "IssuedApiKey",
     "LastOwnerError",
+    "LocalInvalidator",
     "Member",
     "MemberAdded",
     "MemberNotFoundError",

@@ -455,7 +455,7 @@ class InvitationService:
             session,
             InvitationCreated(
                 organization_id=organization_id,
-                actor_id=acting.user_id,
+                actor=acting,
                 occurred_at=now,
                 invitation_id=invitation_id,
                 email=address,
@@ -657,7 +657,7 @@ class InvitationService:
                     session,
                     InvitationAccepted(
                         organization_id=organization_id,
-                        actor_id=user_id,
+                        actor=Actor.user(user_id),
                         occurred_at=now,
                         invitation_id=row.id,
                         user_id=user_id,
@@ -816,7 +816,7 @@ class InvitationService:
             session,
             InvitationRevoked(
                 organization_id=organization_id,
-                actor_id=acting.user_id,
+                actor=acting,
                 occurred_at=now,
                 invitation_id=invitation_id,
             ),
@@ -884,7 +884,7 @@ class InvitationService:
             session,
             InvitationResent(
                 organization_id=organization_id,
-                actor_id=acting.user_id,
+                actor=acting,
                 occurred_at=now,
                 invitation_id=invitation_id,
                 email=invitation.email,
