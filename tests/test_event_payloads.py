@@ -1,0 +1,189 @@
+"""Every event type has a stable dotted name and one versioned, allow-listed payload that holds no secret."""
+
+from __future__ import annotations
+
+import gc
+import json
+from datetime import datetime, timezone
+from typing import ClassVar
+
+import pytest
+import sqlalchemy as sa
+from pydantic import SecretStr
+from sqlalchemy.orm import Session
+
+import tenantkit
+from tenantkit import (
+    EVENT_TYPES,
+    HOST,
+    Actor,
+    ApiKeyService,
+    Event,
+    EventDispatcher,
+    EventPayload,
+    InvitationService,
+    MemberRoleChanged,
+    MembershipService,
+    Role,
+    api_keys,
+    invitations,
+)
+from tenantkit.testing import FrozenClock
+
+ORG = "org_1"
+NOW = datetime(2030, 1, 1, tzinfo=timezone.utc)
+PAYLOAD_KEYS = {"type", "version", "organization_id", "occurred_at", "actor", "data"}
+
+
+class TestNames:
+    def test_every_event_type_has_a_unique_dotted_name(self) -> None:
+        """Each event class names itself ``feature.change``, and the registry maps every name to its class."""
+        classes = set(Event.__subclasses__())
+        assert {cls.event_type for cls in classes} == set(EVENT_TYPES)
+        assert all(EVENT_TYPES[cls.event_type] is cls for cls in classes)
+        assert all(cls.version == 1 for cls in classes)
+        assert {"member.added", "member.role_changed", "api_key.issued", "api_key.revoked"} <= set(
+            EVENT_TYPES
+        )
+        assert "invitation.accepted" in EVENT_TYPES
+
+    def test_the_payload_schema(self) -> None:
+        """A payload is the envelope plus the type's allow-listed fields, JSON-ready, roles as names."""
+        event = MemberRoleChanged(
+            organization_id=ORG,
+            actor=Actor.user("alice"),
+            occurred_at=NOW,
+            user_id="mia",
+            old_role=Role.MEMBER,
+            new_role="ADMIN",
+        )
+        assert event.to_payload() == {
+            "type": "member.role_changed",
+            "version": 1,
+            "organization_id": ORG,
+            "occurred_at": "2030-01-01T00:00:00Z",
+            "actor": {"kind": "user", "id": "alice"},
+            "data": {"user_id": "mia", "old_role": "MEMBER", "new_role": "ADMIN"},
+        }
+        assert type(event.old_role) is str
+
+
+def define_event(**namespace: object) -> None:
+    """Define an event subclass from ``namespace`` (expected to be refused), then forget it."""
+    try:
+        type("Probe", (Event,), {"__module__": __name__, **namespace})
+    finally:
+        gc.collect()
+
+
+class TestDeclarations:
+    """A mistaken event class is refused when it is defined, not when its payload first leaks."""
+
+    @pytest.fixture(autouse=True)
+    def _registry_unchanged(self) -> object:
+        before, names = set(Event.__subclasses__()), dict(EVENT_TYPES)
+        yield
+        gc.collect()
+        assert set(Event.__subclasses__()) == before
+        assert dict(EVENT_TYPES) == names
+
+    def test_secret_field_cannot_be_allowed(self) -> None:
+        """A ``SecretStr`` field in the allow-list is refused."""
+        with pytest.raises(TypeError, match="secret"):
+            define_event(
+                __annotations__={"event_type": ClassVar[str], "token": SecretStr | None},
+                event_type="probe.secret",
+                payload_fields=("token",),
+            )
+
+    def test_every_field_is_sorted(self) -> None:
+        """A field neither allowed nor withheld is refused, so a new field is a decision, not a leak."""
+        with pytest.raises(TypeError, match="payload_fields or withheld_fields"):
+            define_event(
+                __annotations__={"event_type": ClassVar[str], "note": str},
+                event_type="probe.unsorted",
+            )
+
+    @pytest.mark.parametrize("name", ["member.added", "Member.Added", "member", "member-added.x"])
+    def test_names_are_dotted_and_unique(self, name: str) -> None:
+        """A taken name, or one that is not ``lower_case.dotted``, is refused."""
+        with pytest.raises(TypeError, match=r"event_type|already"):
+            define_event(__annotations__={"event_type": ClassVar[str]}, event_type=name)
+
+
+def run_every_change(engine: sa.Engine, clock: FrozenClock, events: EventDispatcher) -> set[str]:
+    """Call every mutating service method once (keys under every hasher); return every secret shown."""
+    membership = MembershipService(clock=clock, events=events)
+    peppers = {"v1": b"p" * 32}
+    services = [
+        ApiKeyService(membership=membership, clock=clock),
+        ApiKeyService(membership=membership, clock=clock, peppers=peppers),
+        ApiKeyService(membership=membership, clock=clock, hasher="argon2id"),
+    ]
+    invites = InvitationService(
+        membership=membership,
+        secret_keys=["k" * 32],
+        clock=clock,
+        accept_url_template="https://app.example.com/invite?token={token}",
+    )
+    shown: set[str] = set()
+    with tenantkit.transaction(engine) as session:
+        membership.add(session, ORG, "alice", Role.OWNER, actor=HOST)
+        membership.add(session, ORG, "mia", Role.MEMBER, actor="alice")
+        membership.change_role(session, ORG, "mia", Role.ADMIN, actor="alice")
+        membership.transfer_ownership(session, ORG, "mia", actor="alice")
+        membership.remove(session, ORG, "alice", actor="mia")
+        for keys in services:
+            issued = keys.issue(session, ORG, "CI", actor="mia", scopes=["reports:read"])
+            rotated = keys.rotate(session, ORG, issued.id, actor="mia")
+            for new in (issued, rotated):
+                # The key, and its secret part without the non-secret start that payloads carry.
+                shown |= {new.reveal(), new.reveal()[len(new.start) :]}
+            keys.revoke(session, ORG, rotated.id, actor="mia")
+            keys.delete(session, ORG, issued.id, actor="mia")
+        email = invites.create_email_invitation(session, ORG, "eve@example.com", actor="mia")
+        resent = invites.resend(session, ORG, email.invitation.id, actor="mia")
+        link = invites.create_link_invitation(session, ORG, ["example.com"], actor="mia")
+        for created in (email, resent, link):
+            assert created.accept_url is not None
+            shown |= {created.token.get_secret_value(), created.accept_url.get_secret_value()}
+        invites.revoke(session, ORG, resent.invitation.id, actor="mia")
+        invites.accept(
+            session,
+            link.token.get_secret_value(),
+            user_id="nora",
+            email="nora@example.com",
+            email_verified=True,
+        )
+    return shown
+
+
+def stored_digests(engine: sa.Engine) -> set[str]:
+    """Every key and token digest in the database, whole and without its algorithm tag."""
+    with Session(engine) as session:
+        stored = set(session.scalars(sa.select(api_keys.c.hashed_key)))
+        stored |= set(session.scalars(sa.select(invitations.c.token)))
+    return stored | {digest.replace(":", "$").rsplit("$", 1)[-1] for digest in stored}
+
+
+def test_no_payload_holds_a_key_token_digest_or_accept_url(
+    sqlite_engine: sa.Engine, clock: FrozenClock
+) -> None:
+    """After issuing, rotating, inviting and accepting, no payload (recorded or delivered) holds a secret."""
+    events = EventDispatcher()
+    recorded: list[EventPayload] = []
+    delivered: list[EventPayload] = []
+    events.on_record(lambda _session, event: recorded.append(event.to_payload()))
+    events.subscribe(lambda event: delivered.append(event.to_payload()))
+    shown = run_every_change(sqlite_engine, clock, events)
+    assert recorded == delivered
+    assert {payload["type"] for payload in recorded} == set(EVENT_TYPES)
+    for payload in recorded:
+        assert set(payload) == PAYLOAD_KEYS
+        assert set(payload["data"]) == set(EVENT_TYPES[payload["type"]].payload_fields)
+    dumped = json.dumps(recorded)
+    digests = stored_digests(sqlite_engine)
+    assert len(shown) == 18
+    assert len(digests) >= 6
+    leaked = sorted(secret for secret in shown | digests if secret in dumped)
+    assert leaked == []
