@@ -4,7 +4,7 @@ Organization membership with roles, API keys verified on every request, and invi
 domain-restricted link, on SQLAlchemy tables that tenantkit migrates inside the host's database.
 """
 
-from tenantkit._actor import HOST, Actor, ActorKind
+from tenantkit._actor import HOST, Actor, ActorKind, ActorPayload
 from tenantkit._addresses import PUBLIC_EMAIL_DOMAINS
 from tenantkit._api_keys import (
     ApiKey,
@@ -56,7 +56,6 @@ from tenantkit._errors import (
 )
 from tenantkit._events import (
     EVENT_TYPES,
-    ActorPayload,
     ApiKeyDeleted,
     ApiKeyIssued,
     ApiKeyRevoked,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import TypedDict
 
 from tenantkit._errors import InvalidInputError
 from tenantkit._validation import check_identifier
@@ -30,6 +31,13 @@ class ActorKind(str, enum.Enum):
 
     def __str__(self) -> str:
         return self.value
+
+
+class ActorPayload(TypedDict):
+    """The actor in an event payload: its kind (``user``, ``host``, ``api_key``…) and id (``None``: host)."""
+
+    kind: str
+    id: str | None
 
 
 _NEEDS_ID = frozenset({ActorKind.USER, ActorKind.API_KEY, ActorKind.IDENTITY_PROVIDER})
@@ -97,7 +105,7 @@ class Actor:
         """Whether the host application itself is acting."""
         return self.kind is ActorKind.HOST
 
-    def to_payload(self) -> dict[str, str | None]:
+    def to_payload(self) -> ActorPayload:
         """The actor as event payloads carry it: ``{"kind": "user", "id": "user_alice"}``."""
         return {"kind": self.kind.value, "id": self.id}
 

@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, SecretBytes, SecretStr
 from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session, SessionTransaction
 
-from tenantkit._actor import Actor
+from tenantkit._actor import Actor, ActorPayload
 from tenantkit._invalidation import CacheKey, Invalidator, LocalInvalidator
 
 logger = logging.getLogger("tenantkit.events")
@@ -42,13 +42,6 @@ _SECRET_TYPES = (SecretStr, SecretBytes)
 _EVENT_TYPES: dict[str, type[Event]] = {}
 EVENT_TYPES: Mapping[str, type[Event]] = types.MappingProxyType(_EVENT_TYPES)
 """Every event class by its dotted name (``"member.added"``), for filters that name event types."""
-
-
-class ActorPayload(TypedDict):
-    """The actor in an event payload: its kind (``user``, ``host``, ``api_key``…) and id (``None``: host)."""
-
-    kind: str
-    id: str | None
 
 
 class EventPayload(TypedDict):
@@ -104,7 +97,7 @@ class Event(BaseModel):
             "version": self.version,
             "organization_id": self.organization_id,
             "occurred_at": occurred_at,
-            "actor": {"kind": self.actor.kind.value, "id": self.actor.id},
+            "actor": self.actor.to_payload(),
             "data": dumped,
         }
 
