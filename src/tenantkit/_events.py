@@ -200,6 +200,9 @@ class ApiKeyIssued(Event):
     start: str
     scopes: tuple[str, ...]
 
+    # No cache holds anything about a key before it is issued; a cache of refusals ("no such key") will
+    # name its entries here when it exists.
+
 
 class ApiKeyRevoked(Event):
     """An API key was revoked; it no longer verifies."""
