@@ -101,7 +101,8 @@ def create_app(
 
     app = FastAPI(title="tenantkit FastAPI example", lifespan=lifespan)
     tk.install(app)  # tenantkit errors become {"error": {"code": ...}} with the right status
-    app.include_router(tk.router(), prefix="/tenantkit")  # members, API keys, invitations
+    # Members, API keys and invitations; tk.router(include=("members",)) would mount only some features.
+    app.include_router(tk.router(), prefix="/tenantkit")
 
     @app.post("/organizations", status_code=201)
     def create_organization(

@@ -113,7 +113,8 @@ def create_app(database_url: str = "sqlite:///example.sqlite3") -> Flask:
 
     tk = TenantKitFlask(kit, session=get_session, current_user=current_user)
     tk.init_app(app)  # tenantkit errors become {"error": {"code": ...}} with the right status
-    app.register_blueprint(tk.blueprint(), url_prefix="/tenantkit")  # members, API keys, invitations
+    # Members, API keys and invitations; tk.blueprint(include=("members",)) would mount only some features.
+    app.register_blueprint(tk.blueprint(), url_prefix="/tenantkit")
 
     @app.post("/organizations")
     def create_organization() -> tuple[dict[str, object], int]:

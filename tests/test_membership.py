@@ -99,7 +99,7 @@ class TestAdd:
         """Adding an existing member raises AlreadyMemberError carrying the role, which stays as it was."""
         with pytest.raises(AlreadyMemberError) as caught, transaction(org) as session:
             service.add(session, ORG, "m1", Role.ADMIN, actor="o1")
-        assert caught.value.role is Role.MEMBER
+        assert caught.value.role == "MEMBER"
         assert roles(org) == BASE
 
     @pytest.mark.parametrize(

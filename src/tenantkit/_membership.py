@@ -29,7 +29,6 @@ from tenantkit._errors import (
     LastOwnerError,
     MemberNotFoundError,
     PermissionDeniedError,
-    RoleEscalationError,
 )
 from tenantkit._events import (
     EventDispatcher,
@@ -59,11 +58,6 @@ class Member(BaseModel):
     created_at: datetime
     updated_at: datetime
 
-
-_VERBS: Mapping[Action, str] = {
-    Action.CHANGE_ROLES: "change the role of",
-    Action.REMOVE_MEMBERS: "remove",
-}
 
 _ROLE_BY_VALUE: Mapping[str, Role] = {role.value: role for role in Role}
 
@@ -275,14 +269,14 @@ class MembershipService:
         """
         self.permissions.require(role, action)
 
-    @staticmethod
-    def check_grant(actor_role: Role | None, role: Role) -> None:
+    def check_grant(self, actor_role: Role | None, role: Role) -> None:
         """Raise :class:`RoleEscalationError` unless an actor with ``actor_role`` may grant ``role``.
 
-        ``actor_role`` is ``None`` for the host, which may grant any role.
+        ``actor_role`` is ``None`` for the host, which may grant any role; a member's role is judged by
+        :meth:`Permissions.require_grant`.
         """
-        if actor_role is not None and not actor_role.can_grant(role):
-            raise RoleEscalationError(actor_role, role)
+        if actor_role is not None:
+            self.permissions.require_grant(actor_role, role)
 
     # -- reads -----------------------------------------------------------------------------------------
 
@@ -509,15 +503,10 @@ class MembershipService:
         self._require_member_action(organization_id, acting, role, action)
         return role
 
-    @staticmethod
-    def _check_manages(actor_role: Role | None, target: Member, action: Action) -> None:
-        # A role manages only members whose role it could itself grant: an ADMIN cannot touch an OWNER.
-        if actor_role is not None and not actor_role.can_grant(target.role):
-            raise PermissionDeniedError(
-                action.value,
-                actor_role,
-                f"{actor_role.value} may not {_VERBS[action]} an {target.role.value}",
-            )
+    def _check_manages(self, actor_role: Role | None, target: Member, action: Action) -> None:
+        # None is the host, which manages every member.
+        if actor_role is not None:
+            self.permissions.require_manage(actor_role, target.role, action)
 
     def add(
         self,
@@ -570,7 +559,7 @@ class MembershipService:
         with _typed_concurrency_errors(organization_id):
             existing = self.get_role(session, organization_id, user_id)
             if existing is not None:
-                raise AlreadyMemberError(organization_id, user_id, existing)
+                raise AlreadyMemberError(organization_id, user_id, existing.value)
             if session.connection().dialect.name == "sqlite":
                 # Start the transaction with a write: pysqlite would otherwise let the SAVEPOINT below open
                 # (and its RELEASE commit) a transaction of its own, behind the caller's back.
@@ -598,7 +587,7 @@ class MembershipService:
                 ).first()
                 if row is None:
                     raise
-                raise AlreadyMemberError(organization_id, user_id, Role(row.role)) from error
+                raise AlreadyMemberError(organization_id, user_id, Role(row.role).value) from error
             self.events.record(
                 session,
                 MemberAdded(
@@ -853,7 +842,7 @@ class MembershipService:
                 raise MemberNotFoundError(organization_id, giver)
             if source.role is not Role.OWNER:
                 raise PermissionDeniedError(
-                    Action.TRANSFER_OWNERSHIP.value, source.role, f"{giver!r} is not an OWNER"
+                    Action.TRANSFER_OWNERSHIP.value, source.role.value, f"{giver!r} is not an OWNER"
                 )
             target = locked.by_user.get(to_user_id)
             if target is None:
