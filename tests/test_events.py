@@ -9,16 +9,14 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import Session
 
-from tenantkit import EventDispatcher, MemberAdded, MemberRemoved, Role, team_members
+from tenantkit import HOST, EventDispatcher, MemberAdded, MemberRemoved, Role, team_members
 from tenantkit.testing import EventRecorder
 
 NOW = datetime(2030, 1, 1, tzinfo=timezone.utc)
 
 
 def _added(user_id: str) -> MemberAdded:
-    return MemberAdded(
-        organization_id="org", actor_id=None, occurred_at=NOW, user_id=user_id, role=Role.MEMBER
-    )
+    return MemberAdded(organization_id="org", actor=HOST, occurred_at=NOW, user_id=user_id, role=Role.MEMBER)
 
 
 @pytest.fixture

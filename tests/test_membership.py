@@ -243,7 +243,7 @@ class TestChangeRole:
             service.change_role(session, ORG, "a1", Role.MEMBER, actor="o1")
         assert member.role is Role.OWNER
         assert roles(org) == {"o1": Role.OWNER, "a1": Role.MEMBER, "m1": Role.OWNER}
-        assert [(e.user_id, e.old_role, e.new_role, e.actor_id) for e in recorder.events] == [  # type: ignore[attr-defined]
+        assert [(e.user_id, e.old_role, e.new_role, e.actor.user_id) for e in recorder.events] == [  # type: ignore[attr-defined]
             ("m1", Role.MEMBER, Role.OWNER, "o1"),
             ("a1", Role.ADMIN, Role.MEMBER, "o1"),
         ]
@@ -315,7 +315,7 @@ class TestRemoveAndLeave:
         assert roles(org, OTHER_ORG)["m1"] is Role.MEMBER
         (event,) = recorder.events
         assert isinstance(event, MemberRemoved)
-        assert (event.user_id, event.left, event.actor_id) == ("m1", False, "a1")
+        assert (event.user_id, event.left, event.actor.user_id) == ("m1", False, "a1")
 
     @pytest.mark.parametrize(
         ("actor", "target", "error"),
@@ -467,7 +467,7 @@ class TestEventsAndTransactions:
             assert recorder.events == []
             session.commit()
         added = recorder.of_type(MemberAdded)
-        assert [(e.user_id, e.actor_id) for e in added] == [("o1", None), ("m1", "o1")]  # type: ignore[attr-defined]
+        assert [(e.user_id, e.actor.user_id) for e in added] == [("o1", None), ("m1", "o1")]  # type: ignore[attr-defined]
 
     def test_rollback_emits_and_writes_nothing(
         self, org: sa.Engine, service: MembershipService, recorder: EventRecorder

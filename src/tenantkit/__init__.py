@@ -4,7 +4,7 @@ Organization membership with roles, API keys verified on every request, and invi
 domain-restricted link, on SQLAlchemy tables that tenantkit migrates inside the host's database.
 """
 
-from tenantkit._actor import HOST, Actor
+from tenantkit._actor import HOST, Actor, ActorKind, ActorPayload
 from tenantkit._addresses import PUBLIC_EMAIL_DOMAINS
 from tenantkit._api_keys import (
     ApiKey,
@@ -59,12 +59,14 @@ from tenantkit._errors import (
     WriteNotAppliedError,
 )
 from tenantkit._events import (
+    EVENT_TYPES,
     ApiKeyDeleted,
     ApiKeyIssued,
     ApiKeyRevoked,
     ApiKeyRotated,
     Event,
     EventDispatcher,
+    EventPayload,
     InvitationAccepted,
     InvitationCreated,
     InvitationResent,
@@ -74,6 +76,7 @@ from tenantkit._events import (
     MemberRoleChanged,
     OwnershipTransferred,
 )
+from tenantkit._invalidation import CacheKey, Invalidator, LocalInvalidator
 from tenantkit._invitations import (
     AcceptedInvitation,
     CreatedInvitation,
@@ -118,12 +121,15 @@ from tenantkit._version import __version__
 
 __all__ = [
     "DEFAULT_PERMISSIONS",
+    "EVENT_TYPES",
     "HOST",
     "PUBLIC_EMAIL_DOMAINS",
     "VERSION_TABLE",
     "AcceptedInvitation",
     "Action",
     "Actor",
+    "ActorKind",
+    "ActorPayload",
     "AlreadyMemberError",
     "AmbiguousApiKeyError",
     "ApiKey",
@@ -138,6 +144,7 @@ __all__ = [
     "ApiKeyVerification",
     "AuthenticationError",
     "AuthorizationError",
+    "CacheKey",
     "Clock",
     "ConcurrentUpdateError",
     "ConfigurationError",
@@ -150,12 +157,14 @@ __all__ = [
     "EmailMismatchError",
     "Event",
     "EventDispatcher",
+    "EventPayload",
     "GoneError",
     "InvalidApiKeyError",
     "InvalidInputError",
     "InvalidInvitationTokenError",
     "InvalidRequestError",
     "InvalidSettingError",
+    "Invalidator",
     "Invitation",
     "InvitationAccepted",
     "InvitationCreated",
@@ -173,6 +182,7 @@ __all__ = [
     "InviterNoLongerAllowedError",
     "IssuedApiKey",
     "LastOwnerError",
+    "LocalInvalidator",
     "Member",
     "MemberAdded",
     "MemberNotFoundError",

@@ -456,7 +456,7 @@ class InvitationService:
             session,
             InvitationCreated(
                 organization_id=organization_id,
-                actor_id=acting.user_id,
+                actor=acting,
                 occurred_at=now,
                 invitation_id=invitation_id,
                 email=address,
@@ -658,7 +658,7 @@ class InvitationService:
                     session,
                     InvitationAccepted(
                         organization_id=organization_id,
-                        actor_id=user_id,
+                        actor=Actor.user(user_id),
                         occurred_at=now,
                         invitation_id=row.id,
                         user_id=user_id,
@@ -819,7 +819,7 @@ class InvitationService:
             session,
             InvitationRevoked(
                 organization_id=organization_id,
-                actor_id=acting.user_id,
+                actor=acting,
                 occurred_at=now,
                 invitation_id=invitation_id,
             ),
@@ -887,7 +887,7 @@ class InvitationService:
             session,
             InvitationResent(
                 organization_id=organization_id,
-                actor_id=acting.user_id,
+                actor=acting,
                 occurred_at=now,
                 invitation_id=invitation_id,
                 email=invitation.email,

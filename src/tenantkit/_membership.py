@@ -592,7 +592,7 @@ class MembershipService:
                 session,
                 MemberAdded(
                     organization_id=organization_id,
-                    actor_id=acting.user_id,
+                    actor=acting,
                     occurred_at=now,
                     user_id=user_id,
                     role=wanted,
@@ -657,7 +657,7 @@ class MembershipService:
                 session,
                 MemberRoleChanged(
                     organization_id=organization_id,
-                    actor_id=acting.user_id,
+                    actor=acting,
                     occurred_at=now,
                     user_id=user_id,
                     old_role=target.role,
@@ -774,7 +774,7 @@ class MembershipService:
             session,
             MemberRemoved(
                 organization_id=target.organization_id,
-                actor_id=acting.user_id,
+                actor=acting,
                 occurred_at=self.clock(),
                 user_id=target.user_id,
                 role=target.role,
@@ -858,7 +858,7 @@ class MembershipService:
                 session,
                 OwnershipTransferred(
                     organization_id=organization_id,
-                    actor_id=acting.user_id,
+                    actor=acting,
                     occurred_at=now,
                     from_user_id=giver,
                     to_user_id=to_user_id,
