@@ -56,7 +56,7 @@ def fill(engine: sa.Engine, orgs: int, per_org: int) -> list[tuple[str, str]]:
     with engine.begin() as connection:
         connection.execute(team_members.delete())
         connection.execute(team_members.insert(), rows)
-    return [(row["organization_id"], row["user_id"]) for row in rows]
+    return [(str(row["organization_id"]), str(row["user_id"])) for row in rows]
 
 
 def measure(call: Callable[[str, str], object], keys: list[tuple[str, str]], rounds: int, per: int) -> float:

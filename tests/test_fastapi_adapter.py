@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
 import tenantkit
-from tenantkit import HOST, Action, ApiKeyVerification, Role, TenantKit
+from tenantkit import HOST, Action, ApiKeySettings, ApiKeyVerification, InvitationSettings, Role, TenantKit
 from tenantkit.fastapi import Authorization, Principal, TenantKitFastAPI
 from tenantkit.testing import EventRecorder, FrozenClock
 
@@ -85,7 +85,7 @@ def as_user(user_id: str, **extra: str) -> dict[str, str]:
 
 @pytest.fixture
 def kit(clock: FrozenClock) -> TenantKit:
-    return TenantKit(invitation_secret_keys=[SECRET], clock=clock)
+    return TenantKit(invitations=InvitationSettings(secret_keys=[SECRET]), clock=clock)
 
 
 @pytest.fixture
@@ -371,7 +371,11 @@ class TestCachedApiKeys:
 
     @pytest.fixture
     def cached_client(self, clock: FrozenClock, sqlite_engine: sa.Engine) -> Iterator[TestClient]:
-        kit = TenantKit(invitation_secret_keys=[SECRET], clock=clock, api_key_cache_ttl=timedelta(seconds=30))
+        kit = TenantKit(
+            api_keys=ApiKeySettings(cache_ttl=timedelta(seconds=30)),
+            invitations=InvitationSettings(secret_keys=[SECRET]),
+            clock=clock,
+        )
 
         def get_session() -> Iterator[Session]:
             with Session(sqlite_engine, expire_on_commit=False) as session:

@@ -369,9 +369,11 @@ class TestFirstRevisionMatchesTheDocument:
             inspector = sa.inspect(connection)
             for table in ORIGIN_COLUMNS:
                 for index in inspector.get_indexes(table):
-                    found[index["name"]] = (table, tuple(index["column_names"]), bool(index["unique"]))
+                    columns = tuple(str(column) for column in index["column_names"])
+                    found[str(index["name"])] = (table, columns, bool(index["unique"]))
                 for constraint in inspector.get_unique_constraints(table):
-                    found.setdefault(constraint["name"], (table, tuple(constraint["column_names"]), True))
+                    columns = tuple(constraint["column_names"])
+                    found.setdefault(str(constraint["name"]), (table, columns, True))
         assert found == ORIGIN_INDEXES
 
     @pytest.mark.parametrize("fresh_database", ALL, indirect=True)
@@ -433,8 +435,8 @@ class TestAdoption:
                 sa.select(tenantkit.team_members.c.created_at).where(tenantkit.team_members.c.id == "m1")
             ).scalar_one()
             # MySQL's `timestamp` keeps whole seconds: the fraction was lost when the other tool wrote it.
-            precision = {"microsecond": 0} if connection.dialect.name == "mysql" else {}
-            assert created == WRITTEN_AT_UTC.replace(**precision)
+            mysql = connection.dialect.name == "mysql"
+            assert created == (WRITTEN_AT_UTC.replace(microsecond=0) if mysql else WRITTEN_AT_UTC)
             domains = connection.execute(
                 sa.select(tenantkit.invitations.c.allowed_domains).where(tenantkit.invitations.c.id == "i1")
             ).scalar_one()
@@ -465,7 +467,7 @@ class TestAdoption:
             apply_origin(engine)
             tenantkit.adopt(engine)
             with engine.connect() as connection:
-                types = dict(
+                types: dict[str, str] = dict(
                     connection.exec_driver_sql(
                         "SELECT table_name || '.' || column_name, data_type FROM information_schema.columns "
                         "WHERE column_name IN ('created_at', 'updated_at', 'expires', 'expires_at', "
@@ -486,7 +488,7 @@ class TestAdoption:
         apply_origin(fresh_engine)
         tenantkit.adopt(fresh_engine)
         with fresh_engine.connect() as connection:
-            collations = dict(
+            collations: dict[str, str] = dict(
                 connection.exec_driver_sql(
                     "SELECT CONCAT(table_name, '.', column_name), collation_name "
                     "FROM information_schema.columns WHERE table_schema = DATABASE() "

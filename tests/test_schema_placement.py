@@ -13,8 +13,11 @@ from click.testing import CliRunner
 import tenantkit
 from tenantkit import (
     HOST,
+    ApiKeySettings,
     ConfigurationError,
+    DatabaseSettings,
     InvalidSettingError,
+    InvitationSettings,
     Role,
     SchemaOutOfDateError,
     TenantKit,
@@ -22,6 +25,7 @@ from tenantkit import (
 from tenantkit._cli import main
 from tenantkit._db import RawQuery
 from tenantkit._membership import _ROLE_OF
+from tenantkit._settings import Hasher
 from tenantkit.testing import FrozenClock
 from tests.databases import ThrowawayDatabase, throwaway_database
 
@@ -87,7 +91,11 @@ def engine(host_database: ThrowawayDatabase) -> Iterator[sa.Engine]:
 @pytest.fixture
 def kit(engine: sa.Engine, clock: FrozenClock) -> TenantKit:
     """A kit whose services use the ``tenantkit`` schema."""
-    return TenantKit(schema=SCHEMA, invitation_secret_keys=[SECRET], clock=clock)
+    return TenantKit(
+        database=DatabaseSettings(schema_name=SCHEMA),
+        invitations=InvitationSettings(secret_keys=[SECRET]),
+        clock=clock,
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -176,7 +184,7 @@ class TestMigratingIntoASchema:
         with pytest.raises(InvalidSettingError):
             tenantkit.offline_sql("postgresql", schema=name)
         with pytest.raises(InvalidSettingError):
-            TenantKit(schema=name)
+            TenantKit(database=DatabaseSettings(schema_name=name))
 
 
 class TestServicesInTheSchema:
@@ -234,7 +242,7 @@ class TestServicesInTheSchema:
 
     def test_a_schema_never_migrated_is_out_of_date(self, engine: sa.Engine) -> None:
         """A kit given a schema no migration created says "run tenantkit db upgrade", not a driver error."""
-        kit = TenantKit(schema="never_migrated")
+        kit = TenantKit(database=DatabaseSettings(schema_name="never_migrated"))
         with pytest.raises(SchemaOutOfDateError) as caught, kit.transaction(engine) as session:
             kit.members.list_members(session, "org_1")
         assert caught.value.current is None
@@ -250,7 +258,7 @@ class TestServicesInTheSchema:
             tenantkit.upgrade(other, schema="damaged")
             with other.begin() as connection:
                 connection.exec_driver_sql("DROP TABLE damaged.team_members")
-            kit = TenantKit(schema="damaged")
+            kit = TenantKit(database=DatabaseSettings(schema_name="damaged"))
             with pytest.raises(sa.exc.ProgrammingError), kit.transaction(other) as session:
                 kit.members.list_members(session, "org_1")
         finally:
@@ -291,16 +299,14 @@ def _lookup_queries() -> list[RawQuery]:
 class TestFastPathInTheSchema:
     @pytest.mark.parametrize("hasher", ["sha256", "argon2id"])
     def test_verification_takes_the_fast_path(
-        self, engine: sa.Engine, clock: FrozenClock, statements: list[Any], hasher: str
+        self, engine: sa.Engine, clock: FrozenClock, statements: list[Any], hasher: Hasher
     ) -> None:
         """With a schema, key verification and the role lookup still run on the driver, in the schema."""
-        settings = tenantkit.TenantKitSettings(
-            api_keys=tenantkit.ApiKeySettings(
-                hasher=hasher, argon2_profile="CHEAPEST", track_last_used=False
-            ),
-            database=tenantkit.DatabaseSettings(schema_name=SCHEMA),
+        kit = TenantKit(
+            api_keys=ApiKeySettings(hasher=hasher, argon2_profile="CHEAPEST", track_last_used=False),
+            database=DatabaseSettings(schema_name=SCHEMA),
+            clock=clock,
         )
-        kit = TenantKit(settings=settings, clock=clock)
         with kit.transaction(engine) as session:
             kit.members.add(session, "org_1", "owner", Role.OWNER, actor=HOST)
             issued = kit.api_keys.issue(session, "org_1", "ci", actor="owner")

@@ -4,7 +4,7 @@ Organization membership with roles, API keys verified on every request, and invi
 domain-restricted link, on SQLAlchemy tables that tenantkit migrates inside the host's database.
 """
 
-from tenantkit._actor import HOST, Actor
+from tenantkit._actor import HOST, Actor, ActorKind, ActorPayload
 from tenantkit._addresses import PUBLIC_EMAIL_DOMAINS
 from tenantkit._api_keys import (
     ApiKey,
@@ -20,6 +20,7 @@ from tenantkit._errors import (
     AmbiguousApiKeyError,
     ApiKeyError,
     ApiKeyNotFoundError,
+    AuthenticationError,
     AuthorizationError,
     ConcurrentUpdateError,
     ConfigurationError,
@@ -28,9 +29,11 @@ from tenantkit._errors import (
     DatabaseUnavailableError,
     DomainNotAllowedError,
     EmailMismatchError,
+    GoneError,
     InvalidApiKeyError,
     InvalidInputError,
     InvalidInvitationTokenError,
+    InvalidRequestError,
     InvalidSettingError,
     InvitationError,
     InvitationExhaustedError,
@@ -51,16 +54,19 @@ from tenantkit._errors import (
     TableLogicError,
     TableLogicWarning,
     TenantKitError,
+    UnavailableError,
     UnverifiedEmailError,
     WriteNotAppliedError,
 )
 from tenantkit._events import (
+    EVENT_TYPES,
     ApiKeyDeleted,
     ApiKeyIssued,
     ApiKeyRevoked,
     ApiKeyRotated,
     Event,
     EventDispatcher,
+    EventPayload,
     InvitationAccepted,
     InvitationCreated,
     InvitationResent,
@@ -70,6 +76,7 @@ from tenantkit._events import (
     MemberRoleChanged,
     OwnershipTransferred,
 )
+from tenantkit._invalidation import CacheKey, Invalidator, LocalInvalidator
 from tenantkit._invitations import (
     AcceptedInvitation,
     CreatedInvitation,
@@ -114,12 +121,15 @@ from tenantkit._version import __version__
 
 __all__ = [
     "DEFAULT_PERMISSIONS",
+    "EVENT_TYPES",
     "HOST",
     "PUBLIC_EMAIL_DOMAINS",
     "VERSION_TABLE",
     "AcceptedInvitation",
     "Action",
     "Actor",
+    "ActorKind",
+    "ActorPayload",
     "AlreadyMemberError",
     "AmbiguousApiKeyError",
     "ApiKey",
@@ -132,7 +142,9 @@ __all__ = [
     "ApiKeyService",
     "ApiKeySettings",
     "ApiKeyVerification",
+    "AuthenticationError",
     "AuthorizationError",
+    "CacheKey",
     "Clock",
     "ConcurrentUpdateError",
     "ConfigurationError",
@@ -145,10 +157,14 @@ __all__ = [
     "EmailMismatchError",
     "Event",
     "EventDispatcher",
+    "EventPayload",
+    "GoneError",
     "InvalidApiKeyError",
     "InvalidInputError",
     "InvalidInvitationTokenError",
+    "InvalidRequestError",
     "InvalidSettingError",
+    "Invalidator",
     "Invitation",
     "InvitationAccepted",
     "InvitationCreated",
@@ -166,6 +182,7 @@ __all__ = [
     "InviterNoLongerAllowedError",
     "IssuedApiKey",
     "LastOwnerError",
+    "LocalInvalidator",
     "Member",
     "MemberAdded",
     "MemberNotFoundError",
@@ -190,6 +207,7 @@ __all__ = [
     "TenantKit",
     "TenantKitError",
     "TenantKitSettings",
+    "UnavailableError",
     "UnverifiedEmailError",
     "WriteNotAppliedError",
     "__version__",

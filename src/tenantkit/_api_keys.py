@@ -10,7 +10,6 @@ from __future__ import annotations
 import hmac
 import logging
 import re
-import weakref
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -37,7 +36,6 @@ from tenantkit._events import (
     ApiKeyIssued,
     ApiKeyRevoked,
     ApiKeyRotated,
-    Event,
     EventDispatcher,
 )
 from tenantkit._hashers import (
@@ -52,6 +50,7 @@ from tenantkit._hashers import (
     digest_candidates,
     sha256_digest,
 )
+from tenantkit._invalidation import CacheKey
 from tenantkit._key_cache import CacheEntry, KeyCache
 from tenantkit._key_format import DEFAULT_PREFIX, DIGEST_KIND, KeyFormat
 from tenantkit._membership import MembershipService
@@ -409,14 +408,11 @@ class ApiKeyService:
             if cache_size < 1:
                 raise ConfigurationError("cache_size must be at least 1")
             self._cache = KeyCache(cache_size)
-            # After commit as well as at once: a verification racing an uncommitted revocation could
-            # otherwise put the old state back in the cache. The listener holds the cache weakly and is
-            # unsubscribed when this service is collected, so that services built per request (or per
-            # test) do not pile up on a long-lived dispatcher, each keeping its cache alive.
-            unsubscribe = self.events.subscribe(
-                _evicting_listener(weakref.ref(self._cache)), ApiKeyRevoked, ApiKeyRotated, ApiKeyDeleted
-            )
-            weakref.finalize(self, unsubscribe)
+            # Evicted only through the dispatcher's invalidation seam: at once by this process's changes, at
+            # commit by every committed one (a verification racing an uncommitted revocation could otherwise
+            # put the old state back), and by a cross-process bus if one is plugged in. The seam holds the
+            # cache weakly, so services built per request (or per test) do not pile up on it.
+            self.events.caches.register(self._cache)
         # Valid results already built, by their content: a result is frozen and fully determined by the row's
         # id, organization, name, scopes and expiry, so an equal one can be handed out again instead of
         # being validated anew on every verification.
@@ -469,7 +465,7 @@ class ApiKeyService:
             session,
             ApiKeyIssued(
                 organization_id=organization_id,
-                actor_id=acting.user_id,
+                actor=acting,
                 occurred_at=now,
                 key_id=issued.id,
                 name=clean_name,
@@ -557,7 +553,7 @@ class ApiKeyService:
             .values(revoked_at=now, updated_at=now),
             execution_options=self.membership.execution_options,
         )
-        self._evict(key_id)
+        self._evict(organization_id, key_id)
         changed = rowcount(result) == 1
         # Already revoked (rowcount 0) is fine; a revocation the database did not keep is not.
         row = confirm_written(
@@ -572,9 +568,7 @@ class ApiKeyService:
         if changed:
             self.events.record(
                 session,
-                ApiKeyRevoked(
-                    organization_id=organization_id, actor_id=acting.user_id, occurred_at=now, key_id=key_id
-                ),
+                ApiKeyRevoked(organization_id=organization_id, actor=acting, occurred_at=now, key_id=key_id),
             )
             logger.info("revoked API key %s in organization %r", key_id, organization_id)
         return key
@@ -604,12 +598,12 @@ class ApiKeyService:
         )
         if rowcount(result) != 1:
             raise ApiKeyNotFoundError(organization_id, key_id)
-        self._evict(key_id)
+        self._evict(organization_id, key_id)
         self.events.record(
             session,
             ApiKeyDeleted(
                 organization_id=organization_id,
-                actor_id=acting.user_id,
+                actor=acting,
                 occurred_at=self.clock(),
                 key_id=key_id,
             ),
@@ -690,7 +684,7 @@ class ApiKeyService:
             {"replaced_at": now, "expires_at": valid_until, "revoked_at": None},
             execution_options=self.membership.execution_options,
         )
-        self._evict(key_id)
+        self._evict(organization_id, key_id)
         issued = self._insert(
             session,
             organization_id,
@@ -705,7 +699,7 @@ class ApiKeyService:
             session,
             ApiKeyRotated(
                 organization_id=organization_id,
-                actor_id=acting.user_id,
+                actor=acting,
                 occurred_at=now,
                 old_key_id=key_id,
                 new_key_id=issued.id,
@@ -723,7 +717,7 @@ class ApiKeyService:
 
     # --- verifying --------------------------------------------------------------------------------------
 
-    def verify(
+    def verify(  # noqa: C901, PLR0912, PLR0915  temporary: issue 10 splits it into a pipeline (p3)
         self, session: Session | Connection, key: object, *, organization_id: str | None = None
     ) -> ApiKeyVerification:
         """Check a presented key and say whose it is, or why it is refused.
@@ -745,7 +739,7 @@ class ApiKeyService:
         kind = self.format.check(key)
         if not kind:
             return _MALFORMED
-        assert isinstance(key, str)
+        assert isinstance(key, str)  # noqa: S101  narrowing: check() gives a nonzero kind to strings only
         now = self.clock()
         lookup_id = None if kind == DIGEST_KIND else self.format.lookup_id(key)
         if lookup_id is None:
@@ -855,7 +849,7 @@ class ApiKeyService:
         cache = self._cache
         if cache is None:
             return None
-        assert isinstance(key, str)
+        assert isinstance(key, str)  # noqa: S101  narrowing: check() gives a nonzero kind to strings only
         # The same cache key verify() uses: the current pepper's digest, else the plain SHA-256.
         peppered = kind == DIGEST_KIND and self._peppers
         cache_key = digest_candidates(key, self._peppers)[0] if peppered else sha256_digest(key)
@@ -969,8 +963,8 @@ class ApiKeyService:
         plaintext = self.format.generate(with_lookup_id=argon2)
         if argon2:
             parsed = self.format.parse(plaintext)
-            assert parsed is not None
-            assert parsed.lookup_id is not None
+            if parsed is None or parsed.lookup_id is None:
+                raise RuntimeError("a generated argon2id key must parse, with a lookup id")
             stored = argon2_stored(self._argon2, parsed.lookup_id, plaintext)
         elif self._peppers:
             stored = self._peppers[0].digest(plaintext)
@@ -1011,9 +1005,9 @@ class ApiKeyService:
             raise ApiKeyNotFoundError(organization_id, key_id)
         return _row_to_key(row)
 
-    def _evict(self, key_id: str) -> None:
-        if self._cache is not None:
-            self._cache.evict(key_id)
+    def _evict(self, organization_id: str, key_id: str) -> None:
+        # At once, in every cache of the process; the commit announces it again (and beyond the process).
+        self.events.caches.invalidate((CacheKey.api_key(organization_id, key_id),))
 
     def _valid_result(
         self, key_id: str, org: str, name: str, scopes: tuple[str, ...], expires_at: datetime | None
@@ -1038,21 +1032,6 @@ class ApiKeyService:
 
 _MAX_RESULTS = 4096
 """Prebuilt valid results a service keeps at most (one per key in use; emptied when full)."""
-
-
-def _evicting_listener(cache_ref: weakref.ref[KeyCache[ApiKeyVerification]]) -> Callable[[Event], None]:
-    """A listener evicting revoked, rotated-out and deleted keys from the cache, without keeping it alive."""
-
-    def on_committed(event: Event) -> None:
-        cache = cache_ref()
-        if cache is None:
-            return
-        if isinstance(event, ApiKeyRotated):
-            cache.evict(event.old_key_id)
-        elif isinstance(event, ApiKeyRevoked | ApiKeyDeleted):
-            cache.evict(event.key_id)
-
-    return on_committed
 
 
 def _refusal(

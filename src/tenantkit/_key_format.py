@@ -168,6 +168,6 @@ class KeyFormat:
         kind = self.check(key)
         if not kind:
             return None
-        assert isinstance(key, str)
+        assert isinstance(key, str)  # noqa: S101  narrowing: check() gives a nonzero kind to strings only
         lookup_id = self.lookup_id(key) if kind == ARGON2_KIND else None
         return ParsedKey(lookup_id, key[: self._prefix_length + START_LENGTH])

@@ -28,7 +28,6 @@ from tenantkit._errors import (
     LastOwnerError,
     MemberNotFoundError,
     PermissionDeniedError,
-    RoleEscalationError,
 )
 from tenantkit._events import (
     EventDispatcher,
@@ -58,11 +57,6 @@ class Member(BaseModel):
     created_at: datetime
     updated_at: datetime
 
-
-_VERBS: Mapping[Action, str] = {
-    Action.CHANGE_ROLES: "change the role of",
-    Action.REMOVE_MEMBERS: "remove",
-}
 
 _ROLE_BY_VALUE: Mapping[str, Role] = {role.value: role for role in Role}
 
@@ -214,14 +208,14 @@ class MembershipService:
         """
         self.permissions.require(role, action)
 
-    @staticmethod
-    def check_grant(actor_role: Role | None, role: Role) -> None:
+    def check_grant(self, actor_role: Role | None, role: Role) -> None:
         """Raise :class:`RoleEscalationError` unless an actor with ``actor_role`` may grant ``role``.
 
-        ``actor_role`` is ``None`` for the host, which may grant any role.
+        ``actor_role`` is ``None`` for the host, which may grant any role; a member's role is judged by
+        :meth:`Permissions.require_grant`.
         """
-        if actor_role is not None and not actor_role.can_grant(role):
-            raise RoleEscalationError(actor_role, role)
+        if actor_role is not None:
+            self.permissions.require_grant(actor_role, role)
 
     # -- reads -----------------------------------------------------------------------------------------
 
@@ -393,15 +387,10 @@ class MembershipService:
         self._require_member_action(organization_id, acting, role, action)
         return role
 
-    @staticmethod
-    def _check_manages(actor_role: Role | None, target: Member, action: Action) -> None:
-        # A role manages only members whose role it could itself grant: an ADMIN cannot touch an OWNER.
-        if actor_role is not None and not actor_role.can_grant(target.role):
-            raise PermissionDeniedError(
-                action.value,
-                actor_role,
-                f"{actor_role.value} may not {_VERBS[action]} an {target.role.value}",
-            )
+    def _check_manages(self, actor_role: Role | None, target: Member, action: Action) -> None:
+        # None is the host, which manages every member.
+        if actor_role is not None:
+            self.permissions.require_manage(actor_role, target.role, action)
 
     def add(
         self,
@@ -454,7 +443,7 @@ class MembershipService:
         with typed_concurrency_errors(organization_id):
             existing = self.get_role(session, organization_id, user_id)
             if existing is not None:
-                raise AlreadyMemberError(organization_id, user_id, existing)
+                raise AlreadyMemberError(organization_id, user_id, existing.value)
             # Start the transaction with a write on SQLite: pysqlite would otherwise let the SAVEPOINT below
             # open (and its RELEASE commit) a transaction of its own, behind the caller's back.
             begin_write(session.connection(), team_members, self.execution_options)
@@ -479,12 +468,12 @@ class MembershipService:
                 ).first()
                 if row is None:
                     raise
-                raise AlreadyMemberError(organization_id, user_id, Role(row.role)) from error
+                raise AlreadyMemberError(organization_id, user_id, Role(row.role).value) from error
             self.events.record(
                 session,
                 MemberAdded(
                     organization_id=organization_id,
-                    actor_id=acting.user_id,
+                    actor=acting,
                     occurred_at=now,
                     user_id=user_id,
                     role=wanted,
@@ -549,7 +538,7 @@ class MembershipService:
                 session,
                 MemberRoleChanged(
                     organization_id=organization_id,
-                    actor_id=acting.user_id,
+                    actor=acting,
                     occurred_at=now,
                     user_id=user_id,
                     old_role=target.role,
@@ -666,7 +655,7 @@ class MembershipService:
             session,
             MemberRemoved(
                 organization_id=target.organization_id,
-                actor_id=acting.user_id,
+                actor=acting,
                 occurred_at=self.clock(),
                 user_id=target.user_id,
                 role=target.role,
@@ -674,7 +663,7 @@ class MembershipService:
             ),
         )
 
-    def transfer_ownership(
+    def transfer_ownership(  # noqa: C901, PLR0912  one guard per documented Raises entry, in that order
         self,
         session: Session,
         organization_id: str,
@@ -734,7 +723,7 @@ class MembershipService:
                 raise MemberNotFoundError(organization_id, giver)
             if source.role is not Role.OWNER:
                 raise PermissionDeniedError(
-                    Action.TRANSFER_OWNERSHIP.value, source.role, f"{giver!r} is not an OWNER"
+                    Action.TRANSFER_OWNERSHIP.value, source.role.value, f"{giver!r} is not an OWNER"
                 )
             target = locked.by_user.get(to_user_id)
             if target is None:
@@ -750,7 +739,7 @@ class MembershipService:
                 session,
                 OwnershipTransferred(
                     organization_id=organization_id,
-                    actor_id=acting.user_id,
+                    actor=acting,
                     occurred_at=now,
                     from_user_id=giver,
                     to_user_id=to_user_id,

@@ -232,7 +232,7 @@ class RawQuery:
         cursor = pooled.info.get(CURSOR_KEY)
         if cursor is None:
             dbapi_connection = pooled.dbapi_connection
-            assert dbapi_connection is not None
+            assert dbapi_connection is not None  # noqa: S101  narrowing: a checked-out connection has one
             cursor = pooled.info[CURSOR_KEY] = dbapi_connection.cursor()
         dialect = connection.dialect
         try:
