@@ -14,6 +14,8 @@ from types import ModuleType
 
 import pytest
 
+pytestmark = pytest.mark.docs_build
+
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 HOOKS = DOCS / "hooks"

@@ -46,6 +46,12 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
     impl = sa.DateTime(timezone=True)
     cache_ok = True
 
+    @property
+    def python_type(self) -> type[datetime]:
+        # SQLAlchemy 2.1 derives this from ``impl``; 2.0's TypeDecorator raises NotImplementedError, and the
+        # cursor codec chooses its encoding by it.
+        return datetime
+
     def load_dialect_impl(self, dialect: Dialect) -> sa.types.TypeEngine[Any]:
         if dialect.name in ("mysql", "mariadb"):
             return dialect.type_descriptor(mysql.DATETIME(fsp=6))
