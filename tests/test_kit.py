@@ -8,20 +8,9 @@ import pytest
 import sqlalchemy as sa
 
 import tenantkit
-from tenantkit import (
-    HOST,
-    ApiKeyIssued,
-    ApiKeyService,
-    ConfigurationError,
-    EventDispatcher,
-    InvitationAccepted,
-    InvitationService,
-    MemberAdded,
-    MembershipService,
-    Permissions,
-    Role,
-    TenantKit,
-)
+from tenantkit import HOST, ApiKeyService, InvitationService, MembershipService, Permissions, Role, TenantKit
+from tenantkit.errors import ConfigurationError
+from tenantkit.events import ApiKeyIssued, EventDispatcher, InvitationAccepted, MemberAdded
 from tenantkit.testing import EventRecorder, FrozenClock
 
 SECRET = "a-test-signing-key-0123456789"
@@ -131,7 +120,7 @@ class TestOneBus:
                 kit.members.add(session, "org", "alice", Role.OWNER, actor=HOST)
                 kit.members.leave(session, "org", actor="alice")
 
-        with pytest.raises(tenantkit.LastOwnerError):
+        with pytest.raises(tenantkit.errors.LastOwnerError):
             add_then_fail()
         with kit.transaction(sqlite_engine) as session:
             assert kit.members.get_role(session, "org", "alice") is None
