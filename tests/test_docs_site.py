@@ -14,10 +14,11 @@ from types import ModuleType
 
 import pytest
 
+from tests.test_exported_members import PUBLIC_MODULES
+
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 HOOKS = DOCS / "hooks"
-PUBLIC_MODULES = ("tenantkit", "tenantkit.fastapi", "tenantkit.flask", "tenantkit.testing")
 
 
 def load_hook(name: str) -> ModuleType:
