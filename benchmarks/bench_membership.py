@@ -31,7 +31,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 import tenantkit
-from tenantkit import MembershipService, Role, team_members
+from tenantkit import MembershipService, Role
+from tenantkit.tables import team_members
 
 SQL = "SELECT role FROM team_members WHERE organization_id = {p} AND user_id = {p}"
 

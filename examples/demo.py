@@ -17,7 +17,8 @@ from pathlib import Path
 import sqlalchemy as sa
 
 import tenantkit
-from tenantkit import HOST, Event, InvitationSettings, Role, TenantKit, TenantKitError
+from tenantkit import HOST, InvitationSettings, Role, TenantKit, TenantKitError
+from tenantkit.events import Event
 
 # A demo-only signing key; a real deployment keeps its own in a secret store.
 INVITATION_SECRET = "demo-only-invitation-signing-key"
@@ -70,7 +71,7 @@ def main(path: Path) -> None:  # noqa: PLR0915  a walkthrough, read top to botto
     step("1. Migrate")
     result = tenantkit.upgrade(engine)
     line("revisions", f"{', '.join(result.applied) or 'none needed'} (head {tenantkit.head_revision()})")
-    line("tables", ", ".join(table.name for table in tenantkit.metadata.sorted_tables))
+    line("tables", ", ".join(table.name for table in tenantkit.tables.metadata.sorted_tables))
 
     step("2. The organization's first owner")
     with kit.transaction(engine) as session:
@@ -138,7 +139,7 @@ def main(path: Path) -> None:  # noqa: PLR0915  a walkthrough, read top to botto
 
     step("6. Members")
     with kit.transaction(engine) as session:
-        members = kit.members.list_members(session, org).items
+        members = kit.members.list_members(session, org, actor="alice").items
     for member in members:
         line(member.user_id, str(member.role))
 

@@ -122,7 +122,7 @@ def create_app(
         """Your sign-up flow: the user who creates an organization becomes its first OWNER."""
         # Organizations belong to your product (or identity provider), whose own unique key settles two
         # simultaneous sign-ups; this check only keeps strangers from claiming an existing one.
-        if kit.members.list_members(session, body.organization_id, limit=1).items:
+        if kit.members.list_members(session, body.organization_id, actor=HOST, limit=1).items:
             raise HTTPException(409, "that organization exists already")
         member = kit.members.add(session, body.organization_id, user.user_id, Role.OWNER, actor=HOST)
         session.commit()

@@ -127,7 +127,7 @@ def create_app(database_url: str = "sqlite:///example.sqlite3") -> Flask:  # noq
         if not isinstance(organization_id, str):
             raise InvalidInputError("organization_id", "is required")
         session = get_session()
-        if kit.members.list_members(session, organization_id, limit=1).items:
+        if kit.members.list_members(session, organization_id, actor=HOST, limit=1).items:
             abort(make_response({"detail": "that organization exists already"}, 409))
         member = kit.members.add(session, organization_id, user.user_id, Role.OWNER, actor=HOST)
         session.commit()

@@ -8,16 +8,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import tenantkit
-from tenantkit import (
-    HOST,
-    Actor,
-    ActorKind,
-    ApiKeyService,
-    InvalidInputError,
-    MemberAdded,
-    MembershipService,
-    Role,
-)
+from tenantkit import HOST, Actor, ActorKind, ApiKeyService, InvalidInputError, MembershipService, Role
+from tenantkit.events import MemberAdded
 from tenantkit.testing import EventRecorder, FrozenClock
 
 ORG = "org_1"

@@ -22,28 +22,23 @@ from sqlalchemy.orm import Session
 
 from tenantkit import (
     HOST,
-    ApiKeyDeleted,
-    ApiKeyIssued,
-    ApiKeyNotFoundError,
-    ApiKeyRevoked,
-    ApiKeyRotated,
     ApiKeyService,
     ApiKeyVerification,
     CacheKey,
-    ConfigurationError,
-    EventDispatcher,
     InvalidApiKeyError,
     InvalidInputError,
     MembershipService,
     MissingScopeError,
     PermissionDeniedError,
     Role,
-    api_keys,
     check_scopes,
     require_scopes,
 )
 from tenantkit._api_keys import _MAX_RESULTS
 from tenantkit._key_format import CHECKSUM_LENGTH, SECRET_LENGTH, KeyFormat, checksum
+from tenantkit.errors import ApiKeyNotFoundError, ConfigurationError
+from tenantkit.events import ApiKeyDeleted, ApiKeyIssued, ApiKeyRevoked, ApiKeyRotated, EventDispatcher
+from tenantkit.tables import api_keys
 from tenantkit.testing import EventRecorder, FrozenClock
 
 ORG = "org_1"

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
-from tenantkit import HOST, ConcurrentUpdateError, InvalidInputError, Role
+from tenantkit import HOST, Role
 from tenantkit._db import (
     CURSOR_KEY,
     begin_write,
@@ -23,7 +23,8 @@ from tenantkit._db import (
 from tenantkit._invitations import InvitationService
 from tenantkit._membership import _ROLE_OF, MembershipService
 from tenantkit._pagination import Keyset
-from tenantkit._tables import team_members
+from tenantkit.errors import ConcurrentUpdateError, InvalidInputError
+from tenantkit.tables import team_members
 from tenantkit.testing import FrozenClock
 
 

@@ -27,7 +27,7 @@ ERRORS: list[type[tenantkit.TenantKitError]] = sorted(
     key=lambda error_class: error_class.__name__,
 )
 KINDS = frozenset(_STATUS_BY_KIND)
-FAMILIES = frozenset({tenantkit.ApiKeyError, tenantkit.InvitationError})
+FAMILIES = frozenset({tenantkit.errors.ApiKeyError, tenantkit.errors.InvitationError})
 
 
 def kinds_of(error_class: type[tenantkit.TenantKitError]) -> list[type[tenantkit.TenantKitError]]:
@@ -84,7 +84,9 @@ def test_each_error_has_one_kind_that_decides_its_status(error_class: type[tenan
 def test_families_stay_out_of_the_status_table() -> None:
     """A family groups one feature's errors across kinds; its members keep their kinds' statuses."""
     members = [
-        error for error in ERRORS if issubclass(error, tenantkit.InvitationError) and error not in FAMILIES
+        error
+        for error in ERRORS
+        if issubclass(error, tenantkit.errors.InvitationError) and error not in FAMILIES
     ]
     statuses = {status_for(error_class.__new__(error_class)) for error_class in members}
     assert statuses == {404, 410, 422}
@@ -94,30 +96,30 @@ def test_families_stay_out_of_the_status_table() -> None:
     ("error", "status"),
     [
         (tenantkit.InvalidApiKeyError("unknown"), 401),
-        (tenantkit.AmbiguousApiKeyError(), 401),
+        (tenantkit.errors.AmbiguousApiKeyError(), 401),
         (tenantkit.MissingScopeError(["reports:read"]), 403),
         (tenantkit.InvalidInputError("role", "unknown"), 422),
         (tenantkit.PermissionDeniedError("members:remove", "MEMBER"), 403),
-        (tenantkit.RoleEscalationError("ADMIN", "OWNER"), 403),
-        (tenantkit.LastOwnerError("org", "alice"), 403),
-        (tenantkit.MemberNotFoundError("org", "bob"), 404),
-        (tenantkit.ApiKeyNotFoundError("org", "key"), 404),
-        (tenantkit.InvitationNotFoundError(), 404),
-        (tenantkit.AlreadyMemberError("org", "bob", "ADMIN"), 409),
-        (tenantkit.ConcurrentUpdateError("org", "deadlock"), 409),
-        (tenantkit.InvalidInvitationTokenError(), 422),
-        (tenantkit.InvitationNotPendingError("accepted"), 410),
-        (tenantkit.InvitationExhaustedError(3), 422),
-        (tenantkit.UnverifiedEmailError(), 422),
-        (tenantkit.EmailMismatchError(), 422),
-        (tenantkit.DomainNotAllowedError("example.org"), 422),
-        (tenantkit.PublicEmailDomainError("gmail.com"), 422),
-        (tenantkit.InviterNoLongerAllowedError("alice", "ADMIN", "gone"), 422),
-        (tenantkit.DatabaseUnavailableError("down"), 503),
+        (tenantkit.errors.RoleEscalationError("ADMIN", "OWNER"), 403),
+        (tenantkit.errors.LastOwnerError("org", "alice"), 403),
+        (tenantkit.errors.MemberNotFoundError("org", "bob"), 404),
+        (tenantkit.errors.ApiKeyNotFoundError("org", "key"), 404),
+        (tenantkit.errors.InvitationNotFoundError(), 404),
+        (tenantkit.errors.AlreadyMemberError("org", "bob", "ADMIN"), 409),
+        (tenantkit.errors.ConcurrentUpdateError("org", "deadlock"), 409),
+        (tenantkit.errors.InvalidInvitationTokenError(), 422),
+        (tenantkit.errors.InvitationNotPendingError("accepted"), 410),
+        (tenantkit.errors.InvitationExhaustedError(3), 422),
+        (tenantkit.errors.UnverifiedEmailError(), 422),
+        (tenantkit.errors.EmailMismatchError(), 422),
+        (tenantkit.errors.DomainNotAllowedError("example.org"), 422),
+        (tenantkit.errors.PublicEmailDomainError("gmail.com"), 422),
+        (tenantkit.errors.InviterNoLongerAllowedError("alice", "ADMIN", "gone"), 422),
+        (tenantkit.errors.DatabaseUnavailableError("down"), 503),
         (tenantkit.SchemaOutOfDateError(None, "0003"), 503),
-        (tenantkit.WriteNotAppliedError("api_keys", {"id": "k"}, ["revoked_at"], "kept"), 503),
-        (tenantkit.ConfigurationError("no keys"), 400),
-        (tenantkit.InvalidSettingError("api_keys.prefix", "empty"), 400),
+        (tenantkit.errors.WriteNotAppliedError("api_keys", {"id": "k"}, ["revoked_at"], "kept"), 503),
+        (tenantkit.errors.ConfigurationError("no keys"), 400),
+        (tenantkit.errors.InvalidSettingError("api_keys.prefix", "empty"), 400),
     ],
     ids=lambda value: type(value).__name__ if isinstance(value, Exception) else str(value),
 )
@@ -140,7 +142,7 @@ def test_errors_module_imports_nothing_of_tenantkit() -> None:
 
 def test_errors_carry_role_names_as_strings() -> None:
     """A role in an error is its name, a plain ``str``, so custom roles need no change to the errors."""
-    escalation = tenantkit.RoleEscalationError(Role.ADMIN.value, Role.OWNER.value)
+    escalation = tenantkit.errors.RoleEscalationError(Role.ADMIN.value, Role.OWNER.value)
     assert escalation.to_dict() == {
         "code": "role_escalation",
         "message": "an actor with ADMIN cannot grant OWNER",

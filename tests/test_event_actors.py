@@ -6,16 +6,8 @@ import pytest
 import sqlalchemy as sa
 
 import tenantkit
-from tenantkit import (
-    HOST,
-    ApiKeyService,
-    Event,
-    InvitationAccepted,
-    InvitationService,
-    MemberAdded,
-    MembershipService,
-    Role,
-)
+from tenantkit import HOST, ApiKeyService, InvitationService, MembershipService, Role
+from tenantkit.events import Event, InvitationAccepted, MemberAdded
 from tenantkit.testing import EventRecorder, FrozenClock
 
 ORG = "org_1"

@@ -17,21 +17,9 @@ from pydantic import SecretStr
 from sqlalchemy.orm import Session
 
 import tenantkit
-from tenantkit import (
-    EVENT_TYPES,
-    HOST,
-    Actor,
-    ApiKeyService,
-    Event,
-    EventDispatcher,
-    EventPayload,
-    InvitationService,
-    MemberRoleChanged,
-    MembershipService,
-    Role,
-    api_keys,
-    invitations,
-)
+from tenantkit import HOST, Actor, ApiKeyService, InvitationService, MembershipService, Role
+from tenantkit.events import EVENT_TYPES, Event, EventDispatcher, EventPayload, MemberRoleChanged
+from tenantkit.tables import api_keys, invitations
 from tenantkit.testing import FrozenClock
 
 ORG = "org_1"

@@ -11,16 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import Session
 
 import tenantkit
-from tenantkit import (
-    HOST,
-    Event,
-    EventDispatcher,
-    MemberAdded,
-    MemberRemoved,
-    MembershipService,
-    Role,
-    team_members,
-)
+from tenantkit import HOST, MembershipService, Role
+from tenantkit.events import Event, EventDispatcher, MemberAdded, MemberRemoved
+from tenantkit.tables import team_members
 from tenantkit.testing import EventRecorder, FrozenClock
 
 ORG = "org_1"

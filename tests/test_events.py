@@ -9,7 +9,9 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import Session
 
-from tenantkit import HOST, EventDispatcher, MemberAdded, MemberRemoved, Role, team_members
+from tenantkit import HOST, Role
+from tenantkit.events import EventDispatcher, MemberAdded, MemberRemoved
+from tenantkit.tables import team_members
 from tenantkit.testing import EventRecorder
 
 NOW = datetime(2030, 1, 1, tzinfo=timezone.utc)

@@ -126,7 +126,9 @@ def issue(client: TestClient, organization: str, owner: str, scopes: list[str]) 
 
 def count_keys(engine: sa.Engine) -> int:
     with engine.connect() as connection:
-        return connection.execute(sa.select(sa.func.count()).select_from(tenantkit.api_keys)).scalar_one()
+        return connection.execute(
+            sa.select(sa.func.count()).select_from(tenantkit.tables.api_keys)
+        ).scalar_one()
 
 
 @pytest.mark.usefixtures("acme")
@@ -431,7 +433,9 @@ class TestCachedApiKeys:
         assert cached_client.get("/reports", headers=bearer).status_code == 200
         with sqlite_engine.connect() as connection:
             last_used = connection.execute(
-                sa.select(tenantkit.api_keys.c.last_used_at).where(tenantkit.api_keys.c.name == "short")
+                sa.select(tenantkit.tables.api_keys.c.last_used_at).where(
+                    tenantkit.tables.api_keys.c.name == "short"
+                )
             ).scalar_one()
         assert last_used == clock()
         clock.advance(seconds=60)
@@ -619,7 +623,7 @@ class TestErrorBodies:
         @app.get("/members/{user_id}")
         def member(user_id: str) -> dict[str, Any]:
             with Session(sqlite_engine) as session:
-                return sync_tk.kit.members.get(session, "acme", user_id).model_dump(mode="json")
+                return sync_tk.kit.members.get(session, "acme", user_id, actor=HOST).model_dump(mode="json")
 
         with TestClient(app) as client:
             assert client.get("/members/alice").json()["role"] == "OWNER"

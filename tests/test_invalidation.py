@@ -11,16 +11,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 import tenantkit
-from tenantkit import (
-    HOST,
-    ApiKeyService,
-    CacheKey,
-    EventDispatcher,
-    Invalidator,
-    LocalInvalidator,
-    MembershipService,
-    Role,
-)
+from tenantkit import HOST, ApiKeyService, CacheKey, Invalidator, LocalInvalidator, MembershipService, Role
+from tenantkit.events import EventDispatcher
 from tenantkit.testing import FrozenClock
 
 ORG = "org_1"

@@ -24,23 +24,17 @@ from hypothesis.stateful import (
 )
 from sqlalchemy.orm import Session
 
-from tenantkit import (
-    HOST,
+from tenantkit import HOST, InvitationService, MembershipService, PermissionDeniedError, Permissions, Role
+from tenantkit.errors import (
     DomainNotAllowedError,
     EmailMismatchError,
     InvitationExhaustedError,
     InvitationNotPendingError,
-    InvitationService,
     InviterNoLongerAllowedError,
     LastOwnerError,
-    MembershipService,
-    PermissionDeniedError,
-    Permissions,
-    Role,
     RoleEscalationError,
-    invitations,
-    team_members,
 )
+from tenantkit.tables import invitations, team_members
 from tenantkit.testing import FrozenClock
 from tests.databases import delete_all_rows
 from tests.strategies import roles

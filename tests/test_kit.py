@@ -11,18 +11,16 @@ import sqlalchemy as sa
 import tenantkit
 from tenantkit import (
     HOST,
-    ApiKeyIssued,
     ApiKeySettings,
-    ConfigurationError,
     DatabaseSettings,
-    InvitationAccepted,
     InvitationSettings,
-    MemberAdded,
     Permissions,
     Role,
     TenantKit,
     TenantKitSettings,
 )
+from tenantkit.errors import ConfigurationError
+from tenantkit.events import ApiKeyIssued, InvitationAccepted, MemberAdded
 from tenantkit.testing import EventRecorder, FrozenClock
 
 SECRET = "a-test-signing-key-0123456789"
@@ -170,7 +168,7 @@ class TestOneBus:
                 kit.members.add(session, "org", "alice", Role.OWNER, actor=HOST)
                 kit.members.leave(session, "org", actor="alice")
 
-        with pytest.raises(tenantkit.LastOwnerError):
+        with pytest.raises(tenantkit.errors.LastOwnerError):
             add_then_fail()
         with kit.transaction(sqlite_engine) as session:
             assert kit.members.get_role(session, "org", "alice") is None

@@ -13,13 +13,12 @@ from tenantkit import (
     HOST,
     Action,
     InvitationService,
-    InviterNoLongerAllowedError,
     MembershipService,
     PermissionDeniedError,
     Permissions,
     Role,
-    RoleEscalationError,
 )
+from tenantkit.errors import InviterNoLongerAllowedError, RoleEscalationError
 from tenantkit.testing import FrozenClock
 from tests.strategies import roles
 

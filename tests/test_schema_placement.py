@@ -14,9 +14,7 @@ import tenantkit
 from tenantkit import (
     HOST,
     ApiKeySettings,
-    ConfigurationError,
     DatabaseSettings,
-    InvalidSettingError,
     InvitationSettings,
     Role,
     SchemaOutOfDateError,
@@ -26,6 +24,7 @@ from tenantkit._cli import main
 from tenantkit._db import RawQuery
 from tenantkit._membership import _ROLE_OF
 from tenantkit._settings import Hasher
+from tenantkit.errors import ConfigurationError, InvalidSettingError
 from tenantkit.testing import FrozenClock
 from tests.databases import ThrowawayDatabase, throwaway_database
 
@@ -104,7 +103,7 @@ def _empty_tables(request: pytest.FixtureRequest) -> Iterator[None]:
     if "engine" in request.fixturenames:
         engine = request.getfixturevalue("engine")
         with engine.begin() as connection:
-            for table in reversed(tenantkit.metadata.sorted_tables):
+            for table in reversed(tenantkit.tables.metadata.sorted_tables):
                 connection.execute(table.delete(), execution_options={"schema_translate_map": {None: SCHEMA}})
 
 
@@ -114,8 +113,8 @@ class TestMigratingIntoASchema:
         with engine.connect() as connection:
             inspector = sa.inspect(connection)
             assert set(inspector.get_table_names(schema=SCHEMA)) == {
-                *tenantkit.metadata.tables,
-                tenantkit.VERSION_TABLE,
+                *tenantkit.tables.metadata.tables,
+                tenantkit.tables.VERSION_TABLE,
             }
             assert set(inspector.get_table_names(schema="public")) == {"api_keys", "invitations"}
             schemas = connection.exec_driver_sql(
@@ -150,7 +149,9 @@ class TestMigratingIntoASchema:
             tenantkit.upgrade(other, schema="second")
             assert tenantkit.downgrade(other, schema="second").to_revision is None
             with other.connect() as connection:
-                assert sa.inspect(connection).get_table_names(schema="second") == [tenantkit.VERSION_TABLE]
+                assert sa.inspect(connection).get_table_names(schema="second") == [
+                    tenantkit.tables.VERSION_TABLE
+                ]
                 assert set(sa.inspect(connection).get_table_names(schema="public")) == {
                     "api_keys",
                     "invitations",
@@ -203,10 +204,13 @@ class TestServicesInTheSchema:
             )
         with kit.transaction(engine) as session:
             assert kit.members.get_role(session, "org_1", "admin") is Role.ADMIN
-            assert [m.user_id for m in kit.members.list_members(session, "org_1").items] == ["admin", "owner"]
-            assert [m.organization_id for m in kit.members.list_organizations(session, "owner").items] == [
-                "org_1"
+            assert [m.user_id for m in kit.members.list_members(session, "org_1", actor=HOST).items] == [
+                "admin",
+                "owner",
             ]
+            assert [
+                m.organization_id for m in kit.members.list_organizations(session, "owner", actor=HOST).items
+            ] == ["org_1"]
             verification = kit.api_keys.verify(session, issued.reveal())
             assert verification.valid
             assert verification.key_id == issued.id
@@ -244,7 +248,7 @@ class TestServicesInTheSchema:
         """A kit given a schema no migration created says "run tenantkit db upgrade", not a driver error."""
         kit = TenantKit(database=DatabaseSettings(schema_name="never_migrated"))
         with pytest.raises(SchemaOutOfDateError) as caught, kit.transaction(engine) as session:
-            kit.members.list_members(session, "org_1")
+            kit.members.list_members(session, "org_1", actor=HOST)
         assert caught.value.current is None
         with pytest.raises(SchemaOutOfDateError), kit.transaction(engine) as session:
             kit.members.get_role(session, "org_1", "user_1")
@@ -260,7 +264,7 @@ class TestServicesInTheSchema:
                 connection.exec_driver_sql("DROP TABLE damaged.team_members")
             kit = TenantKit(database=DatabaseSettings(schema_name="damaged"))
             with pytest.raises(sa.exc.ProgrammingError), kit.transaction(other) as session:
-                kit.members.list_members(session, "org_1")
+                kit.members.list_members(session, "org_1", actor=HOST)
         finally:
             other.dispose()
 

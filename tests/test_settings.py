@@ -18,9 +18,7 @@ from pydantic import ValidationError
 from tenantkit import (
     HOST,
     ApiKeySettings,
-    ConfigurationError,
     DatabaseSettings,
-    InvalidSettingError,
     InvitationSettings,
     Role,
     TenantKit,
@@ -28,6 +26,7 @@ from tenantkit import (
 )
 from tenantkit._cli import main
 from tenantkit._settings import ENVIRONMENT_VARIABLES
+from tenantkit.errors import ConfigurationError, InvalidSettingError
 
 PEPPER = "a-pepper-of-at-least-16-bytes"
 SECRET = "an-invitation-signing-key-of-32-chars"

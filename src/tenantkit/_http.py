@@ -31,7 +31,7 @@ from tenantkit._errors import (
 from tenantkit._invitations import AcceptedInvitation, CreatedInvitation, Invitation, InvitationPreview
 from tenantkit._membership import Member
 from tenantkit._pagination import Page
-from tenantkit._roles import Action, Role
+from tenantkit._roles import Role
 from tenantkit._validation import MAX_IDENTIFIER_LENGTH
 
 if TYPE_CHECKING:
@@ -236,7 +236,9 @@ class TokenRequest(BaseModel):
 
 
 class Management:
-    """The management endpoints' work, framework-free: authorize, call the service, shape the answer.
+    """The management endpoints' work, framework-free: call the service as the principal, shape the answer.
+
+    Authorization is the services' job (every read and change takes the actor), never this layer's.
 
     Each method takes the request's ``Session`` first (so FastAPI can run it through
     ``AsyncSession.run_sync``) and never commits: the adapter commits after a mutation succeeds.
@@ -250,8 +252,9 @@ class Management:
     def list_members(
         self, session: Session, organization_id: str, principal: Principal, limit: int, cursor: str | None
     ) -> Page[Member]:
-        self.kit.members.authorize(session, organization_id, principal.user_id, Action.READ_MEMBERS)
-        return self.kit.members.list_members(session, organization_id, limit=limit, cursor=cursor)
+        return self.kit.members.list_members(
+            session, organization_id, actor=principal.user_id, limit=limit, cursor=cursor
+        )
 
     def change_role(
         self,

@@ -143,6 +143,11 @@ class MembershipService:
     Every method takes the caller's ``Session`` first and works inside its transaction: it flushes and
     executes, never commits. Events reach listeners of :attr:`events` after that transaction commits.
 
+    Every read that returns an organization's or a member's data (:meth:`get`, :meth:`list_members`,
+    :meth:`list_organizations`) takes an ``actor`` and authorizes it here, as every change does, so the HTTP
+    adapters, the CLI and a host's own pages get the same answer. :meth:`get_role` and :meth:`authorize`
+    take none: they are the authorization question itself, which the host asks about the request's own user.
+
     Args:
         permissions: The permission table (the default one when omitted).
         clock: Where the current time comes from.
@@ -247,23 +252,28 @@ class MembershipService:
         # The role's raw value is its name, and so is the converted Role (a str enum) on the SQLAlchemy path.
         return _ROLE_BY_VALUE[rows[0][0]] if rows else None
 
-    def get(self, session: Session | Connection, organization_id: str, user_id: str) -> Member:
+    def get(
+        self, session: Session | Connection, organization_id: str, user_id: str, *, actor: Actor | str
+    ) -> Member:
         """One membership.
 
         Args:
             session: The caller's session (or connection).
             organization_id: The organization.
             user_id: The member.
+            actor: Who asks (needs ``members:read``; MEMBER has it), or :data:`tenantkit.HOST`.
 
         Returns:
             The membership.
 
         Raises:
             InvalidInputError: An id is malformed.
+            PermissionDeniedError: The actor may not read the organization's members.
             MemberNotFoundError: The user is not a member of this organization.
         """
         check_identifier(organization_id, "organization_id")
         check_identifier(user_id, "user_id")
+        self.authorize(session, organization_id, actor, Action.READ_MEMBERS)
         row = session.execute(
             _MEMBER,
             {"organization_id": organization_id, "user_id": user_id},
@@ -274,7 +284,7 @@ class MembershipService:
         return _member(row)
 
     def authorize(
-        self, session: Session, organization_id: str, actor: Actor | str, action: Action | str
+        self, session: Session | Connection, organization_id: str, actor: Actor | str, action: Action | str
     ) -> Role | None:
         """Check that ``actor`` may perform ``action`` in the organization and return its role.
 
@@ -308,6 +318,7 @@ class MembershipService:
         session: Session | Connection,
         organization_id: str,
         *,
+        actor: Actor | str,
         limit: int = DEFAULT_PAGE_SIZE,
         cursor: str | None = None,
         role: Role | str | None = None,
@@ -320,6 +331,7 @@ class MembershipService:
         Args:
             session: The caller's session (or connection).
             organization_id: The organization.
+            actor: Who asks (needs ``members:read``; MEMBER has it), or :data:`tenantkit.HOST`.
             limit: Page size, 1 to 500.
             cursor: ``next_cursor`` of the previous page, or ``None`` for the first page.
             role: Only members holding this role.
@@ -329,12 +341,14 @@ class MembershipService:
 
         Raises:
             InvalidInputError: A malformed id, limit, cursor or role.
+            PermissionDeniedError: The actor may not read the organization's members.
         """
         check_identifier(organization_id, "organization_id")
         seek = _MEMBERS_ORDER.seek(limit=limit, cursor=cursor)
         query = sa.select(team_members).where(team_members.c.organization_id == organization_id)
         if role is not None:
             query = query.where(team_members.c.role == Role.parse(role))
+        self.authorize(session, organization_id, actor, Action.READ_MEMBERS)
         return fetch_page(session, query, seek, _member, execution_options=self.execution_options)
 
     def list_organizations(
@@ -342,6 +356,7 @@ class MembershipService:
         session: Session | Connection,
         user_id: str,
         *,
+        actor: Actor | str,
         limit: int = DEFAULT_PAGE_SIZE,
         cursor: str | None = None,
     ) -> Page[Member]:
@@ -350,6 +365,8 @@ class MembershipService:
         Args:
             session: The caller's session (or connection).
             user_id: The user.
+            actor: Who asks: the user themself, or :data:`tenantkit.HOST`. Nobody else may see which
+                organizations a user belongs to, whatever their role in any of them.
             limit: Page size, 1 to 500.
             cursor: ``next_cursor`` of the previous page, or ``None`` for the first page.
 
@@ -358,10 +375,16 @@ class MembershipService:
 
         Raises:
             InvalidInputError: A malformed id, limit or cursor.
+            PermissionDeniedError: The actor is another user.
         """
         check_identifier(user_id, "user_id")
         seek = _ORGANIZATIONS_ORDER.seek(limit=limit, cursor=cursor)
         query = sa.select(team_members).where(team_members.c.user_id == user_id)
+        acting = as_actor(actor)
+        if acting.user_id is not None and acting.user_id != user_id:
+            raise PermissionDeniedError(
+                Action.READ_MEMBERS.value, None, f"{acting.user_id!r} may list only their own organizations"
+            )
         return fetch_page(session, query, seek, _member, execution_options=self.execution_options)
 
     # -- changes ---------------------------------------------------------------------------------------

@@ -7,8 +7,8 @@ environment variables and a ``.env`` file; ``TenantKit`` and the ``tenantkit`` c
 so one environment configures the application and the CLI alike. :data:`ENVIRONMENT_VARIABLES` lists every
 variable; the CLI's ``--help`` and the configuration docs are checked against it.
 
-An unusable value raises :class:`~tenantkit.InvalidSettingError` naming the variable (or the field), never
-repeating the value: it may be a secret. Secrets are :class:`pydantic.SecretStr`, hidden in ``repr``.
+An unusable value raises :class:`~tenantkit.errors.InvalidSettingError` naming the variable (or the field),
+never repeating the value: it may be a secret. Secrets are :class:`pydantic.SecretStr`, hidden in ``repr``.
 """
 
 from __future__ import annotations
