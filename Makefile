@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.tenantkit-installed
 
-.PHONY: demo test test-sqlite lint typecheck docs bench check clean
+.PHONY: demo test test-sqlite lint typecheck docs bench check clean mutation
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,8 +23,8 @@ test-sqlite: $(STAMP)  ## Run the suite on SQLite alone.
 	TENANTKIT_TEST_DIALECTS=sqlite $(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests examples benchmarks
-	$(BIN)/ruff format --check src tests examples benchmarks
+	$(BIN)/ruff check src tests examples benchmarks tools
+	$(BIN)/ruff format --check src tests examples benchmarks tools
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -34,5 +34,11 @@ docs: $(STAMP)
 
 check: lint typecheck docs test
 
+# Slow (minutes), so not part of `make check`: see docs/contributing.md. MUTATION_ARGS passes options, e.g.
+# MUTATION_ARGS="tokens --sample 20" or "--no-cache".
+MUTATION_ARGS ?=
+mutation: $(STAMP)  ## Mutation testing of the security-critical modules: >= 90 % of mutants killed each.
+	nice -n 15 $(BIN)/python tools/mutate.py $(MUTATION_ARGS)
+
 clean:
-	rm -rf $(VENV) site .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) site .pytest_cache .mypy_cache .ruff_cache .hypothesis .mutation-cache
