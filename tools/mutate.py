@@ -249,9 +249,11 @@ class _Mutator(ast.NodeTransformer):
         return node
 
     def _body(self, body: list[ast.stmt]) -> list[ast.stmt]:
-        start = 1 if body and _is_docstring(body[0]) else 0
-        result = body[:start]
-        for statement in body[start:]:
+        result: list[ast.stmt] = []
+        for statement in body:
+            if _is_docstring(statement):  # a docstring, also one documenting the attribute above it
+                result.append(statement)
+                continue
             visited = self.visit(statement)
             if visited is None:
                 continue
@@ -535,9 +537,10 @@ def _run_pytest(target: Target, source: str | None, timeout: float, log: Path) -
             time.sleep(0.05)
     shutil.rmtree(storage, ignore_errors=True)
     elapsed = time.monotonic() - started
-    # pytest: 0 all passed, 1 a test failed, 2 collection error or interrupted (an import of the mutant
-    # failed); anything else (usage error, no tests) means the run proved nothing.
-    outcome = {0: "survived", 1: "killed", 2: "killed"}.get(status, "error")
+    # pytest: 0 all passed, 1 a test failed, 2 a collection error, 3 an internal error, 4 a conftest that
+    # failed to import (the mutant broke the import; the unmutated baseline ran, so the arguments are fine);
+    # anything else (5: no tests collected, a signal) means the run proved nothing.
+    outcome = {0: "survived", 1: "killed", 2: "killed", 3: "killed", 4: "killed"}.get(status, "error")
     return outcome, elapsed
 
 
