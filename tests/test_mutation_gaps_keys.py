@@ -144,6 +144,8 @@ class TestCheckAndParse:
         assert key_format.check(DIGEST_KEY) == 1
         assert key_format.check(ARGON2_KEY) == 2
         assert key_format.check(DIGEST_KEY[:-1]) == 0
+        assert key_format.check(None) == 0
+        assert key_format.check(DIGEST_KEY.encode()) == 0
 
     def test_a_body_one_character_longer_or_shorter_is_malformed(self) -> None:
         """Only the two exact lengths are keys, even with a correct checksum."""
@@ -386,3 +388,88 @@ class TestResultBound:
 @pytest.fixture
 def service_for_bound(membership: MembershipService, clock: FrozenClock) -> ApiKeyService:
     return ApiKeyService(membership=membership, clock=clock)
+
+
+PEPPER = {"v1": "first pepper, 16+ bytes"}
+
+
+class TestPepperedLookups:
+    def test_a_key_from_before_the_only_pepper_verifies_and_moves_to_it(
+        self, engine: sa.Engine, membership: MembershipService, clock: FrozenClock
+    ) -> None:
+        """With one pepper (two candidate digests), a plain SHA-256 key verifies and is re-digested."""
+        plain = ApiKeyService(membership=membership, clock=clock)
+        peppered = ApiKeyService(membership=membership, clock=clock, peppers=PEPPER)
+        key_id, key = _issue(engine, plain)
+        assert _verify(engine, peppered, key).key_id == key_id
+        assert _stored(engine, key_id).startswith("hmac-sha256$v1$")
+        assert _verify(engine, peppered, key).key_id == key_id
+
+    def test_a_key_under_the_current_pepper_is_not_written_again(
+        self, engine: sa.Engine, membership: MembershipService, clock: FrozenClock
+    ) -> None:
+        """Verifying a key already stored under the current pepper runs no UPDATE (nothing to re-digest)."""
+        peppered = ApiKeyService(
+            membership=membership,
+            clock=clock,
+            peppers={**PEPPER, "v2": "second pepper, 16+ bytes"},
+            current_pepper="v2",
+            track_last_used=False,
+        )
+        key_id, key = _issue(engine, peppered)
+        updates: list[str] = []
+
+        def listener(*args: object) -> None:
+            if str(args[2]).lstrip().upper().startswith("UPDATE"):
+                updates.append(str(args[2]))
+
+        sa.event.listen(engine, "before_cursor_execute", listener)
+        try:
+            assert _verify(engine, peppered, key).key_id == key_id
+        finally:
+            sa.event.remove(engine, "before_cursor_execute", listener)
+        assert updates == []
+
+
+class TestCacheAnswers:
+    def test_an_argon2_key_with_peppers_is_answered_from_memory(
+        self, sqlite_engine: sa.Engine, membership: MembershipService, clock: FrozenClock
+    ) -> None:
+        """verify_cached finds an argon2id key's entry even when peppers are configured for older keys."""
+        service = ApiKeyService(
+            membership=membership,
+            clock=clock,
+            hasher="argon2id",
+            argon2_hasher=CHEAP_ARGON2,
+            peppers={"v1": "first pepper, 16+ bytes"},
+            cache_ttl=timedelta(seconds=30),
+        )
+        _, key = _issue(sqlite_engine, service)
+        first = _verify(sqlite_engine, service, key)
+        assert first.valid
+        assert service.verify_cached(key) == first
+
+    def test_memory_answers_until_last_used_is_due_then_steps_aside(
+        self, sqlite_engine: sa.Engine, membership: MembershipService, clock: FrozenClock
+    ) -> None:
+        """With a cache outliving last_used_interval: answered at exactly the interval, None just after it."""
+        service = ApiKeyService(membership=membership, clock=clock, cache_ttl=timedelta(seconds=300))
+        _, key = _issue(sqlite_engine, service)
+        first = _verify(sqlite_engine, service, key)
+        clock.advance(seconds=60)
+        assert service.verify_cached(key) == first
+        clock.advance(microseconds=1)
+        assert service.verify_cached(key) is None
+        assert _verify(sqlite_engine, service, key) == first
+        assert service.verify_cached(key) == first
+
+    def test_results_are_the_same_object_while_the_memo_has_room(
+        self, sqlite_engine: sa.Engine, membership: MembershipService, clock: FrozenClock
+    ) -> None:
+        """A key verified again is answered with the very result object built the first time."""
+        service = ApiKeyService(membership=membership, clock=clock)
+        _, first_key = _issue(sqlite_engine, service)
+        _, second_key = _issue(sqlite_engine, service)
+        first = _verify(sqlite_engine, service, first_key)
+        _verify(sqlite_engine, service, second_key)
+        assert _verify(sqlite_engine, service, first_key) is first

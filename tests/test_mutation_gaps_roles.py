@@ -89,7 +89,7 @@ class TestPermissionAnswers:
     def test_require_raises_with_the_action_and_role(self) -> None:
         """require() passes silently when allowed and otherwise names the action and the role."""
         service = MembershipService()
-        assert service.require(Role.ADMIN, Action.INVITE_MEMBERS) is None
+        service.require(Role.ADMIN, Action.INVITE_MEMBERS)
         with pytest.raises(PermissionDeniedError) as denied:
             service.require(Role.MEMBER, "members:invite")
         assert (denied.value.action, denied.value.role) == ("members:invite", Role.MEMBER)

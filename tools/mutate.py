@@ -148,7 +148,101 @@ class Equivalent:
     why: str
 
 
-EQUIVALENTS: tuple[Equivalent, ...] = ()
+_SAME_DATETIME = "columns 4, 5 and 6 (expires_at, revoked_at, last_used_at) share one type, so one processor"
+_IDEMPOTENT = (
+    "the column processors are idempotent (see _Plan) and pass None through: more conversion is a no-op"
+)
+_MATCHED_SET = "matched is read only after a row was found, and finding one sets it"
+_SIGNATURE_REFUSES = (
+    "the signature check that follows refuses another number of parts and parts that do not decode"
+)
+_CANONICAL_REFUSES = "_canonical refuses the empty token and any 1-character one (a token needs three parts)"
+
+EQUIVALENTS: tuple[Equivalent, ...] = (
+    Equivalent("key format", "base62", "digits = ['0X'] * width", "the loop overwrites every position"),
+    Equivalent("verification", "ApiKeyService.verify", "matched = -2", _MATCHED_SET),
+    Equivalent("verification", "ApiKeyService.verify", "matched = -0", _MATCHED_SET),
+    Equivalent("verification", "ApiKeyService.verify", "matched = 1", _MATCHED_SET),
+    Equivalent(
+        "verification",
+        "ApiKeyService.verify",
+        "if len(candidates) == 0:",
+        "without the one-candidate fast path the general loop finds the same row at position 0",
+    ),
+    Equivalent(
+        "verification",
+        "ApiKeyService.verify",
+        "if _same_digest(found[7], candidate) and (row is None or position <= matched):",
+        "differs only when two rows hold digests of one key, which issuing never makes",
+    ),
+    Equivalent(
+        "verification",
+        "ApiKeyService.verify",
+        "if _same_digest(found[7], candidate) or (row is None or position < matched):",
+        "the lookup returns only rows whose digest equals a candidate, so each ends at its own position",
+    ),
+    Equivalent(
+        "verification", "ApiKeyService.verify", "expires_at = processors[5](expires_at)", _SAME_DATETIME
+    ),
+    Equivalent(
+        "verification",
+        "ApiKeyService.verify",
+        "if last_used_at is not None and "
+        "(type(last_used_at) is not datetime or last_used_at.tzinfo is not None):",
+        _IDEMPOTENT,
+    ),
+    Equivalent(
+        "verification",
+        "ApiKeyService.verify",
+        "if cache is not None or self.cache_ttl is not None:",
+        "__init__ builds the cache exactly when cache_ttl is set, so both are None or neither",
+    ),
+    Equivalent(
+        "tokens",
+        "TokenCodec.read",
+        "if not isinstance(token, str) or not 1 < len(token) <= MAX_TOKEN_LENGTH or (not token.isascii()):",
+        _CANONICAL_REFUSES,
+    ),
+    Equivalent(
+        "tokens",
+        "TokenCodec.read",
+        "if not isinstance(token, str) or not 0 <= len(token) <= MAX_TOKEN_LENGTH or (not token.isascii()):",
+        _CANONICAL_REFUSES,
+    ),
+    Equivalent("tokens", "_canonical", "return True", _SIGNATURE_REFUSES),
+    Equivalent("tokens", "_canonical", "pass", _SIGNATURE_REFUSES),
+    Equivalent(
+        "addresses",
+        "normalize_email",
+        "domain = result.ascii_domain.lower().rstrip('.X')",
+        "the domain is lower-cased first (no 'X' left), and email-validator refuses a trailing period",
+    ),
+    Equivalent(
+        "hashers",
+        "digest_candidates",
+        "pass",
+        "without peppers the general expression builds the same one-element tuple (sha256_digest(key),)",
+    ),
+    Equivalent(
+        "verification",
+        "ApiKeyService.verify",
+        "if last_used_at is not None or (type(last_used_at) is not datetime or last_used_at.tzinfo is None):",
+        _IDEMPOTENT,
+    ),
+    Equivalent(
+        "verification",
+        "ApiKeyService.verify",
+        "last_used_at = processors[5](last_used_at)",
+        _SAME_DATETIME,
+    ),
+    Equivalent(
+        "tokens",
+        "_canonical",
+        "return None",
+        "_canonical's only caller tests `not _canonical(token)`: None and False are both false",
+    ),
+)
+"""The equivalent mutants of the targets, each with the reason no test can tell it from the original."""
 
 
 # --- mutants ----------------------------------------------------------------------------------------------
@@ -213,6 +307,7 @@ class _Mutator(ast.NodeTransformer):
         self.applied_line = 0
         self._names: list[str] = []
         self._frozen = 0
+        self.defined: set[str] = set()
 
     # -- bookkeeping ---------------------------------------------------------------------------------------
 
@@ -244,6 +339,7 @@ class _Mutator(ast.NodeTransformer):
     def _named(self, node: ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef) -> ast.AST:
         # Decorators, annotations and defaults are not mutated: annotations are strings at run time here.
         self._names.append(node.name)
+        self.defined.add(self.scope)
         node.body = self._body(node.body)
         self._names.pop()
         return node
@@ -427,8 +523,9 @@ def mutants(target: Target) -> list[Mutant]:
     text = path.read_text()
     survey = _Mutator(target.scopes)
     survey.visit(ast.parse(text))
-    if not survey.found:
-        raise SystemExit(f"nothing to mutate in {target.name}: do its scopes {target.scopes} still exist?")
+    missing = sorted(set(target.scopes) - survey.defined)
+    if missing or not survey.found:
+        raise SystemExit(f"{target.name}: {missing or 'nothing'} not found in {path}; update TARGETS")
     plain_lines = ast.unparse(ast.parse(text)).splitlines()
     result: list[Mutant] = []
     for index, (line, scope, description) in enumerate(survey.found):
