@@ -112,6 +112,12 @@ class TestDomainLists:
             {"xn--bcher-kva.example", "corp.example"}
         )
 
+    def test_a_bad_host_list_of_public_domains_names_its_setting(self) -> None:
+        """A non-domain in the host's public_email_domains is reported against that setting."""
+        with pytest.raises(InvalidInputError) as refused:
+            normalize_public_domains(["example.com", "com"])
+        assert refused.value.field == "public_email_domains"
+
 
 class TestMatching:
     def test_exact_entries_match_only_themselves(self) -> None:
