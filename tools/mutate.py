@@ -621,18 +621,23 @@ def _run_pytest(target: Target, source: str | None, timeout: float, log: Path) -
             os._exit(code)
     deadline = started + timeout
     status = None
-    while status is None:
-        finished, wait_status = os.waitpid(pid, os.WNOHANG)
-        if finished:
-            status = os.waitstatus_to_exitcode(wait_status)
-        elif time.monotonic() > deadline:
-            os.killpg(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            shutil.rmtree(storage, ignore_errors=True)
-            return "timeout", time.monotonic() - started
-        else:
-            time.sleep(0.05)
-    shutil.rmtree(storage, ignore_errors=True)
+    try:
+        while status is None:
+            finished, wait_status = os.waitpid(pid, os.WNOHANG)
+            if finished:
+                status = os.waitstatus_to_exitcode(wait_status)
+            elif time.monotonic() > deadline:
+                os.killpg(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                return "timeout", time.monotonic() - started
+            else:
+                time.sleep(0.05)
+    except BaseException:  # Ctrl-C or SIGTERM: the child must not outlive the run
+        os.killpg(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        raise
+    finally:
+        shutil.rmtree(storage, ignore_errors=True)
     elapsed = time.monotonic() - started
     # pytest: 0 all passed, 1 a test failed, 2 a collection error, 3 an internal error, 4 a conftest that
     # failed to import (the mutant broke the import; the unmutated baseline ran, so the arguments are fine);
@@ -701,6 +706,10 @@ class Row:
         return 100.0 * (self.killed + self.timeout) / self.judged if self.judged else 100.0
 
 
+def _terminate(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def run(
     selected: Sequence[Target],
     *,
@@ -713,6 +722,7 @@ def run(
     """Run the mutants of ``selected``, print the table; 1 when a target is below ``fail_under`` % killed."""
     os.environ["CI"] = "true"
     os.environ["TENANTKIT_TEST_DIALECTS"] = "sqlite"
+    signal.signal(signal.SIGTERM, _terminate)
     _preimport()
     cache = _load_cache() if use_cache else {}
     log_dir = Path(tempfile.mkdtemp(prefix="tenantkit-mutation-logs-"))
