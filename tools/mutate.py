@@ -212,6 +212,12 @@ EQUIVALENTS: tuple[Equivalent, ...] = (
     Equivalent("tokens", "_canonical", "return True", _SIGNATURE_REFUSES),
     Equivalent("tokens", "_canonical", "pass", _SIGNATURE_REFUSES),
     Equivalent(
+        "roles",
+        "Role.parse",
+        "pass",
+        "Role is a str enum of upper-case names, so the string path returns the same member",
+    ),
+    Equivalent(
         "addresses",
         "normalize_email",
         "domain = result.ascii_domain.lower().rstrip('.X')",
