@@ -75,7 +75,7 @@ def page_options(function: F) -> F:
     )
     return click.option(
         "--limit", type=click.IntRange(1, MAX_PAGE_SIZE), default=DEFAULT_CLI_PAGE_SIZE, show_default=True
-    )(cursor(function))
+    )(function)
 
 
 def json_option(function: F) -> F:
