@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.tenantkit-installed
 
-.PHONY: demo test test-sqlite lint typecheck verifytypes wheels docs bench check clean
+.PHONY: demo test test-sqlite lint typecheck verifytypes wheels docs bench check clean mutation
 
 # Each step says what it does first, and pip shows its progress: the first run takes a minute or more.
 $(STAMP): pyproject.toml
@@ -28,8 +28,8 @@ test-sqlite: $(STAMP)  ## Run the suite on SQLite alone.
 	TENANTKIT_TEST_DIALECTS=sqlite $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests examples benchmarks docs/hooks
-	$(BIN)/ruff format --check src tests examples benchmarks docs/hooks
+	$(BIN)/ruff check src tests examples benchmarks docs/hooks tools
+	$(BIN)/ruff format --check src tests examples benchmarks docs/hooks tools
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -50,5 +50,11 @@ docs: $(STAMP)
 
 check: lint typecheck verifytypes docs test wheels
 
+# Slow (minutes), so not part of `make check`: see docs/contributing.md. MUTATION_ARGS passes options, e.g.
+# MUTATION_ARGS="tokens --sample 20" or "--no-cache".
+MUTATION_ARGS ?=
+mutation: $(STAMP)  ## Mutation testing of the security-critical modules: >= 90 % of mutants killed each.
+	nice -n 15 $(BIN)/python tools/mutate.py $(MUTATION_ARGS)
+
 clean:
-	rm -rf $(VENV) site .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) site .pytest_cache .mypy_cache .ruff_cache .hypothesis .mutation-cache

@@ -54,13 +54,6 @@ def test_docs_list_every_error_with_its_code() -> None:
     assert set(documented) == {(error_class.__name__, error_class.code) for error_class in ERRORS}
 
 
-def test_every_error_is_exported() -> None:
-    """Every error class is importable from ``tenantkit``, as the docs show them."""
-    assert [
-        error_class.__name__ for error_class in ERRORS if error_class.__name__ not in tenantkit.__all__
-    ] == []
-
-
 def test_kinds_sit_directly_under_the_root() -> None:
     """A kind is a child of ``TenantKitError`` and of no other kind: the tree has one axis."""
     for kind in KINDS:

@@ -116,7 +116,7 @@ def test_every_exception_has_its_home_in_tenantkit_errors() -> None:
 
 
 def test_every_event_has_its_home_in_tenantkit_events() -> None:
-    """``tenantkit.events`` exports every event class and the dispatcher."""
+    """``tenantkit.events`` exports every event class, the dispatcher and the payload schema."""
     defined = {
         name
         for name, value in vars(tenantkit._events).items()
@@ -124,7 +124,8 @@ def test_every_event_has_its_home_in_tenantkit_events() -> None:
         and issubclass(value, tenantkit.events.Event)
         and value.__module__ == "tenantkit._events"
     }
-    assert defined | {"EventDispatcher"} == set(tenantkit.events.__all__)
+    payload_schema = {"EVENT_TYPES", "EventPayload", "ActorPayload"}
+    assert defined | {"EventDispatcher"} | payload_schema == set(tenantkit.events.__all__)
 
 
 def test_every_table_has_its_home_in_tenantkit_tables() -> None:

@@ -177,13 +177,12 @@ def connect(database: Database) -> Iterator[Connection]:
 
 
 def is_async_database(database: object) -> TypeIs[AsyncEngine | AsyncConnection]:
-    if "sqlalchemy.ext.asyncio" not in sys.modules:
-        # Nothing async can exist before SQLAlchemy's asyncio extension was imported; not importing it
-        # here keeps sync hosts free of greenlet.
+    # Nothing async can exist before SQLAlchemy's asyncio extension was imported (a blocked import leaves
+    # None in sys.modules); not importing it here keeps sync hosts free of greenlet.
+    extension = sys.modules.get("sqlalchemy.ext.asyncio")
+    if extension is None:
         return False
-    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-
-    return isinstance(database, AsyncEngine | AsyncConnection)
+    return isinstance(database, extension.AsyncEngine | extension.AsyncConnection)
 
 
 async def _run_async(database: AsyncEngine | AsyncConnection, function: Callable[[Connection], T]) -> T:

@@ -18,12 +18,15 @@ from tenantkit._cli._formats import cli_input_error
 from tenantkit._database_url import create_engine_from_url
 from tenantkit._errors import DatabaseUnavailableError, InvalidInputError, TenantKitError
 from tenantkit._kit import TenantKit
+from tenantkit._pagination import MAX_PAGE_SIZE
 from tenantkit._settings import TenantKitSettings, environment_help
 from tenantkit._version import __version__
 
 DEFAULT_DATABASE = Path("tenantkit.sqlite3")
 DEFAULT_URL = f"sqlite:///{DEFAULT_DATABASE}"
 URL_ENVIRONMENT_VARIABLE = "TENANTKIT_DATABASE_URL"
+
+DEFAULT_CLI_PAGE_SIZE = 50
 
 EXIT_NO = 1
 EXIT_USAGE = 2
@@ -62,6 +65,16 @@ def url_option(function: F) -> F:
             f"SQLAlchemy database URL [default: {URL_ENVIRONMENT_VARIABLE} from the environment or .env, "
             f"else {DEFAULT_URL}, which read-only commands never create]."
         ),
+    )(function)
+
+
+def page_options(function: F) -> F:
+    """``--limit`` and ``--cursor``: one page of a listing, and where the previous page left off."""
+    function = click.option("--cursor", default=None, help="next_cursor printed by the previous page.")(
+        function
+    )
+    return click.option(
+        "--limit", type=click.IntRange(1, MAX_PAGE_SIZE), default=DEFAULT_CLI_PAGE_SIZE, show_default=True
     )(function)
 
 

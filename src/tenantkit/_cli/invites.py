@@ -23,12 +23,12 @@ from tenantkit._cli._common import (
     kit_for,
     load_settings,
     main,
+    page_options,
     url_option,
 )
 from tenantkit._cli._formats import ROLE, Column, echo_page, echo_table, format_timestamp
 from tenantkit._errors import ConfigurationError, InvalidInputError
 from tenantkit._invitations import Invitation, InvitationService
-from tenantkit._pagination import MAX_PAGE_SIZE
 from tenantkit._roles import Role
 from tenantkit._session import transaction
 from tenantkit._settings import InvitationSettings, TenantKitSettings
@@ -184,8 +184,7 @@ def create(
 @json_option
 @as_option
 @click.argument("organization")
-@click.option("--limit", type=click.IntRange(1, MAX_PAGE_SIZE), default=50, show_default=True)
-@click.option("--cursor", default=None, help="next_cursor printed by the previous page.")
+@page_options
 @handle_errors
 def list_(
     url: str | None, as_json: bool, acting_user: str | None, organization: str, limit: int, cursor: str | None

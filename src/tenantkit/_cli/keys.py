@@ -27,12 +27,12 @@ from tenantkit._cli._common import (
     kit_for,
     load_settings,
     main,
+    page_options,
     url_option,
 )
 from tenantkit._cli._formats import TIMESTAMP, Column, echo_page, echo_table, format_timestamp
 from tenantkit._cli.members import as_option
 from tenantkit._errors import InvalidInputError
-from tenantkit._pagination import MAX_PAGE_SIZE
 from tenantkit._session import transaction
 from tenantkit._validation import parse_duration
 
@@ -134,8 +134,7 @@ def issue(
 @as_option
 @click.argument("organization")
 @click.option("--active-only", is_flag=True, help="Leave revoked keys out.")
-@click.option("--limit", type=click.IntRange(1, MAX_PAGE_SIZE), default=50, show_default=True)
-@click.option("--cursor", default=None, help="next_cursor printed by the previous page.")
+@page_options
 @handle_errors
 def list_(
     url: str | None,

@@ -17,11 +17,11 @@ from tenantkit._cli._common import (
     kit_for,
     load_settings,
     main,
+    page_options,
     url_option,
 )
 from tenantkit._cli._formats import ROLE, Column, echo_page
 from tenantkit._membership import Member, MembershipService
-from tenantkit._pagination import MAX_PAGE_SIZE
 from tenantkit._roles import Role
 from tenantkit._session import transaction
 from tenantkit._settings import TenantKitSettings
@@ -78,8 +78,7 @@ def add(
 @as_option
 @click.argument("organization")
 @click.option("--role", type=ROLE, default=None, help="Only members with this role.")
-@click.option("--limit", type=click.IntRange(1, MAX_PAGE_SIZE), default=50, show_default=True)
-@click.option("--cursor", default=None, help="next_cursor printed by the previous page.")
+@page_options
 @handle_errors
 def list_(
     url: str | None,
@@ -104,8 +103,7 @@ def list_(
 @json_option
 @as_option
 @click.argument("user")
-@click.option("--limit", type=click.IntRange(1, MAX_PAGE_SIZE), default=50, show_default=True)
-@click.option("--cursor", default=None, help="next_cursor printed by the previous page.")
+@page_options
 @handle_errors
 def orgs(
     url: str | None, as_json: bool, acting_user: str | None, user: str, limit: int, cursor: str | None
