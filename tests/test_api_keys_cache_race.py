@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Session
 
 from tenantkit import HOST, ApiKeyService, MembershipService
-from tenantkit._api_keys import _CURSOR_KEY
+from tenantkit._db import CURSOR_KEY
 from tenantkit._key_cache import CacheEntry, KeyCache
 from tenantkit._key_format import ALPHABET, LOOKUP_ID_LENGTH, SECRET_LENGTH, checksum
 from tenantkit.events import EventDispatcher
@@ -108,14 +108,14 @@ def holding(service: ApiKeyService, while_held: Callable[[], None]) -> list[int]
 
 def forget_cursor(connection: sa.Connection) -> None:
     """Drop the raw cursor the fast path keeps on this driver connection, so its return proves the path."""
-    cursor = connection.connection.info.pop(_CURSOR_KEY, None)
+    cursor = connection.connection.info.pop(CURSOR_KEY, None)
     if cursor is not None:
         cursor.close()
 
 
 def took_fast_path(connection: sa.Connection) -> bool:
     """Whether a statement went straight to the driver (the fast path keeps its cursor on the connection)."""
-    return _CURSOR_KEY in connection.connection.info
+    return CURSOR_KEY in connection.connection.info
 
 
 def verify_fresh(engine: sa.Engine, service: ApiKeyService, key: str) -> str | None:

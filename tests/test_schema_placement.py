@@ -20,8 +20,8 @@ from tenantkit import (
     SchemaOutOfDateError,
     TenantKit,
 )
-from tenantkit._api_keys import _RawQuery
 from tenantkit._cli import main
+from tenantkit._db import RawQuery
 from tenantkit._membership import _ROLE_OF
 from tenantkit._settings import Hasher
 from tenantkit.errors import ConfigurationError, InvalidSettingError
@@ -294,7 +294,7 @@ def _lookups(statements: list[Any]) -> list[Any]:
     return [statement for statement in statements if statement in lookup_statements or statement is _ROLE_OF]
 
 
-def _lookup_queries() -> list[_RawQuery]:
+def _lookup_queries() -> list[RawQuery]:
     from tenantkit import _api_keys
 
     return [*_api_keys._RAW_BY_DIGEST.values(), _api_keys._RAW_BY_ARGON2_ID]

@@ -155,7 +155,8 @@ class Equivalent:
 
 _SAME_DATETIME = "columns 4, 5 and 6 (expires_at, revoked_at, last_used_at) share one type, so one processor"
 _IDEMPOTENT = (
-    "the column processors are idempotent (see _Plan) and pass None through: more conversion is a no-op"
+    "the column processors are idempotent (see tenantkit._db.Plan) and pass None through: more conversion "
+    "is a no-op"
 )
 _MATCHED_SET = "matched is read only after a row was found, and finding one sets it"
 _SIGNATURE_REFUSES = (

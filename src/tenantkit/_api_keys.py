@@ -10,20 +10,20 @@ from __future__ import annotations
 import hmac
 import logging
 import re
-import weakref
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import datetime, timedelta, timezone
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any, ClassVar, Literal
 
 import sqlalchemy as sa
 from argon2 import PasswordHasher
 from pydantic import BaseModel, ConfigDict, PrivateAttr
-from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from tenantkit._actor import Actor, as_actor
 from tenantkit._clock import Clock, as_utc, system_clock
+from tenantkit._db import Processor, RawQuery, fetch_page, rowcount
 from tenantkit._errors import (
     ApiKeyNotFoundError,
     ConfigurationError,
@@ -54,10 +54,10 @@ from tenantkit._invalidation import CacheKey
 from tenantkit._key_cache import CacheEntry, KeyCache
 from tenantkit._key_format import DEFAULT_PREFIX, DIGEST_KIND, KeyFormat
 from tenantkit._membership import MembershipService
-from tenantkit._missing_schema import raise_if_out_of_date, translate_missing_schema
-from tenantkit._pagination import DEFAULT_PAGE_SIZE, Keyset, Page, check_limit
+from tenantkit._missing_schema import translate_missing_schema
+from tenantkit._pagination import DEFAULT_PAGE_SIZE, Keyset, Page
 from tenantkit._roles import Action
-from tenantkit._tables import UTCDateTime, api_keys, new_id
+from tenantkit._tables import api_keys, new_id
 from tenantkit._validation import check_identifier, check_name
 from tenantkit._writes import NOT_NULL, confirm_written
 
@@ -274,28 +274,6 @@ _GET = sa.select(*_METADATA_COLUMNS).where(
 )
 
 
-Processor = Callable[[Any], Any]
-
-
-def _sqlite_datetime(fallback: Processor | None) -> Processor:
-    """Read SQLite's stored timestamps with the C ``fromisoformat`` (SQLAlchemy's parser is a regex)."""
-
-    def process(value: Any) -> Any:
-        if value is None or isinstance(value, datetime):
-            return value
-        try:
-            return datetime.fromisoformat(value).replace(tzinfo=timezone.utc)
-        except (TypeError, ValueError):
-            # Written by another tool in some other format: let SQLAlchemy's parser have a go.
-            return value if fallback is None else fallback(value)
-
-    return process
-
-
-def _identity(value: Any) -> Any:
-    return value
-
-
 def _scopes_reader(fallback: Processor | None) -> Processor:
     """Turn the stored ``scopes`` into a tuple, remembering the few distinct values a deployment has."""
     memo: dict[Any, tuple[str, ...]] = {}
@@ -317,177 +295,18 @@ def _scopes_reader(fallback: Processor | None) -> Processor:
     return process
 
 
-_PYFORMAT_PLACEHOLDER = re.compile(r"%\((\w+)\)s")
+# The verify lookups read ``scopes`` with the reader above; the fast path itself lives in tenantkit._db.
+_READERS = {"scopes": _scopes_reader}
+
+_RAW_BY_DIGEST: dict[int, RawQuery] = {}
+_RAW_BY_ARGON2_ID = RawQuery(_LOOKUP_BY_ARGON2_ID, ("low", "high"), readers=_READERS)
 
 
-class _Plan:
-    """A statement compiled for one dialect and schema: its SQL, how to pass its parameters, its processors.
-
-    The processors are idempotent (a value already converted passes through unchanged), because rows that
-    went through SQLAlchemy, when instrumentation is listening, arrive converted.
-    """
-
-    __slots__ = ("_positional", "names", "permutation", "processors", "sql")
-
-    def __init__(
-        self,
-        statement: sa.Select[Any],
-        names: tuple[str, ...],
-        dialect: Dialect,
-        schema_translate_map: Mapping[str | None, str | None] | None = None,
-    ) -> None:
-        # The schema names are rendered into the SQL, as Connection.execute would render them.
-        compiled = statement.compile(
-            dialect=dialect,
-            schema_translate_map=schema_translate_map,
-            render_schema_translate=schema_translate_map is not None,
-        )
-        self.sql = compiled.string
-        self.names = names
-        self._positional = compiled.positional
-        named_order: list[str] = []
-        if not compiled.positional and dialect.paramstyle == "pyformat":
-            # psycopg takes "%s" with a tuple (as the floor gives it) with less work than "%(name)s" with a
-            # mapping it must reorder. The statements hold no literal text a placeholder could hide in.
-            def to_positional(match: re.Match[str]) -> str:
-                named_order.append(match.group(1))
-                return "%s"
-
-            self.sql = _PYFORMAT_PLACEHOLDER.sub(to_positional, compiled.string)
-            self._positional = True
-        # Positional paramstyles take the values in the order the SQL names them; None means "as given".
-        self.permutation: tuple[int, ...] | None = None
-        if self._positional:
-            order = tuple(names.index(name) for name in named_order or compiled.positiontup or ())
-            if order != tuple(range(len(names))):
-                self.permutation = order
-        processors: list[Processor] = []
-        for column in statement.selected_columns:
-            process: Processor | None = column.type.dialect_impl(dialect).result_processor(dialect, None)
-            if dialect.name == "sqlite" and isinstance(column.type, UTCDateTime):
-                process = _sqlite_datetime(process)
-            elif column.name == "scopes":
-                process = _scopes_reader(process)
-            processors.append(process or _identity)
-        self.processors = tuple(processors)
-
-    def arguments(self, values: tuple[Any, ...]) -> Any:
-        """``values`` (in ``names`` order) as the driver's paramstyle wants them."""
-        if not self._positional:
-            return dict(zip(self.names, values, strict=True))
-        if self.permutation is None:
-            return values
-        return tuple(values[index] for index in self.permutation)
-
-
-class _RawQuery:
-    """A Core select compiled once per dialect and run on the DBAPI connection under the caller's one.
-
-    Executing the compiled SQL directly on the driver skips SQLAlchemy's per-call statement, parameter and
-    result machinery, which on SQLite costs more than the indexed lookup itself. The cursor belongs to the
-    very connection (and so the very transaction) that the caller's Session or Connection holds. Driver
-    errors are re-raised as :class:`sqlalchemy.exc.DBAPIError`, as SQLAlchemy would raise them. Rows come
-    back as the driver returns them; the plan's processors turn a column into Python values, so the hot
-    path converts only the columns it needs.
-
-    Args:
-        statement: The select.
-        names: Its bound parameters' names, in the order :meth:`fetch` receives their values.
-    """
-
-    def __init__(self, statement: sa.Select[Any], names: tuple[str, ...]) -> None:
-        self._statement = statement
-        self._names = names
-        self._plans: weakref.WeakKeyDictionary[Dialect, dict[Any, _Plan]] = weakref.WeakKeyDictionary()
-        self._last: tuple[Dialect, object, _Plan] | None = None
-
-    def plan(self, dialect: Dialect, schema_translate_map: Mapping[str | None, str | None] | None) -> _Plan:
-        """The plan for ``dialect``, with tenantkit's tables in the schemas ``schema_translate_map`` names."""
-        last = self._last
-        if last is not None and last[0] is dialect and last[1] is schema_translate_map:
-            return last[2]
-        plans = self._plans.get(dialect)
-        if plans is None:
-            plans = self._plans[dialect] = {}
-        key = None if schema_translate_map is None else tuple(schema_translate_map.items())
-        plan = plans.get(key)
-        if plan is None:
-            plan = plans[key] = _Plan(self._statement, self._names, dialect, schema_translate_map)
-        self._last = (dialect, schema_translate_map, plan)
-        return plan
-
-    def fetch(
-        self,
-        connection: Connection,
-        plan: _Plan,
-        values: tuple[Any, ...],
-        execution_options: Mapping[str, Any],
-    ) -> Sequence[Any]:
-        """The rows for ``values``: raw driver values on the fast path, else already converted ones.
-
-        ``execution_options`` are those of the service (its schema); ``plan`` was made for the same schema.
-        """
-        if not connection.in_transaction():
-            # What Connection.execute would do: the driver opens a transaction for this read (psycopg and
-            # PyMySQL do), so SQLAlchemy must know of it for the caller's commit, rollback or close to end it.
-            connection.begin()
-        if (
-            # Something observes the engine's statements (OpenTelemetry, Sentry, query loggers, tests that
-            # count queries) or rewrites them: go through SQLAlchemy so that it sees this one too.
-            connection._has_events or connection.engine._has_events or connection.dialect._has_events
-        ):
-            try:
-                return connection.execute(
-                    self._statement,
-                    dict(zip(self._names, values, strict=True)),
-                    execution_options=execution_options,
-                ).all()
-            except sa.exc.DBAPIError as error:
-                raise_if_out_of_date(connection, error, schema=_schema_of(execution_options))
-                raise
-        arguments = plan.arguments(values)
-        pooled = connection.connection
-        # One reusable cursor per driver connection, kept in the pool's record of that connection (which
-        # SQLAlchemy empties when the connection is invalidated or recycled): creating a psycopg cursor costs
-        # about as much as a lookup on a warm server. A pooled connection serves one checkout at a time.
-        cursor = pooled.info.get(_CURSOR_KEY)
-        if cursor is None:
-            dbapi_connection = pooled.dbapi_connection
-            assert dbapi_connection is not None  # noqa: S101  narrowing: a checked-out connection has one
-            cursor = pooled.info[_CURSOR_KEY] = dbapi_connection.cursor()
-        try:
-            cursor.execute(plan.sql, arguments)
-            rows: Sequence[Any] = cursor.fetchall()
-        except connection.dialect.loaded_dbapi.Error as error:
-            pooled.info.pop(_CURSOR_KEY, None)
-            wrapped = sa.exc.DBAPIError.instance(
-                plan.sql, arguments, error, connection.dialect.loaded_dbapi.Error
-            )
-            # Only here, once the driver has failed: a never-migrated database says so, at no cost to the
-            # lookups that succeed.
-            raise_if_out_of_date(connection, wrapped, schema=_schema_of(execution_options))
-            raise wrapped from error
-        return rows
-
-
-_CURSOR_KEY = "tenantkit.api_keys.cursor"
-
-
-def _schema_of(execution_options: Mapping[str, Any]) -> str | None:
-    """The schema a service's execution options place tenantkit's tables in (``None``: the default)."""
-    schema: str | None = (execution_options.get("schema_translate_map") or {}).get(None)
-    return schema
-
-
-_RAW_BY_DIGEST: dict[int, _RawQuery] = {}
-_RAW_BY_ARGON2_ID = _RawQuery(_LOOKUP_BY_ARGON2_ID, ("low", "high"))
-
-
-def _raw_lookup(candidates: int) -> _RawQuery:
+def _raw_lookup(candidates: int) -> RawQuery:
     query = _RAW_BY_DIGEST.get(candidates)
     if query is None:
-        query = _RAW_BY_DIGEST[candidates] = _RawQuery(
-            _lookup_by_digest(candidates), tuple(f"d{n}" for n in range(candidates))
+        query = _RAW_BY_DIGEST[candidates] = RawQuery(
+            _lookup_by_digest(candidates), tuple(f"d{n}" for n in range(candidates)), readers=_READERS
         )
     return query
 
@@ -685,20 +504,15 @@ class ApiKeyService:
             PermissionDeniedError: The actor may not read the organization's keys.
         """
         check_identifier(organization_id, "organization_id")
-        check_limit(limit)
+        seek = _KEYS_ORDER.seek(limit=limit, cursor=cursor)
         acting = as_actor(actor)
-        after = _KEYS_ORDER.after(cursor)
         self.membership.authorize(session, organization_id, acting, Action.READ_API_KEYS)
         query = sa.select(*_METADATA_COLUMNS).where(api_keys.c.organization_id == organization_id)
         if not include_revoked:
             query = query.where(api_keys.c.revoked_at.is_(None))
-        if after is not None:
-            query = query.where(after)
-        rows = session.execute(
-            query.order_by(*_KEYS_ORDER.order_by()).limit(limit + 1),
-            execution_options=self.membership.execution_options,
-        ).all()
-        return _KEYS_ORDER.page(rows, limit, _row_to_key)
+        return fetch_page(
+            session, query, seek, _row_to_key, execution_options=self.membership.execution_options
+        )
 
     def get(self, session: Session, organization_id: str, key_id: str, *, actor: Actor | str) -> ApiKey:
         """One key's metadata.
@@ -740,7 +554,7 @@ class ApiKeyService:
             execution_options=self.membership.execution_options,
         )
         self._evict(organization_id, key_id)
-        changed = result.rowcount == 1  # type: ignore[attr-defined]
+        changed = rowcount(result) == 1
         # Already revoked (rowcount 0) is fine; a revocation the database did not keep is not.
         row = confirm_written(
             session,
@@ -782,7 +596,7 @@ class ApiKeyService:
             None,
             execution_options=self.membership.execution_options,
         )
-        if result.rowcount != 1:  # type: ignore[attr-defined]
+        if rowcount(result) != 1:
             raise ApiKeyNotFoundError(organization_id, key_id)
         self._evict(organization_id, key_id)
         self.events.record(
@@ -860,7 +674,7 @@ class ApiKeyService:
             .values(expires_at=valid_until, replaced_at=now, updated_at=now),
             execution_options=self.membership.execution_options,
         )
-        if result.rowcount != 1:  # type: ignore[attr-defined]
+        if rowcount(result) != 1:
             # A concurrent rotation or revocation won the race.
             raise InvalidInputError("key_id", "the key was rotated or revoked meanwhile")
         confirm_written(

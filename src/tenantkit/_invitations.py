@@ -41,6 +41,7 @@ from tenantkit._addresses import (
     normalize_public_domains,
 )
 from tenantkit._clock import Clock, system_clock
+from tenantkit._db import begin_write, fetch_page, rowcount, typed_concurrency_errors
 from tenantkit._errors import (
     AlreadyMemberError,
     ConcurrentUpdateError,
@@ -65,7 +66,7 @@ from tenantkit._events import (
 )
 from tenantkit._membership import MembershipService
 from tenantkit._missing_schema import translate_missing_schema
-from tenantkit._pagination import DEFAULT_PAGE_SIZE, Keyset, Page, check_limit
+from tenantkit._pagination import DEFAULT_PAGE_SIZE, Keyset, Page
 from tenantkit._roles import Action, Role
 from tenantkit._tables import invitation_acceptances, invitations, new_id
 from tenantkit._tokens import TokenCodec, TokenContents, digest_matches
@@ -171,22 +172,6 @@ _BY_ID = sa.select(invitations).where(
     invitations.c.id == sa.bindparam("b_invitation_id"),
 )
 _BY_ID_FOR_UPDATE = _BY_ID.with_for_update()
-# pysqlite opens no transaction for SELECT or SAVEPOINT; a write first makes the savepoint below part of the
-# caller's transaction and takes SQLite's write lock, which serializes concurrent acceptances there.
-_SQLITE_TOUCH = (
-    invitations.update()
-    .where(
-        invitations.c.organization_id == sa.bindparam("b_organization_id"),
-        invitations.c.id == sa.bindparam("b_invitation_id"),
-    )
-    .values(use_count=invitations.c.use_count)
-)
-# Writes nothing; on SQLite it opens the caller's transaction before a savepoint (see _SQLITE_TOUCH).
-_SQLITE_BEGIN = (
-    invitations.update()
-    .where(invitations.c.organization_id == sa.bindparam("b_organization_id"), invitations.c.id == "")
-    .values(use_count=invitations.c.use_count)
-)
 _RETIRE_OPEN_FOR_EMAIL = (
     invitations.update()
     .where(
@@ -432,19 +417,10 @@ class InvitationService:
             "created_at": now,
             "updated_at": now,
         }
-        if session.connection().dialect.name == "sqlite":
-            session.execute(
-                _SQLITE_BEGIN,
-                {"b_organization_id": organization_id},
-                execution_options=self.membership.execution_options,
-            )
-        try:
+        with typed_concurrency_errors(organization_id):
+            # On SQLite, open the caller's transaction (and take the write lock) before the savepoint below.
+            begin_write(session, invitations, self.membership.execution_options)
             self._retire_and_insert(session, organization_id, address, values, now)
-        except sa.exc.DBAPIError as error:
-            reason = _concurrency_reason(error)
-            if reason is None:
-                raise
-            raise ConcurrentUpdateError(organization_id, reason) from error
         row = session.execute(
             _BY_ID,
             {"b_organization_id": organization_id, "b_invitation_id": invitation_id},
@@ -598,8 +574,9 @@ class InvitationService:
             raise UnverifiedEmailError()
         contents = self._tokens.read(token)
         ids = _ids(contents)
-        if session.connection().dialect.name == "sqlite":
-            session.execute(_SQLITE_TOUCH, ids, execution_options=self.membership.execution_options)
+        # SQLite has no row lock: its write lock serializes concurrent acceptances there, and makes the
+        # savepoint below part of the caller's transaction.
+        begin_write(session, invitations, self.membership.execution_options)
         # The row lock makes concurrent acceptances of one invitation take turns, each seeing the count
         # the previous one committed.
         row = self._verified(
@@ -680,7 +657,7 @@ class InvitationService:
             new_status = InvitationStatus.EXHAUSTED
         else:
             new_status = InvitationStatus.PENDING
-        consumed: sa.CursorResult[Any] = session.execute(  # type: ignore[assignment]
+        consumed = session.execute(
             _CONSUME,
             {
                 "b_organization_id": row.organization_id,
@@ -692,7 +669,7 @@ class InvitationService:
             },
             execution_options=self.membership.execution_options,
         )
-        if consumed.rowcount != 1:
+        if rowcount(consumed) != 1:
             # Unreachable while the row lock holds; kept so a missing lock can never double-spend.
             raise InvitationExhaustedError(row.max_uses or 1)
         # A use that is not counted would let a link admit people beyond its max_uses.
@@ -763,24 +740,21 @@ class InvitationService:
             PermissionDeniedError: The actor may not read invitations.
         """
         check_identifier(organization_id, "organization_id")
-        check_limit(limit)
-        after = _PENDING_ORDER.after(cursor)
+        seek = _PENDING_ORDER.seek(limit=limit, cursor=cursor)
         self.membership.authorize(session, organization_id, actor, Action.READ_INVITATIONS)
         now = self.clock()
-        query = (
-            sa.select(invitations)
-            .where(
-                invitations.c.organization_id == organization_id,
-                invitations.c.status == InvitationStatus.PENDING.value,
-                invitations.c.expires > now,
-            )
-            .order_by(*_PENDING_ORDER.order_by())
-            .limit(limit + 1)
+        query = sa.select(invitations).where(
+            invitations.c.organization_id == organization_id,
+            invitations.c.status == InvitationStatus.PENDING.value,
+            invitations.c.expires > now,
         )
-        if after is not None:
-            query = query.where(after)
-        rows = session.execute(query, execution_options=self.membership.execution_options).all()
-        return _PENDING_ORDER.page(rows, limit, lambda row: _invitation(row, now))
+        return fetch_page(
+            session,
+            query,
+            seek,
+            lambda row: _invitation(row, now),
+            execution_options=self.membership.execution_options,
+        )
 
     def revoke(
         self, session: Session, organization_id: str, invitation_id: str, *, actor: Actor | str
@@ -941,26 +915,6 @@ class InvitationService:
                 invitation_id=invitation_id,
             )
         return row
-
-
-# Deadlock, lock wait timeout and serialization failure (PostgreSQL SQLSTATEs, MySQL error numbers); 1305 is
-# MySQL's "savepoint does not exist", which follows when a deadlock rolled back the whole transaction.
-_PG_CONFLICTS = frozenset({"40001", "40P01", "55P03"})
-_MYSQL_CONFLICTS = frozenset({1205, 1213, 1305})
-
-
-def _concurrency_reason(error: BaseException) -> str | None:
-    seen: BaseException | None = error
-    while seen is not None:
-        original = getattr(seen, "orig", None)
-        sqlstate = getattr(original, "sqlstate", None)
-        if sqlstate in _PG_CONFLICTS:
-            return f"SQLSTATE {sqlstate}"
-        args = getattr(original, "args", ())
-        if args and isinstance(args[0], int) and args[0] in _MYSQL_CONFLICTS:
-            return f"MySQL error {args[0]}"
-        seen = seen.__context__
-    return None
 
 
 def _ids(contents: TokenContents) -> dict[str, str]:

@@ -10,21 +10,20 @@ no-op ``UPDATE``) before reading, which serializes writers the same way.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, ClassVar
 
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from tenantkit._actor import Actor, as_actor
 from tenantkit._clock import Clock, system_clock
+from tenantkit._db import RawQuery, begin_write, fetch_page, typed_concurrency_errors
 from tenantkit._errors import (
     AlreadyMemberError,
-    ConcurrentUpdateError,
     InvalidInputError,
     LastOwnerError,
     MemberNotFoundError,
@@ -37,8 +36,8 @@ from tenantkit._events import (
     MemberRoleChanged,
     OwnershipTransferred,
 )
-from tenantkit._missing_schema import raise_if_out_of_date, translate_missing_schema
-from tenantkit._pagination import DEFAULT_PAGE_SIZE, Keyset, Page, check_limit
+from tenantkit._missing_schema import translate_missing_schema
+from tenantkit._pagination import DEFAULT_PAGE_SIZE, Keyset, Page
 from tenantkit._roles import Action, Permissions, Role
 from tenantkit._settings import check_schema_name
 from tenantkit._tables import new_id, team_members
@@ -68,6 +67,8 @@ _ROLE_OF = sa.select(team_members.c.role).where(
     team_members.c.user_id == sa.bindparam("user_id"),
 )
 
+_RAW_ROLE_OF = RawQuery(_ROLE_OF, ("organization_id", "user_id"))
+
 _MEMBER = sa.select(team_members).where(
     team_members.c.organization_id == sa.bindparam("organization_id"),
     team_members.c.user_id == sa.bindparam("user_id"),
@@ -90,17 +91,6 @@ _LOCK_ROWS = (
     .with_for_update()
 )
 
-# SQLite ignores FOR UPDATE. A write statement takes its one write lock at once (whether or not a row
-# matches), and no other connection can commit until this transaction ends, so what we read next is current.
-_SQLITE_WRITE_LOCK = (
-    team_members.update()
-    .where(
-        team_members.c.organization_id == sa.bindparam("org"),
-        team_members.c.role == Role.OWNER,
-    )
-    .values(role=team_members.c.role)
-)
-
 # Bind names differ from column names: SQLAlchemy reserves those for the SET clause.
 _SET_ROLE = (
     team_members.update()
@@ -117,36 +107,6 @@ _DELETE = team_members.delete().where(
 )
 
 _INSERT = team_members.insert()
-
-# Error codes that mean "another transaction got in the way; the database rolled this one back".
-_PG_RETRYABLE = frozenset({"40001", "40P01", "55P03"})
-_MYSQL_RETRYABLE = frozenset({1205, 1213})
-
-
-def _concurrency_reason(error: sa.exc.DBAPIError) -> str | None:
-    original = error.orig
-    sqlstate = getattr(original, "sqlstate", None) or getattr(original, "pgcode", None)
-    if sqlstate in _PG_RETRYABLE:
-        return f"SQLSTATE {sqlstate}"
-    args = getattr(original, "args", ())
-    if args and isinstance(args[0], int) and args[0] in _MYSQL_RETRYABLE:
-        return f"MySQL error {args[0]}"
-    text = str(original).lower()
-    if "database is locked" in text or "database is busy" in text:
-        return "SQLite database is locked"
-    return None
-
-
-@contextmanager
-def _typed_concurrency_errors(organization_id: str) -> Iterator[None]:
-    try:
-        yield
-    except sa.exc.DBAPIError as error:
-        reason = _concurrency_reason(error)
-        if reason is None:
-            raise
-        raise ConcurrentUpdateError(organization_id, reason) from error
-
 
 # The two listings of memberships: an organization's members by user id, a user's organizations by id.
 _MEMBERS_ORDER = Keyset("members", team_members.c.user_id)
@@ -174,26 +134,6 @@ class _Locked:
     def role_of(self, user_id: str | None) -> Role | None:
         member = self.by_user.get(user_id) if user_id is not None else None
         return member.role if member is not None else None
-
-
-class _FastRoleQuery:
-    """``_ROLE_OF`` compiled once per dialect, to run straight on the session's DBAPI connection."""
-
-    __slots__ = ("positional", "sql")
-
-    def __init__(
-        self, dialect: Dialect, schema_translate_map: Mapping[str | None, str | None] | None
-    ) -> None:
-        # The schema names are rendered into the SQL, as Connection.execute would render them.
-        compiled = _ROLE_OF.compile(
-            dialect=dialect,
-            schema_translate_map=schema_translate_map,
-            render_schema_translate=schema_translate_map is not None,
-        )
-        self.sql = compiled.string
-        self.positional = compiled.positional
-        if self.positional and list(compiled.positiontup or ()) != ["organization_id", "user_id"]:
-            raise AssertionError("unexpected bind order in the role query")
 
 
 @translate_missing_schema(done_inline=("get_role", "authorize"))
@@ -236,7 +176,6 @@ class MembershipService:
         self.execution_options: Mapping[str, Any] = (
             {"schema_translate_map": {None: schema}} if schema is not None else {}
         )
-        self._fast: dict[tuple[Dialect, Any], _FastRoleQuery] = {}
 
     def schema_translate_map(self, connection: Connection) -> Mapping[str | None, str | None] | None:
         """The schema translation a statement of tenantkit's runs under on ``connection``.
@@ -289,10 +228,10 @@ class MembershipService:
         """The role of ``user_id`` in ``organization_id``, or ``None`` when not a member.
 
         This is the per-request question, so it runs one prebuilt indexed query with as little around it as
-        possible: when nothing observes the engine's statements (no ``before_cursor_execute`` listeners) and
-        a transaction is open, the SQL compiled for the dialect and schema goes straight to the session's
-        DBAPI connection, inside that transaction. Otherwise it goes through SQLAlchemy, so that
-        instrumentation sees it and a bare connection autobegins as usual.
+        possible: when nothing observes the engine's statements (no ``before_cursor_execute`` listeners),
+        the SQL compiled for the dialect and schema goes straight to the session's DBAPI connection, inside
+        its transaction (a bare connection begins one, as it would for any statement). Otherwise it goes
+        through SQLAlchemy, so that instrumentation sees it.
 
         Args:
             session: The caller's session (or connection).
@@ -308,48 +247,10 @@ class MembershipService:
         check_identifier(organization_id, "organization_id")
         check_identifier(user_id, "user_id")
         connection = session.connection() if isinstance(session, Session) else session
-        if (
-            # A bare connection outside a transaction autobegins only through SQLAlchemy; bypassing it
-            # would leave the driver in a transaction SQLAlchemy does not know about.
-            not connection.in_transaction()
-            or connection._has_events
-            or connection.engine._has_events
-            or connection.dialect._has_events
-        ):
-            try:
-                value = connection.execute(
-                    _ROLE_OF,
-                    {"organization_id": organization_id, "user_id": user_id},
-                    execution_options=self.execution_options,
-                ).scalar()
-            except sa.exc.DBAPIError as error:
-                raise_if_out_of_date(session, error, schema=self.schema)
-                raise
-            return None if value is None else _ROLE_BY_VALUE[value]
-        dialect = connection.dialect
-        translate = self.schema_translate_map(connection)
-        plan_key = (dialect, None if translate is None else tuple(translate.items()))
-        fast = self._fast.get(plan_key)
-        if fast is None:
-            fast = self._fast[plan_key] = _FastRoleQuery(dialect, translate)
-        parameters: tuple[str, str] | dict[str, str] = (
-            (organization_id, user_id)
-            if fast.positional
-            else {"organization_id": organization_id, "user_id": user_id}
-        )
-        cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        try:
-            cursor.execute(fast.sql, parameters)
-            row = cursor.fetchone()
-        except dialect.loaded_dbapi.Error as error:
-            wrapped = sa.exc.DBAPIError.instance(
-                fast.sql, parameters, error, dialect.loaded_dbapi.Error, dialect=dialect
-            )
-            raise_if_out_of_date(session, wrapped, schema=self.schema)
-            raise wrapped from error
-        finally:
-            cursor.close()
-        return None if row is None else _ROLE_BY_VALUE[row[0]]
+        plan = _RAW_ROLE_OF.plan(connection.dialect, self.schema_translate_map(connection))
+        rows = _RAW_ROLE_OF.fetch(connection, plan, (organization_id, user_id), self.execution_options)
+        # The role's raw value is its name, and so is the converted Role (a str enum) on the SQLAlchemy path.
+        return _ROLE_BY_VALUE[rows[0][0]] if rows else None
 
     def get(
         self, session: Session | Connection, organization_id: str, user_id: str, *, actor: Actor | str
@@ -443,19 +344,12 @@ class MembershipService:
             PermissionDeniedError: The actor may not read the organization's members.
         """
         check_identifier(organization_id, "organization_id")
-        size = check_limit(limit)
+        seek = _MEMBERS_ORDER.seek(limit=limit, cursor=cursor)
         query = sa.select(team_members).where(team_members.c.organization_id == organization_id)
         if role is not None:
             query = query.where(team_members.c.role == Role.parse(role))
-        after = _MEMBERS_ORDER.after(cursor)
         self.authorize(session, organization_id, actor, Action.READ_MEMBERS)
-        if after is not None:
-            query = query.where(after)
-        rows = session.execute(
-            query.order_by(*_MEMBERS_ORDER.order_by()).limit(size + 1),
-            execution_options=self.execution_options,
-        ).all()
-        return _MEMBERS_ORDER.page(rows, size, _member)
+        return fetch_page(session, query, seek, _member, execution_options=self.execution_options)
 
     def list_organizations(
         self,
@@ -484,31 +378,21 @@ class MembershipService:
             PermissionDeniedError: The actor is another user.
         """
         check_identifier(user_id, "user_id")
-        size = check_limit(limit)
+        seek = _ORGANIZATIONS_ORDER.seek(limit=limit, cursor=cursor)
         query = sa.select(team_members).where(team_members.c.user_id == user_id)
-        after = _ORGANIZATIONS_ORDER.after(cursor)
         acting = as_actor(actor)
         if acting.user_id is not None and acting.user_id != user_id:
             raise PermissionDeniedError(
                 Action.READ_MEMBERS.value, None, f"{acting.user_id!r} may list only their own organizations"
             )
-        if after is not None:
-            query = query.where(after)
-        rows = session.execute(
-            query.order_by(*_ORGANIZATIONS_ORDER.order_by()).limit(size + 1),
-            execution_options=self.execution_options,
-        ).all()
-        return _ORGANIZATIONS_ORDER.page(rows, size, _member)
+        return fetch_page(session, query, seek, _member, execution_options=self.execution_options)
 
     # -- changes ---------------------------------------------------------------------------------------
 
     def _lock(self, session: Session, organization_id: str, *user_ids: str | None) -> _Locked:
         """Lock and read the rows a change decides on (see the module docstring)."""
         connection = session.connection()
-        if connection.dialect.name == "sqlite":
-            connection.execute(
-                _SQLITE_WRITE_LOCK, {"org": organization_id}, execution_options=self.execution_options
-            )
+        begin_write(connection, team_members, self.execution_options)
         wanted = sorted({user_id for user_id in user_ids if user_id is not None})
         rows = connection.execute(
             _LOCK_ROWS,
@@ -566,7 +450,7 @@ class MembershipService:
         check_identifier(user_id, "user_id")
         wanted = Role.parse(role)
         acting = as_actor(actor)
-        with _typed_concurrency_errors(organization_id):
+        with typed_concurrency_errors(organization_id):
             actor_role = self.authorize(session, organization_id, acting, Action.INVITE_MEMBERS)
             self.check_grant(actor_role, wanted)
             return self._admit(session, organization_id, user_id, wanted, acting)
@@ -579,16 +463,13 @@ class MembershipService:
         :meth:`add` calls it once the actor is authorized; an accepted invitation calls it with the joining
         user as the actor, the invitation having been the authority (the audit trail names who acted).
         """
-        with _typed_concurrency_errors(organization_id):
+        with typed_concurrency_errors(organization_id):
             existing = self.get_role(session, organization_id, user_id)
             if existing is not None:
                 raise AlreadyMemberError(organization_id, user_id, existing.value)
-            if session.connection().dialect.name == "sqlite":
-                # Start the transaction with a write: pysqlite would otherwise let the SAVEPOINT below open
-                # (and its RELEASE commit) a transaction of its own, behind the caller's back.
-                session.connection().execute(
-                    _SQLITE_WRITE_LOCK, {"org": organization_id}, execution_options=self.execution_options
-                )
+            # Start the transaction with a write on SQLite: pysqlite would otherwise let the SAVEPOINT below
+            # open (and its RELEASE commit) a transaction of its own, behind the caller's back.
+            begin_write(session.connection(), team_members, self.execution_options)
             now = self.clock()
             member = Member(
                 id=new_id(),
@@ -662,7 +543,7 @@ class MembershipService:
         check_identifier(user_id, "user_id")
         wanted = Role.parse(role)
         acting = as_actor(actor)
-        with _typed_concurrency_errors(organization_id):
+        with typed_concurrency_errors(organization_id):
             locked = self._lock(session, organization_id, acting.user_id, user_id)
             actor_role = self._actor_role(organization_id, acting, locked, Action.CHANGE_ROLES)
             target = locked.by_user.get(user_id)
@@ -734,7 +615,7 @@ class MembershipService:
         acting = as_actor(actor)
         if acting.user_id == user_id:
             return self.leave(session, organization_id, actor=acting)
-        with _typed_concurrency_errors(organization_id):
+        with typed_concurrency_errors(organization_id):
             locked = self._lock(session, organization_id, acting.user_id, user_id)
             actor_role = self._actor_role(organization_id, acting, locked, Action.REMOVE_MEMBERS)
             target = locked.by_user.get(user_id)
@@ -768,7 +649,7 @@ class MembershipService:
         acting = as_actor(actor)
         if acting.user_id is None:
             raise InvalidInputError("actor", "the host is not a member and cannot leave; use remove()")
-        with _typed_concurrency_errors(organization_id):
+        with typed_concurrency_errors(organization_id):
             locked = self._lock(session, organization_id, acting.user_id)
             target = locked.by_user.get(acting.user_id)
             if target is None:
@@ -856,7 +737,7 @@ class MembershipService:
             giver = acting.user_id
         if giver == to_user_id:
             raise InvalidInputError("to_user_id", "must be another member than the current owner")
-        with _typed_concurrency_errors(organization_id):
+        with typed_concurrency_errors(organization_id):
             locked = self._lock(session, organization_id, giver, to_user_id)
             if acting.user_id is not None:
                 self._actor_role(organization_id, acting, locked, Action.TRANSFER_OWNERSHIP)

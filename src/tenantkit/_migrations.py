@@ -39,6 +39,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import URL, Connection, Engine
 
 from tenantkit._database_url import create_engine_from_url
+from tenantkit._db import sqlite_busy, sqlstate
 from tenantkit._errors import (
     ConfigurationError,
     DatabaseUnavailableError,
@@ -207,8 +208,7 @@ def _lock_timeout_error(dialect: str, timeout: float | None) -> MigrationLockTim
 
 
 def _is_pg_lock_timeout(exc: sa.exc.DBAPIError) -> bool:
-    orig = exc.orig
-    return _PG_LOCK_NOT_AVAILABLE in (getattr(orig, "sqlstate", None), getattr(orig, "pgcode", None))
+    return sqlstate(exc.orig) == _PG_LOCK_NOT_AVAILABLE
 
 
 def _pg_timeout_setting(timeout: float | None) -> str:
@@ -292,7 +292,7 @@ def _sqlite_immediate(connection: Connection, timeout: float | None) -> Iterator
             try:
                 connection.exec_driver_sql("BEGIN IMMEDIATE")
             except sa.exc.OperationalError as exc:
-                if "locked" in str(exc.orig) or "busy" in str(exc.orig):
+                if sqlite_busy(exc.orig):
                     raise _lock_timeout_error("sqlite", timeout) from exc
                 raise
             driver.execute(f"PRAGMA busy_timeout = {int(saved_busy or 0)}")

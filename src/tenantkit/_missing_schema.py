@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
+from tenantkit._db import mysql_error_number, sqlstate
 from tenantkit._errors import SchemaOutOfDateError
 from tenantkit._migrations import current_revision, head_revision
 
@@ -31,12 +32,12 @@ _SQLITE_UNDEFINED = ("no such table", "no such column", "has no column named")
 
 def _names_missing_schema(error: sa.exc.DBAPIError) -> bool:
     original = error.orig
-    args = getattr(original, "args", ())
-    if args and isinstance(args[0], int):  # MySQL drivers: (errno, message); they carry a sqlstate too
-        return args[0] in _MYSQL_UNDEFINED
-    sqlstate = getattr(original, "sqlstate", None) or getattr(original, "pgcode", None)
-    if sqlstate is not None:
-        return sqlstate in _PG_UNDEFINED
+    number = mysql_error_number(original)
+    if number is not None:  # MySQL drivers: (errno, message); they carry a sqlstate too
+        return number in _MYSQL_UNDEFINED
+    code = sqlstate(original)
+    if code is not None:
+        return code in _PG_UNDEFINED
     text = str(original).lower()
     return any(phrase in text for phrase in _SQLITE_UNDEFINED)
 

@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict
 
 from tenantkit._errors import InvalidInputError
 
-__all__ = ["DEFAULT_PAGE_SIZE", "MAX_CURSOR_LENGTH", "MAX_PAGE_SIZE", "Keyset", "Page", "check_limit"]
+__all__ = ["DEFAULT_PAGE_SIZE", "MAX_CURSOR_LENGTH", "MAX_PAGE_SIZE", "Keyset", "Page", "Seek", "check_limit"]
 
 T = TypeVar("T")
 
@@ -187,6 +187,17 @@ class Keyset:
             branches.append(sa.and_(*equal, beyond))
         return sa.or_(*branches)
 
+    def seek(self, *, limit: object, cursor: str | None) -> Seek:
+        """The checked request for one page: ``limit`` rows after ``cursor`` (``None``: the first page).
+
+        Pure: call it before any database work, so that a bad limit or cursor costs nothing.
+
+        Raises:
+            InvalidInputError: ``limit`` is not a page size, or ``cursor`` not one of this listing's.
+        """
+        size = check_limit(limit)
+        return Seek(keyset=self, limit=size, after=self.after(cursor))
+
     def page(self, rows: Sequence[Any], limit: int, item: Callable[[Any], T]) -> Page[T]:
         """The page made of the first ``limit`` of ``rows`` (fetched with ``LIMIT limit + 1``).
 
@@ -195,3 +206,13 @@ class Keyset:
         items = [item(row) for row in rows[:limit]]
         next_cursor = self.cursor_after(rows[limit - 1]) if len(rows) > limit else None
         return Page[T](items=items, next_cursor=next_cursor)
+
+
+@dataclass(frozen=True)
+class Seek:
+    """One page a listing was asked for, checked: its keyset, its size and where it resumes."""
+
+    keyset: Keyset
+    limit: int
+    after: sa.ColumnElement[bool] | None
+    """The ``WHERE`` clause selecting the rows after the cursor; ``None`` on the first page."""
