@@ -500,9 +500,8 @@ class _Candidates(Protocol):
     """How keys of one kind are looked up and matched: its hashers, tried in preference order."""
 
     query: _RawQuery
-
-    def cache_key(self, key: str) -> str:
-        """What the cache files ``key`` under (never the key itself)."""
+    cache_key: Callable[[str], str]
+    """What the cache files a key under (never the key itself)."""
 
     def lookup(self, key: str, cache_key: str) -> tuple[str, ...]:
         """The values of :attr:`query` that find ``key``'s row (``cache_key`` spares computing it twice)."""
@@ -525,15 +524,13 @@ class _Candidates(Protocol):
 class _DigestCandidates:
     """Digest-kind keys: each hasher's stored form, found with one lookup; the most preferred match wins."""
 
-    __slots__ = ("_stores", "query")
+    __slots__ = ("_stores", "cache_key", "query")
 
     def __init__(self, hashers: tuple[DigestHasher, ...]) -> None:
         self._stores = tuple(hasher.store for hasher in hashers)
         self.query = _raw_lookup(len(hashers))
-
-    def cache_key(self, key: str) -> str:
-        """The current hasher's stored form of ``key``."""
-        return self._stores[0](key)
+        # The current hasher's stored form files the key: its very store function, one call on the hot path.
+        self.cache_key: Callable[[str], str] = self._stores[0]
 
     def lookup(self, key: str, cache_key: str) -> tuple[str, ...]:
         """Every stored form ``key`` may have, the current hasher's (``cache_key``) first."""
@@ -551,6 +548,11 @@ class _DigestCandidates:
         organization_id: str | None,
     ) -> tuple[Any, int] | None:
         """The row whose ``hashed_key`` is the most preferred of the stored forms in ``lookup``."""
+        if len(lookup) == 1:  # one hasher (no pepper): the common case, without the position bookkeeping
+            for row in rows:
+                if same_digest(row[_HASHED_KEY], lookup[0]):
+                    return row, 0
+            return None
         best: tuple[Any, int] | None = None
         for row in rows:
             stored = row[_HASHED_KEY]
@@ -566,16 +568,13 @@ class _DigestCandidates:
 class _Argon2Candidates:
     """Keys with a lookup id: the rows filed under that id, the first whose argon2id hash verifies wins."""
 
-    __slots__ = ("_hasher", "query")
+    __slots__ = ("_hasher", "cache_key", "query")
 
     def __init__(self, hasher: Argon2idHasher) -> None:
         self._hasher = hasher
         self.query = _RAW_BY_ARGON2_ID
-
-    @staticmethod
-    def cache_key(key: str) -> str:
-        """SHA-256 of ``key``: its stored hash is salted, so it cannot file the key."""
-        return sha256_digest(key)
+        # SHA-256 of the key: its stored hash is salted, so it cannot file the key.
+        self.cache_key: Callable[[str], str] = sha256_digest
 
     def lookup(self, key: str, cache_key: str) -> tuple[str, ...]:
         """The range of ``hashed_key`` values filed under ``key``'s lookup id."""
@@ -1117,7 +1116,12 @@ class ApiKeyService:
         if position > 0:  # a fallback hasher matched: move the key to the current one
             wrote = self._rehash(connection, key_id, stored, lookup[0])
         if self.track_last_used:
-            last_used_at = _comparable(last_used_at, plan.processors[_LAST_USED_AT])
+            # Only compared, never returned: an aware datetime (psycopg's, in the server's zone) compares
+            # correctly as it is; text (SQLite) and naive values (MySQL) are converted.
+            if last_used_at is not None and (
+                type(last_used_at) is not datetime or last_used_at.tzinfo is None
+            ):
+                last_used_at = plan.processors[_LAST_USED_AT](last_used_at)
             if self._touch_due(last_used_at, now):
                 wrote = self._touch(connection, key_id, now)
                 last_used_at = now
@@ -1386,14 +1390,3 @@ def _decide_cached(
     """The answer at ``now`` for a key whose valid result was cached (revoked keys are evicted)."""
     refusal = _decide(cached.organization_id or "", None, cached.expires_at, now, organization_id)
     return cached if refusal is None else refusal
-
-
-def _comparable(last_used_at: Any, process: Processor) -> datetime | None:
-    """A stored ``last_used_at`` as a value that compares with an aware datetime.
-
-    Only compared, never returned: an aware datetime (psycopg's, in the server's zone) compares correctly
-    as it is; text (SQLite) and naive values (MySQL) are converted.
-    """
-    if last_used_at is None or (type(last_used_at) is datetime and last_used_at.tzinfo is not None):
-        return last_used_at
-    return process(last_used_at)  # type: ignore[no-any-return]
