@@ -685,7 +685,7 @@ class ApiKeyService:
             raise ConfigurationError(f"prefix {prefix!r}: {error.reason}") from None
         self._peppers: tuple[Pepper, ...] = build_peppers(peppers, current_pepper)
         self._hashers = choose_hasher(hasher, self._peppers, argon2_hasher)
-        self.hasher: str = self._hashers.current.name
+        self.hasher: str = self._hashers.name
         candidates: dict[KeyKind, _Candidates] = {
             KeyKind.DIGEST: _DigestCandidates(self._hashers.digests),
             KeyKind.ARGON2: _Argon2Candidates(self._hashers.argon2),
@@ -1114,7 +1114,8 @@ class ApiKeyService:
         result = self._valid_result(key_id, org, name, plan.processors[_SCOPES](scopes), expires_at)
         wrote = False
         if position > 0:  # a fallback hasher matched: move the key to the current one
-            wrote = self._rehash(connection, key_id, stored, lookup[0])
+            self._rehash(connection, key_id, stored, lookup[0])
+            wrote = True
         if self.track_last_used:
             # Only compared, never returned: an aware datetime (psycopg's, in the server's zone) compares
             # correctly as it is; text (SQLite) and naive values (MySQL) are converted.
@@ -1123,7 +1124,8 @@ class ApiKeyService:
             ):
                 last_used_at = plan.processors[_LAST_USED_AT](last_used_at)
             if self._touch_due(last_used_at, now):
-                wrote = self._touch(connection, key_id, now)
+                self._touch(connection, key_id, now)
+                wrote = True
                 last_used_at = now
         return result, wrote, last_used_at
 
@@ -1218,8 +1220,9 @@ class ApiKeyService:
         if not (result.valid and self._touch_due(entry.last_used_at, now)):
             return result, False
         connection = session.connection() if isinstance(session, Session) else session
+        self._touch(connection, entry.key_id, now)
         entry.last_used_at = now
-        return result, self._touch(connection, entry.key_id, now)
+        return result, True
 
     def _touch_due(self, last_used_at: datetime | None, now: datetime) -> bool:
         """Whether a key last used at ``last_used_at`` gets ``last_used_at`` written at ``now``."""
@@ -1241,16 +1244,15 @@ class ApiKeyService:
             self._before_cache_write()
         cache.put(cache_key, CacheEntry(result, key_id, now + self.cache_ttl, last_used_at), ticket=ticket)
 
-    def _rehash(self, connection: Connection, key_id: str, old: str, new: str) -> bool:
+    def _rehash(self, connection: Connection, key_id: str, old: str, new: str) -> None:
         # Conditional on the old stored form, so that concurrent verifiers move the key once.
         connection.execute(
             _REHASH,
             {"key_id": key_id, "old_digest": old, "new_digest": new},
             execution_options=self.membership.execution_options,
         )
-        return True
 
-    def _touch(self, connection: Connection, key_id: str, now: datetime) -> bool:
+    def _touch(self, connection: Connection, key_id: str, now: datetime) -> None:
         # Conditional, so that concurrent verifiers (other processes too) write at most once per interval;
         # updated_at is left alone: being used is not a change of the key.
         connection.execute(
@@ -1258,7 +1260,6 @@ class ApiKeyService:
             {"key_id": key_id, "threshold": now - self.last_used_interval, "now": now},
             execution_options=self.membership.execution_options,
         )
-        return True
 
     def _expiry(self, expires: datetime | timedelta | None, now: datetime) -> datetime | None:
         if expires is None:

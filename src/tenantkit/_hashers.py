@@ -179,12 +179,14 @@ class Hashers:
     """A service's hashers: the one new keys get, and for each key kind the ones tried, preferred first.
 
     Attributes:
+        name: The hasher's name as configured or defaulted (``sha256``, ``hmac-sha256``, ``argon2id``).
         current: The hasher new keys are stored with.
         digests: The hashers of digest-kind keys, in preference order: the current pepper's, the older
             peppers', then plain SHA-256. The first is where a key matched by a fallback is moved.
         argon2: The hasher of keys that carry a lookup id (whatever hasher new keys get).
     """
 
+    name: str
     current: KeyHasher
     digests: tuple[DigestHasher, ...]
     argon2: Argon2idHasher
@@ -222,10 +224,12 @@ def build_peppers(peppers: Mapping[str, bytes | str] | None, current: str | None
 def choose_hasher(
     hasher: str | None, peppers: tuple[Pepper, ...], argon2: PasswordHasher | None = None
 ) -> Hashers:
-    """The service's hashers: new keys get ``hasher`` when given, else HMAC-SHA256 with peppers, else SHA-256.
+    """The service's hashers: ``hasher`` when given, else HMAC-SHA256 with peppers and SHA-256 without.
 
     Digest-kind keys are tried under every pepper, current first, then as plain SHA-256 (a key issued before
-    a pepper was configured); without peppers, as SHA-256 alone.
+    a pepper was configured); without peppers, as SHA-256 alone. New digest keys get the first of those:
+    with peppers, the current pepper even under ``hasher="sha256"``, since a plain SHA-256 key would be
+    moved there on its first verification anyway.
 
     Args:
         hasher: ``"sha256"``, ``"hmac-sha256"``, ``"argon2id"`` or ``None``.
@@ -241,9 +245,7 @@ def choose_hasher(
         raise ConfigurationError("hasher 'hmac-sha256' needs at least one pepper")
     digests = (*(HmacSha256Hasher(pepper) for pepper in peppers), Sha256Hasher())
     argon2id = Argon2idHasher(argon2 or PasswordHasher())
-    current: KeyHasher = digests[0]
-    if hasher == Sha256Hasher.name:
-        current = digests[-1]
-    elif hasher == Argon2idHasher.name:
-        current = argon2id
-    return Hashers(current, digests, argon2id)
+    if hasher is None:
+        hasher = digests[0].name
+    current: KeyHasher = argon2id if hasher == Argon2idHasher.name else digests[0]
+    return Hashers(hasher, current, digests, argon2id)
