@@ -627,7 +627,9 @@ def _row_to_key(row: Any) -> ApiKey:
     )
 
 
-@translate_missing_schema(done_inline=("verify", "authenticate"))
+@translate_missing_schema(
+    done_inline=("verify", "verify_and_report", "authenticate", "authenticate_and_report")
+)
 class ApiKeyService:
     """Issue, list, revoke, rotate and verify an organization's API keys.
 
@@ -1046,7 +1048,7 @@ class ApiKeyService:
             A valid result with the key's organization, id, name and scopes, or an invalid one with its
             reason: ``malformed``, ``unknown``, ``expired`` or ``revoked``.
         """
-        return self.verify_and_report(session, key, organization_id=organization_id)[0]
+        return self._verify(session, key, organization_id)[0]
 
     def verify_and_report(
         self, session: Session | Connection, key: object, *, organization_id: str | None = None
@@ -1059,6 +1061,12 @@ class ApiKeyService:
         Returns:
             The verification result, and ``True`` when the session holds a write of this verification.
         """
+        return self._verify(session, key, organization_id)
+
+    def _verify(
+        self, session: Session | Connection, key: object, organization_id: str | None
+    ) -> tuple[ApiKeyVerification, bool]:
+        """The pipeline: format, candidates, the cache, then :meth:`_verify_stored` and the cache write."""
         candidates = self._candidates[self.format.check(key)]
         if candidates is None:
             return _MALFORMED, False
@@ -1106,12 +1114,13 @@ class ApiKeyService:
             return _UNKNOWN, False, None
         row, position = found
         key_id, org, name, scopes, expires_at, revoked_at, last_used_at, stored = row  # _VERIFY_FIELDS
+        processors = plan.processors
         if expires_at is not None:
-            expires_at = plan.processors[_EXPIRES_AT](expires_at)
+            expires_at = processors[_EXPIRES_AT](expires_at)
         refusal = _decide(org, revoked_at, expires_at, now, organization_id)
         if refusal is not None:
             return refusal, False, None
-        result = self._valid_result(key_id, org, name, plan.processors[_SCOPES](scopes), expires_at)
+        result = self._valid_result(key_id, org, name, processors[_SCOPES](scopes), expires_at)
         wrote = False
         if position > 0:  # a fallback hasher matched: move the key to the current one
             self._rehash(connection, key_id, stored, lookup[0])
@@ -1122,7 +1131,7 @@ class ApiKeyService:
             if last_used_at is not None and (
                 type(last_used_at) is not datetime or last_used_at.tzinfo is None
             ):
-                last_used_at = plan.processors[_LAST_USED_AT](last_used_at)
+                last_used_at = processors[_LAST_USED_AT](last_used_at)
             if self._touch_due(last_used_at, now):
                 self._touch(connection, key_id, now)
                 wrote = True
@@ -1181,7 +1190,9 @@ class ApiKeyService:
             InvalidApiKeyError: The key does not verify; ``reason`` says why.
             MissingScopeError: The key is valid but lacks some of ``scopes``.
         """
-        return self.authenticate_and_report(session, key, organization_id=organization_id, scopes=scopes)[0]
+        verified = self._verify(session, key, organization_id)[0]
+        require_scopes(verified, scopes)
+        return verified
 
     def authenticate_and_report(
         self,
@@ -1198,7 +1209,7 @@ class ApiKeyService:
             InvalidApiKeyError: The key does not verify; ``reason`` says why.
             MissingScopeError: The key is valid but lacks some of ``scopes``.
         """
-        verified, wrote = self.verify_and_report(session, key, organization_id=organization_id)
+        verified, wrote = self._verify(session, key, organization_id)
         require_scopes(verified, scopes)
         return verified, wrote
 
