@@ -1202,8 +1202,9 @@ class ApiKeyService:
         organization_id: str | None = None,
         scopes: Iterable[str] = (),
     ) -> tuple[ApiKeyVerification, bool]:
-        """Like :meth:`authenticate`, and whether it wrote in the caller's transaction (see
-        :meth:`verify_and_report`): what a web adapter asks to decide on a commit.
+        """Like :meth:`authenticate`, and whether it wrote in the caller's transaction: when to commit.
+
+        Web adapters call this to commit exactly when the verification wrote (see :meth:`verify_and_report`).
 
         Raises:
             InvalidApiKeyError: The key does not verify; ``reason`` says why.
