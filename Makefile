@@ -25,7 +25,7 @@ test: $(STAMP)  ## Run the whole test suite (SQLite, PostgreSQL and MariaDB).
 	$(BIN)/python -m pytest
 
 test-sqlite: $(STAMP)  ## Run the suite on SQLite alone.
-	TENANTKIT_TEST_DIALECTS=sqlite $(BIN)/python -m pytest
+	TENANTKIT_TEST_DIALECTS=sqlite $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests examples benchmarks docs/hooks

@@ -7,7 +7,7 @@ own session dependency, which the API-key check needs and which most tenant-scop
 Keep-alive ``httpx2`` clients send rounds of requests to each endpoint in turn, so load drifts hit all
 alike; the script prints requests per second (median of the rounds) and the ratios, once with the
 verification cache off (every request looks the key up in the database) and once with it on
-(``TenantKit(api_key_cache_ttl=...)``).
+(``TenantKit(api_keys=ApiKeySettings(cache_ttl=...))``).
 
 Bounded: ``--rounds`` x ``--requests`` per endpoint and configuration (default 5 x 2,000), a 30-second
 start-up limit, and the servers are always terminated. Loopback only. Client and server share the machine,
@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx2
-from fastapi import Depends
+from fastapi import Depends, FastAPI
 from fastapi.routing import APIRoute
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,7 +51,7 @@ def app_factory() -> Any:
     example = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(example)
     ttl = os.environ.get("BENCH_CACHE_TTL_SECONDS")
-    app = example.create_app(
+    app: FastAPI = example.create_app(
         os.environ["BENCH_DATABASE_URL"],
         api_key_cache_ttl=timedelta(seconds=float(ttl)) if ttl else None,
     )

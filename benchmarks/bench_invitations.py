@@ -29,7 +29,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 import tenantkit
-from tenantkit import HOST, InvalidInvitationTokenError, InvitationService, MembershipService, Role
+from tenantkit import HOST, InvitationService, MembershipService, Role
+from tenantkit.errors import InvalidInvitationTokenError
 
 
 def per_call(function: Callable[[int], object], calls: int, rounds: int) -> float:

@@ -31,7 +31,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 import tenantkit
-from tenantkit import MembershipService, Role, team_members
+from tenantkit import MembershipService, Role
+from tenantkit.tables import team_members
 
 SQL = "SELECT role FROM team_members WHERE organization_id = {p} AND user_id = {p}"
 
@@ -56,7 +57,7 @@ def fill(engine: sa.Engine, orgs: int, per_org: int) -> list[tuple[str, str]]:
     with engine.begin() as connection:
         connection.execute(team_members.delete())
         connection.execute(team_members.insert(), rows)
-    return [(row["organization_id"], row["user_id"]) for row in rows]
+    return [(str(row["organization_id"]), str(row["user_id"])) for row in rows]
 
 
 def measure(call: Callable[[str, str], object], keys: list[tuple[str, str]], rounds: int, per: int) -> float:

@@ -45,7 +45,16 @@ from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 import tenantkit
-from tenantkit import HOST, ApiKeyVerification, Member, Permissions, Role, TenantKit
+from tenantkit import (
+    HOST,
+    ApiKeySettings,
+    ApiKeyVerification,
+    InvitationSettings,
+    Member,
+    Permissions,
+    Role,
+    TenantKit,
+)
 from tenantkit.fastapi import Authorization, Principal, TenantKitFastAPI
 
 # In production the secret comes from your secret store; this default is for trying the example only.
@@ -68,10 +77,10 @@ def create_app(
     tenantkit.upgrade(engine)  # idempotent: every instance may run it at start-up
 
     kit = TenantKit(
-        invitation_secret_keys=[INVITATION_SECRET],
+        api_keys=ApiKeySettings(cache_ttl=api_key_cache_ttl),
+        invitations=InvitationSettings(secret_keys=[INVITATION_SECRET]),
         # The app's own action, on top of the built-in ones: ADMIN and OWNER may manage billing.
         permissions=Permissions().with_actions("billing:manage", Role.ADMIN),
-        api_key_cache_ttl=api_key_cache_ttl,
     )
 
     def get_session() -> Iterator[Session]:
@@ -101,7 +110,8 @@ def create_app(
 
     app = FastAPI(title="tenantkit FastAPI example", lifespan=lifespan)
     tk.install(app)  # tenantkit errors become {"error": {"code": ...}} with the right status
-    app.include_router(tk.router(), prefix="/tenantkit")  # members, API keys, invitations
+    # Members, API keys and invitations; tk.router(include=("members",)) would mount only some features.
+    app.include_router(tk.router(), prefix="/tenantkit")
 
     @app.post("/organizations", status_code=201)
     def create_organization(
@@ -112,7 +122,7 @@ def create_app(
         """Your sign-up flow: the user who creates an organization becomes its first OWNER."""
         # Organizations belong to your product (or identity provider), whose own unique key settles two
         # simultaneous sign-ups; this check only keeps strangers from claiming an existing one.
-        if kit.members.list_members(session, body.organization_id, limit=1).items:
+        if kit.members.list_members(session, body.organization_id, actor=HOST, limit=1).items:
             raise HTTPException(409, "that organization exists already")
         member = kit.members.add(session, body.organization_id, user.user_id, Role.OWNER, actor=HOST)
         session.commit()

@@ -56,7 +56,8 @@ from tenantkit.flask import Principal, TenantKitFlask, current_api_key, current_
 EXAMPLE_INVITATION_SECRET = "example-only-not-a-real-secret-0123"
 
 
-def create_app(database_url: str = "sqlite:///example.sqlite3") -> Flask:
+# The whole app in one factory, so that the example reads top to bottom; its routes are nested functions.
+def create_app(database_url: str = "sqlite:///example.sqlite3") -> Flask:  # noqa: C901
     """Build the app on ``database_url``, migrating tenantkit's tables first."""
     # Every option from the TENANTKIT_* variables and ./.env, read exactly as the tenantkit CLI reads them,
     # so that `tenantkit keys issue` makes keys this app verifies (docs/configuration.md lists them).
@@ -70,8 +71,8 @@ def create_app(database_url: str = "sqlite:///example.sqlite3") -> Flask:
     # tenantkit's tables in that PostgreSQL schema, beside tables of yours with the same names.
     tenantkit.upgrade(engine, schema=settings.database.schema_name)
 
-    kit = TenantKit(
-        settings=settings,
+    kit = TenantKit.from_settings(
+        settings,
         # The app's own action, on top of the built-in ones: ADMIN and OWNER may manage billing.
         permissions=Permissions().with_actions("billing:manage", Role.ADMIN),
     )
@@ -113,7 +114,8 @@ def create_app(database_url: str = "sqlite:///example.sqlite3") -> Flask:
 
     tk = TenantKitFlask(kit, session=get_session, current_user=current_user)
     tk.init_app(app)  # tenantkit errors become {"error": {"code": ...}} with the right status
-    app.register_blueprint(tk.blueprint(), url_prefix="/tenantkit")  # members, API keys, invitations
+    # Members, API keys and invitations; tk.blueprint(include=("members",)) would mount only some features.
+    app.register_blueprint(tk.blueprint(), url_prefix="/tenantkit")
 
     @app.post("/organizations")
     def create_organization() -> tuple[dict[str, object], int]:
@@ -125,7 +127,7 @@ def create_app(database_url: str = "sqlite:///example.sqlite3") -> Flask:
         if not isinstance(organization_id, str):
             raise InvalidInputError("organization_id", "is required")
         session = get_session()
-        if kit.members.list_members(session, organization_id, limit=1).items:
+        if kit.members.list_members(session, organization_id, actor=HOST, limit=1).items:
             abort(make_response({"detail": "that organization exists already"}, 409))
         member = kit.members.add(session, organization_id, user.user_id, Role.OWNER, actor=HOST)
         session.commit()

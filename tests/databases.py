@@ -93,7 +93,7 @@ def throwaway_database(dialect: str, tmp_dir: Path) -> Iterator[ThrowawayDatabas
 
 def delete_all_rows(engine: sa.Engine) -> None:
     """Empty tenantkit's tables (keeping the schema) so the next test starts clean."""
-    from tenantkit import metadata
+    from tenantkit.tables import metadata
 
     with engine.begin() as connection:
         for table in reversed(metadata.sorted_tables):

@@ -20,7 +20,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
-from tenantkit import ApiKeyVerification, InvalidInputError, TenantKit
+from tenantkit import ApiKeyVerification, InvalidInputError, InvitationSettings, TenantKit
 from tenantkit._roles import Action
 from tenantkit.fastapi import Authorization, Principal, TenantKitFastAPI
 from tenantkit.flask import TenantKitFlask, current_api_key, current_authorization
@@ -236,4 +236,4 @@ BUILDERS: Mapping[str, Callable[[TenantKit, sa.Engine], HttpClient]] = {
 
 def make_kit(**options: Any) -> TenantKit:
     """A kit with invitations on, as both applications use it."""
-    return TenantKit(invitation_secret_keys=[INVITATION_SECRET], **options)
+    return TenantKit(invitations=InvitationSettings(secret_keys=[INVITATION_SECRET]), **options)

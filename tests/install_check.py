@@ -31,7 +31,14 @@ ORGANIZATION = "org_install_check"
 SCOPE = "reports:read"
 
 # The public modules each extra makes importable, beside the core's (always checked).
-CORE_MODULES = ("tenantkit", "tenantkit.testing", "tenantkit._cli")
+CORE_MODULES = (
+    "tenantkit",
+    "tenantkit.errors",
+    "tenantkit.events",
+    "tenantkit.tables",
+    "tenantkit.testing",
+    "tenantkit._cli",
+)
 EXTRA_MODULES = {
     "fastapi": ("tenantkit.fastapi",),
     "flask": ("tenantkit.flask",),

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from tenantkit import PUBLIC_EMAIL_DOMAINS, InvalidInputError, PublicEmailDomainError
+from tenantkit import PUBLIC_EMAIL_DOMAINS, InvalidInputError
 from tenantkit._addresses import (
     domain_allowed,
     email_domain,
@@ -15,6 +15,7 @@ from tenantkit._addresses import (
     normalize_domains,
     normalize_email,
 )
+from tenantkit.errors import PublicEmailDomainError
 from tests.strategies import domain_labels, domain_spellings, domains, local_parts, randomly_cased
 
 

@@ -15,8 +15,8 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 
 import tenantkit
-from tenantkit import SchemaConflictError, TableLogicError, TableLogicWarning
 from tenantkit._cli import main
+from tenantkit.errors import SchemaConflictError, TableLogicError, TableLogicWarning
 from tests.databases import ThrowawayDatabase
 from tests.test_origin_document import apply_origin, rows_of, schema_of
 

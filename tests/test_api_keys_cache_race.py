@@ -30,10 +30,12 @@ from hypothesis.stateful import (
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Session
 
-from tenantkit import HOST, ApiKeyService, EventDispatcher, MembershipService, api_keys
+from tenantkit import HOST, ApiKeyService, MembershipService
 from tenantkit._api_keys import _CURSOR_KEY
 from tenantkit._key_cache import CacheEntry, KeyCache
 from tenantkit._key_format import ALPHABET, LOOKUP_ID_LENGTH, SECRET_LENGTH, checksum
+from tenantkit.events import EventDispatcher
+from tenantkit.tables import api_keys
 from tenantkit.testing import FrozenClock
 
 ORG = "org_1"

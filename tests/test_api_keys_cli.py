@@ -9,8 +9,9 @@ import sqlalchemy as sa
 from click.testing import CliRunner, Result
 from sqlalchemy.orm import Session
 
-from tenantkit import HOST, ApiKeyService, MembershipService, Role, api_keys
+from tenantkit import HOST, ApiKeyService, MembershipService, Role
 from tenantkit._cli import main
+from tenantkit.tables import api_keys
 
 PEPPER = "a pepper of at least sixteen bytes"
 

@@ -18,7 +18,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy.orm import Session
 
-from tenantkit import HOST, ApiKeyService, ApiKeyVerification, MembershipService, Role, TenantKit
+from tenantkit import (
+    HOST,
+    ApiKeyService,
+    ApiKeySettings,
+    ApiKeyVerification,
+    MembershipService,
+    Role,
+    TenantKit,
+)
 from tenantkit._hashers import (
     Argon2idHasher,
     HmacSha256Hasher,
@@ -204,14 +212,11 @@ class TestWroteFlag:
 
 def _rehash_kits(clock: FrozenClock, engine: sa.Engine) -> tuple[TenantKit, str, str]:
     """A key issued as plain SHA-256, and a kit that tracks no last use but has a pepper to move it to."""
-    issuing = TenantKit(clock=clock)
-    with issuing.transaction(engine) as session:
-        issuing.members.add(session, ORG, "alice", Role.OWNER, actor=HOST)
-        issued = issuing.api_keys.issue(session, ORG, "ci", actor=HOST)
-    service = ApiKeyService(
-        membership=issuing.members, clock=clock, peppers={"v1": PEPPER}, track_last_used=False
-    )
-    return TenantKit.from_services(issuing.members, service), issued.id, issued.reveal()
+    kit = TenantKit(api_keys=ApiKeySettings(peppers={"v1": PEPPER}, track_last_used=False), clock=clock)
+    with kit.transaction(engine) as session:
+        kit.members.add(session, ORG, "alice", Role.OWNER, actor=HOST)
+        issued = ApiKeyService(membership=kit.members, clock=clock).issue(session, ORG, "ci", actor=HOST)
+    return kit, issued.id, issued.reveal()
 
 
 class TestAdaptersCommitWhatTheServiceWrote:

@@ -171,7 +171,7 @@ class TestDowngradeAndAdopt:
         assert result.exit_code == 0
         assert json.loads(result.stdout)["to_revision"] is None
         engine = sa.create_engine(sqlite_url)
-        assert set(sa.inspect(engine).get_table_names()) == {tenantkit.VERSION_TABLE}
+        assert set(sa.inspect(engine).get_table_names()) == {tenantkit.tables.VERSION_TABLE}
         engine.dispose()
 
     def test_adopt_stamps_an_origin_database(self, sqlite_url: str) -> None:

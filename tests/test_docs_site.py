@@ -14,10 +14,13 @@ from types import ModuleType
 
 import pytest
 
+from tests.test_exported_members import PUBLIC_MODULES
+
+pytestmark = pytest.mark.docs_build
+
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 HOOKS = DOCS / "hooks"
-PUBLIC_MODULES = ("tenantkit", "tenantkit.fastapi", "tenantkit.flask", "tenantkit.testing")
 
 
 def load_hook(name: str) -> ModuleType:
@@ -172,7 +175,7 @@ def test_roles_in_the_reference_link_to_the_entry_they_name(site: Path) -> None:
     page = (site / "reference" / "tenantkit.html").read_text(encoding="utf-8")
     assert 'href="#tenantkit.TenantKit.subscribe"' in page  # :meth:`subscribe` in TenantKit's docstring
     assert 'href="#tenantkit.HOST"' in page  # :data:`~tenantkit.HOST`
-    assert 'href="errors.html#tenantkit._errors.InvalidInputError"' in page  # :class:`InvalidInputError`
+    assert 'href="errors.html#tenantkit.errors.InvalidInputError"' in page  # :class:`InvalidInputError`
 
 
 def test_literal_blocks_become_fenced_code_in_their_language() -> None:

@@ -1,4 +1,4 @@
-"""Events name who acted: the audit log and webhooks copy ``actor_id``, so it is each change's performer."""
+"""Events name who acted: the audit log and webhooks copy ``actor``, so it is each change's performer."""
 
 from __future__ import annotations
 
@@ -6,16 +6,8 @@ import pytest
 import sqlalchemy as sa
 
 import tenantkit
-from tenantkit import (
-    HOST,
-    ApiKeyService,
-    Event,
-    InvitationAccepted,
-    InvitationService,
-    MemberAdded,
-    MembershipService,
-    Role,
-)
+from tenantkit import HOST, ApiKeyService, InvitationService, MembershipService, Role
+from tenantkit.events import Event, InvitationAccepted, MemberAdded
 from tenantkit.testing import EventRecorder, FrozenClock
 
 ORG = "org_1"
@@ -34,7 +26,9 @@ def recorder(membership: MembershipService) -> EventRecorder:
 
 
 def actors(recorder: EventRecorder) -> list[tuple[str, str | None]]:
-    return [(type(event).__name__, event.actor_id) for event in recorder.events]
+    """Each event's class and acting user, ``None`` where the host acted."""
+    assert all(event.actor.user_id is not None or event.actor == HOST for event in recorder.events)
+    return [(type(event).__name__, event.actor.user_id) for event in recorder.events]
 
 
 def test_a_member_who_joins_through_an_invitation_is_the_actor_of_both_events(

@@ -9,16 +9,16 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import Session
 
-from tenantkit import EventDispatcher, MemberAdded, MemberRemoved, Role, team_members
+from tenantkit import HOST, Role
+from tenantkit.events import EventDispatcher, MemberAdded, MemberRemoved
+from tenantkit.tables import team_members
 from tenantkit.testing import EventRecorder
 
 NOW = datetime(2030, 1, 1, tzinfo=timezone.utc)
 
 
 def _added(user_id: str) -> MemberAdded:
-    return MemberAdded(
-        organization_id="org", actor_id=None, occurred_at=NOW, user_id=user_id, role=Role.MEMBER
-    )
+    return MemberAdded(organization_id="org", actor=HOST, occurred_at=NOW, user_id=user_id, role=Role.MEMBER)
 
 
 @pytest.fixture
@@ -109,10 +109,13 @@ async def test_async_session_commit_delivers(async_engine: AsyncEngine) -> None:
     dispatcher = EventDispatcher()
     recorder = EventRecorder()
     dispatcher.subscribe(recorder)
+
+    def work(sync: Session) -> None:
+        sync.execute(sa.select(1))
+        dispatcher.record(sync, _added("u1"))
+
     async with AsyncSession(async_engine) as session:
-        await session.run_sync(
-            lambda sync: (sync.execute(sa.select(1)), dispatcher.record(sync, _added("u1")))
-        )
+        await session.run_sync(work)
         assert recorder.events == []
         await session.commit()
     assert len(recorder.events) == 1

@@ -230,10 +230,10 @@ class TestDemo:
     def test_events_are_listed(self, output: str) -> None:
         """The events delivered after commit are printed, the refused attempts adding none."""
         events = output.split("Events delivered after commit", 1)[1]
-        assert events.count("MemberAdded") == 3
-        assert events.count("InvitationAccepted") == 2
-        assert "ApiKeyRevoked" in events
-        assert "RoleEscalation" not in events
+        assert events.count("member.added") == 3
+        assert events.count("invitation.accepted") == 2
+        assert "api_key.revoked" in events
+        assert "role_escalation" not in events
 
     def test_no_secret_is_printed_in_full(self, output: str) -> None:
         """Keys appear only as their first characters, and no invitation token appears at all."""

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
 import tenantkit
-from tenantkit import HOST, Action, ApiKeyVerification, Role, TenantKit
+from tenantkit import HOST, Action, ApiKeySettings, ApiKeyVerification, InvitationSettings, Role, TenantKit
 from tenantkit.fastapi import Authorization, Principal, TenantKitFastAPI
 from tenantkit.testing import EventRecorder, FrozenClock
 
@@ -85,7 +85,7 @@ def as_user(user_id: str, **extra: str) -> dict[str, str]:
 
 @pytest.fixture
 def kit(clock: FrozenClock) -> TenantKit:
-    return TenantKit(invitation_secret_keys=[SECRET], clock=clock)
+    return TenantKit(invitations=InvitationSettings(secret_keys=[SECRET]), clock=clock)
 
 
 @pytest.fixture
@@ -126,7 +126,9 @@ def issue(client: TestClient, organization: str, owner: str, scopes: list[str]) 
 
 def count_keys(engine: sa.Engine) -> int:
     with engine.connect() as connection:
-        return connection.execute(sa.select(sa.func.count()).select_from(tenantkit.api_keys)).scalar_one()
+        return connection.execute(
+            sa.select(sa.func.count()).select_from(tenantkit.tables.api_keys)
+        ).scalar_one()
 
 
 @pytest.mark.usefixtures("acme")
@@ -371,7 +373,11 @@ class TestCachedApiKeys:
 
     @pytest.fixture
     def cached_client(self, clock: FrozenClock, sqlite_engine: sa.Engine) -> Iterator[TestClient]:
-        kit = TenantKit(invitation_secret_keys=[SECRET], clock=clock, api_key_cache_ttl=timedelta(seconds=30))
+        kit = TenantKit(
+            api_keys=ApiKeySettings(cache_ttl=timedelta(seconds=30)),
+            invitations=InvitationSettings(secret_keys=[SECRET]),
+            clock=clock,
+        )
 
         def get_session() -> Iterator[Session]:
             with Session(sqlite_engine, expire_on_commit=False) as session:
@@ -427,7 +433,9 @@ class TestCachedApiKeys:
         assert cached_client.get("/reports", headers=bearer).status_code == 200
         with sqlite_engine.connect() as connection:
             last_used = connection.execute(
-                sa.select(tenantkit.api_keys.c.last_used_at).where(tenantkit.api_keys.c.name == "short")
+                sa.select(tenantkit.tables.api_keys.c.last_used_at).where(
+                    tenantkit.tables.api_keys.c.name == "short"
+                )
             ).scalar_one()
         assert last_used == clock()
         clock.advance(seconds=60)
@@ -615,7 +623,7 @@ class TestErrorBodies:
         @app.get("/members/{user_id}")
         def member(user_id: str) -> dict[str, Any]:
             with Session(sqlite_engine) as session:
-                return sync_tk.kit.members.get(session, "acme", user_id).model_dump(mode="json")
+                return sync_tk.kit.members.get(session, "acme", user_id, actor=HOST).model_dump(mode="json")
 
         with TestClient(app) as client:
             assert client.get("/members/alice").json()["role"] == "OWNER"

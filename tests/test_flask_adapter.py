@@ -16,8 +16,9 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, scoped_session, sessionmaker
 
-from tenantkit import HOST, MemberRoleChanged, PermissionDeniedError, Role, TenantKit
+from tenantkit import HOST, PermissionDeniedError, Role, TenantKit
 from tenantkit._http import WWW_AUTHENTICATE
+from tenantkit.events import MemberRoleChanged
 from tenantkit.flask import (
     Authorization,
     Principal,
@@ -303,7 +304,7 @@ class TestBlueprint:
         assert refused.status_code == 403
         assert [session.calls for session in harness.sessions] == [[], ["commit"], ["rollback"]]
         with Session(sqlite_engine) as session:
-            assert kit.members.get(session, ORG, "carol").role is Role.ADMIN
+            assert kit.members.get(session, ORG, "carol", actor=HOST).role is Role.ADMIN
 
     def test_commit_false_leaves_transaction_to_host(self, kit: TenantKit, sqlite_engine: sa.Engine) -> None:
         """With ``commit=False`` the blueprint neither commits nor rolls back: the host owns it."""
@@ -318,7 +319,7 @@ class TestBlueprint:
         assert refused.status_code == 403
         assert [session.calls for session in harness.sessions] == [[], []]
         with Session(sqlite_engine) as session:
-            assert kit.members.get(session, ORG, "carol").role is Role.MEMBER
+            assert kit.members.get(session, ORG, "carol", actor=HOST).role is Role.MEMBER
 
     def test_events_after_commit_only(self, kit: TenantKit, sqlite_engine: sa.Engine) -> None:
         """Listeners hear a change made through the blueprint, and nothing from a refused one."""
@@ -377,7 +378,7 @@ class TestScopedSession:
         )
         assert changed.status_code == 200
         with Session(sqlite_engine) as session:
-            assert kit.members.get(session, ORG, "carol").role is Role.ADMIN
+            assert kit.members.get(session, ORG, "carol", actor=HOST).role is Role.ADMIN
             assert kit.api_keys.list_keys(session, ORG, actor=HOST).items[0].last_used_at is not None
 
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from tenantkit import AmbiguousApiKeyError, InvalidApiKeyError
+from tenantkit import InvalidApiKeyError
 from tenantkit._http import WWW_AUTHENTICATE
+from tenantkit.errors import AmbiguousApiKeyError
 from tenantkit.testing import FrozenClock
 from tests.http_apps import ADAPTERS, HttpClient
 from tests.test_http_contract import assert_error, build, issue_key

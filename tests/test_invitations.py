@@ -16,33 +16,36 @@ from tenantkit import (
     HOST,
     AcceptedInvitation,
     Actor,
-    ConfigurationError,
     CreatedInvitation,
+    InvalidInputError,
+    InvitationService,
+    InvitationStatus,
+    MembershipService,
+    PermissionDeniedError,
+    Role,
+)
+from tenantkit.errors import (
+    ConfigurationError,
     DomainNotAllowedError,
     EmailMismatchError,
-    InvalidInputError,
     InvalidInvitationTokenError,
-    InvitationAccepted,
-    InvitationCreated,
     InvitationExhaustedError,
     InvitationExpiredError,
     InvitationNotFoundError,
     InvitationNotPendingError,
-    InvitationResent,
-    InvitationRevoked,
-    InvitationService,
-    InvitationStatus,
     InviterNoLongerAllowedError,
-    MemberAdded,
-    MembershipService,
-    PermissionDeniedError,
     PublicEmailDomainError,
-    Role,
     RoleEscalationError,
     UnverifiedEmailError,
-    invitations,
-    team_members,
 )
+from tenantkit.events import (
+    InvitationAccepted,
+    InvitationCreated,
+    InvitationResent,
+    InvitationRevoked,
+    MemberAdded,
+)
+from tenantkit.tables import invitations, team_members
 from tenantkit.testing import EventRecorder, FrozenClock
 
 ORG = "org_1"

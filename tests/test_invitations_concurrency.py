@@ -9,18 +9,9 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from tenantkit import (
-    HOST,
-    InvitationExhaustedError,
-    InvitationNotPendingError,
-    InvitationService,
-    MembershipService,
-    Role,
-    TenantKitError,
-    invitation_acceptances,
-    invitations,
-    team_members,
-)
+from tenantkit import HOST, InvitationService, MembershipService, Role, TenantKitError
+from tenantkit.errors import InvitationExhaustedError, InvitationNotPendingError
+from tenantkit.tables import invitation_acceptances, invitations, team_members
 from tenantkit.testing import FrozenClock
 
 ORG = "org_1"

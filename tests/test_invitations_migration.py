@@ -30,7 +30,7 @@ def engine_at_0002(fresh_database: ThrowawayDatabase) -> Iterator[sa.Engine]:
         sa.column("email"),
         sa.column("role"),
         sa.column("token"),
-        sa.column("expires", tenantkit.invitations.c.expires.type),
+        sa.column("expires", tenantkit.tables.invitations.c.expires.type),
         sa.column("invited_by"),
         sa.column("sent_via_email"),
     )
@@ -58,7 +58,7 @@ class TestRevision0003:
     def test_upgrade_retires_plaintext_rows_and_frees_the_address(self, engine_at_0002: sa.Engine) -> None:
         """Old rows become revoked with their address kept; a new invitation to that address then works."""
         tenantkit.upgrade(engine_at_0002)
-        invitations = tenantkit.invitations
+        invitations = tenantkit.tables.invitations
         with engine_at_0002.connect() as connection:
             row = connection.execute(sa.select(invitations).where(invitations.c.id == "old-1")).one()
         assert (row.status, row.email, row.invited_email, row.use_count) == (

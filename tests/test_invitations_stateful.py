@@ -24,22 +24,17 @@ from hypothesis.stateful import (
 )
 from sqlalchemy.orm import Session
 
-from tenantkit import (
-    HOST,
+from tenantkit import HOST, InvitationService, MembershipService, PermissionDeniedError, Permissions, Role
+from tenantkit.errors import (
     DomainNotAllowedError,
     EmailMismatchError,
     InvitationExhaustedError,
     InvitationNotPendingError,
-    InvitationService,
     InviterNoLongerAllowedError,
     LastOwnerError,
-    MembershipService,
-    PermissionDeniedError,
-    Role,
     RoleEscalationError,
-    invitations,
-    team_members,
 )
+from tenantkit.tables import invitations, team_members
 from tenantkit.testing import FrozenClock
 from tests.databases import delete_all_rows
 from tests.strategies import roles
@@ -47,6 +42,7 @@ from tests.strategies import roles
 ORG = "org_1"
 USERS = ("owner", "u1", "u2", "u3", "u4")
 KEY = "an-invitation-signing-key-of-some-length"
+POLICY = Permissions()
 users = st.sampled_from(USERS)
 inviters = st.sampled_from((None, *USERS))
 
@@ -68,7 +64,8 @@ class ModelInvitation:
     used_by: set[str] = field(default_factory=set)
 
 
-def make_machine(engine: sa.Engine) -> type[RuleBasedStateMachine]:
+# The rules live in a class built per engine; its methods count toward this function for mccabe.
+def make_machine(engine: sa.Engine) -> type[RuleBasedStateMachine]:  # noqa: C901
     class InvitationMachine(RuleBasedStateMachine):
         invited = Bundle("invited")
 
@@ -94,7 +91,7 @@ def make_machine(engine: sa.Engine) -> type[RuleBasedStateMachine]:
             held = self.members.get(inviter)
             if held is None or held is Role.MEMBER:
                 return PermissionDeniedError
-            return None if held.can_grant(role) else RoleEscalationError
+            return None if POLICY.can_grant(held, role) else RoleEscalationError
 
         @rule(target=invited, inviter=inviters, user=users, role=roles)
         def invite_by_email(
@@ -145,7 +142,7 @@ def make_machine(engine: sa.Engine) -> type[RuleBasedStateMachine]:
             self.invitations.append(model)
             return model
 
-        def expected_acceptance(
+        def expected_acceptance(  # noqa: PLR0911  the model's answer: one return per refusal reason
             self, invitation: ModelInvitation, user: str, domain: str
         ) -> type[Exception] | str:
             if invitation.status in ("replaced", "revoked", "accepted"):
@@ -160,7 +157,7 @@ def make_machine(engine: sa.Engine) -> type[RuleBasedStateMachine]:
                 return DomainNotAllowedError
             if invitation.inviter is not None:
                 held = self.members.get(invitation.inviter)
-                if held is None or held is Role.MEMBER or not held.can_grant(invitation.role):
+                if held is None or held is Role.MEMBER or not POLICY.can_grant(held, invitation.role):
                     return InviterNoLongerAllowedError
             if user in self.members:
                 return "already"

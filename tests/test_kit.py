@@ -4,34 +4,34 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import argon2
 import pytest
 import sqlalchemy as sa
 
 import tenantkit
 from tenantkit import (
     HOST,
-    ApiKeyIssued,
-    ApiKeyService,
-    ConfigurationError,
-    EventDispatcher,
-    InvitationAccepted,
-    InvitationService,
-    MemberAdded,
-    MembershipService,
+    ApiKeySettings,
+    DatabaseSettings,
+    InvitationSettings,
     Permissions,
     Role,
     TenantKit,
+    TenantKitSettings,
 )
+from tenantkit.errors import ConfigurationError
+from tenantkit.events import ApiKeyIssued, InvitationAccepted, MemberAdded
 from tenantkit.testing import EventRecorder, FrozenClock
 
 SECRET = "a-test-signing-key-0123456789"
+INVITATIONS = InvitationSettings(secret_keys=[SECRET])
 
 
 class TestConstruction:
     def test_services_share_clock_permissions_and_events(self, clock: FrozenClock) -> None:
         """Every service reads the kit's clock, checks its permission table and records on its bus."""
         permissions = Permissions().with_actions("reports:export", Role.ADMIN)
-        kit = TenantKit(invitation_secret_keys=[SECRET], clock=clock, permissions=permissions)
+        kit = TenantKit(invitations=INVITATIONS, clock=clock, permissions=permissions)
         assert kit.clock is clock
         assert kit.permissions is permissions
         assert kit.api_keys.membership is kit.members
@@ -42,60 +42,97 @@ class TestConstruction:
 
     def test_invitations_need_signing_keys(self) -> None:
         """Without signing keys the kit still serves members and keys, and says what invitations need."""
-        kit = TenantKit()
-        assert kit.api_keys.membership is kit.members
-        with pytest.raises(ConfigurationError, match="invitation_secret_keys"):
-            _ = kit.invitations
+        for kit in (TenantKit(), TenantKit(invitations=InvitationSettings(secret_keys=[]))):
+            assert kit.api_keys.membership is kit.members
+            with pytest.raises(ConfigurationError, match=r"InvitationSettings\(secret_keys="):
+                _ = kit.invitations
 
     def test_options_reach_the_services(self) -> None:
-        """Options given to the kit configure the services it builds."""
+        """Each settings object configures the service of its feature, every option included."""
         kit = TenantKit(
-            invitation_secret_keys=[SECRET],
-            api_key_prefix="tk_test_",
-            api_key_cache_ttl=timedelta(seconds=5),
-            api_key_rotation_grace=timedelta(minutes=3),
-            invitation_default_ttl=timedelta(days=2),
-            invitation_accept_url_template="https://app.example/invite?t={token}",
+            api_keys=ApiKeySettings(
+                prefix="tk_test_",
+                hasher="argon2id",
+                argon2_profile="CHEAPEST",
+                cache_ttl=timedelta(seconds=5),
+                cache_size=7,
+                track_last_used=False,
+                rotation_grace=timedelta(minutes=3),
+            ),
+            invitations=InvitationSettings(
+                secret_keys=[SECRET],
+                default_ttl=timedelta(days=2),
+                accept_url_template="https://app.example/invite?t={token}",
+            ),
+            database=DatabaseSettings(schema_name="tenants"),
         )
         assert kit.api_keys.format.prefix == "tk_test_"
+        assert kit.api_keys.hasher == "argon2id"
         assert kit.api_keys.cache_ttl == timedelta(seconds=5)
+        assert not kit.api_keys.track_last_used
         assert kit.api_keys.rotation_grace == timedelta(minutes=3)
         assert kit.invitations.default_ttl == timedelta(days=2)
         assert kit.invitations.accept_url_template == "https://app.example/invite?t={token}"
+        assert kit.members.schema == "tenants"
+
+    def test_the_kit_keeps_the_settings_it_was_built_from(self) -> None:
+        """kit.settings holds every section, the defaults of those left out included."""
+        api_keys = ApiKeySettings(prefix="tk_test_")
+        kit = TenantKit(api_keys=api_keys)
+        assert kit.settings == TenantKitSettings(api_keys=api_keys)
+        assert not kit.settings.invitations.enabled
+
+    def test_from_settings_passes_every_section(self) -> None:
+        """TenantKit.from_settings(s) builds the kit TenantKit(api_keys=s.api_keys, ...) would."""
+        settings = TenantKitSettings(
+            api_keys=ApiKeySettings(prefix="tk_test_"),
+            invitations=INVITATIONS,
+            database=DatabaseSettings(schema_name="tenants"),
+        )
+        kit = TenantKit.from_settings(settings)
+        assert kit.settings == settings
+        assert set(TenantKitSettings.model_fields) == {"api_keys", "invitations", "database"}
+
+    def test_custom_argon2_parameters_reach_the_hasher(self, sqlite_engine: sa.Engine) -> None:
+        """argon2_profile also takes argon2-cffi Parameters of the host's own; issued keys are hashed so."""
+        parameters = argon2.Parameters(
+            type=argon2.Type.ID,
+            version=19,
+            salt_len=16,
+            hash_len=16,
+            time_cost=2,
+            memory_cost=16,
+            parallelism=1,
+        )
+        kit = TenantKit(api_keys=ApiKeySettings(hasher="argon2id", argon2_profile=parameters))
+        with kit.transaction(sqlite_engine) as session:
+            kit.members.add(session, "org", "alice", Role.OWNER, actor=HOST)
+            kit.api_keys.issue(session, "org", "ci", actor="alice")
+        with sqlite_engine.connect() as connection:
+            stored = connection.exec_driver_sql("SELECT hashed_key FROM api_keys").scalar_one()
+        assert argon2.extract_parameters(stored[stored.index("$argon2id$") :]) == parameters
 
     def test_bad_options_are_configuration_errors(self) -> None:
-        """An inconsistent option fails at construction with ConfigurationError, not later in a request."""
+        """An inconsistent option fails when its settings object is built, not later in a request."""
         with pytest.raises(ConfigurationError):
-            TenantKit(invitation_secret_keys=[])
+            InvitationSettings(secret_keys=[SECRET], accept_url_template="https://no-token")
         with pytest.raises(ConfigurationError):
-            TenantKit(invitation_secret_keys=[SECRET], invitation_accept_url_template="https://no-token")
-
-    def test_from_services_requires_one_membership_and_one_bus(self) -> None:
-        """Hand-built services are accepted only if they share the membership service and its dispatcher."""
-        members = MembershipService()
-        keys = ApiKeyService(membership=members)
-        invitations = InvitationService(membership=members, secret_keys=[SECRET])
-        kit = TenantKit.from_services(members, keys, invitations)
-        assert kit.invitations is invitations
-        stranger = MembershipService()
-        with pytest.raises(ConfigurationError, match="membership"):
-            TenantKit.from_services(members, ApiKeyService(membership=stranger))
-        with pytest.raises(ConfigurationError, match="dispatcher"):
-            TenantKit.from_services(members, ApiKeyService(membership=members, events=EventDispatcher()))
+            ApiKeySettings(hasher="hmac-sha256")
 
     def test_repr_shows_no_secret(self) -> None:
         """The kit's repr names its settings but never a signing key or pepper."""
         kit = TenantKit(
-            invitation_secret_keys=[SECRET], api_key_peppers={"v1": "a-pepper-of-16-bytes-or-more"}
+            api_keys=ApiKeySettings(peppers={"v1": "a-pepper-of-16-bytes-or-more"}), invitations=INVITATIONS
         )
         assert SECRET not in repr(kit)
         assert "a-pepper" not in repr(kit)
+        assert SECRET not in repr(kit.settings)
 
 
 class TestOneBus:
     def test_one_subscription_hears_every_service(self, engine: sa.Engine, clock: FrozenClock) -> None:
         """A listener subscribed on the kit hears membership, key and invitation events, after commit."""
-        kit = TenantKit(invitation_secret_keys=[SECRET], clock=clock)
+        kit = TenantKit(invitations=INVITATIONS, clock=clock)
         recorder = EventRecorder()
         unsubscribe = kit.subscribe(recorder)
         with kit.transaction(engine) as session:
@@ -131,7 +168,7 @@ class TestOneBus:
                 kit.members.add(session, "org", "alice", Role.OWNER, actor=HOST)
                 kit.members.leave(session, "org", actor="alice")
 
-        with pytest.raises(tenantkit.LastOwnerError):
+        with pytest.raises(tenantkit.errors.LastOwnerError):
             add_then_fail()
         with kit.transaction(sqlite_engine) as session:
             assert kit.members.get_role(session, "org", "alice") is None

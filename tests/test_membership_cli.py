@@ -26,7 +26,7 @@ def run(*args: str) -> Result:
 
 def roles(engine: sa.Engine, organization_id: str = "org_1") -> dict[str, Role]:
     with transaction(engine) as session:
-        page = MembershipService().list_members(session, organization_id)
+        page = MembershipService().list_members(session, organization_id, actor=HOST)
     return {member.user_id: member.role for member in page.items}
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import pytest
@@ -9,22 +10,20 @@ import sqlalchemy as sa
 from hypothesis import event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
+from sqlalchemy.orm import Session
 
 from tenantkit import (
     HOST,
     Actor,
-    AlreadyMemberError,
     InvalidInputError,
-    LastOwnerError,
-    MemberNotFoundError,
     MembershipService,
     PermissionDeniedError,
     Role,
-    RoleEscalationError,
     TenantKitError,
-    team_members,
     transaction,
 )
+from tenantkit.errors import AlreadyMemberError, LastOwnerError, MemberNotFoundError, RoleEscalationError
+from tenantkit.tables import team_members
 from tests.strategies import roles
 
 ORGS = ("org_a", "org_b")
@@ -155,16 +154,15 @@ class MembershipMachine(RuleBasedStateMachine):
     )
     def found(self, founders: tuple[str, str], others: list[tuple[str, str, Role]]) -> None:
         """Each organization starts with an OWNER (as the host's signup flow makes it) and a few members."""
-        for org, founder in zip(ORGS, founders, strict=True):
+        members = [(org, founder, Role.OWNER) for org, founder in zip(ORGS, founders, strict=True)]
+        for org, user, role in [*members, *others]:
             self._both(
-                lambda s, o=org, f=founder: self.service.add(s, o, f, Role.OWNER, actor=HOST),
-                lambda o=org, f=founder: self.model.add(o, f, Role.OWNER, HOST),
+                functools.partial(self._add, org, user, role),
+                functools.partial(self.model.add, org, user, role, HOST),
             )
-        for org, user, role in others:
-            self._both(
-                lambda s, o=org, u=user, r=role: self.service.add(s, o, u, r, actor=HOST),
-                lambda o=org, u=user, r=role: self.model.add(o, u, r, HOST),
-            )
+
+    def _add(self, org: str, user: str, role: Role, session: Session) -> object:
+        return self.service.add(session, org, user, role, actor=HOST)
 
     def _actor(self, data: st.DataObject, org: str) -> Actor | str:
         """Mostly a current member of ``org`` (so calls often succeed), sometimes anyone or the host."""
@@ -220,7 +218,7 @@ class MembershipMachine(RuleBasedStateMachine):
     def database_matches_model(self) -> None:
         with transaction(self.engine) as session:
             for org in ORGS:
-                page = self.service.list_members(session, org)
+                page = self.service.list_members(session, org, actor=HOST)
                 assert {m.user_id: m.role for m in page.items} == self.model.members[org]
 
     @invariant()

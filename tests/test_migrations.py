@@ -104,7 +104,7 @@ def version_rows(engine: sa.Engine) -> list[str]:
     """The rows of tenantkit's version table."""
     with engine.connect() as connection:
         return list(
-            connection.execute(sa.text(f"SELECT version_num FROM {tenantkit.VERSION_TABLE}")).scalars()
+            connection.execute(sa.text(f"SELECT version_num FROM {tenantkit.tables.VERSION_TABLE}")).scalars()
         )
 
 
@@ -121,18 +121,18 @@ class TestMigratedSchemaEqualsTables:
         """Alembic's comparison (types included) finds nothing between the migrated schema and the tables."""
 
         def only_ours(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
-            return not (type_ == "table" and name == tenantkit.VERSION_TABLE)
+            return not (type_ == "table" and name == tenantkit.tables.VERSION_TABLE)
 
         with engine.connect() as connection:
             context = MigrationContext.configure(
                 connection, opts={"compare_type": True, "include_object": only_ours}
             )
-            assert compare_metadata(context, tenantkit.metadata) == []
+            assert compare_metadata(context, tenantkit.tables.metadata) == []
 
     def test_compare_metadata_can_see_a_difference(self, sqlite_engine: sa.Engine) -> None:
         """The comparison above is not blind: a column missing from the database is reported."""
         extra = sa.MetaData()
-        for table in tenantkit.metadata.tables.values():
+        for table in tenantkit.tables.metadata.tables.values():
             table.to_metadata(extra)
         sa.Table("team_members", extra, sa.Column("nickname", sa.Text()), extend_existing=True)
         with sqlite_engine.connect() as connection:
@@ -219,10 +219,10 @@ class TestUpgrade:
         """A version row naming a revision this tenantkit does not ship is refused, changing nothing."""
         tenantkit.upgrade(fresh_engine)
         with fresh_engine.begin() as connection:
-            connection.exec_driver_sql(f"UPDATE {tenantkit.VERSION_TABLE} SET version_num = '9999'")
+            connection.exec_driver_sql(f"UPDATE {tenantkit.tables.VERSION_TABLE} SET version_num = '9999'")
         before = snapshot(fresh_engine)
         for call in (tenantkit.upgrade, tenantkit.downgrade):
-            with pytest.raises(tenantkit.SchemaConflictError) as info:
+            with pytest.raises(tenantkit.errors.SchemaConflictError) as info:
                 call(fresh_engine)
             assert "revision 9999" in str(info.value)
             assert "newer tenantkit" in str(info.value)
@@ -255,7 +255,7 @@ class TestUpgrade:
 
     def test_unreachable_server_is_a_typed_error(self) -> None:
         """A refusing server raises ``DatabaseUnavailableError`` naming the URL but not the password."""
-        with pytest.raises(tenantkit.DatabaseUnavailableError) as info:
+        with pytest.raises(tenantkit.errors.DatabaseUnavailableError) as info:
             tenantkit.upgrade("postgresql+psycopg://user:hunter2@127.0.0.1:1/nothing")
         assert "hunter2" not in str(info.value)
         assert info.value.url is not None
@@ -264,7 +264,7 @@ class TestUpgrade:
     def test_malformed_url_is_a_typed_error(self) -> None:
         """A URL SQLAlchemy cannot parse, or with an unknown driver, raises ``DatabaseUnavailableError``."""
         for url in ("not a url", "nosuchdb://x/y"):
-            with pytest.raises(tenantkit.DatabaseUnavailableError):
+            with pytest.raises(tenantkit.errors.DatabaseUnavailableError):
                 tenantkit.current_revision(url)
 
 
@@ -286,9 +286,9 @@ class TestDowngrade:
             assert result.applied == (revision,)
             # Alembic's version table outlives base (empty); every other object is restored exactly.
             after = snapshot(fresh_engine)
-            after["tables"].pop(tenantkit.VERSION_TABLE, None)
+            after["tables"].pop(tenantkit.tables.VERSION_TABLE, None)
             expected = before.pop()
-            expected["tables"].pop(tenantkit.VERSION_TABLE, None)
+            expected["tables"].pop(tenantkit.tables.VERSION_TABLE, None)
             assert after == expected
         assert tenantkit.current_revision(fresh_engine) is None
 
@@ -312,7 +312,7 @@ class TestDowngrade:
         after = snapshot(fresh_engine)
         # Alembic keeps its (now empty) version table; everything else is exactly as before tenantkit.
         assert version_rows(fresh_engine) == []
-        del after["tables"][tenantkit.VERSION_TABLE]
+        del after["tables"][tenantkit.tables.VERSION_TABLE]
         assert after == empty
         with fresh_engine.connect() as connection:
             assert connection.exec_driver_sql("SELECT role FROM host_widgets").scalar_one() == "OWNER"
@@ -326,7 +326,9 @@ class TestDowngrade:
             tenantkit.upgrade(fresh_engine)
             with fresh_engine.begin() as connection:
                 connection.execute(
-                    tenantkit.team_members.insert().values(organization_id="o", user_id="u", role="OWNER")
+                    tenantkit.tables.team_members.insert().values(
+                        organization_id="o", user_id="u", role="OWNER"
+                    )
                 )
             tenantkit.downgrade(fresh_engine, "base")
         tenantkit.upgrade(fresh_engine)
@@ -344,11 +346,11 @@ class TestOfflineSql:
         """The PostgreSQL script creates the role enum, every table and each index under its origin name."""
         script = tenantkit.offline_sql("postgresql")
         assert "CREATE TYPE role AS ENUM ('OWNER', 'ADMIN', 'MEMBER')" in script
-        for table in ("team_members", "api_keys", "invitations", tenantkit.VERSION_TABLE):
+        for table in ("team_members", "api_keys", "invitations", tenantkit.tables.VERSION_TABLE):
             assert f"CREATE TABLE {table}" in script
         for index in ORIGIN_INDEXES:
             assert f"INDEX {index} ON" in script
-        assert f"INSERT INTO {tenantkit.VERSION_TABLE}" in script
+        assert f"INSERT INTO {tenantkit.tables.VERSION_TABLE}" in script
         assert script.strip().endswith("COMMIT;")
 
     @pytest.mark.parametrize("dialect", ["mysql", "mariadb"])
@@ -356,7 +358,9 @@ class TestOfflineSql:
         """MySQL and MariaDB get scripts in their own dialect, with the version table maintained."""
         script = tenantkit.offline_sql(dialect)
         assert "DATETIME(6)" in script
-        assert f"UPDATE {tenantkit.VERSION_TABLE} SET version_num='{tenantkit.head_revision()}'" in script
+        assert (
+            f"UPDATE {tenantkit.tables.VERSION_TABLE} SET version_num='{tenantkit.head_revision()}'" in script
+        )
 
     def test_sqlite_script_builds_the_online_schema(self, tmp_path: Path, fresh_engine: sa.Engine) -> None:
         """Applying the SQLite script to an empty database gives exactly the online upgrade's schema."""
@@ -403,7 +407,7 @@ class TestLockInProcess:
         """While another session holds the lock, upgrade gives up with the typed error, migrating nothing."""
         with fresh_engine.connect() as holder:
             hold_lock(holder)
-            with pytest.raises(tenantkit.MigrationLockTimeoutError) as info:
+            with pytest.raises(tenantkit.errors.MigrationLockTimeoutError) as info:
                 tenantkit.upgrade(fresh_engine, lock_timeout=0.3)
             assert info.value.timeout == 0.3
             assert info.value.code == "migration_lock_timeout"
@@ -415,7 +419,7 @@ class TestLockInProcess:
         with fresh_engine.connect() as holder:
             hold_lock(holder)
             with fresh_engine.connect() as connection:
-                with pytest.raises(tenantkit.MigrationLockTimeoutError):
+                with pytest.raises(tenantkit.errors.MigrationLockTimeoutError):
                     tenantkit.upgrade(connection, lock_timeout=0.3)
                 connection.rollback()
             release_lock(holder)
@@ -432,7 +436,7 @@ class TestLockInProcess:
         tenantkit.downgrade(fresh_engine, "base")
         with fresh_engine.begin() as connection:
             connection.exec_driver_sql("CREATE TABLE team_members (id INTEGER PRIMARY KEY)")
-        with pytest.raises(tenantkit.SchemaConflictError):
+        with pytest.raises(tenantkit.errors.SchemaConflictError):
             tenantkit.upgrade(fresh_engine)
         assert not lock_is_held(fresh_engine)
 
@@ -444,7 +448,7 @@ class TestLockInProcess:
         other = sqlite3.connect(path, isolation_level=None)
         try:
             other.execute("BEGIN IMMEDIATE")
-            with pytest.raises(tenantkit.MigrationLockTimeoutError):
+            with pytest.raises(tenantkit.errors.MigrationLockTimeoutError):
                 tenantkit.upgrade(engine, lock_timeout=0.2)
             other.execute("ROLLBACK")
             assert tenantkit.upgrade(engine).to_revision == tenantkit.head_revision()
@@ -563,12 +567,12 @@ class TestBesideAHost:
             host.create_all(connection)
             try:
                 hooked = MigrationContext.configure(
-                    connection, opts={"compare_type": True, "include_object": tenantkit.include_object}
+                    connection, opts={"compare_type": True, "include_object": tenantkit.tables.include_object}
                 )
                 assert compare_metadata(hooked, host) == []
                 bare = MigrationContext.configure(connection, opts={"compare_type": True})
                 dropped = {diff[1].name for diff in compare_metadata(bare, host) if diff[0] == "remove_table"}
-                assert {"team_members", "api_keys", "invitations", tenantkit.VERSION_TABLE} <= dropped
+                assert {"team_members", "api_keys", "invitations", tenantkit.tables.VERSION_TABLE} <= dropped
             finally:
                 host.drop_all(connection)
 
@@ -584,7 +588,7 @@ class TestBesideAHost:
 
                 connection = context.config.attributes["connection"]
                 tenantkit.upgrade(connection)
-                context.configure(connection=connection, include_object=tenantkit.include_object)
+                context.configure(connection=connection, include_object=tenantkit.tables.include_object)
                 with context.begin_transaction():
                     context.run_migrations()
                 """

@@ -82,7 +82,9 @@ class TestConcurrentStarts:
         engine = sa.create_engine(fresh_database.url)
         try:
             with engine.connect() as connection:
-                rows = connection.execute(sa.text(f"SELECT version_num FROM {tenantkit.VERSION_TABLE}")).all()
+                rows = connection.execute(
+                    sa.text(f"SELECT version_num FROM {tenantkit.tables.VERSION_TABLE}")
+                ).all()
                 assert rows == [(tenantkit.head_revision(),)]
                 assert {"team_members", "api_keys", "invitations"} <= set(
                     sa.inspect(connection).get_table_names()

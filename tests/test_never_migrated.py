@@ -45,7 +45,7 @@ class TestServices:
         kit = make_kit()
         calls: list[Callable[[Session], object]] = [
             lambda session: kit.members.get_role(session, "org_1", "user_1"),
-            lambda session: kit.members.list_members(session, "org_1"),
+            lambda session: kit.members.list_members(session, "org_1", actor=tenantkit.HOST),
             lambda session: kit.members.add(session, "org_1", "user_1", "OWNER", actor=tenantkit.HOST),
         ]
         for call in calls:

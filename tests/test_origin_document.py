@@ -317,7 +317,7 @@ class TestFirstRevisionMatchesTheDocument:
         tenantkit.upgrade(fresh_engine, "0001")
         with fresh_engine.connect() as connection:
             inspector = sa.inspect(connection)
-            assert set(inspector.get_table_names()) == {*ORIGIN_COLUMNS, tenantkit.VERSION_TABLE}
+            assert set(inspector.get_table_names()) == {*ORIGIN_COLUMNS, tenantkit.tables.VERSION_TABLE}
             for table, columns in ORIGIN_COLUMNS.items():
                 reflected = {column["name"]: column for column in inspector.get_columns(table)}
                 assert set(reflected) == set(columns), table
@@ -355,7 +355,7 @@ class TestFirstRevisionMatchesTheDocument:
             assert role == "MEMBER"
             assert created is not None
             row = connection.execute(
-                tenantkit.team_members.insert().values(organization_id="o", user_id="v")
+                tenantkit.tables.team_members.insert().values(organization_id="o", user_id="v")
             ).inserted_primary_key
             assert row is not None
             assert len(str(row[0])) == 36
@@ -369,9 +369,11 @@ class TestFirstRevisionMatchesTheDocument:
             inspector = sa.inspect(connection)
             for table in ORIGIN_COLUMNS:
                 for index in inspector.get_indexes(table):
-                    found[index["name"]] = (table, tuple(index["column_names"]), bool(index["unique"]))
+                    columns = tuple(str(column) for column in index["column_names"])
+                    found[str(index["name"])] = (table, columns, bool(index["unique"]))
                 for constraint in inspector.get_unique_constraints(table):
-                    found.setdefault(constraint["name"], (table, tuple(constraint["column_names"]), True))
+                    columns = tuple(constraint["column_names"])
+                    found.setdefault(str(constraint["name"]), (table, columns, True))
         assert found == ORIGIN_INDEXES
 
     @pytest.mark.parametrize("fresh_database", ALL, indirect=True)
@@ -423,20 +425,26 @@ class TestAdoption:
         assert ids_after == ids_before
         with fresh_engine.connect() as connection:
             members = connection.execute(
-                sa.select(tenantkit.team_members.c.id, tenantkit.team_members.c.role).order_by("id")
+                sa.select(tenantkit.tables.team_members.c.id, tenantkit.tables.team_members.c.role).order_by(
+                    "id"
+                )
             ).all()
             assert [(m.id, str(getattr(m.role, "value", m.role))) for m in members] == [
                 ("m1", "OWNER"),
                 ("m2", "MEMBER"),
             ]
             created = connection.execute(
-                sa.select(tenantkit.team_members.c.created_at).where(tenantkit.team_members.c.id == "m1")
+                sa.select(tenantkit.tables.team_members.c.created_at).where(
+                    tenantkit.tables.team_members.c.id == "m1"
+                )
             ).scalar_one()
             # MySQL's `timestamp` keeps whole seconds: the fraction was lost when the other tool wrote it.
-            precision = {"microsecond": 0} if connection.dialect.name == "mysql" else {}
-            assert created == WRITTEN_AT_UTC.replace(**precision)
+            mysql = connection.dialect.name == "mysql"
+            assert created == (WRITTEN_AT_UTC.replace(microsecond=0) if mysql else WRITTEN_AT_UTC)
             domains = connection.execute(
-                sa.select(tenantkit.invitations.c.allowed_domains).where(tenantkit.invitations.c.id == "i1")
+                sa.select(tenantkit.tables.invitations.c.allowed_domains).where(
+                    tenantkit.tables.invitations.c.id == "i1"
+                )
             ).scalar_one()
             assert domains == ["example.com"]
 
@@ -447,13 +455,13 @@ class TestAdoption:
         tenantkit.upgrade(fresh_engine)
 
         def only_ours(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
-            return not (type_ == "table" and name == tenantkit.VERSION_TABLE)
+            return not (type_ == "table" and name == tenantkit.tables.VERSION_TABLE)
 
         with fresh_engine.connect() as connection:
             context = MigrationContext.configure(
                 connection, opts={"compare_type": True, "include_object": only_ours}
             )
-            assert compare_metadata(context, tenantkit.metadata) == []
+            assert compare_metadata(context, tenantkit.tables.metadata) == []
 
     @pytest.mark.parametrize("fresh_database", ["postgresql"], indirect=True)
     def test_postgresql_naive_timestamps_are_read_as_utc(self, fresh_database: ThrowawayDatabase) -> None:
@@ -465,7 +473,7 @@ class TestAdoption:
             apply_origin(engine)
             tenantkit.adopt(engine)
             with engine.connect() as connection:
-                types = dict(
+                types: dict[str, str] = dict(
                     connection.exec_driver_sql(
                         "SELECT table_name || '.' || column_name, data_type FROM information_schema.columns "
                         "WHERE column_name IN ('created_at', 'updated_at', 'expires', 'expires_at', "
@@ -486,7 +494,7 @@ class TestAdoption:
         apply_origin(fresh_engine)
         tenantkit.adopt(fresh_engine)
         with fresh_engine.connect() as connection:
-            collations = dict(
+            collations: dict[str, str] = dict(
                 connection.exec_driver_sql(
                     "SELECT CONCAT(table_name, '.', column_name), collation_name "
                     "FROM information_schema.columns WHERE table_schema = DATABASE() "
@@ -497,13 +505,13 @@ class TestAdoption:
             assert set(collations.values()) == {"utf8mb4_bin"}, collations
             upper = connection.execute(
                 sa.select(sa.func.count())
-                .select_from(tenantkit.team_members)
-                .where(tenantkit.team_members.c.organization_id == "ORG_1")
+                .select_from(tenantkit.tables.team_members)
+                .where(tenantkit.tables.team_members.c.organization_id == "ORG_1")
             ).scalar_one()
             lower = connection.execute(
                 sa.select(sa.func.count())
-                .select_from(tenantkit.team_members)
-                .where(tenantkit.team_members.c.organization_id == "org_1")
+                .select_from(tenantkit.tables.team_members)
+                .where(tenantkit.tables.team_members.c.organization_id == "org_1")
             ).scalar_one()
         assert (upper, lower) == (0, 2)
 
@@ -528,7 +536,7 @@ class TestAdoption:
         """With ``adopt=False`` tenantkit does not take over existing tables; the rows stay."""
         apply_origin(fresh_engine)
         before = rows_of(fresh_engine)
-        with pytest.raises(tenantkit.SchemaConflictError) as info:
+        with pytest.raises(tenantkit.errors.SchemaConflictError) as info:
             tenantkit.upgrade(fresh_engine, adopt=False)
         assert "table team_members already exists and adoption is off" in info.value.conflicts
         assert rows_of(fresh_engine) == before
@@ -551,7 +559,7 @@ class TestConflicts:
             connection.exec_driver_sql("INSERT INTO team_members (org, user_id) VALUES ('acme', 'alice')")
         schema_before = schema_of(fresh_engine)
 
-        with pytest.raises(tenantkit.SchemaConflictError) as info:
+        with pytest.raises(tenantkit.errors.SchemaConflictError) as info:
             tenantkit.upgrade(fresh_engine)
 
         conflicts = info.value.conflicts
@@ -583,7 +591,7 @@ class TestConflicts:
         schema_before = schema_of(fresh_engine)
         rows_before = rows_of(fresh_engine)
 
-        with pytest.raises(tenantkit.SchemaConflictError) as info:
+        with pytest.raises(tenantkit.errors.SchemaConflictError) as info:
             tenantkit.adopt(fresh_engine)
 
         assert set(info.value.conflicts) == {
@@ -599,7 +607,7 @@ class TestConflicts:
         """On PostgreSQL a ``role`` type with other values, left by someone else, is a conflict."""
         with fresh_engine.begin() as connection:
             connection.exec_driver_sql("CREATE TYPE role AS ENUM ('doctor', 'nurse')")
-        with pytest.raises(tenantkit.SchemaConflictError) as info:
+        with pytest.raises(tenantkit.errors.SchemaConflictError) as info:
             tenantkit.upgrade(fresh_engine)
         assert info.value.conflicts == (
             "type role already exists (values doctor, nurse) without tenantkit's tables",

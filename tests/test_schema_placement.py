@@ -13,8 +13,9 @@ from click.testing import CliRunner
 import tenantkit
 from tenantkit import (
     HOST,
-    ConfigurationError,
-    InvalidSettingError,
+    ApiKeySettings,
+    DatabaseSettings,
+    InvitationSettings,
     Role,
     SchemaOutOfDateError,
     TenantKit,
@@ -22,6 +23,8 @@ from tenantkit import (
 from tenantkit._api_keys import _RawQuery
 from tenantkit._cli import main
 from tenantkit._membership import _ROLE_OF
+from tenantkit._settings import Hasher
+from tenantkit.errors import ConfigurationError, InvalidSettingError
 from tenantkit.testing import FrozenClock
 from tests.databases import ThrowawayDatabase, throwaway_database
 
@@ -87,7 +90,11 @@ def engine(host_database: ThrowawayDatabase) -> Iterator[sa.Engine]:
 @pytest.fixture
 def kit(engine: sa.Engine, clock: FrozenClock) -> TenantKit:
     """A kit whose services use the ``tenantkit`` schema."""
-    return TenantKit(schema=SCHEMA, invitation_secret_keys=[SECRET], clock=clock)
+    return TenantKit(
+        database=DatabaseSettings(schema_name=SCHEMA),
+        invitations=InvitationSettings(secret_keys=[SECRET]),
+        clock=clock,
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -96,7 +103,7 @@ def _empty_tables(request: pytest.FixtureRequest) -> Iterator[None]:
     if "engine" in request.fixturenames:
         engine = request.getfixturevalue("engine")
         with engine.begin() as connection:
-            for table in reversed(tenantkit.metadata.sorted_tables):
+            for table in reversed(tenantkit.tables.metadata.sorted_tables):
                 connection.execute(table.delete(), execution_options={"schema_translate_map": {None: SCHEMA}})
 
 
@@ -106,8 +113,8 @@ class TestMigratingIntoASchema:
         with engine.connect() as connection:
             inspector = sa.inspect(connection)
             assert set(inspector.get_table_names(schema=SCHEMA)) == {
-                *tenantkit.metadata.tables,
-                tenantkit.VERSION_TABLE,
+                *tenantkit.tables.metadata.tables,
+                tenantkit.tables.VERSION_TABLE,
             }
             assert set(inspector.get_table_names(schema="public")) == {"api_keys", "invitations"}
             schemas = connection.exec_driver_sql(
@@ -142,7 +149,9 @@ class TestMigratingIntoASchema:
             tenantkit.upgrade(other, schema="second")
             assert tenantkit.downgrade(other, schema="second").to_revision is None
             with other.connect() as connection:
-                assert sa.inspect(connection).get_table_names(schema="second") == [tenantkit.VERSION_TABLE]
+                assert sa.inspect(connection).get_table_names(schema="second") == [
+                    tenantkit.tables.VERSION_TABLE
+                ]
                 assert set(sa.inspect(connection).get_table_names(schema="public")) == {
                     "api_keys",
                     "invitations",
@@ -176,7 +185,7 @@ class TestMigratingIntoASchema:
         with pytest.raises(InvalidSettingError):
             tenantkit.offline_sql("postgresql", schema=name)
         with pytest.raises(InvalidSettingError):
-            TenantKit(schema=name)
+            TenantKit(database=DatabaseSettings(schema_name=name))
 
 
 class TestServicesInTheSchema:
@@ -195,10 +204,13 @@ class TestServicesInTheSchema:
             )
         with kit.transaction(engine) as session:
             assert kit.members.get_role(session, "org_1", "admin") is Role.ADMIN
-            assert [m.user_id for m in kit.members.list_members(session, "org_1").items] == ["admin", "owner"]
-            assert [m.organization_id for m in kit.members.list_organizations(session, "owner").items] == [
-                "org_1"
+            assert [m.user_id for m in kit.members.list_members(session, "org_1", actor=HOST).items] == [
+                "admin",
+                "owner",
             ]
+            assert [
+                m.organization_id for m in kit.members.list_organizations(session, "owner", actor=HOST).items
+            ] == ["org_1"]
             verification = kit.api_keys.verify(session, issued.reveal())
             assert verification.valid
             assert verification.key_id == issued.id
@@ -234,9 +246,9 @@ class TestServicesInTheSchema:
 
     def test_a_schema_never_migrated_is_out_of_date(self, engine: sa.Engine) -> None:
         """A kit given a schema no migration created says "run tenantkit db upgrade", not a driver error."""
-        kit = TenantKit(schema="never_migrated")
+        kit = TenantKit(database=DatabaseSettings(schema_name="never_migrated"))
         with pytest.raises(SchemaOutOfDateError) as caught, kit.transaction(engine) as session:
-            kit.members.list_members(session, "org_1")
+            kit.members.list_members(session, "org_1", actor=HOST)
         assert caught.value.current is None
         with pytest.raises(SchemaOutOfDateError), kit.transaction(engine) as session:
             kit.members.get_role(session, "org_1", "user_1")
@@ -250,9 +262,9 @@ class TestServicesInTheSchema:
             tenantkit.upgrade(other, schema="damaged")
             with other.begin() as connection:
                 connection.exec_driver_sql("DROP TABLE damaged.team_members")
-            kit = TenantKit(schema="damaged")
+            kit = TenantKit(database=DatabaseSettings(schema_name="damaged"))
             with pytest.raises(sa.exc.ProgrammingError), kit.transaction(other) as session:
-                kit.members.list_members(session, "org_1")
+                kit.members.list_members(session, "org_1", actor=HOST)
         finally:
             other.dispose()
 
@@ -291,16 +303,14 @@ def _lookup_queries() -> list[_RawQuery]:
 class TestFastPathInTheSchema:
     @pytest.mark.parametrize("hasher", ["sha256", "argon2id"])
     def test_verification_takes_the_fast_path(
-        self, engine: sa.Engine, clock: FrozenClock, statements: list[Any], hasher: str
+        self, engine: sa.Engine, clock: FrozenClock, statements: list[Any], hasher: Hasher
     ) -> None:
         """With a schema, key verification and the role lookup still run on the driver, in the schema."""
-        settings = tenantkit.TenantKitSettings(
-            api_keys=tenantkit.ApiKeySettings(
-                hasher=hasher, argon2_profile="CHEAPEST", track_last_used=False
-            ),
-            database=tenantkit.DatabaseSettings(schema_name=SCHEMA),
+        kit = TenantKit(
+            api_keys=ApiKeySettings(hasher=hasher, argon2_profile="CHEAPEST", track_last_used=False),
+            database=DatabaseSettings(schema_name=SCHEMA),
+            clock=clock,
         )
-        kit = TenantKit(settings=settings, clock=clock)
         with kit.transaction(engine) as session:
             kit.members.add(session, "org_1", "owner", Role.OWNER, actor=HOST)
             issued = kit.api_keys.issue(session, "org_1", "ci", actor="owner")

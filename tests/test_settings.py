@@ -18,9 +18,7 @@ from pydantic import ValidationError
 from tenantkit import (
     HOST,
     ApiKeySettings,
-    ConfigurationError,
     DatabaseSettings,
-    InvalidSettingError,
     InvitationSettings,
     Role,
     TenantKit,
@@ -28,6 +26,7 @@ from tenantkit import (
 )
 from tenantkit._cli import main
 from tenantkit._settings import ENVIRONMENT_VARIABLES
+from tenantkit.errors import ConfigurationError, InvalidSettingError
 
 PEPPER = "a-pepper-of-at-least-16-bytes"
 SECRET = "an-invitation-signing-key-of-32-chars"
@@ -57,7 +56,7 @@ class TestSettingsObjects:
         """A settings object cannot be changed after it was validated."""
         settings = ApiKeySettings()
         with pytest.raises(ValidationError):
-            settings.prefix = "tk_test_"  # type: ignore[misc]
+            settings.prefix = "tk_test_"
 
     def test_durations_take_the_cli_spelling(self) -> None:
         """Durations read 90s, 15m, 12h, 7d, plain seconds or ISO 8601."""
@@ -136,9 +135,7 @@ class TestSettingsObjects:
 class TestTenantKitFromSettings:
     def test_the_hasher_is_chosen_through_settings(self, engine: sa.Engine) -> None:
         """ApiKeySettings(hasher="argon2id") makes the kit store argon2id hashes, which verify."""
-        kit = TenantKit(
-            settings=TenantKitSettings(api_keys=ApiKeySettings(hasher="argon2id", argon2_profile="CHEAPEST"))
-        )
+        kit = TenantKit(api_keys=ApiKeySettings(hasher="argon2id", argon2_profile="CHEAPEST"))
         assert kit.api_keys.hasher == "argon2id"
         with kit.transaction(engine) as session:
             kit.members.add(session, "org_1", "owner", Role.OWNER, actor=HOST)
@@ -152,13 +149,11 @@ class TestTenantKitFromSettings:
     def test_every_section_reaches_its_service(self) -> None:
         """Each setting ends up on the service that uses it."""
         kit = TenantKit(
-            settings=TenantKitSettings(
-                api_keys=ApiKeySettings(
-                    prefix="tk_test_", peppers={"v2": PEPPER}, cache_ttl="30s", track_last_used=False
-                ),
-                invitations=InvitationSettings(secret_keys=[SECRET], default_ttl="2d", max_ttl="10d"),
-                database=DatabaseSettings(schema_name="tenants"),
-            )
+            api_keys=ApiKeySettings(
+                prefix="tk_test_", peppers={"v2": PEPPER}, cache_ttl="30s", track_last_used=False
+            ),
+            invitations=InvitationSettings(secret_keys=[SECRET], default_ttl="2d", max_ttl="10d"),
+            database=DatabaseSettings(schema_name="tenants"),
         )
         assert kit.api_keys.format.prefix == "tk_test_"
         assert kit.api_keys.hasher == "hmac-sha256"
@@ -167,19 +162,6 @@ class TestTenantKitFromSettings:
         assert kit.invitations.default_ttl == timedelta(days=2)
         assert kit.invitations.max_ttl == timedelta(days=10)
         assert kit.members.schema == "tenants"
-        assert kit.settings is not None
-
-    def test_settings_and_keywords_together_are_refused(self) -> None:
-        """Options come from settings or from keywords, not a mix that would leave one ignored."""
-        with pytest.raises(ConfigurationError, match="api_key_prefix"):
-            TenantKit(settings=TenantKitSettings(), api_key_prefix="tk_test_")
-
-    def test_todays_keywords_keep_working(self) -> None:
-        """The keyword options still configure the kit, and settings stays None."""
-        kit = TenantKit(invitation_secret_keys=[SECRET], api_key_prefix="tk_test_", schema="tenants")
-        assert kit.api_keys.format.prefix == "tk_test_"
-        assert kit.members.schema == "tenants"
-        assert kit.settings is None
 
 
 class TestTheEnvironmentLoader:
@@ -269,7 +251,7 @@ class TestTheEnvironmentLoader:
                 assert value not in caught.value.message
 
     def test_from_env_builds_the_kit(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        """TenantKit.from_env() is TenantKit(settings=TenantKitSettings.from_env())."""
+        """TenantKit.from_env() is TenantKit.from_settings(TenantKitSettings.from_env())."""
         monkeypatch.setenv("TENANTKIT_INVITATION_SECRET", SECRET)
         monkeypatch.setenv("TENANTKIT_API_KEY_PEPPER", PEPPER)
         kit = TenantKit.from_env()

@@ -21,18 +21,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import tenantkit
-from tenantkit import (
-    HOST,
-    ApiKeyService,
-    InvitationService,
-    MembershipService,
-    Role,
-    WriteNotAppliedError,
-    api_keys,
-    invitations,
-    team_members,
-)
+from tenantkit import HOST, ApiKeyService, InvitationService, MembershipService, Role
 from tenantkit._writes import NOT_NULL, confirm_written
+from tenantkit.errors import WriteNotAppliedError
+from tenantkit.tables import api_keys, invitations, team_members
 from tenantkit.testing import EventRecorder, FrozenClock
 
 ORG = "org_1"
@@ -193,7 +185,7 @@ class TestApiKeys:
     ) -> None:
         """The read-back does not turn a key that never existed into a write error."""
         triggers.undo_update("api_keys", "revoked_at")
-        with pytest.raises(tenantkit.ApiKeyNotFoundError), tenantkit.transaction(engine) as session:
+        with pytest.raises(tenantkit.errors.ApiKeyNotFoundError), tenantkit.transaction(engine) as session:
             keys.revoke(session, ORG, "no-such-key", actor="alice")
 
     def test_an_undone_rotation_is_an_error_and_no_new_key_is_written(
@@ -403,12 +395,12 @@ def test_the_read_back_raises_exactly_when_a_compared_column_differs(
             confirm_written(connection, team_members, {"organization_id": ORG, "user_id": "nobody"}, None)
             is None
         )
-        with pytest.raises(tenantkit.MemberNotFoundError):
+        with pytest.raises(tenantkit.errors.MemberNotFoundError):
             confirm_written(
                 connection,
                 team_members,
                 {"organization_id": ORG, "user_id": "nobody"},
                 expected,
-                missing=tenantkit.MemberNotFoundError(ORG, "nobody"),
+                missing=tenantkit.errors.MemberNotFoundError(ORG, "nobody"),
             )
         transaction.rollback()

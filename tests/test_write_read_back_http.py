@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 import sqlalchemy as sa
 
-from tenantkit import api_keys
+from tenantkit.tables import api_keys
 from tenantkit.testing import FrozenClock
 from tests.http_apps import ADAPTERS, HttpClient
 from tests.test_http_contract import BASE, BOB, assert_error, build, issue_key

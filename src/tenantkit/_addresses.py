@@ -68,8 +68,8 @@ PUBLIC_EMAIL_DOMAINS: frozenset[str] = frozenset(
 )
 """Public mailbox providers: anyone can open an address there, so they make no sense as allowed domains.
 
-Link invitations refuse them (:class:`~tenantkit.PublicEmailDomainError`) unless the service is built with
-``allow_public_domains=True``; pass ``public_email_domains=`` to use a list of your own.
+Link invitations refuse them (:class:`~tenantkit.errors.PublicEmailDomainError`) unless the service is built
+with ``allow_public_domains=True``; pass ``public_email_domains=`` to use a list of your own.
 """
 
 

@@ -35,7 +35,6 @@ from tenantkit._events import (
     ApiKeyIssued,
     ApiKeyRevoked,
     ApiKeyRotated,
-    Event,
     EventDispatcher,
 )
 from tenantkit._hashers import (
@@ -47,6 +46,7 @@ from tenantkit._hashers import (
     same_digest,
     sha256_digest,
 )
+from tenantkit._invalidation import CacheKey
 from tenantkit._key_cache import CacheEntry, KeyCache
 from tenantkit._key_format import DEFAULT_PREFIX, KeyFormat, KeyKind
 from tenantkit._membership import MembershipService
@@ -457,7 +457,7 @@ class _RawQuery:
         cursor = pooled.info.get(_CURSOR_KEY)
         if cursor is None:
             dbapi_connection = pooled.dbapi_connection
-            assert dbapi_connection is not None
+            assert dbapi_connection is not None  # noqa: S101  narrowing: a checked-out connection has one
             cursor = pooled.info[_CURSOR_KEY] = dbapi_connection.cursor()
         try:
             cursor.execute(plan.sql, arguments)
@@ -709,14 +709,11 @@ class ApiKeyService:
             if cache_size < 1:
                 raise ConfigurationError("cache_size must be at least 1")
             self._cache = KeyCache(cache_size)
-            # After commit as well as at once: a verification racing an uncommitted revocation could
-            # otherwise put the old state back in the cache. The listener holds the cache weakly and is
-            # unsubscribed when this service is collected, so that services built per request (or per
-            # test) do not pile up on a long-lived dispatcher, each keeping its cache alive.
-            unsubscribe = self.events.subscribe(
-                _evicting_listener(weakref.ref(self._cache)), ApiKeyRevoked, ApiKeyRotated, ApiKeyDeleted
-            )
-            weakref.finalize(self, unsubscribe)
+            # Evicted only through the dispatcher's invalidation seam: at once by this process's changes, at
+            # commit by every committed one (a verification racing an uncommitted revocation could otherwise
+            # put the old state back), and by a cross-process bus if one is plugged in. The seam holds the
+            # cache weakly, so services built per request (or per test) do not pile up on it.
+            self.events.caches.register(self._cache)
         # Valid results already built, by their content: a result is frozen and fully determined by the row's
         # id, organization, name, scopes and expiry, so an equal one can be handed out again instead of
         # being validated anew on every verification.
@@ -769,7 +766,7 @@ class ApiKeyService:
             session,
             ApiKeyIssued(
                 organization_id=organization_id,
-                actor_id=acting.user_id,
+                actor=acting,
                 occurred_at=now,
                 key_id=issued.id,
                 name=clean_name,
@@ -862,7 +859,7 @@ class ApiKeyService:
             .values(revoked_at=now, updated_at=now),
             execution_options=self.membership.execution_options,
         )
-        self._evict(key_id)
+        self._evict(organization_id, key_id)
         changed = result.rowcount == 1  # type: ignore[attr-defined]
         # Already revoked (rowcount 0) is fine; a revocation the database did not keep is not.
         row = confirm_written(
@@ -877,9 +874,7 @@ class ApiKeyService:
         if changed:
             self.events.record(
                 session,
-                ApiKeyRevoked(
-                    organization_id=organization_id, actor_id=acting.user_id, occurred_at=now, key_id=key_id
-                ),
+                ApiKeyRevoked(organization_id=organization_id, actor=acting, occurred_at=now, key_id=key_id),
             )
             logger.info("revoked API key %s in organization %r", key_id, organization_id)
         return key
@@ -909,12 +904,12 @@ class ApiKeyService:
         )
         if result.rowcount != 1:  # type: ignore[attr-defined]
             raise ApiKeyNotFoundError(organization_id, key_id)
-        self._evict(key_id)
+        self._evict(organization_id, key_id)
         self.events.record(
             session,
             ApiKeyDeleted(
                 organization_id=organization_id,
-                actor_id=acting.user_id,
+                actor=acting,
                 occurred_at=self.clock(),
                 key_id=key_id,
             ),
@@ -995,7 +990,7 @@ class ApiKeyService:
             {"replaced_at": now, "expires_at": valid_until, "revoked_at": None},
             execution_options=self.membership.execution_options,
         )
-        self._evict(key_id)
+        self._evict(organization_id, key_id)
         issued = self._insert(
             session,
             organization_id,
@@ -1010,7 +1005,7 @@ class ApiKeyService:
             session,
             ApiKeyRotated(
                 organization_id=organization_id,
-                actor_id=acting.user_id,
+                actor=acting,
                 occurred_at=now,
                 old_key_id=key_id,
                 new_key_id=issued.id,
@@ -1070,7 +1065,7 @@ class ApiKeyService:
         candidates = self._candidates[self.format.check(key)]
         if candidates is None:
             return _MALFORMED, False
-        assert isinstance(key, str)
+        assert isinstance(key, str)  # noqa: S101  narrowing: check() gives a kind other than MALFORMED to strings only
         now = self.clock()
         cache_key = candidates.cache_key(key)
         cache = self._cache
@@ -1157,7 +1152,7 @@ class ApiKeyService:
         cache = self._cache
         if cache is None:
             return None
-        assert isinstance(key, str)
+        assert isinstance(key, str)  # noqa: S101  narrowing: check() gives a kind other than MALFORMED to strings only
         now = self.clock()
         entry = cache.get(candidates.cache_key(key), now)
         if entry is None:
@@ -1335,9 +1330,9 @@ class ApiKeyService:
             raise ApiKeyNotFoundError(organization_id, key_id)
         return _row_to_key(row)
 
-    def _evict(self, key_id: str) -> None:
-        if self._cache is not None:
-            self._cache.evict(key_id)
+    def _evict(self, organization_id: str, key_id: str) -> None:
+        # At once, in every cache of the process; the commit announces it again (and beyond the process).
+        self.events.caches.invalidate((CacheKey.api_key(organization_id, key_id),))
 
     def _valid_result(
         self, key_id: str, org: str, name: str, scopes: tuple[str, ...], expires_at: datetime | None
@@ -1362,21 +1357,6 @@ class ApiKeyService:
 
 _MAX_RESULTS = 4096
 """Prebuilt valid results a service keeps at most (one per key in use; emptied when full)."""
-
-
-def _evicting_listener(cache_ref: weakref.ref[KeyCache[ApiKeyVerification]]) -> Callable[[Event], None]:
-    """A listener evicting revoked, rotated-out and deleted keys from the cache, without keeping it alive."""
-
-    def on_committed(event: Event) -> None:
-        cache = cache_ref()
-        if cache is None:
-            return
-        if isinstance(event, ApiKeyRotated):
-            cache.evict(event.old_key_id)
-        elif isinstance(event, ApiKeyRevoked | ApiKeyDeleted):
-            cache.evict(event.key_id)
-
-    return on_committed
 
 
 def _decide(

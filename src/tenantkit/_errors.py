@@ -1,56 +1,65 @@
 """Exceptions raised by tenantkit.
 
-Every exception derives from :class:`TenantKitError`, which is never raised directly. Each leaf carries a
-stable ``code`` (adapters map codes to HTTP statuses without parsing messages) and the data that explains it.
+Every exception derives from :class:`TenantKitError`, which is never raised directly. Each carries a stable
+``code`` (adapters map codes to HTTP statuses without parsing messages) and the data that explains it.
+
+The tree has one axis, the *kind* of failure: each error sits under exactly one kind, and the kind alone
+decides the HTTP status (``tenantkit._http`` has one row per kind). A feature's errors are also grouped by a
+*family* (``ApiKeyError``, ``InvitationError``): a plain marker to catch every error of one feature, which
+never decides a status. Errors carry role names as strings (``"ADMIN"``), never role objects, so this module
+imports nothing of tenantkit's and holds for custom roles as well as the built-in ones.
 
 ::
 
-    TenantKitError
-    ├── InvalidInputError (ValueError)            code "invalid_input"
-    ├── ConfigurationError                         code "configuration_error"
-    │   └── InvalidSettingError                    code "invalid_setting"
-    ├── DatabaseError
-    │   ├── DatabaseUnavailableError               code "database_unavailable"
-    │   ├── MigrationLockTimeoutError              code "migration_lock_timeout"
-    │   ├── SchemaConflictError                    code "schema_conflict"
-    │   │   └── TableLogicError                    code "table_logic"
-    │   ├── SchemaOutOfDateError                   code "schema_out_of_date"
-    │   └── WriteNotAppliedError                   code "write_not_applied"
-    ├── AuthorizationError
-    │   ├── PermissionDeniedError                  code "permission_denied"
-    │   ├── RoleEscalationError                    code "role_escalation"
-    │   └── LastOwnerError                         code "last_owner"
-    ├── NotFoundError (LookupError)
-    │   ├── MemberNotFoundError                    code "member_not_found"
-    │   ├── ApiKeyNotFoundError                    code "api_key_not_found"
-    │   └── InvitationNotFoundError                code "invitation_not_found"
-    ├── ConflictError
-    │   ├── AlreadyMemberError                     code "already_member"
-    │   └── ConcurrentUpdateError                  code "concurrent_update"
-    ├── ApiKeyError
-    │   ├── InvalidApiKeyError                     code "invalid_api_key"
-    │   │   └── AmbiguousApiKeyError               code "ambiguous_api_key"
-    │   └── MissingScopeError                      code "missing_scope"
-    └── InvitationError
-        ├── InvalidInvitationTokenError            code "invalid_invitation_token"
-        ├── InvitationExpiredError                 code "invitation_expired"
-        ├── InvitationNotPendingError              code "invitation_not_pending"
-        ├── InvitationExhaustedError               code "invitation_exhausted"
-        ├── UnverifiedEmailError                   code "unverified_email"
-        ├── EmailMismatchError                     code "email_mismatch"
-        ├── DomainNotAllowedError                  code "domain_not_allowed"
-        ├── PublicEmailDomainError                 code "public_email_domain"
-        └── InviterNoLongerAllowedError            code "inviter_no_longer_allowed"
+    TenantKitError                                    code "tenantkit_error"
+    ├── InvalidRequestError              422 kind     code "invalid_request"
+    │   ├── InvalidInputError (ValueError)            code "invalid_input"
+    │   ├── InvalidInvitationTokenError          [i]  code "invalid_invitation_token"
+    │   ├── InvitationExhaustedError             [i]  code "invitation_exhausted"
+    │   ├── UnverifiedEmailError                 [i]  code "unverified_email"
+    │   ├── EmailMismatchError                   [i]  code "email_mismatch"
+    │   ├── DomainNotAllowedError                [i]  code "domain_not_allowed"
+    │   ├── PublicEmailDomainError (ValueError)  [i]  code "public_email_domain"
+    │   └── InviterNoLongerAllowedError          [i]  code "inviter_no_longer_allowed"
+    ├── AuthenticationError              401 kind     code "authentication_error"
+    │   └── InvalidApiKeyError                   [k]  code "invalid_api_key"
+    │       └── AmbiguousApiKeyError             [k]  code "ambiguous_api_key"
+    ├── AuthorizationError               403 kind     code "authorization_error"
+    │   ├── PermissionDeniedError                     code "permission_denied"
+    │   ├── RoleEscalationError                       code "role_escalation"
+    │   ├── LastOwnerError                            code "last_owner"
+    │   └── MissingScopeError                    [k]  code "missing_scope"
+    ├── NotFoundError (LookupError)      404 kind     code "not_found"
+    │   ├── MemberNotFoundError                       code "member_not_found"
+    │   ├── ApiKeyNotFoundError                  [k]  code "api_key_not_found"
+    │   └── InvitationNotFoundError              [i]  code "invitation_not_found"
+    ├── ConflictError                    409 kind     code "conflict"
+    │   ├── AlreadyMemberError                        code "already_member"
+    │   └── ConcurrentUpdateError                     code "concurrent_update"
+    ├── GoneError                        410 kind     code "gone"
+    │   ├── InvitationExpiredError               [i]  code "invitation_expired"
+    │   └── InvitationNotPendingError            [i]  code "invitation_not_pending"
+    ├── UnavailableError                 503 kind     code "unavailable"
+    │   └── DatabaseError                             code "database_error"
+    │       ├── DatabaseUnavailableError              code "database_unavailable"
+    │       ├── MigrationLockTimeoutError             code "migration_lock_timeout"
+    │       ├── SchemaConflictError                   code "schema_conflict"
+    │       │   └── TableLogicError                   code "table_logic"
+    │       ├── SchemaOutOfDateError                  code "schema_out_of_date"
+    │       └── WriteNotAppliedError                  code "write_not_applied"
+    └── ConfigurationError               400 kind     code "configuration_error"
+        └── InvalidSettingError                       code "invalid_setting"
+
+    Families (markers, no status):
+    ApiKeyError      [k]  code "api_key_error"
+    InvitationError  [i]  code "invitation_error"
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, ClassVar
-
-if TYPE_CHECKING:
-    from tenantkit._roles import Role
+from typing import ClassVar
 
 
 class TenantKitError(Exception):
@@ -79,7 +88,87 @@ class TenantKitError(Exception):
         return {}
 
 
-class InvalidInputError(TenantKitError, ValueError):
+# -- kinds: each error is under exactly one, and its kind alone decides the HTTP status ----------------
+
+
+class InvalidRequestError(TenantKitError):
+    """The request cannot be carried out as given: a malformed argument, or an invitation that this caller
+    may not accept. Never raised directly. HTTP 422.
+    """
+
+    code = "invalid_request"
+
+
+class AuthenticationError(TenantKitError):
+    """The credential presented does not establish who is calling. Never raised directly. HTTP 401."""
+
+    code = "authentication_error"
+
+
+class AuthorizationError(TenantKitError):
+    """The actor may not do what it asked. Never raised directly. HTTP 403."""
+
+    code = "authorization_error"
+
+
+class NotFoundError(TenantKitError, LookupError):
+    """The thing asked for does not exist in this organization. Never raised directly. HTTP 404."""
+
+    code = "not_found"
+
+
+class ConflictError(TenantKitError):
+    """The request clashes with the current state. Never raised directly. HTTP 409."""
+
+    code = "conflict"
+
+
+class GoneError(TenantKitError):
+    """The thing asked for existed but can no longer be used. Never raised directly. HTTP 410."""
+
+    code = "gone"
+
+
+class UnavailableError(TenantKitError):
+    """tenantkit cannot serve the request until its database is fixed. Never raised directly. HTTP 503."""
+
+    code = "unavailable"
+
+
+class ConfigurationError(TenantKitError):
+    """tenantkit was configured inconsistently (for example, an empty list of signing keys).
+
+    A kind of its own: the host's setup is at fault, not the request. An adapter answers it with 400.
+    """
+
+    code = "configuration_error"
+
+
+# -- families: markers that group one feature's errors across kinds; they never decide a status --------
+
+
+class ApiKeyError(TenantKitError):
+    """Any error about API keys (a key that does not verify, lacks a scope, or does not exist).
+
+    Never raised directly: catch it to handle every API-key error, whatever its kind.
+    """
+
+    code = "api_key_error"
+
+
+class InvitationError(TenantKitError):
+    """Any error about an invitation or its acceptance.
+
+    Never raised directly: catch it to handle every invitation error, whatever its kind.
+    """
+
+    code = "invitation_error"
+
+
+# -- leaves ---------------------------------------------------------------------------------------------
+
+
+class InvalidInputError(InvalidRequestError, ValueError):
     """An argument is malformed: empty, too long, of an unknown value, or otherwise unusable."""
 
     code = "invalid_input"
@@ -91,12 +180,6 @@ class InvalidInputError(TenantKitError, ValueError):
 
     def details(self) -> dict[str, object]:
         return {"field": self.field}
-
-
-class ConfigurationError(TenantKitError):
-    """tenantkit was configured inconsistently (for example, an empty list of signing keys)."""
-
-    code = "configuration_error"
 
 
 class InvalidSettingError(ConfigurationError):
@@ -119,8 +202,8 @@ class InvalidSettingError(ConfigurationError):
         return {"setting": self.setting}
 
 
-class DatabaseError(TenantKitError):
-    """A problem with the database itself rather than with the request."""
+class DatabaseError(UnavailableError):
+    """A problem with the database itself rather than with the request. Never raised directly."""
 
     code = "database_error"
 
@@ -251,25 +334,20 @@ class WriteNotAppliedError(DatabaseError):
         return {"table": self.table, "row": dict(self.row), "columns": list(self.columns)}
 
 
-class AuthorizationError(TenantKitError):
-    """The actor may not do what it asked."""
-
-    code = "authorization_error"
-
-
 class PermissionDeniedError(AuthorizationError):
     """The actor's role (or lack of membership) does not allow the action."""
 
     code = "permission_denied"
 
-    def __init__(self, action: str, role: Role | None, message: str | None = None) -> None:
-        held = role.value if role is not None else "no role"
+    def __init__(self, action: str, role: str | None, message: str | None = None) -> None:
+        held = role if role is not None else "no role"
         super().__init__(message or f"{held} may not {action}")
         self.action = action
+        #: The name of the actor's role, or ``None`` when the actor is not a member.
         self.role = role
 
     def details(self) -> dict[str, object]:
-        return {"action": self.action, "role": self.role.value if self.role else None}
+        return {"action": self.action, "role": self.role}
 
 
 class RoleEscalationError(AuthorizationError):
@@ -277,17 +355,16 @@ class RoleEscalationError(AuthorizationError):
 
     code = "role_escalation"
 
-    def __init__(self, actor_role: Role | None, requested_role: Role, message: str | None = None) -> None:
-        held = actor_role.value if actor_role is not None else "no role"
-        super().__init__(message or f"an actor with {held} cannot grant {requested_role.value}")
+    def __init__(self, actor_role: str | None, requested_role: str, message: str | None = None) -> None:
+        held = actor_role if actor_role is not None else "no role"
+        super().__init__(message or f"an actor with {held} cannot grant {requested_role}")
+        #: The name of the actor's role (``None``: not a member).
         self.actor_role = actor_role
+        #: The name of the role it tried to grant.
         self.requested_role = requested_role
 
     def details(self) -> dict[str, object]:
-        return {
-            "actor_role": self.actor_role.value if self.actor_role else None,
-            "requested_role": self.requested_role.value,
-        }
+        return {"actor_role": self.actor_role, "requested_role": self.requested_role}
 
 
 class LastOwnerError(AuthorizationError):
@@ -307,12 +384,6 @@ class LastOwnerError(AuthorizationError):
         return {"organization_id": self.organization_id, "user_id": self.user_id}
 
 
-class NotFoundError(TenantKitError, LookupError):
-    """The thing asked for does not exist in this organization."""
-
-    code = "not_found"
-
-
 class MemberNotFoundError(NotFoundError):
     """The user is not a member of the organization."""
 
@@ -327,7 +398,7 @@ class MemberNotFoundError(NotFoundError):
         return {"organization_id": self.organization_id, "user_id": self.user_id}
 
 
-class ApiKeyNotFoundError(NotFoundError):
+class ApiKeyNotFoundError(NotFoundError, ApiKeyError):
     """No API key with this id exists in the organization."""
 
     code = "api_key_not_found"
@@ -341,7 +412,7 @@ class ApiKeyNotFoundError(NotFoundError):
         return {"organization_id": self.organization_id, "key_id": self.key_id}
 
 
-class InvitationNotFoundError(NotFoundError):
+class InvitationNotFoundError(NotFoundError, InvitationError):
     """No invitation with this id (or token) exists in the organization."""
 
     code = "invitation_not_found"
@@ -354,32 +425,23 @@ class InvitationNotFoundError(NotFoundError):
         return {"invitation_id": self.invitation_id}
 
 
-class ConflictError(TenantKitError):
-    """The request clashes with the current state."""
-
-    code = "conflict"
-
-
 class AlreadyMemberError(ConflictError):
     """The user is already a member of the organization; their role was left unchanged."""
 
     code = "already_member"
 
-    def __init__(self, organization_id: str, user_id: str, role: Role) -> None:
+    def __init__(self, organization_id: str, user_id: str, role: str) -> None:
         super().__init__(
             f"{user_id!r} is already a member of organization {organization_id!r} "
-            f"with role {role.value}; the role was left unchanged"
+            f"with role {role}; the role was left unchanged"
         )
         self.organization_id = organization_id
         self.user_id = user_id
+        #: The name of the role the member holds (and keeps).
         self.role = role
 
     def details(self) -> dict[str, object]:
-        return {
-            "organization_id": self.organization_id,
-            "user_id": self.user_id,
-            "role": self.role.value,
-        }
+        return {"organization_id": self.organization_id, "user_id": self.user_id, "role": self.role}
 
 
 class ConcurrentUpdateError(ConflictError):
@@ -401,13 +463,7 @@ class ConcurrentUpdateError(ConflictError):
         return {"organization_id": self.organization_id, "reason": self.reason}
 
 
-class ApiKeyError(TenantKitError):
-    """Problems with an API key presented by a client."""
-
-    code = "api_key_error"
-
-
-class InvalidApiKeyError(ApiKeyError):
+class InvalidApiKeyError(AuthenticationError, ApiKeyError):
     """The presented API key does not verify.
 
     Attributes:
@@ -440,7 +496,7 @@ class AmbiguousApiKeyError(InvalidApiKeyError):
         self.reason = "ambiguous"
 
 
-class MissingScopeError(ApiKeyError):
+class MissingScopeError(AuthorizationError, ApiKeyError):
     """A verified API key lacks scopes that the operation requires."""
 
     code = "missing_scope"
@@ -453,13 +509,7 @@ class MissingScopeError(ApiKeyError):
         return {"missing": list(self.missing)}
 
 
-class InvitationError(TenantKitError):
-    """Problems with an invitation or its acceptance."""
-
-    code = "invitation_error"
-
-
-class InvalidInvitationTokenError(InvitationError):
+class InvalidInvitationTokenError(InvalidRequestError, InvitationError):
     """The token is malformed, forged, signed with an unknown key, or stale."""
 
     code = "invalid_invitation_token"
@@ -468,7 +518,7 @@ class InvalidInvitationTokenError(InvitationError):
         super().__init__(message)
 
 
-class InvitationExpiredError(InvitationError):
+class InvitationExpiredError(GoneError, InvitationError):
     """The invitation expired before it was accepted."""
 
     code = "invitation_expired"
@@ -481,7 +531,7 @@ class InvitationExpiredError(InvitationError):
         return {"expired_at": self.expired_at.isoformat()}
 
 
-class InvitationNotPendingError(InvitationError):
+class InvitationNotPendingError(GoneError, InvitationError):
     """The invitation was already accepted, revoked or replaced."""
 
     code = "invitation_not_pending"
@@ -494,7 +544,7 @@ class InvitationNotPendingError(InvitationError):
         return {"status": self.status}
 
 
-class InvitationExhaustedError(InvitationError):
+class InvitationExhaustedError(InvalidRequestError, InvitationError):
     """A link invitation has been used as many times as it allows."""
 
     code = "invitation_exhausted"
@@ -507,7 +557,7 @@ class InvitationExhaustedError(InvitationError):
         return {"max_uses": self.max_uses}
 
 
-class UnverifiedEmailError(InvitationError):
+class UnverifiedEmailError(InvalidRequestError, InvitationError):
     """The accepting user's email address was not verified by the identity provider."""
 
     code = "unverified_email"
@@ -516,7 +566,7 @@ class UnverifiedEmailError(InvitationError):
         super().__init__("the email address must be verified by the identity provider to accept")
 
 
-class EmailMismatchError(InvitationError):
+class EmailMismatchError(InvalidRequestError, InvitationError):
     """The accepting address is not the invited one."""
 
     code = "email_mismatch"
@@ -525,7 +575,7 @@ class EmailMismatchError(InvitationError):
         super().__init__("this invitation was sent to a different email address")
 
 
-class DomainNotAllowedError(InvitationError):
+class DomainNotAllowedError(InvalidRequestError, InvitationError):
     """The accepting address's domain is not one of the invitation's allowed domains."""
 
     code = "domain_not_allowed"
@@ -538,7 +588,7 @@ class DomainNotAllowedError(InvitationError):
         return {"domain": self.domain}
 
 
-class PublicEmailDomainError(InvitationError, ValueError):
+class PublicEmailDomainError(InvalidRequestError, InvitationError, ValueError):
     """A public mailbox provider (gmail.com, outlook.com, …) was given as an allowed domain."""
 
     code = "public_email_domain"
@@ -554,21 +604,22 @@ class PublicEmailDomainError(InvitationError, ValueError):
         return {"domain": self.domain}
 
 
-class InviterNoLongerAllowedError(InvitationError):
+class InviterNoLongerAllowedError(InvalidRequestError, InvitationError):
     """The inviter left the organization or may no longer grant the invitation's role."""
 
     code = "inviter_no_longer_allowed"
 
-    def __init__(self, inviter_id: str, role: Role, reason: str) -> None:
+    def __init__(self, inviter_id: str, role: str, reason: str) -> None:
         super().__init__(
-            f"the invitation from {inviter_id!r} to role {role.value} can no longer be accepted: {reason}"
+            f"the invitation from {inviter_id!r} to role {role} can no longer be accepted: {reason}"
         )
         self.inviter_id = inviter_id
+        #: The name of the role the invitation grants.
         self.role = role
         self.reason = reason
 
     def details(self) -> dict[str, object]:
-        return {"inviter_id": self.inviter_id, "role": self.role.value, "reason": self.reason}
+        return {"inviter_id": self.inviter_id, "role": self.role, "reason": self.reason}
 
 
 class TableLogicWarning(UserWarning):

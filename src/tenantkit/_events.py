@@ -1,104 +1,264 @@
-"""Events: what changed, delivered to listeners only once the host's transaction commits.
+"""Events: what changed, seen inside the host's transaction and delivered to listeners once it commits.
 
-Services record events on the SQLAlchemy ``Session`` they work in. The events wait there until the
-outermost transaction commits; a rollback (of the whole transaction, or of a savepoint the events were
-recorded in) discards them. So a listener never hears of a change that did not happen.
+Services record events on the SQLAlchemy ``Session`` they work in. Two kinds of subscriber hear of them:
+
+* **At record time** (:meth:`EventDispatcher.on_record`), inside the transaction, with the session: an audit
+  row or an outbox row written there commits or rolls back with the change itself.
+* **After commit** (:meth:`EventDispatcher.subscribe`): the events wait on the session until the outermost
+  transaction commits; a rollback (of the whole transaction, or of a savepoint the events were recorded in)
+  discards them. So a listener never hears of a change that did not happen.
+
+At commit the dispatcher also announces the cache keys the committed events made stale to its
+``invalidator`` (see :mod:`tenantkit._invalidation`), before any listener runs.
+
+Every event type has a stable dotted name (``member.added``) and one versioned payload built from an
+allow-list of its fields (:meth:`Event.to_payload`): the one form every consumer (audit log, webhooks,
+logs) stores or sends, never holding a key, token, digest or accept URL.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import threading
-from collections.abc import Callable
+import types
+import typing
+from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypedDict, TypeVar
 
-from pydantic import BaseModel, ConfigDict, SecretStr
+from pydantic import BaseModel, ConfigDict, SecretBytes, SecretStr
 from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session, SessionTransaction
 
-from tenantkit._roles import Role
+from tenantkit._actor import Actor, ActorPayload
+from tenantkit._invalidation import CacheKey, Invalidator, LocalInvalidator
 
 logger = logging.getLogger("tenantkit.events")
 
+_EVENT_TYPE_PATTERN = re.compile(r"[a-z][a-z_]*(\.[a-z][a-z_]*)+")
+_ENVELOPE_FIELDS = frozenset({"organization_id", "actor", "occurred_at"})
+_SECRET_TYPES = (SecretStr, SecretBytes)
+_EVENT_TYPES: dict[str, type[Event]] = {}
+EVENT_TYPES: Mapping[str, type[Event]] = types.MappingProxyType(_EVENT_TYPES)
+"""Every event class by its dotted name (``"member.added"``), for filters that name event types."""
+
+
+class EventPayload(TypedDict):
+    """An event as every consumer stores or sends it: JSON-ready, versioned per event type, no secrets.
+
+    ``data`` holds exactly the event type's ``payload_fields``; timestamps are ISO 8601 strings in UTC.
+    """
+
+    type: str
+    version: int
+    organization_id: str
+    occurred_at: str
+    actor: ActorPayload
+    data: dict[str, Any]
+
 
 class Event(BaseModel):
-    """Base of every event. ``actor_id`` is the acting user, or ``None`` when the host acted."""
+    """Base of every event: the organization, who acted and when, and the type's own fields.
+
+    A subclass declares its stable dotted name (``event_type``), its payload ``version`` (raised when the
+    payload changes incompatibly), and sorts each of its fields into ``payload_fields`` (the allow-list its
+    payload is built from) or ``withheld_fields`` (never in a payload: secrets such as an accept URL). A
+    field left unsorted, a secret field allowed, or a name taken twice is refused when the class is defined.
+
+    Attributes:
+        organization_id: The organization the change belongs to.
+        actor: Who performed the change (:data:`~tenantkit.HOST` when the host acted).
+        occurred_at: When it happened, from the service's clock.
+    """
 
     model_config: ClassVar[ConfigDict] = ConfigDict(frozen=True)
 
+    event_type: ClassVar[str]
+    version: ClassVar[int] = 1
+    payload_fields: ClassVar[tuple[str, ...]] = ()
+    withheld_fields: ClassVar[frozenset[str]] = frozenset()
+
     organization_id: str
-    actor_id: str | None
+    actor: Actor
     occurred_at: datetime
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        _register(cls)
+
+    def to_payload(self) -> EventPayload:
+        """The event's versioned payload, built from its ``payload_fields`` only."""
+        dumped = self.model_dump(mode="json", include={"occurred_at", *self.payload_fields})
+        occurred_at = dumped.pop("occurred_at")
+        return {
+            "type": self.event_type,
+            "version": self.version,
+            "organization_id": self.organization_id,
+            "occurred_at": occurred_at,
+            "actor": self.actor.to_payload(),
+            "data": dumped,
+        }
+
+    def cache_keys(self) -> tuple[CacheKey, ...]:
+        """What this change made stale in caches; announced to the dispatcher's invalidator at commit."""
+        return ()
+
+
+def _register(cls: type[Event]) -> None:
+    name = cls.__dict__.get("event_type")
+    if not isinstance(name, str) or not _EVENT_TYPE_PATTERN.fullmatch(name):
+        raise TypeError(f"{cls.__name__}.event_type must be a dotted lower-case name such as 'member.added'")
+    if name in _EVENT_TYPES:
+        raise TypeError(f"event type {name!r} of {cls.__name__} is already {_EVENT_TYPES[name].__name__}'s")
+    own = set(cls.model_fields) - _ENVELOPE_FIELDS
+    allowed, withheld = set(cls.payload_fields), set(cls.withheld_fields)
+    if allowed & withheld or allowed | withheld != own:
+        raise TypeError(
+            f"{cls.__name__} must sort each of its fields {sorted(own)} into payload_fields or "
+            "withheld_fields"
+        )
+    secret = sorted(field for field in allowed if _holds_secret(cls.model_fields[field].annotation))
+    if secret:
+        raise TypeError(f"{cls.__name__} allows the secret fields {secret} in its payload; withhold them")
+    _EVENT_TYPES[name] = cls
+
+
+def _holds_secret(annotation: object) -> bool:
+    if isinstance(annotation, type) and issubclass(annotation, _SECRET_TYPES):
+        return True
+    return any(_holds_secret(argument) for argument in typing.get_args(annotation))
 
 
 class MemberAdded(Event):
     """A user became a member of an organization."""
 
+    event_type: ClassVar[str] = "member.added"
+    payload_fields: ClassVar[tuple[str, ...]] = ("user_id", "role")
+
     user_id: str
-    role: Role
+    role: str
+
+    def cache_keys(self) -> tuple[CacheKey, ...]:
+        return (CacheKey.member(self.organization_id, self.user_id),)
 
 
 class MemberRoleChanged(Event):
     """A member's role changed."""
 
+    event_type: ClassVar[str] = "member.role_changed"
+    payload_fields: ClassVar[tuple[str, ...]] = ("user_id", "old_role", "new_role")
+
     user_id: str
-    old_role: Role
-    new_role: Role
+    old_role: str
+    new_role: str
+
+    def cache_keys(self) -> tuple[CacheKey, ...]:
+        return (CacheKey.member(self.organization_id, self.user_id),)
 
 
 class MemberRemoved(Event):
     """A member left or was removed. ``left`` is true when the member removed themself."""
 
+    event_type: ClassVar[str] = "member.removed"
+    payload_fields: ClassVar[tuple[str, ...]] = ("user_id", "role", "left")
+
     user_id: str
-    role: Role
+    role: str
     left: bool
+
+    def cache_keys(self) -> tuple[CacheKey, ...]:
+        return (CacheKey.member(self.organization_id, self.user_id),)
 
 
 class OwnershipTransferred(Event):
     """Ownership passed from one member to another."""
 
+    event_type: ClassVar[str] = "member.ownership_transferred"
+    payload_fields: ClassVar[tuple[str, ...]] = ("from_user_id", "to_user_id", "from_user_new_role")
+
     from_user_id: str
     to_user_id: str
-    from_user_new_role: Role
+    from_user_new_role: str
+
+    def cache_keys(self) -> tuple[CacheKey, ...]:
+        return (
+            CacheKey.member(self.organization_id, self.from_user_id),
+            CacheKey.member(self.organization_id, self.to_user_id),
+        )
 
 
 class ApiKeyIssued(Event):
     """An API key was issued. ``start`` is the non-secret beginning of the key."""
+
+    event_type: ClassVar[str] = "api_key.issued"
+    payload_fields: ClassVar[tuple[str, ...]] = ("key_id", "name", "start", "scopes")
 
     key_id: str
     name: str
     start: str
     scopes: tuple[str, ...]
 
+    # No cache holds anything about a key before it is issued; a cache of refusals ("no such key") will
+    # name its entries here when it exists.
+
 
 class ApiKeyRevoked(Event):
     """An API key was revoked; it no longer verifies."""
 
+    event_type: ClassVar[str] = "api_key.revoked"
+    payload_fields: ClassVar[tuple[str, ...]] = ("key_id",)
+
     key_id: str
+
+    def cache_keys(self) -> tuple[CacheKey, ...]:
+        return (CacheKey.api_key(self.organization_id, self.key_id),)
 
 
 class ApiKeyDeleted(Event):
     """An API key was deleted."""
 
+    event_type: ClassVar[str] = "api_key.deleted"
+    payload_fields: ClassVar[tuple[str, ...]] = ("key_id",)
+
     key_id: str
+
+    def cache_keys(self) -> tuple[CacheKey, ...]:
+        return (CacheKey.api_key(self.organization_id, self.key_id),)
 
 
 class ApiKeyRotated(Event):
     """A key was replaced by a new one; the old one stays valid until ``old_key_valid_until``."""
 
+    event_type: ClassVar[str] = "api_key.rotated"
+    payload_fields: ClassVar[tuple[str, ...]] = ("old_key_id", "new_key_id", "old_key_valid_until")
+
     old_key_id: str
     new_key_id: str
     old_key_valid_until: datetime | None
 
+    def cache_keys(self) -> tuple[CacheKey, ...]:
+        return (CacheKey.api_key(self.organization_id, self.old_key_id),)
+
+
+_INVITATION_PAYLOAD = ("invitation_id", "email", "allowed_domains", "role", "expires_at")
+
 
 class InvitationCreated(Event):
-    """An invitation was created. ``accept_url`` holds the token: deliver it, never log it."""
+    """An invitation was created. ``accept_url`` holds the token: deliver it, never log it.
+
+    The payload leaves ``accept_url`` out.
+    """
+
+    event_type: ClassVar[str] = "invitation.created"
+    payload_fields: ClassVar[tuple[str, ...]] = _INVITATION_PAYLOAD
+    withheld_fields: ClassVar[frozenset[str]] = frozenset({"accept_url"})
 
     invitation_id: str
     email: str | None
     allowed_domains: tuple[str, ...]
-    role: Role
+    role: str
     expires_at: datetime
     accept_url: SecretStr | None
 
@@ -106,45 +266,67 @@ class InvitationCreated(Event):
 class InvitationResent(Event):
     """An invitation got a new token (the old one is dead). ``accept_url`` holds the new token."""
 
+    event_type: ClassVar[str] = "invitation.resent"
+    payload_fields: ClassVar[tuple[str, ...]] = _INVITATION_PAYLOAD
+    withheld_fields: ClassVar[frozenset[str]] = frozenset({"accept_url"})
+
     invitation_id: str
     email: str | None
     allowed_domains: tuple[str, ...]
-    role: Role
+    role: str
     expires_at: datetime
     accept_url: SecretStr | None
 
 
 class InvitationAccepted(Event):
-    """A user accepted an invitation and became a member."""
+    """A user accepted an invitation and became a member (its ``MemberAdded`` is recorded beside it)."""
+
+    event_type: ClassVar[str] = "invitation.accepted"
+    payload_fields: ClassVar[tuple[str, ...]] = ("invitation_id", "user_id", "role")
 
     invitation_id: str
     user_id: str
-    role: Role
+    role: str
 
 
 class InvitationRevoked(Event):
     """An invitation was revoked; its token no longer works."""
+
+    event_type: ClassVar[str] = "invitation.revoked"
+    payload_fields: ClassVar[tuple[str, ...]] = ("invitation_id",)
 
     invitation_id: str
 
 
 E = TypeVar("E", bound=Event)
 Listener = Callable[[Any], None]
+_Entry = tuple[tuple[type[Event], ...], Callable[..., None]]
 
 _PENDING_KEY = "tenantkit.pending_events"
 _HOOKED_KEY = "tenantkit.events_hooked"
 
 
 class EventDispatcher:
-    """Holds listeners and delivers events recorded on a session after that session commits.
+    """Hands recorded events to subscribers inside the transaction, and to listeners once it commits.
 
-    Listeners run synchronously in the committing thread, in subscription order. A listener that raises is
-    logged and skipped: the change is already committed, and the other listeners still hear of it.
+    Record-time subscribers (:meth:`on_record`) run at once, in the recording thread and transaction; one
+    that raises aborts the change (the service call raises it, and the caller rolls back). Listeners
+    (:meth:`subscribe`) run synchronously in the committing thread after commit, in subscription order; a
+    listener that raises is logged and skipped: the change is already committed, and the other listeners
+    still hear of it. Either kind may be absent.
+
+    Attributes:
+        caches: Every in-process cache evicted through this dispatcher registers here.
+        invalidator: Where the cache keys a committed change made stale are announced, before the
+            listeners run: ``caches`` by default; a cross-process bus wrapping ``caches`` replaces it.
     """
 
     def __init__(self) -> None:
-        self._listeners: list[tuple[tuple[type[Event], ...], Listener]] = []
+        self._listeners: list[_Entry] = []
+        self._recorders: list[_Entry] = []
         self._lock = threading.Lock()
+        self.caches: LocalInvalidator = LocalInvalidator()
+        self.invalidator: Invalidator = self.caches
 
     def subscribe(self, listener: Callable[[E], None], *event_types: type[E]) -> Callable[[], None]:
         """Call ``listener`` with every committed event of ``event_types`` (all events if none given).
@@ -152,19 +334,29 @@ class EventDispatcher:
         Returns:
             A function that unsubscribes the listener.
         """
-        entry: tuple[tuple[type[Event], ...], Listener] = (event_types or (Event,), listener)
-        with self._lock:
-            self._listeners.append(entry)
+        return self._add(self._listeners, listener, event_types)
 
-        def unsubscribe() -> None:
-            with self._lock:
-                if entry in self._listeners:
-                    self._listeners.remove(entry)
+    def on_record(
+        self, subscriber: Callable[[Session, E], None], *event_types: type[E]
+    ) -> Callable[[], None]:
+        """Call ``subscriber(session, event)`` as each event of ``event_types`` (all if none) is recorded.
 
-        return unsubscribe
+        It runs inside the transaction (or savepoint) the change runs in, so whatever it writes through
+        ``session`` (an audit row, an outbox row) commits or rolls back with the change. An exception it
+        raises propagates out of the service call, which then has not completed: roll back.
+
+        Returns:
+            A function that unsubscribes it.
+        """
+        return self._add(self._recorders, subscriber, event_types)
 
     def record(self, session: Session, event: Event) -> None:
-        """Keep ``event`` on ``session``: delivered when its transaction commits, dropped on rollback."""
+        """Hand ``event`` to the record-time subscribers now, and keep it on ``session`` for after commit.
+
+        It is delivered to listeners when the transaction commits, and dropped on rollback.
+        """
+        for subscriber in self._matching(self._recorders, event):
+            subscriber(session, event)
         if not session.info.get(_HOOKED_KEY):
             self._hook(session)
         transaction = session.get_nested_transaction() or session.get_transaction()
@@ -175,16 +367,39 @@ class EventDispatcher:
 
     def deliver(self, event: Event) -> None:
         """Hand ``event`` to every matching listener now."""
+        for listener in self._matching(self._listeners, event):
+            try:
+                listener(event)
+            except Exception:
+                logger.exception("tenantkit event listener %r failed on %s", listener, event.event_type)
+
+    def _announce(self, events: list[Event]) -> None:
+        """Tell the invalidator what the committed ``events`` made stale (a failure is logged, not raised)."""
+        keys = list(dict.fromkeys(key for event in events for key in event.cache_keys()))
+        if not keys:
+            return
+        try:
+            self.invalidator.invalidate(keys)
+        except Exception:
+            logger.exception("tenantkit invalidator %r failed on %d cache keys", self.invalidator, len(keys))
+
+    def _add(
+        self, entries: list[_Entry], callback: Callable[..., None], event_types: tuple[type[Event], ...]
+    ) -> Callable[[], None]:
+        entry: _Entry = (event_types or (Event,), callback)
         with self._lock:
-            listeners = list(self._listeners)
-        for event_types, listener in listeners:
-            if isinstance(event, event_types):
-                try:
-                    listener(event)
-                except Exception:
-                    logger.exception(
-                        "tenantkit event listener %r failed on %s", listener, type(event).__name__
-                    )
+            entries.append(entry)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                if entry in entries:
+                    entries.remove(entry)
+
+        return unsubscribe
+
+    def _matching(self, entries: list[_Entry], event: Event) -> list[Callable[..., None]]:
+        with self._lock:
+            return [callback for event_types, callback in entries if isinstance(event, event_types)]
 
     @staticmethod
     def _hook(session: Session) -> None:
@@ -198,6 +413,12 @@ def _deliver_pending(session: Session) -> None:
     if session.in_nested_transaction():
         return
     pending = session.info.pop(_PENDING_KEY, [])
+    # Caches first, so that a listener looking a key up already sees it gone.
+    by_dispatcher: dict[EventDispatcher, list[Event]] = {}
+    for event, _transaction, dispatcher in pending:
+        by_dispatcher.setdefault(dispatcher, []).append(event)
+    for dispatcher, events in by_dispatcher.items():
+        dispatcher._announce(events)
     for event, _transaction, dispatcher in pending:
         dispatcher.deliver(event)
 

@@ -161,9 +161,8 @@ class Argon2idHasher(KeyHasher):
 
     def matches(self, stored: object, key: str) -> bool:
         """Whether ``stored`` belongs to ``key``'s lookup id and its argon2id hash verifies ``key``."""
-        if not self.owns(stored, key):
+        if not isinstance(stored, str) or not self.owns(stored, key):
             return False
-        assert isinstance(stored, str)
         try:
             return self.password_hasher.verify(stored[len(f"argon2id${lookup_id_of(key)}") :], key)
         except (VerificationError, InvalidHashError):

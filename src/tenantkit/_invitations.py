@@ -4,7 +4,8 @@ How each defect of the earlier implementation's invitation flow (the application
 ``0001_closed_shaman`` migration created these tables) is made impossible:
 
 * *An ADMIN invited someone (or themself) as OWNER*: creation requires ``members:invite`` and
-  :meth:`MembershipService.check_grant`; acceptance re-checks that the inviter still may grant the role.
+  :meth:`MembershipService.check_grant`; acceptance re-checks, with the same policy
+  (:class:`Permissions`), that the inviter still may invite and grant the role.
 * *Accepting overwrote an existing member's role*: acceptance only ever inserts a membership
   (:meth:`MembershipService.add`); an existing member keeps their role and the result says so.
 * *Links were never used up; removed members rejoined through old links*: every acceptance increments
@@ -455,7 +456,7 @@ class InvitationService:
             session,
             InvitationCreated(
                 organization_id=organization_id,
-                actor_id=acting.user_id,
+                actor=acting,
                 occurred_at=now,
                 invitation_id=invitation_id,
                 email=address,
@@ -652,12 +653,12 @@ class InvitationService:
                     # The joining user acts (the invitation is its authority), so events name them.
                     self.membership._admit(session, organization_id, user_id, role, Actor.user(user_id))
                 except AlreadyMemberError as error:
-                    raise _AlreadyMember(error.role) from None
+                    raise _AlreadyMember(Role(error.role)) from None
                 self.events.record(
                     session,
                     InvitationAccepted(
                         organization_id=organization_id,
-                        actor_id=user_id,
+                        actor=Actor.user(user_id),
                         occurred_at=now,
                         invitation_id=row.id,
                         user_id=user_id,
@@ -704,19 +705,21 @@ class InvitationService:
         )
 
     def _check_inviter(self, session: Session, organization_id: str, inviter: str | None, role: Role) -> None:
+        # The policy that let the inviter create the invitation decides again; only the error differs,
+        # because the one refused is the accepting user, not the inviter.
         if inviter is None:
             return
+        policy = self.membership.permissions
         inviter_role = self.membership.get_role(session, organization_id, inviter)
         if inviter_role is None:
-            raise InviterNoLongerAllowedError(inviter, role, "the inviter is no longer a member")
-        if not self.membership.permissions.can(inviter_role, Action.INVITE_MEMBERS):
-            raise InviterNoLongerAllowedError(
-                inviter, role, f"the inviter's role {inviter_role.value} may no longer invite members"
-            )
-        if not inviter_role.can_grant(role):
-            raise InviterNoLongerAllowedError(
-                inviter, role, f"the inviter's role {inviter_role.value} may no longer grant {role.value}"
-            )
+            reason = "the inviter is no longer a member"
+        elif not policy.can(inviter_role, Action.INVITE_MEMBERS):
+            reason = f"the inviter's role {inviter_role.value} may no longer invite members"
+        elif not policy.can_grant(inviter_role, role):
+            reason = f"the inviter's role {inviter_role.value} may no longer grant {role.value}"
+        else:
+            return
+        raise InviterNoLongerAllowedError(inviter, role.value, reason)
 
     # -- managing --------------------------------------------------------------------------------------
 
@@ -816,7 +819,7 @@ class InvitationService:
             session,
             InvitationRevoked(
                 organization_id=organization_id,
-                actor_id=acting.user_id,
+                actor=acting,
                 occurred_at=now,
                 invitation_id=invitation_id,
             ),
@@ -884,7 +887,7 @@ class InvitationService:
             session,
             InvitationResent(
                 organization_id=organization_id,
-                actor_id=acting.user_id,
+                actor=acting,
                 occurred_at=now,
                 invitation_id=invitation_id,
                 email=invitation.email,

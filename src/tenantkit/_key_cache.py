@@ -1,8 +1,11 @@
 """An in-process cache of verified API keys: bounded (least recently used goes first), with a time to live.
 
 Entries are keyed by the key's digest, never by its plaintext. The cache only spares the database lookup:
-expiry is checked by the service on every hit, and revoking, rotating or deleting a key in this process
-evicts it at once. Other processes learn of a revocation when their entry's time to live runs out.
+expiry is checked by the service on every hit. It is evicted only through the invalidation seam
+(:mod:`tenantkit._invalidation`): it registers with its event dispatcher's local invalidator, which hands it
+the :class:`CacheKey` of every key revoked, rotated or deleted in this process (at once, and again at
+commit), and of every key a cross-process bus, when one is plugged in, hears of. Without a bus, other
+processes learn of a revocation when their entry's time to live runs out.
 
 An eviction must also win against a lookup already under way: a verification that read the key's row just
 before a revocation committed would otherwise put its stale "valid" into the cache just after the eviction,
@@ -17,9 +20,12 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Generic, TypeVar
+
+from tenantkit._invalidation import API_KEY, CacheKey
 
 V = TypeVar("V")
 
@@ -116,6 +122,12 @@ class KeyCache(Generic[V]):
                 _, self._floor = tombstones.popitem(last=False)
             for digest in list(self._digests_by_id.get(key_id, ())):
                 self._drop(digest)
+
+    def invalidate(self, keys: Collection[CacheKey]) -> None:
+        """:meth:`evict` each API key among ``keys`` (this cache's part of the invalidation seam)."""
+        for key in keys:
+            if key.kind == API_KEY:
+                self.evict(key.id)
 
     def clear(self) -> None:
         """Forget everything, and refuse whatever any read that began before now would put."""

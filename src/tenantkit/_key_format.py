@@ -185,6 +185,6 @@ class KeyFormat:
         kind = self.check(key)
         if kind is KeyKind.MALFORMED:
             return None
-        assert isinstance(key, str)
+        assert isinstance(key, str)  # noqa: S101  narrowing: check() gives a kind other than MALFORMED to strings only
         lookup_id = lookup_id_of(key) if kind is KeyKind.ARGON2 else None
         return ParsedKey(lookup_id, key[: self._prefix_length + START_LENGTH])

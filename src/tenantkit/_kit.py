@@ -2,27 +2,23 @@
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable
 from contextlib import AbstractContextManager
-from datetime import timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from tenantkit._addresses import PUBLIC_EMAIL_DOMAINS
 from tenantkit._api_keys import ApiKeyService
 from tenantkit._clock import Clock, system_clock
 from tenantkit._errors import ConfigurationError
 from tenantkit._events import Event, EventDispatcher
 from tenantkit._invitations import InvitationService
-from tenantkit._key_format import DEFAULT_PREFIX
 from tenantkit._membership import MembershipService
 from tenantkit._roles import Permissions
 from tenantkit._session import transaction
-from tenantkit._settings import TenantKitSettings
+from tenantkit._settings import ApiKeySettings, DatabaseSettings, InvitationSettings, TenantKitSettings
 
 E = TypeVar("E", bound=Event)
 
@@ -32,113 +28,76 @@ class TenantKit:
 
     ::
 
-        kit = TenantKit(invitation_secret_keys=[os.environ["TENANTKIT_INVITATION_SECRET"]])
+        kit = TenantKit(
+            api_keys=ApiKeySettings(prefix="tk_live_", cache_ttl=timedelta(seconds=30)),
+            invitations=InvitationSettings(secret_keys=[os.environ["TENANTKIT_INVITATION_SECRET"]]),
+        )
         with kit.transaction(engine) as session:
             kit.members.add(session, "org_1", "user_1", Role.OWNER, actor=HOST)
             issued = kit.api_keys.issue(session, "org_1", "CI", actor="user_1")
 
     Every service shares the kit's clock, permission table and event dispatcher, so one
-    :meth:`subscribe` hears every event. The options come either from ``settings`` (a
-    :class:`TenantKitSettings`, which reaches every option, the hasher included; :meth:`from_env` reads it
-    from the environment as the CLI does) or from the keywords below, not both.
+    :meth:`subscribe` hears every event. Each feature takes one settings object, which reaches every option
+    of its service; a section left out keeps its defaults. :meth:`from_settings` takes the whole
+    :class:`TenantKitSettings` at once, and :meth:`from_env` reads it from the environment as the CLI does.
 
     Args:
-        settings: Every option, one frozen object per feature.
-        invitation_secret_keys: Keys that sign invitation tokens, oldest first (at least 16 characters
-            each). Without them :attr:`invitations` is unavailable and raises :class:`ConfigurationError`.
+        api_keys: How keys are issued, stored and verified (prefix, hasher, peppers, cache, ...).
+        invitations: How invitations are signed and bounded. Without a signing key
+            (``InvitationSettings(secret_keys=[...])``) :attr:`invitations` is unavailable and raises
+            :class:`ConfigurationError`.
+        database: The PostgreSQL schema that holds tenantkit's tables (pass the same to
+            :func:`tenantkit.upgrade`).
         clock: Where the current time comes from (inject a :class:`tenantkit.testing.FrozenClock` in tests).
         permissions: The permission table (the default one when omitted).
-        schema: The PostgreSQL schema that holds tenantkit's tables (the connection's default when
-            omitted); pass the same to :func:`tenantkit.upgrade`.
-        api_key_prefix: The prefix of this deployment's keys, such as ``tk_live_`` or ``tk_test_``.
-        api_key_peppers: Server secrets for HMAC-SHA256 key digests, version to secret.
-        api_key_current_pepper: The pepper version new digests use.
-        api_key_cache_ttl: Turns on the in-process verification cache, trusting an entry this long.
-        api_key_last_used_interval: ``last_used_at`` is written at most once per key per interval.
-        api_key_rotation_grace: How long a rotated-out key keeps working, at most.
-        invitation_accept_url_template: The accept page, with ``{token}`` where the token goes.
-        invitation_default_ttl: How long an invitation is valid by default.
-        invitation_max_ttl: The longest validity allowed.
-        public_email_domains: Public mailbox providers that link invitations refuse as allowed domains.
-        allow_public_email_domains: Accept public providers as allowed domains anyway.
 
     Raises:
-        ConfigurationError: Both ``settings`` and keyword options were given, or an option is unusable.
+        ConfigurationError: An option is unusable.
     """
 
     def __init__(
         self,
         *,
-        settings: TenantKitSettings | None = None,
-        invitation_secret_keys: Sequence[str | bytes] | None = None,
+        api_keys: ApiKeySettings | None = None,
+        invitations: InvitationSettings | None = None,
+        database: DatabaseSettings | None = None,
         clock: Clock = system_clock,
         permissions: Permissions | None = None,
-        schema: str | None = None,
-        api_key_prefix: str = DEFAULT_PREFIX,
-        api_key_peppers: Mapping[str, bytes | str] | None = None,
-        api_key_current_pepper: str | None = None,
-        api_key_cache_ttl: timedelta | None = None,
-        api_key_last_used_interval: timedelta = timedelta(seconds=60),
-        api_key_rotation_grace: timedelta = timedelta(hours=24),
-        invitation_accept_url_template: str | None = None,
-        invitation_default_ttl: timedelta = timedelta(days=7),
-        invitation_max_ttl: timedelta = timedelta(days=30),
-        public_email_domains: Iterable[str] = PUBLIC_EMAIL_DOMAINS,
-        allow_public_email_domains: bool = False,
     ) -> None:
-        api_key_options: dict[str, Any] = {
-            "prefix": api_key_prefix,
-            "peppers": api_key_peppers,
-            "current_pepper": api_key_current_pepper,
-            "cache_ttl": api_key_cache_ttl,
-            "last_used_interval": api_key_last_used_interval,
-            "rotation_grace": api_key_rotation_grace,
-        }
-        invitation_options: dict[str, Any] = {
-            "default_ttl": invitation_default_ttl,
-            "max_ttl": invitation_max_ttl,
-            "accept_url_template": invitation_accept_url_template,
-            "public_email_domains": public_email_domains,
-            "allow_public_domains": allow_public_email_domains,
-        }
-        if settings is not None:
-            keywords: dict[str, object] = {
-                "invitation_secret_keys": invitation_secret_keys,
-                "schema": schema,
-                "api_key_prefix": api_key_prefix,
-                "api_key_peppers": api_key_peppers,
-                "api_key_current_pepper": api_key_current_pepper,
-                "api_key_cache_ttl": api_key_cache_ttl,
-                "api_key_last_used_interval": api_key_last_used_interval,
-                "api_key_rotation_grace": api_key_rotation_grace,
-                "invitation_accept_url_template": invitation_accept_url_template,
-                "invitation_default_ttl": invitation_default_ttl,
-                "invitation_max_ttl": invitation_max_ttl,
-                "public_email_domains": public_email_domains,
-                "allow_public_email_domains": allow_public_email_domains,
-            }
-            given = [name for name, value in keywords.items() if value != _KEYWORD_DEFAULTS.get(name)]
-            if given:
-                raise ConfigurationError(
-                    f"give settings or keyword options, not both (settings and {', '.join(given)})"
-                )
-            api_key_options = settings.api_keys.service_options()
-            invitation_options = settings.invitations.service_options()
-            invitation_secret_keys = invitation_options.pop("secret_keys") or None
-            schema = settings.database.schema_name
+        # A section left out (None) takes TenantKitSettings' default for it.
+        sections = {"api_keys": api_keys, "invitations": invitations, "database": database}
+        settings = TenantKitSettings(**{name: value for name, value in sections.items() if value is not None})
+        self.settings: TenantKitSettings = settings
+        """Every setting the kit was built from, secrets hidden in ``repr``."""
         events = EventDispatcher()
-        members = MembershipService(permissions=permissions, clock=clock, events=events, schema=schema)
-        api_keys = ApiKeyService(membership=members, clock=clock, events=events, **api_key_options)
-        invitations = None
-        if invitation_secret_keys is not None:
-            invitations = InvitationService(
-                membership=members,
-                secret_keys=invitation_secret_keys,
-                clock=clock,
-                events=events,
-                **invitation_options,
+        self.members: MembershipService = MembershipService(
+            permissions=permissions, clock=clock, events=events, schema=settings.database.schema_name
+        )
+        self.api_keys: ApiKeyService = ApiKeyService(
+            membership=self.members, clock=clock, events=events, **settings.api_keys.service_options()
+        )
+        self._invitations: InvitationService | None = None
+        if settings.invitations.enabled:
+            self._invitations = InvitationService(
+                membership=self.members, clock=clock, events=events, **settings.invitations.service_options()
             )
-        self._init(members, api_keys, invitations, settings)
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: TenantKitSettings,
+        *,
+        clock: Clock = system_clock,
+        permissions: Permissions | None = None,
+    ) -> TenantKit:
+        """A kit configured by ``settings``, one section per feature."""
+        return cls(
+            api_keys=settings.api_keys,
+            invitations=settings.invitations,
+            database=settings.database,
+            clock=clock,
+            permissions=permissions,
+        )
 
     @classmethod
     def from_env(
@@ -155,55 +114,22 @@ class TenantKit:
         Raises:
             InvalidSettingError: A variable is unusable; the error names it.
         """
-        return cls(
-            settings=TenantKitSettings.from_env(env_file=env_file), clock=clock, permissions=permissions
+        return cls.from_settings(
+            TenantKitSettings.from_env(env_file=env_file), clock=clock, permissions=permissions
         )
-
-    @classmethod
-    def from_services(
-        cls,
-        members: MembershipService,
-        api_keys: ApiKeyService,
-        invitations: InvitationService | None = None,
-    ) -> TenantKit:
-        """Assemble a kit from services built by hand; they must share one event dispatcher and clock.
-
-        Raises:
-            ConfigurationError: The services do not share the membership service or the dispatcher.
-        """
-        for service in (api_keys, invitations):
-            if service is None:
-                continue
-            if service.membership is not members:
-                raise ConfigurationError(f"{type(service).__name__} uses another membership service")
-            if service.events is not members.events:
-                raise ConfigurationError(f"{type(service).__name__} uses another event dispatcher")
-        kit = cls.__new__(cls)
-        kit._init(members, api_keys, invitations)
-        return kit
-
-    def _init(
-        self,
-        members: MembershipService,
-        api_keys: ApiKeyService,
-        invitations: InvitationService | None,
-        settings: TenantKitSettings | None = None,
-    ) -> None:
-        # The settings the kit was built from; None when built from keywords or from services.
-        self.settings: TenantKitSettings | None = settings
-        self.members = members
-        self.api_keys = api_keys
-        self._invitations = invitations
 
     @property
     def invitations(self) -> InvitationService:
         """The invitation service.
 
         Raises:
-            ConfigurationError: The kit was built without ``invitation_secret_keys``.
+            ConfigurationError: The kit was built without an invitation signing key.
         """
         if self._invitations is None:
-            raise ConfigurationError("invitations need signing keys: TenantKit(invitation_secret_keys=[...])")
+            raise ConfigurationError(
+                "invitations need a signing key: TenantKit(invitations=InvitationSettings(secret_keys=[...]))"
+                " or TENANTKIT_INVITATION_SECRET"
+            )
         return self._invitations
 
     @property
@@ -235,12 +161,3 @@ class TenantKit:
 
     def __repr__(self) -> str:
         return f"TenantKit(api_keys={self.api_keys!r}, invitations={'on' if self._invitations else 'off'})"
-
-
-# The keyword options and their defaults, read off the signature, to tell a keyword given alongside
-# ``settings`` from one left out.
-_KEYWORD_DEFAULTS: dict[str, object] = {
-    name: parameter.default
-    for name, parameter in inspect.signature(TenantKit.__init__).parameters.items()
-    if name not in ("self", "settings", "clock", "permissions")
-}

@@ -29,7 +29,6 @@ from tenantkit._errors import (
     LastOwnerError,
     MemberNotFoundError,
     PermissionDeniedError,
-    RoleEscalationError,
 )
 from tenantkit._events import (
     EventDispatcher,
@@ -59,11 +58,6 @@ class Member(BaseModel):
     created_at: datetime
     updated_at: datetime
 
-
-_VERBS: Mapping[Action, str] = {
-    Action.CHANGE_ROLES: "change the role of",
-    Action.REMOVE_MEMBERS: "remove",
-}
 
 _ROLE_BY_VALUE: Mapping[str, Role] = {role.value: role for role in Role}
 
@@ -209,6 +203,11 @@ class MembershipService:
     Every method takes the caller's ``Session`` first and works inside its transaction: it flushes and
     executes, never commits. Events reach listeners of :attr:`events` after that transaction commits.
 
+    Every read that returns an organization's or a member's data (:meth:`get`, :meth:`list_members`,
+    :meth:`list_organizations`) takes an ``actor`` and authorizes it here, as every change does, so the HTTP
+    adapters, the CLI and a host's own pages get the same answer. :meth:`get_role` and :meth:`authorize`
+    take none: they are the authorization question itself, which the host asks about the request's own user.
+
     Args:
         permissions: The permission table (the default one when omitted).
         clock: Where the current time comes from.
@@ -275,14 +274,14 @@ class MembershipService:
         """
         self.permissions.require(role, action)
 
-    @staticmethod
-    def check_grant(actor_role: Role | None, role: Role) -> None:
+    def check_grant(self, actor_role: Role | None, role: Role) -> None:
         """Raise :class:`RoleEscalationError` unless an actor with ``actor_role`` may grant ``role``.
 
-        ``actor_role`` is ``None`` for the host, which may grant any role.
+        ``actor_role`` is ``None`` for the host, which may grant any role; a member's role is judged by
+        :meth:`Permissions.require_grant`.
         """
-        if actor_role is not None and not actor_role.can_grant(role):
-            raise RoleEscalationError(actor_role, role)
+        if actor_role is not None:
+            self.permissions.require_grant(actor_role, role)
 
     # -- reads -----------------------------------------------------------------------------------------
 
@@ -352,23 +351,28 @@ class MembershipService:
             cursor.close()
         return None if row is None else _ROLE_BY_VALUE[row[0]]
 
-    def get(self, session: Session | Connection, organization_id: str, user_id: str) -> Member:
+    def get(
+        self, session: Session | Connection, organization_id: str, user_id: str, *, actor: Actor | str
+    ) -> Member:
         """One membership.
 
         Args:
             session: The caller's session (or connection).
             organization_id: The organization.
             user_id: The member.
+            actor: Who asks (needs ``members:read``; MEMBER has it), or :data:`tenantkit.HOST`.
 
         Returns:
             The membership.
 
         Raises:
             InvalidInputError: An id is malformed.
+            PermissionDeniedError: The actor may not read the organization's members.
             MemberNotFoundError: The user is not a member of this organization.
         """
         check_identifier(organization_id, "organization_id")
         check_identifier(user_id, "user_id")
+        self.authorize(session, organization_id, actor, Action.READ_MEMBERS)
         row = session.execute(
             _MEMBER,
             {"organization_id": organization_id, "user_id": user_id},
@@ -379,7 +383,7 @@ class MembershipService:
         return _member(row)
 
     def authorize(
-        self, session: Session, organization_id: str, actor: Actor | str, action: Action | str
+        self, session: Session | Connection, organization_id: str, actor: Actor | str, action: Action | str
     ) -> Role | None:
         """Check that ``actor`` may perform ``action`` in the organization and return its role.
 
@@ -413,6 +417,7 @@ class MembershipService:
         session: Session | Connection,
         organization_id: str,
         *,
+        actor: Actor | str,
         limit: int = DEFAULT_PAGE_SIZE,
         cursor: str | None = None,
         role: Role | str | None = None,
@@ -425,6 +430,7 @@ class MembershipService:
         Args:
             session: The caller's session (or connection).
             organization_id: The organization.
+            actor: Who asks (needs ``members:read``; MEMBER has it), or :data:`tenantkit.HOST`.
             limit: Page size, 1 to 500.
             cursor: ``next_cursor`` of the previous page, or ``None`` for the first page.
             role: Only members holding this role.
@@ -434,6 +440,7 @@ class MembershipService:
 
         Raises:
             InvalidInputError: A malformed id, limit, cursor or role.
+            PermissionDeniedError: The actor may not read the organization's members.
         """
         check_identifier(organization_id, "organization_id")
         size = check_limit(limit)
@@ -441,6 +448,7 @@ class MembershipService:
         if role is not None:
             query = query.where(team_members.c.role == Role.parse(role))
         after = _MEMBERS_ORDER.after(cursor)
+        self.authorize(session, organization_id, actor, Action.READ_MEMBERS)
         if after is not None:
             query = query.where(after)
         rows = session.execute(
@@ -454,6 +462,7 @@ class MembershipService:
         session: Session | Connection,
         user_id: str,
         *,
+        actor: Actor | str,
         limit: int = DEFAULT_PAGE_SIZE,
         cursor: str | None = None,
     ) -> Page[Member]:
@@ -462,6 +471,8 @@ class MembershipService:
         Args:
             session: The caller's session (or connection).
             user_id: The user.
+            actor: Who asks: the user themself, or :data:`tenantkit.HOST`. Nobody else may see which
+                organizations a user belongs to, whatever their role in any of them.
             limit: Page size, 1 to 500.
             cursor: ``next_cursor`` of the previous page, or ``None`` for the first page.
 
@@ -470,11 +481,17 @@ class MembershipService:
 
         Raises:
             InvalidInputError: A malformed id, limit or cursor.
+            PermissionDeniedError: The actor is another user.
         """
         check_identifier(user_id, "user_id")
         size = check_limit(limit)
         query = sa.select(team_members).where(team_members.c.user_id == user_id)
         after = _ORGANIZATIONS_ORDER.after(cursor)
+        acting = as_actor(actor)
+        if acting.user_id is not None and acting.user_id != user_id:
+            raise PermissionDeniedError(
+                Action.READ_MEMBERS.value, None, f"{acting.user_id!r} may list only their own organizations"
+            )
         if after is not None:
             query = query.where(after)
         rows = session.execute(
@@ -509,15 +526,10 @@ class MembershipService:
         self._require_member_action(organization_id, acting, role, action)
         return role
 
-    @staticmethod
-    def _check_manages(actor_role: Role | None, target: Member, action: Action) -> None:
-        # A role manages only members whose role it could itself grant: an ADMIN cannot touch an OWNER.
-        if actor_role is not None and not actor_role.can_grant(target.role):
-            raise PermissionDeniedError(
-                action.value,
-                actor_role,
-                f"{actor_role.value} may not {_VERBS[action]} an {target.role.value}",
-            )
+    def _check_manages(self, actor_role: Role | None, target: Member, action: Action) -> None:
+        # None is the host, which manages every member.
+        if actor_role is not None:
+            self.permissions.require_manage(actor_role, target.role, action)
 
     def add(
         self,
@@ -570,7 +582,7 @@ class MembershipService:
         with _typed_concurrency_errors(organization_id):
             existing = self.get_role(session, organization_id, user_id)
             if existing is not None:
-                raise AlreadyMemberError(organization_id, user_id, existing)
+                raise AlreadyMemberError(organization_id, user_id, existing.value)
             if session.connection().dialect.name == "sqlite":
                 # Start the transaction with a write: pysqlite would otherwise let the SAVEPOINT below open
                 # (and its RELEASE commit) a transaction of its own, behind the caller's back.
@@ -598,12 +610,12 @@ class MembershipService:
                 ).first()
                 if row is None:
                     raise
-                raise AlreadyMemberError(organization_id, user_id, Role(row.role)) from error
+                raise AlreadyMemberError(organization_id, user_id, Role(row.role).value) from error
             self.events.record(
                 session,
                 MemberAdded(
                     organization_id=organization_id,
-                    actor_id=acting.user_id,
+                    actor=acting,
                     occurred_at=now,
                     user_id=user_id,
                     role=wanted,
@@ -668,7 +680,7 @@ class MembershipService:
                 session,
                 MemberRoleChanged(
                     organization_id=organization_id,
-                    actor_id=acting.user_id,
+                    actor=acting,
                     occurred_at=now,
                     user_id=user_id,
                     old_role=target.role,
@@ -785,7 +797,7 @@ class MembershipService:
             session,
             MemberRemoved(
                 organization_id=target.organization_id,
-                actor_id=acting.user_id,
+                actor=acting,
                 occurred_at=self.clock(),
                 user_id=target.user_id,
                 role=target.role,
@@ -793,7 +805,7 @@ class MembershipService:
             ),
         )
 
-    def transfer_ownership(
+    def transfer_ownership(  # noqa: C901, PLR0912  one guard per documented Raises entry, in that order
         self,
         session: Session,
         organization_id: str,
@@ -853,7 +865,7 @@ class MembershipService:
                 raise MemberNotFoundError(organization_id, giver)
             if source.role is not Role.OWNER:
                 raise PermissionDeniedError(
-                    Action.TRANSFER_OWNERSHIP.value, source.role, f"{giver!r} is not an OWNER"
+                    Action.TRANSFER_OWNERSHIP.value, source.role.value, f"{giver!r} is not an OWNER"
                 )
             target = locked.by_user.get(to_user_id)
             if target is None:
@@ -869,7 +881,7 @@ class MembershipService:
                 session,
                 OwnershipTransferred(
                     organization_id=organization_id,
-                    actor_id=acting.user_id,
+                    actor=acting,
                     occurred_at=now,
                     from_user_id=giver,
                     to_user_id=to_user_id,

@@ -121,7 +121,8 @@ def alembic_config() -> Config:
 def head_revision() -> str:
     """The newest revision tenantkit ships."""
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
-    assert head is not None
+    if head is None:
+        raise RuntimeError("tenantkit's migrations directory holds no revision: the installation is damaged")
     return head
 
 
@@ -645,7 +646,7 @@ def upgrade(
         lock_timeout: Seconds to wait for another instance's migration; ``None`` waits forever.
         schema: On PostgreSQL, the schema that holds tenantkit's tables, ``role`` type and version table,
             created if missing (the connection's default, ``public``, when omitted). Give the services the
-            same (``TenantKit(schema=...)``).
+            same (``TenantKit(database=DatabaseSettings(schema_name=...))``).
 
     Returns:
         What was done: the revisions applied, and whether the database was adopted.
@@ -971,7 +972,7 @@ _ORIGIN_INDEXES: dict[str, tuple[str, tuple[str, ...], bool]] = {
 _ROLES = ("OWNER", "ADMIN", "MEMBER")
 
 
-def _kind(type_: sa.types.TypeEngine[Any]) -> str:
+def _kind(type_: sa.types.TypeEngine[Any]) -> str:  # noqa: PLR0911  a table: one return per type family
     """The family a reflected column type belongs to, in the vocabulary of ``_Column.kind``."""
     if isinstance(type_, sa.Enum):
         return "enum"
@@ -988,7 +989,8 @@ def _kind(type_: sa.types.TypeEngine[Any]) -> str:
     return "other"
 
 
-def _type_conflict(dialect: str, column: _Column, type_: sa.types.TypeEngine[Any]) -> str | None:
+# A decision table (column kind x dialect), one return per cell.
+def _type_conflict(dialect: str, column: _Column, type_: sa.types.TypeEngine[Any]) -> str | None:  # noqa: PLR0911
     kind = _kind(type_)
     if column.kind == "role":
         if kind == "enum":
@@ -1008,7 +1010,8 @@ def _type_conflict(dialect: str, column: _Column, type_: sa.types.TypeEngine[Any
     return None
 
 
-def _origin_conflicts(connection: Connection, present: list[str]) -> list[str]:
+# One flat check per difference adoption refuses: tables, columns, types, nullability, keys, indexes, roles.
+def _origin_conflicts(connection: Connection, present: list[str]) -> list[str]:  # noqa: C901, PLR0912
     """Every difference between the tables present and the origin schema; empty when they match."""
     inspector = sa.inspect(connection)
     dialect = connection.dialect.name

@@ -22,7 +22,7 @@ from tenantkit._migrations import current_revision, head_revision
 C = TypeVar("C", bound=type)
 
 # PostgreSQL: undefined_table, undefined_column, undefined_object (the role type), and invalid_schema_name
-# (the schema a kit was given, TenantKit(schema=...), that no migration created yet).
+# (the schema a kit was given, DatabaseSettings(schema_name=...), that no migration created yet).
 _PG_UNDEFINED = frozenset({"42P01", "42703", "42704", "3F000"})
 # MySQL/MariaDB: ER_NO_SUCH_TABLE, ER_BAD_FIELD_ERROR.
 _MYSQL_UNDEFINED = frozenset({1146, 1054})

@@ -99,11 +99,7 @@ _CODECS: dict[type, _Codec] = {
 
 
 def _codec_for(column: sa.ColumnElement[Any]) -> _Codec:
-    column_type: sa.types.TypeEngine[Any] = column.type
-    if isinstance(column_type, sa.TypeDecorator):
-        # A decorator (UTCDateTime) reports ``object``; the type it decorates knows the Python type.
-        column_type = column_type.impl_instance
-    codec = _CODECS.get(column_type.python_type)
+    codec = _CODECS.get(column.type.python_type)
     if codec is None:
         raise TypeError(f"no cursor codec for {column} of type {column.type}")
     return codec

@@ -1,4 +1,9 @@
-"""Roles, actions and the permission table: the one place that says who may do what.
+"""Roles, actions and the policy: the one place that says who may do what.
+
+:class:`Permissions` is the policy. It answers the four questions every service asks: may this role perform
+an action (:meth:`~Permissions.can`), may it give a role to someone (:meth:`~Permissions.can_grant`), may
+it change or remove a member holding a role (:meth:`~Permissions.can_manage`), and, for each, the
+``require_*`` form that raises the typed refusal. The services hold no rule of their own.
 
 Adding a role (the roadmap's medical roles, for example) means adding it to :class:`Role` with its rank,
 to the permission table below, and a migration that widens the ``role`` type.
@@ -9,7 +14,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable, Mapping
 
-from tenantkit._errors import InvalidInputError, PermissionDeniedError
+from tenantkit._errors import InvalidInputError, PermissionDeniedError, RoleEscalationError
 
 
 class Role(str, enum.Enum):
@@ -21,15 +26,8 @@ class Role(str, enum.Enum):
 
     @property
     def rank(self) -> int:
-        """The role's height: a role may grant only roles whose rank is not above its own."""
+        """The role's height: :meth:`Permissions.can_grant` lets a role grant roles up to its own rank."""
         return _RANKS[self]
-
-    def can_grant(self, other: Role) -> bool:
-        """Whether an actor holding this role may give ``other`` to someone.
-
-        Only an OWNER makes an OWNER; otherwise a role grants roles up to its own rank.
-        """
-        return other.rank <= self.rank
 
     @classmethod
     def parse(cls, value: Role | str) -> Role:
@@ -90,6 +88,13 @@ DEFAULT_PERMISSIONS: Mapping[Role, frozenset[str]] = {
 }
 
 
+# How a refusal to manage a member words the action: "ADMIN may not remove an OWNER".
+_MANAGING_VERBS: Mapping[str, str] = {
+    Action.CHANGE_ROLES.value: "change the role of",
+    Action.REMOVE_MEMBERS.value: "remove",
+}
+
+
 def _action_name(action: Action | str) -> str:
     name = action.value if isinstance(action, Action) else action
     if not isinstance(name, str) or not name.strip():
@@ -98,7 +103,7 @@ def _action_name(action: Action | str) -> str:
 
 
 class Permissions:
-    """The permission table: which role may perform which action.
+    """The policy: which role may perform which action, grant which role, and manage which member.
 
     The default table is :data:`DEFAULT_PERMISSIONS`. Hosts extend it with :meth:`with_actions`, which
     returns a new table (tables are immutable, so one shared by threads cannot change under them)::
@@ -125,7 +130,35 @@ class Permissions:
     def require(self, role: Role | None, action: Action | str) -> None:
         """Raise :class:`PermissionDeniedError` unless ``role`` may perform ``action``."""
         if not self.can(role, action):
-            raise PermissionDeniedError(_action_name(action), role)
+            raise PermissionDeniedError(_action_name(action), role.value if role is not None else None)
+
+    def can_grant(self, role: Role, granted: Role) -> bool:
+        """Whether a member holding ``role`` may give ``granted`` to someone (adding, promoting, inviting).
+
+        A role grants roles up to its own rank, so only an OWNER makes an OWNER.
+        """
+        return granted.rank <= role.rank
+
+    def require_grant(self, role: Role, granted: Role) -> None:
+        """Raise :class:`RoleEscalationError` unless a member holding ``role`` may grant ``granted``."""
+        if not self.can_grant(role, granted):
+            raise RoleEscalationError(role.value, granted.value)
+
+    def can_manage(self, role: Role, target: Role) -> bool:
+        """Whether a member holding ``role`` may change the role of, or remove, a member holding ``target``.
+
+        A role manages only members whose role it could itself grant: an ADMIN cannot touch an OWNER.
+        """
+        return self.can_grant(role, target)
+
+    def require_manage(self, role: Role, target: Role, action: Action | str) -> None:
+        """Raise :class:`PermissionDeniedError` unless a member holding ``role`` may ``action`` one holding
+        ``target``.
+        """
+        if not self.can_manage(role, target):
+            name = _action_name(action)
+            verb = _MANAGING_VERBS.get(name, name)
+            raise PermissionDeniedError(name, role.value, f"{role.value} may not {verb} an {target.value}")
 
     def actions(self, role: Role) -> frozenset[str]:
         """Every action ``role`` may perform."""

@@ -7,18 +7,18 @@ environment variables and a ``.env`` file; ``TenantKit`` and the ``tenantkit`` c
 so one environment configures the application and the CLI alike. :data:`ENVIRONMENT_VARIABLES` lists every
 variable; the CLI's ``--help`` and the configuration docs are checked against it.
 
-An unusable value raises :class:`~tenantkit.InvalidSettingError` naming the variable (or the field), never
-repeating the value: it may be a secret. Secrets are :class:`pydantic.SecretStr`, hidden in ``repr``.
+An unusable value raises :class:`~tenantkit.errors.InvalidSettingError` naming the variable (or the field),
+never repeating the value: it may be a secret. Secrets are :class:`pydantic.SecretStr`, hidden in ``repr``.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, get_args
 
 import sqlalchemy as sa
 from argon2 import Parameters, PasswordHasher, profiles
@@ -54,7 +54,8 @@ ARGON2_PROFILES: Mapping[str, Parameters] = {
 
 Argon2Profile = Literal["RFC_9106_LOW_MEMORY", "RFC_9106_HIGH_MEMORY", "CHEAPEST"]
 Hasher = Literal["sha256", "hmac-sha256", "argon2id"]
-assert set(HASHERS) == {"sha256", "hmac-sha256", "argon2id"}
+if set(get_args(Hasher)) != set(HASHERS):
+    raise RuntimeError("ApiKeySettings.hasher must list the hashers _hashers.HASHERS defines")
 
 
 def _duration(value: object) -> object:
@@ -81,7 +82,9 @@ def _reason(error: Any) -> str:
 
 def _first_error(error: ValidationError) -> tuple[str, str]:
     first = error.errors(include_input=False, include_url=False)[0]
-    location = ".".join(str(part) for part in first["loc"] if not isinstance(part, int))
+    # The field alone: pydantic appends the union member or dict key (argon2_profile.literal[...]),
+    # which names no setting.
+    location = str(first["loc"][0]) if first["loc"] else ""
     return location, _reason(first)
 
 
@@ -115,7 +118,8 @@ class ApiKeySettings(_Settings):
         current_pepper: The version new digests use (needed when several peppers are configured).
         hasher: ``sha256``, ``hmac-sha256`` or ``argon2id`` for keys issued from now on; by default
             ``hmac-sha256`` when peppers are configured, else ``sha256``. Keys stored otherwise still verify.
-        argon2_profile: argon2-cffi's parameter profile for ``argon2id`` (``CHEAPEST`` in tests only).
+        argon2_profile: argon2-cffi's parameters for ``argon2id``: a profile name (``CHEAPEST`` in tests
+            only) or an :class:`argon2.Parameters` of your own.
         last_used_interval: ``last_used_at`` is written at most once per key per interval.
         track_last_used: ``False`` makes verification read-only.
         rotation_grace: How long a rotated-out key keeps working, at most.
@@ -127,12 +131,30 @@ class ApiKeySettings(_Settings):
     peppers: dict[str, SecretStr] = Field(default_factory=dict)
     current_pepper: str | None = None
     hasher: Hasher | None = None
-    argon2_profile: Argon2Profile = "RFC_9106_LOW_MEMORY"
+    argon2_profile: Argon2Profile | Parameters = "RFC_9106_LOW_MEMORY"
     last_used_interval: Duration = Field(default=timedelta(seconds=60), ge=timedelta(0))
     track_last_used: bool = True
     rotation_grace: Duration = Field(default=timedelta(hours=24), ge=timedelta(0))
     cache_ttl: Duration | None = Field(default=None, gt=timedelta(0))
     cache_size: int = Field(default=10_000, ge=1)
+
+    if TYPE_CHECKING:
+        # The signature callers see: the inputs each field accepts (plain strings for secrets, "30s" for
+        # durations), where the field annotations above say what is stored.
+        def __init__(
+            self,
+            *,
+            prefix: str = ...,
+            peppers: Mapping[str, str | SecretStr] = ...,
+            current_pepper: str | None = ...,
+            hasher: Hasher | None = ...,
+            argon2_profile: Argon2Profile | Parameters = ...,
+            last_used_interval: timedelta | str | float = ...,
+            track_last_used: bool = ...,
+            rotation_grace: timedelta | str | float = ...,
+            cache_ttl: timedelta | str | float | None = ...,
+            cache_size: int = ...,
+        ) -> None: ...
 
     @field_validator("prefix")
     @classmethod
@@ -165,6 +187,13 @@ class ApiKeySettings(_Settings):
     def _raw(peppers: Mapping[str, SecretStr]) -> dict[str, str]:
         return {version: secret.get_secret_value() for version, secret in peppers.items()}
 
+    @property
+    def argon2_parameters(self) -> Parameters:
+        """The argon2id parameters :attr:`argon2_profile` names (or is)."""
+        if isinstance(self.argon2_profile, Parameters):
+            return self.argon2_profile
+        return ARGON2_PROFILES[self.argon2_profile]
+
     def service_options(self) -> dict[str, Any]:
         """These settings as the keyword arguments of :class:`~tenantkit.ApiKeyService`."""
         return {
@@ -172,7 +201,7 @@ class ApiKeySettings(_Settings):
             "hasher": self.hasher,
             "peppers": self._raw(self.peppers) or None,
             "current_pepper": self.current_pepper,
-            "argon2_hasher": PasswordHasher.from_parameters(ARGON2_PROFILES[self.argon2_profile]),
+            "argon2_hasher": PasswordHasher.from_parameters(self.argon2_parameters),
             "last_used_interval": self.last_used_interval,
             "track_last_used": self.track_last_used,
             "rotation_grace": self.rotation_grace,
@@ -201,6 +230,19 @@ class InvitationSettings(_Settings):
     max_ttl: Duration = Field(default=timedelta(days=30), gt=timedelta(0))
     public_email_domains: frozenset[str] = PUBLIC_EMAIL_DOMAINS
     allow_public_email_domains: bool = False
+
+    if TYPE_CHECKING:
+        # The signature callers see (see ApiKeySettings): plain strings for keys, "7d" for durations.
+        def __init__(
+            self,
+            *,
+            secret_keys: Sequence[str | SecretStr] = ...,
+            accept_url_template: str | None = ...,
+            default_ttl: timedelta | str | float = ...,
+            max_ttl: timedelta | str | float = ...,
+            public_email_domains: Collection[str] = ...,
+            allow_public_email_domains: bool = ...,
+        ) -> None: ...
 
     @field_validator("secret_keys")
     @classmethod
@@ -258,6 +300,10 @@ class DatabaseSettings(_Settings):
 
     url: SecretStr | None = None
     schema_name: str | None = None
+
+    if TYPE_CHECKING:
+        # The signature callers see (see ApiKeySettings): the URL as a plain string.
+        def __init__(self, *, url: str | SecretStr | None = ..., schema_name: str | None = ...) -> None: ...
 
     @field_validator("url")
     @classmethod
@@ -445,7 +491,7 @@ class TenantKitSettings(_Settings):
             api_keys=ApiKeySettings(prefix="tk_test_", hasher="argon2id", argon2_profile="CHEAPEST"),
             invitations=InvitationSettings(secret_keys=[os.environ["INVITATION_KEY"]]),
         )
-        kit = TenantKit(settings=settings)        # or TenantKit.from_env()
+        kit = TenantKit.from_settings(settings)   # or TenantKit.from_env()
 
     Attributes:
         api_keys: API key settings.

@@ -2,7 +2,7 @@
 
 The first migration revision reproduces these tables as the Drizzle migration ``0001_closed_shaman`` of
 the earlier implementation of these features creates them; later revisions add columns. Hosts import the
-tables to join against them, and use :func:`tenantkit.include_object` to keep them out of their own
+tables to join against them, and use :func:`tenantkit.tables.include_object` to keep them out of their own
 Alembic autogenerate.
 """
 
@@ -45,6 +45,12 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
 
     impl = sa.DateTime(timezone=True)
     cache_ok = True
+
+    @property
+    def python_type(self) -> type[datetime]:
+        # SQLAlchemy 2.1 derives this from ``impl``; 2.0's TypeDecorator raises NotImplementedError, and the
+        # cursor codec chooses its encoding by it.
+        return datetime
 
     def load_dialect_impl(self, dialect: Dialect) -> sa.types.TypeEngine[Any]:
         if dialect.name in ("mysql", "mariadb"):
@@ -241,7 +247,7 @@ def include_object(
 
     tenantkit migrates its own tables; with this hook the host's autogenerate neither creates nor drops them::
 
-        context.configure(..., include_object=tenantkit.include_object)
+        context.configure(..., include_object=tenantkit.tables.include_object)
     """
     return not is_tenantkit_object(obj, name, type_)
 

@@ -24,12 +24,12 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Callable
-from typing import Any, ClassVar, ParamSpec, TypeVar
+from collections.abc import Callable, Iterable
+from typing import Any, ParamSpec, TypeVar
 
 from flask import Blueprint, Flask, Response, current_app, g, request
 from flask.typing import ResponseReturnValue
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ValidationError
 from sqlalchemy.orm import Session, scoped_session
 from werkzeug.exceptions import HTTPException
 
@@ -37,14 +37,8 @@ from tenantkit._api_keys import ApiKeyVerification
 from tenantkit._errors import InvalidApiKeyError, InvalidInputError, TenantKitError
 from tenantkit._http import (
     Authorization,
-    ChangeRoleRequest,
-    CreateInvitationRequest,
-    IssueApiKeyRequest,
     Management,
     Principal,
-    RotateApiKeyRequest,
-    TokenRequest,
-    TransferOwnershipRequest,
     api_key_from_headers,
     as_principal,
     error_body,
@@ -53,8 +47,8 @@ from tenantkit._http import (
     validation_error,
 )
 from tenantkit._kit import TenantKit
-from tenantkit._pagination import DEFAULT_PAGE_SIZE, MAX_CURSOR_LENGTH, MAX_PAGE_SIZE
 from tenantkit._roles import Action
+from tenantkit._routes import Route, select_routes
 
 __all__ = [
     "Authorization",
@@ -73,15 +67,6 @@ EXTENSION_KEY = "tenantkit"
 _API_KEY_ATTRIBUTE = "tenantkit_api_key"
 _AUTHORIZATION_ATTRIBUTE = "tenantkit_authorization"
 _JSON_SUBTYPE = re.compile(r"^application/(?:[\w.+-]+\+)?json$")
-
-
-class _ListQuery(BaseModel):
-    """The query string of a listing, with the same bounds as the FastAPI router."""
-
-    model_config: ClassVar[ConfigDict] = ConfigDict(extra="ignore")
-
-    limit: int = Field(DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE)
-    cursor: str | None = Field(None, max_length=MAX_CURSOR_LENGTH)
 
 
 def current_api_key() -> ApiKeyVerification:
@@ -186,15 +171,14 @@ def _validate(model: type[M], payload: object, *, optional: bool = False) -> M |
         raise validation_error(error.errors(include_url=False, include_context=False)) from None
 
 
-def _required(model: type[M], payload: object) -> M:
-    body = _validate(model, payload)
-    assert body is not None
-    return body
+def _query(model: type[M]) -> M:
+    """The query string validated against ``model``.
 
-
-def _list_query() -> _ListQuery:
+    Raises:
+        InvalidInputError: A parameter does not fit ``model`` (a page size out of bounds, say).
+    """
     try:
-        return _ListQuery.model_validate(request.args.to_dict())
+        return model.model_validate(request.args.to_dict())
     except ValidationError as error:
         raise validation_error(error.errors(include_url=False, include_context=False)) from None
 
@@ -269,12 +253,12 @@ class TenantKitFlask:
         if self._commit:
             session.commit()
 
-    def _run(self, function: Callable[..., R], *args: Any, mutation: bool = False) -> R:
-        """Call ``function(session, *args)``; commit a successful change, roll back any failure."""
+    def _run(self, function: Callable[..., R], *, writes: bool, **arguments: Any) -> R:
+        """Call ``function(session, **arguments)``; commit a successful change, roll back any failure."""
         session = self.session()
         try:
-            result = function(session, *args)
-            if mutation:
+            result = function(session, **arguments)
+            if writes:
                 self._finish(session)
         except BaseException:
             if self._commit:
@@ -373,7 +357,7 @@ class TenantKitFlask:
 
     # -- the management blueprint ----------------------------------------------------------------------
 
-    def blueprint(self, name: str = "tenantkit") -> Blueprint:
+    def blueprint(self, name: str = "tenantkit", *, include: Iterable[str] | None = None) -> Blueprint:
         """The management endpoints: members, API keys and invitations of an organization.
 
         Every route acts as the signed-in user, whose role bounds what it may do. Register it under any
@@ -384,129 +368,45 @@ class TenantKitFlask:
 
         Args:
             name: The blueprint's name (give another one to register it twice).
+            include: The features to mount (``"members"``, ``"api_keys"``, ``"invitations"``); all of them
+                by default. ``include=("members",)`` mounts only the member endpoints.
+
+        Raises:
+            TypeError: The extension has no ``current_user``, or ``include`` is a bare string.
+            ValueError: ``include`` names a feature there is none of, or no feature at all.
         """
         if self._current_user is None:
             raise TypeError("TenantKitFlask needs current_user= for the blueprint")
+        routes = select_routes(include)
         bp = Blueprint(name, __name__)
         bp.register_error_handler(HTTPException, _http_error)
         bp.register_error_handler(TenantKitError, error_response)
-        management = self.management
-        run = self._run
-        principal = self.principal
-        org = "/organizations/<organization_id>"
-
-        @bp.get(f"{org}/members")
-        def list_members(organization_id: str) -> ResponseReturnValue:
-            """List the organization's members (needs ``members:read``)."""
-            who = principal()
-            query = _list_query()
-            page = run(management.list_members, organization_id, who, query.limit, query.cursor)
-            return _model(page)
-
-        @bp.patch(f"{org}/members/<user_id>")
-        def change_role(organization_id: str, user_id: str) -> ResponseReturnValue:
-            """Change a member's role (never above the actor's own)."""
-            payload = _json_payload()
-            who = principal()
-            body = _required(ChangeRoleRequest, payload)
-            member = run(management.change_role, organization_id, who, user_id, body, mutation=True)
-            return _model(member)
-
-        @bp.delete(f"{org}/members/<user_id>")
-        def remove_member(organization_id: str, user_id: str) -> ResponseReturnValue:
-            """Remove a member (never the last OWNER)."""
-            member = run(management.remove_member, organization_id, principal(), user_id, mutation=True)
-            return _model(member)
-
-        @bp.post(f"{org}/leave")
-        def leave(organization_id: str) -> ResponseReturnValue:
-            """Leave the organization (the last OWNER cannot)."""
-            return _model(run(management.leave, organization_id, principal(), mutation=True))
-
-        @bp.post(f"{org}/transfer-ownership")
-        def transfer_ownership(organization_id: str) -> ResponseReturnValue:
-            """Make another member OWNER; the actor steps down to ``demote_to``."""
-            payload = _json_payload()
-            who = principal()
-            body = _required(TransferOwnershipRequest, payload)
-            return _model(run(management.transfer_ownership, organization_id, who, body, mutation=True))
-
-        @bp.get(f"{org}/api-keys")
-        def list_api_keys(organization_id: str) -> ResponseReturnValue:
-            """List the organization's API keys (metadata only, never a secret)."""
-            who = principal()
-            query = _list_query()
-            page = run(management.list_api_keys, organization_id, who, query.limit, query.cursor)
-            return _model(page)
-
-        @bp.post(f"{org}/api-keys")
-        def issue_api_key(organization_id: str) -> ResponseReturnValue:
-            """Issue an API key; the response holds the key, this once."""
-            payload = _json_payload()
-            who = principal()
-            body = _required(IssueApiKeyRequest, payload)
-            issued = run(management.issue_api_key, organization_id, who, body, mutation=True)
-            return _model(issued, 201)
-
-        @bp.post(f"{org}/api-keys/<key_id>/revoke")
-        def revoke_api_key(organization_id: str, key_id: str) -> ResponseReturnValue:
-            """Revoke an API key: it stops verifying at once."""
-            return _model(run(management.revoke_api_key, organization_id, principal(), key_id, mutation=True))
-
-        @bp.post(f"{org}/api-keys/<key_id>/rotate")
-        def rotate_api_key(organization_id: str, key_id: str) -> ResponseReturnValue:
-            """Replace a key with a new one; the old one works until the grace period ends."""
-            payload = _json_payload()
-            who = principal()
-            body = _validate(RotateApiKeyRequest, payload, optional=True) or RotateApiKeyRequest()
-            issued = run(management.rotate_api_key, organization_id, who, key_id, body, mutation=True)
-            return _model(issued, 201)
-
-        @bp.get(f"{org}/invitations")
-        def list_invitations(organization_id: str) -> ResponseReturnValue:
-            """List pending invitations (never a token)."""
-            who = principal()
-            query = _list_query()
-            page = run(management.list_invitations, organization_id, who, query.limit, query.cursor)
-            return _model(page)
-
-        @bp.post(f"{org}/invitations")
-        def create_invitation(organization_id: str) -> ResponseReturnValue:
-            """Invite by email, or create a link for addresses in allowed domains; the token is shown once."""
-            payload = _json_payload()
-            who = principal()
-            body = _required(CreateInvitationRequest, payload)
-            created = run(management.create_invitation, organization_id, who, body, mutation=True)
-            return _model(created, 201)
-
-        @bp.post(f"{org}/invitations/<invitation_id>/revoke")
-        def revoke_invitation(organization_id: str, invitation_id: str) -> ResponseReturnValue:
-            """Revoke an invitation: its token stops working."""
-            revoked = run(
-                management.revoke_invitation, organization_id, principal(), invitation_id, mutation=True
-            )
-            return _model(revoked)
-
-        @bp.post(f"{org}/invitations/<invitation_id>/resend")
-        def resend_invitation(organization_id: str, invitation_id: str) -> ResponseReturnValue:
-            """Give an invitation a new token; the old token stops working."""
-            resent = run(
-                management.resend_invitation, organization_id, principal(), invitation_id, mutation=True
-            )
-            return _model(resent)
-
-        @bp.post("/invitations/preview")
-        def preview_invitation() -> ResponseReturnValue:
-            """Describe the invitation a token stands for, without using it up."""
-            body = _required(TokenRequest, _json_payload())
-            return _model(run(management.preview_invitation, body))
-
-        @bp.post("/invitations/accept")
-        def accept_invitation() -> ResponseReturnValue:
-            """Accept an invitation as the signed-in user, with the identity provider's verified email."""
-            payload = _json_payload()
-            who = principal()
-            body = _required(TokenRequest, payload)
-            return _model(run(management.accept_invitation, who, body, mutation=True))
-
+        for route in routes:
+            bp.add_url_rule(route.path_as("<{}>"), route.name, self._view(route), methods=[route.method])
         return bp
+
+    def _view(self, route: Route) -> Callable[..., ResponseReturnValue]:
+        """The view serving ``route``: read the request in FastAPI's order, run the work, answer JSON.
+
+        The body is parsed before the current-user hook and validated after it (see :func:`_json_payload`),
+        and the query string is validated last, so a request with several faults is refused for the same
+        one by both adapters.
+        """
+        management = self.management
+
+        def view(**path_values: str) -> ResponseReturnValue:
+            payload = _json_payload() if route.body is not None else _ABSENT
+            arguments: dict[str, Any] = dict(path_values)
+            if route.signed_in:
+                arguments["principal"] = self.principal()
+            if route.body is not None:
+                body = _validate(route.body, payload, optional=route.body_optional)
+                arguments["body"] = route.body_or_default(body)
+            if route.query is not None:
+                arguments.update(_query(route.query).model_dump())
+            call = functools.partial(route.call, management)
+            return _model(self._run(call, writes=route.writes, **arguments), route.status)
+
+        view.__name__ = view.__qualname__ = route.name
+        view.__doc__ = route.description
+        return view

@@ -113,7 +113,7 @@ def load_settings() -> TenantKitSettings:
 
 def kit_for(settings: TenantKitSettings) -> TenantKit:
     """The services as the application configured by the same settings has them."""
-    return TenantKit(settings=settings)
+    return TenantKit.from_settings(settings)
 
 
 def database_url(url: str | None, settings: TenantKitSettings, *, read_only: bool) -> str:

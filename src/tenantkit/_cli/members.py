@@ -75,33 +75,47 @@ def add(
 @members.command("list")
 @url_option
 @json_option
+@as_option
 @click.argument("organization")
 @click.option("--role", type=ROLE, default=None, help="Only members with this role.")
 @click.option("--limit", type=click.IntRange(1, MAX_PAGE_SIZE), default=50, show_default=True)
 @click.option("--cursor", default=None, help="next_cursor printed by the previous page.")
 @handle_errors
 def list_(
-    url: str | None, as_json: bool, organization: str, role: str | None, limit: int, cursor: str | None
+    url: str | None,
+    as_json: bool,
+    acting_user: str | None,
+    organization: str,
+    role: str | None,
+    limit: int,
+    cursor: str | None,
 ) -> None:
     """List the members of ORGANIZATION, one page at a time, ordered by user id."""
     settings = load_settings()
     with engine_for(url, read_only=True, settings=settings) as engine, transaction(engine) as session:
-        page = _members(settings).list_members(session, organization, limit=limit, cursor=cursor, role=role)
+        page = _members(settings).list_members(
+            session, organization, actor=_actor(acting_user), limit=limit, cursor=cursor, role=role
+        )
     emit(page, as_json, lambda: echo_page(page, MEMBER_COLUMNS))
 
 
 @members.command("orgs")
 @url_option
 @json_option
+@as_option
 @click.argument("user")
 @click.option("--limit", type=click.IntRange(1, MAX_PAGE_SIZE), default=50, show_default=True)
 @click.option("--cursor", default=None, help="next_cursor printed by the previous page.")
 @handle_errors
-def orgs(url: str | None, as_json: bool, user: str, limit: int, cursor: str | None) -> None:
+def orgs(
+    url: str | None, as_json: bool, acting_user: str | None, user: str, limit: int, cursor: str | None
+) -> None:
     """List the organizations USER belongs to, with their role in each."""
     settings = load_settings()
     with engine_for(url, read_only=True, settings=settings) as engine, transaction(engine) as session:
-        page = _members(settings).list_organizations(session, user, limit=limit, cursor=cursor)
+        page = _members(settings).list_organizations(
+            session, user, actor=_actor(acting_user), limit=limit, cursor=cursor
+        )
     emit(page, as_json, lambda: echo_page(page, MEMBER_COLUMNS))
 
 

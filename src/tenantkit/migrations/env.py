@@ -11,7 +11,8 @@ from typing import Any
 
 from alembic import context
 
-from tenantkit._tables import VERSION_TABLE, is_tenantkit_object, metadata
+from tenantkit._tables import is_tenantkit_object
+from tenantkit.tables import VERSION_TABLE, metadata
 
 
 def _include_object(obj: object, name: str | None, type_: str, reflected: bool, compare_to: object) -> bool:

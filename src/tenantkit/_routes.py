@@ -1,0 +1,334 @@
+"""The management HTTP surface, declared once: one :class:`Route` per endpoint, mounted by both adapters.
+
+The FastAPI router and the Flask blueprint loop over :data:`ROUTES` (or the features a host picks with
+:func:`select_routes`), so a path, a method, a success status or a commit decision is written here and
+nowhere else, and a new feature's endpoint is one more entry rather than two more copies. The table is
+framework-free: paths are templates with ``{name}`` parameters (Flask's adapter turns them into
+``<name>``), and each entry's work is a :class:`~tenantkit._http.Management` method.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from tenantkit._api_keys import ApiKey
+from tenantkit._http import (
+    ChangeRoleRequest,
+    CreatedInvitationResponse,
+    CreateInvitationRequest,
+    IssueApiKeyRequest,
+    IssuedApiKeyResponse,
+    Management,
+    RotateApiKeyRequest,
+    TokenRequest,
+    TransferOwnershipRequest,
+)
+from tenantkit._invitations import AcceptedInvitation, Invitation, InvitationPreview
+from tenantkit._membership import Member
+from tenantkit._pagination import DEFAULT_PAGE_SIZE, MAX_CURSOR_LENGTH, MAX_PAGE_SIZE, Page
+
+__all__ = [
+    "FEATURES",
+    "INVITATION_ERRORS",
+    "MANAGEMENT_ERRORS",
+    "OPERATIONS",
+    "ROUTES",
+    "ListQuery",
+    "Route",
+    "select_routes",
+]
+
+_PATH_PARAMETER = re.compile(r"{(\w+)}")
+
+# The error statuses an endpoint documents: what the services can answer, mapped by _http.status_for.
+MANAGEMENT_ERRORS: tuple[int, ...] = (403, 404, 409, 422, 503)
+# Endpoints that read an invitation also answer 410 for an expired or used-up one.
+INVITATION_ERRORS: tuple[int, ...] = (403, 404, 409, 410, 422, 503)
+
+
+class ListQuery(BaseModel):
+    """The query string of a listing: the page size and the cursor of the page before."""
+
+    model_config: ClassVar[ConfigDict] = ConfigDict(extra="ignore")
+
+    limit: int = Field(DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE)
+    cursor: str | None = Field(None, max_length=MAX_CURSOR_LENGTH)
+
+
+@dataclass(frozen=True)
+class Route:
+    """One management endpoint: what an adapter needs to serve and document it.
+
+    The adapter calls ``call(management, session, **arguments)`` with, by keyword, the path parameters,
+    ``principal`` (when ``signed_in``), ``body`` (when the route has one) and the fields of ``query``;
+    :meth:`arguments_of` is that contract, checked against each method by the tests.
+    """
+
+    operation: str
+    """Stable ``feature.action`` name (``members.list``): the default OpenAPI ``operationId``."""
+    method: str
+    path: str
+    """Path template under the mount prefix, with ``{name}`` parameters."""
+    call: Callable[..., BaseModel]
+    """The :class:`Management` method doing the work; its name is the endpoint's name in both adapters."""
+    response: Any
+    """The model of the success body (``Page[Member]``, ``Member``, ...)."""
+    summary: str
+    description: str
+    status: int = 200
+    body: type[BaseModel] | None = None
+    body_optional: bool = False
+    """An absent (or ``null``) body stands for the body model's defaults."""
+    query: type[BaseModel] | None = None
+    writes: bool = False
+    """Whether the work changes state, so the adapter commits after it succeeds."""
+    signed_in: bool = True
+    """Whether the route acts as the signed-in user (every route but the invitation preview)."""
+    errors: tuple[int, ...] = MANAGEMENT_ERRORS
+
+    @property
+    def feature(self) -> str:
+        """The feature the route belongs to (``members``, ``api_keys``, ``invitations``)."""
+        return self.operation.partition(".")[0]
+
+    @property
+    def name(self) -> str:
+        """The endpoint's name: the view's name in Flask (``url_for``) and the route's in FastAPI."""
+        return self.call.__name__
+
+    @property
+    def path_parameters(self) -> tuple[str, ...]:
+        """The names of the path template's parameters, in order."""
+        return tuple(_PATH_PARAMETER.findall(self.path))
+
+    def path_as(self, placeholder: str) -> str:
+        """The path template with each parameter written as ``placeholder`` (``"<{}>"`` for Flask)."""
+        return _PATH_PARAMETER.sub(lambda parameter: placeholder.format(parameter.group(1)), self.path)
+
+    def arguments_of(self) -> tuple[str, ...]:
+        """The keyword arguments an adapter passes to ``call`` after the session, in this order."""
+        names = list(self.path_parameters)
+        if self.signed_in:
+            names.append("principal")
+        if self.body is not None:
+            names.append("body")
+        if self.query is not None:
+            names.extend(self.query.model_fields)
+        return tuple(names)
+
+    def body_or_default(self, body: BaseModel | None) -> BaseModel | None:
+        """The body ``call`` receives: an optional body's defaults stand in for an absent one."""
+        if body is None and self.body_optional and self.body is not None:
+            return self.body()
+        return body
+
+
+_ORGANIZATION = "/organizations/{organization_id}"
+
+ROUTES: tuple[Route, ...] = (
+    Route(
+        operation="members.list",
+        method="GET",
+        path=f"{_ORGANIZATION}/members",
+        call=Management.list_members,
+        response=Page[Member],
+        summary="List members",
+        description="List the organization's members (needs ``members:read``).",
+        query=ListQuery,
+    ),
+    Route(
+        operation="members.change_role",
+        method="PATCH",
+        path=f"{_ORGANIZATION}/members/{{user_id}}",
+        call=Management.change_role,
+        response=Member,
+        summary="Change a member's role",
+        description="Change a member's role (never above the actor's own).",
+        body=ChangeRoleRequest,
+        writes=True,
+    ),
+    Route(
+        operation="members.remove",
+        method="DELETE",
+        path=f"{_ORGANIZATION}/members/{{user_id}}",
+        call=Management.remove_member,
+        response=Member,
+        summary="Remove a member",
+        description="Remove a member (never the last OWNER).",
+        writes=True,
+    ),
+    Route(
+        operation="members.leave",
+        method="POST",
+        path=f"{_ORGANIZATION}/leave",
+        call=Management.leave,
+        response=Member,
+        summary="Leave the organization",
+        description="Leave the organization (the last OWNER cannot).",
+        writes=True,
+    ),
+    Route(
+        operation="members.transfer_ownership",
+        method="POST",
+        path=f"{_ORGANIZATION}/transfer-ownership",
+        call=Management.transfer_ownership,
+        response=Member,
+        summary="Transfer ownership",
+        description="Make another member OWNER; the actor steps down to ``demote_to``.",
+        body=TransferOwnershipRequest,
+        writes=True,
+    ),
+    Route(
+        operation="api_keys.list",
+        method="GET",
+        path=f"{_ORGANIZATION}/api-keys",
+        call=Management.list_api_keys,
+        response=Page[ApiKey],
+        summary="List API keys",
+        description="List the organization's API keys (metadata only, never a secret).",
+        query=ListQuery,
+    ),
+    Route(
+        operation="api_keys.issue",
+        method="POST",
+        path=f"{_ORGANIZATION}/api-keys",
+        call=Management.issue_api_key,
+        response=IssuedApiKeyResponse,
+        summary="Issue an API key",
+        description="Issue an API key; the response holds the key, this once.",
+        status=201,
+        body=IssueApiKeyRequest,
+        writes=True,
+    ),
+    Route(
+        operation="api_keys.revoke",
+        method="POST",
+        path=f"{_ORGANIZATION}/api-keys/{{key_id}}/revoke",
+        call=Management.revoke_api_key,
+        response=ApiKey,
+        summary="Revoke an API key",
+        description="Revoke an API key: it stops verifying at once.",
+        writes=True,
+    ),
+    Route(
+        operation="api_keys.rotate",
+        method="POST",
+        path=f"{_ORGANIZATION}/api-keys/{{key_id}}/rotate",
+        call=Management.rotate_api_key,
+        response=IssuedApiKeyResponse,
+        summary="Rotate an API key",
+        description="Replace a key with a new one; the old one works until the grace period ends.",
+        status=201,
+        body=RotateApiKeyRequest,
+        body_optional=True,
+        writes=True,
+    ),
+    Route(
+        operation="invitations.list",
+        method="GET",
+        path=f"{_ORGANIZATION}/invitations",
+        call=Management.list_invitations,
+        response=Page[Invitation],
+        summary="List pending invitations",
+        description="List pending invitations (never a token).",
+        query=ListQuery,
+    ),
+    Route(
+        operation="invitations.create",
+        method="POST",
+        path=f"{_ORGANIZATION}/invitations",
+        call=Management.create_invitation,
+        response=CreatedInvitationResponse,
+        summary="Create an invitation",
+        description=(
+            "Invite by email, or create a link for addresses in allowed domains; the token is shown once."
+        ),
+        status=201,
+        body=CreateInvitationRequest,
+        writes=True,
+        errors=INVITATION_ERRORS,
+    ),
+    Route(
+        operation="invitations.revoke",
+        method="POST",
+        path=f"{_ORGANIZATION}/invitations/{{invitation_id}}/revoke",
+        call=Management.revoke_invitation,
+        response=Invitation,
+        summary="Revoke an invitation",
+        description="Revoke an invitation: its token stops working.",
+        writes=True,
+        errors=INVITATION_ERRORS,
+    ),
+    Route(
+        operation="invitations.resend",
+        method="POST",
+        path=f"{_ORGANIZATION}/invitations/{{invitation_id}}/resend",
+        call=Management.resend_invitation,
+        response=CreatedInvitationResponse,
+        summary="Resend an invitation",
+        description="Give an invitation a new token; the old token stops working.",
+        writes=True,
+        errors=INVITATION_ERRORS,
+    ),
+    Route(
+        operation="invitations.preview",
+        method="POST",
+        path="/invitations/preview",
+        call=Management.preview_invitation,
+        response=InvitationPreview,
+        summary="Preview an invitation",
+        description="Describe the invitation a token stands for, without using it up.",
+        body=TokenRequest,
+        signed_in=False,
+        errors=INVITATION_ERRORS,
+    ),
+    Route(
+        operation="invitations.accept",
+        method="POST",
+        path="/invitations/accept",
+        call=Management.accept_invitation,
+        response=AcceptedInvitation,
+        summary="Accept an invitation",
+        description=(
+            "Accept an invitation as the signed-in user, with the identity provider's verified email."
+        ),
+        body=TokenRequest,
+        writes=True,
+        errors=INVITATION_ERRORS,
+    ),
+)
+"""Every management endpoint, grouped by feature in the order the adapters mount them."""
+
+OPERATIONS: tuple[str, ...] = tuple(route.operation for route in ROUTES)
+"""The management endpoints' operations, each named ``feature.action``: their default OpenAPI ``operationId``.
+
+The names are part of the API (generated clients are built on them): they do not change between releases.
+"""
+
+FEATURES: tuple[str, ...] = tuple(dict.fromkeys(route.feature for route in ROUTES))
+"""The features of the management endpoints, which a host mounts all or some of (``include=``)."""
+
+
+def select_routes(include: Iterable[str] | None = None) -> tuple[Route, ...]:
+    """The routes of the features named in ``include`` (every feature when it is ``None``).
+
+    Raises:
+        TypeError: ``include`` is a bare string (which would name each of its letters).
+        ValueError: ``include`` names a feature there is none of, or no feature at all.
+    """
+    if include is None:
+        return ROUTES
+    if isinstance(include, str):
+        raise TypeError("include: a list of features, not a string")
+    chosen = set(include)
+    unknown = sorted(chosen - set(FEATURES))
+    if unknown:
+        raise ValueError(f"include: unknown feature(s) {unknown}; the features are {list(FEATURES)}")
+    if not chosen:
+        raise ValueError(f"include: name at least one feature of {list(FEATURES)}")
+    return tuple(route for route in ROUTES if route.feature in chosen)

@@ -1,0 +1,29 @@
+"""tenantkit's SQLAlchemy tables, their ``MetaData``, and the hooks that keep a host's Alembic off them.
+
+Join against the tables from your own queries, and give :func:`include_object` to your ``env.py``::
+
+    from tenantkit.tables import include_object, team_members
+
+The tables live here, not at the top level, so that ``tenantkit.api_keys`` never means a table while
+``kit.api_keys`` is a service.
+"""
+
+from tenantkit._tables import (
+    VERSION_TABLE,
+    api_keys,
+    include_object,
+    invitation_acceptances,
+    invitations,
+    metadata,
+    team_members,
+)
+
+__all__ = [
+    "VERSION_TABLE",
+    "api_keys",
+    "include_object",
+    "invitation_acceptances",
+    "invitations",
+    "metadata",
+    "team_members",
+]
