@@ -7,13 +7,12 @@ or checksum) with no database work at all, then finds the key's row with one ind
 
 from __future__ import annotations
 
-import hmac
 import logging
 import re
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from functools import lru_cache
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, Protocol
 
 import sqlalchemy as sa
 from argon2 import PasswordHasher
@@ -39,20 +38,17 @@ from tenantkit._events import (
     EventDispatcher,
 )
 from tenantkit._hashers import (
-    ARGON2ID,
+    Argon2idHasher,
+    DigestHasher,
     Pepper,
-    argon2_lookup_bounds,
-    argon2_matches,
-    argon2_owns,
-    argon2_stored,
     build_peppers,
     choose_hasher,
-    digest_candidates,
+    same_digest,
     sha256_digest,
 )
 from tenantkit._invalidation import CacheKey
 from tenantkit._key_cache import CacheEntry, KeyCache
-from tenantkit._key_format import DEFAULT_PREFIX, DIGEST_KIND, KeyFormat
+from tenantkit._key_format import DEFAULT_PREFIX, KeyFormat, KeyKind
 from tenantkit._membership import MembershipService
 from tenantkit._missing_schema import translate_missing_schema
 from tenantkit._pagination import DEFAULT_PAGE_SIZE, Keyset, Page
@@ -224,16 +220,24 @@ def check_scope_list(scopes: object) -> tuple[str, ...]:
 
 # --- prebuilt statements ------------------------------------------------------------------------------
 
-_VERIFY_COLUMNS = (
-    api_keys.c.id,
-    api_keys.c.organization_id,
-    api_keys.c.name,
-    api_keys.c.scopes,
-    api_keys.c.expires_at,
-    api_keys.c.revoked_at,
-    api_keys.c.last_used_at,
-    api_keys.c.hashed_key,
+_VERIFY_FIELDS = (
+    "id",
+    "organization_id",
+    "name",
+    "scopes",
+    "expires_at",
+    "revoked_at",
+    "last_used_at",
+    "hashed_key",
 )
+"""The columns a verification reads, in the order its rows hold them."""
+_VERIFY_COLUMNS = tuple(api_keys.c[field] for field in _VERIFY_FIELDS)
+_ORGANIZATION_ID = _VERIFY_FIELDS.index("organization_id")
+_REVOKED_AT = _VERIFY_FIELDS.index("revoked_at")
+_SCOPES = _VERIFY_FIELDS.index("scopes")
+_EXPIRES_AT = _VERIFY_FIELDS.index("expires_at")
+_LAST_USED_AT = _VERIFY_FIELDS.index("last_used_at")
+_HASHED_KEY = _VERIFY_FIELDS.index("hashed_key")
 
 
 @lru_cache(maxsize=8)
@@ -311,6 +315,115 @@ def _raw_lookup(candidates: int) -> RawQuery:
     return query
 
 
+class _Candidates(Protocol):
+    """How keys of one kind are looked up and matched: its hashers, tried in preference order."""
+
+    query: _RawQuery
+    cache_key: Callable[[str], str]
+    """What the cache files a key under (never the key itself)."""
+
+    def lookup(self, key: str, cache_key: str) -> tuple[str, ...]:
+        """The values of :attr:`query` that find ``key``'s row (``cache_key`` spares computing it twice)."""
+
+    def match(
+        self,
+        rows: Sequence[Any],
+        lookup: tuple[str, ...],
+        key: str,
+        plan: _Plan,
+        now: datetime,
+        organization_id: str | None,
+    ) -> tuple[Any, int] | None:
+        """The row ``key`` matches and which hasher matched it (0: the current one), or ``None``.
+
+        A position above 0 means a fallback matched: ``lookup[0]`` is then the current hasher's stored form.
+        """
+
+
+class _DigestCandidates:
+    """Digest-kind keys: each hasher's stored form, found with one lookup; the most preferred match wins."""
+
+    __slots__ = ("_stores", "cache_key", "query")
+
+    def __init__(self, hashers: tuple[DigestHasher, ...]) -> None:
+        self._stores = tuple(hasher.store for hasher in hashers)
+        self.query = _raw_lookup(len(hashers))
+        # The current hasher's stored form files the key: its very store function, one call on the hot path.
+        self.cache_key: Callable[[str], str] = self._stores[0]
+
+    def lookup(self, key: str, cache_key: str) -> tuple[str, ...]:
+        """Every stored form ``key`` may have, the current hasher's (``cache_key``) first."""
+        if len(self._stores) == 1:
+            return (cache_key,)
+        return (cache_key, *[store(key) for store in self._stores[1:]])
+
+    def match(
+        self,
+        rows: Sequence[Any],
+        lookup: tuple[str, ...],
+        key: str,
+        plan: _Plan,
+        now: datetime,
+        organization_id: str | None,
+    ) -> tuple[Any, int] | None:
+        """The row whose ``hashed_key`` is the most preferred of the stored forms in ``lookup``."""
+        if len(lookup) == 1:  # one hasher (no pepper): the common case, without the position bookkeeping
+            for row in rows:
+                if same_digest(row[_HASHED_KEY], lookup[0]):
+                    return row, 0
+            return None
+        best: tuple[Any, int] | None = None
+        for row in rows:
+            stored = row[_HASHED_KEY]
+            for position, candidate in enumerate(lookup):
+                # Prefer the current hasher's row should a key exist under several stored forms.
+                if same_digest(stored, candidate):
+                    if best is None or position < best[1]:
+                        best = (row, position)
+                    break
+        return best
+
+
+class _Argon2Candidates:
+    """Keys with a lookup id: the rows filed under that id, the first whose argon2id hash verifies wins."""
+
+    __slots__ = ("_hasher", "cache_key", "query")
+
+    def __init__(self, hasher: Argon2idHasher) -> None:
+        self._hasher = hasher
+        self.query = _RAW_BY_ARGON2_ID
+        # SHA-256 of the key: its stored hash is salted, so it cannot file the key.
+        self.cache_key: Callable[[str], str] = sha256_digest
+
+    def lookup(self, key: str, cache_key: str) -> tuple[str, ...]:
+        """The range of ``hashed_key`` values filed under ``key``'s lookup id."""
+        return self._hasher.bounds(key)
+
+    def match(
+        self,
+        rows: Sequence[Any],
+        lookup: tuple[str, ...],
+        key: str,
+        plan: _Plan,
+        now: datetime,
+        organization_id: str | None,
+    ) -> tuple[Any, int] | None:
+        """The row filed under ``key``'s lookup id that is refused as it stands, or whose hash verifies."""
+        for row in rows:
+            stored = row[_HASHED_KEY]
+            if not self._hasher.owns(stored, key):
+                continue
+            # The lookup id is not secret: a row that would be refused whatever the secret (revoked, expired,
+            # another organization's) is refused as it stands, without paying for the hash.
+            expires_at = row[_EXPIRES_AT]
+            if expires_at is not None:
+                expires_at = plan.processors[_EXPIRES_AT](expires_at)
+            refusal = _decide(row[_ORGANIZATION_ID], row[_REVOKED_AT], expires_at, now, organization_id)
+            if refusal is not None or self._hasher.matches(stored, key):
+                return row, 0
+        return None
+
+
 # Keys are listed newest first; the id breaks ties between keys made in the same microsecond.
 _KEYS_ORDER = Keyset("api_keys", api_keys.c.created_at, api_keys.c.id, descending=True)
 
@@ -333,7 +446,9 @@ def _row_to_key(row: Any) -> ApiKey:
     )
 
 
-@translate_missing_schema(done_inline=("verify", "authenticate"))
+@translate_missing_schema(
+    done_inline=("verify", "verify_and_report", "authenticate", "authenticate_and_report")
+)
 class ApiKeyService:
     """Issue, list, revoke, rotate and verify an organization's API keys.
 
@@ -390,8 +505,14 @@ class ApiKeyService:
         except InvalidInputError as error:
             raise ConfigurationError(f"prefix {prefix!r}: {error.reason}") from None
         self._peppers: tuple[Pepper, ...] = build_peppers(peppers, current_pepper)
-        self.hasher: str = choose_hasher(hasher, self._peppers)
-        self._argon2 = argon2_hasher or PasswordHasher()
+        self._hashers = choose_hasher(hasher, self._peppers, argon2_hasher)
+        self.hasher: str = self._hashers.name
+        candidates: dict[KeyKind, _Candidates] = {
+            KeyKind.DIGEST: _DigestCandidates(self._hashers.digests),
+            KeyKind.ARGON2: _Argon2Candidates(self._hashers.argon2),
+        }
+        # Indexed by the kind KeyFormat.check answers; None for a malformed key.
+        self._candidates = tuple(candidates.get(kind) for kind in KeyKind)
         if not isinstance(last_used_interval, timedelta) or last_used_interval < timedelta(0):
             raise ConfigurationError("last_used_interval must be a timedelta of zero or more")
         if not isinstance(rotation_grace, timedelta) or rotation_grace < timedelta(0):
@@ -399,7 +520,6 @@ class ApiKeyService:
         self.last_used_interval = last_used_interval
         self.track_last_used = track_last_used
         self.rotation_grace = rotation_grace
-        self._lookup = _raw_lookup(len(self._peppers) + 1 if self._peppers else 1)
         self.cache_ttl = cache_ttl
         self._cache: KeyCache[ApiKeyVerification] | None = None
         if cache_ttl is not None:
@@ -717,7 +837,7 @@ class ApiKeyService:
 
     # --- verifying --------------------------------------------------------------------------------------
 
-    def verify(  # noqa: C901, PLR0912, PLR0915  temporary: issue 10 splits it into a pipeline (p3)
+    def verify(
         self, session: Session | Connection, key: object, *, organization_id: str | None = None
     ) -> ApiKeyVerification:
         """Check a presented key and say whose it is, or why it is refused.
@@ -726,6 +846,7 @@ class ApiKeyService:
         without database work. Otherwise one indexed query finds the key's row. On success, and at most once
         per ``last_used_interval``, ``last_used_at`` is written in the caller's transaction (commit it as
         usual; on a read-only transaction, build the service with ``track_last_used=False``).
+        :meth:`verify_and_report` also says whether it wrote.
 
         Args:
             session: The caller's Session or Connection.
@@ -736,19 +857,31 @@ class ApiKeyService:
             A valid result with the key's organization, id, name and scopes, or an invalid one with its
             reason: ``malformed``, ``unknown``, ``expired`` or ``revoked``.
         """
-        kind = self.format.check(key)
-        if not kind:
-            return _MALFORMED
-        assert isinstance(key, str)  # noqa: S101  narrowing: check() gives a nonzero kind to strings only
+        return self._verify(session, key, organization_id)[0]
+
+    def verify_and_report(
+        self, session: Session | Connection, key: object, *, organization_id: str | None = None
+    ) -> tuple[ApiKeyVerification, bool]:
+        """Like :meth:`verify`, and whether it wrote in the caller's transaction, so that a commit is due.
+
+        It writes ``last_used_at`` (at most once per ``last_used_interval``) and moves a key stored under an
+        old pepper or plain SHA-256 to the current pepper; a cache hit with no write due touches no table.
+
+        Returns:
+            The verification result, and ``True`` when the session holds a write of this verification.
+        """
+        return self._verify(session, key, organization_id)
+
+    def _verify(
+        self, session: Session | Connection, key: object, organization_id: str | None
+    ) -> tuple[ApiKeyVerification, bool]:
+        """The pipeline: format, candidates, the cache, then :meth:`_verify_stored` and the cache write."""
+        candidates = self._candidates[self.format.check(key)]
+        if candidates is None:
+            return _MALFORMED, False
+        assert isinstance(key, str)  # noqa: S101  narrowing: check() gives a kind other than MALFORMED to strings only
         now = self.clock()
-        lookup_id = None if kind == DIGEST_KIND else self.format.lookup_id(key)
-        if lookup_id is None:
-            peppers = self._peppers
-            candidates = digest_candidates(key, peppers) if peppers else (sha256_digest(key),)
-            cache_key = candidates[0]
-        else:
-            candidates = ()
-            cache_key = sha256_digest(key)
+        cache_key = candidates.cache_key(key)
         cache = self._cache
         ticket = 0
         if cache is not None:
@@ -760,75 +893,59 @@ class ApiKeyService:
             # any ticket (REPEATABLE READ, SQLite's read transactions): its result may only be cached for a
             # key this cache knows no eviction of.
             ticket = cache.earliest_ticket() if session.in_transaction() else cache.ticket()
+        result, wrote, last_used_at = self._verify_stored(
+            session, candidates, key, cache_key, now, organization_id
+        )
+        if cache is not None and result.key_id is not None:  # a valid result
+            self._remember(cache, cache_key, result, result.key_id, last_used_at, now, ticket)
+        return result, wrote
+
+    def _verify_stored(
+        self,
+        session: Session | Connection,
+        candidates: _Candidates,
+        key: str,
+        cache_key: str,
+        now: datetime,
+        organization_id: str | None,
+    ) -> tuple[ApiKeyVerification, bool, datetime | None]:
+        """Fetch, match, decide, then the side effects of a verified key: rehash and ``last_used_at``.
+
+        Returns:
+            The result, whether it wrote, and the key's ``last_used_at`` after this verification.
+        """
         connection = session.connection() if isinstance(session, Session) else session
-        if lookup_id is None:
-            options = self.membership.execution_options
-            plan = self._lookup.plan(connection.dialect, self.membership.schema_translate_map(connection))
-            rows = self._lookup.fetch(connection, plan, candidates, options)
-            row = None
-            matched = -1
-            if len(candidates) == 1:
-                digest = candidates[0]
-                for found in rows:
-                    if _same_digest(found[7], digest):
-                        row, matched = found, 0
-            else:
-                for found in rows:
-                    for position, candidate in enumerate(candidates):
-                        # Prefer the current pepper's row should a key exist under several digests.
-                        if _same_digest(found[7], candidate) and (row is None or position < matched):
-                            row, matched = found, position
-        else:
-            translate = self.membership.schema_translate_map(connection)
-            plan = _RAW_BY_ARGON2_ID.plan(connection.dialect, translate)
-            low, high = argon2_lookup_bounds(lookup_id)
-            rows = _RAW_BY_ARGON2_ID.fetch(connection, plan, (low, high), self.membership.execution_options)
-            row = None
-            for found in rows:
-                if not argon2_owns(found[7], lookup_id):
-                    continue
-                # The lookup id is not secret: a row that would be refused whatever the secret (revoked,
-                # expired, another organization's) is refused as it stands, without paying for the hash.
-                found_expiry = found[4] if found[4] is None else plan.processors[4](found[4])
-                if _refusal(found[1], found[5], found_expiry, now, organization_id) is not None or (
-                    argon2_matches(self._argon2, found[7], lookup_id, key)
-                ):
-                    row = found
-                    break
-            matched = 0
-        if row is None:
-            return _UNKNOWN
-        key_id, org, name, scopes, expires_at, revoked_at, last_used_at, stored = row
+        lookup = candidates.lookup(key, cache_key)
+        plan = candidates.query.plan(connection.dialect, self.membership.schema_translate_map(connection))
+        rows = candidates.query.fetch(connection, plan, lookup, self.membership.execution_options)
+        found = candidates.match(rows, lookup, key, plan, now, organization_id)
+        if found is None:
+            return _UNKNOWN, False, None
+        row, position = found
+        key_id, org, name, scopes, expires_at, revoked_at, last_used_at, stored = row  # _VERIFY_FIELDS
         processors = plan.processors
         if expires_at is not None:
-            expires_at = processors[4](expires_at)
-        refusal = _refusal(org, revoked_at, expires_at, now, organization_id)
+            expires_at = processors[_EXPIRES_AT](expires_at)
+        refusal = _decide(org, revoked_at, expires_at, now, organization_id)
         if refusal is not None:
-            return refusal
-        if matched > 0:
-            connection.execute(
-                _REHASH,
-                {"key_id": key_id, "old_digest": stored, "new_digest": candidates[0]},
-                execution_options=self.membership.execution_options,
-            )
+            return refusal, False, None
+        result = self._valid_result(key_id, org, name, processors[_SCOPES](scopes), expires_at)
+        wrote = False
+        if position > 0:  # a fallback hasher matched: move the key to the current one
+            self._rehash(connection, key_id, stored, lookup[0])
+            wrote = True
         if self.track_last_used:
             # Only compared, never returned: an aware datetime (psycopg's, in the server's zone) compares
             # correctly as it is; text (SQLite) and naive values (MySQL) are converted.
             if last_used_at is not None and (
                 type(last_used_at) is not datetime or last_used_at.tzinfo is None
             ):
-                last_used_at = processors[6](last_used_at)
-            if last_used_at is None or last_used_at < now - self.last_used_interval:
+                last_used_at = processors[_LAST_USED_AT](last_used_at)
+            if self._touch_due(last_used_at, now):
                 self._touch(connection, key_id, now)
+                wrote = True
                 last_used_at = now
-        result = self._valid_result(key_id, org, name, processors[3](scopes), expires_at)
-        if cache is not None and self.cache_ttl is not None:
-            if self._before_cache_write is not None:
-                self._before_cache_write()
-            cache.put(
-                cache_key, CacheEntry(result, key_id, now + self.cache_ttl, last_used_at), ticket=ticket
-            )
-        return result
+        return result, wrote, last_used_at
 
     def verify_cached(self, key: object, *, organization_id: str | None = None) -> ApiKeyVerification | None:
         """Answer from memory alone, or return ``None`` when the database must be asked.
@@ -843,22 +960,19 @@ class ApiKeyService:
             key: The presented key, as received.
             organization_id: When given, a key of any other organization is answered ``unknown``.
         """
-        kind = self.format.check(key)
-        if not kind:
+        candidates = self._candidates[self.format.check(key)]
+        if candidates is None:
             return _MALFORMED
         cache = self._cache
         if cache is None:
             return None
-        assert isinstance(key, str)  # noqa: S101  narrowing: check() gives a nonzero kind to strings only
-        # The same cache key verify() uses: the current pepper's digest, else the plain SHA-256.
-        peppered = kind == DIGEST_KIND and self._peppers
-        cache_key = digest_candidates(key, self._peppers)[0] if peppered else sha256_digest(key)
+        assert isinstance(key, str)  # noqa: S101  narrowing: check() gives a kind other than MALFORMED to strings only
         now = self.clock()
-        entry = cache.get(cache_key, now)
+        entry = cache.get(candidates.cache_key(key), now)
         if entry is None:
             return None
-        result = self._cached_result(entry, now, organization_id)
-        if result.valid and self._last_used_due(entry, now):
+        result = _decide_cached(entry.value, now, organization_id)
+        if result.valid and self._touch_due(entry.last_used_at, now):
             return None
         return result
 
@@ -885,9 +999,29 @@ class ApiKeyService:
             InvalidApiKeyError: The key does not verify; ``reason`` says why.
             MissingScopeError: The key is valid but lacks some of ``scopes``.
         """
-        verified = self.verify(session, key, organization_id=organization_id)
+        verified = self._verify(session, key, organization_id)[0]
         require_scopes(verified, scopes)
         return verified
+
+    def authenticate_and_report(
+        self,
+        session: Session | Connection,
+        key: object,
+        *,
+        organization_id: str | None = None,
+        scopes: Iterable[str] = (),
+    ) -> tuple[ApiKeyVerification, bool]:
+        """Like :meth:`authenticate`, and whether it wrote in the caller's transaction: when to commit.
+
+        Web adapters call this to commit exactly when the verification wrote (see :meth:`verify_and_report`).
+
+        Raises:
+            InvalidApiKeyError: The key does not verify; ``reason`` says why.
+            MissingScopeError: The key is valid but lacks some of ``scopes``.
+        """
+        verified, wrote = self._verify(session, key, organization_id)
+        require_scopes(verified, scopes)
+        return verified, wrote
 
     def clear_cache(self) -> None:
         """Empty the in-process cache (no effect when it is off)."""
@@ -902,28 +1036,41 @@ class ApiKeyService:
         entry: CacheEntry[ApiKeyVerification],
         now: datetime,
         organization_id: str | None,
-    ) -> ApiKeyVerification:
-        result = self._cached_result(entry, now, organization_id)
-        if result.valid and self._last_used_due(entry, now):
-            connection = session.connection() if isinstance(session, Session) else session
-            self._touch(connection, entry.key_id, now)
-            entry.last_used_at = now
-        return result
+    ) -> tuple[ApiKeyVerification, bool]:
+        result = _decide_cached(entry.value, now, organization_id)
+        if not (result.valid and self._touch_due(entry.last_used_at, now)):
+            return result, False
+        connection = session.connection() if isinstance(session, Session) else session
+        self._touch(connection, entry.key_id, now)
+        entry.last_used_at = now
+        return result, True
 
-    @staticmethod
-    def _cached_result(
-        entry: CacheEntry[ApiKeyVerification], now: datetime, organization_id: str | None
-    ) -> ApiKeyVerification:
-        result = entry.value
-        if organization_id is not None and result.organization_id != organization_id:
-            return _UNKNOWN
-        if result.expires_at is not None and now >= result.expires_at:
-            return _EXPIRED
-        return result
+    def _touch_due(self, last_used_at: datetime | None, now: datetime) -> bool:
+        """Whether a key last used at ``last_used_at`` gets ``last_used_at`` written at ``now``."""
+        return self.track_last_used and (last_used_at is None or last_used_at < now - self.last_used_interval)
 
-    def _last_used_due(self, entry: CacheEntry[ApiKeyVerification], now: datetime) -> bool:
-        return self.track_last_used and (
-            entry.last_used_at is None or entry.last_used_at < now - self.last_used_interval
+    def _remember(
+        self,
+        cache: KeyCache[ApiKeyVerification],
+        cache_key: str,
+        result: ApiKeyVerification,
+        key_id: str,
+        last_used_at: datetime | None,
+        now: datetime,
+        ticket: int,
+    ) -> None:
+        if self.cache_ttl is None:
+            return
+        if self._before_cache_write is not None:
+            self._before_cache_write()
+        cache.put(cache_key, CacheEntry(result, key_id, now + self.cache_ttl, last_used_at), ticket=ticket)
+
+    def _rehash(self, connection: Connection, key_id: str, old: str, new: str) -> None:
+        # Conditional on the old stored form, so that concurrent verifiers move the key once.
+        connection.execute(
+            _REHASH,
+            {"key_id": key_id, "old_digest": old, "new_digest": new},
+            execution_options=self.membership.execution_options,
         )
 
     def _touch(self, connection: Connection, key_id: str, now: datetime) -> None:
@@ -959,17 +1106,9 @@ class ApiKeyService:
         *,
         rotated_from: str | None = None,
     ) -> IssuedApiKey:
-        argon2 = self.hasher == ARGON2ID
-        plaintext = self.format.generate(with_lookup_id=argon2)
-        if argon2:
-            parsed = self.format.parse(plaintext)
-            if parsed is None or parsed.lookup_id is None:
-                raise RuntimeError("a generated argon2id key must parse, with a lookup id")
-            stored = argon2_stored(self._argon2, parsed.lookup_id, plaintext)
-        elif self._peppers:
-            stored = self._peppers[0].digest(plaintext)
-        else:
-            stored = sha256_digest(plaintext)
+        current = self._hashers.current
+        plaintext = self.format.generate(with_lookup_id=current.kind is KeyKind.ARGON2)
+        stored = current.store(plaintext)
         key = ApiKey(
             id=new_id(),
             organization_id=organization_id,
@@ -1034,13 +1173,14 @@ _MAX_RESULTS = 4096
 """Prebuilt valid results a service keeps at most (one per key in use; emptied when full)."""
 
 
-def _refusal(
+def _decide(
     org: str, revoked_at: object, expires_at: datetime | None, now: datetime, organization_id: str | None
 ) -> ApiKeyVerification | None:
     """The refusal at ``now`` of a key of ``org`` with this revocation and expiry, or ``None`` if it verifies.
 
-    Any presented secret gets this answer: a key of another organization is ``unknown`` (never revealing
-    that it exists), then a revoked key ``revoked``, then an expired one ``expired``.
+    The one decision of every verification, fresh from the database or from the cache, and I/O-free. Any
+    presented secret gets this answer: a key of another organization is ``unknown`` (never revealing that it
+    exists), then a revoked key ``revoked``, then an expired one ``expired``.
     """
     if organization_id is not None and org != organization_id:
         return _UNKNOWN
@@ -1051,6 +1191,9 @@ def _refusal(
     return None
 
 
-def _same_digest(stored: object, candidate: str) -> bool:
-    """Constant-time equality of a stored digest and a computed one (ASCII, as every digest is)."""
-    return isinstance(stored, str) and stored.isascii() and hmac.compare_digest(stored, candidate)
+def _decide_cached(
+    cached: ApiKeyVerification, now: datetime, organization_id: str | None
+) -> ApiKeyVerification:
+    """The answer at ``now`` for a key whose valid result was cached (revoked keys are evicted)."""
+    refusal = _decide(cached.organization_id or "", None, cached.expires_at, now, organization_id)
+    return cached if refusal is None else refusal

@@ -20,6 +20,7 @@ import re
 import secrets
 import zlib
 from dataclasses import dataclass
+from enum import IntEnum
 
 from tenantkit._errors import InvalidInputError
 
@@ -43,9 +44,24 @@ START_LENGTH = 4
 
 DEFAULT_PREFIX = "tk_live_"
 
-MALFORMED = 0
-DIGEST_KIND = 1
-ARGON2_KIND = 2
+
+class KeyKind(IntEnum):
+    """What :meth:`KeyFormat.check` found a presented key to be; each kind has its own hashers."""
+
+    MALFORMED = 0
+    """Not a key of this deployment (prefix, length, alphabet or checksum): refused without database work."""
+    DIGEST = 1
+    """A key stored as a digest of itself (SHA-256 or HMAC-SHA256), so found by that digest."""
+    ARGON2 = 2
+    """A key carrying an argon2id lookup id: found by the id, then verified against its salted hash."""
+
+
+# Bound once: check() runs on every verification, and a module constant is cheaper than an enum attribute.
+_MALFORMED, _DIGEST, _ARGON2 = KeyKind.MALFORMED, KeyKind.DIGEST, KeyKind.ARGON2
+
+# The lookup id sits right before the secret and checksum, whatever the prefix's length.
+_LOOKUP_ID_END = SECRET_LENGTH + CHECKSUM_LENGTH
+_LOOKUP_ID_START = _LOOKUP_ID_END + LOOKUP_ID_LENGTH
 
 _PREFIX_PATTERN = re.compile(r"[a-z][a-z0-9]{0,15}_(?:[a-z0-9]{1,16}_)?")
 
@@ -86,6 +102,11 @@ def check_prefix(prefix: object) -> str:
             "must be lowercase letters and digits ending in '_', in one or two parts (like 'tk_live_')",
         )
     return prefix
+
+
+def lookup_id_of(key: str) -> str:
+    """The lookup id of a key of the :attr:`KeyKind.ARGON2` kind (any prefix)."""
+    return key[-_LOOKUP_ID_START:-_LOOKUP_ID_END]
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,35 +151,31 @@ class KeyFormat:
         """The non-secret beginning of ``key`` shown in listings, logs and events (``tk_live_AbC1``)."""
         return key[: self._prefix_length + START_LENGTH]
 
-    def check(self, key: object) -> int:
+    def check(self, key: object) -> KeyKind:
         """Check ``key``'s shape and checksum without any database work.
 
         Any text, bytes or other object is accepted and answered, never raised on.
 
         Returns:
-            :data:`MALFORMED` (0, falsy), :data:`DIGEST_KIND` for a digest-stored key, or
-            :data:`ARGON2_KIND` for a key that carries an argon2id lookup id.
+            :attr:`KeyKind.MALFORMED`, :attr:`KeyKind.DIGEST` for a digest-stored key, or
+            :attr:`KeyKind.ARGON2` for a key that carries an argon2id lookup id.
         """
         if not isinstance(key, str):
-            return MALFORMED
+            return _MALFORMED
         length = len(key)
         if length == self._digest_length:
-            kind = DIGEST_KIND
+            kind = _DIGEST
         elif length == self._argon2_length:
-            kind = ARGON2_KIND
+            kind = _ARGON2
         else:
-            return MALFORMED
+            return _MALFORMED
         if not key.startswith(self.prefix):
-            return MALFORMED
+            return _MALFORMED
         body = key[self._prefix_length : -CHECKSUM_LENGTH]
         # isascii() first: str.isalnum() accepts non-ASCII letters and digits.
         if not (body.isascii() and body.isalnum()) or checksum(body) != key[-CHECKSUM_LENGTH:]:
-            return MALFORMED
+            return _MALFORMED
         return kind
-
-    def lookup_id(self, key: str) -> str:
-        """The lookup id of a key that :meth:`check` found to be of :data:`ARGON2_KIND`."""
-        return key[self._prefix_length : self._prefix_length + LOOKUP_ID_LENGTH]
 
     def parse(self, key: object) -> ParsedKey | None:
         """Check ``key``'s shape and checksum without any database work; ``None`` when it is malformed.
@@ -166,8 +183,8 @@ class KeyFormat:
         Any text, bytes or other object is accepted and answered, never raised on.
         """
         kind = self.check(key)
-        if not kind:
+        if kind is KeyKind.MALFORMED:
             return None
-        assert isinstance(key, str)  # noqa: S101  narrowing: check() gives a nonzero kind to strings only
-        lookup_id = self.lookup_id(key) if kind == ARGON2_KIND else None
+        assert isinstance(key, str)  # noqa: S101  narrowing: check() gives a kind other than MALFORMED to strings only
+        lookup_id = lookup_id_of(key) if kind is KeyKind.ARGON2 else None
         return ParsedKey(lookup_id, key[: self._prefix_length + START_LENGTH])

@@ -345,13 +345,13 @@ class TenantKitFastAPI:
             return await self.run(session, authenticate, presented)
 
         def authenticate(session: Session, presented: str) -> ApiKeyVerification:
-            verified = self.kit.api_keys.authenticate(
+            verified, wrote = self.kit.api_keys.authenticate_and_report(
                 session, presented, organization_id=organization_id, scopes=required
             )
             # The last-used write (at most once a minute per key) lands in this request's transaction.
-            # Committing here, in the same worker-thread call, spares a second hop; a cache hit that
-            # touched no table leaves no transaction to commit.
-            if self._commit and self.kit.api_keys.track_last_used and session.in_transaction():
+            # Committing here, in the same worker-thread call, spares a second hop; a verification that
+            # wrote nothing leaves nothing to commit.
+            if self._commit and wrote and session.in_transaction():
                 session.commit()
             return verified
 

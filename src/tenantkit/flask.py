@@ -298,12 +298,12 @@ class TenantKitFlask:
                 if presented is None:
                     raise InvalidApiKeyError("missing")
                 session = self.session()
-                verified = self.kit.api_keys.authenticate(
+                verified, wrote = self.kit.api_keys.authenticate_and_report(
                     session, presented, organization_id=organization_id, scopes=required
                 )
-                if self.kit.api_keys.track_last_used and session.in_transaction():
+                if wrote and session.in_transaction():
                     # The last-used write (at most once a minute per key) lands in this request's transaction;
-                    # a cache hit that touched no table leaves nothing to commit.
+                    # a verification that wrote nothing leaves nothing to commit.
                     self._finish(session)
                 setattr(g, _API_KEY_ATTRIBUTE, verified)
                 return view(*args, **kwargs)
