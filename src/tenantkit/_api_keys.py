@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any, ClassVar, Literal, Protocol
@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from tenantkit._actor import Actor, as_actor
 from tenantkit._clock import Clock, as_utc, system_clock
-from tenantkit._db import Processor, RawQuery, fetch_page, rowcount
+from tenantkit._db import Plan, Processor, RawQuery, fetch_page, rowcount
 from tenantkit._errors import (
     ApiKeyNotFoundError,
     ConfigurationError,
@@ -318,7 +318,7 @@ def _raw_lookup(candidates: int) -> RawQuery:
 class _Candidates(Protocol):
     """How keys of one kind are looked up and matched: its hashers, tried in preference order."""
 
-    query: _RawQuery
+    query: RawQuery
     cache_key: Callable[[str], str]
     """What the cache files a key under (never the key itself)."""
 
@@ -330,7 +330,7 @@ class _Candidates(Protocol):
         rows: Sequence[Any],
         lookup: tuple[str, ...],
         key: str,
-        plan: _Plan,
+        plan: Plan,
         now: datetime,
         organization_id: str | None,
     ) -> tuple[Any, int] | None:
@@ -362,7 +362,7 @@ class _DigestCandidates:
         rows: Sequence[Any],
         lookup: tuple[str, ...],
         key: str,
-        plan: _Plan,
+        plan: Plan,
         now: datetime,
         organization_id: str | None,
     ) -> tuple[Any, int] | None:
@@ -404,7 +404,7 @@ class _Argon2Candidates:
         rows: Sequence[Any],
         lookup: tuple[str, ...],
         key: str,
-        plan: _Plan,
+        plan: Plan,
         now: datetime,
         organization_id: str | None,
     ) -> tuple[Any, int] | None:
