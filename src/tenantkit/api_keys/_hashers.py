@@ -28,7 +28,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from tenantkit._errors import ConfigurationError
-from tenantkit._key_format import KeyKind, lookup_id_of
+from tenantkit.api_keys._format import KeyKind, lookup_id_of
 
 _VERSION_PATTERN = re.compile(r"[A-Za-z0-9]{1,16}")
 _MIN_PEPPER_BYTES = 16
