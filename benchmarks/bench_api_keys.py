@@ -47,8 +47,8 @@ from sqlalchemy.orm import Session
 
 import tenantkit
 from tenantkit import HOST, ApiKeyService, MembershipService
-from tenantkit._hashers import sha256_digest
-from tenantkit._key_format import KeyFormat
+from tenantkit.api_keys._format import KeyFormat
+from tenantkit.api_keys._hashers import sha256_digest
 
 SAMPLE = 1000
 """Keys with a known plaintext in every table; verification cycles through them."""

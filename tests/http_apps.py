@@ -21,9 +21,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from tenantkit import ApiKeyVerification, InvalidInputError, InvitationSettings, TenantKit
-from tenantkit._roles import Action
 from tenantkit.fastapi import Authorization, Principal, TenantKitFastAPI
 from tenantkit.flask import TenantKitFlask, current_api_key, current_authorization
+from tenantkit.roles._policy import Action
 
 ADAPTERS = ("fastapi", "flask")
 INVITATION_SECRET = "contract-suite-invitation-secret-0123456789"

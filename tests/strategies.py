@@ -11,10 +11,10 @@ from typing import Any
 from hypothesis import strategies as st
 
 from tenantkit import Role
-from tenantkit._api_keys import _KEYS_ORDER
-from tenantkit._invitations import _PENDING_ORDER
-from tenantkit._membership import _MEMBERS_ORDER, _ORGANIZATIONS_ORDER
 from tenantkit._pagination import Keyset
+from tenantkit.api_keys._service import _KEYS_ORDER
+from tenantkit.invitations._service import _PENDING_ORDER
+from tenantkit.members._service import _MEMBERS_ORDER, _ORGANIZATIONS_ORDER
 
 # -- membership -----------------------------------------------------------------------------------------
 

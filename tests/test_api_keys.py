@@ -34,8 +34,8 @@ from tenantkit import (
     check_scopes,
     require_scopes,
 )
-from tenantkit._api_keys import _MAX_RESULTS
-from tenantkit._key_format import CHECKSUM_LENGTH, SECRET_LENGTH, KeyFormat, checksum
+from tenantkit.api_keys._format import CHECKSUM_LENGTH, SECRET_LENGTH, KeyFormat, checksum
+from tenantkit.api_keys._service import _MAX_RESULTS
 from tenantkit.errors import ApiKeyNotFoundError, ConfigurationError
 from tenantkit.events import ApiKeyDeleted, ApiKeyIssued, ApiKeyRevoked, ApiKeyRotated, EventDispatcher
 from tenantkit.tables import api_keys

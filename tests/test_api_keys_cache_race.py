@@ -32,8 +32,8 @@ from sqlalchemy.orm import Session
 
 from tenantkit import HOST, ApiKeyService, MembershipService
 from tenantkit._db import CURSOR_KEY
-from tenantkit._key_cache import CacheEntry, KeyCache
-from tenantkit._key_format import ALPHABET, LOOKUP_ID_LENGTH, SECRET_LENGTH, checksum
+from tenantkit.api_keys._cache import CacheEntry, KeyCache
+from tenantkit.api_keys._format import ALPHABET, LOOKUP_ID_LENGTH, SECRET_LENGTH, checksum
 from tenantkit.events import EventDispatcher
 from tenantkit.tables import api_keys
 from tenantkit.testing import FrozenClock

@@ -27,7 +27,9 @@ from tenantkit import (
     Role,
     TenantKit,
 )
-from tenantkit._hashers import (
+from tenantkit._tables import api_keys
+from tenantkit.api_keys._format import KeyFormat, KeyKind
+from tenantkit.api_keys._hashers import (
     Argon2idHasher,
     HmacSha256Hasher,
     Pepper,
@@ -35,8 +37,6 @@ from tenantkit._hashers import (
     build_peppers,
     choose_hasher,
 )
-from tenantkit._key_format import KeyFormat, KeyKind
-from tenantkit._tables import api_keys
 from tenantkit.fastapi import TenantKitFastAPI
 from tenantkit.flask import TenantKitFlask
 from tenantkit.testing import FrozenClock

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from sqlalchemy.orm import Session
 
 from tenantkit import HOST, ApiKeyService, InvalidApiKeyError, MembershipService
-from tenantkit._key_format import SECRET_LENGTH, base62, checksum
+from tenantkit.api_keys._format import SECRET_LENGTH, base62, checksum
 from tenantkit.events import EventDispatcher
 from tenantkit.testing import FrozenClock
 from tests.strategies import api_key_edits, identifiers, junk_api_keys

@@ -21,7 +21,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from tenantkit._cli import main
-from tenantkit._key_format import KeyFormat
+from tenantkit.api_keys._format import KeyFormat
 from tests.test_cli import LEAVES
 
 # Every command that opens a database, with the arguments and options that get it as far as the URL.

@@ -20,10 +20,10 @@ from tenantkit._db import (
     rowcount,
     typed_concurrency_errors,
 )
-from tenantkit._invitations import InvitationService
-from tenantkit._membership import _ROLE_OF, MembershipService
 from tenantkit._pagination import Keyset
 from tenantkit.errors import ConcurrentUpdateError, InvalidInputError
+from tenantkit.invitations._service import InvitationService
+from tenantkit.members._service import _ROLE_OF, MembershipService
 from tenantkit.tables import team_members
 from tenantkit.testing import FrozenClock
 

@@ -12,7 +12,7 @@ import pytest
 import tenantkit
 from tenantkit import _errors
 from tenantkit._http import _STATUS_BY_KIND, status_for
-from tenantkit._roles import Role
+from tenantkit.roles._policy import Role
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "errors.md"
 # A row of a table in docs/errors.md: | `SomeError` | `some_code` | ...

@@ -19,17 +19,30 @@ import tenantkit.tables
 
 PUBLIC_MODULES = (
     "tenantkit",
+    "tenantkit.api_keys",
     "tenantkit.errors",
     "tenantkit.events",
     "tenantkit.fastapi",
     "tenantkit.flask",
+    "tenantkit.invitations",
+    "tenantkit.members",
+    "tenantkit.roles",
     "tenantkit.tables",
     "tenantkit.testing",
 )
 """Every public module. A new one is added here on purpose, and then guarded like the others."""
 
+# A package per feature: its public names, re-exported from the feature's private modules.
+FEATURE_PACKAGES = ("tenantkit.api_keys", "tenantkit.invitations", "tenantkit.members", "tenantkit.roles")
+
 # The modules that only re-export, each from private modules: their implementation lives elsewhere.
-REEXPORTING_MODULES = ("tenantkit", "tenantkit.errors", "tenantkit.events", "tenantkit.tables")
+REEXPORTING_MODULES = (
+    "tenantkit",
+    "tenantkit.errors",
+    "tenantkit.events",
+    "tenantkit.tables",
+    *FEATURE_PACKAGES,
+)
 
 # Alembic's script directory: a package by Alembic's convention, not an API (its env.py runs on import).
 NOT_AN_API = "tenantkit.migrations"
@@ -96,11 +109,12 @@ def test_exported_names_come_from_private_modules(module_name: str) -> None:
 
 
 def test_the_top_level_has_no_tables() -> None:
-    """``tenantkit.api_keys`` and ``tenantkit.invitations`` are not tables (``kit.api_keys`` is a service)."""
+    """``tenantkit.api_keys`` and ``tenantkit.invitations`` are feature packages, not tables (``kit.api_keys``
+    is a service)."""
     for name in vars(tenantkit):
         assert not isinstance(getattr(tenantkit, name), (sa.Table, sa.MetaData)), name
-    assert not hasattr(tenantkit, "api_keys")
-    assert not hasattr(tenantkit, "invitations")
+    for package in FEATURE_PACKAGES:
+        assert getattr(tenantkit, package.removeprefix("tenantkit.")) is importlib.import_module(package)
 
 
 def test_every_exception_has_its_home_in_tenantkit_errors() -> None:
@@ -140,6 +154,7 @@ def test_every_table_has_its_home_in_tenantkit_tables() -> None:
 
 def test_the_top_level_reexports_the_same_objects() -> None:
     """A name both at the top level and in a home module is one object, not a copy."""
-    for home in (tenantkit.errors, tenantkit.events, tenantkit.tables):
+    homes = (tenantkit.errors, tenantkit.events, tenantkit.tables)
+    for home in (*homes, *map(importlib.import_module, FEATURE_PACKAGES)):
         for name in set(home.__all__) & set(tenantkit.__all__):
             assert getattr(tenantkit, name) is getattr(home, name), name

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tenantkit._key_format import CHECKSUM_LENGTH, checksum
+from tenantkit.api_keys._format import CHECKSUM_LENGTH, checksum
 from tenantkit.testing import FrozenClock
 from tests.databases import delete_all_rows
 from tests.http_apps import ADAPTERS, BUILDERS, HttpClient, Reply, make_kit

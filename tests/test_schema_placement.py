@@ -22,9 +22,9 @@ from tenantkit import (
 )
 from tenantkit._cli import main
 from tenantkit._db import RawQuery
-from tenantkit._membership import _ROLE_OF
 from tenantkit._settings import Hasher
 from tenantkit.errors import ConfigurationError, InvalidSettingError
+from tenantkit.members._service import _ROLE_OF
 from tenantkit.testing import FrozenClock
 from tests.databases import ThrowawayDatabase, throwaway_database
 
@@ -295,9 +295,9 @@ def _lookups(statements: list[Any]) -> list[Any]:
 
 
 def _lookup_queries() -> list[RawQuery]:
-    from tenantkit import _api_keys
+    from tenantkit.api_keys import _service
 
-    return [*_api_keys._RAW_BY_DIGEST.values(), _api_keys._RAW_BY_ARGON2_ID]
+    return [*_service._RAW_BY_DIGEST.values(), _service._RAW_BY_ARGON2_ID]
 
 
 class TestFastPathInTheSchema:

@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from sqlalchemy.orm import Session
 
 from tenantkit import HOST, InvitationService, MembershipService, Role
-from tenantkit._tokens import TokenCodec, digest, digest_matches
 from tenantkit.errors import ConfigurationError, InvalidInvitationTokenError
+from tenantkit.invitations._tokens import TokenCodec, digest, digest_matches
 from tenantkit.testing import FrozenClock
 from tests.strategies import token_edits
 

@@ -75,17 +75,17 @@ TARGETS: tuple[Target, ...] = (
     # The mutation-gap tests come first: pytest runs files in this order and stops at the first failure.
     Target(
         "key format",
-        "tenantkit._key_format",
+        "tenantkit.api_keys._format",
         ("tests/test_mutation_gaps_keys.py", "tests/test_api_keys_properties.py", "tests/test_api_keys.py"),
     ),
     Target(
         "hashers",
-        "tenantkit._hashers",
+        "tenantkit.api_keys._hashers",
         ("tests/test_mutation_gaps_keys.py", "tests/test_api_keys.py", "tests/test_api_keys_properties.py"),
     ),
     Target(
         "verification",
-        "tenantkit._api_keys",
+        "tenantkit.api_keys._service",
         ("tests/test_mutation_gaps_keys.py", "tests/test_api_keys.py", "tests/test_api_keys_properties.py"),
         scopes=(
             "check_scopes",
@@ -102,7 +102,7 @@ TARGETS: tuple[Target, ...] = (
     ),
     Target(
         "tokens",
-        "tenantkit._tokens",
+        "tenantkit.invitations._tokens",
         ("tests/test_mutation_gaps_tokens.py", "tests/test_tokens.py", "tests/test_invitations.py"),
     ),
     Target(
@@ -112,7 +112,7 @@ TARGETS: tuple[Target, ...] = (
     ),
     Target(
         "roles",
-        "tenantkit._roles",
+        "tenantkit.roles._policy",
         (
             "tests/test_mutation_gaps_roles.py",
             "tests/test_roles.py",
@@ -122,7 +122,7 @@ TARGETS: tuple[Target, ...] = (
     ),
     Target(
         "owner invariant",
-        "tenantkit._membership",
+        "tenantkit.members._service",
         (
             "tests/test_mutation_gaps_roles.py",
             "tests/test_membership.py",

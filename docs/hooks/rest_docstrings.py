@@ -27,7 +27,15 @@ import griffe
 
 _ROLE = re.compile(r":(?:class|meth|func|attr|mod|exc|data|obj):`(?P<tilde>~?)(?P<target>[^`]+)`")
 # The modules with a reference page; the exceptions' page shows the private module that defines them all.
-_PUBLIC_MODULES = ("tenantkit.fastapi", "tenantkit.flask", "tenantkit.testing")
+_PUBLIC_MODULES = (
+    "tenantkit.api_keys",
+    "tenantkit.fastapi",
+    "tenantkit.flask",
+    "tenantkit.invitations",
+    "tenantkit.members",
+    "tenantkit.roles",
+    "tenantkit.testing",
+)
 _ERRORS_MODULE = "_errors"
 
 # Resolves a role's target, as written, to the canonical path of an object the reference shows.

@@ -4,21 +4,19 @@ Organization membership with roles, API keys verified on every request, and invi
 domain-restricted link, on SQLAlchemy tables that tenantkit migrates inside the host's database.
 """
 
-# The homes of the names a host imports less often: ``tenantkit.errors.LastOwnerError`` works after a plain
-# ``import tenantkit``. (The redundant aliases mark them as re-exported.)
+# The homes of the names a host imports less often: ``tenantkit.errors.LastOwnerError`` and
+# ``tenantkit.api_keys.KeyKind`` work after a plain ``import tenantkit``. (The redundant aliases mark them as
+# re-exported.) The feature packages come first on purpose: ``_settings`` reads the API-key format and hashers
+# and the services read ``_settings``, so the import must enter that circle by ``tenantkit.api_keys``.
+from tenantkit import api_keys as api_keys
 from tenantkit import errors as errors
 from tenantkit import events as events
+from tenantkit import invitations as invitations
+from tenantkit import members as members
+from tenantkit import roles as roles
 from tenantkit import tables as tables
 from tenantkit._actor import HOST, Actor, ActorKind
 from tenantkit._addresses import PUBLIC_EMAIL_DOMAINS
-from tenantkit._api_keys import (
-    ApiKey,
-    ApiKeyService,
-    ApiKeyVerification,
-    IssuedApiKey,
-    check_scopes,
-    require_scopes,
-)
 from tenantkit._clock import Clock, system_clock
 from tenantkit._errors import (
     AuthenticationError,
@@ -36,16 +34,7 @@ from tenantkit._errors import (
     UnavailableError,
 )
 from tenantkit._invalidation import CacheKey, Invalidator, LocalInvalidator
-from tenantkit._invitations import (
-    AcceptedInvitation,
-    CreatedInvitation,
-    Invitation,
-    InvitationPreview,
-    InvitationService,
-    InvitationStatus,
-)
 from tenantkit._kit import TenantKit
-from tenantkit._membership import Member, MembershipService
 from tenantkit._migrations import (
     MigrationResult,
     adopt,
@@ -59,7 +48,6 @@ from tenantkit._migrations import (
     upgrade,
 )
 from tenantkit._pagination import Page
-from tenantkit._roles import DEFAULT_PERMISSIONS, Action, Permissions, Role
 from tenantkit._session import transaction
 from tenantkit._settings import (
     ApiKeySettings,
@@ -68,6 +56,24 @@ from tenantkit._settings import (
     TenantKitSettings,
 )
 from tenantkit._version import __version__
+from tenantkit.api_keys._service import (
+    ApiKey,
+    ApiKeyService,
+    ApiKeyVerification,
+    IssuedApiKey,
+    check_scopes,
+    require_scopes,
+)
+from tenantkit.invitations._service import (
+    AcceptedInvitation,
+    CreatedInvitation,
+    Invitation,
+    InvitationPreview,
+    InvitationService,
+    InvitationStatus,
+)
+from tenantkit.members._service import Member, MembershipService
+from tenantkit.roles._policy import DEFAULT_PERMISSIONS, Action, Permissions, Role
 
 __all__ = [
     "DEFAULT_PERMISSIONS",

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
-from tenantkit._api_keys import ApiKey
 from tenantkit._errors import (
     AmbiguousApiKeyError,
     AuthenticationError,
@@ -28,11 +27,17 @@ from tenantkit._errors import (
     TenantKitError,
     UnavailableError,
 )
-from tenantkit._invitations import AcceptedInvitation, CreatedInvitation, Invitation, InvitationPreview
-from tenantkit._membership import Member
 from tenantkit._pagination import Page
-from tenantkit._roles import Role
 from tenantkit._validation import MAX_IDENTIFIER_LENGTH
+from tenantkit.api_keys._service import ApiKey
+from tenantkit.invitations._service import (
+    AcceptedInvitation,
+    CreatedInvitation,
+    Invitation,
+    InvitationPreview,
+)
+from tenantkit.members._service import Member
+from tenantkit.roles._policy import Role
 
 if TYPE_CHECKING:
     from tenantkit._kit import TenantKit

@@ -10,15 +10,15 @@ from typing import TypeVar
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from tenantkit._api_keys import ApiKeyService
 from tenantkit._clock import Clock, system_clock
 from tenantkit._errors import ConfigurationError
 from tenantkit._events import Event, EventDispatcher
-from tenantkit._invitations import InvitationService
-from tenantkit._membership import MembershipService
-from tenantkit._roles import Permissions
 from tenantkit._session import transaction
 from tenantkit._settings import ApiKeySettings, DatabaseSettings, InvitationSettings, TenantKitSettings
+from tenantkit.api_keys._service import ApiKeyService
+from tenantkit.invitations._service import InvitationService
+from tenantkit.members._service import MembershipService
+from tenantkit.roles._policy import Permissions
 
 E = TypeVar("E", bound=Event)
 

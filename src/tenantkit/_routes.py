@@ -16,7 +16,6 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tenantkit._api_keys import ApiKey
 from tenantkit._http import (
     ChangeRoleRequest,
     CreatedInvitationResponse,
@@ -28,9 +27,10 @@ from tenantkit._http import (
     TokenRequest,
     TransferOwnershipRequest,
 )
-from tenantkit._invitations import AcceptedInvitation, Invitation, InvitationPreview
-from tenantkit._membership import Member
 from tenantkit._pagination import DEFAULT_PAGE_SIZE, MAX_CURSOR_LENGTH, MAX_PAGE_SIZE, Page
+from tenantkit.api_keys._service import ApiKey
+from tenantkit.invitations._service import AcceptedInvitation, Invitation, InvitationPreview
+from tenantkit.members._service import Member
 
 __all__ = [
     "FEATURES",

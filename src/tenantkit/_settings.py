@@ -36,9 +36,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tenantkit._addresses import PUBLIC_EMAIL_DOMAINS, normalize_public_domains
 from tenantkit._errors import ConfigurationError, InvalidInputError, InvalidSettingError
-from tenantkit._hashers import HASHERS, build_peppers, choose_hasher
-from tenantkit._key_format import DEFAULT_PREFIX, check_prefix
 from tenantkit._validation import parse_duration
+from tenantkit.api_keys._format import DEFAULT_PREFIX, check_prefix
+from tenantkit.api_keys._hashers import HASHERS, build_peppers, choose_hasher
 
 # PostgreSQL's unquoted identifiers: letters, digits and underscores, at most 63 bytes.
 _SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")

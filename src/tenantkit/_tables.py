@@ -18,7 +18,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
-from tenantkit._roles import Role
+from tenantkit.roles._policy import Role
 
 NAMING_CONVENTION: dict[str, str] = {
     "ix": "%(table_name)s_%(column_0_N_name)s_idx",

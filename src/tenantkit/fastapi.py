@@ -35,7 +35,6 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException
 
-from tenantkit._api_keys import ApiKeyVerification, require_scopes
 from tenantkit._async_support import is_async_session
 from tenantkit._errors import InvalidApiKeyError, InvalidInputError, TenantKitError
 from tenantkit._http import (
@@ -53,8 +52,9 @@ from tenantkit._http import (
 )
 from tenantkit._kit import TenantKit
 from tenantkit._migrations import DEFAULT_LOCK_TIMEOUT, AsyncDatabase, Database, is_async_database, upgrade
-from tenantkit._roles import Action
 from tenantkit._routes import FEATURES, OPERATIONS, Route, select_routes
+from tenantkit.api_keys._service import ApiKeyVerification, require_scopes
+from tenantkit.roles._policy import Action
 
 if TYPE_CHECKING:
     # Imported at run time only for an async session: the extension needs greenlet (tenantkit[async]).

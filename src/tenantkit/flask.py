@@ -33,7 +33,6 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy.orm import Session, scoped_session
 from werkzeug.exceptions import HTTPException
 
-from tenantkit._api_keys import ApiKeyVerification
 from tenantkit._errors import InvalidApiKeyError, InvalidInputError, TenantKitError
 from tenantkit._http import (
     Authorization,
@@ -47,8 +46,9 @@ from tenantkit._http import (
     validation_error,
 )
 from tenantkit._kit import TenantKit
-from tenantkit._roles import Action
 from tenantkit._routes import Route, select_routes
+from tenantkit.api_keys._service import ApiKeyVerification
+from tenantkit.roles._policy import Action
 
 __all__ = [
     "Authorization",

@@ -20,7 +20,7 @@ import click
 
 from tenantkit._errors import InvalidInputError
 from tenantkit._pagination import Page
-from tenantkit._roles import Role
+from tenantkit.roles._policy import Role
 
 __all__ = [
     "ROLE",

@@ -28,10 +28,10 @@ from tenantkit._cli._common import (
 )
 from tenantkit._cli._formats import ROLE, Column, echo_page, echo_table, format_timestamp
 from tenantkit._errors import ConfigurationError, InvalidInputError
-from tenantkit._invitations import Invitation, InvitationService
-from tenantkit._roles import Role
 from tenantkit._session import transaction
 from tenantkit._settings import InvitationSettings, TenantKitSettings
+from tenantkit.invitations._service import Invitation, InvitationService
+from tenantkit.roles._policy import Role
 
 SECRET_ENVIRONMENT_VARIABLE = "TENANTKIT_INVITATION_SECRET"  # noqa: S105 (a variable name, not a secret)
 ACCEPT_URL_ENVIRONMENT_VARIABLE = "TENANTKIT_INVITATION_ACCEPT_URL"

@@ -17,7 +17,6 @@ import click
 from sqlalchemy.orm import Session
 
 from tenantkit._actor import HOST, Actor
-from tenantkit._api_keys import ApiKey, ApiKeyService, IssuedApiKey
 from tenantkit._cli._common import (
     EXIT_NO,
     emit,
@@ -35,6 +34,7 @@ from tenantkit._cli.members import as_option
 from tenantkit._errors import InvalidInputError
 from tenantkit._session import transaction
 from tenantkit._validation import parse_duration
+from tenantkit.api_keys._service import ApiKey, ApiKeyService, IssuedApiKey
 
 
 def service_from_environment() -> ApiKeyService:

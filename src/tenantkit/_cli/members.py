@@ -21,10 +21,10 @@ from tenantkit._cli._common import (
     url_option,
 )
 from tenantkit._cli._formats import ROLE, Column, echo_page
-from tenantkit._membership import Member, MembershipService
-from tenantkit._roles import Role
 from tenantkit._session import transaction
 from tenantkit._settings import TenantKitSettings
+from tenantkit.members._service import Member, MembershipService
+from tenantkit.roles._policy import Role
 
 
 def _members(settings: TenantKitSettings) -> MembershipService:

@@ -28,15 +28,10 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from tenantkit._errors import ConfigurationError
-from tenantkit._key_format import KeyKind, lookup_id_of
+from tenantkit.api_keys._format import KeyKind, lookup_id_of
 
 _VERSION_PATTERN = re.compile(r"[A-Za-z0-9]{1,16}")
 _MIN_PEPPER_BYTES = 16
-
-
-def sha256_digest(key: str) -> str:
-    """``sha256$<hex>`` of ``key``."""
-    return "sha256$" + hashlib.sha256(key.encode()).hexdigest()
 
 
 def same_digest(stored: object, candidate: str) -> bool:
@@ -101,8 +96,14 @@ class Sha256Hasher(DigestHasher):
     def __repr__(self) -> str:
         return "Sha256Hasher()"
 
-    # The function itself, not a method calling it: store() runs on every verification.
-    store = staticmethod(sha256_digest)
+    @staticmethod
+    def store(key: str) -> str:
+        """``sha256$<hex>`` of ``key``."""
+        return "sha256$" + hashlib.sha256(key.encode()).hexdigest()
+
+
+# The function itself, not a function calling it: it runs on every verification (store, and the cache key).
+sha256_digest = Sha256Hasher.store
 
 
 class HmacSha256Hasher(DigestHasher):
@@ -113,7 +114,7 @@ class HmacSha256Hasher(DigestHasher):
     name: ClassVar[str] = "hmac-sha256"
 
     def __init__(self, pepper: Pepper) -> None:
-        self.pepper = pepper
+        self.pepper: Pepper = pepper
 
     def __repr__(self) -> str:
         return f"HmacSha256Hasher(version={self.pepper.version!r})"
@@ -136,7 +137,7 @@ class Argon2idHasher(KeyHasher):
     kind: ClassVar[KeyKind] = KeyKind.ARGON2
 
     def __init__(self, password_hasher: PasswordHasher) -> None:
-        self.password_hasher = password_hasher
+        self.password_hasher: PasswordHasher = password_hasher
 
     def __repr__(self) -> str:
         return "Argon2idHasher()"

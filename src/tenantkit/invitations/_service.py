@@ -64,14 +64,14 @@ from tenantkit._events import (
     InvitationResent,
     InvitationRevoked,
 )
-from tenantkit._membership import MembershipService
 from tenantkit._missing_schema import translate_missing_schema
 from tenantkit._pagination import DEFAULT_PAGE_SIZE, Keyset, Page
-from tenantkit._roles import Action, Role
 from tenantkit._tables import invitation_acceptances, invitations, new_id
-from tenantkit._tokens import TokenCodec, TokenContents, digest_matches
 from tenantkit._validation import check_identifier
 from tenantkit._writes import confirm_written
+from tenantkit.invitations._tokens import TokenCodec, TokenContents, digest_matches
+from tenantkit.members._service import MembershipService
+from tenantkit.roles._policy import Action, Role
 
 MAX_USES_LIMIT = 1_000_000
 """The largest ``max_uses`` a link invitation may have."""

@@ -37,7 +37,15 @@ from tenantkit._events import (
     ApiKeyRotated,
     EventDispatcher,
 )
-from tenantkit._hashers import (
+from tenantkit._invalidation import CacheKey
+from tenantkit._missing_schema import translate_missing_schema
+from tenantkit._pagination import DEFAULT_PAGE_SIZE, Keyset, Page
+from tenantkit._tables import api_keys, new_id
+from tenantkit._validation import check_identifier, check_name
+from tenantkit._writes import NOT_NULL, confirm_written
+from tenantkit.api_keys._cache import CacheEntry, KeyCache
+from tenantkit.api_keys._format import DEFAULT_PREFIX, KeyFormat, KeyKind
+from tenantkit.api_keys._hashers import (
     Argon2idHasher,
     DigestHasher,
     Pepper,
@@ -46,16 +54,8 @@ from tenantkit._hashers import (
     same_digest,
     sha256_digest,
 )
-from tenantkit._invalidation import CacheKey
-from tenantkit._key_cache import CacheEntry, KeyCache
-from tenantkit._key_format import DEFAULT_PREFIX, KeyFormat, KeyKind
-from tenantkit._membership import MembershipService
-from tenantkit._missing_schema import translate_missing_schema
-from tenantkit._pagination import DEFAULT_PAGE_SIZE, Keyset, Page
-from tenantkit._roles import Action
-from tenantkit._tables import api_keys, new_id
-from tenantkit._validation import check_identifier, check_name
-from tenantkit._writes import NOT_NULL, confirm_written
+from tenantkit.members._service import MembershipService
+from tenantkit.roles._policy import Action
 
 logger = logging.getLogger("tenantkit.api_keys")
 
