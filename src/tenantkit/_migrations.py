@@ -50,8 +50,8 @@ from tenantkit._errors import (
     TableLogicError,
     TableLogicWarning,
 )
-from tenantkit._settings import check_schema_name
 from tenantkit._tables import VERSION_TABLE
+from tenantkit._validation import check_schema_name
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine

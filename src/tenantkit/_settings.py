@@ -13,7 +13,6 @@ never repeating the value: it may be a secret. Secrets are :class:`pydantic.Secr
 
 from __future__ import annotations
 
-import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -36,13 +35,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tenantkit._addresses import PUBLIC_EMAIL_DOMAINS, normalize_public_domains
 from tenantkit._errors import ConfigurationError, InvalidInputError, InvalidSettingError
-from tenantkit._validation import parse_duration
+from tenantkit._validation import check_schema_name, parse_duration
 from tenantkit.api_keys._format import DEFAULT_PREFIX, check_prefix
 from tenantkit.api_keys._hashers import HASHERS, build_peppers, choose_hasher
 
-# PostgreSQL's unquoted identifiers: letters, digits and underscores, at most 63 bytes.
-_SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
-_SCHEMA_RULE = "must be 1 to 63 letters, digits or underscores, not starting with a digit"
 _MIN_INVITATION_KEY_LENGTH = 16
 
 ARGON2_PROFILES: Mapping[str, Parameters] = {
@@ -328,17 +324,6 @@ class DatabaseSettings(_Settings):
         if self.url is None:
             return None
         return sa.engine.make_url(self.url.get_secret_value()).render_as_string(hide_password=True)
-
-
-def check_schema_name(schema: str | None) -> str | None:
-    """``schema`` when it is a plain PostgreSQL identifier (or ``None``); it is quoted into SQL later.
-
-    Raises:
-        InvalidSettingError: It is not (the error names the ``schema`` argument).
-    """
-    if schema is not None and (not isinstance(schema, str) or not _SCHEMA_NAME.fullmatch(schema)):
-        raise InvalidSettingError("schema", _SCHEMA_RULE)
-    return schema
 
 
 @dataclass(frozen=True)

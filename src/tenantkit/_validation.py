@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-from tenantkit._errors import InvalidInputError
+from tenantkit._errors import InvalidInputError, InvalidSettingError
 
 MAX_IDENTIFIER_LENGTH = 255
 """Organization and user ids are opaque strings from the identity provider, at most this long.
@@ -58,3 +58,19 @@ def parse_duration(text: str) -> timedelta | None:
     if match is None:
         return None
     return timedelta(**{_DURATION_UNITS[match.group(2)]: int(match.group(1))})
+
+
+# PostgreSQL's unquoted identifiers: letters, digits and underscores, at most 63 bytes.
+_SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+_SCHEMA_RULE = "must be 1 to 63 letters, digits or underscores, not starting with a digit"
+
+
+def check_schema_name(schema: str | None) -> str | None:
+    """``schema`` when it is a plain PostgreSQL identifier (or ``None``); it is quoted into SQL later.
+
+    Raises:
+        InvalidSettingError: It is not (the error names the ``schema`` argument).
+    """
+    if schema is not None and (not isinstance(schema, str) or not _SCHEMA_NAME.fullmatch(schema)):
+        raise InvalidSettingError("schema", _SCHEMA_RULE)
+    return schema

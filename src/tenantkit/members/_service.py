@@ -38,9 +38,8 @@ from tenantkit._events import (
 )
 from tenantkit._missing_schema import translate_missing_schema
 from tenantkit._pagination import DEFAULT_PAGE_SIZE, Keyset, Page
-from tenantkit._settings import check_schema_name
 from tenantkit._tables import new_id, team_members
-from tenantkit._validation import check_identifier
+from tenantkit._validation import check_identifier, check_schema_name
 from tenantkit._writes import confirm_written
 from tenantkit.roles._policy import Action, Permissions, Role
 
