@@ -76,27 +76,51 @@ TARGETS: tuple[Target, ...] = (
     Target(
         "key format",
         "tenantkit._key_format",
-        ("tests/test_mutation_gaps_keys.py", "tests/test_api_keys_properties.py", "tests/test_api_keys.py"),
+        (
+            "tests/test_mutation_gaps_keys.py",
+            "tests/test_api_keys_pipeline.py",
+            "tests/test_api_keys_properties.py",
+            "tests/test_api_keys.py",
+        ),
     ),
     Target(
         "hashers",
         "tenantkit._hashers",
-        ("tests/test_mutation_gaps_keys.py", "tests/test_api_keys.py", "tests/test_api_keys_properties.py"),
+        (
+            "tests/test_mutation_gaps_keys.py",
+            "tests/test_api_keys_pipeline.py",
+            "tests/test_api_keys.py",
+            "tests/test_api_keys_properties.py",
+        ),
     ),
     Target(
         "verification",
         "tenantkit._api_keys",
-        ("tests/test_mutation_gaps_keys.py", "tests/test_api_keys.py", "tests/test_api_keys_properties.py"),
+        (
+            "tests/test_mutation_gaps_keys.py",
+            "tests/test_api_keys_pipeline.py",
+            "tests/test_api_keys.py",
+            "tests/test_api_keys_cache_race.py",
+            "tests/test_api_keys_properties.py",
+        ),
+        # The verify path: format, candidates, cache, fetch, match, the one decision, the side effects.
         scopes=(
             "check_scopes",
             "require_scopes",
-            "_same_digest",
+            "_DigestCandidates",
+            "_Argon2Candidates",
+            "_decide",
+            "_decide_cached",
             "ApiKeyService.verify",
+            "ApiKeyService.verify_and_report",
+            "ApiKeyService._verify",
+            "ApiKeyService._verify_stored",
             "ApiKeyService.verify_cached",
             "ApiKeyService.authenticate",
+            "ApiKeyService.authenticate_and_report",
             "ApiKeyService._answer_cached",
-            "ApiKeyService._cached_result",
-            "ApiKeyService._last_used_due",
+            "ApiKeyService._touch_due",
+            "ApiKeyService._remember",
             "ApiKeyService._valid_result",
         ),
     ),
@@ -115,10 +139,12 @@ TARGETS: tuple[Target, ...] = (
         "tenantkit._roles",
         (
             "tests/test_mutation_gaps_roles.py",
-            "tests/test_roles.py",
             "tests/test_policy.py",
+            "tests/test_roles.py",
             "tests/test_membership.py",
         ),
+        # All of it: Role, Action, the default table and the policy object every check goes through
+        # (Permissions: can/require/can_grant/can_manage/with_actions).
     ),
     Target(
         "owner invariant",
