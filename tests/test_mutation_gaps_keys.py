@@ -274,6 +274,13 @@ class TestHashers:
         (pepper,) = build_peppers({"v" * 16: "x" * 16}, None)
         assert (pepper.version, pepper.secret) == ("v" * 16, b"x" * 16)
 
+    def test_hasher_reprs_name_the_hasher_and_never_a_secret(self) -> None:
+        """Each hasher's repr names its class (and pepper version), never the pepper's secret."""
+        (pepper,) = build_peppers({"v1": "a pepper of 16+ bytes"}, None)
+        assert repr(Sha256Hasher()) == "Sha256Hasher()"
+        assert repr(HmacSha256Hasher(pepper)) == "HmacSha256Hasher(version='v1')"
+        assert repr(Argon2idHasher(CHEAP_ARGON2)) == "Argon2idHasher()"
+
     def test_argon2_lookup_bounds_enclose_exactly_that_id(self) -> None:
         """The range starts at argon2id$<id>$ and ends before any other id ('%' follows '$')."""
         assert Argon2idHasher.bounds(ARGON2_KEY) == (
