@@ -25,23 +25,22 @@ from tenantkit import (
     check_scopes,
     require_scopes,
 )
-from tenantkit._hashers import (
-    argon2_lookup_bounds,
-    argon2_matches,
-    argon2_stored,
-    build_peppers,
-    digest_candidates,
-    sha256_digest,
-)
-from tenantkit._key_format import (
+from tenantkit.api_keys._format import (
     ALPHABET,
-    ARGON2_KIND,
-    DIGEST_KIND,
-    MALFORMED,
     KeyFormat,
+    KeyKind,
     base62,
     check_prefix,
     checksum,
+    lookup_id_of,
+)
+from tenantkit.api_keys._hashers import (
+    Argon2idHasher,
+    HmacSha256Hasher,
+    Sha256Hasher,
+    build_peppers,
+    choose_hasher,
+    sha256_digest,
 )
 from tenantkit.errors import ConfigurationError
 from tenantkit.events import EventDispatcher
@@ -140,7 +139,7 @@ class TestCheckAndParse:
     def test_check_answers_the_kind_as_its_documented_number(self) -> None:
         """check() returns 1 for a digest key, 2 for an argon2id key, 0 for anything else."""
         key_format = KeyFormat()
-        assert (MALFORMED, DIGEST_KIND, ARGON2_KIND) == (0, 1, 2)
+        assert (KeyKind.MALFORMED, KeyKind.DIGEST, KeyKind.ARGON2) == (0, 1, 2)
         assert key_format.check(DIGEST_KEY) == 1
         assert key_format.check(ARGON2_KEY) == 2
         assert key_format.check(DIGEST_KEY[:-1]) == 0
@@ -151,18 +150,18 @@ class TestCheckAndParse:
         """Only the two exact lengths are keys, even with a correct checksum."""
         key_format = KeyFormat()
         for body in ("A" * 42, "A" * 44, "A" * 58, "A" * 60):
-            assert key_format.check(PREFIX + body + checksum(body)) == MALFORMED
+            assert key_format.check(PREFIX + body + checksum(body)) == KeyKind.MALFORMED
 
     def test_another_prefix_of_the_same_length_is_malformed(self) -> None:
         """A key of another deployment prefix, though of the right length and checksum, is malformed."""
         body = DIGEST_KEY[len(PREFIX) : -6]
-        assert KeyFormat().check("tk_test_" + body + checksum(body)) == MALFORMED
+        assert KeyFormat().check("tk_test_" + body + checksum(body)) == KeyKind.MALFORMED
 
     @pytest.mark.parametrize("character", ["٣", "é", "-", " "])
     def test_a_non_ascii_or_non_alphanumeric_body_is_malformed(self, character: str) -> None:
         """A body with a character outside base62 (non-ASCII digits too) is malformed, not an error."""
         body = character + DIGEST_KEY[len(PREFIX) + 1 : -6]
-        assert KeyFormat().check(PREFIX + body + "000000") == MALFORMED
+        assert KeyFormat().check(PREFIX + body + "000000") == KeyKind.MALFORMED
         assert KeyFormat().parse(PREFIX + body + "000000") is None
 
     def test_start_is_the_prefix_and_four_characters(self) -> None:
@@ -179,10 +178,8 @@ class TestCheckAndParse:
 
     def test_lookup_id_is_the_16_characters_after_the_prefix(self) -> None:
         """The lookup id is exactly the 16 characters between the prefix and the secret."""
-        assert KeyFormat().lookup_id(ARGON2_KEY) == "LookupId00000001"
-        assert (
-            KeyFormat("acme_test_").lookup_id("acme_test_" + ARGON2_KEY[len(PREFIX) :]) == "LookupId00000001"
-        )
+        assert lookup_id_of(ARGON2_KEY) == "LookupId00000001"
+        assert lookup_id_of("acme_test_" + ARGON2_KEY[len(PREFIX) :]) == "LookupId00000001"
 
 
 class TestGenerate:
@@ -205,8 +202,8 @@ class TestGenerate:
         digest_key = key_format.generate()
         argon2_key = key_format.generate(with_lookup_id=True)
         assert (len(digest_key), len(argon2_key)) == (10 + 43 + 6, 10 + 16 + 43 + 6)
-        assert key_format.check(digest_key) == DIGEST_KIND
-        assert key_format.check(argon2_key) == ARGON2_KIND
+        assert key_format.check(digest_key) == KeyKind.DIGEST
+        assert key_format.check(argon2_key) == KeyKind.ARGON2
 
 
 def _value(digits: str) -> int:
@@ -234,13 +231,15 @@ class TestHashers:
             {"v1": b"first pepper 16+b", "v2": "second pepper 16+", "v3": "third pepper 16+b"}, "v2"
         )
         assert [pepper.version for pepper in peppers] == ["v2", "v1", "v3"]
-        assert digest_candidates("k", peppers) == (
+        digests = choose_hasher(None, peppers).digests
+        assert [type(hasher) for hasher in digests] == [HmacSha256Hasher] * 3 + [Sha256Hasher]
+        assert [hasher.store("k") for hasher in digests] == [
             peppers[0].digest("k"),
             peppers[1].digest("k"),
             peppers[2].digest("k"),
             sha256_digest("k"),
-        )
-        assert digest_candidates("k", ()) == (sha256_digest("k"),)
+        ]
+        assert [hasher.store("k") for hasher in choose_hasher(None, ()).digests] == [sha256_digest("k")]
 
     def test_a_single_pepper_is_current_without_naming_it(self) -> None:
         """With one pepper, current_pepper may be left out."""
@@ -275,21 +274,34 @@ class TestHashers:
         (pepper,) = build_peppers({"v" * 16: "x" * 16}, None)
         assert (pepper.version, pepper.secret) == ("v" * 16, b"x" * 16)
 
+    def test_hasher_reprs_name_the_hasher_and_never_a_secret(self) -> None:
+        """Each hasher's repr names its class (and pepper version), never the pepper's secret."""
+        (pepper,) = build_peppers({"v1": "a pepper of 16+ bytes"}, None)
+        assert repr(Sha256Hasher()) == "Sha256Hasher()"
+        assert repr(HmacSha256Hasher(pepper)) == "HmacSha256Hasher(version='v1')"
+        assert repr(Argon2idHasher(CHEAP_ARGON2)) == "Argon2idHasher()"
+
     def test_argon2_lookup_bounds_enclose_exactly_that_id(self) -> None:
         """The range starts at argon2id$<id>$ and ends before any other id ('%' follows '$')."""
-        assert argon2_lookup_bounds("Abc") == ("argon2id$Abc$", "argon2id$Abc%")
+        assert Argon2idHasher.bounds(ARGON2_KEY) == (
+            "argon2id$LookupId00000001$",
+            "argon2id$LookupId00000001%",
+        )
 
     def test_argon2_matches_only_its_own_id_and_key(self) -> None:
         """A stored argon2id value matches its key under its own lookup id only; junk never raises."""
-        stored = argon2_stored(CHEAP_ARGON2, "LookupId00000001", ARGON2_KEY)
+        hasher = Argon2idHasher(CHEAP_ARGON2)
+        stored = hasher.store(ARGON2_KEY)
         assert stored.startswith("argon2id$LookupId00000001$argon2id$")
-        assert argon2_matches(CHEAP_ARGON2, stored, "LookupId00000001", ARGON2_KEY) is True
-        assert argon2_matches(CHEAP_ARGON2, stored, "lookupId00000001", ARGON2_KEY) is False
-        assert argon2_matches(CHEAP_ARGON2, stored, "LookupId00000001", DIGEST_KEY) is False
-        assert (
-            argon2_matches(CHEAP_ARGON2, "argon2id$LookupId00000001$junk", "LookupId00000001", ARGON2_KEY)
-            is False
-        )
+        assert hasher.matches(stored, ARGON2_KEY) is True
+        # Another key differing in the lookup id's case only: not filed under it (case-sensitive).
+        other_case = PREFIX + "l" + ARGON2_KEY[len(PREFIX) + 1 :]
+        assert hasher.owns(stored, ARGON2_KEY) is True
+        assert hasher.owns(stored, other_case) is False
+        assert hasher.matches(stored, other_case) is False
+        assert hasher.matches(stored, DIGEST_KEY) is False
+        assert hasher.matches("argon2id$LookupId00000001$junk", ARGON2_KEY) is False
+        assert hasher.matches(None, ARGON2_KEY) is False
 
 
 class TestHasherNames:
@@ -378,7 +390,7 @@ class TestVerifyCachedWithPeppers:
 class TestResultBound:
     def test_the_kept_results_never_exceed_their_bound(self, service_for_bound: ApiKeyService) -> None:
         """The prebuilt valid results are emptied when full, so at most _MAX_RESULTS are kept."""
-        from tenantkit._api_keys import _MAX_RESULTS
+        from tenantkit.api_keys._service import _MAX_RESULTS
 
         for number in range(_MAX_RESULTS + 2):
             service_for_bound._valid_result(f"key-{number}", ORG, "ci", (), None)

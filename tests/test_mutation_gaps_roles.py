@@ -93,6 +93,23 @@ class TestPermissionAnswers:
             service.require(Role.MEMBER, "members:invite")
         assert (denied.value.action, denied.value.role) == ("members:invite", Role.MEMBER)
 
+    @pytest.mark.parametrize(
+        ("action", "message"),
+        [
+            (Action.CHANGE_ROLES, "ADMIN may not change the role of an OWNER"),
+            (Action.REMOVE_MEMBERS, "ADMIN may not remove an OWNER"),
+            ("reports:export", "ADMIN may not reports:export an OWNER"),
+        ],
+    )
+    def test_require_manage_words_the_refusal_by_its_action(self, action: Action | str, message: str) -> None:
+        """require_manage() passes a member it may manage and refuses another with the action in words."""
+        policy = Permissions()
+        policy.require_manage(Role.ADMIN, Role.MEMBER, Action.REMOVE_MEMBERS)
+        with pytest.raises(PermissionDeniedError) as denied:
+            policy.require_manage(Role.ADMIN, Role.OWNER, action)
+        assert str(denied.value) == message
+        assert (denied.value.action, denied.value.role) == (str(action), Role.ADMIN)
+
     def test_with_actions_grants_the_minimum_role_and_above_only(self) -> None:
         """A custom action for ADMIN is granted to ADMIN and OWNER, not MEMBER."""
         permissions = Permissions().with_actions("reports:export", Role.ADMIN)

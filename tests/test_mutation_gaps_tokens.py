@@ -13,8 +13,8 @@ import pytest
 from itsdangerous import URLSafeTimedSerializer
 from itsdangerous.encoding import base64_decode
 
-from tenantkit._tokens import SALT, TokenCodec, _ClockSigner, digest_matches
 from tenantkit.errors import ConfigurationError, InvalidInvitationTokenError
+from tenantkit.invitations._tokens import SALT, TokenCodec, _ClockSigner, digest_matches
 from tenantkit.testing import FrozenClock
 
 KEY = "an-invitation-signing-key-of-some-length"
@@ -122,7 +122,7 @@ class TestUntrustedInput:
         """A correctly signed token of 2048 characters reads; one of 2049 is refused before any check."""
         # Unpadded base64 never has a length of 4k+1, so one payload length cannot give both 2048 and 2049
         # characters; after 2106 the timestamp takes one more character, which gives the other.
-        monkeypatch.setattr("tenantkit._tokens.secrets.token_urlsafe", lambda _: "s" * 43)
+        monkeypatch.setattr("tenantkit.invitations._tokens.secrets.token_urlsafe", lambda _: "s" * 43)
         clock = FrozenClock(datetime(year, 1, 1, tzinfo=timezone.utc))
         codec = TokenCodec([KEY], max_age=timedelta(days=30), clock=clock)
         noise = random.Random(18)  # noqa: S311  seeded filler text, not a secret

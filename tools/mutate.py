@@ -76,27 +76,51 @@ TARGETS: tuple[Target, ...] = (
     Target(
         "key format",
         "tenantkit.api_keys._format",
-        ("tests/test_mutation_gaps_keys.py", "tests/test_api_keys_properties.py", "tests/test_api_keys.py"),
+        (
+            "tests/test_mutation_gaps_keys.py",
+            "tests/test_api_keys_pipeline.py",
+            "tests/test_api_keys_properties.py",
+            "tests/test_api_keys.py",
+        ),
     ),
     Target(
         "hashers",
         "tenantkit.api_keys._hashers",
-        ("tests/test_mutation_gaps_keys.py", "tests/test_api_keys.py", "tests/test_api_keys_properties.py"),
+        (
+            "tests/test_mutation_gaps_keys.py",
+            "tests/test_api_keys_pipeline.py",
+            "tests/test_api_keys.py",
+            "tests/test_api_keys_properties.py",
+        ),
     ),
     Target(
         "verification",
         "tenantkit.api_keys._service",
-        ("tests/test_mutation_gaps_keys.py", "tests/test_api_keys.py", "tests/test_api_keys_properties.py"),
+        (
+            "tests/test_mutation_gaps_keys.py",
+            "tests/test_api_keys_pipeline.py",
+            "tests/test_api_keys.py",
+            "tests/test_api_keys_cache_race.py",
+            "tests/test_api_keys_properties.py",
+        ),
+        # The verify path: format, candidates, cache, fetch, match, the one decision, the side effects.
         scopes=(
             "check_scopes",
             "require_scopes",
-            "_same_digest",
+            "_DigestCandidates",
+            "_Argon2Candidates",
+            "_decide",
+            "_decide_cached",
             "ApiKeyService.verify",
+            "ApiKeyService.verify_and_report",
+            "ApiKeyService._verify",
+            "ApiKeyService._verify_stored",
             "ApiKeyService.verify_cached",
             "ApiKeyService.authenticate",
+            "ApiKeyService.authenticate_and_report",
             "ApiKeyService._answer_cached",
-            "ApiKeyService._cached_result",
-            "ApiKeyService._last_used_due",
+            "ApiKeyService._touch_due",
+            "ApiKeyService._remember",
             "ApiKeyService._valid_result",
         ),
     ),
@@ -115,10 +139,12 @@ TARGETS: tuple[Target, ...] = (
         "tenantkit.roles._policy",
         (
             "tests/test_mutation_gaps_roles.py",
-            "tests/test_roles.py",
             "tests/test_policy.py",
+            "tests/test_roles.py",
             "tests/test_membership.py",
         ),
+        # All of it: Role, Action, the default table and the policy object every check goes through
+        # (Permissions: can/require/can_grant/can_manage/with_actions).
     ),
     Target(
         "owner invariant",
@@ -153,12 +179,10 @@ class Equivalent:
     why: str
 
 
-_SAME_DATETIME = "columns 4, 5 and 6 (expires_at, revoked_at, last_used_at) share one type, so one processor"
 _IDEMPOTENT = (
     "the column processors are idempotent (see tenantkit._db.Plan) and pass None through: more conversion "
     "is a no-op"
 )
-_MATCHED_SET = "matched is read only after a row was found, and finding one sets it"
 _SIGNATURE_REFUSES = (
     "the signature check that follows refuses another number of parts and parts that do not decode"
 )
@@ -166,42 +190,35 @@ _CANONICAL_REFUSES = "_canonical refuses the empty token and any 1-character one
 
 EQUIVALENTS: tuple[Equivalent, ...] = (
     Equivalent("key format", "base62", "digits = ['0X'] * width", "the loop overwrites every position"),
-    Equivalent("verification", "ApiKeyService.verify", "matched = -2", _MATCHED_SET),
-    Equivalent("verification", "ApiKeyService.verify", "matched = -0", _MATCHED_SET),
-    Equivalent("verification", "ApiKeyService.verify", "matched = 1", _MATCHED_SET),
     Equivalent(
         "verification",
-        "ApiKeyService.verify",
-        "if len(candidates) == 0:",
-        "without the one-candidate fast path the general loop finds the same row at position 0",
+        "_DigestCandidates.lookup",
+        "if len(self._stores) == 0:",
+        "with one hasher the general expression builds the same one-element tuple (cache_key,)",
     ),
     Equivalent(
         "verification",
-        "ApiKeyService.verify",
-        "if _same_digest(found[7], candidate) and (row is None or position <= matched):",
-        "differs only when two rows hold digests of one key, which issuing never makes",
+        "_DigestCandidates.match",
+        "if len(lookup) == 0:",
+        "without the one-hasher fast path the general loop finds the same row at position 0",
     ),
     Equivalent(
         "verification",
-        "ApiKeyService.verify",
-        "if _same_digest(found[7], candidate) or (row is None or position < matched):",
-        "the lookup returns only rows whose digest equals a candidate, so each ends at its own position",
-    ),
-    Equivalent(
-        "verification", "ApiKeyService.verify", "expires_at = processors[5](expires_at)", _SAME_DATETIME
+        "_DigestCandidates.match",
+        "if best is None or position <= best[1]:",
+        "differs only when two rows hold stored forms of one key, which issuing never makes",
     ),
     Equivalent(
         "verification",
-        "ApiKeyService.verify",
-        "if last_used_at is not None and "
-        "(type(last_used_at) is not datetime or last_used_at.tzinfo is not None):",
+        "ApiKeyService._verify",
+        "ticket = 1",
+        "the ticket is read only when the cache is on, and then it is taken before the lookup",
+    ),
+    Equivalent(
+        "verification",
+        "ApiKeyService._verify_stored",
+        "if last_used_at is not None or (type(last_used_at) is not datetime or last_used_at.tzinfo is None):",
         _IDEMPOTENT,
-    ),
-    Equivalent(
-        "verification",
-        "ApiKeyService.verify",
-        "if cache is not None or self.cache_ttl is not None:",
-        "__init__ builds the cache exactly when cache_ttl is set, so both are None or neither",
     ),
     Equivalent(
         "tokens",
@@ -228,24 +245,6 @@ EQUIVALENTS: tuple[Equivalent, ...] = (
         "normalize_email",
         "domain = result.ascii_domain.lower().rstrip('.X')",
         "the domain is lower-cased first (no 'X' left), and email-validator refuses a trailing period",
-    ),
-    Equivalent(
-        "hashers",
-        "digest_candidates",
-        "pass",
-        "without peppers the general expression builds the same one-element tuple (sha256_digest(key),)",
-    ),
-    Equivalent(
-        "verification",
-        "ApiKeyService.verify",
-        "if last_used_at is not None or (type(last_used_at) is not datetime or last_used_at.tzinfo is None):",
-        _IDEMPOTENT,
-    ),
-    Equivalent(
-        "verification",
-        "ApiKeyService.verify",
-        "last_used_at = processors[5](last_used_at)",
-        _SAME_DATETIME,
     ),
     Equivalent(
         "tokens",
