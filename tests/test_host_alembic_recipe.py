@@ -27,6 +27,26 @@ MARKER = "<!-- host-env-py:"
 TENANTKIT_TABLES = {"team_members", "api_keys", "invitations", "invitation_acceptances"}
 
 
+HOST_REVISION = textwrap.dedent(
+    """
+    import sqlalchemy as sa
+    from alembic import op
+
+    revision = "h1"
+    down_revision = None
+    branch_labels = None
+    depends_on = None
+
+    def upgrade():
+        op.create_table("widgets", sa.Column("id", sa.Integer, primary_key=True))
+
+    def downgrade():
+        op.drop_table("widgets")
+    """
+)
+"""The host's own first revision: one table of its own, beside tenantkit's."""
+
+
 def documented_env_py() -> str:
     """The ``env.py`` the migrations page prints: the python block right after the ``host-env-py`` marker."""
     text = DOCS.read_text()
@@ -54,25 +74,7 @@ def host_project(root: Path, url: str) -> Path:
     (scripts / "env.py").write_text(documented_env_py())
     template = Path(alembic.__file__).parent / "templates" / "generic" / "script.py.mako"
     (scripts / "script.py.mako").write_text(template.read_text())
-    (scripts / "versions" / "h1_widgets.py").write_text(
-        textwrap.dedent(
-            """
-            import sqlalchemy as sa
-            from alembic import op
-
-            revision = "h1"
-            down_revision = None
-            branch_labels = None
-            depends_on = None
-
-            def upgrade():
-                op.create_table("widgets", sa.Column("id", sa.Integer, primary_key=True))
-
-            def downgrade():
-                op.drop_table("widgets")
-            """
-        )
-    )
+    (scripts / "versions" / "h1_widgets.py").write_text(HOST_REVISION)
     ini = root / "alembic.ini"
     ini.write_text(f"[alembic]\nscript_location = {scripts}\nsqlalchemy.url = {url}\n")
     return ini

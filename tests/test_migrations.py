@@ -24,6 +24,7 @@ from alembic.script import ScriptDirectory
 import tenantkit
 from tenantkit import _migrations
 from tests.databases import ThrowawayDatabase
+from tests.test_host_alembic_recipe import HOST_REVISION
 
 ALL = ["sqlite", "postgresql", "mariadb"]
 ORIGIN_INDEXES = {
@@ -595,25 +596,7 @@ class TestBesideAHost:
             )
         )
         (scripts / "script.py.mako").write_text("")
-        (scripts / "versions" / "h1_widgets.py").write_text(
-            textwrap.dedent(
-                """
-                import sqlalchemy as sa
-                from alembic import op
-
-                revision = "h1"
-                down_revision = None
-                branch_labels = None
-                depends_on = None
-
-                def upgrade():
-                    op.create_table("widgets", sa.Column("id", sa.Integer, primary_key=True))
-
-                def downgrade():
-                    op.drop_table("widgets")
-                """
-            )
-        )
+        (scripts / "versions" / "h1_widgets.py").write_text(HOST_REVISION)
         config = Config()
         config.set_main_option("script_location", str(scripts))
         with fresh_engine.begin() as connection:

@@ -48,8 +48,8 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
 
     @property
     def python_type(self) -> type[datetime]:
-        # SQLAlchemy 2.1 derives this from ``impl``; 2.0's TypeDecorator raises NotImplementedError, and the
-        # cursor codec chooses its encoding by it.
+        # Declared, not derived: SQLAlchemy 2.0's TypeDecorator does not take it from ``impl`` (2.1 does), and
+        # the cursor codec chooses its encoding by it.
         return datetime
 
     def load_dialect_impl(self, dialect: Dialect) -> sa.types.TypeEngine[Any]:
