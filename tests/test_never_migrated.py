@@ -72,8 +72,6 @@ class TestServices:
 
     def test_a_database_behind_head_is_out_of_date_too(self, unmigrated: sa.Engine) -> None:
         """At revision 0001, a query on a later column raises SchemaOutOfDateError naming 0001."""
-        if tenantkit.head_revision() == "0001":
-            pytest.skip("only one revision ships")
         tenantkit.upgrade(unmigrated, "0001")
         kit = make_kit()
         with Session(unmigrated) as session, pytest.raises(tenantkit.SchemaOutOfDateError) as info:

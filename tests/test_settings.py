@@ -312,7 +312,6 @@ class TestEveryVariableIsListed:
 class TestTheFlaskExample:
     def test_the_example_and_the_cli_share_one_environment(self, tmp_path: Path) -> None:
         """The Flask example reads TENANTKIT_* from .env; the CLI, given the same .env, sees its keys."""
-        pytest.importorskip("flask")
         from tests.test_examples import load_example
 
         url = f"sqlite:///{tmp_path / 'example.sqlite3'}"
