@@ -63,18 +63,34 @@ def _raise_if_out_of_date(
 
 
 def _sqlite_datetime(fallback: Processor | None) -> Processor:
-    """Read SQLite's stored timestamps with the C ``fromisoformat`` (SQLAlchemy's parser is a regex)."""
+    """Read SQLite's stored timestamps with the C ``fromisoformat`` (SQLAlchemy's parser is a regex).
+
+    The texts a hot read meets repeat (an expiry never changes, ``last_used_at`` once per interval), so
+    the few recent ones are remembered: a dictionary lookup instead of a parse on every verification.
+    """
+    memo: dict[str, datetime] = {}
 
     def process(value: Any) -> Any:
         if value is None or isinstance(value, datetime):
             return value
+        parsed = memo.get(value)
+        if parsed is not None:
+            return parsed
         try:
-            return datetime.fromisoformat(value).replace(tzinfo=timezone.utc)
+            parsed = datetime.fromisoformat(value).replace(tzinfo=timezone.utc)
         except (TypeError, ValueError):
             # Written by another tool in some other format: let SQLAlchemy's parser have a go.
             return value if fallback is None else fallback(value)
+        if len(memo) >= _MEMO_SIZE:
+            memo.clear()
+        memo[value] = parsed
+        return parsed
 
     return process
+
+
+_MEMO_SIZE = 4096
+"""Distinct stored timestamps a processor remembers at most (emptied when full)."""
 
 
 def _identity(value: Any) -> Any:

@@ -175,15 +175,19 @@ class MembershipService:
         self.execution_options: Mapping[str, Any] = (
             {"schema_translate_map": {None: schema}} if schema is not None else {}
         )
+        # Read on every hot lookup: kept apart rather than fetched from the options each time.
+        self._own_schema_map: Mapping[str | None, str | None] | None = self.execution_options.get(
+            "schema_translate_map"
+        )
 
     def schema_translate_map(self, connection: Connection) -> Mapping[str | None, str | None] | None:
         """The schema translation a statement of tenantkit's runs under on ``connection``.
 
         This service's own (from ``schema``) when set, else whatever the host set on the connection.
         """
-        own = self.execution_options.get("schema_translate_map")
+        own = self._own_schema_map
         if own is not None:
-            return own  # type: ignore[no-any-return]
+            return own
         return connection.get_execution_options().get("schema_translate_map")
 
     # -- permissions -----------------------------------------------------------------------------------
