@@ -122,8 +122,10 @@ class TestAnnouncedAtCommit:
             [
                 CacheKey.member(ORG, "alice"),
                 CacheKey.member(ORG, "mia"),
-                CacheKey.api_key(ORG, issued.id),
-                CacheKey.api_key(ORG, rotated.id),
+                CacheKey.new_api_key(ORG, issued.id),  # issued: a refusal cache forgets "no such key"
+                CacheKey.api_key(ORG, issued.id),  # rotated out (and deleted)
+                CacheKey.new_api_key(ORG, rotated.id),  # issued by the rotation
+                CacheKey.api_key(ORG, rotated.id),  # revoked
             ]
         ]
         assert order[0] == "invalidate"
@@ -183,7 +185,8 @@ def test_a_bus_plugged_in_once_evicts_every_process(sqlite_engine: sa.Engine, cl
     with tenantkit.transaction(sqlite_engine) as session:
         writer.revoke(session, ORG, key_id, actor=HOST)
         assert reader.verify_cached(key) is not None  # not announced before commit
-    assert bus.announced == [[CacheKey.api_key(ORG, key_id)]]
+    # The commit announced the new key first (refusal caches forget), then the revocation's.
+    assert bus.announced == [[CacheKey.new_api_key(ORG, key_id)], [CacheKey.api_key(ORG, key_id)]]
     assert reader.verify_cached(key) is None
     with Session(sqlite_engine) as session:
         assert reader.verify(session, key).reason == "revoked"

@@ -103,10 +103,11 @@ def test_a_sync_engine_still_returns_a_plain_result(sqlite_engine: sa.Engine) ->
 
 @pytest.mark.parametrize("fresh_database", ASYNC_DIALECTS, indirect=True)
 async def test_the_adapter_lifespan_awaits_an_async_engine(fresh_async_engine: AsyncEngine) -> None:
-    """``TenantKitFastAPI.lifespan(async_engine)`` migrates to head before the application serves."""
+    """``tk.lifespan(async_engine)`` migrates to head before the application serves."""
     from tenantkit.fastapi import TenantKitFastAPI
 
-    app = FastAPI(lifespan=TenantKitFastAPI.lifespan(fresh_async_engine))
+    tk = TenantKitFastAPI(tenantkit.TenantKit(), session=lambda: None)
+    app = FastAPI(lifespan=tk.lifespan(fresh_async_engine))
 
     assert await tenantkit.current_revision(fresh_async_engine) is None
     async with app.router.lifespan_context(app):
@@ -125,7 +126,8 @@ async def test_the_adapter_lifespan_migrates_a_sync_engine_off_the_event_loop(
     engine = sa.create_engine(fresh_database.url)
     threads: list[int] = []
     sa.event.listen(engine, "connect", lambda *_: threads.append(threading.get_ident()))
-    app = FastAPI(lifespan=TenantKitFastAPI.lifespan(engine))
+    tk = TenantKitFastAPI(tenantkit.TenantKit(), session=lambda: None)
+    app = FastAPI(lifespan=tk.lifespan(engine))
     try:
         async with app.router.lifespan_context(app):
             assert tenantkit.is_up_to_date(engine)

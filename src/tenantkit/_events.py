@@ -200,8 +200,9 @@ class ApiKeyIssued(Event):
     start: str
     scopes: tuple[str, ...]
 
-    # No cache holds anything about a key before it is issued; a cache of refusals ("no such key") will
-    # name its entries here when it exists.
+    def cache_keys(self) -> tuple[CacheKey, ...]:
+        # A cache of refusals may hold "no such key" for what is now this key.
+        return (CacheKey.new_api_key(self.organization_id, self.key_id),)
 
 
 class ApiKeyRevoked(Event):
@@ -239,7 +240,10 @@ class ApiKeyRotated(Event):
     old_key_valid_until: datetime | None
 
     def cache_keys(self) -> tuple[CacheKey, ...]:
-        return (CacheKey.api_key(self.organization_id, self.old_key_id),)
+        return (
+            CacheKey.api_key(self.organization_id, self.old_key_id),
+            CacheKey.new_api_key(self.organization_id, self.new_key_id),
+        )
 
 
 _INVITATION_PAYLOAD = ("invitation_id", "email", "allowed_domains", "role", "expires_at")

@@ -12,6 +12,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from tenantkit._errors import (
@@ -29,7 +30,7 @@ from tenantkit._errors import (
 )
 from tenantkit._pagination import Page
 from tenantkit._validation import MAX_IDENTIFIER_LENGTH
-from tenantkit.api_keys._service import ApiKey
+from tenantkit.api_keys._service import ApiKey, ApiKeyVerification, PendingVerification
 from tenantkit.invitations._service import (
     AcceptedInvitation,
     CreatedInvitation,
@@ -132,6 +133,18 @@ def api_key_from_headers(headers: HeaderLookup) -> str | None:
     if both and not hmac.compare_digest(str(bearer).encode(), str(header_key).encode()):
         raise AmbiguousApiKeyError()
     return bearer if bearer is not None else header_key
+
+
+def complete_on_engine(pending: PendingVerification, engine: Engine) -> ApiKeyVerification:
+    """Complete ``pending`` on a connection of ``engine`` of its own, committing only if it wrote.
+
+    What the adapters do on a cache miss when given ``database=``: the host's session is never opened.
+    """
+    with engine.connect() as connection:
+        verified, wrote = pending.complete_and_report(connection)
+        if wrote:
+            connection.commit()
+    return verified
 
 
 class Principal(BaseModel):

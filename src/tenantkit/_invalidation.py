@@ -17,6 +17,9 @@ from typing import NamedTuple, Protocol, runtime_checkable
 
 API_KEY = "api_key"
 """The :attr:`CacheKey.kind` of what is cached about an API key."""
+NEW_API_KEY = "new_api_key"
+"""The :attr:`CacheKey.kind` announcing that an API key now exists: caches of refusals forget theirs."""
+
 MEMBER = "member"
 """The :attr:`CacheKey.kind` of what is cached about a membership."""
 
@@ -38,6 +41,11 @@ class CacheKey(NamedTuple):
     def api_key(cls, organization_id: str, key_id: str) -> CacheKey:
         """Everything cached about the API key ``key_id`` (its verification)."""
         return cls(API_KEY, organization_id, key_id)
+
+    @classmethod
+    def new_api_key(cls, organization_id: str, key_id: str) -> CacheKey:
+        """The API key ``key_id`` was just issued: a cached "no such key" may now be wrong."""
+        return cls(NEW_API_KEY, organization_id, key_id)
 
     @classmethod
     def member(cls, organization_id: str, user_id: str) -> CacheKey:

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from tenantkit._clock import Clock, system_clock
 from tenantkit._errors import ConfigurationError
 from tenantkit._events import Event, EventDispatcher
+from tenantkit._metrics import VerificationMetrics
 from tenantkit._session import transaction
 from tenantkit._settings import ApiKeySettings, DatabaseSettings, InvitationSettings, TenantKitSettings
 from tenantkit.api_keys._service import ApiKeyService
@@ -50,6 +51,7 @@ class TenantKit:
             :func:`tenantkit.upgrade`).
         clock: Where the current time comes from (inject a :class:`tenantkit.testing.FrozenClock` in tests).
         permissions: The permission table (the default one when omitted).
+        metrics: Told of every API-key verification's outcome and source (:mod:`tenantkit.metrics`).
 
     Raises:
         ConfigurationError: An option is unusable.
@@ -63,6 +65,7 @@ class TenantKit:
         database: DatabaseSettings | None = None,
         clock: Clock = system_clock,
         permissions: Permissions | None = None,
+        metrics: VerificationMetrics | None = None,
     ) -> None:
         # A section left out (None) takes TenantKitSettings' default for it.
         sections = {"api_keys": api_keys, "invitations": invitations, "database": database}
@@ -74,7 +77,11 @@ class TenantKit:
             permissions=permissions, clock=clock, events=events, schema=settings.database.schema_name
         )
         self.api_keys: ApiKeyService = ApiKeyService(
-            membership=self.members, clock=clock, events=events, **settings.api_keys.service_options()
+            membership=self.members,
+            clock=clock,
+            events=events,
+            metrics=metrics,
+            **settings.api_keys.service_options(),
         )
         self._invitations: InvitationService | None = None
         if settings.invitations.enabled:

@@ -119,8 +119,16 @@ class ApiKeySettings(_Settings):
         last_used_interval: ``last_used_at`` is written at most once per key per interval.
         track_last_used: ``False`` makes verification read-only.
         rotation_grace: How long a rotated-out key keeps working, at most.
+        last_used_writes: ``inline`` writes ``last_used_at`` in the verifying transaction; ``deferred``
+            records the use in memory and writes it later, many keys in one statement, so a verification
+            never waits for a write (the adapters flush every few seconds and at shutdown when given an
+            engine; see :meth:`~tenantkit.ApiKeyService.flush_last_used`).
+        last_used_buffer_size: Keys whose deferred use may wait at most; beyond, a use is written inline.
         cache_ttl: Turns on the in-process verification cache, trusting an entry this long.
         cache_size: Entries the verification cache keeps at most.
+        negative_cache_ttl: Turns on the cache of well-formed keys that match no key, trusting an entry
+            this long (a few seconds): a flood of made-up keys then costs one lookup per distinct key.
+        negative_cache_size: Entries the negative cache keeps at most.
     """
 
     prefix: str = DEFAULT_PREFIX
@@ -131,8 +139,12 @@ class ApiKeySettings(_Settings):
     last_used_interval: Duration = Field(default=timedelta(seconds=60), ge=timedelta(0))
     track_last_used: bool = True
     rotation_grace: Duration = Field(default=timedelta(hours=24), ge=timedelta(0))
+    last_used_writes: Literal["inline", "deferred"] = "inline"
+    last_used_buffer_size: int = Field(default=10_000, ge=1)
     cache_ttl: Duration | None = Field(default=None, gt=timedelta(0))
     cache_size: int = Field(default=10_000, ge=1)
+    negative_cache_ttl: Duration | None = Field(default=None, gt=timedelta(0))
+    negative_cache_size: int = Field(default=10_000, ge=1)
 
     if TYPE_CHECKING:
         # The signature callers see: the inputs each field accepts (plain strings for secrets, "30s" for
@@ -148,8 +160,12 @@ class ApiKeySettings(_Settings):
             last_used_interval: timedelta | str | float = ...,
             track_last_used: bool = ...,
             rotation_grace: timedelta | str | float = ...,
+            last_used_writes: Literal["inline", "deferred"] = ...,
+            last_used_buffer_size: int = ...,
             cache_ttl: timedelta | str | float | None = ...,
             cache_size: int = ...,
+            negative_cache_ttl: timedelta | str | float | None = ...,
+            negative_cache_size: int = ...,
         ) -> None: ...
 
     @field_validator("prefix")
@@ -201,8 +217,12 @@ class ApiKeySettings(_Settings):
             "last_used_interval": self.last_used_interval,
             "track_last_used": self.track_last_used,
             "rotation_grace": self.rotation_grace,
+            "last_used_writes": self.last_used_writes,
+            "last_used_buffer_size": self.last_used_buffer_size,
             "cache_ttl": self.cache_ttl,
             "cache_size": self.cache_size,
+            "negative_cache_ttl": self.negative_cache_ttl,
+            "negative_cache_size": self.negative_cache_size,
         }
 
 
@@ -364,8 +384,15 @@ class _Environment(BaseSettings):
     api_key_cache_ttl: str | None = Field(
         None, description="Turns on the in-process verification cache for this long (e.g. 30s; default off)."
     )
+    api_key_negative_cache_ttl: str | None = Field(
+        None,
+        description="Turns on the cache of unknown well-formed keys for this long (e.g. 5s; default off).",
+    )
     api_key_last_used_interval: str | None = Field(
         None, description="last_used_at is written at most once per interval (default 60s)."
+    )
+    api_key_last_used_writes: str | None = Field(
+        None, description="inline (default) or deferred: last_used_at written behind the request."
     )
     api_key_rotation_grace: str | None = Field(
         None, description="How long a rotated-out key keeps working (default 24h)."
@@ -393,7 +420,9 @@ class _Environment(BaseSettings):
         "api_key_old_peppers": ("api_keys", "peppers"),
         "api_key_argon2_profile": ("api_keys", "argon2_profile"),
         "api_key_cache_ttl": ("api_keys", "cache_ttl"),
+        "api_key_negative_cache_ttl": ("api_keys", "negative_cache_ttl"),
         "api_key_last_used_interval": ("api_keys", "last_used_interval"),
+        "api_key_last_used_writes": ("api_keys", "last_used_writes"),
         "api_key_rotation_grace": ("api_keys", "rotation_grace"),
         "invitation_secret": ("invitations", "secret_keys"),
         "invitation_accept_url": ("invitations", "accept_url_template"),

@@ -18,11 +18,14 @@ implementation serves both. ``current_user`` is the host's dependency naming the
 :class:`Principal` or a user id): identities stay with the host's identity provider.
 """
 
+import asyncio
 import functools
 import inspect
 import json
+import logging
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from datetime import timedelta
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 from weakref import WeakKeyDictionary
 
@@ -32,6 +35,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException
 
@@ -45,6 +49,7 @@ from tenantkit._http import (
     Principal,
     api_key_from_headers,
     as_principal,
+    complete_on_engine,
     error_body,
     error_headers,
     status_for,
@@ -53,16 +58,24 @@ from tenantkit._http import (
 from tenantkit._kit import TenantKit
 from tenantkit._migrations import DEFAULT_LOCK_TIMEOUT, AsyncDatabase, Database, is_async_database, upgrade
 from tenantkit._routes import FEATURES, OPERATIONS, Route, select_routes
-from tenantkit.api_keys._service import ApiKeyVerification, require_scopes
+from tenantkit.api_keys._service import ApiKeyVerification, PendingVerification, require_scopes
 from tenantkit.roles._policy import Action
 
 if TYPE_CHECKING:
     # Imported at run time only for an async session: the extension needs greenlet (tenantkit[async]).
-    from sqlalchemy.ext.asyncio import AsyncSession
+    from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 __all__ = ["FEATURES", "OPERATIONS", "Authorization", "Principal", "TenantKitFastAPI"]
 
 T = TypeVar("T")
+
+logger = logging.getLogger("tenantkit")
+
+
+def _flush_on(flush: Callable[[Connection], int], engine: Engine) -> int:
+    with engine.begin() as connection:
+        return flush(connection)
+
 
 # FastAPI's own answer when a JSON body cannot be parsed at all (undecodable bytes, absurd nesting, a number
 # longer than Python parses): a bare 400 outside the error contract.
@@ -200,6 +213,11 @@ class TenantKitFastAPI:
             id. Needed by :meth:`permission` and :meth:`router`; API-key authentication does without.
         commit: Whether the management router commits after a successful change (the default). Turn it
             off when the host's session dependency commits by itself.
+        database: An ``Engine`` or ``AsyncEngine`` for API-key authentication. Given it, :meth:`api_key`
+            no longer depends on ``session``: a cache hit answers with no session, connection or thread
+            hop, and a miss opens a connection of its own (an async engine's without the thread pool).
+            :meth:`lifespan` then also writes deferred ``last_used_at`` uses every few seconds and at
+            shutdown.
     """
 
     def __init__(
@@ -209,12 +227,16 @@ class TenantKitFastAPI:
         session: Callable[..., Any],
         current_user: Callable[..., Any] | None = None,
         commit: bool = True,
+        database: "Engine | AsyncEngine | None" = None,
     ) -> None:
+        if database is not None and not isinstance(database, Engine) and not is_async_database(database):
+            raise TypeError("database must be a SQLAlchemy Engine or AsyncEngine")
         self.kit = kit
         self.management: Management = Management(kit)
         self._session = session
         self._current_user = current_user
         self._commit = commit
+        self._database = database
 
     # -- running service code against either kind of session ----------------------------------------
 
@@ -281,36 +303,96 @@ class TenantKitFastAPI:
 
         app.openapi = openapi  # type: ignore[method-assign]
 
-    @staticmethod
     def lifespan(
-        database: "Database | AsyncDatabase", *, lock_timeout: float | None = DEFAULT_LOCK_TIMEOUT
+        self,
+        database: "Database | AsyncDatabase | None" = None,
+        *,
+        lock_timeout: float | None = DEFAULT_LOCK_TIMEOUT,
+        flush_every: timedelta = timedelta(seconds=5),
     ) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
-        """A FastAPI lifespan that migrates tenantkit's tables before the application serves a request.
+        """A FastAPI lifespan that migrates tenantkit's tables before serving, and keeps ``last_used_at``.
 
         ``FastAPI(lifespan=tk.lifespan(engine))`` runs :func:`tenantkit.upgrade` at start-up: every
         instance may, one migrates under the migration lock and the others wait for it. A sync engine,
         connection or URL is migrated in the thread pool (the event loop stays free); an async engine or
-        connection is awaited. A host with a lifespan of its own calls ``await run_in_threadpool(upgrade,
-        engine)`` (or ``await upgrade(async_engine)``) in it instead.
+        connection is awaited. With ``last_used_writes="deferred"``, it also writes the recorded uses every
+        ``flush_every`` and once more at shutdown, on the adapter's ``database`` (or this one when it is
+        an engine). A host with a lifespan of its own calls ``await run_in_threadpool(upgrade, engine)``
+        (or ``await upgrade(async_engine)``) and ``await tk.flush_last_used()`` in it instead.
 
         Args:
             database: What :func:`tenantkit.upgrade` accepts: an engine, a connection or a URL, sync or
-                async.
+                async; ``None`` migrates nothing (the adapter's ``database`` still gets the writes).
             lock_timeout: Seconds to wait for another instance's migration; ``None`` waits forever.
+            flush_every: How often deferred ``last_used_at`` uses are written.
 
         Raises:
             MigrationLockTimeoutError: At start-up, when another migration held the lock too long.
         """
+        if flush_every <= timedelta(0):
+            raise ValueError("flush_every must be a positive timedelta")
 
         @asynccontextmanager
         async def migrate_then_serve(app: FastAPI) -> AsyncIterator[None]:
-            if is_async_database(database):
-                await upgrade(database, lock_timeout=lock_timeout)
-            else:
-                await run_in_threadpool(upgrade, database, lock_timeout=lock_timeout)
-            yield
+            if database is not None:
+                if is_async_database(database):
+                    await upgrade(database, lock_timeout=lock_timeout)
+                else:
+                    await run_in_threadpool(upgrade, database, lock_timeout=lock_timeout)
+            writes = self._writes_database(database)
+            if writes is None:
+                yield
+                return
+            stopping = asyncio.Event()
+            flusher = asyncio.create_task(self._flush_periodically(writes, flush_every, stopping))
+            try:
+                yield
+            finally:
+                stopping.set()
+                await flusher
+                await self.flush_last_used(writes)
 
         return migrate_then_serve
+
+    async def flush_last_used(self, database: "Engine | AsyncEngine | None" = None) -> int:
+        """Write the deferred ``last_used_at`` uses now, in a transaction of their own.
+
+        On ``database`` or the adapter's own; an async engine's without the thread pool. Returns how many
+        keys it wrote (0 when nothing was pending or the service writes inline).
+        """
+        engine = database if database is not None else self._database
+        api_keys = self.kit.api_keys
+        if engine is None or api_keys.pending_last_used == 0:
+            return 0
+        if is_async_database(engine):
+            async with engine.begin() as connection:
+                return await connection.run_sync(api_keys.flush_last_used)
+        return await run_in_threadpool(_flush_on, api_keys.flush_last_used, engine)
+
+    def _writes_database(self, database: object) -> "Engine | AsyncEngine | None":
+        """Where deferred ``last_used_at`` uses go: ``None`` when the service writes them inline."""
+        if self.kit.api_keys.last_used_writes != "deferred":
+            return None
+        if self._database is not None:
+            return self._database
+        if isinstance(database, Engine) or (is_async_database(database) and hasattr(database, "begin")):
+            return database  # type: ignore[return-value]
+        return None
+
+    async def _flush_periodically(
+        self, engine: "Engine | AsyncEngine", every: timedelta, stopping: asyncio.Event
+    ) -> None:
+        while True:
+            try:
+                await asyncio.wait_for(stopping.wait(), every.total_seconds())
+                return
+            except asyncio.TimeoutError:
+                pass
+            try:
+                await self.flush_last_used(engine)
+            except Exception:
+                # The uses stay pending for the next period; a failed write never ends the application.
+                logger.exception("tenantkit: writing last_used_at failed; retrying in %s", every)
 
     # -- dependencies --------------------------------------------------------------------------------
 
@@ -325,29 +407,42 @@ class TenantKitFastAPI:
             organization_id: Accept only keys of this organization.
         """
         required = tuple(scopes)
+        answer = functools.partial(self._answer, required=required, organization_id=organization_id)
 
-        async def authenticate_api_key(
-            request: Request,
-            session: Any = Depends(self._session),
-            bearer: HTTPAuthorizationCredentials | None = Depends(_bearer),
-            header_key: str | None = Depends(_api_key_header),
-        ) -> ApiKeyVerification:
-            # The two security dependencies put the schemes in the OpenAPI document; the shared parser
-            # reads the headers, so that a non-Bearer Authorization is "malformed" here as in Flask.
-            presented = api_key_from_headers(request.headers)
-            if presented is None:
-                raise InvalidApiKeyError("missing")
-            # Malformed keys and cache hits need no database: answered here, without a thread-pool hop.
-            known = self.kit.api_keys.verify_cached(presented, organization_id=organization_id)
-            if known is not None:
-                require_scopes(known, required)
-                return known
-            return await self.run(session, authenticate, presented)
+        if self._database is not None:
+            on_database = self._complete_on_database
 
-        def authenticate(session: Session, presented: str) -> ApiKeyVerification:
-            verified, wrote = self.kit.api_keys.authenticate_and_report(
-                session, presented, organization_id=organization_id, scopes=required
-            )
+            async def authenticate_api_key(
+                request: Request,
+                bearer: HTTPAuthorizationCredentials | None = Depends(_bearer),
+                header_key: str | None = Depends(_api_key_header),
+            ) -> ApiKeyVerification:
+                known = answer(request)
+                if type(known) is ApiKeyVerification:
+                    return known
+                assert isinstance(known, PendingVerification)  # noqa: S101  narrowing: the other answer
+                verified = await on_database(known)
+                require_scopes(verified, required)
+                return verified
+
+        else:
+
+            async def authenticate_api_key(  # type: ignore[misc]  # the same dependency, on the host's session
+                request: Request,
+                session: Any = Depends(self._session),
+                bearer: HTTPAuthorizationCredentials | None = Depends(_bearer),
+                header_key: str | None = Depends(_api_key_header),
+            ) -> ApiKeyVerification:
+                known = answer(request)
+                if type(known) is ApiKeyVerification:
+                    return known
+                assert isinstance(known, PendingVerification)  # noqa: S101  narrowing: the other answer
+                verified = await self.run(session, complete, known)
+                require_scopes(verified, required)
+                return verified
+
+        def complete(session: Session, pending: PendingVerification) -> ApiKeyVerification:
+            verified, wrote = pending.complete_and_report(session)
             # The last-used write (at most once a minute per key) lands in this request's transaction.
             # Committing here, in the same worker-thread call, spares a second hop; a verification that
             # wrote nothing leaves nothing to commit.
@@ -357,6 +452,33 @@ class TenantKitFastAPI:
 
         _DEPENDENCY_ERRORS[authenticate_api_key] = (401, 403, 503) if required else (401, 503)
         return authenticate_api_key
+
+    def _answer(
+        self, request: Request, *, required: tuple[str, ...], organization_id: str | None
+    ) -> ApiKeyVerification | PendingVerification:
+        """The request's key answered from memory (scopes checked), or what the database must complete."""
+        # The two security dependencies put the schemes in the OpenAPI document; the shared parser reads the
+        # headers, so that a non-Bearer Authorization is "malformed" here as in Flask.
+        presented = api_key_from_headers(request.headers)
+        if presented is None:
+            raise InvalidApiKeyError("missing")
+        # Malformed keys and cache hits need no database: answered here, without a thread-pool hop.
+        known = self.kit.api_keys.begin_verification(presented, organization_id=organization_id)
+        if type(known) is ApiKeyVerification:
+            require_scopes(known, required)
+        return known
+
+    async def _complete_on_database(self, pending: PendingVerification) -> ApiKeyVerification:
+        """A cache miss, on a connection of the adapter's ``database`` (never the host's session)."""
+        database = self._database
+        if is_async_database(database):
+            async with database.connect() as connection:
+                verified, wrote = await connection.run_sync(pending.complete_and_report)
+                if wrote:
+                    await connection.commit()
+            return verified
+        assert isinstance(database, Engine)  # noqa: S101  narrowing: checked by __init__
+        return await run_in_threadpool(complete_on_engine, pending, database)
 
     def current_principal(self) -> Callable[..., Any]:
         """A dependency returning the signed-in user as a :class:`Principal`."""

@@ -21,15 +21,21 @@ provider. The HTTP contract (paths, bodies, statuses, error format) is the one o
 
 from __future__ import annotations
 
+import atexit
 import functools
 import json
+import os
 import re
+import threading
+import weakref
 from collections.abc import Callable, Iterable
+from datetime import timedelta
 from typing import Any, ParamSpec, TypeVar
 
 from flask import Blueprint, Flask, Response, current_app, g, request
 from flask.typing import ResponseReturnValue
 from pydantic import BaseModel, ValidationError
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, scoped_session
 from werkzeug.exceptions import HTTPException
 
@@ -40,6 +46,7 @@ from tenantkit._http import (
     Principal,
     api_key_from_headers,
     as_principal,
+    complete_on_engine,
     error_body,
     error_headers,
     status_for,
@@ -47,7 +54,8 @@ from tenantkit._http import (
 )
 from tenantkit._kit import TenantKit
 from tenantkit._routes import Route, select_routes
-from tenantkit.api_keys._service import ApiKeyVerification
+from tenantkit.api_keys._last_used import LastUsedWriter
+from tenantkit.api_keys._service import ApiKeyVerification, PendingVerification, require_scopes
 from tenantkit.roles._policy import Action
 
 __all__ = [
@@ -183,6 +191,12 @@ def _query(model: type[M]) -> M:
         raise validation_error(error.errors(include_url=False, include_context=False)) from None
 
 
+def _call_if_alive(method: weakref.WeakMethod[Callable[[], None]]) -> None:
+    bound = method()
+    if bound is not None:
+        bound()
+
+
 class TenantKitFlask:
     """tenantkit for Flask applications, following the usual extension pattern.
 
@@ -197,6 +211,12 @@ class TenantKitFlask:
             successful change and rolls back a failed request, and :meth:`require_api_key` commits the
             key's last-used time. Turn it off when the host commits and rolls back by itself.
         app: Initialise this application at once (or call :meth:`init_app` later, once per application).
+        database: An ``Engine`` for API-key authentication. Given it, :meth:`require_api_key` never opens
+            the host's session: a cache hit needs no connection at all, a miss borrows one of the engine's.
+            With ``last_used_writes="deferred"`` a thread of each process writes the recorded uses every
+            ``flush_every`` and at exit (started at the first recorded use, so after a pre-fork server's
+            fork).
+        flush_every: How often deferred ``last_used_at`` uses are written.
     """
 
     def __init__(
@@ -207,12 +227,23 @@ class TenantKitFlask:
         current_user: Callable[[], Principal | str] | None = None,
         commit: bool = True,
         app: Flask | None = None,
+        database: Engine | None = None,
+        flush_every: timedelta = timedelta(seconds=5),
     ) -> None:
+        if database is not None and not isinstance(database, Engine):
+            raise TypeError("database must be a SQLAlchemy Engine")
         self.kit = kit
         self.management: Management = Management(kit)
         self._session = session
         self._current_user = current_user
         self._commit = commit
+        self._database = database
+        self._flush_every = flush_every
+        self._writer: LastUsedWriter | None = None
+        self._writer_lock = threading.Lock()
+        # A forked worker inherits the parent's writer but not its thread: it starts its own.
+        forget = weakref.WeakMethod(self._forget_writer)
+        os.register_at_fork(after_in_child=lambda: _call_if_alive(forget))
         if app is not None:
             self.init_app(app)
 
@@ -297,20 +328,55 @@ class TenantKitFlask:
                 presented = api_key_from_headers(request.headers)
                 if presented is None:
                     raise InvalidApiKeyError("missing")
-                session = self.session()
-                verified, wrote = self.kit.api_keys.authenticate_and_report(
-                    session, presented, organization_id=organization_id, scopes=required
-                )
-                if wrote and session.in_transaction():
-                    # The last-used write (at most once a minute per key) lands in this request's transaction;
-                    # a verification that wrote nothing leaves nothing to commit.
-                    self._finish(session)
+                verified = self._verify(presented, organization_id)
+                require_scopes(verified, required)
                 setattr(g, _API_KEY_ATTRIBUTE, verified)
                 return view(*args, **kwargs)
 
             return wrapper
 
         return decorator
+
+    def _verify(self, presented: str, organization_id: str | None) -> ApiKeyVerification:
+        """Memory first; a miss on the adapter's engine, else in the host's session."""
+        api_keys = self.kit.api_keys
+        known = api_keys.begin_verification(presented, organization_id=organization_id)
+        if type(known) is ApiKeyVerification:
+            verified = known
+        else:
+            assert isinstance(known, PendingVerification)  # noqa: S101  narrowing: the other answer
+            if self._database is not None:
+                verified = complete_on_engine(known, self._database)
+            else:
+                session = self.session()
+                verified, wrote = known.complete_and_report(session)
+                if wrote and session.in_transaction():
+                    # The last-used write (at most once a minute per key) lands in this request's
+                    # transaction; a verification that wrote nothing leaves nothing to commit.
+                    self._finish(session)
+        if self._writer is None and api_keys.pending_last_used and self._database is not None:
+            self._start_writer(self._database)
+        return verified
+
+    def _start_writer(self, engine: Engine) -> None:
+        with self._writer_lock:
+            if self._writer is not None:
+                return
+            writer = LastUsedWriter(self.kit.api_keys.flush_last_used, engine, every=self._flush_every)
+            writer.start()
+            atexit.register(writer.stop_at_exit)
+            self._writer = writer
+
+    def _forget_writer(self) -> None:
+        self._writer = None
+        self._writer_lock = threading.Lock()
+
+    def flush_last_used(self) -> int:
+        """Write the deferred ``last_used_at`` uses now, on the adapter's ``database``; how many it wrote."""
+        if self._database is None:
+            return 0
+        with self._database.begin() as connection:
+            return self.kit.api_keys.flush_last_used(connection)
 
     def require_permission(
         self, action: Action | str, *, organization_id_arg: str = "organization_id"

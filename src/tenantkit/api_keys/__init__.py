@@ -10,6 +10,7 @@ show how each stored format is written and checked (``store(key)``, ``matches(st
 """
 
 from tenantkit._settings import ApiKeySettings
+from tenantkit.api_keys._cache import RefusalCache
 from tenantkit.api_keys._format import KeyKind
 from tenantkit.api_keys._hashers import (
     Argon2idHasher,
@@ -19,11 +20,13 @@ from tenantkit.api_keys._hashers import (
     Pepper,
     Sha256Hasher,
 )
+from tenantkit.api_keys._last_used import LastUsedWriter
 from tenantkit.api_keys._service import (
     ApiKey,
     ApiKeyService,
     ApiKeyVerification,
     IssuedApiKey,
+    PendingVerification,
     check_scopes,
     require_scopes,
 )
@@ -39,7 +42,10 @@ __all__ = [
     "IssuedApiKey",
     "KeyHasher",
     "KeyKind",
+    "LastUsedWriter",
+    "PendingVerification",
     "Pepper",
+    "RefusalCache",
     "Sha256Hasher",
     "check_scopes",
     "require_scopes",

@@ -22,10 +22,10 @@ import threading
 from collections import OrderedDict
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Generic, TypeVar
 
-from tenantkit._invalidation import API_KEY, CacheKey
+from tenantkit._invalidation import API_KEY, NEW_API_KEY, CacheKey
 
 V = TypeVar("V")
 
@@ -148,3 +148,67 @@ class KeyCache(Generic[V]):
             digests.discard(digest)
             if not digests:
                 del self._digests_by_id[entry.key_id]
+
+
+class RefusalCache:
+    """Digests of well-formed keys that matched no row, each remembered for a short time to live.
+
+    The checksum of a key is public, so anyone can make well-formed keys by the million; without this cache
+    each one costs a database lookup. An entry is never trusted past its time to live, and the whole cache
+    is forgotten whenever a key is issued (the invalidation seam's :data:`NEW_API_KEY`), in this process at
+    once and, with a cross-process bus, in the others; without one, another process may answer ``unknown``
+    for a just-issued key for up to the time to live, and only if that very key was presented to it before
+    it existed. A lookup that began before a key was issued cannot put its stale "unknown" in afterwards:
+    :meth:`put` takes a ticket, as :class:`KeyCache` does.
+
+    Args:
+        max_size: Entries kept at most; the oldest goes first.
+        ttl: How long an entry is trusted.
+    """
+
+    def __init__(self, max_size: int, ttl: timedelta) -> None:
+        self.max_size = max_size
+        self.ttl = ttl
+        self._entries: dict[str, datetime] = {}
+        self._lock = threading.Lock()
+        self._generation = 0
+
+    def ticket(self) -> int:
+        """Take this before the lookup whose refusal may be :meth:`put` (read without the lock, as
+        :meth:`KeyCache.ticket`)."""
+        return self._generation
+
+    def refuses(self, digest: str, now: datetime) -> bool:
+        """Whether ``digest`` matched no row less than the time to live ago.
+
+        Read without the lock: a dictionary lookup is atomic, and an entry gone stale is simply ignored
+        (the next :meth:`put` of a full cache makes room).
+        """
+        until = self._entries.get(digest)
+        return until is not None and now < until
+
+    def put(self, digest: str, now: datetime, *, ticket: int) -> bool:
+        """Remember that ``digest`` matched no row at ``now``, unless a key was issued since ``ticket``."""
+        with self._lock:
+            if ticket != self._generation:
+                return False
+            entries = self._entries
+            entries.pop(digest, None)
+            while len(entries) >= self.max_size:
+                del entries[next(iter(entries))]
+            entries[digest] = now + self.ttl
+            return True
+
+    def invalidate(self, keys: Collection[CacheKey]) -> None:
+        """Forget everything once any of ``keys`` says a key was issued (its digest is never sent)."""
+        if any(key.kind == NEW_API_KEY for key in keys):
+            self.clear()
+
+    def clear(self) -> None:
+        """Forget every entry, and refuse what any lookup that began before now would put."""
+        with self._lock:
+            self._generation += 1
+            self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)

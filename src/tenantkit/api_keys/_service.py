@@ -38,12 +38,13 @@ from tenantkit._events import (
     EventDispatcher,
 )
 from tenantkit._invalidation import CacheKey
+from tenantkit._metrics import Source, VerificationMetrics
 from tenantkit._missing_schema import translate_missing_schema
 from tenantkit._pagination import DEFAULT_PAGE_SIZE, Keyset, Page
 from tenantkit._tables import api_keys, new_id
 from tenantkit._validation import check_identifier, check_name
 from tenantkit._writes import NOT_NULL, confirm_written
-from tenantkit.api_keys._cache import CacheEntry, KeyCache
+from tenantkit.api_keys._cache import CacheEntry, KeyCache, RefusalCache
 from tenantkit.api_keys._format import DEFAULT_PREFIX, KeyFormat, KeyKind
 from tenantkit.api_keys._hashers import (
     Argon2idHasher,
@@ -54,6 +55,7 @@ from tenantkit.api_keys._hashers import (
     same_digest,
     sha256_digest,
 )
+from tenantkit.api_keys._last_used import LastUsedBuffer
 from tenantkit.members._service import MembershipService
 from tenantkit.roles._policy import Action
 
@@ -167,6 +169,9 @@ _MALFORMED = _invalid("malformed")
 _UNKNOWN = _invalid("unknown")
 _EXPIRED = _invalid("expired")
 _REVOKED = _invalid("revoked")
+# "unknown" because no row matched the key at all (equal to _UNKNOWN, told apart by identity): the one
+# refusal the negative cache may keep, where "unknown" for another organization's key may not.
+_NO_SUCH_KEY = _invalid("unknown")
 
 
 def check_scopes(verified: ApiKeyVerification, required: Iterable[str]) -> bool:
@@ -471,10 +476,19 @@ class ApiKeyService:
         argon2_hasher: The argon2-cffi ``PasswordHasher`` for ``hasher="argon2id"`` (its defaults if omitted).
         last_used_interval: ``last_used_at`` is written at most once per key per interval.
         track_last_used: ``False`` makes verification read-only (no ``last_used_at`` writes at all).
+        last_used_writes: ``"inline"`` writes ``last_used_at`` in the verifying transaction;
+            ``"deferred"`` records the use in memory for :meth:`flush_last_used` to write later, so that
+            no verification waits for a write and a cache hit needs no connection.
+        last_used_buffer_size: Keys whose deferred use may wait at most; beyond, a use is written inline.
         rotation_grace: How long a rotated-out key keeps working, at most (never past its own expiry).
         cache_ttl: Turns on the in-process cache of verified keys, trusting an entry this long. A revocation
             in another process takes up to this long to be seen here. ``None`` (default) turns it off.
         cache_size: Entries the cache keeps at most.
+        negative_cache_ttl: Turns on the cache of well-formed keys that matched no key, trusting an entry
+            this long; it is emptied whenever a key is issued (see :class:`RefusalCache`). ``None``
+            (default) turns it off.
+        negative_cache_size: Entries the negative cache keeps at most.
+        metrics: Told of every verification's outcome and source (see :mod:`tenantkit.metrics`).
     """
 
     _before_cache_write: Callable[[], None] | None = None
@@ -494,8 +508,13 @@ class ApiKeyService:
         last_used_interval: timedelta = timedelta(seconds=60),
         track_last_used: bool = True,
         rotation_grace: timedelta = timedelta(hours=24),
+        last_used_writes: Literal["inline", "deferred"] = "inline",
+        last_used_buffer_size: int = 10_000,
         cache_ttl: timedelta | None = None,
         cache_size: int = 10_000,
+        negative_cache_ttl: timedelta | None = None,
+        negative_cache_size: int = 10_000,
+        metrics: VerificationMetrics | None = None,
     ) -> None:
         self.membership = membership
         self.clock = clock
@@ -519,20 +538,33 @@ class ApiKeyService:
             raise ConfigurationError("rotation_grace must be a timedelta of zero or more")
         self.last_used_interval = last_used_interval
         self.track_last_used = track_last_used
+        if last_used_writes not in ("inline", "deferred"):
+            raise ConfigurationError('last_used_writes must be "inline" or "deferred"')
+        if last_used_buffer_size < 1:
+            raise ConfigurationError("last_used_buffer_size must be at least 1")
+        self.last_used_writes = last_used_writes
+        self._last_used: LastUsedBuffer | None = None
+        if last_used_writes == "deferred" and track_last_used:
+            self._last_used = LastUsedBuffer(last_used_buffer_size, last_used_interval)
+        self.metrics = metrics
         self.rotation_grace = rotation_grace
         self.cache_ttl = cache_ttl
         self._cache: KeyCache[ApiKeyVerification] | None = None
-        if cache_ttl is not None:
-            if not isinstance(cache_ttl, timedelta) or cache_ttl <= timedelta(0):
-                raise ConfigurationError("cache_ttl must be a positive timedelta, or None to turn it off")
-            if cache_size < 1:
-                raise ConfigurationError("cache_size must be at least 1")
+        if _cache_wanted("cache", cache_ttl, cache_size):
             self._cache = KeyCache(cache_size)
             # Evicted only through the dispatcher's invalidation seam: at once by this process's changes, at
             # commit by every committed one (a verification racing an uncommitted revocation could otherwise
             # put the old state back), and by a cross-process bus if one is plugged in. The seam holds the
             # cache weakly, so services built per request (or per test) do not pile up on it.
             self.events.caches.register(self._cache)
+        self._refusals: RefusalCache | None = None
+        if negative_cache_ttl is not None and _cache_wanted(
+            "negative_cache", negative_cache_ttl, negative_cache_size
+        ):
+            self._refusals = RefusalCache(negative_cache_size, negative_cache_ttl)
+            self.events.caches.register(self._refusals)
+        # Whether anything in memory may answer before the database is asked.
+        self._remembers = self._cache is not None or self._refusals is not None
         # Valid results already built, by their content: a result is frozen and fully determined by the row's
         # id, organization, name, scopes and expiry, so an equal one can be handed out again instead of
         # being validated anew on every verification.
@@ -875,30 +907,112 @@ class ApiKeyService:
     def _verify(
         self, session: Session | Connection, key: object, organization_id: str | None
     ) -> tuple[ApiKeyVerification, bool]:
-        """The pipeline: format, candidates, the cache, then :meth:`_verify_stored` and the cache write."""
+        """The pipeline: memory (format, caches) first, then the database for what memory cannot answer."""
+        answer = self._begin(key, organization_id)
+        if type(answer) is PendingVerification:
+            return answer.complete_and_report(session)
+        assert isinstance(answer, ApiKeyVerification)  # noqa: S101  narrowing: _begin answers one or the other
+        return answer, False
+
+    def begin_verification(
+        self, key: object, *, organization_id: str | None = None
+    ) -> ApiKeyVerification | PendingVerification:
+        """Answer from memory when it can, else say what the database must be asked: no I/O at all.
+
+        A malformed key is refused, a key in the cache (or the negative cache) is answered as :meth:`verify`
+        would answer it — expiry and organization checked now. Anything else comes back as a
+        :class:`PendingVerification` that holds the format check and digest already made; complete it on
+        a connection, opened only now::
+
+            answer = service.begin_verification(presented)
+            if isinstance(answer, PendingVerification):
+                with engine.connect() as connection:
+                    answer = answer.complete(connection)
+
+        Adapters answer most requests this way without a session, a connection or a thread-pool hop.
+
+        Args:
+            key: The presented key, as received (anything: it is never raised on).
+            organization_id: When given, a key of any other organization is answered ``unknown``.
+        """
+        return self._begin(key, organization_id)
+
+    def verify_cached(self, key: object, *, organization_id: str | None = None) -> ApiKeyVerification | None:
+        """Answer from memory alone, or return ``None`` when the database must be asked.
+
+        :meth:`begin_verification` without what it would hand over for the database: a malformed key is
+        refused, a cached one answered, everything else (cache off, key not cached, an inline
+        ``last_used_at`` write due) is ``None``: call :meth:`verify`.
+
+        Args:
+            key: The presented key, as received.
+            organization_id: When given, a key of any other organization is answered ``unknown``.
+        """
+        answer = self._begin(key, organization_id)
+        return None if type(answer) is PendingVerification else answer  # type: ignore[return-value]
+
+    def _begin(self, key: object, organization_id: str | None) -> ApiKeyVerification | PendingVerification:
         candidates = self._candidates[self.format.check(key)]
         if candidates is None:
-            return _MALFORMED, False
+            return self._counted(_MALFORMED, "format")
         assert isinstance(key, str)  # noqa: S101  narrowing: check() gives a kind other than MALFORMED to strings only
         now = self.clock()
         cache_key = candidates.cache_key(key)
-        cache = self._cache
-        ticket = 0
-        if cache is not None:
-            entry = cache.get(cache_key, now)
+        touch: CacheEntry[ApiKeyVerification] | None = None
+        if self._remembers:
+            cache = self._cache
+            entry = cache.get(cache_key, now) if cache is not None else None
             if entry is not None:
-                return self._answer_cached(session, entry, now, organization_id)
+                result = _decide_cached(entry.value, now, organization_id)
+                if not (result.valid and self._touch_due(entry.last_used_at, now)):
+                    return self._counted(result, "cache")
+                if self._last_used is not None and self._last_used.record(entry.key_id, now):
+                    entry.last_used_at = now
+                    return self._counted(result, "cache")
+                touch = entry  # an inline write is due: the database is needed, not a lookup
+            elif self._refusals is not None and self._refusals.refuses(cache_key, now):
+                return self._counted(_UNKNOWN, "negative_cache")
+        return PendingVerification(self, candidates, key, cache_key, now, organization_id, touch)
+
+    def _complete(
+        self, session: Session | Connection, pending: PendingVerification
+    ) -> tuple[ApiKeyVerification, bool]:
+        """The database part of a verification :meth:`_begin` could not answer, and the cache writes."""
+        touch = pending.touch
+        if touch is not None:  # cached and valid, with an inline last_used_at write due
+            connection = session.connection() if isinstance(session, Session) else session
+            self._touch(connection, touch.key_id, pending.now)
+            touch.last_used_at = pending.now
+            return self._counted(touch.value, "cache"), True
+        cache, refusals = self._cache, self._refusals
+        ticket = refusal_ticket = 0
+        fresh = not session.in_transaction()
+        if cache is not None:
             # Taken before the lookup, so that a revocation committed while this verification runs keeps
             # its result out of the cache. A transaction already under way may read a snapshot older than
             # any ticket (REPEATABLE READ, SQLite's read transactions): its result may only be cached for a
             # key this cache knows no eviction of.
-            ticket = cache.earliest_ticket() if session.in_transaction() else cache.ticket()
+            ticket = cache.ticket() if fresh else cache.earliest_ticket()
+        if refusals is not None:
+            refusal_ticket = refusals.ticket()
         result, wrote, last_used_at = self._verify_stored(
-            session, candidates, key, cache_key, now, organization_id
+            session, pending.candidates, pending.key, pending.cache_key, pending.now, pending.organization_id
         )
-        if cache is not None and result.key_id is not None:  # a valid result
-            self._remember(cache, cache_key, result, result.key_id, last_used_at, now, ticket)
-        return result, wrote
+        if result.key_id is not None:  # a valid result
+            if cache is not None:
+                self._remember(
+                    cache, pending.cache_key, result, result.key_id, last_used_at, pending.now, ticket
+                )
+        elif result is _NO_SUCH_KEY and refusals is not None and fresh:
+            # Only from a snapshot taken after the ticket: an older one may predate a key's issue.
+            refusals.put(pending.cache_key, pending.now, ticket=refusal_ticket)
+        return self._counted(result, "database"), wrote
+
+    def _counted(self, result: ApiKeyVerification, source: Source) -> ApiKeyVerification:
+        metrics = self.metrics
+        if metrics is not None:
+            metrics.verification(result.reason or "valid", source)
+        return result
 
     def _verify_stored(
         self,
@@ -912,7 +1026,8 @@ class ApiKeyService:
         """Fetch, match, decide, then the side effects of a verified key: rehash and ``last_used_at``.
 
         Returns:
-            The result, whether it wrote, and the key's ``last_used_at`` after this verification.
+            The result (:data:`_NO_SUCH_KEY` when no row matched), whether it wrote, and the key's
+            ``last_used_at`` after this verification (a deferred write counts as done).
         """
         connection = session.connection() if isinstance(session, Session) else session
         lookup = candidates.lookup(key, cache_key)
@@ -920,7 +1035,7 @@ class ApiKeyService:
         rows = candidates.query.fetch(connection, plan, lookup, self.membership.execution_options)
         found = candidates.match(rows, lookup, key, plan, now, organization_id)
         if found is None:
-            return _UNKNOWN, False, None
+            return _NO_SUCH_KEY, False, None
         row, position = found
         key_id, org, name, scopes, expires_at, revoked_at, last_used_at, stored = row  # _VERIFY_FIELDS
         processors = plan.processors
@@ -941,40 +1056,33 @@ class ApiKeyService:
                 type(last_used_at) is not datetime or last_used_at.tzinfo is None
             ):
                 last_used_at = processors[_LAST_USED_AT](last_used_at)
-            if self._touch_due(last_used_at, now):
-                self._touch(connection, key_id, now)
-                wrote = True
+            if last_used_at is None or last_used_at < now - self.last_used_interval:
+                buffer = self._last_used
+                if buffer is None or not buffer.record(key_id, now):
+                    self._touch(connection, key_id, now)
+                    wrote = True
                 last_used_at = now
         return result, wrote, last_used_at
 
-    def verify_cached(self, key: object, *, organization_id: str | None = None) -> ApiKeyVerification | None:
-        """Answer from memory alone, or return ``None`` when the database must be asked.
+    def flush_last_used(self, session: Session | Connection) -> int:
+        """Write the deferred ``last_used_at`` uses on ``session``'s connection, in its transaction.
 
-        A malformed key is refused (no database is ever needed for that). A key found in the in-process
-        cache is answered as :meth:`verify` would — expiry and organization checked now — unless its
-        ``last_used_at`` is due for a write. Everything else (cache off, key not cached, a write due) is
-        ``None``: call :meth:`verify`. Async adapters use this to answer most requests without leaving the
-        event loop.
+        The caller commits. With ``last_used_writes="inline"`` there is never anything to write. Many keys
+        go in one conditional ``UPDATE`` (still at most one write per key per ``last_used_interval``,
+        whatever other processes wrote). On failure the uses stay pending for the next flush.
 
-        Args:
-            key: The presented key, as received.
-            organization_id: When given, a key of any other organization is answered ``unknown``.
+        Returns:
+            How many keys' ``last_used_at`` it wrote.
         """
-        candidates = self._candidates[self.format.check(key)]
-        if candidates is None:
-            return _MALFORMED
-        cache = self._cache
-        if cache is None:
-            return None
-        assert isinstance(key, str)  # noqa: S101  narrowing: check() gives a kind other than MALFORMED to strings only
-        now = self.clock()
-        entry = cache.get(candidates.cache_key(key), now)
-        if entry is None:
-            return None
-        result = _decide_cached(entry.value, now, organization_id)
-        if result.valid and self._touch_due(entry.last_used_at, now):
-            return None
-        return result
+        if self._last_used is None:
+            return 0
+        connection = session.connection() if isinstance(session, Session) else session
+        return self._last_used.flush(connection, self.membership.execution_options)
+
+    @property
+    def pending_last_used(self) -> int:
+        """How many keys have a deferred ``last_used_at`` write waiting for :meth:`flush_last_used`."""
+        return 0 if self._last_used is None else len(self._last_used)
 
     def authenticate(
         self,
@@ -1027,23 +1135,10 @@ class ApiKeyService:
         """Empty the in-process cache (no effect when it is off)."""
         if self._cache is not None:
             self._cache.clear()
+        if self._refusals is not None:
+            self._refusals.clear()
 
     # --- internals --------------------------------------------------------------------------------------
-
-    def _answer_cached(
-        self,
-        session: Session | Connection,
-        entry: CacheEntry[ApiKeyVerification],
-        now: datetime,
-        organization_id: str | None,
-    ) -> tuple[ApiKeyVerification, bool]:
-        result = _decide_cached(entry.value, now, organization_id)
-        if not (result.valid and self._touch_due(entry.last_used_at, now)):
-            return result, False
-        connection = session.connection() if isinstance(session, Session) else session
-        self._touch(connection, entry.key_id, now)
-        entry.last_used_at = now
-        return result, True
 
     def _touch_due(self, last_used_at: datetime | None, now: datetime) -> bool:
         """Whether a key last used at ``last_used_at`` gets ``last_used_at`` written at ``now``."""
@@ -1130,6 +1225,9 @@ class ApiKeyService:
             api_keys.insert().values(hashed_key=stored, **values),
             execution_options=self.membership.execution_options,
         )
+        # At once in this process: a cached "no such key" may name this very key (the commit announces it
+        # again, and beyond the process).
+        self.events.caches.invalidate((CacheKey.new_api_key(organization_id, key.id),))
         issued = IssuedApiKey(api_key=key)
         issued._plaintext = plaintext
         return issued
@@ -1169,6 +1267,17 @@ class ApiKeyService:
         return result
 
 
+def _cache_wanted(name: str, ttl: timedelta | None, size: int) -> bool:
+    """Whether the cache ``name`` (``cache``, ``negative_cache``) is on; its options are checked if so."""
+    if ttl is None:
+        return False
+    if not isinstance(ttl, timedelta) or ttl <= timedelta(0):
+        raise ConfigurationError(f"{name}_ttl must be a positive timedelta, or None to turn it off")
+    if size < 1:
+        raise ConfigurationError(f"{name}_size must be at least 1")
+    return True
+
+
 _MAX_RESULTS = 4096
 """Prebuilt valid results a service keeps at most (one per key in use; emptied when full)."""
 
@@ -1197,3 +1306,44 @@ def _decide_cached(
     """The answer at ``now`` for a key whose valid result was cached (revoked keys are evicted)."""
     refusal = _decide(cached.organization_id or "", None, cached.expires_at, now, organization_id)
     return cached if refusal is None else refusal
+
+
+class PendingVerification:
+    """A verification memory could not answer: :meth:`complete` it on a connection.
+
+    Made by :meth:`ApiKeyService.begin_verification`; it carries the format check and digest already made,
+    so the database part computes neither again. Complete it once, soon: its time of verification is the
+    moment it was begun.
+    """
+
+    __slots__ = ("cache_key", "candidates", "key", "now", "organization_id", "service", "touch")
+
+    def __init__(
+        self,
+        service: ApiKeyService,
+        candidates: _Candidates,
+        key: str,
+        cache_key: str,
+        now: datetime,
+        organization_id: str | None,
+        touch: CacheEntry[ApiKeyVerification] | None,
+    ) -> None:
+        self.service = service
+        self.candidates = candidates
+        self.key = key
+        self.cache_key = cache_key
+        self.now = now
+        self.organization_id = organization_id
+        self.touch = touch
+
+    def complete(self, session: Session | Connection) -> ApiKeyVerification:
+        """The verification, looked up on ``session`` (or its connection); commit if it wrote, as usual."""
+        return self.service._complete(session, self)[0]
+
+    def complete_and_report(self, session: Session | Connection) -> tuple[ApiKeyVerification, bool]:
+        """Like :meth:`complete`, and whether it wrote in the caller's transaction (a commit is due)."""
+        return self.service._complete(session, self)
+
+    def __repr__(self) -> str:
+        # Never the key, nor its digest.
+        return f"PendingVerification(organization_id={self.organization_id!r})"
