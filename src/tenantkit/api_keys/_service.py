@@ -910,7 +910,7 @@ class ApiKeyService:
         """The pipeline: memory (format, caches) first, then the database for what memory cannot answer."""
         answer = self._begin(key, organization_id)
         if type(answer) is PendingVerification:
-            return answer.complete_and_report(session)
+            return self._complete(session, answer)
         assert isinstance(answer, ApiKeyVerification)  # noqa: S101  narrowing: _begin answers one or the other
         return answer, False
 
@@ -984,6 +984,16 @@ class ApiKeyService:
             self._touch(connection, touch.key_id, pending.now)
             touch.last_used_at = pending.now
             return self._counted(touch.value, "cache"), True
+        if not self._remembers:  # no cache to write: the lookup alone
+            result, wrote, _ = self._verify_stored(
+                session,
+                pending.candidates,
+                pending.key,
+                pending.cache_key,
+                pending.now,
+                pending.organization_id,
+            )
+            return self._counted(result, "database") if self.metrics is not None else result, wrote
         cache, refusals = self._cache, self._refusals
         ticket = refusal_ticket = 0
         fresh = not session.in_transaction()
