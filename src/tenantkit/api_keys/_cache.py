@@ -76,16 +76,27 @@ class KeyCache(Generic[V]):
         return self._floor
 
     def get(self, digest: str, now: datetime) -> CacheEntry[V] | None:
-        """The live entry for ``digest``, or ``None`` (a stale one is dropped)."""
-        with self._lock:
-            entry = self._entries.get(digest)
-            if entry is None:
-                return None
-            if entry.fresh_until <= now:
-                self._drop(digest)
-                return None
-            self._entries.move_to_end(digest)
-            return entry
+        """The live entry for ``digest``, or ``None`` (a stale one is dropped).
+
+        A hit takes no lock: the dictionary lookup and the move to the recent end are single operations
+        under the GIL. An eviction racing the hit either comes first (a miss) or after (the hit answered as
+        of just before it, as a lookup under the lock would have), and a move of an entry evicted meanwhile
+        is simply skipped.
+        """
+        entries = self._entries
+        entry = entries.get(digest)
+        if entry is None:
+            return None
+        if entry.fresh_until <= now:
+            with self._lock:
+                if entries.get(digest) is entry:
+                    self._drop(digest)
+            return None
+        try:
+            entries.move_to_end(digest)
+        except KeyError:
+            pass
+        return entry
 
     def put(self, digest: str, entry: CacheEntry[V], *, ticket: int) -> bool:
         """Keep ``entry`` under ``digest``, unless its key was evicted or the cache cleared since ``ticket``.

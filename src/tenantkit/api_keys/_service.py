@@ -965,7 +965,7 @@ class ApiKeyService:
             if entry is not None:
                 result = _decide_cached(entry.value, now, organization_id)
                 if not (result.valid and self._touch_due(entry.last_used_at, now)):
-                    return self._counted(result, "cache")
+                    return result if self.metrics is None else self._counted(result, "cache")
                 if self._last_used is not None and self._last_used.record(entry.key_id, now):
                     entry.last_used_at = now
                     return self._counted(result, "cache")
