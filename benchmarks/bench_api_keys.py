@@ -464,8 +464,8 @@ def main() -> None:  # noqa: PLR0915  one straight script: set up, time each cas
             )
         engine.dispose()
         print(
-            f"cache hit (verify_cached): {micro(medians['cached'])}, {medians['cached/floor']:.2f}x its floor "
-            f"(format check + SHA-256 + dict lookup: {micro(medians['floor'])})"
+            f"cache hit (verify_cached): {micro(medians['cached'])}, {medians['cached/floor']:.2f}x its "
+            f"floor (format check + SHA-256 + dict lookup: {micro(medians['floor'])})"
         )
         if not args.no_postgres:
             pg_url, drop = postgres_database(args.postgres_url)

@@ -92,7 +92,7 @@ class KeyCache(Generic[V]):
                 if entries.get(digest) is entry:
                     self._drop(digest)
             return None
-        try:
+        try:  # noqa: SIM105  contextlib.suppress costs a context manager on every hit
             entries.move_to_end(digest)
         except KeyError:
             pass
