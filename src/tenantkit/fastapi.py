@@ -69,7 +69,7 @@ __all__ = ["FEATURES", "OPERATIONS", "Authorization", "Principal", "TenantKitFas
 
 T = TypeVar("T")
 
-logger = logging.getLogger("tenantkit")
+logger: logging.Logger = logging.getLogger("tenantkit")
 
 
 def _flush_on(flush: Callable[[Connection], int], engine: Engine) -> int:

@@ -117,6 +117,16 @@ class Plan:
 
     __slots__ = ("_positional", "names", "permutation", "processors", "sql")
 
+    sql: str
+    """The statement's SQL in the driver's paramstyle."""
+    names: tuple[str, ...]
+    """Its bound parameters' names, in the order :meth:`arguments` receives their values."""
+    permutation: tuple[int, ...] | None
+    """The order a positional paramstyle takes the values in; ``None``: as given."""
+    processors: tuple[Processor, ...]
+    """Per selected column, what turns a raw driver value into its Python value."""
+    _positional: bool
+
     def __init__(
         self,
         statement: sa.Select[Any],

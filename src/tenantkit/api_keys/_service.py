@@ -988,7 +988,7 @@ class ApiKeyService:
             result, wrote, _ = self._verify_stored(
                 session,
                 pending.candidates,
-                pending.key,
+                pending._key,
                 pending.cache_key,
                 pending.now,
                 pending.organization_id,
@@ -1006,7 +1006,7 @@ class ApiKeyService:
         if refusals is not None:
             refusal_ticket = refusals.ticket()
         result, wrote, last_used_at = self._verify_stored(
-            session, pending.candidates, pending.key, pending.cache_key, pending.now, pending.organization_id
+            session, pending.candidates, pending._key, pending.cache_key, pending.now, pending.organization_id
         )
         if result.key_id is not None:  # a valid result
             if cache is not None:
@@ -1326,7 +1326,17 @@ class PendingVerification:
     moment it was begun.
     """
 
-    __slots__ = ("cache_key", "candidates", "key", "now", "organization_id", "service", "touch")
+    __slots__ = ("_key", "cache_key", "candidates", "now", "organization_id", "service", "touch")
+
+    service: ApiKeyService
+    candidates: _Candidates
+    _key: str  # the presented key: kept out of the public attributes and the repr
+    cache_key: str
+    now: datetime
+    """When the verification began: its time of verification."""
+    organization_id: str | None
+    touch: CacheEntry[ApiKeyVerification] | None
+    """A cached valid entry due an inline ``last_used_at`` write (then no lookup is needed)."""
 
     def __init__(
         self,
@@ -1340,7 +1350,7 @@ class PendingVerification:
     ) -> None:
         self.service = service
         self.candidates = candidates
-        self.key = key
+        self._key = key
         self.cache_key = cache_key
         self.now = now
         self.organization_id = organization_id
