@@ -115,7 +115,7 @@ class Plan:
             ``None``), for the columns a caller reads in its own way.
     """
 
-    __slots__ = ("_positional", "names", "permutation", "processors", "sql")
+    __slots__ = ("_positional", "as_given", "names", "permutation", "processors", "sql")
 
     sql: str
     """The statement's SQL in the driver's paramstyle."""
@@ -125,6 +125,8 @@ class Plan:
     """The order a positional paramstyle takes the values in; ``None``: as given."""
     processors: tuple[Processor, ...]
     """Per selected column, what turns a raw driver value into its Python value."""
+    as_given: bool
+    """Whether the driver takes the values as given (positional, in ``names`` order): no conversion."""
     _positional: bool
 
     def __init__(
@@ -170,6 +172,7 @@ class Plan:
                 process = _sqlite_datetime(process)
             processors.append(process or _identity)
         self.processors = tuple(processors)
+        self.as_given = self._positional and self.permutation is None
 
     def arguments(self, values: tuple[Any, ...]) -> Any:
         """``values`` (in ``names`` order) as the driver's paramstyle wants them."""
@@ -249,7 +252,7 @@ class RawQuery:
             except sa.exc.DBAPIError as error:
                 _raise_if_out_of_date(connection, error, execution_options)
                 raise
-        arguments = plan.arguments(values)
+        arguments = values if plan.as_given else plan.arguments(values)
         pooled = connection.connection
         # One reusable cursor per driver connection, kept in the pool's record of that connection (which
         # SQLAlchemy empties when the connection is invalidated or recycled): creating a psycopg cursor costs

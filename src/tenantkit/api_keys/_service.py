@@ -568,7 +568,7 @@ class ApiKeyService:
         # Valid results already built, by their content: a result is frozen and fully determined by the row's
         # id, organization, name, scopes and expiry, so an equal one can be handed out again instead of
         # being validated anew on every verification.
-        self._results: dict[tuple[Any, ...], ApiKeyVerification] = {}
+        self._results: dict[str, ApiKeyVerification] = {}
 
     def __repr__(self) -> str:
         return (
@@ -909,8 +909,8 @@ class ApiKeyService:
     ) -> tuple[ApiKeyVerification, bool]:
         """The pipeline: memory (format, caches) first, then the database for what memory cannot answer."""
         answer = self._begin(key, organization_id)
-        if type(answer) is PendingVerification:
-            return self._complete(session, answer)
+        if type(answer) is tuple:
+            return self._complete(session, answer, organization_id)
         assert isinstance(answer, ApiKeyVerification)  # noqa: S101  narrowing: _begin answers one or the other
         return answer, False
 
@@ -935,7 +935,11 @@ class ApiKeyService:
             key: The presented key, as received (anything: it is never raised on).
             organization_id: When given, a key of any other organization is answered ``unknown``.
         """
-        return self._begin(key, organization_id)
+        answer = self._begin(key, organization_id)
+        if type(answer) is tuple:
+            return PendingVerification(self, answer, organization_id)
+        assert isinstance(answer, ApiKeyVerification)  # noqa: S101  narrowing: _begin answers one or the other
+        return answer
 
     def verify_cached(self, key: object, *, organization_id: str | None = None) -> ApiKeyVerification | None:
         """Answer from memory alone, or return ``None`` when the database must be asked.
@@ -949,9 +953,10 @@ class ApiKeyService:
             organization_id: When given, a key of any other organization is answered ``unknown``.
         """
         answer = self._begin(key, organization_id)
-        return None if type(answer) is PendingVerification else answer  # type: ignore[return-value]
+        return None if type(answer) is tuple else answer  # type: ignore[return-value]
 
-    def _begin(self, key: object, organization_id: str | None) -> ApiKeyVerification | PendingVerification:
+    def _begin(self, key: object, organization_id: str | None) -> ApiKeyVerification | _Due:
+        """The answer memory gives (format, caches), or what the database must be asked (a :data:`_Due`)."""
         candidates = self._candidates[self.format.check(key)]
         if candidates is None:
             return self._counted(_MALFORMED, "format")
@@ -972,26 +977,27 @@ class ApiKeyService:
                 touch = entry  # an inline write is due: the database is needed, not a lookup
             elif self._refusals is not None and self._refusals.refuses(cache_key, now):
                 return self._counted(_UNKNOWN, "negative_cache")
-        return PendingVerification(self, candidates, key, cache_key, now, organization_id, touch)
+        # A plain tuple: verify() completes it at once, so the hot path builds no object for it.
+        return (candidates, key, cache_key, now, touch)
 
     def _complete(
-        self, session: Session | Connection, pending: PendingVerification
+        self, session: Session | Connection, due: _Due, organization_id: str | None
     ) -> tuple[ApiKeyVerification, bool]:
         """The database part of a verification :meth:`_begin` could not answer, and the cache writes."""
-        touch = pending.touch
+        candidates, key, cache_key, now, touch = due
         if touch is not None:  # cached and valid, with an inline last_used_at write due
             connection = session.connection() if isinstance(session, Session) else session
-            self._touch(connection, touch.key_id, pending.now)
-            touch.last_used_at = pending.now
+            self._touch(connection, touch.key_id, now)
+            touch.last_used_at = now
             return self._counted(touch.value, "cache"), True
         if not self._remembers:  # no cache to write: the lookup alone
             result, wrote, _ = self._verify_stored(
                 session,
-                pending.candidates,
-                pending._key,
-                pending.cache_key,
-                pending.now,
-                pending.organization_id,
+                candidates,
+                key,
+                cache_key,
+                now,
+                organization_id,
             )
             return self._counted(result, "database") if self.metrics is not None else result, wrote
         cache, refusals = self._cache, self._refusals
@@ -1006,16 +1012,14 @@ class ApiKeyService:
         if refusals is not None:
             refusal_ticket = refusals.ticket()
         result, wrote, last_used_at = self._verify_stored(
-            session, pending.candidates, pending._key, pending.cache_key, pending.now, pending.organization_id
+            session, candidates, key, cache_key, now, organization_id
         )
         if result.key_id is not None:  # a valid result
             if cache is not None:
-                self._remember(
-                    cache, pending.cache_key, result, result.key_id, last_used_at, pending.now, ticket
-                )
+                self._remember(cache, cache_key, result, result.key_id, last_used_at, now, ticket)
         elif result is _NO_SUCH_KEY and refusals is not None and fresh:
             # Only from a snapshot taken after the ticket: an older one may predate a key's issue.
-            refusals.put(pending.cache_key, pending.now, ticket=refusal_ticket)
+            refusals.put(cache_key, now, ticket=refusal_ticket)
         return self._counted(result, "database"), wrote
 
     def _counted(self, result: ApiKeyVerification, source: Source) -> ApiKeyVerification:
@@ -1259,10 +1263,16 @@ class ApiKeyService:
     def _valid_result(
         self, key_id: str, org: str, name: str, scopes: tuple[str, ...], expires_at: datetime | None
     ) -> ApiKeyVerification:
-        memo_key = (key_id, org, name, scopes, expires_at)
+        # Filed by key id, the one field hashed; the rest compared (a renamed or re-scoped key is rebuilt).
         results = self._results
-        result = results.get(memo_key)
-        if result is None:
+        result = results.get(key_id)
+        if (
+            result is None
+            or result.name != name
+            or result.organization_id != org
+            or result.scopes != scopes
+            or result.expires_at != expires_at
+        ):
             result = ApiKeyVerification(
                 valid=True,
                 organization_id=org,
@@ -1273,7 +1283,7 @@ class ApiKeyService:
             )
             if len(results) >= _MAX_RESULTS:
                 results.clear()
-            results[memo_key] = result
+            results[key_id] = result
         return result
 
 
@@ -1318,6 +1328,11 @@ def _decide_cached(
     return cached if refusal is None else refusal
 
 
+_Due = tuple[_Candidates, str, str, datetime, "CacheEntry[ApiKeyVerification] | None"]
+"""What a verification memory could not answer needs: its candidates, the key, its cache key (the digest
+already made), the time of verification, and a cached entry due only an inline ``last_used_at`` write."""
+
+
 class PendingVerification:
     """A verification memory could not answer: :meth:`complete` it on a connection.
 
@@ -1326,43 +1341,25 @@ class PendingVerification:
     moment it was begun.
     """
 
-    __slots__ = ("_key", "cache_key", "candidates", "now", "organization_id", "service", "touch")
+    __slots__ = ("_due", "organization_id", "service")
 
     service: ApiKeyService
-    candidates: _Candidates
-    _key: str  # the presented key: kept out of the public attributes and the repr
-    cache_key: str
-    now: datetime
-    """When the verification began: its time of verification."""
     organization_id: str | None
-    touch: CacheEntry[ApiKeyVerification] | None
-    """A cached valid entry due an inline ``last_used_at`` write (then no lookup is needed)."""
+    """Only keys of this organization are accepted, when set."""
+    _due: _Due  # holds the presented key: kept out of the public attributes and the repr
 
-    def __init__(
-        self,
-        service: ApiKeyService,
-        candidates: _Candidates,
-        key: str,
-        cache_key: str,
-        now: datetime,
-        organization_id: str | None,
-        touch: CacheEntry[ApiKeyVerification] | None,
-    ) -> None:
+    def __init__(self, service: ApiKeyService, due: _Due, organization_id: str | None) -> None:
         self.service = service
-        self.candidates = candidates
-        self._key = key
-        self.cache_key = cache_key
-        self.now = now
+        self._due = due
         self.organization_id = organization_id
-        self.touch = touch
 
     def complete(self, session: Session | Connection) -> ApiKeyVerification:
         """The verification, looked up on ``session`` (or its connection); commit if it wrote, as usual."""
-        return self.service._complete(session, self)[0]
+        return self.service._complete(session, self._due, self.organization_id)[0]
 
     def complete_and_report(self, session: Session | Connection) -> tuple[ApiKeyVerification, bool]:
         """Like :meth:`complete`, and whether it wrote in the caller's transaction (a commit is due)."""
-        return self.service._complete(session, self)
+        return self.service._complete(session, self._due, self.organization_id)
 
     def __repr__(self) -> str:
         # Never the key, nor its digest.
