@@ -531,6 +531,27 @@ class TestFastAPI:
         assert refused.json()["error"]["reason"] == "malformed"
         assert refused.headers["WWW-Authenticate"] == WWW_AUTHENTICATE
 
+    def test_the_fastapi_lifespan_shares_the_deferred_writes(
+        self, clock: FrozenClock, engine: sa.Engine
+    ) -> None:
+        """``tk.lifespan()`` writes deferred uses at shutdown through the same helper as the backend."""
+        kit = TenantKit(api_keys=ApiKeySettings(last_used_writes="deferred"), clock=clock)
+        tk = TenantKitFastAPI(kit, session=lambda: None, database=engine)
+        app = FastAPI(lifespan=tk.lifespan(flush_every=timedelta(hours=1)))
+
+        @app.get("/reports")
+        def reports(
+            key: Annotated[ApiKeyVerification, Depends(tk.api_key("reports:read"))],
+        ) -> dict[str, bool]:
+            return {"valid": key.valid}
+
+        key = issue(kit, engine).reveal()
+        with TestClient(app) as client:
+            assert client.get("/reports", headers=bearer(key)).status_code == 200
+            assert (kit.api_keys.pending_last_used, last_used_at(engine)) == (1, None)
+        assert kit.api_keys.pending_last_used == 0
+        assert last_used_at(engine) is not None
+
 
 class TestBoundaries:
     def test_the_key_is_never_logged_or_shown(

@@ -20,6 +20,7 @@ from sqlalchemy.engine import Connection, Engine
 from starlette.concurrency import run_in_threadpool
 
 from tenantkit._http import complete_on_engine
+from tenantkit._migrations import is_async_database
 from tenantkit.api_keys._service import ApiKeyService, ApiKeyVerification, PendingVerification
 
 if TYPE_CHECKING:
@@ -69,7 +70,7 @@ async def flush_last_used(service: ApiKeyService, database: Engine | AsyncEngine
     """
     if service.pending_last_used == 0:
         return 0
-    if is_async_engine(database):
+    if is_async_database(database):  # an AsyncConnection too, which FastAPI's lifespan may be given
         async with database.begin() as connection:
             return await connection.run_sync(service.flush_last_used)
     assert isinstance(database, Engine)  # noqa: S101  narrowing: the adapters check it when built
