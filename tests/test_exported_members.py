@@ -27,6 +27,7 @@ PUBLIC_MODULES = (
     "tenantkit.invitations",
     "tenantkit.members",
     "tenantkit.roles",
+    "tenantkit.starlette",
     "tenantkit.tables",
     "tenantkit.testing",
 )

@@ -81,7 +81,7 @@ class ApiKeyUser(BaseUser):
 
     @property
     def identity(self) -> str:
-        """The key's id (``key_…``), the same in every request made with it."""
+        """The key's id, the same in every request made with it (what `tenantkit keys list` shows)."""
         return self.verification.key_id or ""
 
     @property
