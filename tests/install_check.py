@@ -4,7 +4,7 @@ Run by ``.ci/wheels`` with the Python of a fresh virtual environment that holds 
 named extras (so nothing from the source tree or the dev extra helps), and by the test suite with a module
 refused (``--refuse greenlet``) to prove a sync host needs no greenlet. It needs nothing but the standard
 library and what the extras install: the FastAPI app is driven as a bare ASGI callable (no test client is
-installed with ``[fastapi]``), the Flask app through Flask's own ``test_client()``.
+installed with ``[fastapi]`` or ``[starlette]``), the Flask app through Flask's own ``test_client()``.
 
 Usage::
 
@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-KNOWN_EXTRAS = ("fastapi", "flask", "postgres", "mysql", "async")
+KNOWN_EXTRAS = ("fastapi", "flask", "starlette", "postgres", "mysql", "async")
 ORGANIZATION = "org_install_check"
 SCOPE = "reports:read"
 
@@ -42,6 +42,7 @@ CORE_MODULES = (
 EXTRA_MODULES = {
     "fastapi": ("tenantkit.fastapi",),
     "flask": ("tenantkit.flask",),
+    "starlette": ("tenantkit.starlette",),
     "postgres": ("psycopg",),
     "mysql": ("pymysql",),
     "async": ("sqlalchemy.ext.asyncio", "aiosqlite", "greenlet"),
@@ -151,15 +152,17 @@ def call_asgi(app: Callable[..., Any], path: str, headers: dict[str, str]) -> tu
 
 
 def expect_protected(
-    status_and_body: Callable[[dict[str, str]], tuple[int, dict[str, Any]]], key: str
+    status_and_body: Callable[[dict[str, str]], tuple[int, dict[str, Any]]],
+    key: str,
+    refused: dict[str, str] | None = None,
 ) -> None:
-    """The route answers the key with its organization, and a request without one with 401."""
+    """The route answers the key with its organization, and a request without one (or ``refused``) 401."""
     status, body = status_and_body({"Authorization": f"Bearer {key}"})
     if status != 200 or body.get("organization_id") != ORGANIZATION:
         raise InstallCheckFailed(f"with a valid key: expected 200 and the organization, got {status} {body}")
-    status, body = status_and_body({})
+    status, body = status_and_body(refused or {})
     if status != 401 or body.get("error", {}).get("code") != "invalid_api_key":
-        raise InstallCheckFailed(f"without a key: expected 401 invalid_api_key, got {status} {body}")
+        raise InstallCheckFailed(f"without a valid key: expected 401 invalid_api_key, got {status} {body}")
 
 
 def serve_fastapi(url: str, key: str, *, session_kind: str) -> None:
@@ -251,6 +254,44 @@ def serve_flask(url: str, key: str) -> None:
         engine.dispose()
 
 
+def serve_starlette(url: str, key: str, *, engine_kind: str) -> None:
+    import sqlalchemy as sa
+    from starlette.applications import Starlette
+    from starlette.authentication import requires
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    from tenantkit import TenantKit
+    from tenantkit.starlette import ApiKeyBackend, ApiKeyUser
+
+    if engine_kind == "sync":
+        engine: Any = sa.create_engine(url)
+        dispose: Callable[[], None] = engine.dispose
+    else:
+        from sqlalchemy.ext.asyncio import create_async_engine
+
+        engine = create_async_engine(url.replace("sqlite://", "sqlite+aiosqlite://", 1))
+
+        def dispose() -> None:
+            asyncio.run(engine.dispose())
+
+    @requires(SCOPE)
+    async def reports(request: Request) -> JSONResponse:
+        user: ApiKeyUser = request.user  # what requires() let through
+        return JSONResponse({"organization_id": user.organization_id})
+
+    backend = ApiKeyBackend(TenantKit(), database=engine)
+    app = Starlette(routes=[Route("/reports", reports)], middleware=[backend.middleware()])
+    # A request without a key goes on unauthenticated (requires() answers 403); a refused key is the 401.
+    malformed = {"Authorization": "Bearer tk_live_not-a-key"}
+    try:
+        with step(f"Starlette ({engine_kind} engine) authenticates an API key before routing"):
+            expect_protected(lambda headers: call_asgi(app, "/reports", headers), key, malformed)
+    finally:
+        dispose()
+
+
 def verify_async(url: str, key: str) -> None:
     from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
@@ -285,6 +326,10 @@ def run(extras: Sequence[str], database: str, *, migrate_first: bool) -> None:
             serve_fastapi(url, key, session_kind="async")
     if "flask" in extras:
         serve_flask(url, key)
+    if "starlette" in extras:
+        serve_starlette(url, key, engine_kind="sync")
+        if "async" in extras:
+            serve_starlette(url, key, engine_kind="async")
     if "async" in extras:
         verify_async(url, key)
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import re
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -139,12 +141,11 @@ def free_port() -> int:
         return port
 
 
-@pytest.fixture
-def fastapi_server(database_url: str) -> Iterator[str]:
-    """The FastAPI example under uvicorn in a subprocess on a free loopback port; always terminated."""
+def serve_example(name: str, database_url: str, ready_path: str) -> Iterator[str]:
+    """``examples/<name>.py`` under uvicorn in a subprocess on a free loopback port; always terminated."""
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, str(EXAMPLES / "fastapi_app.py"), "--database", database_url, "--port", str(port)],
+        [sys.executable, str(EXAMPLES / f"{name}.py"), "--database", database_url, "--port", str(port)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
@@ -156,7 +157,7 @@ def fastapi_server(database_url: str) -> Iterator[str]:
                 output = process.stdout.read().decode() if process.stdout else ""
                 pytest.fail(f"the example exited early ({process.returncode}):\n{output}")
             try:
-                httpx2.get(f"{base_url}/openapi.json", timeout=1, trust_env=False)
+                httpx2.get(f"{base_url}{ready_path}", timeout=1, trust_env=False)
                 break
             except httpx2.TransportError:
                 if time.monotonic() > deadline:
@@ -172,6 +173,18 @@ def fastapi_server(database_url: str) -> Iterator[str]:
             process.wait()
         if process.stdout is not None:
             process.stdout.close()
+
+
+@pytest.fixture
+def fastapi_server(database_url: str) -> Iterator[str]:
+    """The FastAPI example under uvicorn on a free loopback port."""
+    yield from serve_example("fastapi_app", database_url, "/openapi.json")
+
+
+@pytest.fixture
+def starlette_server(database_url: str) -> Iterator[str]:
+    """The Starlette example under uvicorn on a free loopback port."""
+    yield from serve_example("starlette_app", database_url, "/health")
 
 
 class TestFastAPIOverASocket:
@@ -194,6 +207,84 @@ class TestFastAPIOverASocket:
             assert refused.status_code == 401
             assert refused.headers["WWW-Authenticate"].startswith("Bearer")
             assert refused.json()["error"]["code"] == "invalid_api_key"
+
+
+def issue_key_with_the_cli(database_url: str, capsys: pytest.CaptureFixture[str]) -> str:
+    """``tenantkit keys issue … acme CI --scope reports:read``, as the Starlette example says; the key."""
+    from tenantkit._cli import main
+
+    capsys.readouterr()
+    main(
+        ["keys", "issue", "--url", database_url, "acme", "CI", "--scope", "reports:read", "--json"],
+        standalone_mode=False,
+    )
+    key: str = json.loads(capsys.readouterr().out)["key"]
+    return key
+
+
+def exercise_starlette(call: Call, key: str) -> None:
+    """The Starlette example's walk-through, with the answers each step must give."""
+    status, body, _ = call("GET", "/api/me", {"Authorization": f"Bearer {key}"})
+    assert (status, body["key"], body["organization_id"]) == (200, "CI", "acme")
+    assert body["scopes"] == ["authenticated", "reports:read"]
+    status, body, _ = call("GET", "/api/reports", {"X-API-Key": key})
+    assert (status, body["organization_id"]) == (200, "acme")
+    status, _, _ = call("GET", "/api/exports", {"Authorization": f"Bearer {key}"})
+    assert status == 403, "a scope the key does not carry"
+    status, body, headers = call("GET", "/api/reports", {"Authorization": "Bearer tk_live_nope"})
+    assert (status, body["error"]["code"], body["error"]["reason"]) == (401, "invalid_api_key", "malformed")
+    assert headers["www-authenticate"].startswith("Bearer")
+    status, body, _ = call("GET", "/health", {})
+    assert (status, body) == (200, {"status": "ok"})
+    status, _, _ = call("GET", "/api/reports", {})
+    assert status == 403, "no key: unauthenticated, and requires() refuses"
+
+
+def starlette_answer(response: Any) -> Answer:
+    """Status, JSON body (``None`` for Starlette's plain-text 403) and lower-cased headers."""
+    json_body = response.headers.get("content-type") == "application/json"
+    headers = {name.lower(): value for name, value in response.headers.items()}
+    return response.status_code, response.json() if json_body else None, headers
+
+
+def key_last_used(database_url: str) -> object:
+    import sqlalchemy as sa
+
+    import tenantkit
+
+    engine = sa.create_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            return connection.execute(sa.select(tenantkit.tables.api_keys.c.last_used_at)).scalar_one()
+    finally:
+        engine.dispose()
+
+
+class TestStarletteExample:
+    def test_walk_through(self, database_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+        """The Starlette example answers its docstring's walk-through; the key's use is written at the end."""
+        app = load_example("starlette_app").create_app(database_url, flush_every=timedelta(hours=1))
+        key = issue_key_with_the_cli(database_url, capsys)
+        with TestClient(app) as client:
+
+            def call(method: str, path: str, headers: dict[str, str], body: object = None) -> Answer:
+                return starlette_answer(client.request(method, path, headers=headers))
+
+            exercise_starlette(call, key)
+            assert key_last_used(database_url) is None, "deferred: not written during the request"
+        assert key_last_used(database_url) is not None
+
+    def test_uvicorn_serves_the_example(
+        self, starlette_server: str, database_url: str, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """Under uvicorn on 127.0.0.1, ``python examples/starlette_app.py`` answers the same walk-through."""
+        key = issue_key_with_the_cli(database_url, capsys)
+        with httpx2.Client(base_url=starlette_server, timeout=10, trust_env=False) as client:
+
+            def call(method: str, path: str, headers: dict[str, str], body: object = None) -> Answer:
+                return starlette_answer(client.request(method, path, headers=headers))
+
+            exercise_starlette(call, key)
 
 
 @pytest.fixture(scope="module")

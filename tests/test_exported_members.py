@@ -26,7 +26,9 @@ PUBLIC_MODULES = (
     "tenantkit.flask",
     "tenantkit.invitations",
     "tenantkit.members",
+    "tenantkit.metrics",
     "tenantkit.roles",
+    "tenantkit.starlette",
     "tenantkit.tables",
     "tenantkit.testing",
 )

@@ -21,13 +21,13 @@ INSTALL_CHECK = Path(__file__).with_name("install_check.py")
 
 
 def test_sync_hosts_import_and_serve_without_greenlet(tmp_path: Path) -> None:
-    """Without greenlet every sync module imports, the CLI migrates, and FastAPI and Flask serve a key."""
+    """Without greenlet every sync module imports, the CLI migrates, and each framework serves a key."""
     completed = subprocess.run(
         [
             sys.executable,
             str(INSTALL_CHECK),
             "--extras",
-            "fastapi,flask",
+            "fastapi,flask,starlette",
             "--database",
             str(tmp_path / "no-greenlet.sqlite3"),
             "--migrate",
@@ -44,6 +44,7 @@ def test_sync_hosts_import_and_serve_without_greenlet(tmp_path: Path) -> None:
     assert "ok: import tenantkit.fastapi" in completed.stdout
     assert "ok: FastAPI (sync session) serves an API-key-protected request" in completed.stdout
     assert "ok: Flask serves an API-key-protected request" in completed.stdout
+    assert "ok: Starlette (sync engine) authenticates an API key before routing" in completed.stdout
 
 
 def test_the_install_check_fails_loudly_when_a_module_is_missing(tmp_path: Path) -> None:

@@ -34,6 +34,7 @@ _PUBLIC_MODULES = (
     "tenantkit.invitations",
     "tenantkit.members",
     "tenantkit.roles",
+    "tenantkit.starlette",
     "tenantkit.testing",
 )
 _ERRORS_MODULE = "_errors"

@@ -18,7 +18,6 @@ implementation serves both. ``current_user`` is the host's dependency naming the
 :class:`Principal` or a user id): identities stay with the host's identity provider.
 """
 
-import asyncio
 import functools
 import inspect
 import json
@@ -35,10 +34,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException
 
+from tenantkit._asgi import check_flush_every, complete_on_database, writing_last_used
+from tenantkit._asgi import flush_last_used as flush_on_database
 from tenantkit._async_support import is_async_session
 from tenantkit._errors import InvalidApiKeyError, InvalidInputError, TenantKitError
 from tenantkit._http import (
@@ -49,7 +50,6 @@ from tenantkit._http import (
     Principal,
     api_key_from_headers,
     as_principal,
-    complete_on_engine,
     error_body,
     error_headers,
     status_for,
@@ -70,11 +70,6 @@ __all__ = ["FEATURES", "OPERATIONS", "Authorization", "Principal", "TenantKitFas
 T = TypeVar("T")
 
 logger: logging.Logger = logging.getLogger("tenantkit")
-
-
-def _flush_on(flush: Callable[[Connection], int], engine: Engine) -> int:
-    with engine.begin() as connection:
-        return flush(connection)
 
 
 # FastAPI's own answer when a JSON body cannot be parsed at all (undecodable bytes, absurd nesting, a number
@@ -329,8 +324,7 @@ class TenantKitFastAPI:
         Raises:
             MigrationLockTimeoutError: At start-up, when another migration held the lock too long.
         """
-        if flush_every <= timedelta(0):
-            raise ValueError("flush_every must be a positive timedelta")
+        check_flush_every(flush_every)
 
         @asynccontextmanager
         async def migrate_then_serve(app: FastAPI) -> AsyncIterator[None]:
@@ -339,18 +333,8 @@ class TenantKitFastAPI:
                     await upgrade(database, lock_timeout=lock_timeout)
                 else:
                     await run_in_threadpool(upgrade, database, lock_timeout=lock_timeout)
-            writes = self._writes_database(database)
-            if writes is None:
+            async with writing_last_used(self.kit.api_keys, self._writes_database(database), flush_every):
                 yield
-                return
-            stopping = asyncio.Event()
-            flusher = asyncio.create_task(self._flush_periodically(writes, flush_every, stopping))
-            try:
-                yield
-            finally:
-                stopping.set()
-                await flusher
-                await self.flush_last_used(writes)
 
         return migrate_then_serve
 
@@ -361,13 +345,9 @@ class TenantKitFastAPI:
         keys it wrote (0 when nothing was pending or the service writes inline).
         """
         engine = database if database is not None else self._database
-        api_keys = self.kit.api_keys
-        if engine is None or api_keys.pending_last_used == 0:
+        if engine is None:
             return 0
-        if is_async_database(engine):
-            async with engine.begin() as connection:
-                return await connection.run_sync(api_keys.flush_last_used)
-        return await run_in_threadpool(_flush_on, api_keys.flush_last_used, engine)
+        return await flush_on_database(self.kit.api_keys, engine)
 
     def _writes_database(self, database: object) -> "Engine | AsyncEngine | None":
         """Where deferred ``last_used_at`` uses go: ``None`` when the service writes them inline."""
@@ -378,21 +358,6 @@ class TenantKitFastAPI:
         if isinstance(database, Engine) or (is_async_database(database) and hasattr(database, "begin")):
             return database  # type: ignore[return-value]
         return None
-
-    async def _flush_periodically(
-        self, engine: "Engine | AsyncEngine", every: timedelta, stopping: asyncio.Event
-    ) -> None:
-        while True:
-            try:
-                await asyncio.wait_for(stopping.wait(), every.total_seconds())
-                return
-            except asyncio.TimeoutError:
-                pass
-            try:
-                await self.flush_last_used(engine)
-            except Exception:
-                # The uses stay pending for the next period; a failed write never ends the application.
-                logger.exception("tenantkit: writing last_used_at failed; retrying in %s", every)
 
     # -- dependencies --------------------------------------------------------------------------------
 
@@ -470,15 +435,8 @@ class TenantKitFastAPI:
 
     async def _complete_on_database(self, pending: PendingVerification) -> ApiKeyVerification:
         """A cache miss, on a connection of the adapter's ``database`` (never the host's session)."""
-        database = self._database
-        if is_async_database(database):
-            async with database.connect() as connection:
-                verified, wrote = await connection.run_sync(pending.complete_and_report)
-                if wrote:
-                    await connection.commit()
-            return verified
-        assert isinstance(database, Engine)  # noqa: S101  narrowing: checked by __init__
-        return await run_in_threadpool(complete_on_engine, pending, database)
+        assert self._database is not None  # noqa: S101  narrowing: only called when it was given
+        return await complete_on_database(pending, self._database)
 
     def current_principal(self) -> Callable[..., Any]:
         """A dependency returning the signed-in user as a :class:`Principal`."""
