@@ -181,14 +181,20 @@ class TestRecordAndFlush:
         assert service.pending_last_used == 0
 
     def test_a_failed_flush_keeps_the_uses_pending(self, engine: sa.Engine, clock: FrozenClock) -> None:
-        """A flush whose UPDATE fails raises and loses nothing: the next flush writes the same first uses."""
+        """A flush whose UPDATE fails raises and loses nothing: the next flush writes the same first uses,
+        even for a key used again while the failing flush ran."""
         service = deferred_service(clock)
         (first_id, first), (second_id, second) = issue(engine, service, 2)
         start = clock()
         verify(engine, service, first)
+        used_during_flush: list[str] = []
 
         def fail(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
             if statement.lstrip().upper().startswith("UPDATE"):
+                if not used_during_flush:
+                    used_during_flush.append(first_id)
+                    clock.advance(seconds=5)
+                    verify(engine, service, first)  # recorded anew: the flush took the pending use
                 raise RuntimeError("the database went away")
 
         sa.event.listen(engine, "before_cursor_execute", fail)
@@ -197,12 +203,13 @@ class TestRecordAndFlush:
                 flush(engine, service)
         finally:
             sa.event.remove(engine, "before_cursor_execute", fail)
+        assert used_during_flush == [first_id]
         assert service.pending_last_used == 1
         clock.advance(seconds=5)
         verify(engine, service, first)  # a later use of a pending key keeps the first
         verify(engine, service, second)
         assert flush(engine, service) == 2
-        assert last_used(engine) == {first_id: start, second_id: start + timedelta(seconds=5)}
+        assert last_used(engine) == {first_id: start, second_id: start + timedelta(seconds=10)}
 
     def test_a_full_buffer_writes_inline(self, engine: sa.Engine, clock: FrozenClock) -> None:
         """Beyond last_used_buffer_size pending keys, a verification writes in its own transaction."""
