@@ -69,10 +69,7 @@ def flush(engine: sa.Engine, service: ApiKeyService) -> int:
 def last_used(engine: sa.Engine) -> dict[str, datetime | None]:
     """Every key's stored ``last_used_at``, by id."""
     with engine.connect() as connection:
-        return {
-            key_id: when
-            for key_id, when in connection.execute(sa.select(api_keys.c.id, api_keys.c.last_used_at))
-        }
+        return dict(connection.execute(sa.select(api_keys.c.id, api_keys.c.last_used_at)).tuples().all())
 
 
 @contextmanager
@@ -238,7 +235,7 @@ class TestCacheHit:
     def test_a_hit_due_a_write_records_it_without_a_connection(
         self, engine: sa.Engine, clock: FrozenClock
     ) -> None:
-        """A cached key whose last_used_at is due is answered from memory: the use is recorded, not written."""
+        """A cached key due a last_used_at write is answered from memory: the use is recorded, not written."""
         service = deferred_service(clock, cache_ttl=timedelta(hours=1))
         [(key_id, key)] = issue(engine, service)
         verify(engine, service, key)  # the miss: cached, use recorded
@@ -371,7 +368,7 @@ class TestAdapters:
     def test_the_flask_writer_starts_at_the_first_recorded_use(
         self, engine: sa.Engine, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        """No thread until a use is recorded; then it writes every flush_every; flush_last_used() writes now."""
+        """No thread until a use is recorded; then it writes every flush_every, and at its stop."""
         at_exit: list[Any] = []
         monkeypatch.setattr("tenantkit.flask.atexit.register", at_exit.append)
         kit = TenantKit(clock=clock, api_keys=ApiKeySettings(last_used_writes="deferred"))

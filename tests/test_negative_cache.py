@@ -211,7 +211,7 @@ class TestOnlyNoSuchKey:
     def test_a_refused_existing_key_is_never_cached(
         self, engine: sa.Engine, clock: FrozenClock, case: str
     ) -> None:
-        """A key that exists but is refused (another organization's, revoked, expired) is looked up each time."""
+        """An existing key refused (another organization's, revoked, expired) is looked up each time."""
         service = negative_service(clock)
         key_id, key = issue(engine, service, expires=timedelta(hours=1))
         arguments: dict[str, Any] = {}

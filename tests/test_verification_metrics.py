@@ -49,7 +49,7 @@ def counted(metrics: CountingMetrics, step: Callable[[], object]) -> dict[tuple[
 
 class TestEachVerificationCountedOnce:
     def test_every_outcome_and_source(self, engine: sa.Engine, clock: FrozenClock) -> None:
-        """Each kind of verification adds exactly one count, under its outcome and the source that answered."""
+        """Each kind of verification adds exactly one count: its outcome, and the source that answered."""
         metrics = CountingMetrics()
         service = metered_service(
             clock, metrics, cache_ttl=timedelta(days=1), negative_cache_ttl=timedelta(seconds=5)
