@@ -69,7 +69,7 @@ def flush(engine: sa.Engine, service: ApiKeyService) -> int:
 def last_used(engine: sa.Engine) -> dict[str, datetime | None]:
     """Every key's stored ``last_used_at``, by id."""
     with engine.connect() as connection:
-        return dict(connection.execute(sa.select(api_keys.c.id, api_keys.c.last_used_at)).tuples().all())
+        return dict(connection.execute(sa.select(api_keys.c.id, api_keys.c.last_used_at)).all())
 
 
 @contextmanager
