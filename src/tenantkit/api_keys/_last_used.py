@@ -115,9 +115,12 @@ class LastUsedBuffer:
 
     def _restore(self, taken: Mapping[str, datetime]) -> None:
         with self._lock:
+            pending = self._pending
             for key_id, when in taken.items():
-                # A use recorded since keeps its place only if it is the earlier one (it cannot be).
-                self._pending.setdefault(key_id, when)
+                # A use recorded since the flush took these is later: the taken one is the first use due.
+                since = pending.get(key_id)
+                if since is None or when < since:
+                    pending[key_id] = when
 
 
 class LastUsedWriter:
