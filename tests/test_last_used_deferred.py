@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from tenantkit import HOST, ApiKeyService, ApiKeySettings, ApiKeyVerification, MembershipService, TenantKit
 from tenantkit.api_keys import LastUsedWriter, PendingVerification
 from tenantkit.api_keys._last_used import FLUSH_BATCH
+from tenantkit.errors import ConfigurationError
 from tenantkit.events import EventDispatcher
 from tenantkit.fastapi import TenantKitFastAPI
 from tenantkit.flask import TenantKitFlask
@@ -429,6 +430,52 @@ class TestAdapters:
         finally:
             for stop in at_exit:
                 stop()
+
+
+class TestNobodyToWrite:
+    def test_flask_refuses_deferred_writes_without_an_engine(self, clock: FrozenClock) -> None:
+        """Deferred uses with nothing to write them would pile up and be lost: the extension refuses."""
+        kit = TenantKit(clock=clock, api_keys=ApiKeySettings(last_used_writes="deferred"))
+        with pytest.raises(ConfigurationError, match="database=engine"):
+            TenantKitFlask(kit, session=rejecting_session)
+
+    @pytest.mark.anyio
+    async def test_the_fastapi_lifespan_refuses_deferred_writes_without_an_engine(
+        self, clock: FrozenClock
+    ) -> None:
+        """A lifespan with neither the adapter's database nor an engine of its own fails at start-up."""
+        kit = TenantKit(clock=clock, api_keys=ApiKeySettings(last_used_writes="deferred"))
+        tk = TenantKitFastAPI(kit, session=rejecting_session)
+        app = FastAPI(lifespan=tk.lifespan())
+        with pytest.raises(ConfigurationError, match="database=engine"):
+            async with app.router.lifespan_context(app):
+                pass  # pragma: no cover  start-up must fail
+
+    def test_flask_close_stops_the_writer_after_writing(
+        self, engine: sa.Engine, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """close() writes what is pending, ends the writer thread, and takes its exit hook back."""
+        at_exit: list[Any] = []
+        monkeypatch.setattr("tenantkit.flask.atexit.register", at_exit.append)
+        kit = TenantKit(clock=clock, api_keys=ApiKeySettings(last_used_writes="deferred"))
+        [(key_id, key)] = issue(engine, kit.api_keys)
+        app = flask.Flask(__name__)
+        tk = TenantKitFlask(
+            kit, session=rejecting_session, database=engine, flush_every=timedelta(hours=1), app=app
+        )
+
+        @app.get("/reports")
+        @tk.require_api_key()
+        def reports() -> dict[str, Any]:
+            return {"ok": True}
+
+        threads = writer_threads()
+        assert app.test_client().get("/reports", headers={"X-API-Key": key}).status_code == 200
+        assert writer_threads() == threads + 1
+        tk.close()
+        assert writer_threads() == threads
+        assert last_used(engine)[key_id] == clock()
+        tk.close()  # a second close is harmless
 
 
 def writer_threads() -> int:

@@ -195,6 +195,20 @@ class TestNeverHidesAnIssuedKey:
         assert len(cache) == 0
         assert verify(engine, service, issued.reveal()).valid
 
+    def test_an_issue_between_lookup_and_cache_write_keeps_the_refusal_out(
+        self, engine: sa.Engine, clock: FrozenClock
+    ) -> None:
+        """Through the service's own seam: a key issued after the lookup, before the write, wins."""
+        service = negative_service(clock)
+        made_up = service.format.generate()
+        service._before_cache_write = lambda: issue(engine, service)  # any issue empties the cache
+        assert verify(engine, service, made_up).reason == "unknown"
+        service._before_cache_write = None
+        assert len(refusals(service)) == 0
+        with lookups(engine) as seen:
+            assert verify(engine, service, made_up).reason == "unknown"
+        assert len(seen) == 1  # looked up again: nothing stale was kept
+
     def test_a_ticket_from_before_a_clear_is_refused(self, clock: FrozenClock) -> None:
         """RefusalCache.put with a ticket taken before an issue's clear keeps nothing."""
         cache = RefusalCache(10, TTL)

@@ -12,13 +12,14 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from tenantkit import HOST, ApiKeyService, InvalidApiKeyError, MembershipService, TenantKit
+from tenantkit import HOST, ApiKeyService, InvalidApiKeyError, MembershipService, TenantKit, TenantKitSettings
 from tenantkit.api_keys import PendingVerification
 from tenantkit.events import EventDispatcher
 from tenantkit.metrics import OUTCOMES, SOURCES, CountingMetrics, Outcome, Source, VerificationMetrics
@@ -132,6 +133,15 @@ class TestEachVerificationCountedOnce:
         with Session(sqlite_engine) as session:
             kit.api_keys.verify(session, kit.api_keys.format.generate())
         assert metrics.snapshot() == {("unknown", "database"): 1}
+
+    def test_the_settings_constructors_take_metrics_too(
+        self, clock: FrozenClock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """TenantKit.from_settings(...) and TenantKit.from_env(...) wire metrics= like the constructor."""
+        metrics = CountingMetrics()
+        assert TenantKit.from_settings(TenantKitSettings(), metrics=metrics).api_keys.metrics is metrics
+        monkeypatch.chdir(tmp_path)
+        assert TenantKit.from_env(env_file=None, metrics=metrics).api_keys.metrics is metrics
 
     def test_any_object_with_the_method_will_do(self, clock: FrozenClock) -> None:
         """A host's own recorder (prometheus, OpenTelemetry…) gets the calls; it fits the protocol."""

@@ -96,6 +96,7 @@ class TenantKit:
         *,
         clock: Clock = system_clock,
         permissions: Permissions | None = None,
+        metrics: VerificationMetrics | None = None,
     ) -> TenantKit:
         """A kit configured by ``settings``, one section per feature."""
         return cls(
@@ -104,6 +105,7 @@ class TenantKit:
             database=settings.database,
             clock=clock,
             permissions=permissions,
+            metrics=metrics,
         )
 
     @classmethod
@@ -113,6 +115,7 @@ class TenantKit:
         env_file: str | Path | None = ".env",
         clock: Clock = system_clock,
         permissions: Permissions | None = None,
+        metrics: VerificationMetrics | None = None,
     ) -> TenantKit:
         """A kit configured from ``TENANTKIT_*`` environment variables and ``.env``, as the CLI is.
 
@@ -122,7 +125,10 @@ class TenantKit:
             InvalidSettingError: A variable is unusable; the error names it.
         """
         return cls.from_settings(
-            TenantKitSettings.from_env(env_file=env_file), clock=clock, permissions=permissions
+            TenantKitSettings.from_env(env_file=env_file),
+            clock=clock,
+            permissions=permissions,
+            metrics=metrics,
         )
 
     @property

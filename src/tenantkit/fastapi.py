@@ -41,7 +41,7 @@ from starlette.exceptions import HTTPException
 from tenantkit._asgi import check_flush_every, complete_on_database, writing_last_used
 from tenantkit._asgi import flush_last_used as flush_on_database
 from tenantkit._async_support import is_async_session
-from tenantkit._errors import InvalidApiKeyError, InvalidInputError, TenantKitError
+from tenantkit._errors import ConfigurationError, InvalidApiKeyError, InvalidInputError, TenantKitError
 from tenantkit._http import (
     API_KEY_HEADER,
     Authorization,
@@ -357,7 +357,11 @@ class TenantKitFastAPI:
             return self._database
         if isinstance(database, Engine) or (is_async_database(database) and hasattr(database, "begin")):
             return database  # type: ignore[return-value]
-        return None
+        # Deferred uses that nobody writes would pile up in memory and be lost at exit: refuse at start-up.
+        raise ConfigurationError(
+            'last_used_writes="deferred" needs an engine to write the uses on: '
+            "TenantKitFastAPI(..., database=engine) or tk.lifespan(engine)"
+        )
 
     # -- dependencies --------------------------------------------------------------------------------
 

@@ -39,7 +39,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, scoped_session
 from werkzeug.exceptions import HTTPException
 
-from tenantkit._errors import InvalidApiKeyError, InvalidInputError, TenantKitError
+from tenantkit._errors import ConfigurationError, InvalidApiKeyError, InvalidInputError, TenantKitError
 from tenantkit._http import (
     Authorization,
     Management,
@@ -232,6 +232,12 @@ class TenantKitFlask:
     ) -> None:
         if database is not None and not isinstance(database, Engine):
             raise TypeError("database must be a SQLAlchemy Engine")
+        if database is None and kit.api_keys.last_used_writes == "deferred":
+            # Deferred uses that nobody writes would pile up in memory and be lost at exit.
+            raise ConfigurationError(
+                'last_used_writes="deferred" needs an engine to write the uses on: '
+                "TenantKitFlask(..., database=engine)"
+            )
         self.kit = kit
         self.management: Management = Management(kit)
         self._session = session
@@ -370,6 +376,14 @@ class TenantKitFlask:
     def _forget_writer(self) -> None:
         self._writer = None
         self._writer_lock = threading.Lock()
+
+    def close(self) -> None:
+        """Stop this process's ``last_used_at`` writer, writing what is pending (``atexit`` does it too)."""
+        with self._writer_lock:
+            writer, self._writer = self._writer, None
+        if writer is not None:
+            atexit.unregister(writer.stop_at_exit)
+            writer.stop()
 
     def flush_last_used(self) -> int:
         """Write the deferred ``last_used_at`` uses now, on the adapter's ``database``; how many it wrote."""

@@ -114,6 +114,8 @@ class LastUsedBuffer:
         return len(self._pending)
 
     def _restore(self, taken: Mapping[str, datetime]) -> None:
+        # Every taken use goes back, even past max_size (at most twice it, if the buffer filled meanwhile):
+        # dropping one would lose a write; the next flush brings it down again.
         with self._lock:
             pending = self._pending
             for key_id, when in taken.items():

@@ -1019,6 +1019,8 @@ class ApiKeyService:
                 self._remember(cache, cache_key, result, result.key_id, last_used_at, now, ticket)
         elif result is _NO_SUCH_KEY and refusals is not None and fresh:
             # Only from a snapshot taken after the ticket: an older one may predate a key's issue.
+            if self._before_cache_write is not None:
+                self._before_cache_write()
             refusals.put(cache_key, now, ticket=refusal_ticket)
         return self._counted(result, "database"), wrote
 
