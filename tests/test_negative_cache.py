@@ -201,7 +201,11 @@ class TestNeverHidesAnIssuedKey:
         """Through the service's own seam: a key issued after the lookup, before the write, wins."""
         service = negative_service(clock)
         made_up = service.format.generate()
-        service._before_cache_write = lambda: issue(engine, service)  # any issue empties the cache
+
+        def issue_a_key() -> None:  # any issue empties the cache
+            issue(engine, service)
+
+        service._before_cache_write = issue_a_key
         assert verify(engine, service, made_up).reason == "unknown"
         service._before_cache_write = None
         assert len(refusals(service)) == 0

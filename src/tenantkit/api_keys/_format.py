@@ -81,11 +81,16 @@ def base62(number: int, width: int) -> str:
 # checksum runs on every verification, before anything else.
 _PAIRS = tuple(high + low for high in ALPHABET for low in ALPHABET)
 _PAIR_BASE = _BASE * _BASE
+_PAIR_BASE_SQUARED = _PAIR_BASE * _PAIR_BASE
 
 
 def checksum(body: str) -> str:
     """The 6-character base62 CRC32 of ``body`` (ASCII)."""
-    high, rest = divmod(zlib.crc32(body.encode("ascii")), _PAIR_BASE * _PAIR_BASE)
+    return _checksum_of(body.encode("ascii"))
+
+
+def _checksum_of(body: bytes) -> str:
+    high, rest = divmod(zlib.crc32(body), _PAIR_BASE_SQUARED)
     middle, low = divmod(rest, _PAIR_BASE)
     return _PAIRS[high] + _PAIRS[middle] + _PAIRS[low]
 
@@ -171,9 +176,14 @@ class KeyFormat:
             return _MALFORMED
         if not key.startswith(self.prefix):
             return _MALFORMED
-        body = key[self._prefix_length : -CHECKSUM_LENGTH]
-        # isascii() first: str.isalnum() accepts non-ASCII letters and digits.
-        if not (body.isascii() and body.isalnum()) or checksum(body) != key[-CHECKSUM_LENGTH:]:
+        # Encoded once: a non-ASCII key fails here, and bytes.isalnum() is ASCII-only (str.isalnum() would
+        # accept non-ASCII letters and digits). It runs on every verification, cache hits included.
+        try:
+            raw = key.encode("ascii")
+        except UnicodeEncodeError:
+            return _MALFORMED
+        body = raw[self._prefix_length : -CHECKSUM_LENGTH]
+        if not body.isalnum() or not key.endswith(_checksum_of(body)):
             return _MALFORMED
         return kind
 
