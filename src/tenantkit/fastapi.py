@@ -22,7 +22,7 @@ import functools
 import inspect
 import json
 import logging
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import timedelta
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
@@ -376,7 +376,17 @@ class TenantKitFastAPI:
             organization_id: Accept only keys of this organization.
         """
         required = tuple(scopes)
-        answer = functools.partial(self._answer, required=required, organization_id=organization_id)
+
+        async def verified(
+            request: Request, miss: Callable[[PendingVerification], Awaitable[ApiKeyVerification]]
+        ) -> ApiKeyVerification:
+            known = self._answer(request, required=required, organization_id=organization_id)
+            if type(known) is ApiKeyVerification:
+                return known
+            assert isinstance(known, PendingVerification)  # noqa: S101  narrowing: the other answer
+            found = await miss(known)
+            require_scopes(found, required)
+            return found
 
         if self._database is not None:
             on_database = self._complete_on_database
@@ -386,13 +396,7 @@ class TenantKitFastAPI:
                 bearer: HTTPAuthorizationCredentials | None = Depends(_bearer),
                 header_key: str | None = Depends(_api_key_header),
             ) -> ApiKeyVerification:
-                known = answer(request)
-                if type(known) is ApiKeyVerification:
-                    return known
-                assert isinstance(known, PendingVerification)  # noqa: S101  narrowing: the other answer
-                verified = await on_database(known)
-                require_scopes(verified, required)
-                return verified
+                return await verified(request, on_database)
 
         else:
 
@@ -402,22 +406,16 @@ class TenantKitFastAPI:
                 bearer: HTTPAuthorizationCredentials | None = Depends(_bearer),
                 header_key: str | None = Depends(_api_key_header),
             ) -> ApiKeyVerification:
-                known = answer(request)
-                if type(known) is ApiKeyVerification:
-                    return known
-                assert isinstance(known, PendingVerification)  # noqa: S101  narrowing: the other answer
-                verified = await self.run(session, complete, known)
-                require_scopes(verified, required)
-                return verified
+                return await verified(request, functools.partial(self.run, session, complete))
 
         def complete(session: Session, pending: PendingVerification) -> ApiKeyVerification:
-            verified, wrote = pending.complete_and_report(session)
+            found, wrote = pending.complete_and_report(session)
             # The last-used write (at most once a minute per key) lands in this request's transaction.
             # Committing here, in the same worker-thread call, spares a second hop; a verification that
             # wrote nothing leaves nothing to commit.
             if self._commit and wrote and session.in_transaction():
                 session.commit()
-            return verified
+            return found
 
         _DEPENDENCY_ERRORS[authenticate_api_key] = (401, 403, 503) if required else (401, 503)
         return authenticate_api_key
