@@ -166,7 +166,7 @@ _HEAD_FOR_UPDATE = (
 )
 _TOUCH_HEAD = (
     audit_chain_heads.update()
-    .where(audit_chain_heads.c.organization_id == sa.bindparam("organization_id"))
+    .where(audit_chain_heads.c.organization_id == sa.bindparam("b_organization_id"))
     .values(head_seq=audit_chain_heads.c.head_seq)
 )
 _NEW_HEAD = audit_chain_heads.insert()
@@ -188,7 +188,9 @@ def lock_head(
     parameters = {"organization_id": organization_id}
     if connection.dialect.name == "sqlite":
         # SQLite ignores FOR UPDATE: a write takes its one write lock now, so what is read next is current.
-        connection.execute(_TOUCH_HEAD, parameters, execution_options=execution_options)
+        connection.execute(
+            _TOUCH_HEAD, {"b_organization_id": organization_id}, execution_options=execution_options
+        )
     row = connection.execute(_HEAD_FOR_UPDATE, parameters, execution_options=execution_options).first()
     if row is None:
         try:
@@ -348,9 +350,13 @@ def verify_chains(
 ) -> ChainReport:
     """Check the chain of ``organization_id`` (every one when ``None``); see the module docstring."""
     query = sa.select(audit_chain_heads).order_by(audit_chain_heads.c.organization_id)
-    orphans = sa.select(sa.distinct(audit_events.c.organization_id)).where(
-        audit_events.c.chain_seq.is_not(None),
-        ~sa.exists().where(audit_chain_heads.c.organization_id == audit_events.c.organization_id),
+    orphans = (
+        sa.select(audit_events.c.organization_id)
+        .distinct()
+        .where(
+            audit_events.c.chain_seq.is_not(None),
+            ~sa.exists().where(audit_chain_heads.c.organization_id == audit_events.c.organization_id),
+        )
     )
     if organization_id is not None:
         query = query.where(audit_chain_heads.c.organization_id == organization_id)

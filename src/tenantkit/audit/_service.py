@@ -33,7 +33,7 @@ from tenantkit._errors import InvalidInputError
 from tenantkit._events import EVENT_TYPES, Event, EventDispatcher, PersonalDataRedacted
 from tenantkit._missing_schema import translate_missing_schema
 from tenantkit._pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Keyset, Page
-from tenantkit._tables import audit_chain_heads, audit_events, new_id
+from tenantkit._tables import audit_chain_heads, audit_events
 from tenantkit._validation import check_identifier
 from tenantkit.audit._chain import (
     ChainReport,
@@ -53,6 +53,7 @@ from tenantkit.audit._model import (
     event_from_row,
     json_record,
     targets_of,
+    time_ordered_id,
 )
 from tenantkit.members._service import MembershipService
 from tenantkit.roles._policy import Action
@@ -180,7 +181,8 @@ class RedactionResult:
     organizations: tuple[str, ...]
 
 
-@translate_missing_schema()
+# ``write`` runs inside a service call, which translates for it.
+@translate_missing_schema(done_inline=("write",))
 class AuditService:
     """The audit log of a kit: written as events are recorded, read by organization, exported and purged.
 
@@ -241,7 +243,7 @@ class AuditService:
             context = current_context()
         payload = event.to_payload()
         values: dict[str, Any] = {
-            "id": new_id(),
+            "id": time_ordered_id(),
             "organization_id": event.organization_id,
             "occurred_at": event.occurred_at,
             "event_type": payload["type"],
