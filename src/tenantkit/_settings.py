@@ -474,8 +474,7 @@ class _Environment(BaseSettings):
         None, description="How long `tenantkit audit purge` keeps rows without --older-than (e.g. 365d)."
     )
     trusted_proxies: str | None = Field(
-        None,
-        description="Proxies whose X-Forwarded-For names the client: addresses or networks, comma-separated.",
+        None, description="Proxies whose X-Forwarded-For is believed: addresses or networks, comma-separated."
     )
     request_id_header: str | None = Field(
         None, description="The header holding a request's id for the audit log (default X-Request-ID)."
