@@ -194,8 +194,9 @@ def lock_head(
     row = connection.execute(_HEAD_FOR_UPDATE, parameters, execution_options=execution_options).first()
     if row is None:
         try:
+            # The savepoint is emitted when the session hands out its connection inside the block.
             with session.begin_nested():
-                connection.execute(
+                session.connection().execute(
                     _NEW_HEAD,
                     {
                         "organization_id": organization_id,
