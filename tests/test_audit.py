@@ -21,7 +21,7 @@ from tenantkit import HOST, Actor, AuditSettings, InvitationSettings, Role, Tena
 from tenantkit.audit import CSV_COLUMNS, AuditEvent, AuditService, AuditTarget, RequestContext, audit_context
 from tenantkit.audit._model import event_from_row, time_ordered_id
 from tenantkit.errors import AuditChainBrokenError, InvalidInputError, PermissionDeniedError
-from tenantkit.events import EVENT_TYPES, MemberAdded
+from tenantkit.events import EVENT_TYPES, EventDispatcher, MemberAdded
 from tenantkit.tables import audit_chain_heads, audit_events
 from tenantkit.testing import FrozenClock
 
@@ -663,3 +663,18 @@ def test_every_event_type_names_a_target() -> None:
         name for name, cls in EVENT_TYPES.items() if not set(cls.payload_fields) & set(TARGET_FIELDS)
     ]
     assert untargeted == []
+
+
+def test_no_secret_reaches_the_log(sqlite_engine: sa.Engine, clock: FrozenClock) -> None:
+    """After issuing, rotating, inviting, resending and accepting (keys under every hasher), a dump of every
+    column of every audit row holds no key, token, accept URL or digest."""
+    from tests.test_event_payloads import run_every_change, stored_digests
+
+    shown = run_every_change(sqlite_engine, clock, EventDispatcher())
+    with sqlite_engine.connect() as connection:
+        dump = json.dumps([list(row) for row in connection.execute(sa.select(audit_events))], default=str)
+    digests = stored_digests(sqlite_engine)
+    assert len(shown) == 18
+    assert len(digests) >= 6
+    assert json.loads(dump), "the session wrote audit rows"
+    assert sorted(secret for secret in shown | digests if secret in dump) == []
