@@ -529,7 +529,7 @@ class TestPurge:
         assert {event.organization_id for event in stored(sqlite_engine)} == {OTHER}
         for arguments in ({"older_than": timedelta(0)}, {"older_than": timedelta(days=1), "batch_size": 0}):
             with pytest.raises(InvalidInputError):
-                kit.audit.purge(sqlite_engine, **arguments)  # type: ignore[arg-type]
+                kit.audit.purge(sqlite_engine, **arguments)
 
 
 class TestRedaction:

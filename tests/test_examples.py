@@ -229,11 +229,17 @@ class TestDemo:
 
     def test_events_are_listed(self, output: str) -> None:
         """The events delivered after commit are printed, the refused attempts adding none."""
-        events = output.split("Events delivered after commit", 1)[1]
+        events = output.split("Events delivered after commit", 1)[1].split("The audit log", 1)[0]
         assert events.count("member.added") == 3
         assert events.count("invitation.accepted") == 2
         assert "api_key.revoked" in events
         assert "role_escalation" not in events
+
+    def test_the_audit_log_is_read_back(self, output: str) -> None:
+        """The audit log lists the newest changes first; the revocation names its client and request."""
+        audit = output.split("The audit log, newest first", 1)[1]
+        assert re.search(r"api_key\.revoked\s+by alice\s+from 203\.0\.113\.7\s+request req-8", audit)
+        assert audit.count("member.added") + audit.count("invitation.accepted") == 3
 
     def test_no_secret_is_printed_in_full(self, output: str) -> None:
         """Keys appear only as their first characters, and no invitation token appears at all."""
