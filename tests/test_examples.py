@@ -42,7 +42,8 @@ def user(user_id: str, email: str | None = None) -> dict[str, str]:
 
 def exercise(call: Call) -> None:
     """The walk-through of the examples' docstrings, with the answers each step must give."""
-    status, body, _ = call("POST", "/organizations", user("alice"), {"organization_id": "acme"})
+    signup = {**user("alice"), "X-Request-ID": "req-signup"}
+    status, body, _ = call("POST", "/organizations", signup, {"organization_id": "acme"})
     assert (status, body["role"]) == (201, "OWNER")
     status, _, _ = call("POST", "/organizations", user("eve"), {"organization_id": "acme"})
     assert status == 409, "an existing organization cannot be claimed again"
@@ -84,6 +85,19 @@ def exercise(call: Call) -> None:
         ("alice", "OWNER"),
         ("bob", "MEMBER"),
     ]
+
+    status, body, _ = call("GET", "/tenantkit/organizations/acme/audit-events", user("alice"))
+    assert status == 200
+    logged = {(item["type"], item["actor"]["id"], item["context"]["request_id"]) for item in body["items"]}
+    assert logged == {
+        ("member.added", None, "req-signup"),
+        ("api_key.issued", "alice", None),
+        ("invitation.created", "alice", None),
+        ("member.added", "bob", None),
+        ("invitation.accepted", "bob", None),
+    }
+    status, body, _ = call("GET", "/tenantkit/organizations/acme/audit-events", user("bob"))
+    assert (status, body["error"]["code"]) == (403, "permission_denied")
 
 
 @pytest.fixture
