@@ -442,8 +442,8 @@ class TenantKitFastAPI:
 
         Args:
             include: The features to mount (:data:`FEATURES`: ``"members"``, ``"api_keys"``,
-                ``"invitations"``); all of them by default. ``include=("members",)`` mounts only the
-                member endpoints.
+                ``"invitations"``, ``"audit"``); all of them by default. ``include=("members",)`` mounts
+                only the member endpoints.
             tags: The OpenAPI tags: a list puts the same tags on every operation; a mapping from feature to
                 tags replaces the tags of the features it names (the others keep their feature's name).
             operation_id: Turns an operation's name into its ``operationId``, for example
