@@ -251,6 +251,7 @@ def main() -> None:
         "--export-sizes", default="100000,1000000", help="Comma-separated row counts to export ('' for none)."
     )
     parser.add_argument("--export-postgres", action="store_true", help="Export from PostgreSQL too.")
+    parser.add_argument("--no-changes", action="store_true", help="Time the export alone.")
     parser.add_argument("--export-child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.export_child is not None:
@@ -260,12 +261,18 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as directory:
         path = Path(directory) / "bench.sqlite3"
         url = f"sqlite:///{path}"
-        bench_changes("SQLite", url, args)
+        if not args.no_changes:
+            bench_changes("SQLite", url, args)
+        else:
+            tenantkit.upgrade(url)
         if sizes:
             bench_export("SQLite", url, lambda count: fill_sqlite(path, count), sizes)
     if args.postgres:
         with postgres_database(args.postgres) as pg_url:
-            bench_changes("PostgreSQL", pg_url, args)
+            if not args.no_changes:
+                bench_changes("PostgreSQL", pg_url, args)
+            else:
+                tenantkit.upgrade(pg_url)
             if sizes and args.export_postgres:
                 bench_export("PostgreSQL", pg_url, lambda count: fill_postgres(pg_url, count), sizes)
 
