@@ -64,6 +64,9 @@ def test_export_writes_jsonl_or_csv(url: str, tmp_path: Path) -> None:
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert [line["data"]["user_id"] for line in lines] == ["alice", "bob"]
     assert "exported 2 audit event(s)" in result.stderr
+    scripted = run(url, "export", "--json")
+    assert json.loads(scripted.stderr) == {"exported": 2}
+    assert scripted.stdout == result.stdout
     target = tmp_path / "audit.csv"
     assert (
         run(url, "export", "--format", "csv", "--output", str(target), "--since", "2000-01-01").exit_code == 0

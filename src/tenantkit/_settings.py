@@ -471,7 +471,7 @@ class _Environment(BaseSettings):
         None, description="true to chain each organization's audit rows by hash (default false)."
     )
     audit_retention: str | None = Field(
-        None, description="How long `tenantkit audit purge` keeps rows without --older-than (e.g. 365d)."
+        None, description="How long tenantkit audit purge keeps rows without --older-than (e.g. 365d)."
     )
     trusted_proxies: str | None = Field(
         None, description="Proxies whose X-Forwarded-For is believed: addresses or networks, comma-separated."

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -157,6 +158,7 @@ def _output(path: Path | None) -> Iterator[TextIO]:
 
 @audit.command("export")
 @url_option
+@json_option
 @click.option(
     "--format", "export_format", type=click.Choice(["jsonl", "csv"]), default="jsonl", show_default=True
 )
@@ -175,6 +177,7 @@ def _output(path: Path | None) -> Iterator[TextIO]:
 @handle_errors
 def export(
     url: str | None,
+    as_json: bool,
     export_format: str,
     organization: str | None,
     since: datetime | None,
@@ -184,7 +187,8 @@ def export(
     """Write the audit log as JSON Lines or CSV, oldest first, in constant memory.
 
     A progress bar is drawn on stderr when it is a terminal. CSV cells that a spreadsheet would run as a
-    formula (starting with =, +, -, @) get a leading quote.
+    formula (starting with =, +, -, @) get a leading quote. With --json, the closing count on stderr (and
+    an error) is JSON; the rows go to stdout or --output either way.
     """
     service = kit_for(load_settings()).audit
     with engine_for(url, read_only=True) as engine, Session(engine) as session:
@@ -201,7 +205,8 @@ def export(
                 until=until,
                 progress=progress,
             )
-    click.echo(f"exported {written} audit event(s)", err=True)
+    summary = json.dumps({"exported": written}) if as_json else f"exported {written} audit event(s)"
+    click.echo(summary, err=True)
 
 
 @contextmanager
