@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import Session
 
 from tenantkit import HOST, Actor, AuditSettings, InvitationSettings, Role, TenantKit
@@ -678,3 +679,17 @@ def test_no_secret_reaches_the_log(sqlite_engine: sa.Engine, clock: FrozenClock)
     assert len(digests) >= 6
     assert json.loads(dump), "the session wrote audit rows"
     assert sorted(secret for secret in shown | digests if secret in dump) == []
+
+
+@pytest.mark.anyio
+async def test_an_async_session_writes_the_row_with_the_context(async_engine: AsyncEngine) -> None:
+    """Through ``AsyncSession.run_sync`` the row is written in the same transaction, and the context set
+    around the ``await`` reaches it (the context variable crosses into the greenlet)."""
+    kit = TenantKit()
+    async with AsyncSession(async_engine) as session:
+        with audit_context(CONTEXT):
+            await session.run_sync(lambda sync: kit.members.add(sync, ORG, "alice", Role.OWNER, actor=HOST))
+        await session.commit()
+    async with AsyncSession(async_engine) as session:
+        page = await session.run_sync(lambda sync: kit.audit.list_events(sync, ORG, actor=HOST))
+    assert [(event.type, event.context) for event in page.items] == [("member.added", CONTEXT)]
