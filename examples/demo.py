@@ -2,7 +2,8 @@
 
 Run it with ``make demo`` (or ``python examples/demo.py [path-to-sqlite-file]``; without a path it works in a
 temporary directory and leaves nothing behind). Each step is its own transaction, as each would be its own
-request in a web app; the events tenantkit delivers after each commit are printed at the end.
+request in a web app; the events tenantkit delivers after each commit are printed at the end, and the audit
+log it wrote inside each transaction is read back.
 
 No secret is printed in full: keys show their first characters, invitation tokens not at all.
 """
@@ -18,6 +19,7 @@ import sqlalchemy as sa
 
 import tenantkit
 from tenantkit import HOST, InvitationSettings, Role, TenantKit, TenantKitError
+from tenantkit.audit import audit_context
 from tenantkit.events import Event
 
 # A demo-only signing key; a real deployment keeps its own in a secret store.
@@ -162,7 +164,8 @@ def main(path: Path) -> None:  # noqa: PLR0915  a walkthrough, read top to botto
     refused("alice leaves", alice_leaves)
 
     step("8. Revoking the key")
-    with kit.transaction(engine) as session:
+    # What a web adapter does for each request: the audit row of this change names the client.
+    with kit.transaction(engine) as session, audit_context(ip_address="203.0.113.7", request_id="req-8"):
         kit.api_keys.revoke(session, org, issued.id, actor="alice")
     with kit.transaction(engine) as session:
         verified = kit.api_keys.verify(session, key)
@@ -171,6 +174,15 @@ def main(path: Path) -> None:  # noqa: PLR0915  a walkthrough, read top to botto
     step(f"9. Events delivered after commit ({len(delivered)}; refused attempts rolled back and sent none)")
     for event in delivered:
         print(f"   {describe(event)}")
+
+    step("10. The audit log, newest first (written in each change's own transaction)")
+    with kit.transaction(engine) as session:
+        page = kit.audit.list_events(session, org, actor="alice", limit=4)
+    for audited in page.items:
+        actor = audited.actor.id or audited.actor.kind
+        client = audited.context.ip_address or "-"
+        request = audited.context.request_id or "-"
+        print(f"   {audited.type:<20} by {actor:<8} from {client:<12} request {request}")
     engine.dispose()
 
 

@@ -30,6 +30,9 @@ Then try, as the user ``alice`` (the ``X-User`` header is a STAND-IN for your id
     curl -s localhost:8000/organizations/acme/billing -H 'X-User: alice'
     curl -s localhost:8000/organizations/acme/billing -H 'X-User: bob'
     curl -s localhost:8000/tenantkit/organizations/acme/members -H 'X-User: bob'
+
+    # the audit log: who changed what, from where, newest first (OWNERs and ADMINs only)
+    curl -s localhost:8000/tenantkit/organizations/acme/audit-events -H 'X-User: alice'
 """
 
 import argparse
@@ -55,6 +58,7 @@ from tenantkit import (
     Role,
     TenantKit,
 )
+from tenantkit.audit import RequestContext, audit_context
 from tenantkit.fastapi import Authorization, Principal, TenantKitFastAPI
 
 # In production the secret comes from your secret store; this default is for trying the example only.
@@ -118,13 +122,16 @@ def create_app(
         body: NewOrganization,
         user: Annotated[Principal, Depends(current_user)],
         session: Annotated[Session, Depends(get_session)],
+        context: Annotated[RequestContext, Depends(tk.request_context)],
     ) -> Member:
         """Your sign-up flow: the user who creates an organization becomes its first OWNER."""
         # Organizations belong to your product (or identity provider), whose own unique key settles two
         # simultaneous sign-ups; this check only keeps strangers from claiming an existing one.
         if kit.members.list_members(session, body.organization_id, actor=HOST, limit=1).items:
             raise HTTPException(409, "that organization exists already")
-        member = kit.members.add(session, body.organization_id, user.user_id, Role.OWNER, actor=HOST)
+        # The router records each request's client in the audit log; a route of your own says so itself.
+        with audit_context(context):
+            member = kit.members.add(session, body.organization_id, user.user_id, Role.OWNER, actor=HOST)
         session.commit()
         return member
 

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from tenantkit import Role
 from tenantkit._pagination import Keyset
 from tenantkit.api_keys._service import _KEYS_ORDER
+from tenantkit.audit._service import _NEWEST_FIRST as _AUDIT_ORDER
 from tenantkit.invitations._service import _PENDING_ORDER
 from tenantkit.members._service import _MEMBERS_ORDER, _ORGANIZATIONS_ORDER
 
@@ -143,8 +144,9 @@ shaped like a key (right prefix, alphabet and length) with a random checksum."""
 
 
 def listing_keysets() -> list[Keyset]:
-    """The sort key of every listing tenantkit has: members, organizations of a user, keys, invitations."""
-    return [_MEMBERS_ORDER, _ORGANIZATIONS_ORDER, _KEYS_ORDER, _PENDING_ORDER]
+    """The sort key of every listing tenantkit has: members, organizations of a user, keys, invitations and
+    the audit log."""
+    return [_MEMBERS_ORDER, _ORGANIZATIONS_ORDER, _KEYS_ORDER, _PENDING_ORDER, _AUDIT_ORDER]
 
 
 utc_timestamps = st.datetimes(timezones=st.just(timezone.utc))

@@ -7,6 +7,7 @@ import sqlalchemy as sa
 
 import tenantkit
 from tenantkit import HOST, ApiKeyService, InvitationService, MembershipService, Role
+from tenantkit.audit import AuditService
 from tenantkit.events import Event, InvitationAccepted, MemberAdded
 from tenantkit.testing import EventRecorder, FrozenClock
 
@@ -63,6 +64,7 @@ def test_every_event_names_its_performer(
     """Each service call records the actor it was given (``None`` for the host), for every kind of event."""
     keys = ApiKeyService(membership=membership, clock=clock)
     invites = InvitationService(membership=membership, secret_keys=["k" * 32], clock=clock)
+    audit = AuditService(membership=membership, clock=clock)  # the erasure of an address is the host's
     with tenantkit.transaction(engine) as session:
         membership.add(session, ORG, "alice", Role.OWNER, actor=HOST)
         membership.add(session, ORG, "adam", Role.ADMIN, actor="alice")
@@ -79,6 +81,7 @@ def test_every_event_names_its_performer(
         keys.delete(session, ORG, key.id, actor="adam")
         invitation = invites.create_email_invitation(session, ORG, "eve@example.com", actor="adam")
         invites.resend(session, ORG, invitation.invitation.id, actor="alice")
+        invites.mark_sent(session, ORG, invitation.invitation.id, actor="adam")
         invites.revoke(session, ORG, invitation.invitation.id, actor=HOST)
         link = invites.create_link_invitation(session, ORG, ["example.com"], actor=HOST)
         invites.accept(
@@ -88,6 +91,7 @@ def test_every_event_names_its_performer(
             email="nora@example.com",
             email_verified=True,
         )
+        audit.redact(session, email="eve@example.com")
     assert actors(recorder) == [
         ("MemberAdded", None),
         ("MemberAdded", "alice"),
@@ -104,10 +108,12 @@ def test_every_event_names_its_performer(
         ("ApiKeyDeleted", "adam"),
         ("InvitationCreated", "adam"),
         ("InvitationResent", "alice"),
+        ("InvitationMarkedSent", "adam"),
         ("InvitationRevoked", None),
         ("InvitationCreated", None),
         ("MemberAdded", "nora"),
         ("InvitationAccepted", "nora"),
+        ("PersonalDataRedacted", None),
     ]
     # Every kind of event tenantkit defines was seen above: a new one must be added to this test.
     assert {type(event) for event in recorder.events} == set(Event.__subclasses__())

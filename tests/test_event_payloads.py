@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 import tenantkit
 from tenantkit import HOST, Actor, ApiKeyService, InvitationService, MembershipService, Role
+from tenantkit.audit import AuditService
 from tenantkit.events import EVENT_TYPES, Event, EventDispatcher, EventPayload, MemberRoleChanged
 from tenantkit.tables import api_keys, invitations
 from tenantkit.testing import FrozenClock
@@ -65,6 +66,7 @@ SECRETS = st.text(st.sampled_from("ABCDEFGHIJKLMNOPQRSTUVWXYZ"), min_size=24, ma
 SIMPLE: dict[object, st.SearchStrategy[Any]] = {
     str: st.text(min_size=1, max_size=20),
     bool: st.booleans(),
+    int: st.integers(min_value=0, max_value=10**6),
     datetime: st.datetimes(timezones=st.just(timezone.utc)),
     tuple[str, ...]: st.lists(st.text(min_size=1, max_size=20), max_size=3).map(tuple),
     SecretStr: SECRETS.map(SecretStr),
@@ -172,6 +174,8 @@ def run_every_change(engine: sa.Engine, clock: FrozenClock, events: EventDispatc
         clock=clock,
         accept_url_template="https://app.example.com/invite?token={token}",
     )
+    # The audit log writes every event above; erasing an address from it records one more.
+    audit = AuditService(membership=membership, clock=clock)
     shown: set[str] = set()
     with tenantkit.transaction(engine) as session:
         membership.add(session, ORG, "alice", Role.OWNER, actor=HOST)
@@ -193,6 +197,7 @@ def run_every_change(engine: sa.Engine, clock: FrozenClock, events: EventDispatc
         for created in (email, resent, link):
             assert created.accept_url is not None
             shown |= {created.token.get_secret_value(), created.accept_url.get_secret_value()}
+        invites.mark_sent(session, ORG, link.invitation.id, actor="mia")
         invites.revoke(session, ORG, resent.invitation.id, actor="mia")
         invites.accept(
             session,
@@ -201,6 +206,7 @@ def run_every_change(engine: sa.Engine, clock: FrozenClock, events: EventDispatc
             email="nora@example.com",
             email_verified=True,
         )
+        audit.redact(session, email="eve@example.com")
     return shown
 
 

@@ -44,7 +44,8 @@ def user(user_id: str, email: str | None = None) -> dict[str, str]:
 
 def exercise(call: Call) -> None:
     """The walk-through of the examples' docstrings, with the answers each step must give."""
-    status, body, _ = call("POST", "/organizations", user("alice"), {"organization_id": "acme"})
+    signup = {**user("alice"), "X-Request-ID": "req-signup"}
+    status, body, _ = call("POST", "/organizations", signup, {"organization_id": "acme"})
     assert (status, body["role"]) == (201, "OWNER")
     status, _, _ = call("POST", "/organizations", user("eve"), {"organization_id": "acme"})
     assert status == 409, "an existing organization cannot be claimed again"
@@ -86,6 +87,19 @@ def exercise(call: Call) -> None:
         ("alice", "OWNER"),
         ("bob", "MEMBER"),
     ]
+
+    status, body, _ = call("GET", "/tenantkit/organizations/acme/audit-events", user("alice"))
+    assert status == 200
+    logged = {(item["type"], item["actor"]["id"], item["context"]["request_id"]) for item in body["items"]}
+    assert logged == {
+        ("member.added", None, "req-signup"),
+        ("api_key.issued", "alice", None),
+        ("invitation.created", "alice", None),
+        ("member.added", "bob", None),
+        ("invitation.accepted", "bob", None),
+    }
+    status, body, _ = call("GET", "/tenantkit/organizations/acme/audit-events", user("bob"))
+    assert (status, body["error"]["code"]) == (403, "permission_denied")
 
 
 @pytest.fixture
@@ -320,11 +334,17 @@ class TestDemo:
 
     def test_events_are_listed(self, output: str) -> None:
         """The events delivered after commit are printed, the refused attempts adding none."""
-        events = output.split("Events delivered after commit", 1)[1]
+        events = output.split("Events delivered after commit", 1)[1].split("The audit log", 1)[0]
         assert events.count("member.added") == 3
         assert events.count("invitation.accepted") == 2
         assert "api_key.revoked" in events
         assert "role_escalation" not in events
+
+    def test_the_audit_log_is_read_back(self, output: str) -> None:
+        """The audit log lists the newest changes first; the revocation names its client and request."""
+        audit = output.split("The audit log, newest first", 1)[1]
+        assert re.search(r"api_key\.revoked\s+by alice\s+from 203\.0\.113\.7\s+request req-8", audit)
+        assert audit.count("member.added") + audit.count("invitation.accepted") == 3
 
     def test_no_secret_is_printed_in_full(self, output: str) -> None:
         """Keys appear only as their first characters, and no invitation token appears at all."""

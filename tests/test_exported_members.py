@@ -20,6 +20,7 @@ import tenantkit.tables
 PUBLIC_MODULES = (
     "tenantkit",
     "tenantkit.api_keys",
+    "tenantkit.audit",
     "tenantkit.errors",
     "tenantkit.events",
     "tenantkit.fastapi",
@@ -35,7 +36,13 @@ PUBLIC_MODULES = (
 """Every public module. A new one is added here on purpose, and then guarded like the others."""
 
 # A package per feature: its public names, re-exported from the feature's private modules.
-FEATURE_PACKAGES = ("tenantkit.api_keys", "tenantkit.invitations", "tenantkit.members", "tenantkit.roles")
+FEATURE_PACKAGES = (
+    "tenantkit.api_keys",
+    "tenantkit.audit",
+    "tenantkit.invitations",
+    "tenantkit.members",
+    "tenantkit.roles",
+)
 
 # The modules that only re-export, each from private modules: their implementation lives elsewhere.
 REEXPORTING_MODULES = (

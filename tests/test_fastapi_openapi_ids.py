@@ -32,6 +32,7 @@ PINNED_OPERATION_IDS = {
     ("POST", "/organizations/{organization_id}/invitations/{invitation_id}/resend"): "invitations.resend",
     ("POST", "/invitations/preview"): "invitations.preview",
     ("POST", "/invitations/accept"): "invitations.accept",
+    ("GET", "/organizations/{organization_id}/audit-events"): "audit.list",
 }
 
 

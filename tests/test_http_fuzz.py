@@ -44,6 +44,7 @@ ROUTES: tuple[tuple[str, str], ...] = (
     ("POST", ORG_TEMPLATE + "/invitations/{id}/resend"),
     ("POST", "/tk/invitations/preview"),
     ("POST", "/tk/invitations/accept"),
+    ("GET", ORG_TEMPLATE + "/audit-events"),
     ("GET", "/reports"),
     ("GET", "/whoami-key"),
     ("POST", "/orgs/{org}/danger"),

@@ -12,7 +12,9 @@ import tenantkit
 from tenantkit import (
     HOST,
     ApiKeySettings,
+    AuditSettings,
     DatabaseSettings,
+    HttpSettings,
     InvitationSettings,
     Permissions,
     Role,
@@ -88,10 +90,13 @@ class TestConstruction:
             api_keys=ApiKeySettings(prefix="tk_test_"),
             invitations=INVITATIONS,
             database=DatabaseSettings(schema_name="tenants"),
+            audit=AuditSettings(chain=True, retention="365d"),
+            http=HttpSettings(trusted_proxies=["10.0.0.0/8"]),
         )
         kit = TenantKit.from_settings(settings)
         assert kit.settings == settings
-        assert set(TenantKitSettings.model_fields) == {"api_keys", "invitations", "database"}
+        assert kit.audit.chain
+        assert set(TenantKitSettings.model_fields) == {"api_keys", "invitations", "database", "audit", "http"}
 
     def test_custom_argon2_parameters_reach_the_hasher(self, sqlite_engine: sa.Engine) -> None:
         """argon2_profile also takes argon2-cffi Parameters of the host's own; issued keys are hashed so."""

@@ -68,7 +68,8 @@ class TestPermissionAnswers:
             assert check(Role.OWNER, "members:read") is True
 
     def test_the_default_table_role_by_role(self) -> None:
-        """MEMBER reads; ADMIN also manages members, keys, invitations; OWNER also deletes and transfers."""
+        """MEMBER reads; ADMIN also manages members, keys, invitations and reads the audit log; OWNER also
+        deletes and transfers."""
         table = Permissions().as_table()
         member = ["api_keys:read", "members:read"]
         admin = sorted(
@@ -80,6 +81,7 @@ class TestPermissionAnswers:
                 "api_keys:manage",
                 "invitations:read",
                 "invitations:manage",
+                "audit:read",
             ]
         )
         owner = sorted([*admin, "organization:delete", "organization:transfer_ownership"])

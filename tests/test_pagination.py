@@ -26,6 +26,7 @@ from tenantkit import HOST, ApiKeyService, InvalidInputError, InvitationService,
 from tenantkit._cli import main
 from tenantkit._pagination import Keyset, Page
 from tenantkit._tables import team_members
+from tenantkit.audit import AuditService
 from tenantkit.testing import FrozenClock
 from tests.http_apps import ADAPTERS
 from tests.strategies import (
@@ -113,7 +114,7 @@ class TestCodec:
 
     def test_timestamps_are_written_in_utc(self) -> None:
         """The same instant in another zone gives the same cursor, spelled in UTC."""
-        *_, keys, _ = listing_keysets()
+        keys = listing_keysets()[2]
         instant = datetime(2030, 1, 1, 12, tzinfo=timezone.utc)
         local = instant.astimezone(timezone(timedelta(hours=2)))
         assert keys.encode((local, "k1")) == keys.encode((instant, "k1"))
@@ -136,7 +137,8 @@ def listings(clock: FrozenClock) -> dict[str, tuple[Keyset, Listing]]:
     members = MembershipService(clock=clock)
     keys = ApiKeyService(membership=members, clock=clock)
     invitations = InvitationService(membership=members, clock=clock, secret_keys=["s" * 40])
-    members_order, organizations_order, keys_order, pending_order = listing_keysets()
+    members_order, organizations_order, keys_order, pending_order, audit_order = listing_keysets()
+    audit = AuditService(membership=members, clock=clock)
     return {
         "members": (
             members_order,
@@ -154,10 +156,14 @@ def listings(clock: FrozenClock) -> dict[str, tuple[Keyset, Listing]]:
             pending_order,
             lambda session, cursor: invitations.list_pending(session, ORG, actor=HOST, cursor=cursor),
         ),
+        "audit_events": (
+            audit_order,
+            lambda session, cursor: audit.list_events(session, ORG, actor=HOST, cursor=cursor),
+        ),
     }
 
 
-LISTINGS = ("members", "organizations", "api_keys", "invitations")
+LISTINGS = ("members", "organizations", "api_keys", "invitations", "audit_events")
 
 
 class TestListings:
@@ -209,7 +215,12 @@ class TestListings:
 
 # -- both adapters --------------------------------------------------------------------------------------
 
-ROUTES = {"members": "members", "api_keys": "api-keys", "invitations": "invitations"}
+ROUTES = {
+    "members": "members",
+    "api_keys": "api-keys",
+    "invitations": "invitations",
+    "audit_events": "audit-events",
+}
 
 
 class TestHttp:
@@ -245,6 +256,7 @@ COMMANDS = {
     "organizations": ["members", "orgs", "alice"],
     "api_keys": ["keys", "list", ORG],
     "invitations": ["invites", "list", ORG],
+    "audit_events": ["audit", "list", ORG],
 }
 
 

@@ -27,6 +27,7 @@ from tenantkit.errors import ConfigurationError, InvalidSettingError
 from tenantkit.members._service import _ROLE_OF
 from tenantkit.testing import FrozenClock
 from tests.databases import ThrowawayDatabase, throwaway_database
+from tests.test_migrations import revisions_in_order
 
 SCHEMA = "tenantkit"
 SECRET = "an-invitation-signing-key-of-32-chars"
@@ -80,7 +81,7 @@ def engine(host_database: ThrowawayDatabase) -> Iterator[sa.Engine]:
     with engine.connect() as connection:
         before = _public_objects(connection)
     result = tenantkit.upgrade(engine, schema=SCHEMA)
-    assert result.applied == ("0001", "0002", "0003")
+    assert result.applied == tuple(revisions_in_order())
     with engine.connect() as connection:
         assert _public_objects(connection) == before
     yield engine
@@ -156,7 +157,7 @@ class TestMigratingIntoASchema:
                     "api_keys",
                     "invitations",
                 }
-            assert tenantkit.upgrade(other, schema="second").applied == ("0001", "0002", "0003")
+            assert tenantkit.upgrade(other, schema="second").applied == tuple(revisions_in_order())
             assert tenantkit.current_revision(other, schema=SCHEMA) == tenantkit.head_revision()
         finally:
             other.dispose()

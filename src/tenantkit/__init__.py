@@ -1,7 +1,8 @@
 """tenantkit: multi-tenant access control for Python services.
 
-Organization membership with roles, API keys verified on every request, and invitations by email or by a
-domain-restricted link, on SQLAlchemy tables that tenantkit migrates inside the host's database.
+Organization membership with roles, API keys verified on every request, invitations by email or by a
+domain-restricted link, and an audit log of every change, on SQLAlchemy tables that tenantkit migrates
+inside the host's database.
 """
 
 # The homes of the names a host imports less often: ``tenantkit.errors.LastOwnerError`` and
@@ -9,6 +10,7 @@ domain-restricted link, on SQLAlchemy tables that tenantkit migrates inside the 
 # re-exported.) The feature packages come first on purpose: ``_settings`` reads the API-key format and hashers
 # and the services read ``_settings``, so the import must enter that circle by ``tenantkit.api_keys``.
 from tenantkit import api_keys as api_keys
+from tenantkit import audit as audit
 from tenantkit import errors as errors
 from tenantkit import events as events
 from tenantkit import invitations as invitations
@@ -51,7 +53,9 @@ from tenantkit._pagination import Page
 from tenantkit._session import transaction
 from tenantkit._settings import (
     ApiKeySettings,
+    AuditSettings,
     DatabaseSettings,
+    HttpSettings,
     InvitationSettings,
     TenantKitSettings,
 )
@@ -87,6 +91,7 @@ __all__ = [
     "ApiKeyService",
     "ApiKeySettings",
     "ApiKeyVerification",
+    "AuditSettings",
     "AuthenticationError",
     "AuthorizationError",
     "CacheKey",
@@ -95,6 +100,7 @@ __all__ = [
     "CreatedInvitation",
     "DatabaseSettings",
     "GoneError",
+    "HttpSettings",
     "InvalidApiKeyError",
     "InvalidInputError",
     "InvalidRequestError",

@@ -46,7 +46,8 @@ imports nothing of tenantkit's and holds for custom roles as well as the built-i
     │       ├── SchemaConflictError                   code "schema_conflict"
     │       │   └── TableLogicError                   code "table_logic"
     │       ├── SchemaOutOfDateError                  code "schema_out_of_date"
-    │       └── WriteNotAppliedError                  code "write_not_applied"
+    │       ├── WriteNotAppliedError                  code "write_not_applied"
+    │       └── AuditChainBrokenError                 code "audit_chain_broken"
     └── ConfigurationError               400 kind     code "configuration_error"
         └── InvalidSettingError                       code "invalid_setting"
 
@@ -332,6 +333,39 @@ class WriteNotAppliedError(DatabaseError):
 
     def details(self) -> dict[str, object]:
         return {"table": self.table, "row": dict(self.row), "columns": list(self.columns)}
+
+
+class AuditChainBrokenError(DatabaseError):
+    """An organization's audit chain does not verify: a row was changed, removed or added behind its back.
+
+    Raised by ``ChainReport.raise_if_broken()`` after ``kit.audit.verify()``; ``tenantkit audit verify``
+    reports the same link and exits 1.
+
+    Attributes:
+        organization_id: The organization whose chain breaks.
+        sequence: The position in the chain of the first broken link.
+        event_id: The audit row at that position (``None`` when the row is missing).
+        reason: What is wrong there, in words.
+    """
+
+    code = "audit_chain_broken"
+
+    def __init__(self, organization_id: str, sequence: int, event_id: str | None, reason: str) -> None:
+        super().__init__(
+            f"the audit chain of organization {organization_id!r} breaks at position {sequence}: {reason}"
+        )
+        self.organization_id = organization_id
+        self.sequence = sequence
+        self.event_id = event_id
+        self.reason = reason
+
+    def details(self) -> dict[str, object]:
+        return {
+            "organization_id": self.organization_id,
+            "sequence": self.sequence,
+            "event_id": self.event_id,
+            "reason": self.reason,
+        }
 
 
 class PermissionDeniedError(AuthorizationError):

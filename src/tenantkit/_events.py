@@ -302,6 +302,33 @@ class InvitationRevoked(Event):
     invitation_id: str
 
 
+class InvitationMarkedSent(Event):
+    """The host recorded whether it emailed an invitation (``sent``); recorded only when that changes."""
+
+    event_type: ClassVar[str] = "invitation.marked_sent"
+    payload_fields: ClassVar[tuple[str, ...]] = ("invitation_id", "sent")
+
+    invitation_id: str
+    sent: bool
+
+
+class PersonalDataRedacted(Event):
+    """Personal fields of the audit log were redacted on request (the rows stay).
+
+    ``subject`` says whose data went: ``"user"`` (the IP addresses and user agents of the rows
+    ``subject_user_id`` acted in) or ``"email"`` (an invited address; the address itself is not repeated
+    here). ``fields`` names what was cleared and ``rows`` counts the rows changed in this organization.
+    """
+
+    event_type: ClassVar[str] = "audit.personal_data_redacted"
+    payload_fields: ClassVar[tuple[str, ...]] = ("subject", "subject_user_id", "fields", "rows")
+
+    subject: str
+    subject_user_id: str | None
+    fields: tuple[str, ...]
+    rows: int
+
+
 E = TypeVar("E", bound=Event)
 Listener = Callable[[Any], None]
 _Entry = tuple[tuple[type[Event], ...], Callable[..., None]]

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Mapping, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from tenantkit._actor import Actor, ActorKind
 from tenantkit._errors import (
     AmbiguousApiKeyError,
     AuthenticationError,
@@ -31,6 +32,7 @@ from tenantkit._errors import (
 from tenantkit._pagination import Page
 from tenantkit._validation import MAX_IDENTIFIER_LENGTH
 from tenantkit.api_keys._service import ApiKey, ApiKeyVerification, PendingVerification
+from tenantkit.audit._model import AuditEvent
 from tenantkit.invitations._service import (
     AcceptedInvitation,
     CreatedInvitation,
@@ -390,6 +392,41 @@ class Management:
         )
         return _created_response(created)
 
+    # -- audit log -------------------------------------------------------------------------------------
+
+    def list_audit_events(
+        self,
+        session: Session,
+        organization_id: str,
+        principal: Principal,
+        limit: int,
+        cursor: str | None,
+        event_types: str | None,
+        actor_kind: str | None,
+        actor_id: str | None,
+        target_type: str | None,
+        target_id: str | None,
+        since: datetime | None,
+        until: datetime | None,
+    ) -> Page[AuditEvent]:
+        if (target_type is None) != (target_id is None):
+            raise InvalidInputError("target_id", "give target_type and target_id together")
+        types = None
+        if event_types is not None:
+            types = [name.strip() for name in event_types.split(",") if name.strip()]
+        return self.kit.audit.list_events(
+            session,
+            organization_id,
+            actor=principal.user_id,
+            performed_by=_performed_by(actor_kind, actor_id),
+            event_types=types,
+            target=None if target_type is None or target_id is None else (target_type, target_id),
+            since=since,
+            until=until,
+            limit=limit,
+            cursor=cursor,
+        )
+
     def preview_invitation(self, session: Session, body: TokenRequest) -> InvitationPreview:
         return self.kit.invitations.preview(session, body.token)
 
@@ -405,6 +442,20 @@ class Management:
             email=principal.email,
             email_verified=principal.email_verified,
         )
+
+
+def _performed_by(actor_kind: str | None, actor_id: str | None) -> Actor | None:
+    """The ``performed_by`` filter that ``actor_kind`` and ``actor_id`` name (no kind: a user)."""
+    if actor_kind is None and actor_id is None:
+        return None
+    try:
+        kind = ActorKind(actor_kind) if actor_kind is not None else ActorKind.USER
+    except ValueError:
+        known = ", ".join(kind.value for kind in ActorKind)
+        raise InvalidInputError(
+            "actor_kind", f"unknown kind {actor_kind!r}; expected one of {known}"
+        ) from None
+    return Actor(kind, actor_id)
 
 
 def _created_response(created: CreatedInvitation) -> CreatedInvitationResponse:

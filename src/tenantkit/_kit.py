@@ -1,4 +1,4 @@
-"""``TenantKit``: the three services wired together with one clock, one permission table and one event bus."""
+"""``TenantKit``: the services wired together with one clock, one permission table and one event bus."""
 
 from __future__ import annotations
 
@@ -15,8 +15,16 @@ from tenantkit._errors import ConfigurationError
 from tenantkit._events import Event, EventDispatcher
 from tenantkit._metrics import VerificationMetrics
 from tenantkit._session import transaction
-from tenantkit._settings import ApiKeySettings, DatabaseSettings, InvitationSettings, TenantKitSettings
+from tenantkit._settings import (
+    ApiKeySettings,
+    AuditSettings,
+    DatabaseSettings,
+    HttpSettings,
+    InvitationSettings,
+    TenantKitSettings,
+)
 from tenantkit.api_keys._service import ApiKeyService
+from tenantkit.audit._service import AuditService
 from tenantkit.invitations._service import InvitationService
 from tenantkit.members._service import MembershipService
 from tenantkit.roles._policy import Permissions
@@ -25,7 +33,7 @@ E = TypeVar("E", bound=Event)
 
 
 class TenantKit:
-    """Membership, API keys and invitations, configured once for an application.
+    """Membership, API keys, invitations and the audit log, configured once for an application.
 
     ::
 
@@ -49,6 +57,9 @@ class TenantKit:
             :class:`ConfigurationError`.
         database: The PostgreSQL schema that holds tenantkit's tables (pass the same to
             :func:`tenantkit.upgrade`).
+        audit: The audit log: on by default (one row per change, in the change's transaction); the hash
+            chain off. ``AuditSettings(enabled=False)`` writes none.
+        http: What the web adapters believe about requests: trusted proxies, the request id header.
         clock: Where the current time comes from (inject a :class:`tenantkit.testing.FrozenClock` in tests).
         permissions: The permission table (the default one when omitted).
         metrics: Told of every API-key verification's outcome and source (:mod:`tenantkit.metrics`).
@@ -63,12 +74,20 @@ class TenantKit:
         api_keys: ApiKeySettings | None = None,
         invitations: InvitationSettings | None = None,
         database: DatabaseSettings | None = None,
+        audit: AuditSettings | None = None,
+        http: HttpSettings | None = None,
         clock: Clock = system_clock,
         permissions: Permissions | None = None,
         metrics: VerificationMetrics | None = None,
     ) -> None:
         # A section left out (None) takes TenantKitSettings' default for it.
-        sections = {"api_keys": api_keys, "invitations": invitations, "database": database}
+        sections = {
+            "api_keys": api_keys,
+            "invitations": invitations,
+            "database": database,
+            "audit": audit,
+            "http": http,
+        }
         settings = TenantKitSettings(**{name: value for name, value in sections.items() if value is not None})
         self.settings: TenantKitSettings = settings
         """Every setting the kit was built from, secrets hidden in ``repr``."""
@@ -88,6 +107,10 @@ class TenantKit:
             self._invitations = InvitationService(
                 membership=self.members, clock=clock, events=events, **settings.invitations.service_options()
             )
+        self.audit: AuditService = AuditService(
+            membership=self.members, clock=clock, events=events, **settings.audit.service_options()
+        )
+        """The audit log: written as every service records its events, read with ``list_events``."""
 
     @classmethod
     def from_settings(
@@ -103,6 +126,8 @@ class TenantKit:
             api_keys=settings.api_keys,
             invitations=settings.invitations,
             database=settings.database,
+            audit=settings.audit,
+            http=settings.http,
             clock=clock,
             permissions=permissions,
             metrics=metrics,
@@ -173,4 +198,7 @@ class TenantKit:
         return transaction(bind)
 
     def __repr__(self) -> str:
-        return f"TenantKit(api_keys={self.api_keys!r}, invitations={'on' if self._invitations else 'off'})"
+        return (
+            f"TenantKit(api_keys={self.api_keys!r}, invitations={'on' if self._invitations else 'off'}, "
+            f"audit={self.audit!r})"
+        )

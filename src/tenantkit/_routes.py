@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -28,7 +29,9 @@ from tenantkit._http import (
     TransferOwnershipRequest,
 )
 from tenantkit._pagination import DEFAULT_PAGE_SIZE, MAX_CURSOR_LENGTH, MAX_PAGE_SIZE, Page
+from tenantkit._validation import MAX_IDENTIFIER_LENGTH
 from tenantkit.api_keys._service import ApiKey
+from tenantkit.audit._model import AuditEvent
 from tenantkit.invitations._service import AcceptedInvitation, Invitation, InvitationPreview
 from tenantkit.members._service import Member
 
@@ -38,6 +41,7 @@ __all__ = [
     "MANAGEMENT_ERRORS",
     "OPERATIONS",
     "ROUTES",
+    "AuditQuery",
     "ListQuery",
     "Route",
     "select_routes",
@@ -58,6 +62,24 @@ class ListQuery(BaseModel):
 
     limit: int = Field(DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE)
     cursor: str | None = Field(None, max_length=MAX_CURSOR_LENGTH)
+
+
+class AuditQuery(ListQuery):
+    """The query string of the audit log: a page, and the filters of ``kit.audit.list_events``.
+
+    ``event_types`` is comma-separated (``member.added,api_key.revoked``); ``actor_kind`` and ``actor_id``
+    name who acted (``actor_id`` alone is a user; ``actor_kind=host`` alone is the host); ``target_type`` and
+    ``target_id`` go together (``member`` and a user id, ``api_key``, ``invitation``); ``since`` and
+    ``until`` are ISO 8601 times with a zone.
+    """
+
+    event_types: str | None = Field(None, max_length=2000)
+    actor_kind: str | None = Field(None, max_length=32)
+    actor_id: str | None = Field(None, max_length=MAX_IDENTIFIER_LENGTH)
+    target_type: str | None = Field(None, max_length=32)
+    target_id: str | None = Field(None, max_length=MAX_IDENTIFIER_LENGTH)
+    since: datetime | None = None
+    until: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -93,7 +115,7 @@ class Route:
 
     @property
     def feature(self) -> str:
-        """The feature the route belongs to (``members``, ``api_keys``, ``invitations``)."""
+        """The feature the route belongs to (``members``, ``api_keys``, ``invitations``, ``audit``)."""
         return self.operation.partition(".")[0]
 
     @property
@@ -300,6 +322,19 @@ ROUTES: tuple[Route, ...] = (
         body=TokenRequest,
         writes=True,
         errors=INVITATION_ERRORS,
+    ),
+    Route(
+        operation="audit.list",
+        method="GET",
+        path=f"{_ORGANIZATION}/audit-events",
+        call=Management.list_audit_events,
+        response=Page[AuditEvent],
+        summary="List audit events",
+        description=(
+            "List the organization's audit log, newest first, filtered by actor, event type, target and "
+            "time (needs ``audit:read``)."
+        ),
+        query=AuditQuery,
     ),
 )
 """Every management endpoint, grouped by feature in the order the adapters mount them."""

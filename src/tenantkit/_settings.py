@@ -1,8 +1,9 @@
 """Settings: a frozen, validated object per feature, and the one loader that reads them from the environment.
 
 Each feature's options live in a frozen model validated once, when it is built (argon2-cffi's ``Parameters``
-is the model): :class:`ApiKeySettings`, :class:`InvitationSettings` and :class:`DatabaseSettings`, composed
-by :class:`TenantKitSettings`. :meth:`TenantKitSettings.from_env` reads them from ``TENANTKIT_*``
+is the model): :class:`ApiKeySettings`, :class:`InvitationSettings`, :class:`DatabaseSettings`,
+:class:`AuditSettings` and :class:`HttpSettings`, composed by :class:`TenantKitSettings`.
+:meth:`TenantKitSettings.from_env` reads them from ``TENANTKIT_*``
 environment variables and a ``.env`` file; ``TenantKit`` and the ``tenantkit`` command line both call it,
 so one environment configures the application and the CLI alike. :data:`ENVIRONMENT_VARIABLES` lists every
 variable; the CLI's ``--help`` and the configuration docs are checked against it.
@@ -13,6 +14,7 @@ never repeating the value: it may be a secret. Secrets are :class:`pydantic.Secr
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -34,6 +36,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tenantkit._addresses import PUBLIC_EMAIL_DOMAINS, normalize_public_domains
+from tenantkit._context import TrustedProxies
 from tenantkit._errors import ConfigurationError, InvalidInputError, InvalidSettingError
 from tenantkit._validation import check_schema_name, parse_duration
 from tenantkit.api_keys._format import DEFAULT_PREFIX, check_prefix
@@ -346,6 +349,88 @@ class DatabaseSettings(_Settings):
         return sa.engine.make_url(self.url.get_secret_value()).render_as_string(hide_password=True)
 
 
+def _comma_separated(value: object) -> object:
+    # The environment spells a list as "a, b, c".
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    return value
+
+
+_HEADER_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")
+
+
+class AuditSettings(_Settings):
+    """Whether and how changes are written to the audit log (``audit_events``).
+
+    Attributes:
+        enabled: Write one audit row per recorded event, in the change's transaction (on by default). Off,
+            nothing is written; the rows already there can still be read, exported and purged.
+        chain: Chain each organization's rows by hash (tamper evidence, ``tenantkit audit verify``). It
+            costs a lock on the organization's chain head per change.
+        retention: How long rows are kept by ``tenantkit audit purge`` when it is given no ``--older-than``
+            (``None``: the command needs ``--older-than``). Nothing is purged on its own.
+    """
+
+    enabled: bool = True
+    chain: bool = False
+    retention: Duration | None = Field(default=None, gt=timedelta(0))
+
+    if TYPE_CHECKING:
+        # The signature callers see (see ApiKeySettings): "365d" for the retention.
+        def __init__(
+            self,
+            *,
+            enabled: bool = ...,
+            chain: bool = ...,
+            retention: timedelta | str | float | None = ...,
+        ) -> None: ...
+
+    def service_options(self) -> dict[str, Any]:
+        """These settings as the keyword arguments of :class:`~tenantkit.audit.AuditService`."""
+        return {"enabled": self.enabled, "chain": self.chain}
+
+
+class HttpSettings(_Settings):
+    """What the web adapters believe about a request: which proxies may name the client, and the request id.
+
+    One setting for every feature that needs a client's address (the audit log today), so that they all
+    agree on who the client is.
+
+    Attributes:
+        trusted_proxies: Addresses or networks (``10.0.0.0/8``) of the proxies in front of the application.
+            ``X-Forwarded-For`` is believed only as far as these proxies wrote it; empty (the default)
+            believes no proxy, and the client is the connection's peer.
+        request_id_header: The request header holding the request's id (``X-Request-ID``); ``None`` reads
+            none.
+    """
+
+    trusted_proxies: Annotated[tuple[str, ...], BeforeValidator(_comma_separated)] = ()
+    request_id_header: str | None = "X-Request-ID"
+
+    if TYPE_CHECKING:
+        # The signature callers see (see ApiKeySettings).
+        def __init__(
+            self, *, trusted_proxies: Sequence[str] | str = ..., request_id_header: str | None = ...
+        ) -> None: ...
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_proxies(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(str(network) for network in TrustedProxies.parse(value).networks)
+
+    @field_validator("request_id_header")
+    @classmethod
+    def _check_header(cls, value: str | None) -> str | None:
+        if value is not None and not _HEADER_NAME.fullmatch(value):
+            raise ValueError("must be a header name such as X-Request-ID")
+        return value
+
+    @property
+    def proxies(self) -> TrustedProxies:
+        """:attr:`trusted_proxies` as the networks the adapters match a peer against."""
+        return TrustedProxies.parse(self.trusted_proxies)
+
+
 @dataclass(frozen=True)
 class EnvironmentVariable:
     """One ``TENANTKIT_*`` variable: its name, what it sets, and whether it holds a secret."""
@@ -408,6 +493,19 @@ class _Environment(BaseSettings):
     invitation_allow_public_domains: str | None = Field(
         None, description="true to accept gmail.com and other public providers as link domains."
     )
+    audit_enabled: str | None = Field(None, description="false to write no audit rows (default true).")
+    audit_chain: str | None = Field(
+        None, description="true to chain each organization's audit rows by hash (default false)."
+    )
+    audit_retention: str | None = Field(
+        None, description="How long tenantkit audit purge keeps rows without --older-than (e.g. 365d)."
+    )
+    trusted_proxies: str | None = Field(
+        None, description="Proxies whose X-Forwarded-For is believed: addresses or networks, comma-separated."
+    )
+    request_id_header: str | None = Field(
+        None, description="The header holding a request's id for the audit log (default X-Request-ID)."
+    )
 
     # Where each variable goes: (section, field) of TenantKitSettings; the peppers are composed by hand.
     TARGETS: ClassVar[Mapping[str, tuple[str, str]]] = {
@@ -429,6 +527,11 @@ class _Environment(BaseSettings):
         "invitation_default_ttl": ("invitations", "default_ttl"),
         "invitation_max_ttl": ("invitations", "max_ttl"),
         "invitation_allow_public_domains": ("invitations", "allow_public_email_domains"),
+        "audit_enabled": ("audit", "enabled"),
+        "audit_chain": ("audit", "chain"),
+        "audit_retention": ("audit", "retention"),
+        "trusted_proxies": ("http", "trusted_proxies"),
+        "request_id_header": ("http", "request_id_header"),
     }
 
 
@@ -460,7 +563,13 @@ def _split_old_peppers(raw: str) -> dict[str, str]:
 
 
 def _compose(environment: _Environment) -> dict[str, dict[str, Any]]:
-    sections: dict[str, dict[str, Any]] = {"api_keys": {}, "invitations": {}, "database": {}}
+    sections: dict[str, dict[str, Any]] = {
+        "api_keys": {},
+        "invitations": {},
+        "database": {},
+        "audit": {},
+        "http": {},
+    }
     for name, (section, field) in _Environment.TARGETS.items():
         value = getattr(environment, name)
         if value is None or field in ("peppers", "current_pepper", "secret_keys"):
@@ -511,11 +620,15 @@ class TenantKitSettings(_Settings):
         api_keys: API key settings.
         invitations: Invitation settings (off without a signing key).
         database: The database URL (for the CLI) and the PostgreSQL schema.
+        audit: The audit log (on by default; the hash chain off).
+        http: Trusted proxies and the request id header, for the web adapters.
     """
 
     api_keys: ApiKeySettings = Field(default_factory=ApiKeySettings)
     invitations: InvitationSettings = Field(default_factory=InvitationSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    audit: AuditSettings = Field(default_factory=AuditSettings)
+    http: HttpSettings = Field(default_factory=HttpSettings)
 
     def __init__(self, /, **sections: Any) -> None:
         # Each section given as a mapping is built here, so that an error names its place in the whole
@@ -524,6 +637,8 @@ class TenantKitSettings(_Settings):
             "api_keys": ApiKeySettings,
             "invitations": InvitationSettings,
             "database": DatabaseSettings,
+            "audit": AuditSettings,
+            "http": HttpSettings,
         }
         for section, model in models.items():
             values = sections.get(section)

@@ -240,6 +240,57 @@ invitation_acceptances: sa.Table = sa.Table(
 """Who accepted which invitation (revision 0003): a user comes in through one link at most once."""
 
 
+audit_events: sa.Table = sa.Table(
+    "audit_events",
+    metadata,
+    sa.Column("id", Identifier(), primary_key=True, default=new_id),
+    sa.Column("organization_id", Identifier(), nullable=False),
+    sa.Column("occurred_at", UTCDateTime(), nullable=False),
+    sa.Column("event_type", sa.String(64), nullable=False),
+    sa.Column("event_version", sa.Integer(), nullable=False),
+    sa.Column("actor_kind", sa.String(32), nullable=False),
+    sa.Column("actor_id", Identifier(), nullable=True),
+    sa.Column("targets", json_type, nullable=False),
+    sa.Column("data", json_type, nullable=False),
+    sa.Column("ip_address", sa.String(45), nullable=True),
+    sa.Column("user_agent", LongText(), nullable=True),
+    sa.Column("request_id", Identifier(), nullable=True),
+    sa.Column("redacted_at", UTCDateTime(), nullable=True),
+    sa.Column("chain_seq", sa.BigInteger(), nullable=True),
+    sa.Column("chain_prev", sa.String(64), nullable=True),
+    sa.Column("chain_hash", sa.String(64), nullable=True),
+    sa.Column("chain_seals", json_type, nullable=True),
+    sa.Index("audit_events_organization_time_idx", "organization_id", "occurred_at", "id"),
+    sa.Index("audit_events_actor_idx", "organization_id", "actor_kind", "actor_id", "occurred_at"),
+    sa.Index("audit_events_time_idx", "occurred_at", "id"),
+    sa.Index("audit_events_chain_idx", "organization_id", "chain_seq", unique=True),
+)
+"""The audit log (revision 0004): one append-only row per recorded event, never a secret.
+
+``targets`` is a JSON list of ``{"type", "id"}`` (what changed), ``data`` the event's allow-listed payload
+(the change itself). ``ip_address``, ``user_agent`` and ``request_id`` are the request context; the first two
+are personal data, which redaction clears (``redacted_at``). The ``chain_*`` columns are set when the kit
+chains rows by hash: the row's place in its organization's chain, the previous row's hash, its own, and the
+seals that let a redacted field keep its place in the hash.
+"""
+
+audit_chain_heads: sa.Table = sa.Table(
+    "audit_chain_heads",
+    metadata,
+    sa.Column("organization_id", Identifier(), primary_key=True),
+    sa.Column("head_seq", sa.BigInteger(), nullable=False),
+    sa.Column("head_hash", sa.String(64), nullable=False),
+    sa.Column("anchor_seq", sa.BigInteger(), nullable=False),
+    sa.Column("anchor_hash", sa.String(64), nullable=False),
+    sa.Column("anchored_at", UTCDateTime(), nullable=True),
+)
+"""The end of each organization's audit chain (revision 0004), locked by every chained write.
+
+``head_*`` is the newest row; ``anchor_*`` the last row a purge removed (sequence 0 and the genesis hash
+until then), which the oldest remaining row must link to.
+"""
+
+
 def include_object(
     obj: sa.schema.SchemaItem, name: str | None, type_: str, reflected: bool, compare_to: Any
 ) -> bool:

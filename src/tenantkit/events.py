@@ -19,12 +19,14 @@ from tenantkit._events import (
     EventPayload,
     InvitationAccepted,
     InvitationCreated,
+    InvitationMarkedSent,
     InvitationResent,
     InvitationRevoked,
     MemberAdded,
     MemberRemoved,
     MemberRoleChanged,
     OwnershipTransferred,
+    PersonalDataRedacted,
 )
 
 __all__ = [
@@ -39,10 +41,12 @@ __all__ = [
     "EventPayload",
     "InvitationAccepted",
     "InvitationCreated",
+    "InvitationMarkedSent",
     "InvitationResent",
     "InvitationRevoked",
     "MemberAdded",
     "MemberRemoved",
     "MemberRoleChanged",
     "OwnershipTransferred",
+    "PersonalDataRedacted",
 ]

@@ -41,6 +41,7 @@ from starlette.exceptions import HTTPException
 from tenantkit._asgi import check_flush_every, complete_on_database, writing_last_used
 from tenantkit._asgi import flush_last_used as flush_on_database
 from tenantkit._async_support import is_async_session
+from tenantkit._context import RequestContext, audit_context, context_from_request
 from tenantkit._errors import ConfigurationError, InvalidApiKeyError, InvalidInputError, TenantKitError
 from tenantkit._http import (
     API_KEY_HEADER,
@@ -478,6 +479,24 @@ class TenantKitFastAPI:
         _DEPENDENCY_ERRORS[require_permission] = (403, 422, 503)
         return require_permission
 
+    def request_context(self, request: Request) -> RequestContext:
+        """The request's context for the audit log: client address, user agent and request id.
+
+        The address honours ``HttpSettings.trusted_proxies`` (never a raw ``X-Forwarded-For``). The
+        management router records it by itself; a route of the host's takes it as a dependency and opens
+        :func:`tenantkit.audit.audit_context` around its own calls::
+
+            @app.post("/signup")
+            def signup(context: RequestContext = Depends(tk.request_context), ...):
+                with audit_context(context):
+                    kit.members.add(session, org, user, Role.OWNER, actor=HOST)
+        """
+        http = self.kit.settings.http
+        peer = request.client.host if request.client is not None else None
+        return context_from_request(
+            request.headers, peer, trusted=http.proxies, request_id_header=http.request_id_header
+        )
+
     def _require_current_user(self) -> Callable[..., Any]:
         if self._current_user is None:
             raise TypeError("TenantKitFastAPI needs current_user= for permission checks and the router")
@@ -505,8 +524,8 @@ class TenantKitFastAPI:
 
         Args:
             include: The features to mount (:data:`FEATURES`: ``"members"``, ``"api_keys"``,
-                ``"invitations"``); all of them by default. ``include=("members",)`` mounts only the
-                member endpoints.
+                ``"invitations"``, ``"audit"``); all of them by default. ``include=("members",)`` mounts
+                only the member endpoints.
             tags: The OpenAPI tags: a list puts the same tags on every operation; a mapping from feature to
                 tags replaces the tags of the features it names (the others keep their feature's name).
             operation_id: Turns an operation's name into its ``operationId``, for example
@@ -541,15 +560,17 @@ class TenantKitFastAPI:
         """The FastAPI endpoint serving ``route``: it hands the request's values to the entry's call."""
         management = self.management
 
-        async def endpoint(session: Any, **arguments: Any) -> Any:
+        async def endpoint(session: Any, tenantkit_request: Request, **arguments: Any) -> Any:
             if "query" in arguments:
                 arguments.update(arguments.pop("query").model_dump())
             if "body" in arguments:
                 arguments["body"] = route.body_or_default(arguments["body"])
             call = functools.partial(route.call, management)
-            if route.writes:
-                return await self._mutate(session, call, **arguments)
-            return await self.run(session, call, **arguments)
+            # The context variable follows the call into the thread pool and through run_sync.
+            with audit_context(self.request_context(tenantkit_request)):
+                if route.writes:
+                    return await self._mutate(session, call, **arguments)
+                return await self.run(session, call, **arguments)
 
         endpoint.__signature__ = _signature(route, principal_dependency, self._session)  # type: ignore[attr-defined]
         endpoint.__name__ = endpoint.__qualname__ = route.name
@@ -580,6 +601,8 @@ def _signature(
     parameters.append(
         inspect.Parameter("session", keyword, annotation=Any, default=Depends(session_dependency))
     )
+    # The request itself, for its audit context (FastAPI passes a parameter typed Request, whatever its name).
+    parameters.append(inspect.Parameter("tenantkit_request", keyword, annotation=Request))
     return inspect.Signature(parameters, return_annotation=route.response)
 
 

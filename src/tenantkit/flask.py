@@ -39,6 +39,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, scoped_session
 from werkzeug.exceptions import HTTPException
 
+from tenantkit._context import RequestContext, audit_context, context_from_request
 from tenantkit._errors import ConfigurationError, InvalidApiKeyError, InvalidInputError, TenantKitError
 from tenantkit._http import (
     Authorization,
@@ -286,6 +287,24 @@ class TenantKitFlask:
             raise TypeError("TenantKitFlask needs current_user= for permission checks and the blueprint")
         return as_principal(self._current_user())
 
+    def request_context(self) -> RequestContext:
+        """The current request's context for the audit log: client address, user agent and request id.
+
+        The address honours ``HttpSettings.trusted_proxies`` (never a raw ``X-Forwarded-For``; leave the
+        setting empty behind werkzeug's ``ProxyFix``, which has already rewritten ``remote_addr``). The
+        blueprint records it by itself; a view of the host's opens :func:`tenantkit.audit.audit_context`::
+
+            with audit_context(tk.request_context()):
+                kit.members.add(session, org, user, Role.OWNER, actor=HOST)
+        """
+        http = self.kit.settings.http
+        return context_from_request(
+            request.headers,
+            request.remote_addr,
+            trusted=http.proxies,
+            request_id_header=http.request_id_header,
+        )
+
     def _finish(self, session: Session) -> None:
         if self._commit:
             session.commit()
@@ -448,8 +467,8 @@ class TenantKitFlask:
 
         Args:
             name: The blueprint's name (give another one to register it twice).
-            include: The features to mount (``"members"``, ``"api_keys"``, ``"invitations"``); all of them
-                by default. ``include=("members",)`` mounts only the member endpoints.
+            include: The features to mount (``"members"``, ``"api_keys"``, ``"invitations"``, ``"audit"``);
+                all of them by default. ``include=("members",)`` mounts only the member endpoints.
 
         Raises:
             TypeError: The extension has no ``current_user``, or ``include`` is a bare string.
@@ -485,7 +504,9 @@ class TenantKitFlask:
             if route.query is not None:
                 arguments.update(_query(route.query).model_dump())
             call = functools.partial(route.call, management)
-            return _model(self._run(call, writes=route.writes, **arguments), route.status)
+            with audit_context(self.request_context()):
+                result = self._run(call, writes=route.writes, **arguments)
+            return _model(result, route.status)
 
         view.__name__ = view.__qualname__ = route.name
         view.__doc__ = route.description

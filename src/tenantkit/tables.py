@@ -11,6 +11,8 @@ The tables live here, not at the top level, so that ``tenantkit.api_keys`` never
 from tenantkit._tables import (
     VERSION_TABLE,
     api_keys,
+    audit_chain_heads,
+    audit_events,
     include_object,
     invitation_acceptances,
     invitations,
@@ -21,6 +23,8 @@ from tenantkit._tables import (
 __all__ = [
     "VERSION_TABLE",
     "api_keys",
+    "audit_chain_heads",
+    "audit_events",
     "include_object",
     "invitation_acceptances",
     "invitations",

@@ -23,6 +23,7 @@ __all__ = ["main"]
 def _register() -> None:
     # Each command group lives in its own module; importing it attaches it to ``main``.
     from tenantkit._cli import (
+        audit,  # noqa: F401
         db,  # noqa: F401
         invites,  # noqa: F401
         keys,  # noqa: F401

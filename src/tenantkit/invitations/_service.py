@@ -61,6 +61,7 @@ from tenantkit._events import (
     EventDispatcher,
     InvitationAccepted,
     InvitationCreated,
+    InvitationMarkedSent,
     InvitationResent,
     InvitationRevoked,
 )
@@ -892,14 +893,26 @@ class InvitationService:
         check_identifier(invitation_id, "invitation_id")
         if not isinstance(sent, bool):
             raise InvalidInputError("sent", "must be True or False")
-        self.membership.authorize(session, organization_id, actor, Action.MANAGE_INVITATIONS)
-        self._row(session, organization_id, invitation_id)
+        acting = as_actor(actor)
+        self.membership.authorize(session, organization_id, acting, Action.MANAGE_INVITATIONS)
+        before = self._row(session, organization_id, invitation_id)
         now = self.clock()
         session.execute(
             _UPDATE_BY_ID.values(sent_via_email=sent, updated_at=now),
             {"b_organization_id": organization_id, "b_invitation_id": invitation_id},
             execution_options=self.membership.execution_options,
         )
+        if bool(before.sent_via_email) is not sent:
+            self.events.record(
+                session,
+                InvitationMarkedSent(
+                    organization_id=organization_id,
+                    actor=acting,
+                    occurred_at=now,
+                    invitation_id=invitation_id,
+                    sent=sent,
+                ),
+            )
         return _invitation(self._row(session, organization_id, invitation_id), now)
 
     def _row(self, session: Session, organization_id: str, invitation_id: str, *, lock: bool = False) -> Any:

@@ -62,6 +62,7 @@ class Action(str, enum.Enum):
     MANAGE_INVITATIONS = "invitations:manage"
     DELETE_ORGANIZATION = "organization:delete"
     TRANSFER_OWNERSHIP = "organization:transfer_ownership"
+    READ_AUDIT = "audit:read"
 
     def __str__(self) -> str:
         return self.value
@@ -75,6 +76,7 @@ _ADMIN_ACTIONS = _MEMBER_ACTIONS | {
     Action.MANAGE_API_KEYS.value,
     Action.READ_INVITATIONS.value,
     Action.MANAGE_INVITATIONS.value,
+    Action.READ_AUDIT.value,
 }
 _OWNER_ACTIONS = _ADMIN_ACTIONS | {
     Action.DELETE_ORGANIZATION.value,
