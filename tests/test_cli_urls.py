@@ -28,6 +28,8 @@ from tests.test_cli import LEAVES
 _EXTRA_OPTIONS: dict[tuple[str, ...], list[str]] = {
     ("invites", "create"): ["--email", "dave@acme.com"],
     ("members", "transfer"): ["--from", "alice"],
+    ("audit", "purge"): ["--older-than", "30d"],
+    ("audit", "redact"): ["--user", "alice"],
 }
 COMMANDS = dict(LEAVES)
 URL_COMMANDS = [
