@@ -34,8 +34,9 @@ prepared request and reading the answer (a few µs per request, where an HTTP cl
 the endpoints it measures). Rounds of ``--round-seconds`` go to the endpoints in turn, the order rotating
 each round, so load drifts hit all alike; a rate is the median of its rounds, a ratio the median of the
 paired ratios of the rounds, a latency a percentile of every request. Bounded: ``--budget`` seconds
-(default 170) sets the round length for everything chosen, start-up limits are 60 s, and the servers are
-always terminated. Loopback only. Client and servers share the machine's cores, so absolute figures say as
+(default 170) sets the rounds' length for everything chosen (at least 0.1 s; fewer rounds, at least 3, when
+the budget cannot afford ``--rounds`` of those), start-up limits are 60 s, and the servers are always
+terminated. Loopback only. Client and servers share the machine's cores, so absolute figures say as
 much about the machine as about tenantkit; ratios carry over better. Run::
 
     .venv/bin/python benchmarks/bench_http.py                 # SQLite, FastAPI and Flask: about 3 minutes
@@ -73,8 +74,10 @@ from typing import Any
 
 import httpx2
 import sqlalchemy as sa
+from starlette.requests import Request  # at module level: FastAPI resolves the annotations by name
 
-from tenantkit import ApiKeyService, MembershipService
+from tenantkit import ApiKeyService, ApiKeyVerification, InvalidApiKeyError, MembershipService, require_scopes
+from tenantkit._http import api_key_from_headers
 from tenantkit.metrics import CountingMetrics
 from tenantkit.tables import team_members
 
@@ -95,8 +98,9 @@ SCHEMA = "tenantkit_bench"
 STARTUP_SECONDS = 60
 FRESH_KEYS = 30_000
 """Made-up keys of the flood that never repeats one (more than a run's requests to that endpoint)."""
-OVERHEAD_SECONDS = 5.0
+OVERHEAD_SECONDS = 5.5
 """Start-up, set-up and warm-up of one server, as the budget counts it."""
+MIN_ROUND_SECONDS = 0.1
 IN_PROCESS_SECONDS = 12.0
 """The in-process section, as the budget counts it."""
 
@@ -276,19 +280,27 @@ def children(pid: int) -> list[int]:
     return found
 
 
-def cpu_ns(pids: Sequence[int]) -> tuple[int, int]:
-    """CPU time the threads of ``pids`` have run, in nanoseconds (``/proc/<pid>/task/*/schedstat``): all of
-    them, and those other than each process's main thread (a thread pool's)."""
-    total = side = 0
+def cpu_snapshot(pids: Sequence[int]) -> dict[tuple[int, int], int]:
+    """CPU time each thread of ``pids`` has run so far, in nanoseconds (``/proc/<pid>/task/*/schedstat``)."""
+    ran = {}
     for pid in pids:
         for task in Path(f"/proc/{pid}/task").glob("*"):
             try:
-                ran = int((task / "schedstat").read_text().split()[0])
+                ran[pid, int(task.name)] = int((task / "schedstat").read_text().split()[0])
             except (OSError, ValueError, IndexError):
                 continue
-            total += ran
-            if task.name != str(pid):
-                side += ran
+    return ran
+
+
+def cpu_between(before: dict[tuple[int, int], int], after: dict[tuple[int, int], int]) -> tuple[int, int]:
+    """CPU run between two snapshots: by every thread, and by those other than each process's main thread
+    (a thread pool's). A thread that ended in between is left out; one that began counts in full."""
+    total = side = 0
+    for (pid, tid), ran in after.items():
+        spent = ran - before.get((pid, tid), 0)
+        total += spent
+        if tid != pid:
+            side += spent
     return total, side
 
 
@@ -485,13 +497,13 @@ def drive(server: Server, requests: Sequence[bytes], connections: int, seconds: 
     threads = [threading.Thread(target=worker, args=(index,)) for index in range(connections)]
     for thread in threads:
         thread.start()
-    cpu_before = cpu_ns(server.pids)
+    cpu_before = cpu_snapshot(server.pids)
     started = time.perf_counter()
     deadline[0] = started + seconds
     start_line.wait()
     for thread in threads:
         thread.join()
-    cpu_after = cpu_ns(server.pids)
+    cpu_total, cpu_side = cpu_between(cpu_before, cpu_snapshot(server.pids))
     if failures:
         raise SystemExit(f"{len(failures)} request(s) failed, e.g. {failures[0]}")
     done = sum(len(mine) for mine in latencies)
@@ -499,8 +511,8 @@ def drive(server: Server, requests: Sequence[bytes], connections: int, seconds: 
         rates=[done / (max(ends) - started)],
         latencies_ns=[value for mine in latencies for value in mine],
         requests=done,
-        cpu_ns=cpu_after[0] - cpu_before[0],
-        side_ns=cpu_after[1] - cpu_before[1],
+        cpu_ns=cpu_total,
+        side_ns=cpu_side,
     )
 
 
@@ -549,8 +561,9 @@ def measure(
 ) -> Measured:
     """Every endpoint at every connection count, rounds interleaved; then each flood."""
     key = issue_key(server)
+    # The same request to every endpoint, key included: the difference is what the endpoint does with it.
     requests = {
-        name: [prepared(server.port, path, {"Authorization": f"Bearer {key}"} if name == "key" else None)]
+        name: [prepared(server.port, path, {"Authorization": f"Bearer {key}"})]
         for name, (_, path) in ENDPOINTS.items()
     }
     most = max(connections)
@@ -707,7 +720,10 @@ def _wsgi_call(app: Any, path: str, authorization: str | None) -> Callable[[], o
         "REQUEST_METHOD": "GET", "PATH_INFO": path, "QUERY_STRING": "", "SERVER_NAME": "127.0.0.1",
         "SERVER_PORT": "80", "SERVER_PROTOCOL": "HTTP/1.1", "wsgi.url_scheme": "http",
         "wsgi.input": None, "wsgi.errors": sys.stderr, "wsgi.multithread": False,
-        "wsgi.multiprocess": False, "wsgi.run_once": False,
+        "wsgi.multiprocess": False, "wsgi.run_once": False, "wsgi.input_terminated": True,
+        "wsgi.file_wrapper": None, "SCRIPT_NAME": "", "RAW_URI": path, "SERVER_SOFTWARE": "gunicorn",
+        "REMOTE_ADDR": "127.0.0.1", "REMOTE_PORT": "40000", "HTTP_HOST": "127.0.0.1:8000",
+        "gunicorn.socket": None,
     }  # fmt: skip
     if authorization is not None:
         environ["HTTP_AUTHORIZATION"] = authorization
@@ -782,7 +798,7 @@ def in_process() -> None:
     )
     key: str = issued.get_json()["key"]
     wsgi = {
-        "open": _wsgi_call(flask, "/bench/open", None),
+        "open": _wsgi_call(flask, "/bench/open", f"Bearer {key}"),
         "key": _wsgi_call(flask, "/bench/api-key", f"Bearer {key}"),
     }
     flask_costs = _per_call_us(wsgi, 1000)
@@ -801,16 +817,19 @@ def in_process() -> None:
             f"  {name:<15} no auth {floor:6.1f} µs   API key {with_key:6.1f} µs"
             f"   auth adds {with_key - floor:5.1f} µs   ratio {floor / with_key:.2f}x"
         )
+    base = costs["small open"]
     print(
-        f"  FastAPI, an app of three routes: no auth {costs['small open']:.1f} µs; one empty async dependency"
-        f" {costs['small empty'] - costs['small open']:+.1f} µs; tk.api_key"
-        f" {costs['small key'] - costs['small open']:+.1f} µs"
+        f"  FastAPI, an app of four routes: no auth {base:.1f} µs; one empty async dependency"
+        f" {costs['small empty'] - base:+.1f} µs; the key check in one dependency (no security-scheme"
+        f" sub-dependencies) {costs['small no schemes'] - base:+.1f} µs;"
+        f" tk.api_key {costs['small key'] - base:+.1f} µs"
     )
     print(f"  the verification itself (begin_verification, a cache hit): {verification:.2f} µs")
 
 
 def _fastapi_variants(example: Any) -> dict[str, tuple[Any, str]]:
-    """The example's two endpoints, and on an app of three routes: no auth, an empty dependency, the key."""
+    """The example's two endpoints; on an app of four routes: no auth, an empty dependency, the key check
+    without its security-scheme sub-dependencies, ``tk.api_key``."""
     from fastapi import Depends, FastAPI
 
     small = FastAPI()
@@ -821,14 +840,28 @@ def _fastapi_variants(example: Any) -> dict[str, tuple[Any, str]]:
     async def answer() -> dict[str, object]:
         return BODY
 
+    api_keys = example.state.tenantkit.kit.api_keys
+
+    async def without_schemes(request: Request) -> ApiKeyVerification:
+        # tk.api_key's check on a hit, without its two security-scheme sub-dependencies.
+        presented = api_key_from_headers(request.headers)
+        if presented is None:
+            raise InvalidApiKeyError("missing")
+        known = api_keys.begin_verification(presented)
+        assert type(known) is ApiKeyVerification
+        require_scopes(known, ("reports:read",))
+        return known
+
     small.get("/open")(answer)
     small.get("/empty", dependencies=[Depends(nothing)])(answer)
+    small.get("/no-schemes", dependencies=[Depends(without_schemes)])(answer)
     small.get("/key", dependencies=[Depends(example.state.tenantkit.api_key("reports:read"))])(answer)
     return {
         "open": (example, "/bench/open"),
         "key": (example, "/bench/api-key"),
         "small open": (small, "/open"),
         "small empty": (small, "/empty"),
+        "small no schemes": (small, "/no-schemes"),
         "small key": (small, "/key"),
     }
 
@@ -935,6 +968,21 @@ def targets(arguments: argparse.Namespace, directory: Path, postgres: Callable[[
     return found
 
 
+def plan(arguments: argparse.Namespace, per_round: int, seconds_left: float) -> tuple[int, float]:
+    """Rounds and their length so that ``per_round`` measurements a round fit in ``seconds_left``.
+
+    Rounds are at least 0.1 s (a few hundred requests); when the budget cannot afford ``--rounds`` of
+    those, fewer rounds (at least 3) are made.
+    """
+    if arguments.round_seconds is not None:
+        return arguments.rounds, float(arguments.round_seconds)
+    seconds = seconds_left / (per_round * arguments.rounds)
+    if seconds >= MIN_ROUND_SECONDS:
+        return arguments.rounds, seconds
+    rounds = max(3, int(seconds_left / (per_round * MIN_ROUND_SECONDS)))
+    return min(rounds, arguments.rounds), MIN_ROUND_SECONDS
+
+
 def main() -> None:
     arguments = parse_arguments()
     started = time.monotonic()
@@ -953,17 +1001,15 @@ def main() -> None:
         chosen = targets(arguments, directory, postgres)
         servers = 2 * len(chosen)
         # Per server, every endpoint at every connection count; the pool flood; the fresh flood, caches on.
-        cells = arguments.rounds * (
-            servers * (len(arguments.connections) * len(ENDPOINTS) + 1) + servers // 2
-        )
+        per_round = servers * (len(arguments.connections) * len(ENDPOINTS) + 1) + servers // 2
         fixed = servers * OVERHEAD_SECONDS + (0 if arguments.no_in_process else IN_PROCESS_SECONDS)
-        seconds = arguments.round_seconds or max(0.1, (arguments.budget - fixed) / cells)
+        rounds, seconds = plan(arguments, per_round, arguments.budget - fixed)
         print(
             f"{platform.machine()}, {os.cpu_count()} CPUs ({_cpu_model()}),"
             f" Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}; {versions()}"
         )
         print(
-            f"{len(chosen)} target(s) x caches off/on; {arguments.rounds} rounds of {seconds:.2f} s per"
+            f"{len(chosen)} target(s) x caches off/on; {rounds} rounds of {seconds:.2f} s per"
             " endpoint and connection count; client threads and servers share this machine's CPUs"
         )
         verdicts = []
@@ -976,7 +1022,7 @@ def main() -> None:
                     floods: dict[str, Sequence[str]] = {f"{len(pool)} keys, cycled": pool}
                     if cache:
                         floods["a new key every request"] = fresh
-                    measured.append(measure(server, arguments.connections, arguments.rounds, seconds, floods))
+                    measured.append(measure(server, arguments.connections, rounds, seconds, floods))
             verdicts += report(target, measured[0], measured[1], arguments.connections)
         if not arguments.no_in_process:
             in_process()
