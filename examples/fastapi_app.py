@@ -1,6 +1,6 @@
 """A small FastAPI service with tenantkit: organizations, API keys, invitations, on a SQLite file.
 
-Run it (it creates and migrates ``example.sqlite3`` in the working directory)::
+Run it (it creates and migrates ``example.sqlite3`` in the working directory when it starts)::
 
     pip install "tenantkit[fastapi]" uvicorn
     python examples/fastapi_app.py            # http://127.0.0.1:8000, OpenAPI docs at /docs
@@ -40,10 +40,11 @@ import os
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 import sqlalchemy as sa
 from fastapi import Depends, FastAPI, Header, HTTPException
+from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
@@ -52,6 +53,7 @@ from tenantkit import (
     HOST,
     ApiKeySettings,
     ApiKeyVerification,
+    DatabaseSettings,
     InvitationSettings,
     Member,
     Permissions,
@@ -60,6 +62,7 @@ from tenantkit import (
 )
 from tenantkit.audit import RequestContext, audit_context
 from tenantkit.fastapi import Authorization, Principal, TenantKitFastAPI
+from tenantkit.metrics import VerificationMetrics
 
 # In production the secret comes from your secret store; this default is for trying the example only.
 INVITATION_SECRET = os.environ.get("TENANTKIT_INVITATION_SECRET", "example-only-not-a-real-secret-0123")
@@ -69,27 +72,65 @@ class NewOrganization(BaseModel):
     organization_id: str = Field(min_length=1, max_length=255)
 
 
-def create_app(
-    database_url: str = "sqlite:///example.sqlite3", *, api_key_cache_ttl: timedelta | None = None
-) -> FastAPI:
-    """Build the app on ``database_url``, migrating tenantkit's tables first.
+def database_and_session(database_url: str, *, async_engine: bool) -> tuple[Any, Any]:
+    """The engine, and your session dependency: one ``Session`` (or ``AsyncSession``) per request."""
+    if async_engine:
+        from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
-    ``api_key_cache_ttl`` turns on the in-process cache of verified keys (``benchmarks/bench_http.py``
-    measures both ways).
-    """
+        async_database = create_async_engine(database_url)
+
+        async def get_async_session() -> AsyncIterator[AsyncSession]:
+            async with AsyncSession(async_database, expire_on_commit=False) as session:
+                yield session
+
+        return async_database, get_async_session
     engine = sa.create_engine(database_url)
-    tenantkit.upgrade(engine)  # idempotent: every instance may run it at start-up
-
-    kit = TenantKit(
-        api_keys=ApiKeySettings(cache_ttl=api_key_cache_ttl),
-        invitations=InvitationSettings(secret_keys=[INVITATION_SECRET]),
-        # The app's own action, on top of the built-in ones: ADMIN and OWNER may manage billing.
-        permissions=Permissions().with_actions("billing:manage", Role.ADMIN),
-    )
 
     def get_session() -> Iterator[Session]:
         with Session(engine, expire_on_commit=False) as session:
             yield session
+
+    return engine, get_session
+
+
+def create_app(  # noqa: C901  the whole app in one factory, so that it reads top to bottom
+    database_url: str = "sqlite:///example.sqlite3",
+    *,
+    schema: str | None = None,
+    async_engine: bool = False,
+    api_key_cache_ttl: timedelta | None = None,
+    negative_cache_ttl: timedelta | None = timedelta(seconds=10),
+    metrics: VerificationMetrics | None = None,
+) -> FastAPI:
+    """Build the app on ``database_url``; tenantkit's tables are migrated when the server starts.
+
+    Args:
+        database_url: The SQLAlchemy URL (``postgresql+psycopg://...`` serves sync and async alike).
+        schema: The PostgreSQL schema for tenantkit's tables (``None``: the default schema).
+        async_engine: An ``AsyncEngine`` and ``AsyncSession`` instead of their sync kinds.
+        api_key_cache_ttl: Turns on the in-process cache of verified keys.
+        negative_cache_ttl: How long a well-formed key that matched nothing is refused from memory.
+        metrics: Told of every verification's outcome and source (``tenantkit.metrics``).
+
+    ``app.state`` keeps ``tenantkit`` (the adapter), ``get_session`` (the session dependency) and ``engine``
+    for a benchmark's or a test's own routes (``benchmarks/bench_http.py`` measures this app).
+    """
+    kit = TenantKit(
+        api_keys=ApiKeySettings(
+            cache_ttl=api_key_cache_ttl,
+            negative_cache_ttl=negative_cache_ttl,
+            # last_used_at is written behind the request, in one statement for many keys (by the
+            # lifespan below, every 5 seconds and at shutdown), instead of inside a verification.
+            last_used_writes="deferred",
+        ),
+        database=DatabaseSettings(schema_name=schema),
+        invitations=InvitationSettings(secret_keys=[INVITATION_SECRET]),
+        # The app's own action, on top of the built-in ones: ADMIN and OWNER may manage billing.
+        permissions=Permissions().with_actions("billing:manage", Role.ADMIN),
+        metrics=metrics,
+    )
+
+    engine, get_session = database_and_session(database_url, async_engine=async_engine)
 
     # --- STAND-IN for your identity provider ------------------------------------------------------------
     # A real app reads the signed-in user from a verified session cookie or token (Clerk, Auth0, WorkOS,
@@ -105,35 +146,59 @@ def create_app(
 
     # -----------------------------------------------------------------------------------------------------
 
-    tk = TenantKitFastAPI(kit, session=get_session, current_user=current_user)
+    # database=engine: API keys are checked without the session. A key the cache knows is answered from
+    # memory (no session, no connection, no thread hop); a miss borrows a connection of the engine.
+    tk = TenantKitFastAPI(kit, session=get_session, current_user=current_user, database=engine)
+
+    # tk.lifespan(engine) migrates tenantkit's tables before serving (idempotent: every instance may) and
+    # writes the deferred last_used_at uses. tenantkit.upgrade() takes the schema; tk.lifespan() does not,
+    # so in a schema of their own the tables are migrated here first.
+    serve = tk.lifespan(engine if schema is None else None)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        yield
-        engine.dispose()  # close pooled connections when the server stops
+        if schema is not None and isinstance(engine, sa.Engine):
+            await run_in_threadpool(tenantkit.upgrade, engine, schema=schema)
+        elif schema is not None:
+            await tenantkit.upgrade(engine, schema=schema)
+        async with serve(app):
+            yield
+        # Close pooled connections when the server stops.
+        if isinstance(engine, sa.Engine):
+            engine.dispose()
+        else:
+            await engine.dispose()
 
     app = FastAPI(title="tenantkit FastAPI example", lifespan=lifespan)
+    app.state.tenantkit = tk
+    app.state.get_session = get_session
+    app.state.engine = engine
     tk.install(app)  # tenantkit errors become {"error": {"code": ...}} with the right status
     # Members, API keys and invitations; tk.router(include=("members",)) would mount only some features.
     app.include_router(tk.router(), prefix="/tenantkit")
 
     @app.post("/organizations", status_code=201)
-    def create_organization(
+    async def create_organization(
         body: NewOrganization,
         user: Annotated[Principal, Depends(current_user)],
-        session: Annotated[Session, Depends(get_session)],
+        session: Annotated[Any, Depends(get_session)],
         context: Annotated[RequestContext, Depends(tk.request_context)],
     ) -> Member:
         """Your sign-up flow: the user who creates an organization becomes its first OWNER."""
-        # Organizations belong to your product (or identity provider), whose own unique key settles two
-        # simultaneous sign-ups; this check only keeps strangers from claiming an existing one.
-        if kit.members.list_members(session, body.organization_id, actor=HOST, limit=1).items:
-            raise HTTPException(409, "that organization exists already")
-        # The router records each request's client in the audit log; a route of your own says so itself.
-        with audit_context(context):
-            member = kit.members.add(session, body.organization_id, user.user_id, Role.OWNER, actor=HOST)
-        session.commit()
-        return member
+
+        def sign_up(session: Session) -> Member:
+            # Organizations belong to your product (or identity provider), whose own unique key settles
+            # two simultaneous sign-ups; this check only keeps strangers from claiming an existing one.
+            if kit.members.list_members(session, body.organization_id, actor=HOST, limit=1).items:
+                raise HTTPException(409, "that organization exists already")
+            # The router records each request's client in the audit log; a route of your own says so itself.
+            with audit_context(context):
+                member = kit.members.add(session, body.organization_id, user.user_id, Role.OWNER, actor=HOST)
+            session.commit()
+            return member
+
+        # In the thread pool for a Session, through run_sync for an AsyncSession: one call serves both.
+        return await tk.run(session, sign_up)
 
     # The two kinds of protection, as reusable parameter types.
     ReportsKey = Annotated[ApiKeyVerification, Depends(tk.api_key("reports:read"))]

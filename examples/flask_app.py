@@ -38,6 +38,7 @@ Then try, as the user ``alice`` (the ``X-User`` header is a STAND-IN for your id
 from __future__ import annotations
 
 import argparse
+from datetime import timedelta
 
 import sqlalchemy as sa
 from flask import Flask, abort, g, make_response, request
@@ -55,30 +56,65 @@ from tenantkit import (
 )
 from tenantkit.audit import audit_context
 from tenantkit.flask import Principal, TenantKitFlask, current_api_key, current_authorization
+from tenantkit.metrics import VerificationMetrics
 
 # In production TENANTKIT_INVITATION_SECRET comes from your secret store; this is for trying the example only.
 EXAMPLE_INVITATION_SECRET = "example-only-not-a-real-secret-0123"
 
 
 # The whole app in one factory, so that the example reads top to bottom; its routes are nested functions.
-def create_app(database_url: str = "sqlite:///example.sqlite3") -> Flask:  # noqa: C901
-    """Build the app on ``database_url``, migrating tenantkit's tables first."""
+def create_app(  # noqa: C901
+    database_url: str = "sqlite:///example.sqlite3",
+    *,
+    schema: str | None = None,
+    api_key_cache_ttl: timedelta | None = None,
+    negative_cache_ttl: timedelta | None = timedelta(seconds=10),
+    metrics: VerificationMetrics | None = None,
+) -> Flask:
+    """Build the app on ``database_url``, migrating tenantkit's tables first.
+
+    The ``TENANTKIT_*`` variables configure it, but for what the arguments below decide.
+
+    Args:
+        database_url: The SQLAlchemy URL.
+        schema: The PostgreSQL schema for tenantkit's tables (else ``TENANTKIT_DATABASE_SCHEMA``).
+        api_key_cache_ttl: Turns on the in-process cache of verified keys (else
+            ``TENANTKIT_API_KEY_CACHE_TTL``).
+        negative_cache_ttl: How long a well-formed key that matched nothing is refused from memory
+            (``None`` turns that cache off); this argument decides, not
+            ``TENANTKIT_API_KEY_NEGATIVE_CACHE_TTL``.
+        metrics: Told of every verification's outcome and source (``tenantkit.metrics``).
+    """
     # Every option from the TENANTKIT_* variables and ./.env, read exactly as the tenantkit CLI reads them,
     # so that `tenantkit keys issue` makes keys this app verifies (docs/configuration.md lists them).
     settings = TenantKitSettings.from_env()
     if not settings.invitations.enabled:
         invitations = InvitationSettings(secret_keys=[EXAMPLE_INVITATION_SECRET])
         settings = settings.model_copy(update={"invitations": invitations})
+    api_keys = {
+        # last_used_at is written behind the request, in one statement for many keys (by a thread of each
+        # worker process, every 5 seconds and at exit), instead of inside a verification.
+        "last_used_writes": "deferred",
+        "cache_ttl": api_key_cache_ttl or settings.api_keys.cache_ttl,
+        "negative_cache_ttl": negative_cache_ttl,
+    }
+    settings = settings.model_copy(update={"api_keys": settings.api_keys.model_copy(update=api_keys)})
+    if schema is not None:
+        database = settings.database.model_copy(update={"schema_name": schema})
+        settings = settings.model_copy(update={"database": database})
 
     engine = sa.create_engine(database_url)
     # Idempotent: every instance may run it at start-up. TENANTKIT_DATABASE_SCHEMA, when set, places
     # tenantkit's tables in that PostgreSQL schema, beside tables of yours with the same names.
     tenantkit.upgrade(engine, schema=settings.database.schema_name)
 
-    kit = TenantKit.from_settings(
-        settings,
+    kit = TenantKit(
+        api_keys=settings.api_keys,
+        invitations=settings.invitations,
+        database=settings.database,
         # The app's own action, on top of the built-in ones: ADMIN and OWNER may manage billing.
         permissions=Permissions().with_actions("billing:manage", Role.ADMIN),
+        metrics=metrics,
     )
     app = Flask(__name__)
     # Kept where a shutdown hook (or a test) can reach it to close pooled connections: engine.dispose().
@@ -116,7 +152,9 @@ def create_app(database_url: str = "sqlite:///example.sqlite3") -> Flask:  # noq
 
     # -----------------------------------------------------------------------------------------------------
 
-    tk = TenantKitFlask(kit, session=get_session, current_user=current_user)
+    # database=engine: API keys are checked without the host's session. A key the cache knows is answered
+    # from memory (no session, no connection); a miss borrows a connection of the engine.
+    tk = TenantKitFlask(kit, session=get_session, current_user=current_user, database=engine)
     tk.init_app(app)  # tenantkit errors become {"error": {"code": ...}} with the right status
     # Members, API keys and invitations; tk.blueprint(include=("members",)) would mount only some features.
     app.register_blueprint(tk.blueprint(), url_prefix="/tenantkit")
@@ -161,7 +199,8 @@ def main() -> None:
     parser.add_argument("--database", default="sqlite:///example.sqlite3", help="SQLAlchemy URL")
     parser.add_argument("--port", type=int, default=8000)
     arguments = parser.parse_args()
-    # Flask's development server; behind a real deployment use gunicorn or similar.
+    # Flask's development server; in production use a WSGI server, e.g.
+    # gunicorn --workers 4 'flask_app:create_app("postgresql+psycopg://...")'  (benchmarks/bench_http.py)
     create_app(arguments.database).run(host="127.0.0.1", port=arguments.port)
 
 

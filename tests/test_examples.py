@@ -120,6 +120,17 @@ class TestFastAPIExample:
             exercise(call)
             assert client.get("/openapi.json").status_code == 200
 
+    def test_walk_through_on_an_async_engine(self, tmp_path: Path) -> None:
+        """With ``async_engine=True`` (an AsyncEngine, an AsyncSession per request) the walk-through holds."""
+        url = f"sqlite+aiosqlite:///{tmp_path / 'example.sqlite3'}"
+        with TestClient(load_example("fastapi_app").create_app(url, async_engine=True)) as client:
+
+            def call(method: str, path: str, headers: dict[str, str], body: object = None) -> Answer:
+                response = client.request(method, path, headers=headers, json=body)
+                return response.status_code, response.json(), dict(response.headers)
+
+            exercise(call)
+
     def test_migrates_on_start_and_restarts_on_the_same_file(self, database_url: str) -> None:
         """Building the app migrates the file; building it again on the same file keeps the data."""
         module = load_example("fastapi_app")
