@@ -119,8 +119,30 @@ def api_key_from_headers(headers: HeaderLookup) -> str | None:
             server joins them with a comma, so the rule is the same for both adapters: a header may
             appear once, and a comma (which no key or Bearer token contains) counts as a second value.
     """
-    authorizations = headers.getlist("Authorization")
-    header_keys = headers.getlist(API_KEY_HEADER)
+    return api_key_from_values(headers.getlist("Authorization"), headers.getlist(API_KEY_HEADER))
+
+
+def api_key_from_environ(environ: Mapping[str, Any]) -> str | None:
+    """:func:`api_key_from_headers` for a WSGI environ: a WSGI server already joined repeated headers.
+
+    Two dictionary reads, where werkzeug's ``getlist`` walks the whole environ once per header.
+    """
+    authorization = environ.get("HTTP_AUTHORIZATION")
+    header_key = environ.get(_API_KEY_ENVIRON)
+    return api_key_from_values(
+        () if authorization is None else (authorization,), () if header_key is None else (header_key,)
+    )
+
+
+_API_KEY_ENVIRON = "HTTP_" + API_KEY_HEADER.upper().replace("-", "_")
+
+
+def api_key_from_values(authorizations: Sequence[str], header_keys: Sequence[str]) -> str | None:
+    """The key presented by the values of the ``Authorization`` and ``X-API-Key`` headers (the rules above).
+
+    Raises:
+        AmbiguousApiKeyError: More than one key is presented.
+    """
     if len(authorizations) > 1 or len(header_keys) > 1:
         raise AmbiguousApiKeyError()
     if any("," in value for value in (*authorizations, *header_keys)):

@@ -45,7 +45,7 @@ from tenantkit._http import (
     Authorization,
     Management,
     Principal,
-    api_key_from_headers,
+    api_key_from_environ,
     as_principal,
     complete_on_engine,
     error_body,
@@ -350,7 +350,7 @@ class TenantKitFlask:
         def decorator(view: Callable[P, R]) -> Callable[P, R]:
             @functools.wraps(view)
             def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-                presented = api_key_from_headers(request.headers)
+                presented = api_key_from_environ(request.environ)
                 if presented is None:
                     raise InvalidApiKeyError("missing")
                 verified = self._verify(presented, organization_id)
