@@ -26,14 +26,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Itera
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import timedelta
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
-from weakref import WeakKeyDictionary
+from weakref import WeakKeyDictionary, WeakSet
 
 from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
-from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import APIKeyHeader, HTTPBearer
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException
@@ -119,6 +119,28 @@ def _responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 _DEPENDENCY_ERRORS: "WeakKeyDictionary[Callable[..., Any], tuple[int, ...]]" = WeakKeyDictionary()
 
 
+# The API-key dependencies: their operations name both security schemes in the OpenAPI document. The
+# schemes are documented by install()'s hook rather than declared as sub-dependencies, which FastAPI would
+# resolve on every request (half the cost of a cache hit) although the adapter reads the headers itself.
+_API_KEY_DEPENDENCIES: "WeakSet[Callable[..., Any]]" = WeakSet()
+
+
+def _uses_api_key(dependant: Any) -> bool:
+    if dependant.call is not None and dependant.call in _API_KEY_DEPENDENCIES:
+        return True
+    return any(_uses_api_key(child) for child in dependant.dependencies)
+
+
+def _document_security(operation: dict[str, Any], schema: dict[str, Any]) -> None:
+    """Name the API-key schemes on ``operation`` and define them in ``schema``'s components."""
+    security = operation.setdefault("security", [])
+    schemes = schema.setdefault("components", {}).setdefault("securitySchemes", {})
+    for scheme in (_bearer, _api_key_header):
+        if {scheme.scheme_name: []} not in security:
+            security.append({scheme.scheme_name: []})
+        schemes.setdefault(scheme.scheme_name, scheme.model.model_dump(mode="json", by_alias=True, exclude_none=True))
+
+
 def _dependency_errors(dependant: Any) -> set[int]:
     statuses = set(_DEPENDENCY_ERRORS.get(dependant.call, ())) if dependant.call is not None else set()
     for child in dependant.dependencies:
@@ -142,10 +164,13 @@ def _document_errors(schema: dict[str, Any], routes: Sequence[Any]) -> None:  # 
         if not isinstance(route, APIRoute) or not route.include_in_schema:
             continue
         statuses = _dependency_errors(route.dependant)
+        api_key = _uses_api_key(route.dependant)
         for method in route.methods or ():
             operation = paths.get(route.path_format, {}).get(method.lower())
             if operation is None:
                 continue
+            if api_key:
+                _document_security(operation, schema)
             responses = operation.setdefault("responses", {})
             validation = responses.get("422")
             # install() turns request validation errors into ErrorResponse bodies; say so.
@@ -394,8 +419,6 @@ class TenantKitFastAPI:
 
             async def authenticate_api_key(
                 request: Request,
-                bearer: HTTPAuthorizationCredentials | None = Depends(_bearer),
-                header_key: str | None = Depends(_api_key_header),
             ) -> ApiKeyVerification:
                 return await verified(request, on_database)
 
@@ -404,8 +427,6 @@ class TenantKitFastAPI:
             async def authenticate_api_key(  # type: ignore[misc]  # the same dependency, on the host's session
                 request: Request,
                 session: Any = Depends(self._session),
-                bearer: HTTPAuthorizationCredentials | None = Depends(_bearer),
-                header_key: str | None = Depends(_api_key_header),
             ) -> ApiKeyVerification:
                 return await verified(request, functools.partial(self.run, session, complete))
 
@@ -419,14 +440,15 @@ class TenantKitFastAPI:
             return found
 
         _DEPENDENCY_ERRORS[authenticate_api_key] = (401, 403, 503) if required else (401, 503)
+        _API_KEY_DEPENDENCIES.add(authenticate_api_key)
         return authenticate_api_key
 
     def _answer(
         self, request: Request, *, required: tuple[str, ...], organization_id: str | None
     ) -> ApiKeyVerification | PendingVerification:
         """The request's key answered from memory (scopes checked), or what the database must complete."""
-        # The two security dependencies put the schemes in the OpenAPI document; the shared parser reads the
-        # headers, so that a non-Bearer Authorization is "malformed" here as in Flask.
+        # The shared parser reads the headers, so that a non-Bearer Authorization is "malformed" here as in
+        # Flask; the schemes reach the OpenAPI document through install()'s hook.
         presented = api_key_from_headers(request.headers)
         if presented is None:
             raise InvalidApiKeyError("missing")
