@@ -44,11 +44,9 @@ from typing import Annotated, Any
 
 import sqlalchemy as sa
 from fastapi import Depends, FastAPI, Header, HTTPException
-from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
-import tenantkit
 from tenantkit import (
     HOST,
     ApiKeySettings,
@@ -93,7 +91,7 @@ def database_and_session(database_url: str, *, async_engine: bool) -> tuple[Any,
     return engine, get_session
 
 
-def create_app(  # noqa: C901  the whole app in one factory, so that it reads top to bottom
+def create_app(
     database_url: str = "sqlite:///example.sqlite3",
     *,
     schema: str | None = None,
@@ -150,17 +148,12 @@ def create_app(  # noqa: C901  the whole app in one factory, so that it reads to
     # memory (no session, no connection, no thread hop); a miss borrows a connection of the engine.
     tk = TenantKitFastAPI(kit, session=get_session, current_user=current_user, database=engine)
 
-    # tk.lifespan(engine) migrates tenantkit's tables before serving (idempotent: every instance may) and
-    # writes the deferred last_used_at uses. tenantkit.upgrade() takes the schema; tk.lifespan() does not,
-    # so in a schema of their own the tables are migrated here first.
-    serve = tk.lifespan(engine if schema is None else None)
+    # tk.lifespan(engine) migrates tenantkit's tables before serving (idempotent: every instance may), into
+    # the kit's schema, and writes the deferred last_used_at uses.
+    serve = tk.lifespan(engine)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if schema is not None and isinstance(engine, sa.Engine):
-            await run_in_threadpool(tenantkit.upgrade, engine, schema=schema)
-        elif schema is not None:
-            await tenantkit.upgrade(engine, schema=schema)
         async with serve(app):
             yield
         # Close pooled connections when the server stops.

@@ -135,3 +135,20 @@ async def test_the_adapter_lifespan_migrates_a_sync_engine_off_the_event_loop(
         engine.dispose()
     assert threads
     assert threading.get_ident() not in threads
+
+
+@pytest.mark.parametrize("fresh_database", ["postgresql"], indirect=True)
+async def test_the_adapter_lifespan_migrates_into_the_kits_schema(fresh_database: ThrowawayDatabase) -> None:
+    """A kit whose tables live in a schema of their own is migrated there, where its services look."""
+    from tenantkit.fastapi import TenantKitFastAPI
+
+    engine = sa.create_engine(fresh_database.url)
+    kit = tenantkit.TenantKit(database=tenantkit.DatabaseSettings(schema_name="tk_lifespan"))
+    tk = TenantKitFastAPI(kit, session=lambda: None)
+    app = FastAPI(lifespan=tk.lifespan(engine))
+    try:
+        async with app.router.lifespan_context(app):
+            assert tenantkit.current_revision(engine, schema="tk_lifespan") == tenantkit.head_revision()
+            assert tenantkit.current_revision(engine) is None  # nothing in the default schema
+    finally:
+        engine.dispose()

@@ -138,7 +138,9 @@ def _document_security(operation: dict[str, Any], schema: dict[str, Any]) -> Non
     for scheme in (_bearer, _api_key_header):
         if {scheme.scheme_name: []} not in security:
             security.append({scheme.scheme_name: []})
-        schemes.setdefault(scheme.scheme_name, scheme.model.model_dump(mode="json", by_alias=True, exclude_none=True))
+        schemes.setdefault(
+            scheme.scheme_name, scheme.model.model_dump(mode="json", by_alias=True, exclude_none=True)
+        )
 
 
 def _dependency_errors(dependant: Any) -> set[int]:
@@ -355,10 +357,12 @@ class TenantKitFastAPI:
         @asynccontextmanager
         async def migrate_then_serve(app: FastAPI) -> AsyncIterator[None]:
             if database is not None:
+                # Into the kit's schema (DatabaseSettings.schema_name), where its services look.
+                schema = self.kit.members.schema
                 if is_async_database(database):
-                    await upgrade(database, lock_timeout=lock_timeout)
+                    await upgrade(database, lock_timeout=lock_timeout, schema=schema)
                 else:
-                    await run_in_threadpool(upgrade, database, lock_timeout=lock_timeout)
+                    await run_in_threadpool(upgrade, database, lock_timeout=lock_timeout, schema=schema)
             async with writing_last_used(self.kit.api_keys, self._writes_database(database), flush_every):
                 yield
 
