@@ -77,7 +77,7 @@ import sqlalchemy as sa
 from starlette.requests import Request  # at module level: FastAPI resolves the annotations by name
 
 from tenantkit import ApiKeyService, ApiKeyVerification, InvalidApiKeyError, MembershipService, require_scopes
-from tenantkit._http import api_key_from_headers
+from tenantkit._http import api_key_from_scope
 from tenantkit.metrics import CountingMetrics
 from tenantkit.tables import team_members
 
@@ -844,7 +844,7 @@ def _fastapi_variants(example: Any) -> dict[str, tuple[Any, str]]:
 
     async def without_schemes(request: Request) -> ApiKeyVerification:
         # tk.api_key's check on a hit, without its two security-scheme sub-dependencies.
-        presented = api_key_from_headers(request.headers)
+        presented = api_key_from_scope(request.scope)
         if presented is None:
             raise InvalidApiKeyError("missing")
         known = api_keys.begin_verification(presented)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.engine import Engine
@@ -98,32 +98,8 @@ def error_headers(error: TenantKitError) -> dict[str, str]:
     return {}
 
 
-class HeaderLookup(Protocol):
-    """Request headers as both frameworks offer them: looked up by name, case-insensitively."""
-
-    def get(self, key: str, /) -> str | None: ...
-
-    def getlist(self, key: str, /) -> list[str]: ...
-
-
-def api_key_from_headers(headers: HeaderLookup) -> str | None:
-    """The API key a request presents, from ``Authorization: Bearer …`` or ``X-API-Key``.
-
-    ``headers`` must look names up case-insensitively (both frameworks' header objects do). A request
-    that presents no key gets ``None``; one that presents an empty or non-Bearer credential gets ``""``,
-    which verifies as malformed. Both headers may be sent if they carry the same key.
-
-    Raises:
-        AmbiguousApiKeyError: The request presents more than one key: a header sent twice, or both
-            headers with different values. Starlette would read the first of two headers and a WSGI
-            server joins them with a comma, so the rule is the same for both adapters: a header may
-            appear once, and a comma (which no key or Bearer token contains) counts as a second value.
-    """
-    return api_key_from_values(headers.getlist("Authorization"), headers.getlist(API_KEY_HEADER))
-
-
 def api_key_from_environ(environ: Mapping[str, Any]) -> str | None:
-    """:func:`api_key_from_headers` for a WSGI environ: a WSGI server already joined repeated headers.
+    """The API key a WSGI request presents (see :func:`api_key_from_values`); repeated headers arrive joined.
 
     Two dictionary reads, where werkzeug's ``getlist`` walks the whole environ once per header.
     """
@@ -134,14 +110,37 @@ def api_key_from_environ(environ: Mapping[str, Any]) -> str | None:
     )
 
 
+def api_key_from_scope(scope: Mapping[str, Any]) -> str | None:
+    """The API key an ASGI request presents (see :func:`api_key_from_values`): one pass over its headers.
+
+    Starlette's ``Headers.getlist`` decodes every header on each call; the two credentials are picked out
+    here in one loop (header names in ASGI are lower-case bytes, values latin-1 as Starlette reads them).
+    """
+    authorizations: list[str] = []
+    header_keys: list[str] = []
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            authorizations.append(value.decode("latin-1"))
+        elif name == _API_KEY_ASGI:
+            header_keys.append(value.decode("latin-1"))
+    return api_key_from_values(authorizations, header_keys)
+
+
+_API_KEY_ASGI = API_KEY_HEADER.lower().encode("latin-1")
 _API_KEY_ENVIRON = "HTTP_" + API_KEY_HEADER.upper().replace("-", "_")
 
 
 def api_key_from_values(authorizations: Sequence[str], header_keys: Sequence[str]) -> str | None:
-    """The key presented by the values of the ``Authorization`` and ``X-API-Key`` headers (the rules above).
+    """The API key presented by the values of ``Authorization: Bearer …`` and ``X-API-Key``.
+
+    A request that presents no key gets ``None``; one that presents an empty or non-Bearer credential gets
+    ``""``, which verifies as malformed. Both headers may be sent if they carry the same key.
 
     Raises:
-        AmbiguousApiKeyError: More than one key is presented.
+        AmbiguousApiKeyError: The request presents more than one key: a header sent twice, or both
+            headers with different values. Starlette would read the first of two headers and a WSGI
+            server joins them with a comma, so the rule is the same for both adapters: a header may
+            appear once, and a comma (which no key or Bearer token contains) counts as a second value.
     """
     if len(authorizations) > 1 or len(header_keys) > 1:
         raise AmbiguousApiKeyError()

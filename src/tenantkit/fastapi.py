@@ -49,7 +49,7 @@ from tenantkit._http import (
     ErrorResponse,
     Management,
     Principal,
-    api_key_from_headers,
+    api_key_from_scope,
     as_principal,
     error_body,
     error_headers,
@@ -453,7 +453,7 @@ class TenantKitFastAPI:
         """The request's key answered from memory (scopes checked), or what the database must complete."""
         # The shared parser reads the headers, so that a non-Bearer Authorization is "malformed" here as in
         # Flask; the schemes reach the OpenAPI document through install()'s hook.
-        presented = api_key_from_headers(request.headers)
+        presented = api_key_from_scope(request.scope)
         if presented is None:
             raise InvalidApiKeyError("missing")
         # Malformed keys and cache hits need no database: answered here, without a thread-pool hop.

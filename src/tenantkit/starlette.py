@@ -40,7 +40,7 @@ from starlette.responses import JSONResponse, Response
 from tenantkit._asgi import check_database, check_flush_every, complete_on_database, writing_last_used
 from tenantkit._asgi import flush_last_used as _flush_last_used
 from tenantkit._errors import InvalidApiKeyError, TenantKitError
-from tenantkit._http import api_key_from_headers, error_body, error_headers, status_for
+from tenantkit._http import api_key_from_scope, error_body, error_headers, status_for
 from tenantkit._kit import TenantKit
 from tenantkit.api_keys._service import ApiKeyService, ApiKeyVerification, PendingVerification
 
@@ -161,7 +161,7 @@ class ApiKeyBackend(AuthenticationBackend):
                 ``require_key``) none; or verifying met another tenantkit error.
         """
         try:
-            presented = api_key_from_headers(conn.headers)
+            presented = api_key_from_scope(conn.scope)
             if presented is None:
                 if self.require_key:
                     raise InvalidApiKeyError("missing")
