@@ -11,16 +11,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 from starlette.concurrency import run_in_threadpool
 
 from tenantkit._http import complete_on_engine
 from tenantkit._migrations import is_async_database
+from tenantkit.api_keys._last_used import flush_on_engine
 from tenantkit.api_keys._service import ApiKeyService, ApiKeyVerification, PendingVerification
 
 if TYPE_CHECKING:
@@ -58,11 +59,6 @@ async def complete_on_database(
     return await run_in_threadpool(complete_on_engine, pending, database)
 
 
-def _flush_on(flush: Callable[[Connection], int], engine: Engine) -> int:
-    with engine.begin() as connection:
-        return flush(connection)
-
-
 async def flush_last_used(service: ApiKeyService, database: Engine | AsyncEngine) -> int:
     """Write ``service``'s deferred ``last_used_at`` uses now, in a transaction of their own on ``database``.
 
@@ -74,7 +70,7 @@ async def flush_last_used(service: ApiKeyService, database: Engine | AsyncEngine
         async with database.begin() as connection:
             return await connection.run_sync(service.flush_last_used)
     assert isinstance(database, Engine)  # noqa: S101  narrowing: the adapters check it when built
-    return await run_in_threadpool(_flush_on, service.flush_last_used, database)
+    return await run_in_threadpool(flush_on_engine, service.flush_last_used, database)
 
 
 def check_flush_every(flush_every: timedelta) -> None:

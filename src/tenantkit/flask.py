@@ -55,7 +55,7 @@ from tenantkit._http import (
 )
 from tenantkit._kit import TenantKit
 from tenantkit._routes import Route, select_routes
-from tenantkit.api_keys._last_used import LastUsedWriter
+from tenantkit.api_keys._last_used import LastUsedWriter, flush_on_engine
 from tenantkit.api_keys._service import ApiKeyVerification, PendingVerification, require_scopes
 from tenantkit.roles._policy import Action
 
@@ -408,8 +408,7 @@ class TenantKitFlask:
         """Write the deferred ``last_used_at`` uses now, on the adapter's ``database``; how many it wrote."""
         if self._database is None:
             return 0
-        with self._database.begin() as connection:
-            return self.kit.api_keys.flush_last_used(connection)
+        return flush_on_engine(self.kit.api_keys.flush_last_used, self._database)
 
     def require_permission(
         self, action: Action | str, *, organization_id_arg: str = "organization_id"

@@ -26,7 +26,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from tenantkit._tables import UTCDateTime, api_keys
 
-__all__ = ["FLUSH_BATCH", "LastUsedBuffer", "LastUsedWriter"]
+__all__ = ["FLUSH_BATCH", "LastUsedBuffer", "LastUsedWriter", "flush_on_engine"]
 
 logger = logging.getLogger("tenantkit")
 
@@ -125,6 +125,12 @@ class LastUsedBuffer:
                     pending[key_id] = when
 
 
+def flush_on_engine(flush: Callable[[Connection], int], engine: Engine) -> int:
+    """Write pending uses with ``flush`` (``ApiKeyService.flush_last_used``) in a transaction of its own."""
+    with engine.begin() as connection:
+        return flush(connection)
+
+
 class LastUsedWriter:
     """A thread that writes a service's deferred ``last_used_at`` uses every ``every``, and at :meth:`stop`.
 
@@ -159,8 +165,7 @@ class LastUsedWriter:
 
     def flush(self) -> int:
         """Write what is pending now, in a transaction of its own; how many keys were written."""
-        with self._engine.begin() as connection:
-            return self._flush(connection)
+        return flush_on_engine(self._flush, self._engine)
 
     def start(self) -> None:
         """Start the flushing thread (a daemon: :meth:`stop` it for the last write)."""

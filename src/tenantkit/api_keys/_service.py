@@ -990,19 +990,10 @@ class ApiKeyService:
             self._touch(connection, touch.key_id, now)
             touch.last_used_at = now
             return self._counted(touch.value, "cache"), True
-        if not self._remembers:  # no cache to write: the lookup alone
-            result, wrote, _ = self._verify_stored(
-                session,
-                candidates,
-                key,
-                cache_key,
-                now,
-                organization_id,
-            )
-            return self._counted(result, "database") if self.metrics is not None else result, wrote
         cache, refusals = self._cache, self._refusals
         ticket = refusal_ticket = 0
-        fresh = not session.in_transaction()
+        # Only a cache asks: whether this lookup reads a snapshot of its own (taken after the tickets).
+        fresh = self._remembers and not session.in_transaction()
         if cache is not None:
             # Taken before the lookup, so that a revocation committed while this verification runs keeps
             # its result out of the cache. A transaction already under way may read a snapshot older than
@@ -1072,7 +1063,7 @@ class ApiKeyService:
                 type(last_used_at) is not datetime or last_used_at.tzinfo is None
             ):
                 last_used_at = processors[_LAST_USED_AT](last_used_at)
-            if last_used_at is None or last_used_at < now - self.last_used_interval:
+            if self._touch_due(last_used_at, now):
                 buffer = self._last_used
                 if buffer is None or not buffer.record(key_id, now):
                     self._touch(connection, key_id, now)
