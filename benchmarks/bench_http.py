@@ -92,6 +92,14 @@ ENDPOINTS = {
     "query": ("session + query", "/bench/query"),
     "key": ("API key", "/bench/api-key"),
 }
+BACKEND_ENDPOINTS = {
+    "mounted": ("mounted no auth", "/bench/mounted/open"),
+    "backend": ("ApiKeyBackend", "/bench/backend/api-key"),
+}
+"""FastAPI only: the pure ASGI backend (Starlette's ``AuthenticationMiddleware`` and ``requires``) on a
+mounted app, beside the same mounted app without it, so that both pay the same ``Mount``."""
+KEY_ENDPOINTS = ("key", "backend")
+"""The endpoints that verify the key."""
 HIT_FLOOR = 0.9
 MISS_FLOOR = 1 / 1.1
 SCHEMA = "tenantkit_bench"
@@ -142,6 +150,9 @@ def _member_query() -> sa.Select[tuple[Any]]:
 def fastapi_factory() -> Any:
     """The FastAPI example plus the benchmark's routes (run by ``uvicorn --factory``)."""
     from fastapi import Depends, FastAPI
+    from starlette.authentication import requires
+
+    from tenantkit.starlette import ApiKeyBackend
 
     metrics = CountingMetrics()
     app: FastAPI = _example("fastapi_app").create_app(
@@ -187,6 +198,18 @@ def fastapi_factory() -> Any:
     async def bench_metrics() -> dict[str, int]:
         return _counts(metrics)
 
+    # The key checked before routing, by tenantkit.starlette's backend, on an app of its own; its floor is
+    # the same app mounted without the middleware.
+    @requires("reports:read")
+    async def bench_backend(request: Request) -> dict[str, object]:
+        return BODY
+
+    backend = ApiKeyBackend(tk.kit, database=app.state.engine)
+    mounted, guarded = FastAPI(), FastAPI(middleware=[backend.middleware()])
+    mounted.get("/open")(bench_open)
+    guarded.get("/api-key")(bench_backend)
+    app.mount("/bench/mounted", mounted)
+    app.mount("/bench/backend", guarded)
     return app
 
 
@@ -257,6 +280,11 @@ class Target:
             "postgres-async": "PostgreSQL, AsyncEngine + AsyncSession (psycopg)",
         }[self.database]
         return f"{framework} ({server}) on {where}"
+
+    @property
+    def endpoints(self) -> dict[str, tuple[str, str]]:
+        """What is measured on this target: name to (label, path)."""
+        return ENDPOINTS | BACKEND_ENDPOINTS if self.framework == "fastapi" else ENDPOINTS
 
 
 def free_port() -> int:
@@ -554,6 +582,7 @@ def issue_key(server: Server) -> str:
 
 def measure(
     server: Server,
+    endpoints: dict[str, tuple[str, str]],
     connections: Sequence[int],
     rounds: int,
     seconds: float,
@@ -564,15 +593,15 @@ def measure(
     # The same request to every endpoint, key included: the difference is what the endpoint does with it.
     requests = {
         name: [prepared(server.port, path, {"Authorization": f"Bearer {key}"})]
-        for name, (_, path) in ENDPOINTS.items()
+        for name, (_, path) in endpoints.items()
     }
     most = max(connections)
-    for name in ENDPOINTS:
+    for name in endpoints:
         drive(server, requests[name], most, 0.3, 200)
     samples: dict[tuple[int, str], Sample] = {}
     paired: dict[tuple[int, str, str], list[float]] = {}
     before = metrics_of(server)
-    names = list(ENDPOINTS)
+    names = list(endpoints)
     for count in connections:
         for round_number in range(rounds):
             order = names[round_number % len(names) :] + names[: round_number % len(names)]
@@ -585,7 +614,9 @@ def measure(
                 for baseline in names:
                     paired.setdefault((count, name, baseline), []).append(rates[name] / rates[baseline])
     after = metrics_of(server)
-    key_requests = sum(samples[count, "key"].requests for count in connections)
+    key_requests = sum(
+        samples[count, name].requests for count in connections for name in KEY_ENDPOINTS if name in endpoints
+    )
     flooded = {}
     for label, junk in floods.items():
         flood = [
@@ -630,19 +661,23 @@ def report(target: Target, off: Measured, on: Measured, connections: Sequence[in
     columns = "".join(f"  {'r/s':>6} {'p50 ms':>6} {'p99 ms':>6} {'CPU µs':>6}" for _ in connections)
     print(f"{'endpoint':<16}{'caches':<8}{columns}")
     for measured, cache, key_label in ((off, "off", "API key, miss"), (on, "on", "API key, hit")):
-        for name, (label, _) in ENDPOINTS.items():
+        for name, (label, _) in target.endpoints.items():
             cells = "".join(
                 f"  {sample.rate:>6.0f} {sample.percentile_ms(0.5):>6.2f} {sample.percentile_ms(0.99):>6.2f}"
                 f" {sample.cpu_us:>6.0f}"
                 for sample in (measured.samples[count, name] for count in connections)
             )
-            print(f"{key_label if name == 'key' else label:<16}{cache:<8}{cells}")
+            outcome = key_label.split(", ")[1]
+            shown = {"key": key_label, "backend": f"backend, {outcome}"}.get(name, label)
+            print(f"{shown:<16}{cache:<8}{cells}")
     verdicts: list[Verdict] = []
 
-    def ratio_line(label: str, measured: Measured, baseline: str, floor: float | None) -> None:
-        values = [statistics.median(measured.paired[count, "key", baseline]) for count in connections]
+    def ratio_line(
+        label: str, measured: Measured, baseline: str, floor: float | None, endpoint: str = "key"
+    ) -> None:
+        values = [statistics.median(measured.paired[count, endpoint, baseline]) for count in connections]
         cpu = [
-            measured.samples[count, baseline].cpu_us / measured.samples[count, "key"].cpu_us
+            measured.samples[count, baseline].cpu_us / measured.samples[count, endpoint].cpu_us
             for count in connections
         ]
         cells = "".join(
@@ -661,10 +696,10 @@ def report(target: Target, off: Measured, on: Measured, connections: Sequence[in
             )
         print(f"  {label:<30}{cells}{goal}")
 
-    def added_line(label: str, measured: Measured, baseline: str) -> None:
+    def added_line(label: str, measured: Measured, baseline: str, endpoint: str = "key") -> None:
         cells = []
         for count in connections:
-            key, base = measured.samples[count, "key"], measured.samples[count, baseline]
+            key, base = measured.samples[count, endpoint], measured.samples[count, baseline]
             wall = (1 / key.rate - 1 / base.rate) * 1e6
             cells.append(f"  {wall:>+6.0f} µs (CPU {key.cpu_us - base.cpu_us:>+4.0f})")
         print(f"  {label:<30}{''.join(cells)}")
@@ -678,6 +713,10 @@ def report(target: Target, off: Measured, on: Measured, connections: Sequence[in
     ratio_line("miss / no auth", off, "open", None)
     added_line("auth adds, hit vs no auth", on, "open")
     added_line("auth adds, miss vs sess.+query", off, "query")
+    if "backend" in target.endpoints:
+        ratio_line("ApiKeyBackend hit / mounted", on, "mounted", HIT_FLOOR, "backend")
+        ratio_line("ApiKeyBackend miss / sess.+qu.", off, "query", MISS_FLOOR, "backend")
+        added_line("ApiKeyBackend adds, hit", on, "mounted", "backend")
     print(
         f"  database lookups per API-key request: {off.lookups_per_key_request:.2f} caches off,"
         f" {on.lookups_per_key_request:.3f} caches on"
@@ -1001,7 +1040,7 @@ def main() -> None:
         chosen = targets(arguments, directory, postgres)
         servers = 2 * len(chosen)
         # Per server, every endpoint at every connection count; the pool flood; the fresh flood, caches on.
-        per_round = servers * (len(arguments.connections) * len(ENDPOINTS) + 1) + servers // 2
+        per_round = sum(2 * (len(arguments.connections) * len(target.endpoints) + 1) + 1 for target in chosen)
         fixed = servers * OVERHEAD_SECONDS + (0 if arguments.no_in_process else IN_PROCESS_SECONDS)
         rounds, seconds = plan(arguments, per_round, arguments.budget - fixed)
         print(
@@ -1022,7 +1061,9 @@ def main() -> None:
                     floods: dict[str, Sequence[str]] = {f"{len(pool)} keys, cycled": pool}
                     if cache:
                         floods["a new key every request"] = fresh
-                    measured.append(measure(server, arguments.connections, rounds, seconds, floods))
+                    measured.append(
+                        measure(server, target.endpoints, arguments.connections, rounds, seconds, floods)
+                    )
             verdicts += report(target, measured[0], measured[1], arguments.connections)
         if not arguments.no_in_process:
             in_process()
