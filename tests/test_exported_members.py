@@ -41,6 +41,7 @@ FEATURE_PACKAGES = (
     "tenantkit.audit",
     "tenantkit.invitations",
     "tenantkit.members",
+    "tenantkit.organizations",
     "tenantkit.roles",
 )
 
