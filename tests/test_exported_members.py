@@ -28,6 +28,7 @@ PUBLIC_MODULES = (
     "tenantkit.invitations",
     "tenantkit.members",
     "tenantkit.metrics",
+    "tenantkit.organizations",
     "tenantkit.roles",
     "tenantkit.starlette",
     "tenantkit.tables",

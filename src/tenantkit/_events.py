@@ -388,9 +388,6 @@ class UserDataErased(Event):
     subject_user_id: str
     rows: dict[str, int]
 
-    def audit_targets(self) -> list[tuple[str, str]]:
-        return [("member", self.subject_user_id)]
-
     def cache_keys(self) -> tuple[CacheKey, ...]:
         return (CacheKey.member(self.organization_id, self.subject_user_id),)
 
