@@ -19,8 +19,8 @@ from sqlalchemy.orm import Session
 import tenantkit
 from tenantkit import HOST, Actor, ApiKeyService, InvitationService, MembershipService, Role
 from tenantkit.audit import AuditService
-from tenantkit.organizations import OrganizationService
 from tenantkit.events import EVENT_TYPES, Event, EventDispatcher, EventPayload, MemberRoleChanged
+from tenantkit.organizations import OrganizationService
 from tenantkit.tables import api_keys, invitations
 from tenantkit.testing import FrozenClock
 

@@ -68,7 +68,8 @@ class TestReadingAndWriting:
         assert isinstance(snapshot.document, ClinicSettings)
         assert snapshot.document.appointment_reminders is True
         assert snapshot.explicit_keys == ()
-        assert snapshot.updated_at is None and snapshot.updated_by is None
+        assert snapshot.updated_at is None
+        assert snapshot.updated_by is None
 
     def test_a_write_bumps_the_version_and_keeps_the_other_keys(
         self, seeded: sa.Engine, kit: TenantKit
@@ -235,7 +236,7 @@ class TestAudit:
     def test_the_audit_row_names_the_changed_keys_never_the_values(
         self, seeded: sa.Engine, kit: TenantKit
     ) -> None:
-        """``organization.settings_changed`` carries the new version and the keys; a secret value stays out."""
+        """``organization.settings_changed`` carries the new version and the keys; a secret stays out."""
         with kit.transaction(seeded) as session:
             kit.organizations.update_settings(
                 session,
