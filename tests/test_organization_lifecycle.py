@@ -129,7 +129,7 @@ class TestDeletingAnOrganization:
     def test_a_row_that_stays_refuses_the_whole_deletion(
         self, sqlite_engine: sa.Engine, kit: TenantKit
     ) -> None:
-        """A trigger that keeps an API key row makes the call raise; the members deleted before it come back."""
+        """A trigger that keeps an API key row makes the call raise; deleted members come back."""
         populate(kit, sqlite_engine, ORG)
         with sqlite_engine.begin() as connection:
             connection.exec_driver_sql(

@@ -109,7 +109,7 @@ def test_tightening_twice_changes_nothing(ceiling: OrganizationPolicy, document:
 def test_a_key_is_refused_exactly_when_the_policy_says(
     ceiling: OrganizationPolicy, lifetime: timedelta | None
 ) -> None:
-    """A key without expiry passes only where keys need not expire; one with expiry only within the maximum."""
+    """A key without expiry passes only where keys need not expire; one expiring only within the maximum."""
     expires_at = None if lifetime is None else NOW + lifetime
     should_refuse = (
         ceiling.api_keys_must_expire
