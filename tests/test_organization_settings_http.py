@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import sqlalchemy as sa
 
@@ -67,3 +69,31 @@ def test_an_invitation_without_role_takes_the_organization_default(client: HttpC
 
     assert reply.status == 201, reply
     assert reply.json["invitation"]["role"] == "MEMBER"
+
+
+def test_the_fastapi_example_serves_its_settings_model(tmp_path: Path) -> None:
+    """The example's settings steps work as its docstring prints them: AcmeSettings, a version, a 409."""
+    from fastapi.testclient import TestClient
+
+    from tests.test_examples import load_example
+
+    app = load_example("fastapi_app").create_app(f"sqlite:///{tmp_path / 'example.sqlite3'}")
+    alice = {"X-User": "alice"}
+    with TestClient(app) as client:
+        assert (
+            client.post("/organizations", json={"organization_id": "acme"}, headers=alice).status_code == 201
+        )
+        read = client.get("/tenantkit/organizations/acme/settings", headers=alice).json()
+        body = {"expected_version": 0, "changes": {"weekly_digest": False, "api_key_max_lifetime": "90d"}}
+        written = client.patch("/tenantkit/organizations/acme/settings", json=body, headers=alice)
+        stale = client.patch("/tenantkit/organizations/acme/settings", json=body, headers=alice)
+        refused = client.post(
+            "/tenantkit/organizations/acme/api-keys", json={"name": "forever"}, headers=alice
+        )
+
+    assert read["document"]["weekly_digest"] is True
+    assert written.status_code == 200
+    assert written.json()["document"]["weekly_digest"] is False
+    assert stale.status_code == 409
+    assert refused.status_code == 422
+    assert refused.json()["error"]["code"] == "policy_limit"
