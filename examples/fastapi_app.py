@@ -33,6 +33,13 @@ Then try, as the user ``alice`` (the ``X-User`` header is a STAND-IN for your id
 
     # the audit log: who changed what, from where, newest first (OWNERs and ADMINs only)
     curl -s localhost:8000/tenantkit/organizations/acme/audit-events -H 'X-User: alice'
+
+    # the organization's settings (AcmeSettings below): read them with their version, then write against
+    # it; a write against an older version is answered 409 settings_version_conflict
+    curl -s localhost:8000/tenantkit/organizations/acme/settings -H 'X-User: alice'
+    curl -s -X PATCH localhost:8000/tenantkit/organizations/acme/settings -H 'X-User: alice' \
+         -H 'Content-Type: application/json' \
+         -d '{"expected_version": 0, "changes": {"weekly_digest": false, "api_key_max_lifetime": "90d"}}'
 """
 
 import argparse
@@ -54,8 +61,10 @@ from tenantkit import (
     DatabaseSettings,
     InvitationSettings,
     Member,
+    OrganizationDefaults,
     Permissions,
     Role,
+    SettingsDocument,
     TenantKit,
 )
 from tenantkit.audit import RequestContext, audit_context
@@ -64,6 +73,17 @@ from tenantkit.metrics import VerificationMetrics
 
 # In production the secret comes from your secret store; this default is for trying the example only.
 INVITATION_SECRET = os.environ.get("TENANTKIT_INVITATION_SECRET", "example-only-not-a-real-secret-0123")
+
+
+class AcmeSettings(SettingsDocument):
+    """The product's own per-organization settings, beside the ones tenantkit honours.
+
+    tenantkit's fields (``api_key_max_lifetime``, ``invitation_max_ttl``, ``default_role``, ...) come from
+    ``SettingsDocument``; an organization may only tighten the deployment's values of those.
+    """
+
+    weekly_digest: bool = True
+    report_timezone: str = Field(default="UTC", max_length=64)
 
 
 class NewOrganization(BaseModel):
@@ -123,6 +143,9 @@ def create_app(
         ),
         database=DatabaseSettings(schema_name=schema),
         invitations=InvitationSettings(secret_keys=[INVITATION_SECRET]),
+        # Each organization's settings document is an AcmeSettings. Deployment ceilings go here too
+        # (api_key_max_lifetime="365d", say); an organization may choose tighter ones in its settings.
+        organizations=OrganizationDefaults(document=AcmeSettings),
         # The app's own action, on top of the built-in ones: ADMIN and OWNER may manage billing.
         permissions=Permissions().with_actions("billing:manage", Role.ADMIN),
         metrics=metrics,

@@ -30,6 +30,9 @@ _EXTRA_OPTIONS: dict[tuple[str, ...], list[str]] = {
     ("members", "transfer"): ["--from", "alice"],
     ("audit", "purge"): ["--older-than", "30d"],
     ("audit", "redact"): ["--user", "alice"],
+    ("settings", "set"): ["--version", "0"],
+    ("orgs", "delete"): ["--yes"],
+    ("orgs", "erase-user"): ["--yes"],
 }
 COMMANDS = dict(LEAVES)
 URL_COMMANDS = [

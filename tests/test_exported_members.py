@@ -28,6 +28,7 @@ PUBLIC_MODULES = (
     "tenantkit.invitations",
     "tenantkit.members",
     "tenantkit.metrics",
+    "tenantkit.organizations",
     "tenantkit.roles",
     "tenantkit.starlette",
     "tenantkit.tables",
@@ -41,6 +42,7 @@ FEATURE_PACKAGES = (
     "tenantkit.audit",
     "tenantkit.invitations",
     "tenantkit.members",
+    "tenantkit.organizations",
     "tenantkit.roles",
 )
 

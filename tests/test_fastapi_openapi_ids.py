@@ -33,6 +33,8 @@ PINNED_OPERATION_IDS = {
     ("POST", "/invitations/preview"): "invitations.preview",
     ("POST", "/invitations/accept"): "invitations.accept",
     ("GET", "/organizations/{organization_id}/audit-events"): "audit.list",
+    ("GET", "/organizations/{organization_id}/settings"): "settings.read",
+    ("PATCH", "/organizations/{organization_id}/settings"): "settings.update",
 }
 
 

@@ -32,6 +32,7 @@ from tenantkit._http import (
     RotateApiKeyRequest,
     TokenRequest,
     TransferOwnershipRequest,
+    UpdateSettingsRequest,
 )
 from tenantkit._routes import FEATURES, OPERATIONS, ROUTES, Route, select_routes
 from tenantkit.fastapi import TenantKitFastAPI
@@ -98,7 +99,7 @@ class TestTheTable:
     def test_operations_and_features_derive_from_the_table(self) -> None:
         """``OPERATIONS`` and ``FEATURES`` are the table's names, in its order, for the router to use."""
         assert tuple(route.operation for route in ROUTES) == OPERATIONS
-        assert FEATURES == ("members", "api_keys", "invitations", "audit")
+        assert FEATURES == ("members", "api_keys", "invitations", "audit", "settings")
         assert all(
             route.operation == f"{route.feature}.{route.operation.partition('.')[2]}" for route in ROUTES
         )
@@ -203,6 +204,7 @@ SAMPLE_BODIES: dict[type[BaseModel], dict[str, Any]] = {
     RotateApiKeyRequest: {"grace_seconds": 60},
     CreateInvitationRequest: {"email": "new@example.com"},
     TokenRequest: {"token": "t0ken"},
+    UpdateSettingsRequest: {"expected_version": 3, "changes": {"require_sso": True}},
 }
 
 

@@ -16,6 +16,7 @@ from tenantkit import (
     DatabaseSettings,
     HttpSettings,
     InvitationSettings,
+    OrganizationDefaults,
     Permissions,
     Role,
     TenantKit,
@@ -92,11 +93,20 @@ class TestConstruction:
             database=DatabaseSettings(schema_name="tenants"),
             audit=AuditSettings(chain=True, retention="365d"),
             http=HttpSettings(trusted_proxies=["10.0.0.0/8"]),
+            organizations=OrganizationDefaults(api_key_max_lifetime="90d"),
         )
         kit = TenantKit.from_settings(settings)
         assert kit.settings == settings
         assert kit.audit.chain
-        assert set(TenantKitSettings.model_fields) == {"api_keys", "invitations", "database", "audit", "http"}
+        assert kit.organizations.deployment_policy.api_key_max_lifetime == timedelta(days=90)
+        assert set(TenantKitSettings.model_fields) == {
+            "api_keys",
+            "invitations",
+            "database",
+            "audit",
+            "http",
+            "organizations",
+        }
 
     def test_custom_argon2_parameters_reach_the_hasher(self, sqlite_engine: sa.Engine) -> None:
         """argon2_profile also takes argon2-cffi Parameters of the host's own; issued keys are hashed so."""

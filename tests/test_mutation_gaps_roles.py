@@ -68,8 +68,8 @@ class TestPermissionAnswers:
             assert check(Role.OWNER, "members:read") is True
 
     def test_the_default_table_role_by_role(self) -> None:
-        """MEMBER reads; ADMIN also manages members, keys, invitations and reads the audit log; OWNER also
-        deletes and transfers."""
+        """MEMBER reads; ADMIN also manages members, keys, invitations and reads the audit log and settings;
+        OWNER also deletes, transfers and manages settings."""
         table = Permissions().as_table()
         member = ["api_keys:read", "members:read"]
         admin = sorted(
@@ -82,9 +82,10 @@ class TestPermissionAnswers:
                 "invitations:read",
                 "invitations:manage",
                 "audit:read",
+                "settings:read",
             ]
         )
-        owner = sorted([*admin, "organization:delete", "organization:transfer_ownership"])
+        owner = sorted([*admin, "organization:delete", "organization:transfer_ownership", "settings:manage"])
         assert table == {"OWNER": owner, "ADMIN": admin, "MEMBER": member}
 
     def test_require_raises_with_the_action_and_role(self) -> None:

@@ -15,6 +15,7 @@ from tenantkit import errors as errors
 from tenantkit import events as events
 from tenantkit import invitations as invitations
 from tenantkit import members as members
+from tenantkit import organizations as organizations
 from tenantkit import roles as roles
 from tenantkit import tables as tables
 from tenantkit._actor import HOST, Actor, ActorKind
@@ -57,6 +58,7 @@ from tenantkit._settings import (
     DatabaseSettings,
     HttpSettings,
     InvitationSettings,
+    OrganizationDefaults,
     TenantKitSettings,
 )
 from tenantkit._version import __version__
@@ -77,6 +79,8 @@ from tenantkit.invitations._service import (
     InvitationStatus,
 )
 from tenantkit.members._service import Member, MembershipService
+from tenantkit.organizations._document import SettingsDocument
+from tenantkit.organizations._service import OrganizationService
 from tenantkit.roles._policy import DEFAULT_PERMISSIONS, Action, Permissions, Role
 
 __all__ = [
@@ -117,11 +121,14 @@ __all__ = [
     "MigrationResult",
     "MissingScopeError",
     "NotFoundError",
+    "OrganizationDefaults",
+    "OrganizationService",
     "Page",
     "PermissionDeniedError",
     "Permissions",
     "Role",
     "SchemaOutOfDateError",
+    "SettingsDocument",
     "TenantKit",
     "TenantKitError",
     "TenantKitSettings",

@@ -14,6 +14,7 @@ imports nothing of tenantkit's and holds for custom roles as well as the built-i
     TenantKitError                                    code "tenantkit_error"
     ├── InvalidRequestError              422 kind     code "invalid_request"
     │   ├── InvalidInputError (ValueError)            code "invalid_input"
+    │   │   └── PolicyLimitError                      code "policy_limit"
     │   ├── InvalidInvitationTokenError          [i]  code "invalid_invitation_token"
     │   ├── InvitationExhaustedError             [i]  code "invitation_exhausted"
     │   ├── UnverifiedEmailError                 [i]  code "unverified_email"
@@ -35,7 +36,9 @@ imports nothing of tenantkit's and holds for custom roles as well as the built-i
     │   └── InvitationNotFoundError              [i]  code "invitation_not_found"
     ├── ConflictError                    409 kind     code "conflict"
     │   ├── AlreadyMemberError                        code "already_member"
-    │   └── ConcurrentUpdateError                     code "concurrent_update"
+    │   ├── ConcurrentUpdateError                     code "concurrent_update"
+    │   ├── SettingsVersionConflictError              code "settings_version_conflict"
+    │   └── OrganizationInUseError                    code "organization_in_use"
     ├── GoneError                        410 kind     code "gone"
     │   ├── InvitationExpiredError               [i]  code "invitation_expired"
     │   └── InvitationNotPendingError            [i]  code "invitation_not_pending"
@@ -181,6 +184,30 @@ class InvalidInputError(InvalidRequestError, ValueError):
 
     def details(self) -> dict[str, object]:
         return {"field": self.field}
+
+
+class PolicyLimitError(InvalidInputError):
+    """A value goes beyond what the organization's settings (or the deployment's ceiling) allow.
+
+    Raised when an organization's settings document tries to loosen a deployment ceiling (a longer
+    invitation lifetime than the deployment's maximum), and when a request goes beyond the effective limit
+    (an API key without expiry where keys must expire, a link domain the organization does not allow).
+
+    Attributes:
+        field: The argument or settings key refused (``expires_in``, ``invitation_max_ttl``).
+        setting: The setting that sets the limit (``api_key_max_lifetime``).
+        limit: The limit in force, in words (``"30 days, 0:00:00"``, ``"example.com, *.example.com"``).
+    """
+
+    code = "policy_limit"
+
+    def __init__(self, field: str, setting: str, limit: str, message: str) -> None:
+        super().__init__(field, message)
+        self.setting = setting
+        self.limit = limit
+
+    def details(self) -> dict[str, object]:
+        return {"field": self.field, "setting": self.setting, "limit": self.limit}
 
 
 class InvalidSettingError(ConfigurationError):
@@ -495,6 +522,63 @@ class ConcurrentUpdateError(ConflictError):
 
     def details(self) -> dict[str, object]:
         return {"organization_id": self.organization_id, "reason": self.reason}
+
+
+class SettingsVersionConflictError(ConflictError):
+    """The organization's settings changed since the caller read them: the write was not made.
+
+    Read the settings again (their current ``version``), reapply the change and write with that version.
+
+    Attributes:
+        organization_id: The organization.
+        expected_version: The version the caller wrote against.
+        current_version: The version stored now (0: no settings stored).
+    """
+
+    code = "settings_version_conflict"
+
+    def __init__(self, organization_id: str, expected_version: int, current_version: int) -> None:
+        super().__init__(
+            f"the settings of organization {organization_id!r} are at version {current_version}, not "
+            f"{expected_version}; read them again and retry the change"
+        )
+        self.organization_id = organization_id
+        self.expected_version = expected_version
+        self.current_version = current_version
+
+    def details(self) -> dict[str, object]:
+        return {
+            "organization_id": self.organization_id,
+            "expected_version": self.expected_version,
+            "current_version": self.current_version,
+        }
+
+
+class OrganizationInUseError(ConflictError):
+    """Deleting the organization's data would leave something half deleted, so nothing was deleted.
+
+    A row outside tenantkit's reach still refers to the organization's rows (a foreign key of the host's),
+    or a table kept rows the deletion removed. The transaction must be rolled back.
+
+    Attributes:
+        organization_id: The organization.
+        table: The table that could not be emptied of the organization's rows.
+        reason: What stood in the way, in words.
+    """
+
+    code = "organization_in_use"
+
+    def __init__(self, organization_id: str, table: str, reason: str) -> None:
+        super().__init__(
+            f"the data of organization {organization_id!r} was not deleted: {table}: {reason}; "
+            "nothing was deleted, roll the transaction back"
+        )
+        self.organization_id = organization_id
+        self.table = table
+        self.reason = reason
+
+    def details(self) -> dict[str, object]:
+        return {"organization_id": self.organization_id, "table": self.table, "reason": self.reason}
 
 
 class InvalidApiKeyError(AuthenticationError, ApiKeyError):

@@ -329,6 +329,69 @@ class PersonalDataRedacted(Event):
     rows: int
 
 
+class OrganizationSettingsChanged(Event):
+    """An organization's settings document changed; ``settings_version`` is its new version.
+
+    ``changed_keys`` names the keys whose value changed (set, changed or reset to the default). The values
+    themselves are never recorded: a host's settings may hold secrets (a webhook signing key, a token), and
+    tenantkit cannot tell which; the settings are read back, with their version, for the values.
+    """
+
+    event_type: ClassVar[str] = "organization.settings_changed"
+    payload_fields: ClassVar[tuple[str, ...]] = ("settings_version", "changed_keys")
+
+    settings_version: int
+    changed_keys: tuple[str, ...]
+
+    def audit_targets(self) -> list[tuple[str, str]]:
+        return [("organization", self.organization_id)]
+
+
+class OrganizationDataDeleted(Event):
+    """An organization's data was deleted: ``rows`` counts what went, table by table.
+
+    ``audit`` is ``"kept"`` or ``"purged"``: with ``"purged"`` this event's own row is the one row of the
+    organization's audit log left. The members' user ids and the keys' ids (``user_ids``, ``key_ids``) are
+    carried for the caches to forget them and left out of the payload.
+    """
+
+    event_type: ClassVar[str] = "organization.data_deleted"
+    payload_fields: ClassVar[tuple[str, ...]] = ("rows", "audit")
+    withheld_fields: ClassVar[frozenset[str]] = frozenset({"user_ids", "key_ids"})
+
+    rows: dict[str, int]
+    audit: str
+    user_ids: tuple[str, ...] = ()
+    key_ids: tuple[str, ...] = ()
+
+    def audit_targets(self) -> list[tuple[str, str]]:
+        return [("organization", self.organization_id)]
+
+    def cache_keys(self) -> tuple[CacheKey, ...]:
+        return (
+            *(CacheKey.member(self.organization_id, user_id) for user_id in self.user_ids),
+            *(CacheKey.api_key(self.organization_id, key_id) for key_id in self.key_ids),
+        )
+
+
+class UserDataErased(Event):
+    """A user's data was erased from this organization's rows on request; ``rows`` counts them by table.
+
+    Recorded once per organization the user's data was in, acted by the host. The audit log keeps the
+    user's id (see the organization settings page: the chain's hashes cover it), and loses the user's IP
+    addresses and user agents (a ``PersonalDataRedacted`` row says so).
+    """
+
+    event_type: ClassVar[str] = "organization.user_data_erased"
+    payload_fields: ClassVar[tuple[str, ...]] = ("subject_user_id", "rows")
+
+    subject_user_id: str
+    rows: dict[str, int]
+
+    def cache_keys(self) -> tuple[CacheKey, ...]:
+        return (CacheKey.member(self.organization_id, self.subject_user_id),)
+
+
 E = TypeVar("E", bound=Event)
 Listener = Callable[[Any], None]
 _Entry = tuple[tuple[type[Event], ...], Callable[..., None]]

@@ -40,6 +40,7 @@ from tenantkit.invitations._service import (
     InvitationPreview,
 )
 from tenantkit.members._service import Member
+from tenantkit.organizations._service import SettingsSnapshot
 from tenantkit.roles._policy import Role
 
 if TYPE_CHECKING:
@@ -255,9 +256,23 @@ class CreateInvitationRequest(BaseModel):
 
     email: str | None = Field(default=None, max_length=MAX_IDENTIFIER_LENGTH)
     allowed_domains: list[str] | None = Field(default=None, min_length=1, max_length=50)
-    role: Role = Role.MEMBER
+    role: Role | None = Field(
+        default=None, description="The role offered; the organization's default role when left out."
+    )
     max_uses: int | None = Field(default=None, gt=0, le=1_000_000)
     expires_in_seconds: int | None = Field(default=None, gt=0)
+
+
+class UpdateSettingsRequest(BaseModel):
+    """Body of "update settings": the version read, the keys to set, and the keys to return to defaults."""
+
+    model_config: ClassVar[ConfigDict] = ConfigDict(extra="forbid")
+
+    expected_version: int = Field(
+        ge=0, description="The ``version`` the settings had when read (0 when nothing is stored)."
+    )
+    changes: dict[str, Any] = Field(default_factory=dict, max_length=200)
+    unset: list[str] = Field(default_factory=list, max_length=200)
 
 
 class CreatedInvitationResponse(BaseModel):
@@ -446,6 +461,23 @@ class Management:
             until=until,
             limit=limit,
             cursor=cursor,
+        )
+
+    # -- settings --------------------------------------------------------------------------------------
+
+    def get_settings(self, session: Session, organization_id: str, principal: Principal) -> SettingsSnapshot:
+        return self.kit.organizations.get_settings(session, organization_id, actor=principal.user_id)
+
+    def update_settings(
+        self, session: Session, organization_id: str, principal: Principal, body: UpdateSettingsRequest
+    ) -> SettingsSnapshot:
+        return self.kit.organizations.update_settings(
+            session,
+            organization_id,
+            body.changes,
+            expected_version=body.expected_version,
+            actor=principal.user_id,
+            unset=body.unset,
         )
 
     def preview_invitation(self, session: Session, body: TokenRequest) -> InvitationPreview:

@@ -21,12 +21,14 @@ from tenantkit._settings import (
     DatabaseSettings,
     HttpSettings,
     InvitationSettings,
+    OrganizationDefaults,
     TenantKitSettings,
 )
 from tenantkit.api_keys._service import ApiKeyService
 from tenantkit.audit._service import AuditService
 from tenantkit.invitations._service import InvitationService
 from tenantkit.members._service import MembershipService
+from tenantkit.organizations._service import OrganizationService
 from tenantkit.roles._policy import Permissions
 
 E = TypeVar("E", bound=Event)
@@ -60,6 +62,8 @@ class TenantKit:
         audit: The audit log: on by default (one row per change, in the change's transaction); the hash
             chain off. ``AuditSettings(enabled=False)`` writes none.
         http: What the web adapters believe about requests: trusted proxies, the request id header.
+        organizations: The host's settings model for organizations, and the deployment's defaults of the
+            settings tenantkit honours (each a ceiling an organization may only tighten).
         clock: Where the current time comes from (inject a :class:`tenantkit.testing.FrozenClock` in tests).
         permissions: The permission table (the default one when omitted).
         metrics: Told of every API-key verification's outcome and source (:mod:`tenantkit.metrics`).
@@ -76,6 +80,7 @@ class TenantKit:
         database: DatabaseSettings | None = None,
         audit: AuditSettings | None = None,
         http: HttpSettings | None = None,
+        organizations: OrganizationDefaults | None = None,
         clock: Clock = system_clock,
         permissions: Permissions | None = None,
         metrics: VerificationMetrics | None = None,
@@ -87,6 +92,7 @@ class TenantKit:
             "database": database,
             "audit": audit,
             "http": http,
+            "organizations": organizations,
         }
         settings = TenantKitSettings(**{name: value for name, value in sections.items() if value is not None})
         self.settings: TenantKitSettings = settings
@@ -95,22 +101,37 @@ class TenantKit:
         self.members: MembershipService = MembershipService(
             permissions=permissions, clock=clock, events=events, schema=settings.database.schema_name
         )
+        self.audit: AuditService = AuditService(
+            membership=self.members, clock=clock, events=events, **settings.audit.service_options()
+        )
+        """The audit log: written as every service records its events, read with ``list_events``."""
+        self.organizations: OrganizationService = OrganizationService(
+            membership=self.members,
+            audit=self.audit,
+            defaults=settings.organizations,
+            clock=clock,
+            events=events,
+            invitation_default_ttl=settings.invitations.default_ttl,
+            invitation_max_ttl=settings.invitations.max_ttl,
+        )
+        """Each organization's settings and the policy they set; deleting an organization's or user's data."""
         self.api_keys: ApiKeyService = ApiKeyService(
             membership=self.members,
             clock=clock,
             events=events,
             metrics=metrics,
+            policies=self.organizations,
             **settings.api_keys.service_options(),
         )
         self._invitations: InvitationService | None = None
         if settings.invitations.enabled:
             self._invitations = InvitationService(
-                membership=self.members, clock=clock, events=events, **settings.invitations.service_options()
+                membership=self.members,
+                clock=clock,
+                events=events,
+                policies=self.organizations,
+                **settings.invitations.service_options(),
             )
-        self.audit: AuditService = AuditService(
-            membership=self.members, clock=clock, events=events, **settings.audit.service_options()
-        )
-        """The audit log: written as every service records its events, read with ``list_events``."""
 
     @classmethod
     def from_settings(
@@ -128,6 +149,7 @@ class TenantKit:
             database=settings.database,
             audit=settings.audit,
             http=settings.http,
+            organizations=settings.organizations,
             clock=clock,
             permissions=permissions,
             metrics=metrics,

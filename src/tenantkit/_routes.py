@@ -27,6 +27,7 @@ from tenantkit._http import (
     RotateApiKeyRequest,
     TokenRequest,
     TransferOwnershipRequest,
+    UpdateSettingsRequest,
 )
 from tenantkit._pagination import DEFAULT_PAGE_SIZE, MAX_CURSOR_LENGTH, MAX_PAGE_SIZE, Page
 from tenantkit._validation import MAX_IDENTIFIER_LENGTH
@@ -34,6 +35,7 @@ from tenantkit.api_keys._service import ApiKey
 from tenantkit.audit._model import AuditEvent
 from tenantkit.invitations._service import AcceptedInvitation, Invitation, InvitationPreview
 from tenantkit.members._service import Member
+from tenantkit.organizations._service import SettingsSnapshot
 
 __all__ = [
     "FEATURES",
@@ -335,6 +337,32 @@ ROUTES: tuple[Route, ...] = (
             "time (needs ``audit:read``)."
         ),
         query=AuditQuery,
+    ),
+    Route(
+        operation="settings.read",
+        method="GET",
+        path=f"{_ORGANIZATION}/settings",
+        call=Management.get_settings,
+        response=SettingsSnapshot,
+        summary="Read the organization's settings",
+        description=(
+            "The settings document with its ``version`` (needs ``settings:read``); write back with that "
+            "version as ``expected_version``."
+        ),
+    ),
+    Route(
+        operation="settings.update",
+        method="PATCH",
+        path=f"{_ORGANIZATION}/settings",
+        call=Management.update_settings,
+        response=SettingsSnapshot,
+        summary="Update the organization's settings",
+        description=(
+            "Set ``changes`` and reset ``unset`` if the settings are still at ``expected_version`` (needs "
+            "``settings:manage``); a stale version is answered 409 ``settings_version_conflict``."
+        ),
+        body=UpdateSettingsRequest,
+        writes=True,
     ),
 )
 """Every management endpoint, grouped by feature in the order the adapters mount them."""

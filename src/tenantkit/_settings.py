@@ -14,6 +14,7 @@ never repeating the value: it may be a secret. Secrets are :class:`pydantic.Secr
 
 from __future__ import annotations
 
+import importlib
 import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
@@ -35,7 +36,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from tenantkit._addresses import PUBLIC_EMAIL_DOMAINS, normalize_public_domains
+from tenantkit._addresses import PUBLIC_EMAIL_DOMAINS, normalize_domains, normalize_public_domains
 from tenantkit._context import TrustedProxies
 from tenantkit._errors import ConfigurationError, InvalidInputError, InvalidSettingError
 from tenantkit._validation import check_schema_name, parse_duration
@@ -390,6 +391,96 @@ class AuditSettings(_Settings):
         return {"enabled": self.enabled, "chain": self.chain}
 
 
+_MAX_DOCUMENT_BYTES = 1024 * 1024
+
+
+def _import_document(value: object) -> object:
+    # "package.module:ClassName" (or "package.module.ClassName"), as TENANTKIT_ORGANIZATION_SETTINGS_MODEL
+    # spells it; a class is taken as it is.
+    if not isinstance(value, str):
+        return value
+    module_name, separator, attribute = value.partition(":")
+    if not separator:
+        module_name, _, attribute = value.rpartition(".")
+    if not module_name or not attribute:
+        raise ValueError("must name a class as package.module:ClassName")
+    try:
+        return getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError) as error:
+        raise ValueError(f"cannot import {value!r}: {error}") from None
+
+
+class OrganizationDefaults(_Settings):
+    """The deployment's organization settings: the host's settings model, and the defaults that are ceilings.
+
+    Each honoured setting here is both the value an organization gets until it chooses its own and the
+    loosest it may choose: an organization's settings document may only tighten it (a shorter API-key
+    lifetime, fewer link domains, expiry required where the deployment does not require it). Invitation
+    lifetimes take their default and ceiling from :class:`InvitationSettings` (``default_ttl``, ``max_ttl``).
+
+    Attributes:
+        document: The host's settings model: a subclass of
+            :class:`~tenantkit.organizations.SettingsDocument` (tenantkit's own fields plus the host's), or
+            its import path (``myapp.settings:ClinicSettings``). ``None``: tenantkit's own fields alone.
+        max_document_bytes: The largest a stored document may be, as compact JSON (16 KiB by default).
+        default_role: The rank new members get when an invitation names none (``MEMBER``); an organization
+            may choose a rank at most this high.
+        link_domains: The domains link invitations may allow at most (``None``: any domain the invitation
+            rules accept); an organization may choose some of them.
+        api_key_max_lifetime: The longest lifetime an API key may be issued with (``None``: unbounded).
+            When set, every key must expire within it.
+        api_keys_must_expire: Refuse API keys without an expiry.
+        require_sso: Members must sign in through single sign-on (defined here; enforced by the SSO
+            feature, not yet).
+    """
+
+    document: Annotated[Any, BeforeValidator(_import_document)] = None
+    max_document_bytes: int = Field(default=16 * 1024, ge=256, le=_MAX_DOCUMENT_BYTES)
+    default_role: Literal["ADMIN", "MEMBER"] = "MEMBER"
+    link_domains: Annotated[tuple[str, ...] | None, BeforeValidator(_comma_separated)] = None
+    api_key_max_lifetime: Duration | None = Field(default=None, gt=timedelta(0))
+    api_keys_must_expire: bool = False
+    require_sso: bool = False
+
+    if TYPE_CHECKING:
+        # The signature callers see (see ApiKeySettings).
+        def __init__(
+            self,
+            *,
+            document: type[Any] | str | None = ...,
+            max_document_bytes: int = ...,
+            default_role: Literal["ADMIN", "MEMBER"] = ...,
+            link_domains: Sequence[str] | str | None = ...,
+            api_key_max_lifetime: timedelta | str | float | None = ...,
+            api_keys_must_expire: bool = ...,
+            require_sso: bool = ...,
+        ) -> None: ...
+
+    @field_validator("document")
+    @classmethod
+    def _check_document(cls, value: object) -> object:
+        # Imported here: the document module imports this one.
+        from tenantkit.organizations._document import SettingsDocument
+
+        if value is None:
+            return SettingsDocument
+        if not (isinstance(value, type) and issubclass(value, SettingsDocument)):
+            raise ValueError("must be a subclass of tenantkit.organizations.SettingsDocument")
+        return value
+
+    @field_validator("link_domains")
+    @classmethod
+    def _check_link_domains(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if value is None:
+            return None
+        return tuple(
+            _configuration(
+                lambda domains: normalize_domains(domains, public_domains=frozenset(), allow_public=True),
+                value,
+            )
+        )
+
+
 class HttpSettings(_Settings):
     """What the web adapters believe about a request: which proxies may name the client, and the request id.
 
@@ -500,6 +591,9 @@ class _Environment(BaseSettings):
     audit_retention: str | None = Field(
         None, description="How long tenantkit audit purge keeps rows without --older-than (e.g. 365d)."
     )
+    organization_settings_model: str | None = Field(
+        None, description="The host's settings model for organizations, as package.module:ClassName."
+    )
     trusted_proxies: str | None = Field(
         None, description="Proxies whose X-Forwarded-For is believed: addresses or networks, comma-separated."
     )
@@ -530,6 +624,7 @@ class _Environment(BaseSettings):
         "audit_enabled": ("audit", "enabled"),
         "audit_chain": ("audit", "chain"),
         "audit_retention": ("audit", "retention"),
+        "organization_settings_model": ("organizations", "document"),
         "trusted_proxies": ("http", "trusted_proxies"),
         "request_id_header": ("http", "request_id_header"),
     }
@@ -569,6 +664,7 @@ def _compose(environment: _Environment) -> dict[str, dict[str, Any]]:
         "database": {},
         "audit": {},
         "http": {},
+        "organizations": {},
     }
     for name, (section, field) in _Environment.TARGETS.items():
         value = getattr(environment, name)
@@ -622,6 +718,8 @@ class TenantKitSettings(_Settings):
         database: The database URL (for the CLI) and the PostgreSQL schema.
         audit: The audit log (on by default; the hash chain off).
         http: Trusted proxies and the request id header, for the web adapters.
+        organizations: The host's settings model and the deployment's defaults (ceilings) of the settings
+            tenantkit honours per organization.
     """
 
     api_keys: ApiKeySettings = Field(default_factory=ApiKeySettings)
@@ -629,6 +727,7 @@ class TenantKitSettings(_Settings):
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
+    organizations: OrganizationDefaults = Field(default_factory=OrganizationDefaults)
 
     def __init__(self, /, **sections: Any) -> None:
         # Each section given as a mapping is built here, so that an error names its place in the whole
@@ -639,6 +738,7 @@ class TenantKitSettings(_Settings):
             "database": DatabaseSettings,
             "audit": AuditSettings,
             "http": HttpSettings,
+            "organizations": OrganizationDefaults,
         }
         for section, model in models.items():
             values = sections.get(section)

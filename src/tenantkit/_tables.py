@@ -137,6 +137,15 @@ json_type = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 """``jsonb`` on PostgreSQL, ``JSON`` elsewhere."""
 
 
+USER_REFERENCE = "tenantkit_user_reference"
+"""``Column.info`` key marking a column that names a user without being the row's subject (``created_by``).
+
+Erasing a user (``kit.organizations.erase_user``) sets every column so marked to ``NULL`` where it names the
+user, in every tenantkit table; rows whose ``user_id`` column is the user are deleted. A table added later
+takes part by naming its column ``user_id``, or by marking it with this key.
+"""
+
+
 def new_id() -> str:
     """A new random id: a UUID as text."""
     return str(uuid.uuid4())
@@ -177,7 +186,7 @@ api_keys: sa.Table = sa.Table(
     sa.Column("start", LongText(), nullable=True),
     sa.Column("scopes", json_type, nullable=True),
     sa.Column("revoked_at", UTCDateTime(), nullable=True),
-    sa.Column("created_by", Identifier(), nullable=True),
+    sa.Column("created_by", Identifier(), nullable=True, info={USER_REFERENCE: True}),
     sa.Column("rotated_from", Identifier(), nullable=True),
     sa.Column("replaced_at", UTCDateTime(), nullable=True),
     sa.Index("api_keys_hashed_key_idx", "hashed_key", unique=True),
@@ -200,7 +209,7 @@ invitations: sa.Table = sa.Table(
     sa.Column("token", Identifier(), nullable=False),
     sa.Column("expires", UTCDateTime(), nullable=False),
     # NULL when the host application invited (revision 0003; the origin column was NOT NULL).
-    sa.Column("invited_by", Identifier(), nullable=True),
+    sa.Column("invited_by", Identifier(), nullable=True, info={USER_REFERENCE: True}),
     sa.Column("sent_via_email", sa.Boolean(), nullable=False, server_default=sa.false()),
     sa.Column("allowed_domains", json_type, nullable=True),
     *_timestamps(),
@@ -212,7 +221,7 @@ invitations: sa.Table = sa.Table(
     sa.Column("max_uses", sa.Integer(), nullable=True),
     sa.Column("use_count", sa.Integer(), nullable=False, server_default="0"),
     sa.Column("accepted_at", UTCDateTime(), nullable=True),
-    sa.Column("accepted_by", Identifier(), nullable=True),
+    sa.Column("accepted_by", Identifier(), nullable=True, info={USER_REFERENCE: True}),
     sa.Column("revoked_at", UTCDateTime(), nullable=True),
     sa.Index("invitations_token_idx", "token", unique=True),
     sa.Index("unique_team_email_idx", "organization_id", "email", unique=True),
@@ -288,6 +297,23 @@ audit_chain_heads: sa.Table = sa.Table(
 
 ``head_*`` is the newest row; ``anchor_*`` the last row a purge removed (sequence 0 and the genesis hash
 until then), which the oldest remaining row must link to.
+"""
+
+
+organization_settings: sa.Table = sa.Table(
+    "organization_settings",
+    metadata,
+    sa.Column("organization_id", Identifier(), primary_key=True),
+    sa.Column("version", sa.BigInteger(), nullable=False),
+    sa.Column("document", json_type, nullable=False),
+    sa.Column("updated_by", Identifier(), nullable=True, info={USER_REFERENCE: True}),
+    *_timestamps(),
+)
+"""Each organization's settings document (revision 0006), one row per organization that stored any.
+
+``document`` holds the keys set explicitly, as JSON; ``version`` counts the writes (1 after the first), and
+every write is ``UPDATE … WHERE version = <the version the writer read>``, so a stale write changes nothing
+and is refused. ``updated_by`` is the last writing user (``NULL`` for the host).
 """
 
 

@@ -25,8 +25,11 @@ from tenantkit._events import (
     MemberAdded,
     MemberRemoved,
     MemberRoleChanged,
+    OrganizationDataDeleted,
+    OrganizationSettingsChanged,
     OwnershipTransferred,
     PersonalDataRedacted,
+    UserDataErased,
 )
 
 __all__ = [
@@ -47,6 +50,9 @@ __all__ = [
     "MemberAdded",
     "MemberRemoved",
     "MemberRoleChanged",
+    "OrganizationDataDeleted",
+    "OrganizationSettingsChanged",
     "OwnershipTransferred",
     "PersonalDataRedacted",
+    "UserDataErased",
 ]

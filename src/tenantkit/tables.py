@@ -9,6 +9,7 @@ The tables live here, not at the top level, so that ``tenantkit.api_keys`` never
 """
 
 from tenantkit._tables import (
+    USER_REFERENCE,
     VERSION_TABLE,
     api_keys,
     audit_chain_heads,
@@ -17,10 +18,12 @@ from tenantkit._tables import (
     invitation_acceptances,
     invitations,
     metadata,
+    organization_settings,
     team_members,
 )
 
 __all__ = [
+    "USER_REFERENCE",
     "VERSION_TABLE",
     "api_keys",
     "audit_chain_heads",
@@ -29,5 +32,6 @@ __all__ = [
     "invitation_acceptances",
     "invitations",
     "metadata",
+    "organization_settings",
     "team_members",
 ]

@@ -57,6 +57,7 @@ from tenantkit.api_keys._hashers import (
 )
 from tenantkit.api_keys._last_used import LastUsedBuffer
 from tenantkit.members._service import MembershipService
+from tenantkit.organizations._document import PolicySource
 from tenantkit.roles._policy import Action
 
 logger = logging.getLogger("tenantkit.api_keys")
@@ -515,8 +516,10 @@ class ApiKeyService:
         negative_cache_ttl: timedelta | None = None,
         negative_cache_size: int = 10_000,
         metrics: VerificationMetrics | None = None,
+        policies: PolicySource | None = None,
     ) -> None:
         self.membership = membership
+        self.policies = policies
         self.clock = clock
         self.events: EventDispatcher = events or membership.events
         try:
@@ -595,7 +598,8 @@ class ApiKeyService:
             organization_id: The organization the key belongs to.
             name: A human-readable name (1 to 200 characters).
             actor: Who issues it (needs ``api_keys:manage``), or :data:`tenantkit.HOST`.
-            expires: When the key stops working: an aware datetime, or a duration from now. ``None`` never.
+            expires: When the key stops working: an aware datetime, or a duration from now. ``None`` never
+                (refused where the organization's settings say keys must expire).
             scopes: Scope strings the key carries, such as ``reports:read``.
 
         Returns:
@@ -603,6 +607,7 @@ class ApiKeyService:
 
         Raises:
             InvalidInputError: A malformed argument, or an expiry not in the future.
+            PolicyLimitError: No expiry where keys must expire, or one beyond the longest lifetime allowed.
             PermissionDeniedError: The actor may not manage the organization's keys.
         """
         check_identifier(organization_id, "organization_id")
@@ -612,6 +617,7 @@ class ApiKeyService:
         now = self.clock()
         expires_at = self._expiry(expires, now)
         self.membership.authorize(session, organization_id, acting, Action.MANAGE_API_KEYS)
+        self._check_lifetime(session, organization_id, expires_at, now)
         issued = self._insert(session, organization_id, clean_name, checked_scopes, expires_at, acting, now)
         self.events.record(
             session,
@@ -792,6 +798,8 @@ class ApiKeyService:
         Raises:
             ApiKeyNotFoundError: No such key in this organization.
             InvalidInputError: The key is revoked, expired or already rotated, or an argument is malformed.
+            PolicyLimitError: The new key would not expire (or expire too late) under the organization's
+                settings; give ``expires``.
             PermissionDeniedError: The actor may not manage the organization's keys.
             WriteNotAppliedError: The database did not keep the change (a trigger, rule or policy); roll back.
         """
@@ -812,6 +820,7 @@ class ApiKeyService:
             raise InvalidInputError("key_id", "the key was already rotated; rotate its replacement")
         if old.expires_at is not None and old.expires_at <= now:
             raise InvalidInputError("key_id", "the key has expired; issue a new one instead")
+        self._check_lifetime(session, organization_id, new_expiry or old.expires_at, now)
         valid_until = now + grace
         if old.expires_at is not None and old.expires_at < valid_until:
             valid_until = old.expires_at
@@ -1183,6 +1192,13 @@ class ApiKeyService:
             {"key_id": key_id, "threshold": now - self.last_used_interval, "now": now},
             execution_options=self.membership.execution_options,
         )
+
+    def _check_lifetime(
+        self, session: Session, organization_id: str, expires_at: datetime | None, now: datetime
+    ) -> None:
+        """Refuse a key the organization's settings do not allow (no expiry, or one too far off)."""
+        if self.policies is not None:
+            self.policies.policy(session, organization_id).check_key_expiry(expires_at, now)
 
     def _expiry(self, expires: datetime | timedelta | None, now: datetime) -> datetime | None:
         if expires is None:

@@ -72,6 +72,7 @@ from tenantkit._validation import check_identifier
 from tenantkit._writes import confirm_written
 from tenantkit.invitations._tokens import TokenCodec, TokenContents, digest_matches
 from tenantkit.members._service import MembershipService
+from tenantkit.organizations._document import OrganizationPolicy, PolicySource
 from tenantkit.roles._policy import Action, Role
 
 MAX_USES_LIMIT = 1_000_000
@@ -246,6 +247,9 @@ class InvitationService:
         public_email_domains: Public mailbox providers refused as allowed domains of links
             (:data:`~tenantkit.PUBLIC_EMAIL_DOMAINS` by default).
         allow_public_domains: Accept public providers as allowed domains anyway.
+        policies: Each organization's settings policy (``kit.organizations``): its default role, invitation
+            lifetimes and link domains, within this service's ``default_ttl`` and ``max_ttl``. Without it,
+            every organization gets this service's own defaults.
 
     Raises:
         ConfigurationError: No signing key, a key shorter than 16 characters, a TTL that is not positive, a
@@ -264,6 +268,7 @@ class InvitationService:
         accept_url_template: str | None = None,
         public_email_domains: Iterable[str] = PUBLIC_EMAIL_DOMAINS,
         allow_public_domains: bool = False,
+        policies: PolicySource | None = None,
     ) -> None:
         self.membership = membership
         self.clock = clock
@@ -281,6 +286,16 @@ class InvitationService:
             raise ConfigurationError(f"public_email_domains: {error.reason}") from None
         self.allow_public_domains = allow_public_domains
         self._tokens = TokenCodec(secret_keys, max_age=self.max_ttl, clock=clock)
+        self.policies = policies
+        self._own_policy = OrganizationPolicy(
+            invitation_default_ttl=self.default_ttl, invitation_max_ttl=self.max_ttl
+        )
+
+    def _policy(self, session: Session, organization_id: str) -> OrganizationPolicy:
+        """The organization's policy: its settings within this deployment's ceilings."""
+        if self.policies is None:
+            return self._own_policy
+        return self.policies.policy(session, organization_id)
 
     # -- creating --------------------------------------------------------------------------------------
 
@@ -289,7 +304,7 @@ class InvitationService:
         session: Session,
         organization_id: str,
         email: str,
-        role: Role | str = Role.MEMBER,
+        role: Role | str | None = None,
         *,
         actor: Actor | str,
         expires_in: timedelta | None = None,
@@ -303,15 +318,17 @@ class InvitationService:
             session: The caller's session.
             organization_id: The organization to invite into.
             email: The invitee's address; validated and stored in canonical form.
-            role: The role offered (MEMBER by default); at most the inviter's own.
+            role: The role offered (the organization's default role when omitted, MEMBER unless its
+                settings say otherwise); at most the inviter's own.
             actor: Who invites: a user id, an :class:`Actor`, or :data:`~tenantkit.HOST`.
-            expires_in: Validity (``default_ttl`` when omitted; at most ``max_ttl``).
+            expires_in: Validity (the organization's default when omitted; at most its maximum).
 
         Returns:
             The invitation with its token (shown once) and accept URL.
 
         Raises:
             InvalidInputError: A malformed id, address, role or validity.
+            PolicyLimitError: ``expires_in`` is longer than the organization's maximum.
             PermissionDeniedError: The actor may not invite members.
             RoleEscalationError: The role is above the actor's own.
             ConcurrentUpdateError: Another invitation to the same address was created at the same moment
@@ -319,10 +336,12 @@ class InvitationService:
         """
         check_identifier(organization_id, "organization_id")
         address = normalize_email(email)
-        wanted = Role.parse(role)
+        named = Role.parse(role) if role is not None else None
         acting = as_actor(actor)
-        lifetime = self._lifetime(expires_in)
         actor_role = self.membership.authorize(session, organization_id, acting, Action.INVITE_MEMBERS)
+        policy = self._policy(session, organization_id)
+        wanted = named or policy.default_role
+        lifetime = policy.invitation_lifetime(expires_in)
         self.membership.check_grant(actor_role, wanted)
         return self._insert(session, organization_id, acting, wanted, lifetime, address=address)
 
@@ -331,7 +350,7 @@ class InvitationService:
         session: Session,
         organization_id: str,
         allowed_domains: Iterable[str],
-        role: Role | str = Role.MEMBER,
+        role: Role | str | None = None,
         *,
         actor: Actor | str,
         max_uses: int | None = None,
@@ -344,16 +363,19 @@ class InvitationService:
             organization_id: The organization to invite into.
             allowed_domains: Domains like ``example.com`` (exactly that domain) or ``*.example.com`` (its
                 subdomains); normalized to lower-case IDNA A-labels without duplicates.
-            role: The role offered (MEMBER by default); at most the inviter's own.
+            role: The role offered (the organization's default role when omitted); at most the inviter's
+                own.
             actor: Who invites: a user id, an :class:`Actor`, or :data:`~tenantkit.HOST`.
             max_uses: How many people may accept (``None``: any number until expiry).
-            expires_in: Validity (``default_ttl`` when omitted; at most ``max_ttl``).
+            expires_in: Validity (the organization's default when omitted; at most its maximum).
 
         Returns:
             The invitation with its token (shown once) and accept URL.
 
         Raises:
             InvalidInputError: A malformed id, domain, role, use limit or validity.
+            PolicyLimitError: A domain outside the organization's link domains, or ``expires_in`` longer
+                than its maximum.
             PublicEmailDomainError: A public mailbox provider is among the domains.
             PermissionDeniedError: The actor may not invite members.
             RoleEscalationError: The role is above the actor's own.
@@ -368,23 +390,17 @@ class InvitationService:
             isinstance(max_uses, bool) or not isinstance(max_uses, int) or not 1 <= max_uses <= MAX_USES_LIMIT
         ):
             raise InvalidInputError("max_uses", f"must be a whole number from 1 to {MAX_USES_LIMIT}, or None")
-        wanted = Role.parse(role)
+        named = Role.parse(role) if role is not None else None
         acting = as_actor(actor)
-        lifetime = self._lifetime(expires_in)
         actor_role = self.membership.authorize(session, organization_id, acting, Action.INVITE_MEMBERS)
+        policy = self._policy(session, organization_id)
+        wanted = named or policy.default_role
+        lifetime = policy.invitation_lifetime(expires_in)
+        policy.check_link_domains(domains)
         self.membership.check_grant(actor_role, wanted)
         return self._insert(
             session, organization_id, acting, wanted, lifetime, domains=domains, max_uses=max_uses
         )
-
-    def _lifetime(self, expires_in: timedelta | None) -> timedelta:
-        if expires_in is None:
-            return self.default_ttl
-        if not isinstance(expires_in, timedelta) or expires_in <= timedelta(0):
-            raise InvalidInputError("expires_in", "must be a positive timedelta")
-        if expires_in > self.max_ttl:
-            raise InvalidInputError("expires_in", f"must be at most {self.max_ttl} (the configured maximum)")
-        return expires_in
 
     def _insert(
         self,
@@ -817,7 +833,8 @@ class InvitationService:
             organization_id: The organization.
             invitation_id: The invitation.
             actor: Who resends; needs ``invitations:manage`` and must be allowed to grant its role.
-            expires_in: New validity from now (``default_ttl`` when omitted; at most ``max_ttl``).
+            expires_in: New validity from now (the organization's default when omitted; at most its
+                maximum).
 
         Returns:
             The invitation with its new token and accept URL.
@@ -831,9 +848,9 @@ class InvitationService:
             WriteNotAppliedError: The database did not keep the change (a trigger, rule or policy); roll back.
         """
         check_identifier(invitation_id, "invitation_id")
-        lifetime = self._lifetime(expires_in)
         acting = as_actor(actor)
         actor_role = self.membership.authorize(session, organization_id, acting, Action.MANAGE_INVITATIONS)
+        lifetime = self._policy(session, organization_id).invitation_lifetime(expires_in)
         row = self._row(session, organization_id, invitation_id, lock=True)
         if row.status != InvitationStatus.PENDING.value:
             raise InvitationNotPendingError(row.status)

@@ -63,6 +63,8 @@ class Action(str, enum.Enum):
     DELETE_ORGANIZATION = "organization:delete"
     TRANSFER_OWNERSHIP = "organization:transfer_ownership"
     READ_AUDIT = "audit:read"
+    READ_SETTINGS = "settings:read"
+    MANAGE_SETTINGS = "settings:manage"
 
     def __str__(self) -> str:
         return self.value
@@ -77,10 +79,12 @@ _ADMIN_ACTIONS = _MEMBER_ACTIONS | {
     Action.READ_INVITATIONS.value,
     Action.MANAGE_INVITATIONS.value,
     Action.READ_AUDIT.value,
+    Action.READ_SETTINGS.value,
 }
 _OWNER_ACTIONS = _ADMIN_ACTIONS | {
     Action.DELETE_ORGANIZATION.value,
     Action.TRANSFER_OWNERSHIP.value,
+    Action.MANAGE_SETTINGS.value,
 }
 
 DEFAULT_PERMISSIONS: Mapping[Role, frozenset[str]] = {

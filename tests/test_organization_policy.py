@@ -1,0 +1,168 @@
+"""The policy an organization's settings set: the deployment's ceilings, which a document may only tighten.
+
+Properties over any deployment and any document: the policy in force is never looser than the deployment's
+on any setting, a document the write path accepts is in force exactly as chosen, and a document it refuses
+names a setting that tightening had to clamp.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tenantkit import OrganizationDefaults, Role, SettingsDocument
+from tenantkit.errors import InvalidSettingError, PolicyLimitError
+from tenantkit.organizations import OrganizationPolicy
+from tenantkit.organizations._document import covers
+
+DAYS = st.integers(min_value=1, max_value=400).map(lambda days: timedelta(days=days))
+DOMAINS = st.lists(
+    st.sampled_from(
+        ["example.com", "*.example.com", "a.example.com", "*.a.example.com", "other.org", "*.other.org"]
+    ),
+    min_size=1,
+    max_size=3,
+    unique=True,
+).map(tuple)
+NOW = datetime(2030, 1, 1, tzinfo=timezone.utc)
+
+
+@st.composite
+def deployments(draw: st.DrawFn) -> OrganizationPolicy:
+    maximum = draw(DAYS)
+    defaults = OrganizationDefaults(
+        default_role=draw(st.sampled_from(["ADMIN", "MEMBER"])),
+        link_domains=draw(st.none() | DOMAINS),
+        api_key_max_lifetime=draw(st.none() | DAYS),
+        api_keys_must_expire=draw(st.booleans()),
+        require_sso=draw(st.booleans()),
+    )
+    default = draw(st.integers(min_value=1, max_value=maximum.days).map(lambda days: timedelta(days=days)))
+    return OrganizationPolicy.deployment(defaults, invitation_default_ttl=default, invitation_max_ttl=maximum)
+
+
+documents = st.builds(
+    SettingsDocument,
+    default_role=st.none() | st.sampled_from(["ADMIN", "MEMBER"]),
+    invitation_default_ttl=st.none() | DAYS,
+    invitation_max_ttl=st.none() | DAYS,
+    link_invitation_domains=st.none() | DOMAINS,
+    api_key_max_lifetime=st.none() | DAYS,
+    api_keys_must_expire=st.none() | st.booleans(),
+    require_sso=st.none() | st.booleans(),
+)
+
+
+def no_looser(policy: OrganizationPolicy, ceiling: OrganizationPolicy) -> None:
+    assert policy.default_role.rank <= ceiling.default_role.rank
+    assert policy.invitation_max_ttl <= ceiling.invitation_max_ttl
+    assert policy.invitation_default_ttl <= policy.invitation_max_ttl
+    if ceiling.link_domains is not None:
+        assert policy.link_domains is not None
+        assert all(covers(ceiling.link_domains, domain) for domain in policy.link_domains)
+    if ceiling.api_key_max_lifetime is not None:
+        assert policy.api_key_max_lifetime is not None
+        assert policy.api_key_max_lifetime <= ceiling.api_key_max_lifetime
+    assert policy.api_keys_must_expire >= ceiling.api_keys_must_expire
+    assert policy.require_sso >= ceiling.require_sso
+
+
+@given(deployments(), documents)
+def test_the_policy_in_force_is_never_looser_than_the_deployment(
+    ceiling: OrganizationPolicy, document: SettingsDocument
+) -> None:
+    """Whatever a document holds (even one stored before the ceiling was lowered), tightening clamps it."""
+    no_looser(ceiling.tightened_by(document), ceiling)
+
+
+@given(deployments(), documents)
+def test_an_accepted_document_is_in_force_as_chosen(
+    ceiling: OrganizationPolicy, document: SettingsDocument
+) -> None:
+    """A document with nothing refused gets every choice it made; a refused one names clamped settings."""
+    refused = ceiling.looser_settings(document)
+    policy = ceiling.tightened_by(document)
+    if not refused:
+        if document.default_role is not None:
+            assert policy.default_role.value == document.default_role
+        for key in ("invitation_max_ttl", "invitation_default_ttl", "api_key_max_lifetime"):
+            if getattr(document, key) is not None:
+                assert getattr(policy, key) == getattr(document, key)
+        if document.link_invitation_domains is not None:
+            assert policy.link_domains == document.link_invitation_domains
+    for error in refused:
+        assert isinstance(error, PolicyLimitError)
+        assert getattr(document, error.field) is not None
+
+
+@given(deployments(), documents)
+def test_tightening_twice_changes_nothing(ceiling: OrganizationPolicy, document: SettingsDocument) -> None:
+    """Tightening is idempotent: the policy in force is a fixed point."""
+    once = ceiling.tightened_by(document)
+    assert once.tightened_by(document) == once
+
+
+@given(deployments(), st.none() | DAYS)
+def test_a_key_is_refused_exactly_when_the_policy_says(
+    ceiling: OrganizationPolicy, lifetime: timedelta | None
+) -> None:
+    """A key without expiry passes only where keys need not expire; one expiring only within the maximum."""
+    expires_at = None if lifetime is None else NOW + lifetime
+    should_refuse = (
+        ceiling.api_keys_must_expire
+        if lifetime is None
+        else ceiling.api_key_max_lifetime is not None and lifetime > ceiling.api_key_max_lifetime
+    )
+    if should_refuse:
+        with pytest.raises(PolicyLimitError):
+            ceiling.check_key_expiry(expires_at, NOW)
+    else:
+        ceiling.check_key_expiry(expires_at, NOW)
+
+
+class TestCovers:
+    @pytest.mark.parametrize(
+        ("allowed", "domain", "covered"),
+        [
+            (("example.com",), "example.com", True),
+            (("example.com",), "a.example.com", False),
+            (("*.example.com",), "a.example.com", True),
+            (("*.example.com",), "*.a.example.com", True),
+            (("*.example.com",), "*.example.com", True),
+            (("*.example.com",), "example.com", False),
+            (("a.example.com",), "*.a.example.com", False),
+        ],
+    )
+    def test_a_pattern_is_covered_when_it_lets_in_nobody_new(
+        self, allowed: tuple[str, ...], domain: str, covered: bool
+    ) -> None:
+        """A wildcard is covered only by a wildcard at or above it; a name by itself or a wildcard above."""
+        assert covers(allowed, domain) is covered
+
+
+class TestTheDocumentModel:
+    def test_unknown_keys_are_refused(self) -> None:
+        """The base model forbids keys it does not declare."""
+        with pytest.raises(ValueError, match="Extra inputs"):
+            SettingsDocument.model_validate({"nope": 1})
+
+    def test_owner_is_never_a_default_role(self) -> None:
+        """New members never become OWNER by default."""
+        with pytest.raises(ValueError, match="default_role"):
+            SettingsDocument(default_role="OWNER")  # type: ignore[arg-type]
+
+    def test_a_deployment_model_must_derive_from_the_base(self) -> None:
+        """``OrganizationDefaults(document=...)`` takes a ``SettingsDocument`` subclass or its import path."""
+        with pytest.raises(InvalidSettingError):
+            OrganizationDefaults(document=dict)
+        assert (
+            OrganizationDefaults(document="tenantkit.organizations:SettingsDocument").document
+            is SettingsDocument
+        )
+
+    def test_the_default_role_is_a_rank(self) -> None:
+        """``default_role`` is spelled as a role name, case-insensitively."""
+        assert SettingsDocument(default_role="member").default_role == Role.MEMBER.value  # type: ignore[arg-type]
