@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from tenantkit import HOST, Role, TenantKit
 from tenantkit.errors import SettingsVersionConflictError
+from tenantkit.organizations import SettingsSnapshot
 from tenantkit.tables import organization_settings
 
 ORG = "org_race"
@@ -68,7 +69,7 @@ def test_two_stale_writes_one_wins_one_conflicts(server_engine: sa.Engine, first
         results = race_writes(server_engine, kit, ["1d", "2d"])
 
         conflicts = [result for result in results if isinstance(result, SettingsVersionConflictError)]
-        winners = [result for result in results if not isinstance(result, Exception)]
+        winners = [result for result in results if isinstance(result, SettingsSnapshot)]
         assert (len(winners), len(conflicts)) == (1, 1), results
         assert conflicts[0].expected_version == before
         with server_engine.connect() as connection:
