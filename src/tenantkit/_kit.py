@@ -25,6 +25,8 @@ from tenantkit._settings import (
 )
 from tenantkit.api_keys._service import ApiKeyService
 from tenantkit.audit._service import AuditService
+from tenantkit.departments._service import DepartmentService
+from tenantkit.invitations._requirements import AcceptPolicy
 from tenantkit.invitations._service import InvitationService
 from tenantkit.members._service import MembershipService
 from tenantkit.roles._policy import Permissions
@@ -63,6 +65,8 @@ class TenantKit:
         clock: Where the current time comes from (inject a :class:`tenantkit.testing.FrozenClock` in tests).
         permissions: The permission table (the default one when omitted).
         metrics: Told of every API-key verification's outcome and source (:mod:`tenantkit.metrics`).
+        accept_policy: The host's :class:`~tenantkit.invitations.AcceptPolicy` for invitations that carry
+            requirements (a licence, say); without one, invitations cannot carry requirements.
 
     Raises:
         ConfigurationError: An option is unusable.
@@ -79,6 +83,7 @@ class TenantKit:
         clock: Clock = system_clock,
         permissions: Permissions | None = None,
         metrics: VerificationMetrics | None = None,
+        accept_policy: AcceptPolicy | None = None,
     ) -> None:
         # A section left out (None) takes TenantKitSettings' default for it.
         sections = {
@@ -105,12 +110,18 @@ class TenantKit:
         self._invitations: InvitationService | None = None
         if settings.invitations.enabled:
             self._invitations = InvitationService(
-                membership=self.members, clock=clock, events=events, **settings.invitations.service_options()
+                membership=self.members,
+                clock=clock,
+                events=events,
+                accept_policy=accept_policy,
+                **settings.invitations.service_options(),
             )
         self.audit: AuditService = AuditService(
             membership=self.members, clock=clock, events=events, **settings.audit.service_options()
         )
         """The audit log: written as every service records its events, read with ``list_events``."""
+        self.departments: DepartmentService = DepartmentService(membership=self.members)
+        """Departments: named groups of members inside an organization."""
 
     @classmethod
     def from_settings(
@@ -120,6 +131,7 @@ class TenantKit:
         clock: Clock = system_clock,
         permissions: Permissions | None = None,
         metrics: VerificationMetrics | None = None,
+        accept_policy: AcceptPolicy | None = None,
     ) -> TenantKit:
         """A kit configured by ``settings``, one section per feature."""
         return cls(
@@ -131,6 +143,7 @@ class TenantKit:
             clock=clock,
             permissions=permissions,
             metrics=metrics,
+            accept_policy=accept_policy,
         )
 
     @classmethod

@@ -23,7 +23,7 @@ How each defect of the earlier implementation's invitation flow (the application
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, Literal
 
@@ -43,6 +43,7 @@ from tenantkit._addresses import (
 from tenantkit._clock import Clock, system_clock
 from tenantkit._db import begin_write, fetch_page, rowcount, typed_concurrency_errors
 from tenantkit._errors import (
+    AcceptanceDeniedError,
     AlreadyMemberError,
     ConcurrentUpdateError,
     ConfigurationError,
@@ -70,7 +71,17 @@ from tenantkit._pagination import DEFAULT_PAGE_SIZE, Keyset, Page
 from tenantkit._tables import invitation_acceptances, invitations, new_id
 from tenantkit._validation import check_identifier
 from tenantkit._writes import confirm_written
+from tenantkit.invitations._requirements import (
+    MAX_CLAIMS_BYTES,
+    AcceptContext,
+    AcceptPolicy,
+    Approval,
+    Denial,
+    check_json_object,
+    check_requirements,
+)
 from tenantkit.invitations._tokens import TokenCodec, TokenContents, digest_matches
+from tenantkit.members._attributes import MemberAttributes, make_attributes
 from tenantkit.members._service import MembershipService
 from tenantkit.roles._policy import Action, Role
 
@@ -97,7 +108,8 @@ class Invitation(BaseModel):
 
     ``kind`` is ``"email"`` (``email`` is the invited address, in canonical form) or ``"link"``
     (``allowed_domains`` lists who may accept; ``max_uses`` is ``None`` for a link limited only by expiry).
-    ``invited_by`` is ``None`` when the host application invited.
+    ``invited_by`` is ``None`` when the host application invited. ``requirements`` is what the accept policy
+    checks on acceptance (``None``: nothing).
     """
 
     model_config: ClassVar[ConfigDict] = ConfigDict(frozen=True)
@@ -108,6 +120,7 @@ class Invitation(BaseModel):
     email: str | None
     allowed_domains: tuple[str, ...]
     role: Role
+    requirements: dict[str, Any] | None = None
     status: InvitationStatus
     invited_by: str | None
     sent_via_email: bool
@@ -149,6 +162,7 @@ class InvitationPreview(BaseModel):
     email: str | None
     allowed_domains: tuple[str, ...]
     uses_left: int | None
+    requirements: dict[str, Any] | None = None
 
 
 class AcceptedInvitation(BaseModel):
@@ -246,6 +260,9 @@ class InvitationService:
         public_email_domains: Public mailbox providers refused as allowed domains of links
             (:data:`~tenantkit.PUBLIC_EMAIL_DOMAINS` by default).
         allow_public_domains: Accept public providers as allowed domains anyway.
+        accept_policy: The host's :class:`~tenantkit.invitations.AcceptPolicy`: it validates the
+            requirements of new invitations and decides acceptances of invitations that carry some.
+            Without one, an invitation cannot carry requirements.
 
     Raises:
         ConfigurationError: No signing key, a key shorter than 16 characters, a TTL that is not positive, a
@@ -264,8 +281,12 @@ class InvitationService:
         accept_url_template: str | None = None,
         public_email_domains: Iterable[str] = PUBLIC_EMAIL_DOMAINS,
         allow_public_domains: bool = False,
+        accept_policy: AcceptPolicy | None = None,
     ) -> None:
         self.membership = membership
+        if accept_policy is not None and not isinstance(accept_policy, AcceptPolicy):
+            raise ConfigurationError("accept_policy must have validate() and decide() (see AcceptPolicy)")
+        self.accept_policy: AcceptPolicy | None = accept_policy
         self.clock = clock
         self.events: EventDispatcher = events or membership.events
         self.default_ttl: timedelta = _check_ttl(default_ttl, "default_ttl")
@@ -293,6 +314,7 @@ class InvitationService:
         *,
         actor: Actor | str,
         expires_in: timedelta | None = None,
+        requirements: Mapping[str, Any] | None = None,
     ) -> CreatedInvitation:
         """Invite one person by email address.
 
@@ -306,12 +328,14 @@ class InvitationService:
             role: The role offered (MEMBER by default); at most the inviter's own.
             actor: Who invites: a user id, an :class:`Actor`, or :data:`~tenantkit.HOST`.
             expires_in: Validity (``default_ttl`` when omitted; at most ``max_ttl``).
+            requirements: What the invitee must meet, checked by the accept policy on acceptance.
 
         Returns:
             The invitation with its token (shown once) and accept URL.
 
         Raises:
-            InvalidInputError: A malformed id, address, role or validity.
+            InvalidInputError: A malformed id, address, role, validity or requirements.
+            ConfigurationError: Requirements without an accept policy.
             PermissionDeniedError: The actor may not invite members.
             RoleEscalationError: The role is above the actor's own.
             ConcurrentUpdateError: Another invitation to the same address was created at the same moment
@@ -322,9 +346,12 @@ class InvitationService:
         wanted = Role.parse(role)
         acting = as_actor(actor)
         lifetime = self._lifetime(expires_in)
+        required = check_requirements(self.accept_policy, requirements)
         actor_role = self.membership.authorize(session, organization_id, acting, Action.INVITE_MEMBERS)
         self.membership.check_grant(actor_role, wanted)
-        return self._insert(session, organization_id, acting, wanted, lifetime, address=address)
+        return self._insert(
+            session, organization_id, acting, wanted, lifetime, address=address, requirements=required
+        )
 
     def create_link_invitation(
         self,
@@ -336,6 +363,7 @@ class InvitationService:
         actor: Actor | str,
         max_uses: int | None = None,
         expires_in: timedelta | None = None,
+        requirements: Mapping[str, Any] | None = None,
     ) -> CreatedInvitation:
         """Create a shareable link that people with a verified address at an allowed domain may accept.
 
@@ -348,12 +376,14 @@ class InvitationService:
             actor: Who invites: a user id, an :class:`Actor`, or :data:`~tenantkit.HOST`.
             max_uses: How many people may accept (``None``: any number until expiry).
             expires_in: Validity (``default_ttl`` when omitted; at most ``max_ttl``).
+            requirements: What each invitee must meet, checked by the accept policy on acceptance.
 
         Returns:
             The invitation with its token (shown once) and accept URL.
 
         Raises:
-            InvalidInputError: A malformed id, domain, role, use limit or validity.
+            InvalidInputError: A malformed id, domain, role, use limit, validity or requirements.
+            ConfigurationError: Requirements without an accept policy.
             PublicEmailDomainError: A public mailbox provider is among the domains.
             PermissionDeniedError: The actor may not invite members.
             RoleEscalationError: The role is above the actor's own.
@@ -371,10 +401,18 @@ class InvitationService:
         wanted = Role.parse(role)
         acting = as_actor(actor)
         lifetime = self._lifetime(expires_in)
+        required = check_requirements(self.accept_policy, requirements)
         actor_role = self.membership.authorize(session, organization_id, acting, Action.INVITE_MEMBERS)
         self.membership.check_grant(actor_role, wanted)
         return self._insert(
-            session, organization_id, acting, wanted, lifetime, domains=domains, max_uses=max_uses
+            session,
+            organization_id,
+            acting,
+            wanted,
+            lifetime,
+            domains=domains,
+            max_uses=max_uses,
+            requirements=required,
         )
 
     def _lifetime(self, expires_in: timedelta | None) -> timedelta:
@@ -397,6 +435,7 @@ class InvitationService:
         address: str | None = None,
         domains: tuple[str, ...] | None = None,
         max_uses: int | None = None,
+        requirements: dict[str, Any] | None = None,
     ) -> CreatedInvitation:
         now = self.clock()
         invitation_id = new_id()
@@ -415,6 +454,7 @@ class InvitationService:
             "status": InvitationStatus.PENDING.value,
             "max_uses": 1 if address is not None else max_uses,
             "use_count": 0,
+            "requirements": requirements,
             "created_at": now,
             "updated_at": now,
         }
@@ -517,6 +557,7 @@ class InvitationService:
             email=invitation.email,
             allowed_domains=invitation.allowed_domains,
             uses_left=None if invitation.max_uses is None else invitation.max_uses - invitation.use_count,
+            requirements=invitation.requirements,
         )
 
     @staticmethod
@@ -542,7 +583,14 @@ class InvitationService:
     # -- accepting -------------------------------------------------------------------------------------
 
     def accept(
-        self, session: Session, token: str, *, user_id: str, email: str, email_verified: bool
+        self,
+        session: Session,
+        token: str,
+        *,
+        user_id: str,
+        email: str,
+        email_verified: bool,
+        claims: Mapping[str, Any] | None = None,
     ) -> AcceptedInvitation:
         """Accept an invitation: the user becomes a member and the invitation is consumed, together.
 
@@ -552,6 +600,8 @@ class InvitationService:
             user_id: The accepting user's id at the identity provider.
             email: The user's email address as the identity provider knows it.
             email_verified: Whether the identity provider verified that address. Must be ``True``.
+            claims: What the host presents for the user to an invitation's requirements (a JSON object):
+                the accept policy decides on them, and what it verified is stored on the membership.
 
         Returns:
             Who is now a member with which role; ``already_member`` when nothing changed.
@@ -567,12 +617,15 @@ class InvitationService:
             EmailMismatchError: An email invitation was sent to a different address.
             DomainNotAllowedError: The address's domain is not allowed by the link.
             InviterNoLongerAllowedError: The inviter left, or may no longer grant the role.
+            AcceptanceDeniedError: The accept policy refused: the requirements are not met. Nothing changed.
+            ConfigurationError: The invitation has requirements and no accept policy is configured.
             WriteNotAppliedError: The database did not keep the change (a trigger, rule or policy); roll back.
         """
         check_identifier(user_id, "user_id")
         address = normalize_email(email)
         if email_verified is not True:
             raise UnverifiedEmailError()
+        presented = {} if claims is None else check_json_object(claims, "claims", MAX_CLAIMS_BYTES)
         contents = self._tokens.read(token)
         ids = _ids(contents)
         # SQLite has no row lock: its write lock serializes concurrent acceptances there, and makes the
@@ -613,6 +666,8 @@ class InvitationService:
             is not None
         ):
             raise InvitationNotPendingError("already used by this user, who has since left")
+        # The policy decides under the row lock, before anything is written: a denial changes nothing.
+        attributes = self._decide(row, role, user_id, address, presented, now)
         try:
             with session.begin_nested():
                 self._consume(session, row, user_id, now)
@@ -629,7 +684,9 @@ class InvitationService:
                 )
                 try:
                     # The joining user acts (the invitation is its authority), so events name them.
-                    self.membership._admit(session, organization_id, user_id, role, Actor.user(user_id))
+                    self.membership._admit(
+                        session, organization_id, user_id, role, Actor.user(user_id), attributes
+                    )
                 except AlreadyMemberError as error:
                     raise _AlreadyMember(Role(error.role)) from None
                 self.events.record(
@@ -648,6 +705,41 @@ class InvitationService:
             # rolled back, so this invitation stays unconsumed and the role they got stays.
             return AcceptedInvitation(role=already.role, already_member=True, **result)
         return AcceptedInvitation(role=role, already_member=False, **result)
+
+    def _decide(
+        self, row: Any, role: Role, user_id: str, address: str, claims: dict[str, Any], now: datetime
+    ) -> MemberAttributes | None:
+        """Ask the accept policy about an invitation with requirements: what it verified, or the denial."""
+        if not row.requirements:
+            return None
+        if self.accept_policy is None:
+            raise ConfigurationError(
+                "this invitation has requirements, and no accept policy is configured to check them"
+            )
+        decision = self.accept_policy.decide(
+            AcceptContext(
+                organization_id=row.organization_id,
+                invitation_id=row.id,
+                role=role,
+                requirements=dict(row.requirements),
+                user_id=user_id,
+                email=address,
+                claims=claims,
+                now=now,
+            )
+        )
+        if isinstance(decision, Denial):
+            raise AcceptanceDeniedError(decision.reason, decision.requirement)
+        if not isinstance(decision, Approval):
+            raise ConfigurationError(
+                f"the accept policy must return an Approval or a Denial, not {type(decision).__name__}"
+            )
+        return make_attributes(
+            decision.attributes,
+            verified_by=decision.verified_by,
+            verified_at=now,
+            expires_at=decision.expires_at,
+        )
 
     def _consume(self, session: Session, row: Any, user_id: str, now: datetime) -> None:
         is_email = row.invited_email is not None
@@ -956,4 +1048,5 @@ def _invitation(row: Any, now: datetime) -> Invitation:
         accepted_at=row.accepted_at,
         accepted_by=row.accepted_by,
         revoked_at=row.revoked_at,
+        requirements=row.requirements or None,
     )
