@@ -20,7 +20,8 @@ imports nothing of tenantkit's and holds for custom roles as well as the built-i
     │   ├── EmailMismatchError                   [i]  code "email_mismatch"
     │   ├── DomainNotAllowedError                [i]  code "domain_not_allowed"
     │   ├── PublicEmailDomainError (ValueError)  [i]  code "public_email_domain"
-    │   └── InviterNoLongerAllowedError          [i]  code "inviter_no_longer_allowed"
+    │   ├── InviterNoLongerAllowedError          [i]  code "inviter_no_longer_allowed"
+    │   └── AcceptanceDeniedError                [i]  code "acceptance_denied"
     ├── AuthenticationError              401 kind     code "authentication_error"
     │   └── InvalidApiKeyError                   [k]  code "invalid_api_key"
     │       └── AmbiguousApiKeyError             [k]  code "ambiguous_api_key"
@@ -29,7 +30,6 @@ imports nothing of tenantkit's and holds for custom roles as well as the built-i
     │   │   └── MemberSuspendedError                  code "member_suspended"
     │   ├── RoleEscalationError                       code "role_escalation"
     │   ├── LastOwnerError                            code "last_owner"
-    │   ├── AcceptanceDeniedError                [i]  code "acceptance_denied"
     │   └── MissingScopeError                    [k]  code "missing_scope"
     ├── NotFoundError (LookupError)      404 kind     code "not_found"
     │   ├── MemberNotFoundError                       code "member_not_found"
@@ -405,7 +405,7 @@ class MemberSuspendedError(PermissionDeniedError):
         return {**super().details(), "organization_id": self.organization_id, "user_id": self.user_id}
 
 
-class AcceptanceDeniedError(AuthorizationError, InvitationError):
+class AcceptanceDeniedError(InvalidRequestError, InvitationError):
     """The host's accept policy refused the acceptance: the invitation's requirements are not met.
 
     Nothing changed: the invitation is still pending and no membership was created.

@@ -2,11 +2,11 @@
 
 An invitation may carry **requirements**: a small JSON object whose meaning is the host's
 (``{"credential_types": ["MD", "DO"], "npi_required": true, "licence_states": ["CA"]}``). tenantkit
-stores and shows them, and hands them, with the **claims** the host presents for the accepting user, to the host's
-:class:`AcceptPolicy` inside :meth:`~tenantkit.InvitationService.accept`: in its transaction, while the
-invitation's row is locked. The policy answers with an :class:`Approval` (what it verified, stored on the
-new membership as :class:`~tenantkit.members.MemberAttributes`) or a :class:`Denial` (raised as
-:class:`~tenantkit.errors.AcceptanceDeniedError`; nothing changes).
+stores and shows them, and hands them, with the **claims** the host presents for the accepting user, to
+the host's :class:`AcceptPolicy` inside :meth:`~tenantkit.InvitationService.accept`: in its transaction,
+while the invitation's row is locked. The policy answers with an :class:`Approval` (what it verified,
+stored on the new membership as :class:`~tenantkit.members.MemberAttributes`) or a :class:`Denial`
+(raised as :class:`~tenantkit.errors.AcceptanceDeniedError`; nothing changes).
 
 A policy decides from what it is given: it must not call a network service (a licence registry) while the
 row lock is held. A host that verifies online does so before calling ``accept()`` and presents the result
