@@ -22,6 +22,9 @@ PINNED_OPERATION_IDS = {
     ("DELETE", "/organizations/{organization_id}/members/{user_id}"): "members.remove",
     ("POST", "/organizations/{organization_id}/leave"): "members.leave",
     ("POST", "/organizations/{organization_id}/transfer-ownership"): "members.transfer_ownership",
+    ("POST", "/organizations/{organization_id}/members/{user_id}/suspend"): "members.suspend",
+    ("POST", "/organizations/{organization_id}/members/{user_id}/resume"): "members.resume",
+    ("GET", "/organizations/{organization_id}/lapsing-members"): "members.list_lapsing",
     ("GET", "/organizations/{organization_id}/api-keys"): "api_keys.list",
     ("POST", "/organizations/{organization_id}/api-keys"): "api_keys.issue",
     ("POST", "/organizations/{organization_id}/api-keys/{key_id}/revoke"): "api_keys.revoke",
@@ -32,6 +35,22 @@ PINNED_OPERATION_IDS = {
     ("POST", "/organizations/{organization_id}/invitations/{invitation_id}/resend"): "invitations.resend",
     ("POST", "/invitations/preview"): "invitations.preview",
     ("POST", "/invitations/accept"): "invitations.accept",
+    ("GET", "/organizations/{organization_id}/departments"): "departments.list",
+    ("POST", "/organizations/{organization_id}/departments"): "departments.create",
+    ("PATCH", "/organizations/{organization_id}/departments/{department_id}"): "departments.update",
+    ("DELETE", "/organizations/{organization_id}/departments/{department_id}"): "departments.delete",
+    (
+        "GET",
+        "/organizations/{organization_id}/departments/{department_id}/members",
+    ): "departments.list_members",
+    (
+        "PUT",
+        "/organizations/{organization_id}/departments/{department_id}/members/{user_id}",
+    ): "departments.add_member",
+    (
+        "DELETE",
+        "/organizations/{organization_id}/departments/{department_id}/members/{user_id}",
+    ): "departments.remove_member",
     ("GET", "/organizations/{organization_id}/audit-events"): "audit.list",
 }
 

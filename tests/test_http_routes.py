@@ -27,9 +27,11 @@ from tenantkit import TenantKit
 from tenantkit._http import (
     ChangeRoleRequest,
     CreateInvitationRequest,
+    DepartmentRequest,
     IssueApiKeyRequest,
     Principal,
     RotateApiKeyRequest,
+    SuspendRequest,
     TokenRequest,
     TransferOwnershipRequest,
 )
@@ -98,7 +100,7 @@ class TestTheTable:
     def test_operations_and_features_derive_from_the_table(self) -> None:
         """``OPERATIONS`` and ``FEATURES`` are the table's names, in its order, for the router to use."""
         assert tuple(route.operation for route in ROUTES) == OPERATIONS
-        assert FEATURES == ("members", "api_keys", "invitations", "audit")
+        assert FEATURES == ("members", "api_keys", "invitations", "departments", "audit")
         assert all(
             route.operation == f"{route.feature}.{route.operation.partition('.')[2]}" for route in ROUTES
         )
@@ -203,6 +205,8 @@ SAMPLE_BODIES: dict[type[BaseModel], dict[str, Any]] = {
     RotateApiKeyRequest: {"grace_seconds": 60},
     CreateInvitationRequest: {"email": "new@example.com"},
     TokenRequest: {"token": "t0ken"},
+    SuspendRequest: {"reason": "licence expired"},
+    DepartmentRequest: {"name": "Cardiology"},
 }
 
 
