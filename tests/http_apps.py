@@ -4,8 +4,9 @@ Used by the HTTP contract suite and the HTTP fuzz tests: every request goes thro
 so a test cannot tell (and must not care) which framework answers it.
 
 The identity provider is a **test stand-in**: the ``X-User``, ``X-Email`` and ``X-Email-Verified`` request
-headers name the signed-in user, and ``X-Claims`` (JSON) what the host vouches for about them. Real applications get the user from their identity provider's session or
-token, never from a header the client chooses.
+headers name the signed-in user, and ``X-Claims`` (JSON) what the host vouches for about them. Real
+applications get the user from their identity provider's session or token, never from a header the client
+chooses.
 """
 
 from __future__ import annotations

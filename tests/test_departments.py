@@ -55,7 +55,9 @@ def test_administrators_create_rename_list_and_delete(kit: TenantKit, session: S
         "Emergency",
     ]
     renamed = kit.departments.update(session, ORG, cardiology.id, actor="adam", name="Cardiac care")
-    assert renamed.id == cardiology.id and renamed.name == "Cardiac care" and renamed.description == "Heart"
+    assert renamed.id == cardiology.id
+    assert renamed.name == "Cardiac care"
+    assert renamed.description == "Heart"
     assert kit.departments.get(session, ORG, cardiology.id, actor="nina").name == "Cardiac care"
     kit.departments.delete(session, ORG, emergency.id, actor="adam")
     session.commit()

@@ -112,7 +112,8 @@ class TestAcceptance:
         token = invite(kit, session)
         accepted = accept(kit, session, token, claims(clock))
         session.commit()
-        assert accepted.role is Role.MEMBER and not accepted.already_member
+        assert accepted.role is Role.MEMBER
+        assert not accepted.already_member
         member = kit.members.get(session, ORG, "lee", actor="alice")
         assert member.attributes is not None
         assert member.attributes.values == {
@@ -139,7 +140,8 @@ class TestAcceptance:
         ).items
         assert row.data["attribute_names"] == ["credential_type", "licence_number", "licence_state", "npi"]
         assert row.data["verified_by"] == "nppes"
-        assert NPI not in str(row.data) and "A123456" not in str(row.data)
+        assert NPI not in str(row.data)
+        assert "A123456" not in str(row.data)
 
     @pytest.mark.parametrize(
         ("overrides", "requirement"),
@@ -170,7 +172,8 @@ class TestAcceptance:
         assert denied.value.to_dict()["code"] == "acceptance_denied"
         session.rollback()
         [pending] = kit.invitations.list_pending(session, ORG, actor="alice").items
-        assert pending.status is InvitationStatus.PENDING and pending.use_count == 0
+        assert pending.status is InvitationStatus.PENDING
+        assert pending.use_count == 0
         assert kit.members.get_role(session, ORG, "lee") is None
         count = session.execute(sa.select(sa.func.count()).select_from(team_members)).scalar_one()
         assert count == 1
@@ -235,7 +238,8 @@ class TestAcceptance:
             Role.ADMIN,
         )
         assert (context.user_id, context.email, context.now) == ("x", "x@example.org", clock())
-        assert context.requirements == {"badge": True} and context.claims == {"badge": 7}
+        assert context.requirements == {"badge": True}
+        assert context.claims == {"badge": 7}
         assert kit.members.get(session, ORG, "x", actor="alice").attributes.values == {"badge": 7}  # type: ignore[union-attr]
 
     def test_a_policy_returning_something_else_fails_closed(

@@ -82,7 +82,7 @@ class TestLapsing:
     def test_record_attributes_renews_and_is_bounded_by_the_manage_rule(
         self, kit: TenantKit, session: Session, clock: FrozenClock
     ) -> None:
-        """A renewed licence replaces the stored one (and leaves the lapsing list); a MEMBER may not record."""
+        """A renewed licence replaces the stored one (and leaves the lapsing list); a MEMBER cannot record."""
         renewed = make_attributes(
             {"credential_type": "RN"},
             verified_by="manual:adam",
@@ -104,13 +104,17 @@ class TestSuspension:
         """The row, role and attributes stay; ``get_role`` answers ``None`` and every check is denied."""
         suspended = kit.members.suspend(session, ORG, "adam", actor="alice", reason="licence expired")
         session.commit()
-        assert suspended.suspended and suspended.suspension_reason == "licence expired"
+        assert suspended.suspended
+        assert suspended.suspension_reason == "licence expired"
         member = kit.members.get(session, ORG, "adam", actor="alice")
-        assert member.role is Role.ADMIN and member.suspended_at == clock() and member.suspended_by == "alice"
+        assert member.role is Role.ADMIN
+        assert member.suspended_at == clock()
+        assert member.suspended_by == "alice"
         assert kit.members.get_role(session, ORG, "adam") is None
         with pytest.raises(MemberSuspendedError) as denied:
             kit.members.authorize(session, ORG, "adam", "members:read")
-        assert denied.value.code == "member_suspended" and isinstance(denied.value, PermissionDeniedError)
+        assert denied.value.code == "member_suspended"
+        assert isinstance(denied.value, PermissionDeniedError)
         with pytest.raises(MemberSuspendedError):
             kit.members.list_members(session, ORG, actor="adam")
         with pytest.raises(MemberSuspendedError):
@@ -173,7 +177,7 @@ class TestSuspension:
     def test_a_suspended_inviter_invitations_cannot_be_accepted(
         self, clock: FrozenClock, session: Session
     ) -> None:
-        """An invitation from a member since suspended is refused at acceptance like one from a former member."""
+        """An invitation from a since-suspended member is refused at acceptance, like a former member's."""
         from tenantkit import InvitationSettings
         from tenantkit.errors import InviterNoLongerAllowedError
 
@@ -207,7 +211,8 @@ class TestSuspension:
             email="nina@example.org",
             email_verified=True,
         )
-        assert accepted.already_member and accepted.role is Role.MEMBER
+        assert accepted.already_member
+        assert accepted.role is Role.MEMBER
         assert kit.members.get(session, ORG, "nina", actor=HOST).suspended
 
     def test_an_unknown_member_is_not_found(self, kit: TenantKit, session: Session) -> None:
