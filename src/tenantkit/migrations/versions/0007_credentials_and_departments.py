@@ -10,7 +10,7 @@ Every new column is nullable without a default, so on PostgreSQL ``ADD COLUMN`` 
 (no table rewrite, the ``ACCESS EXCLUSIVE`` lock is held for an instant); MariaDB adds such columns
 instantly too. No index is built on an existing table: "lapsing before" is read per organization, whose
 index already bounds the scan. The new tables are empty, so their indexes cost nothing. Downgrade drops the
-two tables and the seven columns (and the data they hold).
+two tables and the six columns (and the data they hold).
 
 Revision ID: 0007
 Revises: 0004 (rechained onto the newest revision when branches merge)
