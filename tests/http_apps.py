@@ -4,8 +4,9 @@ Used by the HTTP contract suite and the HTTP fuzz tests: every request goes thro
 so a test cannot tell (and must not care) which framework answers it.
 
 The identity provider is a **test stand-in**: the ``X-User``, ``X-Email`` and ``X-Email-Verified`` request
-headers name the signed-in user. Real applications get the user from their identity provider's session or
-token, never from a header the client chooses.
+headers name the signed-in user, and ``X-Claims`` (JSON) what the host vouches for about them. Real
+applications get the user from their identity provider's session or token, never from a header the client
+chooses.
 """
 
 from __future__ import annotations
@@ -70,7 +71,9 @@ def principal_from_headers(headers: Any) -> Principal:
     if user is None:
         raise InvalidInputError("X-User", "names the signed-in user (test stand-in for an identity provider)")
     verified = (headers.get("X-Email-Verified") or "").strip().lower() == "true"
-    return Principal(user_id=user, email=headers.get("X-Email"), email_verified=verified)
+    # What the host vouches for (its identity provider, a licence registry it asked): here, a JSON header.
+    claims = json.loads(headers.get("X-Claims") or "{}")
+    return Principal(user_id=user, email=headers.get("X-Email"), email_verified=verified, claims=claims)
 
 
 def _key_body(verified: ApiKeyVerification) -> dict[str, object]:

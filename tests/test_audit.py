@@ -23,6 +23,7 @@ from tenantkit.audit import CSV_COLUMNS, AuditEvent, AuditService, AuditTarget, 
 from tenantkit.audit._model import event_from_row, time_ordered_id
 from tenantkit.errors import AuditChainBrokenError, InvalidInputError, PermissionDeniedError
 from tenantkit.events import EVENT_TYPES, EventDispatcher, MemberAdded
+from tenantkit.members import make_attributes
 from tenantkit.tables import audit_chain_heads, audit_events
 from tenantkit.testing import FrozenClock
 
@@ -176,6 +177,43 @@ class TestEveryChangeIsRecorded:
             assert [row[:3] for row in new()] == [
                 ("member.added", "nora", [("member", "nora")]),
                 ("invitation.accepted", "nora", [("invitation", link.invitation.id), ("member", "nora")]),
+            ]
+            verified = make_attributes({"npi": "1234567893"}, verified_by="nppes", verified_at=clock())
+            kit.members.record_attributes(s, ORG, "nora", verified, actor=HOST)
+            kit.members.suspend(s, ORG, "nora", actor=HOST, reason="licence lapsed")
+            kit.members.resume(s, ORG, "nora", actor=HOST)
+            assert new() == [
+                (
+                    "member.attributes_recorded",
+                    "host",
+                    [("member", "nora")],
+                    {
+                        "user_id": "nora",
+                        "verified_by": "nppes",
+                        "expires_at": None,
+                        "attribute_names": ["npi"],
+                    },
+                ),
+                (
+                    "member.suspended",
+                    "host",
+                    [("member", "nora")],
+                    {"user_id": "nora", "role": "MEMBER", "reason": "licence lapsed"},
+                ),
+                ("member.resumed", "host", [("member", "nora")], {"user_id": "nora", "role": "MEMBER"}),
+            ]
+            ward = kit.departments.create(s, ORG, "Ward 1", actor=HOST)
+            kit.departments.update(s, ORG, ward.id, actor=HOST, description="Night shift")
+            kit.departments.add_member(s, ORG, ward.id, "nora", actor=HOST)
+            kit.departments.remove_member(s, ORG, ward.id, "nora", actor=HOST)
+            kit.departments.delete(s, ORG, ward.id, actor=HOST)
+            department = [("department", ward.id)]
+            assert [row[:3] for row in new()] == [
+                ("department.created", "host", department),
+                ("department.updated", "host", department),
+                ("department.member_added", "host", [*department, ("member", "nora")]),
+                ("department.member_removed", "host", [*department, ("member", "nora")]),
+                ("department.deleted", "host", department),
             ]
             result = kit.audit.redact(s, user_id="bob")
             assert new() == [

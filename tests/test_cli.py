@@ -30,8 +30,10 @@ IDS = [" ".join(path) for path, _ in LEAVES]
 
 
 def test_every_group_is_registered() -> None:
-    """The command groups exist: db, members, keys, invites, audit, settings and orgs."""
-    assert set(main.commands) == {"db", "members", "keys", "invites", "audit", "settings", "orgs"}
+    """The command groups exist: db, members, keys, invites, departments, audit, settings and orgs."""
+    assert set(main.commands) == {
+        "db", "members", "keys", "invites", "departments", "audit", "settings", "orgs"
+    }  # fmt: skip
 
 
 @pytest.mark.parametrize(("path", "command"), LEAVES, ids=IDS)

@@ -8,7 +8,9 @@ import sqlalchemy as sa
 import tenantkit
 from tenantkit import HOST, ApiKeyService, InvitationService, MembershipService, Role
 from tenantkit.audit import AuditService
+from tenantkit.departments import DepartmentService
 from tenantkit.events import Event, InvitationAccepted, MemberAdded
+from tenantkit.members import make_attributes
 from tenantkit.testing import EventRecorder, FrozenClock
 
 ORG = "org_1"
@@ -91,6 +93,16 @@ def test_every_event_names_its_performer(
             email="nora@example.com",
             email_verified=True,
         )
+        verified = make_attributes({"npi": "1234567893"}, verified_by="nppes", verified_at=clock())
+        membership.record_attributes(session, ORG, "nora", verified, actor="adam")
+        membership.suspend(session, ORG, "nora", actor="adam")
+        membership.resume(session, ORG, "nora", actor=HOST)
+        departments = DepartmentService(membership=membership)
+        ward = departments.create(session, ORG, "Ward 1", actor="alice")
+        departments.update(session, ORG, ward.id, actor="adam", name="Ward 2")
+        departments.add_member(session, ORG, ward.id, "nora", actor="adam")
+        departments.remove_member(session, ORG, ward.id, "nora", actor=HOST)
+        departments.delete(session, ORG, ward.id, actor="alice")
         audit.redact(session, email="eve@example.com")
     assert actors(recorder) == [
         ("MemberAdded", None),
@@ -113,6 +125,14 @@ def test_every_event_names_its_performer(
         ("InvitationCreated", None),
         ("MemberAdded", "nora"),
         ("InvitationAccepted", "nora"),
+        ("MemberAttributesRecorded", "adam"),
+        ("MemberSuspended", "adam"),
+        ("MemberResumed", None),
+        ("DepartmentCreated", "alice"),
+        ("DepartmentUpdated", "adam"),
+        ("DepartmentMemberAdded", "adam"),
+        ("DepartmentMemberRemoved", None),
+        ("DepartmentDeleted", "alice"),
         ("PersonalDataRedacted", None),
     ]
     # Every kind of event tenantkit defines was seen above: a new one must be added to this test.

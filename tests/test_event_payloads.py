@@ -19,8 +19,10 @@ from sqlalchemy.orm import Session
 import tenantkit
 from tenantkit import HOST, Actor, ApiKeyService, InvitationService, MembershipService, Role
 from tenantkit.audit import AuditService
+from tenantkit.departments import DepartmentService
 from tenantkit.events import EVENT_TYPES, Event, EventDispatcher, EventPayload, MemberRoleChanged
 from tenantkit.organizations import OrganizationService
+from tenantkit.members import make_attributes
 from tenantkit.tables import api_keys, invitations
 from tenantkit.testing import FrozenClock
 
@@ -208,6 +210,22 @@ def run_every_change(engine: sa.Engine, clock: FrozenClock, events: EventDispatc
             email="nora@example.com",
             email_verified=True,
         )
+        # Suspension, verified attributes and departments (whose attribute values stay out of payloads).
+        membership.record_attributes(
+            session,
+            ORG,
+            "nora",
+            make_attributes({"npi": "1234567893"}, verified_by="nppes", verified_at=clock()),
+            actor="mia",
+        )
+        membership.suspend(session, ORG, "nora", actor="mia", reason="licence lapsed")
+        membership.resume(session, ORG, "nora", actor="mia")
+        departments = DepartmentService(membership=membership)
+        cardiology = departments.create(session, ORG, "Cardiology", actor="mia")
+        departments.update(session, ORG, cardiology.id, actor="mia", name="Cardiac care")
+        departments.add_member(session, ORG, cardiology.id, "nora", actor="mia")
+        departments.remove_member(session, ORG, cardiology.id, "nora", actor="mia")
+        departments.delete(session, ORG, cardiology.id, actor="mia")
         audit.redact(session, email="eve@example.com")
         organizations = OrganizationService(membership=membership, audit=audit, clock=clock)
         organizations.update_settings(session, ORG, {"require_sso": True}, expected_version=0, actor="mia")

@@ -21,6 +21,8 @@ PUBLIC_MODULES = (
     "tenantkit",
     "tenantkit.api_keys",
     "tenantkit.audit",
+    "tenantkit.credentials",
+    "tenantkit.departments",
     "tenantkit.errors",
     "tenantkit.events",
     "tenantkit.fastapi",
@@ -40,6 +42,8 @@ PUBLIC_MODULES = (
 FEATURE_PACKAGES = (
     "tenantkit.api_keys",
     "tenantkit.audit",
+    "tenantkit.credentials",
+    "tenantkit.departments",
     "tenantkit.invitations",
     "tenantkit.members",
     "tenantkit.organizations",

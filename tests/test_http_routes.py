@@ -27,9 +27,11 @@ from tenantkit import TenantKit
 from tenantkit._http import (
     ChangeRoleRequest,
     CreateInvitationRequest,
+    DepartmentRequest,
     IssueApiKeyRequest,
     Principal,
     RotateApiKeyRequest,
+    SuspendRequest,
     TokenRequest,
     TransferOwnershipRequest,
     UpdateSettingsRequest,
@@ -99,7 +101,7 @@ class TestTheTable:
     def test_operations_and_features_derive_from_the_table(self) -> None:
         """``OPERATIONS`` and ``FEATURES`` are the table's names, in its order, for the router to use."""
         assert tuple(route.operation for route in ROUTES) == OPERATIONS
-        assert FEATURES == ("members", "api_keys", "invitations", "audit", "settings")
+        assert FEATURES == ("members", "api_keys", "invitations", "departments", "audit", "settings")
         assert all(
             route.operation == f"{route.feature}.{route.operation.partition('.')[2]}" for route in ROUTES
         )
@@ -205,6 +207,8 @@ SAMPLE_BODIES: dict[type[BaseModel], dict[str, Any]] = {
     CreateInvitationRequest: {"email": "new@example.com"},
     TokenRequest: {"token": "t0ken"},
     UpdateSettingsRequest: {"expected_version": 3, "changes": {"require_sso": True}},
+    SuspendRequest: {"reason": "licence expired"},
+    DepartmentRequest: {"name": "Cardiology"},
 }
 
 

@@ -11,6 +11,8 @@ inside the host's database.
 # and the services read ``_settings``, so the import must enter that circle by ``tenantkit.api_keys``.
 from tenantkit import api_keys as api_keys
 from tenantkit import audit as audit
+from tenantkit import credentials as credentials
+from tenantkit import departments as departments
 from tenantkit import errors as errors
 from tenantkit import events as events
 from tenantkit import invitations as invitations

@@ -21,21 +21,26 @@ imports nothing of tenantkit's and holds for custom roles as well as the built-i
     │   ├── EmailMismatchError                   [i]  code "email_mismatch"
     │   ├── DomainNotAllowedError                [i]  code "domain_not_allowed"
     │   ├── PublicEmailDomainError (ValueError)  [i]  code "public_email_domain"
-    │   └── InviterNoLongerAllowedError          [i]  code "inviter_no_longer_allowed"
+    │   ├── InviterNoLongerAllowedError          [i]  code "inviter_no_longer_allowed"
+    │   └── AcceptanceDeniedError                [i]  code "acceptance_denied"
     ├── AuthenticationError              401 kind     code "authentication_error"
     │   └── InvalidApiKeyError                   [k]  code "invalid_api_key"
     │       └── AmbiguousApiKeyError             [k]  code "ambiguous_api_key"
     ├── AuthorizationError               403 kind     code "authorization_error"
     │   ├── PermissionDeniedError                     code "permission_denied"
+    │   │   └── MemberSuspendedError                  code "member_suspended"
     │   ├── RoleEscalationError                       code "role_escalation"
     │   ├── LastOwnerError                            code "last_owner"
     │   └── MissingScopeError                    [k]  code "missing_scope"
     ├── NotFoundError (LookupError)      404 kind     code "not_found"
     │   ├── MemberNotFoundError                       code "member_not_found"
     │   ├── ApiKeyNotFoundError                  [k]  code "api_key_not_found"
-    │   └── InvitationNotFoundError              [i]  code "invitation_not_found"
+    │   ├── InvitationNotFoundError              [i]  code "invitation_not_found"
+    │   ├── DepartmentNotFoundError                   code "department_not_found"
+    │   └── DepartmentMemberNotFoundError             code "department_member_not_found"
     ├── ConflictError                    409 kind     code "conflict"
     │   ├── AlreadyMemberError                        code "already_member"
+    │   ├── DepartmentExistsError                     code "department_exists"
     │   ├── ConcurrentUpdateError                     code "concurrent_update"
     │   ├── SettingsVersionConflictError              code "settings_version_conflict"
     │   └── OrganizationInUseError                    code "organization_in_use"
@@ -411,6 +416,43 @@ class PermissionDeniedError(AuthorizationError):
         return {"action": self.action, "role": self.role}
 
 
+class MemberSuspendedError(PermissionDeniedError):
+    """The actor is a member, but suspended: a suspended membership holds no permission until resumed."""
+
+    code = "member_suspended"
+
+    def __init__(self, action: str, role: str | None, organization_id: str, user_id: str) -> None:
+        super().__init__(
+            action, role, f"{user_id!r} is suspended in organization {organization_id!r} and may not {action}"
+        )
+        self.organization_id = organization_id
+        self.user_id = user_id
+
+    def details(self) -> dict[str, object]:
+        return {**super().details(), "organization_id": self.organization_id, "user_id": self.user_id}
+
+
+class AcceptanceDeniedError(InvalidRequestError, InvitationError):
+    """The host's accept policy refused the acceptance: the invitation's requirements are not met.
+
+    Nothing changed: the invitation is still pending and no membership was created.
+
+    Attributes:
+        reason: The policy's explanation, for the invitee (never a secret).
+        requirement: The requirement that failed (``"npi"``, ``"credential_type"``…), if the policy says.
+    """
+
+    code = "acceptance_denied"
+
+    def __init__(self, reason: str, requirement: str | None = None) -> None:
+        super().__init__(f"the invitation's requirements are not met: {reason}")
+        self.reason = reason
+        self.requirement = requirement
+
+    def details(self) -> dict[str, object]:
+        return {"reason": self.reason, "requirement": self.requirement}
+
+
 class RoleEscalationError(AuthorizationError):
     """The actor tried to grant, assign or invite to a role above its own."""
 
@@ -484,6 +526,48 @@ class InvitationNotFoundError(NotFoundError, InvitationError):
 
     def details(self) -> dict[str, object]:
         return {"invitation_id": self.invitation_id}
+
+
+class DepartmentNotFoundError(NotFoundError):
+    """No department with this id exists in the organization."""
+
+    code = "department_not_found"
+
+    def __init__(self, organization_id: str, department_id: str) -> None:
+        super().__init__(f"no department {department_id!r} in organization {organization_id!r}")
+        self.organization_id = organization_id
+        self.department_id = department_id
+
+    def details(self) -> dict[str, object]:
+        return {"organization_id": self.organization_id, "department_id": self.department_id}
+
+
+class DepartmentMemberNotFoundError(NotFoundError):
+    """The user is not in the department."""
+
+    code = "department_member_not_found"
+
+    def __init__(self, department_id: str, user_id: str) -> None:
+        super().__init__(f"{user_id!r} is not in department {department_id!r}")
+        self.department_id = department_id
+        self.user_id = user_id
+
+    def details(self) -> dict[str, object]:
+        return {"department_id": self.department_id, "user_id": self.user_id}
+
+
+class DepartmentExistsError(ConflictError):
+    """The organization already has a department of this name."""
+
+    code = "department_exists"
+
+    def __init__(self, organization_id: str, name: str) -> None:
+        super().__init__(f"organization {organization_id!r} already has a department named {name!r}")
+        self.organization_id = organization_id
+        self.name = name
+
+    def details(self) -> dict[str, object]:
+        return {"organization_id": self.organization_id, "name": self.name}
 
 
 class AlreadyMemberError(ConflictError):

@@ -189,6 +189,101 @@ class OwnershipTransferred(Event):
         )
 
 
+class MemberSuspended(Event):
+    """A member was suspended: the row stays, its permissions are denied until it is resumed."""
+
+    event_type: ClassVar[str] = "member.suspended"
+    payload_fields: ClassVar[tuple[str, ...]] = ("user_id", "role", "reason")
+
+    user_id: str
+    role: str
+    reason: str | None
+
+    def cache_keys(self) -> tuple[CacheKey, ...]:
+        return (CacheKey.member(self.organization_id, self.user_id),)
+
+
+class MemberResumed(Event):
+    """A suspended member was resumed and holds its role's permissions again."""
+
+    event_type: ClassVar[str] = "member.resumed"
+    payload_fields: ClassVar[tuple[str, ...]] = ("user_id", "role")
+
+    user_id: str
+    role: str
+
+    def cache_keys(self) -> tuple[CacheKey, ...]:
+        return (CacheKey.member(self.organization_id, self.user_id),)
+
+
+class MemberAttributesRecorded(Event):
+    """What a policy verified about a member was stored (at acceptance, or on re-verification).
+
+    The payload names what verified it and when it lapses, and the attribute *names*: their values (a
+    licence number, an NPI) stay on the membership and out of the audit log and webhooks.
+    """
+
+    event_type: ClassVar[str] = "member.attributes_recorded"
+    payload_fields: ClassVar[tuple[str, ...]] = ("user_id", "verified_by", "expires_at", "attribute_names")
+
+    user_id: str
+    verified_by: str
+    expires_at: datetime | None
+    attribute_names: tuple[str, ...]
+
+
+class DepartmentCreated(Event):
+    """A department was created in an organization."""
+
+    event_type: ClassVar[str] = "department.created"
+    payload_fields: ClassVar[tuple[str, ...]] = ("department_id", "name")
+
+    department_id: str
+    name: str
+
+
+class DepartmentUpdated(Event):
+    """A department's name or description changed; ``changed`` names the fields."""
+
+    event_type: ClassVar[str] = "department.updated"
+    payload_fields: ClassVar[tuple[str, ...]] = ("department_id", "name", "changed")
+
+    department_id: str
+    name: str
+    changed: tuple[str, ...]
+
+
+class DepartmentDeleted(Event):
+    """A department was deleted, with its memberships (``members`` counts them); the members stay."""
+
+    event_type: ClassVar[str] = "department.deleted"
+    payload_fields: ClassVar[tuple[str, ...]] = ("department_id", "name", "members")
+
+    department_id: str
+    name: str
+    members: int
+
+
+class DepartmentMemberAdded(Event):
+    """A member of the organization joined one of its departments."""
+
+    event_type: ClassVar[str] = "department.member_added"
+    payload_fields: ClassVar[tuple[str, ...]] = ("department_id", "user_id")
+
+    department_id: str
+    user_id: str
+
+
+class DepartmentMemberRemoved(Event):
+    """A member left a department (the organization membership stays)."""
+
+    event_type: ClassVar[str] = "department.member_removed"
+    payload_fields: ClassVar[tuple[str, ...]] = ("department_id", "user_id")
+
+    department_id: str
+    user_id: str
+
+
 class ApiKeyIssued(Event):
     """An API key was issued. ``start`` is the non-secret beginning of the key."""
 

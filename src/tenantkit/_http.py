@@ -33,6 +33,7 @@ from tenantkit._pagination import Page
 from tenantkit._validation import MAX_IDENTIFIER_LENGTH
 from tenantkit.api_keys._service import ApiKey, ApiKeyVerification, PendingVerification
 from tenantkit.audit._model import AuditEvent
+from tenantkit.departments._service import Department
 from tenantkit.invitations._service import (
     AcceptedInvitation,
     CreatedInvitation,
@@ -183,6 +184,10 @@ class Principal(BaseModel):
     user_id: str
     email: str | None = None
     email_verified: bool = False
+    claims: dict[str, Any] = Field(default_factory=dict)
+    """What the host vouches for about the user (from its identity provider, or a check such as a licence
+    registry look-up it ran before): the accept endpoint hands them to the accept policy. tenantkit never
+    takes them from a request body."""
 
 
 class Authorization(BaseModel):
@@ -261,6 +266,36 @@ class CreateInvitationRequest(BaseModel):
     )
     max_uses: int | None = Field(default=None, gt=0, le=1_000_000)
     expires_in_seconds: int | None = Field(default=None, gt=0)
+    requirements: dict[str, Any] | None = None
+
+
+class SuspendRequest(BaseModel):
+    """Body of "suspend a member": why, for the member and the audit log."""
+
+    model_config: ClassVar[ConfigDict] = ConfigDict(extra="forbid")
+
+    reason: str | None = Field(default=None, max_length=200)
+
+
+class LapsingQuery(BaseModel):
+    """The query string of "members lapsing": a page, the cutoff (now when left out: those lapsed already),
+    and whether to include suspended members."""
+
+    model_config: ClassVar[ConfigDict] = ConfigDict(extra="ignore")
+
+    before: datetime | None = None
+    include_suspended: bool = False
+    limit: int = Field(50, ge=1, le=500)
+    cursor: str | None = Field(None, max_length=2000)
+
+
+class DepartmentRequest(BaseModel):
+    """Body of "create a department" (``name`` required) and "update a department" (either field)."""
+
+    model_config: ClassVar[ConfigDict] = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    description: str | None = Field(default=None, max_length=2000)
 
 
 class UpdateSettingsRequest(BaseModel):
@@ -339,6 +374,107 @@ class Management:
             session, organization_id, body.to_user_id, actor=principal.user_id, demote_to=body.demote_to
         )
 
+    def suspend_member(
+        self, session: Session, organization_id: str, principal: Principal, user_id: str, body: SuspendRequest
+    ) -> Member:
+        return self.kit.members.suspend(
+            session, organization_id, user_id, actor=principal.user_id, reason=body.reason
+        )
+
+    def resume_member(
+        self, session: Session, organization_id: str, principal: Principal, user_id: str
+    ) -> Member:
+        return self.kit.members.resume(session, organization_id, user_id, actor=principal.user_id)
+
+    def list_lapsing_members(
+        self,
+        session: Session,
+        organization_id: str,
+        principal: Principal,
+        before: datetime | None,
+        include_suspended: bool,
+        limit: int,
+        cursor: str | None,
+    ) -> Page[Member]:
+        return self.kit.members.list_lapsing(
+            session,
+            organization_id,
+            self.kit.clock() if before is None else before,
+            actor=principal.user_id,
+            include_suspended=include_suspended,
+            limit=limit,
+            cursor=cursor,
+        )
+
+    # -- departments -----------------------------------------------------------------------------------
+
+    def list_departments(
+        self, session: Session, organization_id: str, principal: Principal, limit: int, cursor: str | None
+    ) -> Page[Department]:
+        return self.kit.departments.list_departments(
+            session, organization_id, actor=principal.user_id, limit=limit, cursor=cursor
+        )
+
+    def create_department(
+        self, session: Session, organization_id: str, principal: Principal, body: DepartmentRequest
+    ) -> Department:
+        if body.name is None:
+            raise InvalidInputError("name", "is required")
+        return self.kit.departments.create(
+            session, organization_id, body.name, actor=principal.user_id, description=body.description
+        )
+
+    def update_department(
+        self,
+        session: Session,
+        organization_id: str,
+        principal: Principal,
+        department_id: str,
+        body: DepartmentRequest,
+    ) -> Department:
+        return self.kit.departments.update(
+            session,
+            organization_id,
+            department_id,
+            actor=principal.user_id,
+            name=body.name,
+            description=body.description,
+        )
+
+    def delete_department(
+        self, session: Session, organization_id: str, principal: Principal, department_id: str
+    ) -> Department:
+        return self.kit.departments.delete(session, organization_id, department_id, actor=principal.user_id)
+
+    def list_department_members(
+        self,
+        session: Session,
+        organization_id: str,
+        principal: Principal,
+        department_id: str,
+        limit: int,
+        cursor: str | None,
+    ) -> Page[Member]:
+        return self.kit.departments.list_members(
+            session, organization_id, department_id, actor=principal.user_id, limit=limit, cursor=cursor
+        )
+
+    def add_department_member(
+        self, session: Session, organization_id: str, principal: Principal, department_id: str, user_id: str
+    ) -> Member:
+        return self.kit.departments.add_member(
+            session, organization_id, department_id, user_id, actor=principal.user_id
+        )
+
+    def remove_department_member(
+        self, session: Session, organization_id: str, principal: Principal, department_id: str, user_id: str
+    ) -> Member:
+        member = self.kit.members.get(session, organization_id, user_id, actor=principal.user_id)
+        self.kit.departments.remove_member(
+            session, organization_id, department_id, user_id, actor=principal.user_id
+        )
+        return member
+
     # -- API keys --------------------------------------------------------------------------------------
 
     def list_api_keys(
@@ -401,6 +537,7 @@ class Management:
                 body.role,
                 actor=principal.user_id,
                 expires_in=expires_in,
+                requirements=body.requirements,
             )
         else:
             assert body.allowed_domains is not None  # noqa: S101  narrowing: exactly one is set (above)
@@ -412,6 +549,7 @@ class Management:
                 actor=principal.user_id,
                 max_uses=body.max_uses,
                 expires_in=expires_in,
+                requirements=body.requirements,
             )
         return _created_response(created)
 
@@ -494,6 +632,7 @@ class Management:
             user_id=principal.user_id,
             email=principal.email,
             email_verified=principal.email_verified,
+            claims=principal.claims,
         )
 
 

@@ -26,6 +26,8 @@ from tenantkit._settings import (
 )
 from tenantkit.api_keys._service import ApiKeyService
 from tenantkit.audit._service import AuditService
+from tenantkit.departments._service import DepartmentService
+from tenantkit.invitations._requirements import AcceptPolicy
 from tenantkit.invitations._service import InvitationService
 from tenantkit.members._service import MembershipService
 from tenantkit.organizations._service import OrganizationService
@@ -67,6 +69,8 @@ class TenantKit:
         clock: Where the current time comes from (inject a :class:`tenantkit.testing.FrozenClock` in tests).
         permissions: The permission table (the default one when omitted).
         metrics: Told of every API-key verification's outcome and source (:mod:`tenantkit.metrics`).
+        accept_policy: The host's :class:`~tenantkit.invitations.AcceptPolicy` for invitations that carry
+            requirements (a licence, say); without one, invitations cannot carry requirements.
 
     Raises:
         ConfigurationError: An option is unusable.
@@ -84,6 +88,7 @@ class TenantKit:
         clock: Clock = system_clock,
         permissions: Permissions | None = None,
         metrics: VerificationMetrics | None = None,
+        accept_policy: AcceptPolicy | None = None,
     ) -> None:
         # A section left out (None) takes TenantKitSettings' default for it.
         sections = {
@@ -130,8 +135,11 @@ class TenantKit:
                 clock=clock,
                 events=events,
                 policies=self.organizations,
+                accept_policy=accept_policy,
                 **settings.invitations.service_options(),
             )
+        self.departments: DepartmentService = DepartmentService(membership=self.members)
+        """Departments: named groups of members inside an organization."""
 
     @classmethod
     def from_settings(
@@ -141,6 +149,7 @@ class TenantKit:
         clock: Clock = system_clock,
         permissions: Permissions | None = None,
         metrics: VerificationMetrics | None = None,
+        accept_policy: AcceptPolicy | None = None,
     ) -> TenantKit:
         """A kit configured by ``settings``, one section per feature."""
         return cls(
@@ -153,6 +162,7 @@ class TenantKit:
             clock=clock,
             permissions=permissions,
             metrics=metrics,
+            accept_policy=accept_policy,
         )
 
     @classmethod

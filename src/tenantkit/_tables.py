@@ -166,11 +166,22 @@ team_members: sa.Table = sa.Table(
     sa.Column("user_id", Identifier(), nullable=False),
     sa.Column("role", role_type, nullable=False, server_default=Role.MEMBER.value),
     *_timestamps(),
+    # Revision 0007: what an accept policy verified, and suspension.
+    sa.Column("attributes", json_type, nullable=True),
+    sa.Column("credential_expires_at", UTCDateTime(), nullable=True),
+    sa.Column("suspended_at", UTCDateTime(), nullable=True),
+    sa.Column("suspended_by", Identifier(), nullable=True),
+    sa.Column("suspension_reason", LongText(), nullable=True),
     sa.Index("unique_team_user_idx", "organization_id", "user_id", unique=True),
     sa.Index("team_members_user_id_idx", "user_id"),
     sa.Index("team_members_organization_id_idx", "organization_id"),
 )
-"""Members of organizations, one row per (organization, user), with their role."""
+"""Members of organizations, one row per (organization, user), with their role.
+
+Revision 0007 adds ``attributes`` (a JSON object: what the accept policy verified, with when and by what),
+``credential_expires_at`` (when that verification lapses, for "lapsing before" listings) and the suspension
+columns ``suspended_at``, ``suspended_by`` (``NULL`` for the host) and ``suspension_reason``.
+"""
 
 api_keys: sa.Table = sa.Table(
     "api_keys",
@@ -223,6 +234,8 @@ invitations: sa.Table = sa.Table(
     sa.Column("accepted_at", UTCDateTime(), nullable=True),
     sa.Column("accepted_by", Identifier(), nullable=True, info={USER_REFERENCE: True}),
     sa.Column("revoked_at", UTCDateTime(), nullable=True),
+    # Revision 0007: the requirements an accept policy checks (a JSON object), NULL for none.
+    sa.Column("requirements", json_type, nullable=True),
     sa.Index("invitations_token_idx", "token", unique=True),
     sa.Index("unique_team_email_idx", "organization_id", "email", unique=True),
     sa.Index("invitations_email_idx", "email"),
@@ -247,6 +260,36 @@ invitation_acceptances: sa.Table = sa.Table(
     sa.Index("invitation_acceptances_organization_user_idx", "organization_id", "user_id"),
 )
 """Who accepted which invitation (revision 0003): a user comes in through one link at most once."""
+
+departments: sa.Table = sa.Table(
+    "departments",
+    metadata,
+    sa.Column("id", Identifier(), primary_key=True, default=new_id),
+    sa.Column("organization_id", Identifier(), nullable=False),
+    sa.Column("name", Identifier(), nullable=False),
+    sa.Column("description", LongText(), nullable=True),
+    *_timestamps(),
+    sa.Index("departments_organization_name_idx", "organization_id", "name", unique=True),
+)
+"""Departments (revision 0007): named groups of members inside one organization, unique by name."""
+
+department_members: sa.Table = sa.Table(
+    "department_members",
+    metadata,
+    sa.Column("id", Identifier(), primary_key=True, default=new_id),
+    sa.Column(
+        "department_id",
+        Identifier(),
+        sa.ForeignKey("departments.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("organization_id", Identifier(), nullable=False),
+    sa.Column("user_id", Identifier(), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False, server_default=utc_now()),
+    sa.Index("department_members_department_user_idx", "department_id", "user_id", unique=True),
+    sa.Index("department_members_organization_user_idx", "organization_id", "user_id"),
+)
+"""Which members of an organization belong to which of its departments (revision 0007)."""
 
 
 audit_events: sa.Table = sa.Table(

@@ -9,6 +9,7 @@ Each class carries a stable ``code``, which the Errors page of the documentation
 """
 
 from tenantkit._errors import (
+    AcceptanceDeniedError,
     AlreadyMemberError,
     AmbiguousApiKeyError,
     ApiKeyError,
@@ -21,6 +22,9 @@ from tenantkit._errors import (
     ConflictError,
     DatabaseError,
     DatabaseUnavailableError,
+    DepartmentExistsError,
+    DepartmentMemberNotFoundError,
+    DepartmentNotFoundError,
     DomainNotAllowedError,
     EmailMismatchError,
     GoneError,
@@ -37,6 +41,7 @@ from tenantkit._errors import (
     InviterNoLongerAllowedError,
     LastOwnerError,
     MemberNotFoundError,
+    MemberSuspendedError,
     MigrationLockTimeoutError,
     MissingScopeError,
     NotFoundError,
@@ -57,6 +62,7 @@ from tenantkit._errors import (
 )
 
 __all__ = [
+    "AcceptanceDeniedError",
     "AlreadyMemberError",
     "AmbiguousApiKeyError",
     "ApiKeyError",
@@ -69,6 +75,9 @@ __all__ = [
     "ConflictError",
     "DatabaseError",
     "DatabaseUnavailableError",
+    "DepartmentExistsError",
+    "DepartmentMemberNotFoundError",
+    "DepartmentNotFoundError",
     "DomainNotAllowedError",
     "EmailMismatchError",
     "GoneError",
@@ -85,6 +94,7 @@ __all__ = [
     "InviterNoLongerAllowedError",
     "LastOwnerError",
     "MemberNotFoundError",
+    "MemberSuspendedError",
     "MigrationLockTimeoutError",
     "MissingScopeError",
     "NotFoundError",

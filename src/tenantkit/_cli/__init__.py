@@ -25,6 +25,7 @@ def _register() -> None:
     from tenantkit._cli import (
         audit,  # noqa: F401
         db,  # noqa: F401
+        departments,  # noqa: F401
         invites,  # noqa: F401
         keys,  # noqa: F401
         members,  # noqa: F401

@@ -23,6 +23,7 @@ from tenantkit._cli._common import (
 from tenantkit._cli._formats import ROLE, Column, echo_page
 from tenantkit._session import transaction
 from tenantkit._settings import TenantKitSettings
+from tenantkit._validation import parse_duration
 from tenantkit.members._service import Member, MembershipService
 from tenantkit.roles._policy import Role
 
@@ -180,3 +181,86 @@ def transfer(
             demote_to=demote_to,
         )
     emit(member, as_json, lambda: click.echo(f"{to_user} is now OWNER of {organization}"))
+
+
+@members.command("suspend")
+@url_option
+@json_option
+@as_option
+@click.argument("organization")
+@click.argument("user")
+@click.option("--reason", default=None, help="Why (shown in the audit log), e.g. 'licence expired'.")
+@handle_errors
+def suspend(
+    url: str | None, as_json: bool, acting_user: str | None, organization: str, user: str, reason: str | None
+) -> None:
+    """Suspend USER in ORGANIZATION: the membership stays, its permissions are denied until resumed."""
+    settings = load_settings()
+    with engine_for(url, settings=settings) as engine, transaction(engine) as session:
+        member = _members(settings).suspend(
+            session, organization, user, actor=_actor(acting_user), reason=reason
+        )
+    emit(member, as_json, lambda: click.echo(f"suspended {user} in {organization}"))
+
+
+@members.command("resume")
+@url_option
+@json_option
+@as_option
+@click.argument("organization")
+@click.argument("user")
+@handle_errors
+def resume(url: str | None, as_json: bool, acting_user: str | None, organization: str, user: str) -> None:
+    """Lift the suspension of USER in ORGANIZATION."""
+    settings = load_settings()
+    with engine_for(url, settings=settings) as engine, transaction(engine) as session:
+        member = _members(settings).resume(session, organization, user, actor=_actor(acting_user))
+    emit(member, as_json, lambda: click.echo(f"resumed {user} in {organization}"))
+
+
+LAPSING_COLUMNS: list[Column[Member]] = [
+    ("USER", lambda member: member.user_id),
+    ("ROLE", lambda member: member.role.value),
+    ("EXPIRES", lambda member: "" if member.attributes is None else str(member.attributes.expires_at)),
+    ("SUSPENDED", lambda member: "yes" if member.suspended else ""),
+]
+
+
+@members.command("lapsing")
+@url_option
+@json_option
+@as_option
+@click.argument("organization")
+@click.option(
+    "--within", default="0d", show_default=True, help="Lapsing within this long from now (30d, 12h, ...)."
+)
+@click.option("--include-suspended", is_flag=True, help="List members already suspended as well.")
+@page_options
+@handle_errors
+def lapsing(
+    url: str | None,
+    as_json: bool,
+    acting_user: str | None,
+    organization: str,
+    within: str,
+    include_suspended: bool,
+    limit: int,
+    cursor: str | None,
+) -> None:
+    """List members of ORGANIZATION whose verified credentials lapse within --within (lapsed ones too)."""
+    span = parse_duration(within)
+    if span is None:
+        raise click.BadParameter("a duration such as 30d, 12h, 15m or 90s", param_hint="--within")
+    settings = load_settings()
+    service = _members(settings)
+    with engine_for(url, read_only=True, settings=settings) as engine, transaction(engine) as session:
+        page = service.list_lapsing(
+            session,
+            organization,
+            service.clock() + span,
+            actor=_actor(acting_user),
+            include_suspended=include_suspended,
+            limit=limit,
+            cursor=cursor,
+        )
+    emit(page, as_json, lambda: echo_page(page, LAPSING_COLUMNS))

@@ -50,6 +50,7 @@ TARGET_FIELDS: Mapping[str, str] = {
     "old_key_id": "api_key",
     "new_key_id": "api_key",
     "invitation_id": "invitation",
+    "department_id": "department",
     "subject_user_id": "user",
 }
 """Payload field name to the type of target it names, in the order the fields come."""

@@ -23,7 +23,7 @@ How each defect of the earlier implementation's invitation flow (the application
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, Literal
 
@@ -43,6 +43,7 @@ from tenantkit._addresses import (
 from tenantkit._clock import Clock, system_clock
 from tenantkit._db import begin_write, fetch_page, rowcount, typed_concurrency_errors
 from tenantkit._errors import (
+    AcceptanceDeniedError,
     AlreadyMemberError,
     ConcurrentUpdateError,
     ConfigurationError,
@@ -70,7 +71,17 @@ from tenantkit._pagination import DEFAULT_PAGE_SIZE, Keyset, Page
 from tenantkit._tables import invitation_acceptances, invitations, new_id
 from tenantkit._validation import check_identifier
 from tenantkit._writes import confirm_written
+from tenantkit.invitations._requirements import (
+    MAX_CLAIMS_BYTES,
+    AcceptContext,
+    AcceptPolicy,
+    Approval,
+    Denial,
+    check_json_object,
+    check_requirements,
+)
 from tenantkit.invitations._tokens import TokenCodec, TokenContents, digest_matches
+from tenantkit.members._attributes import MemberAttributes, make_attributes
 from tenantkit.members._service import MembershipService
 from tenantkit.organizations._document import OrganizationPolicy, PolicySource
 from tenantkit.roles._policy import Action, Role
@@ -98,7 +109,8 @@ class Invitation(BaseModel):
 
     ``kind`` is ``"email"`` (``email`` is the invited address, in canonical form) or ``"link"``
     (``allowed_domains`` lists who may accept; ``max_uses`` is ``None`` for a link limited only by expiry).
-    ``invited_by`` is ``None`` when the host application invited.
+    ``invited_by`` is ``None`` when the host application invited. ``requirements`` is what the accept policy
+    checks on acceptance (``None``: nothing).
     """
 
     model_config: ClassVar[ConfigDict] = ConfigDict(frozen=True)
@@ -109,6 +121,7 @@ class Invitation(BaseModel):
     email: str | None
     allowed_domains: tuple[str, ...]
     role: Role
+    requirements: dict[str, Any] | None = None
     status: InvitationStatus
     invited_by: str | None
     sent_via_email: bool
@@ -150,6 +163,7 @@ class InvitationPreview(BaseModel):
     email: str | None
     allowed_domains: tuple[str, ...]
     uses_left: int | None
+    requirements: dict[str, Any] | None = None
 
 
 class AcceptedInvitation(BaseModel):
@@ -250,6 +264,9 @@ class InvitationService:
         policies: Each organization's settings policy (``kit.organizations``): its default role, invitation
             lifetimes and link domains, within this service's ``default_ttl`` and ``max_ttl``. Without it,
             every organization gets this service's own defaults.
+        accept_policy: The host's :class:`~tenantkit.invitations.AcceptPolicy`: it validates the
+            requirements of new invitations and decides acceptances of invitations that carry some.
+            Without one, an invitation cannot carry requirements.
 
     Raises:
         ConfigurationError: No signing key, a key shorter than 16 characters, a TTL that is not positive, a
@@ -269,8 +286,12 @@ class InvitationService:
         public_email_domains: Iterable[str] = PUBLIC_EMAIL_DOMAINS,
         allow_public_domains: bool = False,
         policies: PolicySource | None = None,
+        accept_policy: AcceptPolicy | None = None,
     ) -> None:
         self.membership = membership
+        if accept_policy is not None and not isinstance(accept_policy, AcceptPolicy):
+            raise ConfigurationError("accept_policy must have validate() and decide() (see AcceptPolicy)")
+        self.accept_policy: AcceptPolicy | None = accept_policy
         self.clock = clock
         self.events: EventDispatcher = events or membership.events
         self.default_ttl: timedelta = _check_ttl(default_ttl, "default_ttl")
@@ -308,6 +329,7 @@ class InvitationService:
         *,
         actor: Actor | str,
         expires_in: timedelta | None = None,
+        requirements: Mapping[str, Any] | None = None,
     ) -> CreatedInvitation:
         """Invite one person by email address.
 
@@ -322,13 +344,15 @@ class InvitationService:
                 settings say otherwise); at most the inviter's own.
             actor: Who invites: a user id, an :class:`Actor`, or :data:`~tenantkit.HOST`.
             expires_in: Validity (the organization's default when omitted; at most its maximum).
+            requirements: What the invitee must meet, checked by the accept policy on acceptance.
 
         Returns:
             The invitation with its token (shown once) and accept URL.
 
         Raises:
-            InvalidInputError: A malformed id, address, role or validity.
             PolicyLimitError: ``expires_in`` is longer than the organization's maximum.
+            InvalidInputError: A malformed id, address, role, validity or requirements.
+            ConfigurationError: Requirements without an accept policy.
             PermissionDeniedError: The actor may not invite members.
             RoleEscalationError: The role is above the actor's own.
             ConcurrentUpdateError: Another invitation to the same address was created at the same moment
@@ -338,12 +362,15 @@ class InvitationService:
         address = normalize_email(email)
         named = Role.parse(role) if role is not None else None
         acting = as_actor(actor)
+        required = check_requirements(self.accept_policy, requirements)
         actor_role = self.membership.authorize(session, organization_id, acting, Action.INVITE_MEMBERS)
         policy = self._policy(session, organization_id)
         wanted = named or policy.default_role
         lifetime = policy.invitation_lifetime(expires_in)
         self.membership.check_grant(actor_role, wanted)
-        return self._insert(session, organization_id, acting, wanted, lifetime, address=address)
+        return self._insert(
+            session, organization_id, acting, wanted, lifetime, address=address, requirements=required
+        )
 
     def create_link_invitation(
         self,
@@ -355,6 +382,7 @@ class InvitationService:
         actor: Actor | str,
         max_uses: int | None = None,
         expires_in: timedelta | None = None,
+        requirements: Mapping[str, Any] | None = None,
     ) -> CreatedInvitation:
         """Create a shareable link that people with a verified address at an allowed domain may accept.
 
@@ -368,6 +396,7 @@ class InvitationService:
             actor: Who invites: a user id, an :class:`Actor`, or :data:`~tenantkit.HOST`.
             max_uses: How many people may accept (``None``: any number until expiry).
             expires_in: Validity (the organization's default when omitted; at most its maximum).
+            requirements: What each invitee must meet, checked by the accept policy on acceptance.
 
         Returns:
             The invitation with its token (shown once) and accept URL.
@@ -376,6 +405,7 @@ class InvitationService:
             InvalidInputError: A malformed id, domain, role, use limit or validity.
             PolicyLimitError: A domain outside the organization's link domains, or ``expires_in`` longer
                 than its maximum.
+            ConfigurationError: Requirements without an accept policy.
             PublicEmailDomainError: A public mailbox provider is among the domains.
             PermissionDeniedError: The actor may not invite members.
             RoleEscalationError: The role is above the actor's own.
@@ -392,6 +422,7 @@ class InvitationService:
             raise InvalidInputError("max_uses", f"must be a whole number from 1 to {MAX_USES_LIMIT}, or None")
         named = Role.parse(role) if role is not None else None
         acting = as_actor(actor)
+        required = check_requirements(self.accept_policy, requirements)
         actor_role = self.membership.authorize(session, organization_id, acting, Action.INVITE_MEMBERS)
         policy = self._policy(session, organization_id)
         wanted = named or policy.default_role
@@ -399,7 +430,14 @@ class InvitationService:
         policy.check_link_domains(domains)
         self.membership.check_grant(actor_role, wanted)
         return self._insert(
-            session, organization_id, acting, wanted, lifetime, domains=domains, max_uses=max_uses
+            session,
+            organization_id,
+            acting,
+            wanted,
+            lifetime,
+            domains=domains,
+            max_uses=max_uses,
+            requirements=required,
         )
 
     def _insert(
@@ -413,6 +451,7 @@ class InvitationService:
         address: str | None = None,
         domains: tuple[str, ...] | None = None,
         max_uses: int | None = None,
+        requirements: dict[str, Any] | None = None,
     ) -> CreatedInvitation:
         now = self.clock()
         invitation_id = new_id()
@@ -431,6 +470,7 @@ class InvitationService:
             "status": InvitationStatus.PENDING.value,
             "max_uses": 1 if address is not None else max_uses,
             "use_count": 0,
+            "requirements": requirements,
             "created_at": now,
             "updated_at": now,
         }
@@ -533,6 +573,7 @@ class InvitationService:
             email=invitation.email,
             allowed_domains=invitation.allowed_domains,
             uses_left=None if invitation.max_uses is None else invitation.max_uses - invitation.use_count,
+            requirements=invitation.requirements,
         )
 
     @staticmethod
@@ -558,7 +599,14 @@ class InvitationService:
     # -- accepting -------------------------------------------------------------------------------------
 
     def accept(
-        self, session: Session, token: str, *, user_id: str, email: str, email_verified: bool
+        self,
+        session: Session,
+        token: str,
+        *,
+        user_id: str,
+        email: str,
+        email_verified: bool,
+        claims: Mapping[str, Any] | None = None,
     ) -> AcceptedInvitation:
         """Accept an invitation: the user becomes a member and the invitation is consumed, together.
 
@@ -568,6 +616,8 @@ class InvitationService:
             user_id: The accepting user's id at the identity provider.
             email: The user's email address as the identity provider knows it.
             email_verified: Whether the identity provider verified that address. Must be ``True``.
+            claims: What the host presents for the user to an invitation's requirements (a JSON object):
+                the accept policy decides on them, and what it verified is stored on the membership.
 
         Returns:
             Who is now a member with which role; ``already_member`` when nothing changed.
@@ -583,12 +633,15 @@ class InvitationService:
             EmailMismatchError: An email invitation was sent to a different address.
             DomainNotAllowedError: The address's domain is not allowed by the link.
             InviterNoLongerAllowedError: The inviter left, or may no longer grant the role.
+            AcceptanceDeniedError: The accept policy refused: the requirements are not met. Nothing changed.
+            ConfigurationError: The invitation has requirements and no accept policy is configured.
             WriteNotAppliedError: The database did not keep the change (a trigger, rule or policy); roll back.
         """
         check_identifier(user_id, "user_id")
         address = normalize_email(email)
         if email_verified is not True:
             raise UnverifiedEmailError()
+        presented = {} if claims is None else check_json_object(claims, "claims", MAX_CLAIMS_BYTES)
         contents = self._tokens.read(token)
         ids = _ids(contents)
         # SQLite has no row lock: its write lock serializes concurrent acceptances there, and makes the
@@ -629,6 +682,8 @@ class InvitationService:
             is not None
         ):
             raise InvitationNotPendingError("already used by this user, who has since left")
+        # The policy decides under the row lock, before anything is written: a denial changes nothing.
+        attributes = self._decide(row, role, user_id, address, presented, now)
         try:
             with session.begin_nested():
                 self._consume(session, row, user_id, now)
@@ -645,7 +700,9 @@ class InvitationService:
                 )
                 try:
                     # The joining user acts (the invitation is its authority), so events name them.
-                    self.membership._admit(session, organization_id, user_id, role, Actor.user(user_id))
+                    self.membership._admit(
+                        session, organization_id, user_id, role, Actor.user(user_id), attributes
+                    )
                 except AlreadyMemberError as error:
                     raise _AlreadyMember(Role(error.role)) from None
                 self.events.record(
@@ -664,6 +721,41 @@ class InvitationService:
             # rolled back, so this invitation stays unconsumed and the role they got stays.
             return AcceptedInvitation(role=already.role, already_member=True, **result)
         return AcceptedInvitation(role=role, already_member=False, **result)
+
+    def _decide(
+        self, row: Any, role: Role, user_id: str, address: str, claims: dict[str, Any], now: datetime
+    ) -> MemberAttributes | None:
+        """Ask the accept policy about an invitation with requirements: what it verified, or the denial."""
+        if not row.requirements:
+            return None
+        if self.accept_policy is None:
+            raise ConfigurationError(
+                "this invitation has requirements, and no accept policy is configured to check them"
+            )
+        decision = self.accept_policy.decide(
+            AcceptContext(
+                organization_id=row.organization_id,
+                invitation_id=row.id,
+                role=role,
+                requirements=dict(row.requirements),
+                user_id=user_id,
+                email=address,
+                claims=claims,
+                now=now,
+            )
+        )
+        if isinstance(decision, Denial):
+            raise AcceptanceDeniedError(decision.reason, decision.requirement)
+        if not isinstance(decision, Approval):
+            raise ConfigurationError(
+                f"the accept policy must return an Approval or a Denial, not {type(decision).__name__}"
+            )
+        return make_attributes(
+            decision.attributes,
+            verified_by=decision.verified_by,
+            verified_at=now,
+            expires_at=decision.expires_at,
+        )
 
     def _consume(self, session: Session, row: Any, user_id: str, now: datetime) -> None:
         is_email = row.invited_email is not None
@@ -973,4 +1065,5 @@ def _invitation(row: Any, now: datetime) -> Invitation:
         accepted_at=row.accepted_at,
         accepted_by=row.accepted_by,
         revoked_at=row.revoked_at,
+        requirements=row.requirements or None,
     )

@@ -27,25 +27,40 @@ from tenantkit._errors import (
     InvalidInputError,
     LastOwnerError,
     MemberNotFoundError,
+    MemberSuspendedError,
     PermissionDeniedError,
 )
 from tenantkit._events import (
     EventDispatcher,
     MemberAdded,
+    MemberAttributesRecorded,
     MemberRemoved,
+    MemberResumed,
     MemberRoleChanged,
+    MemberSuspended,
     OwnershipTransferred,
 )
 from tenantkit._missing_schema import translate_missing_schema
 from tenantkit._pagination import DEFAULT_PAGE_SIZE, Keyset, Page
-from tenantkit._tables import new_id, team_members
-from tenantkit._validation import check_identifier, check_schema_name
+from tenantkit._tables import department_members, new_id, team_members
+from tenantkit._validation import check_identifier, check_name, check_schema_name
 from tenantkit._writes import confirm_written
+from tenantkit.members._attributes import (
+    MemberAttributes,
+    attributes_from_row,
+    attributes_to_row,
+    check_aware,
+)
 from tenantkit.roles._policy import Action, Permissions, Role
 
 
 class Member(BaseModel):
-    """A user's membership of an organization."""
+    """A user's membership of an organization.
+
+    ``attributes`` is what an accept policy (or :meth:`MembershipService.record_attributes`) verified about
+    the member, ``None`` when nothing was. ``suspended_at`` is set while the member is suspended: the row
+    stays, but the membership holds no permission until it is resumed.
+    """
 
     model_config: ClassVar[ConfigDict] = ConfigDict(frozen=True)
 
@@ -55,13 +70,23 @@ class Member(BaseModel):
     role: Role
     created_at: datetime
     updated_at: datetime
+    attributes: MemberAttributes | None = None
+    suspended_at: datetime | None = None
+    suspended_by: str | None = None
+    suspension_reason: str | None = None
+
+    @property
+    def suspended(self) -> bool:
+        """Whether the membership is suspended (and so holds no permission)."""
+        return self.suspended_at is not None
 
 
 _ROLE_BY_VALUE: Mapping[str, Role] = {role.value: role for role in Role}
 
 # The unique index on (organization_id, user_id) makes a LIMIT pointless; leaving it out keeps the SQL
 # identical to what a hand-written query would send.
-_ROLE_OF = sa.select(team_members.c.role).where(
+# ``suspended_at`` comes along: a suspended membership resolves to no role (see ``_standing``).
+_ROLE_OF = sa.select(team_members.c.role, team_members.c.suspended_at).where(
     team_members.c.organization_id == sa.bindparam("organization_id"),
     team_members.c.user_id == sa.bindparam("user_id"),
 )
@@ -107,9 +132,44 @@ _DELETE = team_members.delete().where(
 
 _INSERT = team_members.insert()
 
+_SET_STANDING = (
+    team_members.update()
+    .where(
+        team_members.c.organization_id == sa.bindparam("org"),
+        team_members.c.user_id == sa.bindparam("uid"),
+    )
+    .values(
+        suspended_at=sa.bindparam("new_suspended_at", type_=team_members.c.suspended_at.type),
+        suspended_by=sa.bindparam("new_suspended_by", type_=team_members.c.suspended_by.type),
+        suspension_reason=sa.bindparam("new_reason", type_=team_members.c.suspension_reason.type),
+        updated_at=sa.bindparam("now"),
+    )
+)
+
+_SET_ATTRIBUTES = (
+    team_members.update()
+    .where(
+        team_members.c.organization_id == sa.bindparam("org"),
+        team_members.c.user_id == sa.bindparam("uid"),
+    )
+    .values(
+        attributes=sa.bindparam("new_attributes", type_=team_members.c.attributes.type),
+        credential_expires_at=sa.bindparam("new_expires_at", type_=team_members.c.credential_expires_at.type),
+        updated_at=sa.bindparam("now"),
+    )
+)
+
+# A member's departments go with the membership (no foreign key can say so: the membership's key is a pair).
+_LEAVE_DEPARTMENTS = department_members.delete().where(
+    department_members.c.organization_id == sa.bindparam("org"),
+    department_members.c.user_id == sa.bindparam("uid"),
+)
+
 # The two listings of memberships: an organization's members by user id, a user's organizations by id.
 _MEMBERS_ORDER = Keyset("members", team_members.c.user_id)
 _ORGANIZATIONS_ORDER = Keyset("organizations", team_members.c.organization_id)
+# Members whose verified attributes lapse, soonest first.
+_LAPSING_ORDER = Keyset("lapsing", team_members.c.credential_expires_at, team_members.c.user_id)
 
 
 def _member(row: Any) -> Member:
@@ -120,6 +180,10 @@ def _member(row: Any) -> Member:
         role=Role(row.role),
         created_at=row.created_at,
         updated_at=row.updated_at,
+        attributes=attributes_from_row(row.attributes, row.credential_expires_at),
+        suspended_at=row.suspended_at,
+        suspended_by=row.suspended_by,
+        suspension_reason=row.suspension_reason,
     )
 
 
@@ -128,11 +192,20 @@ class _Locked:
 
     def __init__(self, rows: Sequence[Any]) -> None:
         self.by_user = {row.user_id: _member(row) for row in rows}
-        self.owners = [member.user_id for member in self.by_user.values() if member.role is Role.OWNER]
+        # Only active owners keep an organization governable: a suspended OWNER does not count.
+        self.owners = [
+            member.user_id
+            for member in self.by_user.values()
+            if member.role is Role.OWNER and not member.suspended
+        ]
 
     def role_of(self, user_id: str | None) -> Role | None:
         member = self.by_user.get(user_id) if user_id is not None else None
         return member.role if member is not None else None
+
+    def is_last_owner(self, member: Member) -> bool:
+        """Whether taking ``member``'s ownership away (demote, remove, suspend) leaves no active OWNER."""
+        return member.role is Role.OWNER and not member.suspended and len(self.owners) < 2
 
 
 @translate_missing_schema(done_inline=("get_role", "authorize"))
@@ -241,19 +314,35 @@ class MembershipService:
             organization_id: The organization.
             user_id: The user.
 
+        A suspended member has no role here: what it may do is nothing until it is resumed (:meth:`get`
+        shows its membership and role as stored).
+
         Returns:
-            The user's role, or ``None`` when the user is not a member.
+            The user's role, or ``None`` when the user is not a member or is suspended.
 
         Raises:
             InvalidInputError: An id is empty, too long or malformed.
+        """
+        role, suspended = self._standing(session, organization_id, user_id)
+        return None if suspended else role
+
+    def _standing(
+        self, session: Session | Connection, organization_id: str, user_id: str
+    ) -> tuple[Role | None, bool]:
+        """The stored role of ``user_id`` (``None``: not a member) and whether it is suspended.
+
+        The one place an actor's role is resolved: :meth:`get_role` and :meth:`authorize` (and through
+        it every service and adapter) read it here.
         """
         check_identifier(organization_id, "organization_id")
         check_identifier(user_id, "user_id")
         connection = session.connection() if isinstance(session, Session) else session
         plan = _RAW_ROLE_OF.plan(connection.dialect, self.schema_translate_map(connection))
         rows = _RAW_ROLE_OF.fetch(connection, plan, (organization_id, user_id), self.execution_options)
+        if not rows:
+            return None, False
         # The role's raw value is its name, and so is the converted Role (a str enum) on the SQLAlchemy path.
-        return _ROLE_BY_VALUE[rows[0][0]] if rows else None
+        return _ROLE_BY_VALUE[rows[0][0]], rows[0][1] is not None
 
     def get(
         self, session: Session | Connection, organization_id: str, user_id: str, *, actor: Actor | str
@@ -297,18 +386,30 @@ class MembershipService:
         Raises:
             InvalidInputError: The organization id or the actor is malformed.
             PermissionDeniedError: The actor is not a member, or its role does not allow ``action``.
+            MemberSuspendedError: The actor is a suspended member (a :class:`PermissionDeniedError`).
         """
         check_identifier(organization_id, "organization_id")
         acting = as_actor(actor)
         if acting.user_id is None:
             return None
-        role = self.get_role(session, organization_id, acting.user_id)
-        self._require_member_action(organization_id, acting, role, action)
+        role, suspended = self._standing(session, organization_id, acting.user_id)
+        self._require_member_action(organization_id, acting, role, action, suspended=suspended)
         return role
 
     def _require_member_action(
-        self, organization_id: str, acting: Actor, role: Role | None, action: Action | str
+        self,
+        organization_id: str,
+        acting: Actor,
+        role: Role | None,
+        action: Action | str,
+        *,
+        suspended: bool = False,
     ) -> None:
+        if suspended:
+            name = action.value if isinstance(action, Action) else action
+            raise MemberSuspendedError(
+                name, role.value if role is not None else None, organization_id, str(acting.user_id)
+            )
         if role is None:
             name = action.value if isinstance(action, Action) else action
             raise PermissionDeniedError(
@@ -409,8 +510,10 @@ class MembershipService:
     ) -> Role | None:
         if acting.user_id is None:
             return None
-        role = locked.role_of(acting.user_id)
-        self._require_member_action(organization_id, acting, role, action)
+        member = locked.by_user.get(acting.user_id)
+        role = member.role if member is not None else None
+        suspended = member is not None and member.suspended
+        self._require_member_action(organization_id, acting, role, action, suspended=suspended)
         return role
 
     def _check_manages(self, actor_role: Role | None, target: Member, action: Action) -> None:
@@ -459,15 +562,22 @@ class MembershipService:
             return self._admit(session, organization_id, user_id, wanted, acting)
 
     def _admit(
-        self, session: Session, organization_id: str, user_id: str, wanted: Role, acting: Actor
+        self,
+        session: Session,
+        organization_id: str,
+        user_id: str,
+        wanted: Role,
+        acting: Actor,
+        attributes: MemberAttributes | None = None,
     ) -> Member:
         """Insert the membership and record ``MemberAdded`` with ``acting`` as its actor; no permission check.
 
         :meth:`add` calls it once the actor is authorized; an accepted invitation calls it with the joining
-        user as the actor, the invitation having been the authority (the audit trail names who acted).
+        user as the actor, the invitation having been the authority (the audit trail names who acted), and
+        with the ``attributes`` its accept policy verified.
         """
         with typed_concurrency_errors(organization_id):
-            existing = self.get_role(session, organization_id, user_id)
+            existing, _ = self._standing(session, organization_id, user_id)
             if existing is not None:
                 raise AlreadyMemberError(organization_id, user_id, existing.value)
             # Start the transaction with a write on SQLite: pysqlite would otherwise let the SAVEPOINT below
@@ -481,10 +591,15 @@ class MembershipService:
                 role=wanted,
                 created_at=now,
                 updated_at=now,
+                attributes=attributes,
             )
+            values = member.model_dump(include={"id", "organization_id", "user_id", "role", "created_at"})
+            values["updated_at"] = now
+            if attributes is not None:
+                values.update(attributes_to_row(attributes))
             try:
                 with session.begin_nested():
-                    session.execute(_INSERT, member.model_dump(), execution_options=self.execution_options)
+                    session.execute(_INSERT, values, execution_options=self.execution_options)
             except sa.exc.IntegrityError as error:
                 # A concurrent add of the same user committed first; report the role it gave.
                 row = session.execute(
@@ -505,6 +620,8 @@ class MembershipService:
                     role=wanted,
                 ),
             )
+            if attributes is not None:
+                self._record_attributes_event(session, organization_id, user_id, attributes, acting, now)
         return member
 
     def change_role(
@@ -556,7 +673,7 @@ class MembershipService:
             self.check_grant(actor_role, wanted)
             if target.role is wanted:
                 return target
-            if target.role is Role.OWNER and len(locked.owners) < 2:
+            if wanted is not Role.OWNER and locked.is_last_owner(target):
                 raise LastOwnerError(organization_id, user_id)
             now = self.clock()
             self._set_role(session, organization_id, user_id, wanted, now)
@@ -663,8 +780,13 @@ class MembershipService:
     def _delete(
         self, session: Session, locked: _Locked, target: Member, acting: Actor, *, left: bool
     ) -> None:
-        if target.role is Role.OWNER and len(locked.owners) < 2:
+        if locked.is_last_owner(target):
             raise LastOwnerError(target.organization_id, target.user_id)
+        session.execute(
+            _LEAVE_DEPARTMENTS,
+            {"org": target.organization_id, "uid": target.user_id},
+            execution_options=self.execution_options,
+        )
         session.execute(
             _DELETE,
             {"org": target.organization_id, "uid": target.user_id},
@@ -754,6 +876,9 @@ class MembershipService:
             target = locked.by_user.get(to_user_id)
             if target is None:
                 raise MemberNotFoundError(organization_id, to_user_id)
+            if target.suspended:
+                # The organization would be left with a suspended OWNER and nobody able to act as one.
+                raise InvalidInputError("to_user_id", "is suspended; resume the member before the transfer")
             now = self.clock()
             # Two writes: a savepoint makes them one, so a failure between them leaves neither.
             with session.begin_nested():
@@ -775,3 +900,283 @@ class MembershipService:
         if target.role is Role.OWNER:
             return target
         return target.model_copy(update={"role": Role.OWNER, "updated_at": now})
+
+    # -- verified attributes and suspension ------------------------------------------------------------
+
+    def record_attributes(
+        self,
+        session: Session,
+        organization_id: str,
+        user_id: str,
+        attributes: MemberAttributes,
+        *,
+        actor: Actor | str,
+    ) -> Member:
+        """Store what was verified about a member (a renewed licence, say), replacing what was stored.
+
+        An accepted invitation stores what its accept policy verified by itself; this is for verifying
+        again later. The actor needs ``members:change_role`` and must be able to manage the member, as for
+        a role change (the host may always).
+
+        Args:
+            session: The caller's session.
+            organization_id: The organization.
+            user_id: The member.
+            attributes: What was verified, by what, when and until when (build it with
+                :func:`tenantkit.members.make_attributes` to validate it).
+            actor: Who records it: a user id, an :class:`Actor`, or :data:`~tenantkit.HOST`.
+
+        Returns:
+            The membership with its new attributes.
+
+        Raises:
+            InvalidInputError: A malformed id, actor or attributes.
+            MemberNotFoundError: ``user_id`` is not a member.
+            PermissionDeniedError: The actor may not change this member.
+            WriteNotAppliedError: The database did not keep the change; roll back.
+        """
+        check_identifier(organization_id, "organization_id")
+        check_identifier(user_id, "user_id")
+        if not isinstance(attributes, MemberAttributes):
+            raise InvalidInputError("attributes", "must be MemberAttributes (see make_attributes)")
+        acting = as_actor(actor)
+        with typed_concurrency_errors(organization_id):
+            locked = self._lock(session, organization_id, acting.user_id, user_id)
+            actor_role = self._actor_role(organization_id, acting, locked, Action.CHANGE_ROLES)
+            target = locked.by_user.get(user_id)
+            if target is None:
+                raise MemberNotFoundError(organization_id, user_id)
+            self._check_manages(actor_role, target, Action.CHANGE_ROLES)
+            now = self.clock()
+            row = attributes_to_row(attributes)
+            session.execute(
+                _SET_ATTRIBUTES,
+                {
+                    "org": organization_id,
+                    "uid": user_id,
+                    "new_attributes": row["attributes"],
+                    "new_expires_at": row["credential_expires_at"],
+                    "now": now,
+                },
+                execution_options=self.execution_options,
+            )
+            confirm_written(
+                session,
+                team_members,
+                {"organization_id": organization_id, "user_id": user_id},
+                {"credential_expires_at": attributes.expires_at},
+                execution_options=self.execution_options,
+            )
+            self._record_attributes_event(session, organization_id, user_id, attributes, acting, now)
+        return target.model_copy(update={"attributes": attributes, "updated_at": now})
+
+    def _record_attributes_event(
+        self,
+        session: Session,
+        organization_id: str,
+        user_id: str,
+        attributes: MemberAttributes,
+        acting: Actor,
+        now: datetime,
+    ) -> None:
+        self.events.record(
+            session,
+            MemberAttributesRecorded(
+                organization_id=organization_id,
+                actor=acting,
+                occurred_at=now,
+                user_id=user_id,
+                verified_by=attributes.verified_by,
+                expires_at=attributes.expires_at,
+                attribute_names=tuple(sorted(attributes.values)),
+            ),
+        )
+
+    def list_lapsing(
+        self,
+        session: Session | Connection,
+        organization_id: str,
+        before: datetime,
+        *,
+        actor: Actor | str,
+        include_suspended: bool = False,
+        limit: int = DEFAULT_PAGE_SIZE,
+        cursor: str | None = None,
+    ) -> Page[Member]:
+        """Members whose verified attributes lapse (``attributes.expires_at``) before ``before``, soonest
+        first.
+
+        Those already lapsed are included (their expiry is before ``before`` too): pass the current time to
+        list who must be suspended now, a later one to warn ahead of time.
+
+        Args:
+            session: The caller's session (or connection).
+            organization_id: The organization.
+            before: An aware datetime.
+            actor: Who asks (needs ``members:read``), or :data:`tenantkit.HOST`.
+            include_suspended: List members already suspended as well.
+            limit: Page size, 1 to 500.
+            cursor: ``next_cursor`` of the previous page, or ``None`` for the first page.
+
+        Raises:
+            InvalidInputError: A malformed id, time, limit or cursor.
+            PermissionDeniedError: The actor may not read the organization's members.
+        """
+        check_identifier(organization_id, "organization_id")
+        cutoff = check_aware(before, "before")
+        seek = _LAPSING_ORDER.seek(limit=limit, cursor=cursor)
+        query = sa.select(team_members).where(
+            team_members.c.organization_id == organization_id,
+            team_members.c.credential_expires_at.is_not(None),
+            team_members.c.credential_expires_at < cutoff,
+        )
+        if not include_suspended:
+            query = query.where(team_members.c.suspended_at.is_(None))
+        self.authorize(session, organization_id, actor, Action.READ_MEMBERS)
+        return fetch_page(session, query, seek, _member, execution_options=self.execution_options)
+
+    def suspend(
+        self,
+        session: Session,
+        organization_id: str,
+        user_id: str,
+        *,
+        actor: Actor | str,
+        reason: str | None = None,
+    ) -> Member:
+        """Suspend a member: the row, role and attributes stay; every permission is denied until resumed.
+
+        The actor needs ``members:remove`` and may not suspend a member above it, exactly as for a removal
+        (suspension is the reversible form of it); nobody suspends themself. The organization's last active
+        OWNER cannot be suspended. Suspending a suspended member changes nothing and records no event.
+
+        Args:
+            session: The caller's session.
+            organization_id: The organization.
+            user_id: The member to suspend.
+            actor: Who suspends: a user id, an :class:`Actor`, or :data:`~tenantkit.HOST` (a nightly job
+                suspending lapsed licences acts as the host).
+            reason: Why, for the member and the audit log (``"licence expired"``); at most 200 characters.
+
+        Returns:
+            The suspended membership.
+
+        Raises:
+            InvalidInputError: A malformed id, actor or reason, or an actor suspending itself.
+            MemberNotFoundError: ``user_id`` is not a member.
+            PermissionDeniedError: The actor may not remove members, or not this one.
+            LastOwnerError: ``user_id`` is the organization's last active OWNER.
+            WriteNotAppliedError: The database did not keep the change; roll back.
+        """
+        check_identifier(organization_id, "organization_id")
+        check_identifier(user_id, "user_id")
+        why = None if reason is None else check_name(reason, "reason")
+        acting = as_actor(actor)
+        if acting.user_id == user_id:
+            raise InvalidInputError("user_id", "a member cannot suspend itself")
+        with typed_concurrency_errors(organization_id):
+            locked, target = self._target_for_standing(session, organization_id, user_id, acting)
+            if target.suspended:
+                return target
+            if locked.is_last_owner(target):
+                raise LastOwnerError(organization_id, user_id)
+            now = self.clock()
+            self._set_standing(session, target, now, suspended_at=now, by=acting.user_id, reason=why)
+            self.events.record(
+                session,
+                MemberSuspended(
+                    organization_id=organization_id,
+                    actor=acting,
+                    occurred_at=now,
+                    user_id=user_id,
+                    role=target.role,
+                    reason=why,
+                ),
+            )
+        return target.model_copy(
+            update={
+                "suspended_at": now,
+                "suspended_by": acting.user_id,
+                "suspension_reason": why,
+                "updated_at": now,
+            }
+        )
+
+    def resume(self, session: Session, organization_id: str, user_id: str, *, actor: Actor | str) -> Member:
+        """Lift a member's suspension: its role's permissions apply again.
+
+        The actor needs what :meth:`suspend` needs. Resuming a member that is not suspended changes nothing
+        and records no event. Resuming does not look at the member's attributes: a host whose suspension
+        was a lapsed licence records the renewed one (:meth:`record_attributes`) first.
+
+        Raises:
+            InvalidInputError: A malformed id or actor.
+            MemberNotFoundError: ``user_id`` is not a member.
+            PermissionDeniedError: The actor may not remove members, or not this one (a suspended actor may
+                do nothing, so nobody resumes themself).
+            WriteNotAppliedError: The database did not keep the change; roll back.
+        """
+        check_identifier(organization_id, "organization_id")
+        check_identifier(user_id, "user_id")
+        acting = as_actor(actor)
+        with typed_concurrency_errors(organization_id):
+            _, target = self._target_for_standing(session, organization_id, user_id, acting)
+            if not target.suspended:
+                return target
+            now = self.clock()
+            self._set_standing(session, target, now, suspended_at=None, by=None, reason=None)
+            self.events.record(
+                session,
+                MemberResumed(
+                    organization_id=organization_id,
+                    actor=acting,
+                    occurred_at=now,
+                    user_id=user_id,
+                    role=target.role,
+                ),
+            )
+        return target.model_copy(
+            update={"suspended_at": None, "suspended_by": None, "suspension_reason": None, "updated_at": now}
+        )
+
+    def _target_for_standing(
+        self, session: Session, organization_id: str, user_id: str, acting: Actor
+    ) -> tuple[_Locked, Member]:
+        """Lock the rows a suspension decides on, authorize the actor, and return them with the target."""
+        locked = self._lock(session, organization_id, acting.user_id, user_id)
+        actor_role = self._actor_role(organization_id, acting, locked, Action.REMOVE_MEMBERS)
+        target = locked.by_user.get(user_id)
+        if target is None:
+            raise MemberNotFoundError(organization_id, user_id)
+        self._check_manages(actor_role, target, Action.REMOVE_MEMBERS)
+        return locked, target
+
+    def _set_standing(
+        self,
+        session: Session,
+        target: Member,
+        now: datetime,
+        *,
+        suspended_at: datetime | None,
+        by: str | None,
+        reason: str | None,
+    ) -> None:
+        session.execute(
+            _SET_STANDING,
+            {
+                "org": target.organization_id,
+                "uid": target.user_id,
+                "new_suspended_at": suspended_at,
+                "new_suspended_by": by,
+                "new_reason": reason,
+                "now": now,
+            },
+            execution_options=self.execution_options,
+        )
+        confirm_written(
+            session,
+            team_members,
+            {"organization_id": target.organization_id, "user_id": target.user_id},
+            {"suspended_at": suspended_at},
+            execution_options=self.execution_options,
+        )
