@@ -21,8 +21,8 @@ from tenantkit import HOST, Actor, ApiKeyService, InvitationService, MembershipS
 from tenantkit.audit import AuditService
 from tenantkit.departments import DepartmentService
 from tenantkit.events import EVENT_TYPES, Event, EventDispatcher, EventPayload, MemberRoleChanged
-from tenantkit.organizations import OrganizationService
 from tenantkit.members import make_attributes
+from tenantkit.organizations import OrganizationService
 from tenantkit.tables import api_keys, invitations
 from tenantkit.testing import FrozenClock
 
