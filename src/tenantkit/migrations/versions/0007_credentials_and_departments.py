@@ -24,7 +24,7 @@ from alembic import op
 from tenantkit._tables import Identifier, LongText, UTCDateTime, json_type, utc_now
 
 revision: str = "0007"
-down_revision: str | None = "0004"
+down_revision: str | None = "0006"
 branch_labels: str | None = None
 depends_on: str | None = None
 
