@@ -11,6 +11,7 @@ from tenantkit.audit import AuditService
 from tenantkit.departments import DepartmentService
 from tenantkit.events import Event, InvitationAccepted, MemberAdded
 from tenantkit.members import make_attributes
+from tenantkit.organizations import OrganizationService
 from tenantkit.testing import EventRecorder, FrozenClock
 
 ORG = "org_1"
@@ -104,6 +105,11 @@ def test_every_event_names_its_performer(
         departments.remove_member(session, ORG, ward.id, "nora", actor=HOST)
         departments.delete(session, ORG, ward.id, actor="alice")
         audit.redact(session, email="eve@example.com")
+        organizations = OrganizationService(membership=membership, audit=audit, clock=clock)
+        organizations.update_settings(session, ORG, {"require_sso": True}, expected_version=0, actor="alice")
+        organizations.erase_user(session, "nora")  # the erasure of a person is the host's
+        membership.add(session, "org_gone", "gil", Role.OWNER, actor=HOST)
+        organizations.delete_organization(session, "org_gone", actor="gil")
     assert actors(recorder) == [
         ("MemberAdded", None),
         ("MemberAdded", "alice"),
@@ -134,6 +140,10 @@ def test_every_event_names_its_performer(
         ("DepartmentMemberRemoved", None),
         ("DepartmentDeleted", "alice"),
         ("PersonalDataRedacted", None),
+        ("OrganizationSettingsChanged", "alice"),
+        ("UserDataErased", None),
+        ("MemberAdded", None),
+        ("OrganizationDataDeleted", "gil"),
     ]
     # Every kind of event tenantkit defines was seen above: a new one must be added to this test.
     assert {type(event) for event in recorder.events} == set(Event.__subclasses__())
