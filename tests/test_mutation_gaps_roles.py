@@ -84,7 +84,7 @@ class TestPermissionAnswers:
                 "audit:read",
             ]
         )
-        owner = sorted([*admin, "organization:delete", "organization:transfer_ownership"])
+        owner = sorted([*admin, "organization:delete", "organization:transfer_ownership", "roles:manage"])
         assert table == {"OWNER": owner, "ADMIN": admin, "MEMBER": member}
 
     def test_require_raises_with_the_action_and_role(self) -> None:

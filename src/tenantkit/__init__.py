@@ -76,14 +76,25 @@ from tenantkit.invitations._service import (
     InvitationService,
     InvitationStatus,
 )
+from tenantkit.members._roles import RoleService
 from tenantkit.members._service import Member, MembershipService
-from tenantkit.roles._policy import DEFAULT_PERMISSIONS, Action, Permissions, Role
+from tenantkit.roles._authorizer import AccessRequest, Authorizer
+from tenantkit.roles._policy import (
+    DEFAULT_PERMISSIONS,
+    Action,
+    CustomRole,
+    EffectivePermissions,
+    PermissionRegistry,
+    Permissions,
+    Role,
+)
 
 __all__ = [
     "DEFAULT_PERMISSIONS",
     "HOST",
     "PUBLIC_EMAIL_DOMAINS",
     "AcceptedInvitation",
+    "AccessRequest",
     "Action",
     "Actor",
     "ActorKind",
@@ -94,11 +105,14 @@ __all__ = [
     "AuditSettings",
     "AuthenticationError",
     "AuthorizationError",
+    "Authorizer",
     "CacheKey",
     "Clock",
     "ConflictError",
     "CreatedInvitation",
+    "CustomRole",
     "DatabaseSettings",
+    "EffectivePermissions",
     "GoneError",
     "HttpSettings",
     "InvalidApiKeyError",
@@ -119,8 +133,10 @@ __all__ = [
     "NotFoundError",
     "Page",
     "PermissionDeniedError",
+    "PermissionRegistry",
     "Permissions",
     "Role",
+    "RoleService",
     "SchemaOutOfDateError",
     "TenantKit",
     "TenantKitError",

@@ -26,7 +26,9 @@ from tenantkit._settings import (
 from tenantkit.api_keys._service import ApiKeyService
 from tenantkit.audit._service import AuditService
 from tenantkit.invitations._service import InvitationService
+from tenantkit.members._roles import RoleService
 from tenantkit.members._service import MembershipService
+from tenantkit.roles._authorizer import Authorizer
 from tenantkit.roles._policy import Permissions
 
 E = TypeVar("E", bound=Event)
@@ -61,8 +63,11 @@ class TenantKit:
             chain off. ``AuditSettings(enabled=False)`` writes none.
         http: What the web adapters believe about requests: trusted proxies, the request id header.
         clock: Where the current time comes from (inject a :class:`tenantkit.testing.FrozenClock` in tests).
-        permissions: The permission table (the default one when omitted).
+        permissions: The permission table (the default one when omitted), with the host's permission
+            registry and deployment-wide custom roles when it declares them.
         metrics: Told of every API-key verification's outcome and source (:mod:`tenantkit.metrics`).
+        authorizer: An external policy engine that answers every permission question
+            (:class:`~tenantkit.roles.Authorizer`); tenantkit's permission table when omitted.
 
     Raises:
         ConfigurationError: An option is unusable.
@@ -79,6 +84,7 @@ class TenantKit:
         clock: Clock = system_clock,
         permissions: Permissions | None = None,
         metrics: VerificationMetrics | None = None,
+        authorizer: Authorizer | None = None,
     ) -> None:
         # A section left out (None) takes TenantKitSettings' default for it.
         sections = {
@@ -93,8 +99,14 @@ class TenantKit:
         """Every setting the kit was built from, secrets hidden in ``repr``."""
         events = EventDispatcher()
         self.members: MembershipService = MembershipService(
-            permissions=permissions, clock=clock, events=events, schema=settings.database.schema_name
+            permissions=permissions,
+            clock=clock,
+            events=events,
+            schema=settings.database.schema_name,
+            authorizer=authorizer,
         )
+        self.roles: RoleService = RoleService(self.members)
+        """The organization's own custom roles: list, create, edit, delete (with ``reassign_to=``)."""
         self.api_keys: ApiKeyService = ApiKeyService(
             membership=self.members,
             clock=clock,

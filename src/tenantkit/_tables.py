@@ -157,11 +157,14 @@ team_members: sa.Table = sa.Table(
     sa.Column("user_id", Identifier(), nullable=False),
     sa.Column("role", role_type, nullable=False, server_default=Role.MEMBER.value),
     *_timestamps(),
+    # Revision 0005: the custom role held inside the rank ``role`` (its key), or NULL for the rank alone.
+    sa.Column("custom_role", Identifier(), nullable=True),
     sa.Index("unique_team_user_idx", "organization_id", "user_id", unique=True),
     sa.Index("team_members_user_id_idx", "user_id"),
     sa.Index("team_members_organization_id_idx", "organization_id"),
 )
-"""Members of organizations, one row per (organization, user), with their role."""
+"""Members of organizations, one row per (organization, user), with their rank (``role``) and, from revision
+0005, the key of the custom role they hold inside it (``custom_role``)."""
 
 api_keys: sa.Table = sa.Table(
     "api_keys",
@@ -214,6 +217,8 @@ invitations: sa.Table = sa.Table(
     sa.Column("accepted_at", UTCDateTime(), nullable=True),
     sa.Column("accepted_by", Identifier(), nullable=True),
     sa.Column("revoked_at", UTCDateTime(), nullable=True),
+    # Revision 0005: the custom role offered inside the rank ``role``.
+    sa.Column("custom_role", Identifier(), nullable=True),
     sa.Index("invitations_token_idx", "token", unique=True),
     sa.Index("unique_team_email_idx", "organization_id", "email", unique=True),
     sa.Index("invitations_email_idx", "email"),
@@ -288,6 +293,25 @@ audit_chain_heads: sa.Table = sa.Table(
 
 ``head_*`` is the newest row; ``anchor_*`` the last row a purge removed (sequence 0 and the genesis hash
 until then), which the oldest remaining row must link to.
+"""
+
+
+custom_roles: sa.Table = sa.Table(
+    "custom_roles",
+    metadata,
+    sa.Column("id", Identifier(), primary_key=True, default=new_id),
+    sa.Column("organization_id", Identifier(), nullable=False),
+    sa.Column("key", Identifier(), nullable=False),
+    sa.Column("name", LongText(), nullable=False),
+    sa.Column("description", LongText(), nullable=False, server_default=""),
+    sa.Column("rank", sa.String(16), nullable=False),
+    sa.Column("permissions", json_type, nullable=False),
+    *_timestamps(),
+    sa.Index("custom_roles_organization_key_idx", "organization_id", "key", unique=True),
+)
+"""Custom roles an organization defined (revision 0005): a stable ``key`` unique per organization, a rank
+(``ADMIN`` or ``MEMBER``) and a JSON list of the permissions added on top of the rank's. Deployment-wide roles
+live in the host's code, not here.
 """
 
 

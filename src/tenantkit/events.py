@@ -27,6 +27,9 @@ from tenantkit._events import (
     MemberRoleChanged,
     OwnershipTransferred,
     PersonalDataRedacted,
+    RoleCreated,
+    RoleDeleted,
+    RoleUpdated,
 )
 
 __all__ = [
@@ -49,4 +52,7 @@ __all__ = [
     "MemberRoleChanged",
     "OwnershipTransferred",
     "PersonalDataRedacted",
+    "RoleCreated",
+    "RoleDeleted",
+    "RoleUpdated",
 ]

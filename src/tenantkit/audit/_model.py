@@ -51,6 +51,7 @@ TARGET_FIELDS: Mapping[str, str] = {
     "new_key_id": "api_key",
     "invitation_id": "invitation",
     "subject_user_id": "user",
+    "role_key": "role",
 }
 """Payload field name to the type of target it names, in the order the fields come."""
 

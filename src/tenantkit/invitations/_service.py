@@ -55,6 +55,7 @@ from tenantkit._errors import (
     InvitationNotFoundError,
     InvitationNotPendingError,
     InviterNoLongerAllowedError,
+    UnknownRoleError,
     UnverifiedEmailError,
 )
 from tenantkit._events import (
@@ -72,7 +73,7 @@ from tenantkit._validation import check_identifier
 from tenantkit._writes import confirm_written
 from tenantkit.invitations._tokens import TokenCodec, TokenContents, digest_matches
 from tenantkit.members._service import MembershipService
-from tenantkit.roles._policy import Action, Role
+from tenantkit.roles._policy import Action, CustomRole, Role
 
 MAX_USES_LIMIT = 1_000_000
 """The largest ``max_uses`` a link invitation may have."""
@@ -109,6 +110,7 @@ class Invitation(BaseModel):
     allowed_domains: tuple[str, ...]
     role: Role
     status: InvitationStatus
+    custom_role: str | None = None
     invited_by: str | None
     sent_via_email: bool
     max_uses: int | None
@@ -149,6 +151,7 @@ class InvitationPreview(BaseModel):
     email: str | None
     allowed_domains: tuple[str, ...]
     uses_left: int | None
+    custom_role: str | None = None
 
 
 class AcceptedInvitation(BaseModel):
@@ -166,6 +169,7 @@ class AcceptedInvitation(BaseModel):
     role: Role
     already_member: bool
     invitation_role: Role = Field(description="The role the invitation offered.")
+    invitation_custom_role: str | None = Field(None, description="The custom role the invitation offered.")
 
 
 _BY_ID = sa.select(invitations).where(
@@ -319,12 +323,11 @@ class InvitationService:
         """
         check_identifier(organization_id, "organization_id")
         address = normalize_email(email)
-        wanted = Role.parse(role)
         acting = as_actor(actor)
         lifetime = self._lifetime(expires_in)
-        actor_role = self.membership.authorize(session, organization_id, acting, Action.INVITE_MEMBERS)
-        self.membership.check_grant(actor_role, wanted)
-        return self._insert(session, organization_id, acting, wanted, lifetime, address=address)
+        with typed_concurrency_errors(organization_id):
+            wanted, custom = self._offered(session, organization_id, acting, role)
+            return self._insert(session, organization_id, acting, wanted, lifetime, address=address, custom=custom)
 
     def create_link_invitation(
         self,
@@ -368,14 +371,29 @@ class InvitationService:
             isinstance(max_uses, bool) or not isinstance(max_uses, int) or not 1 <= max_uses <= MAX_USES_LIMIT
         ):
             raise InvalidInputError("max_uses", f"must be a whole number from 1 to {MAX_USES_LIMIT}, or None")
-        wanted = Role.parse(role)
         acting = as_actor(actor)
         lifetime = self._lifetime(expires_in)
-        actor_role = self.membership.authorize(session, organization_id, acting, Action.INVITE_MEMBERS)
-        self.membership.check_grant(actor_role, wanted)
-        return self._insert(
-            session, organization_id, acting, wanted, lifetime, domains=domains, max_uses=max_uses
-        )
+        with typed_concurrency_errors(organization_id):
+            wanted, custom = self._offered(session, organization_id, acting, role)
+            return self._insert(
+                session, organization_id, acting, wanted, lifetime, domains=domains, max_uses=max_uses, custom=custom
+            )
+
+    def _offered(
+        self, session: Session, organization_id: str, acting: Actor, role: Role | str
+    ) -> tuple[Role, CustomRole | None]:
+        """The rank and custom role an invitation offers, once the escalation rule allowed the inviter to.
+
+        A custom role's row stays share-locked until the transaction ends, so it cannot be deleted under the
+        invitation being written (see :mod:`tenantkit.roles._store`).
+        """
+        membership = self.membership
+        if not isinstance(role, Role):
+            begin_write(session, invitations, membership.execution_options)
+        wanted, custom = membership.resolve_role(session, organization_id, role, lock="share")
+        held = membership.grant_authority(session, organization_id, acting, Action.INVITE_MEMBERS)
+        membership.permissions.require_may_grant(held, membership.permissions.effective(wanted, custom))
+        return wanted, custom
 
     def _lifetime(self, expires_in: timedelta | None) -> timedelta:
         if expires_in is None:
@@ -397,6 +415,7 @@ class InvitationService:
         address: str | None = None,
         domains: tuple[str, ...] | None = None,
         max_uses: int | None = None,
+        custom: CustomRole | None = None,
     ) -> CreatedInvitation:
         now = self.clock()
         invitation_id = new_id()
@@ -417,6 +436,7 @@ class InvitationService:
             "use_count": 0,
             "created_at": now,
             "updated_at": now,
+            "custom_role": custom.key if custom is not None else None,
         }
         with typed_concurrency_errors(organization_id):
             # On SQLite, open the caller's transaction (and take the write lock) before the savepoint below.
@@ -441,6 +461,7 @@ class InvitationService:
                 role=role,
                 expires_at=invitation.expires_at,
                 accept_url=accept_url,
+                custom_role=invitation.custom_role,
             ),
         )
         return CreatedInvitation(invitation=invitation, token=SecretStr(token), accept_url=accept_url)
@@ -517,6 +538,7 @@ class InvitationService:
             email=invitation.email,
             allowed_domains=invitation.allowed_domains,
             uses_left=None if invitation.max_uses is None else invitation.max_uses - invitation.use_count,
+            custom_role=invitation.custom_role,
         )
 
     @staticmethod
@@ -578,6 +600,11 @@ class InvitationService:
         # SQLite has no row lock: its write lock serializes concurrent acceptances there, and makes the
         # savepoint below part of the caller's transaction.
         begin_write(session, invitations, self.membership.execution_options)
+        # A custom role's row is share-locked before the invitation's (the order a role's deletion locks
+        # them in), so the role cannot vanish between this check and the membership written below.
+        peek = session.execute(_BY_ID, ids, execution_options=self.membership.execution_options).first()
+        locked_key = peek.custom_role if peek is not None else None
+        custom = self._offered_role(session, contents.organization_id, locked_key)
         # The row lock makes concurrent acceptances of one invitation take turns, each seeing the count
         # the previous one committed.
         row = self._verified(
@@ -590,17 +617,20 @@ class InvitationService:
         self._check_open(row, now)
         organization_id = row.organization_id
         role = Role(row.role)
+        if row.custom_role != locked_key:  # a deletion reassigned it meanwhile
+            custom = self._offered_role(session, organization_id, row.custom_role)
         if row.invited_email is not None:
             if address != row.invited_email:
                 raise EmailMismatchError()
         elif not domain_allowed(email_domain(address), row.allowed_domains or ()):
             raise DomainNotAllowedError(email_domain(address))
-        self._check_inviter(session, organization_id, row.invited_by, role)
+        self._check_inviter(session, organization_id, row.invited_by, role, custom)
         result = {
             "invitation_id": row.id,
             "organization_id": organization_id,
             "user_id": user_id,
             "invitation_role": role,
+            "invitation_custom_role": row.custom_role,
         }
         existing = self.membership.get_role(session, organization_id, user_id)
         if existing is not None:
@@ -629,7 +659,9 @@ class InvitationService:
                 )
                 try:
                     # The joining user acts (the invitation is its authority), so events name them.
-                    self.membership._admit(session, organization_id, user_id, role, Actor.user(user_id))
+                    self.membership._admit(
+                        session, organization_id, user_id, role, Actor.user(user_id), row.custom_role
+                    )
                 except AlreadyMemberError as error:
                     raise _AlreadyMember(Role(error.role)) from None
                 self.events.record(
@@ -682,22 +714,41 @@ class InvitationService:
             execution_options=self.membership.execution_options,
         )
 
-    def _check_inviter(self, session: Session, organization_id: str, inviter: str | None, role: Role) -> None:
-        # The policy that let the inviter create the invitation decides again; only the error differs,
-        # because the one refused is the accepting user, not the inviter.
+    def _offered_role(self, session: Session, organization_id: str, key: str | None) -> CustomRole | None:
+        if key is None:
+            return None
+        custom = self.membership.custom_role_of(session, organization_id, key, lock="share")
+        if custom is None:
+            raise UnknownRoleError(key, organization_id)
+        return custom
+
+    def _check_inviter(
+        self,
+        session: Session,
+        organization_id: str,
+        inviter: str | None,
+        role: Role,
+        custom: CustomRole | None = None,
+    ) -> None:
+        # The policy that let the inviter create the invitation decides again (the escalation rule on what
+        # the role holds *now*); only the error differs, because the one refused is the accepting user.
         if inviter is None:
             return
         policy = self.membership.permissions
-        inviter_role = self.membership.get_role(session, organization_id, inviter)
-        if inviter_role is None:
+        granted = policy.effective(role, custom)
+        held = self.membership._read_effective(session, organization_id, inviter)
+        if held is None:
             reason = "the inviter is no longer a member"
-        elif not policy.can(inviter_role, Action.INVITE_MEMBERS):
-            reason = f"the inviter's role {inviter_role.value} may no longer invite members"
-        elif not policy.can_grant(inviter_role, role):
-            reason = f"the inviter's role {inviter_role.value} may no longer grant {role.value}"
+        elif not held.allows(Action.INVITE_MEMBERS):
+            reason = f"the inviter's role {held.label} may no longer invite members"
+        elif not policy.can_grant(held.rank, role):
+            reason = f"the inviter's role {held.label} may no longer grant {role.value}"
+        elif not granted.permissions <= held.permissions:
+            missing = ", ".join(sorted(granted.permissions - held.permissions))
+            reason = f"the inviter's role {held.label} no longer holds {missing}, which {granted.label} grants"
         else:
             return
-        raise InviterNoLongerAllowedError(inviter, role.value, reason)
+        raise InviterNoLongerAllowedError(inviter, granted.label, reason)
 
     # -- managing --------------------------------------------------------------------------------------
 
@@ -833,12 +884,14 @@ class InvitationService:
         check_identifier(invitation_id, "invitation_id")
         lifetime = self._lifetime(expires_in)
         acting = as_actor(actor)
-        actor_role = self.membership.authorize(session, organization_id, acting, Action.MANAGE_INVITATIONS)
+        held = self.membership.grant_authority(session, organization_id, acting, Action.MANAGE_INVITATIONS)
         row = self._row(session, organization_id, invitation_id, lock=True)
         if row.status != InvitationStatus.PENDING.value:
             raise InvitationNotPendingError(row.status)
         role = Role(row.role)
-        self.membership.check_grant(actor_role, role)
+        custom = self.membership.custom_role_of(session, organization_id, row.custom_role)
+        policy = self.membership.permissions
+        policy.require_may_grant(held, policy.effective(role, custom))
         now = self.clock()
         token, token_digest = self._tokens.issue(organization_id, invitation_id)
         session.execute(
@@ -870,6 +923,7 @@ class InvitationService:
                 role=role,
                 expires_at=invitation.expires_at,
                 accept_url=accept_url,
+                custom_role=invitation.custom_role,
             ),
         )
         return CreatedInvitation(invitation=invitation, token=SecretStr(token), accept_url=accept_url)
@@ -946,6 +1000,7 @@ def _invitation(row: Any, now: datetime) -> Invitation:
         allowed_domains=tuple(row.allowed_domains or ()),
         role=Role(row.role),
         status=status,
+        custom_role=row.custom_role,
         invited_by=row.invited_by,
         sent_via_email=bool(row.sent_via_email),
         max_uses=row.max_uses,

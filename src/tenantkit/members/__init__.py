@@ -1,12 +1,14 @@
-"""Organization membership: who belongs to an organization, with which role.
+"""Organization membership: who belongs to an organization, with which role, and the organization's own roles.
 
-The service is ``kit.members``; this package holds its public names (all re-exported by ``tenantkit``)::
+The services are ``kit.members`` and ``kit.roles``; this package holds their public names (all re-exported by
+``tenantkit``)::
 
-    from tenantkit.members import Member, MembershipService
+    from tenantkit.members import Member, MembershipService, RoleService
 
-What each role may do is the policy of :mod:`tenantkit.roles`.
+What each rank and custom role may do is the policy of :mod:`tenantkit.roles`.
 """
 
+from tenantkit.members._roles import RoleService
 from tenantkit.members._service import Member, MembershipService
 
-__all__ = ["Member", "MembershipService"]
+__all__ = ["Member", "MembershipService", "RoleService"]
