@@ -1,7 +1,7 @@
 """Custom roles: the ``custom_roles`` table, and a nullable ``custom_role`` column on memberships and
 invitations.
 
-The rank stays in the ``role`` column exactly as revision 0001 made it (the origin document's ``role``
+The rank stays in the ``role`` column exactly as revision 0001 made it (the ``role``
 enum); a membership or invitation that holds a custom role names its key in ``custom_role`` beside it.
 Adding a nullable column without a default is a catalogue change on PostgreSQL (no table rewrite, a brief
 ``ACCESS EXCLUSIVE`` lock only while the catalogue is updated) and an instant ``ADD COLUMN`` on MariaDB
