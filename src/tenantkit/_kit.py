@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import AbstractContextManager
+from datetime import timedelta
 from pathlib import Path
 from typing import TypeVar
 
@@ -68,6 +69,8 @@ class TenantKit:
         metrics: Told of every API-key verification's outcome and source (:mod:`tenantkit.metrics`).
         authorizer: An external policy engine that answers every permission question
             (:class:`~tenantkit.roles.Authorizer`); tenantkit's permission table when omitted.
+        permission_cache_ttl: How long a member's effective permissions (rank plus custom role) are reused
+            for checks their rank alone does not answer; ``None`` reads them every time.
 
     Raises:
         ConfigurationError: An option is unusable.
@@ -85,6 +88,7 @@ class TenantKit:
         permissions: Permissions | None = None,
         metrics: VerificationMetrics | None = None,
         authorizer: Authorizer | None = None,
+        permission_cache_ttl: timedelta | None = timedelta(seconds=5),
     ) -> None:
         # A section left out (None) takes TenantKitSettings' default for it.
         sections = {
@@ -104,6 +108,7 @@ class TenantKit:
             events=events,
             schema=settings.database.schema_name,
             authorizer=authorizer,
+            permission_cache_ttl=permission_cache_ttl,
         )
         self.roles: RoleService = RoleService(self.members)
         """The organization's own custom roles: list, create, edit, delete (with ``reassign_to=``)."""
@@ -132,6 +137,7 @@ class TenantKit:
         clock: Clock = system_clock,
         permissions: Permissions | None = None,
         metrics: VerificationMetrics | None = None,
+        authorizer: Authorizer | None = None,
     ) -> TenantKit:
         """A kit configured by ``settings``, one section per feature."""
         return cls(
@@ -143,6 +149,7 @@ class TenantKit:
             clock=clock,
             permissions=permissions,
             metrics=metrics,
+            authorizer=authorizer,
         )
 
     @classmethod
@@ -153,6 +160,7 @@ class TenantKit:
         clock: Clock = system_clock,
         permissions: Permissions | None = None,
         metrics: VerificationMetrics | None = None,
+        authorizer: Authorizer | None = None,
     ) -> TenantKit:
         """A kit configured from ``TENANTKIT_*`` environment variables and ``.env``, as the CLI is.
 
@@ -166,6 +174,7 @@ class TenantKit:
             clock=clock,
             permissions=permissions,
             metrics=metrics,
+            authorizer=authorizer,
         )
 
     @property
