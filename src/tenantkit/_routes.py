@@ -21,12 +21,15 @@ from tenantkit._http import (
     ChangeRoleRequest,
     CreatedInvitationResponse,
     CreateInvitationRequest,
+    CreateRoleRequest,
+    DeletedRoleResponse,
     IssueApiKeyRequest,
     IssuedApiKeyResponse,
     Management,
     RotateApiKeyRequest,
     TokenRequest,
     TransferOwnershipRequest,
+    UpdateRoleRequest,
 )
 from tenantkit._pagination import DEFAULT_PAGE_SIZE, MAX_CURSOR_LENGTH, MAX_PAGE_SIZE, Page
 from tenantkit._validation import MAX_IDENTIFIER_LENGTH
@@ -34,6 +37,7 @@ from tenantkit.api_keys._service import ApiKey
 from tenantkit.audit._model import AuditEvent
 from tenantkit.invitations._service import AcceptedInvitation, Invitation, InvitationPreview
 from tenantkit.members._service import Member
+from tenantkit.roles._policy import CustomRole
 
 __all__ = [
     "FEATURES",
@@ -43,6 +47,7 @@ __all__ = [
     "ROUTES",
     "AuditQuery",
     "ListQuery",
+    "ReassignQuery",
     "Route",
     "select_routes",
 ]
@@ -62,6 +67,14 @@ class ListQuery(BaseModel):
 
     limit: int = Field(DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE)
     cursor: str | None = Field(None, max_length=MAX_CURSOR_LENGTH)
+
+
+class ReassignQuery(BaseModel):
+    """The query string of "delete a custom role": the role its holders move to, if any hold it."""
+
+    model_config: ClassVar[ConfigDict] = ConfigDict(extra="ignore")
+
+    reassign_to: str | None = Field(None, min_length=1, max_length=64)
 
 
 class AuditQuery(ListQuery):
@@ -203,6 +216,55 @@ ROUTES: tuple[Route, ...] = (
         summary="Transfer ownership",
         description="Make another member OWNER; the actor steps down to ``demote_to``.",
         body=TransferOwnershipRequest,
+        writes=True,
+    ),
+    Route(
+        operation="roles.list",
+        method="GET",
+        path=f"{_ORGANIZATION}/roles",
+        call=Management.list_roles,
+        response=Page[CustomRole],
+        summary="List custom roles",
+        description="The deployment-wide custom roles and the organization's own (needs ``members:read``).",
+    ),
+    Route(
+        operation="roles.create",
+        method="POST",
+        path=f"{_ORGANIZATION}/roles",
+        call=Management.create_role,
+        response=CustomRole,
+        summary="Create a custom role",
+        description=(
+            "Define a role inside ADMIN or MEMBER (needs ``roles:manage``); every permission it adds must be "
+            "the actor's own."
+        ),
+        status=201,
+        body=CreateRoleRequest,
+        writes=True,
+    ),
+    Route(
+        operation="roles.update",
+        method="PATCH",
+        path=f"{_ORGANIZATION}/roles/{{key}}",
+        call=Management.update_role,
+        response=CustomRole,
+        summary="Edit a custom role",
+        description="Rename a role or change its permissions; added permissions must be the actor's own.",
+        body=UpdateRoleRequest,
+        writes=True,
+    ),
+    Route(
+        operation="roles.delete",
+        method="DELETE",
+        path=f"{_ORGANIZATION}/roles/{{key}}",
+        call=Management.delete_role,
+        response=DeletedRoleResponse,
+        summary="Delete a custom role",
+        description=(
+            "Delete a role; refused (409 ``role_in_use``) while members hold it unless ``reassign_to`` names "
+            "the role they move to."
+        ),
+        query=ReassignQuery,
         writes=True,
     ),
     Route(
