@@ -121,7 +121,7 @@ class TestRegistry:
             assert refused.value.permission == "orders:sing"
 
     def test_without_a_registry_checks_stay_lenient(self) -> None:
-        """Without a declared registry an unknown action is simply not held (the behaviour before registries)."""
+        """Without a declared registry an unknown action is simply not held (as before registries existed)."""
         assert Permissions().can(Role.OWNER, "reports:export") is False
 
     def test_the_table_must_use_declared_names(self) -> None:
@@ -153,7 +153,7 @@ class TestRoleDefinitions:
     @pytest.mark.parametrize("key", ["Physician", "owner", "admin", "1st", "a b", "x" * 65])
     def test_keys_are_stable_slugs_and_not_rank_names(self, key: str) -> None:
         """A key is a lower-case slug and never a rank's name (which would make "admin" ambiguous)."""
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="a role key is"):
             CustomRole(key=key, name="X", rank=Role.MEMBER)
 
     def test_deployment_roles_are_checked_against_the_registry(self) -> None:
@@ -172,7 +172,7 @@ class TestRoleDefinitions:
 
 class TestTheEscalationRule:
     def test_the_rule_names_what_the_actor_lacks(self) -> None:
-        """``require_may_grant`` refuses permissions the actor lacks, listing them, and lets the host through."""
+        """``require_may_grant`` refuses permissions the actor lacks, listing them; the host passes."""
         admin = POLICY.effective(Role.ADMIN)
         with pytest.raises(PermissionEscalationError) as refused:
             POLICY.require_may_grant(admin, POLICY.effective(Role.MEMBER, PHYSICIAN))
@@ -216,19 +216,25 @@ class TestTheEscalationRule:
             kit.members.change_role(s, ORG, "charge", Role.MEMBER, actor="admin")
         assert ("charge", "MEMBER", None) in rows(hospital)
 
-    def test_no_one_gives_themself_a_role_they_could_not_grant(self, hospital: sa.Engine, kit: TenantKit) -> None:
+    def test_no_one_gives_themself_a_role_they_could_not_grant(
+        self, hospital: sa.Engine, kit: TenantKit
+    ) -> None:
         """An ADMIN cannot make itself a physician; the charge nurse cannot step up to ADMIN."""
         with pytest.raises(PermissionEscalationError), kit.transaction(hospital) as s:
             kit.members.change_role(s, ORG, "admin", "physician", actor="admin")
 
-    def test_an_invitation_offers_only_what_the_inviter_holds(self, hospital: sa.Engine, kit: TenantKit) -> None:
+    def test_an_invitation_offers_only_what_the_inviter_holds(
+        self, hospital: sa.Engine, kit: TenantKit
+    ) -> None:
         """Email and link invitations to a role with an ungranted permission are refused; the host may."""
         with pytest.raises(PermissionEscalationError), kit.transaction(hospital) as s:
             kit.invitations.create_email_invitation(s, ORG, "p@example.com", "physician", actor="admin")
         with pytest.raises(PermissionEscalationError), kit.transaction(hospital) as s:
             kit.invitations.create_link_invitation(s, ORG, ["example.com"], "physician", actor="charge")
         with kit.transaction(hospital) as s:
-            created = kit.invitations.create_email_invitation(s, ORG, "p@example.com", "physician", actor=HOST)
+            created = kit.invitations.create_email_invitation(
+                s, ORG, "p@example.com", "physician", actor=HOST
+            )
         assert created.invitation.custom_role == "physician"
 
     def test_accepting_rechecks_the_inviter_against_the_role_as_it_is_now(
@@ -238,7 +244,9 @@ class TestTheEscalationRule:
         invitation is refused and nobody joins. Accepted in time, the invitee holds the custom role."""
         with kit.transaction(hospital) as s:
             first = kit.invitations.create_email_invitation(s, ORG, "n1@example.com", "nurse", actor="charge")
-            second = kit.invitations.create_email_invitation(s, ORG, "n2@example.com", "nurse", actor="charge")
+            second = kit.invitations.create_email_invitation(
+                s, ORG, "n2@example.com", "nurse", actor="charge"
+            )
             accepted = kit.invitations.accept(
                 s, first.token.get_secret_value(), user_id="n1", email="n1@example.com", email_verified=True
             )
@@ -265,7 +273,9 @@ class TestTheEscalationRule:
         assert ("charge", "OWNER", None) in rows(hospital)
         assert ("owner", "MEMBER", "nurse") in rows(hospital)
 
-    def test_api_key_scopes_are_grants_once_a_registry_exists(self, hospital: sa.Engine, kit: TenantKit) -> None:
+    def test_api_key_scopes_are_grants_once_a_registry_exists(
+        self, hospital: sa.Engine, kit: TenantKit
+    ) -> None:
         """An ADMIN may mint a key scoped ``records:read`` but not ``orders:sign``, nor an undeclared scope; a
         lead who holds ``orders:sign`` may, and a plain ADMIN may not rotate that key (rotating re-grants)."""
         with kit.transaction(hospital) as s:
@@ -307,7 +317,7 @@ class TestManagingRoles:
             )
 
     def test_definitions_are_validated(self, hospital: sa.Engine, kit: TenantKit) -> None:
-        """Unknown permissions, OWNER-only ones, an OWNER rank, or a taken key are refused, writing nothing."""
+        """Unknown or OWNER-only permissions, an OWNER rank, or a taken key are refused, writing nothing."""
         attempts: list[tuple[type[Exception], dict[str, object]]] = [
             (UnknownPermissionError, {"key": "a", "rank": "MEMBER", "permissions": ["records:raed"]}),
             (InvalidInputError, {"key": "b", "rank": "MEMBER", "permissions": ["organization:delete"]}),
@@ -321,7 +331,9 @@ class TestManagingRoles:
         with hospital.connect() as connection:
             assert connection.execute(sa.select(custom_roles.c.key)).scalars().all() == ["charge_nurse"]
 
-    def test_editing_a_role_you_hold_is_a_grant_to_yourself(self, hospital: sa.Engine, kit: TenantKit) -> None:
+    def test_editing_a_role_you_hold_is_a_grant_to_yourself(
+        self, hospital: sa.Engine, kit: TenantKit
+    ) -> None:
         """With ``roles:manage`` through its own role, the holder may remove permissions from that role but
         not add one it lacks; renaming keeps the key."""
         manager = CustomRole(

@@ -36,10 +36,20 @@ def run(*args: str) -> Result:
 
 class TestRolesCommands:
     def test_create_list_assign_edit_and_delete(self, seeded: sa.Engine) -> None:
-        """A role made on the command line is listed, assigned with ``members set-role``, shown inside its rank
-        by ``members list``, renamed, and deleted with ``--reassign-to``."""
-        created = run("roles", "create", "org_1", "scribe", "--name", "Scribe", "--rank", "member",
-                      "--permission", "members:read")
+        """A role made on the command line is listed, assigned with ``members set-role``, shown inside its
+        rank by ``members list``, renamed, and deleted with ``--reassign-to``."""
+        created = run(
+            "roles",
+            "create",
+            "org_1",
+            "scribe",
+            "--name",
+            "Scribe",
+            "--rank",
+            "member",
+            "--permission",
+            "members:read",
+        )
         assert created.exit_code == 0, created.output
         assert created.stdout == "created role scribe (MEMBER) in org_1\n"
         listing = json.loads(run("roles", "list", "org_1", "--json").stdout)
@@ -57,16 +67,28 @@ class TestRolesCommands:
         assert json.loads(deleted.stdout) == {"key": "scribe", "reassigned_members": 1}
 
     def test_the_policy_brings_the_hosts_registry_and_roles(self, seeded: sa.Engine) -> None:
-        """With ``--policy``, deployment-wide roles are listed and assignable, host permissions accepted, and a
-        grant the actor cannot make is refused (exit 4, ``permission_escalation``)."""
+        """With ``--policy``, deployment-wide roles are listed and assignable, and a grant the actor cannot
+        make is refused (exit 4, ``permission_escalation``); without it, host permissions are unknown."""
         listing = run("roles", "list", "org_1", "--policy", SPEC)
-        assert "physician" in listing.stdout and "deployment" in listing.stdout
-        unknown = run("roles", "create", "org_1", "signer", "--name", "S", "--rank", "MEMBER",
-                      "--permission", "orders:sign")
+        assert "physician" in listing.stdout
+        assert "deployment" in listing.stdout
+        unknown = run(
+            "roles",
+            "create",
+            "org_1",
+            "signer",
+            "--name",
+            "S",
+            "--rank",
+            "MEMBER",
+            "--permission",
+            "orders:sign",
+        )
         assert unknown.exit_code == 2
         assert "unknown permission 'orders:sign'" in unknown.stderr
-        escalation = run("members", "add", "org_1", "doc", "--role", "physician", "--as", "bob",
-                         "--policy", SPEC)
+        escalation = run(
+            "members", "add", "org_1", "doc", "--role", "physician", "--as", "bob", "--policy", SPEC
+        )
         assert escalation.exit_code == 4
         assert "permission_escalation" in escalation.stderr
         assert run("members", "add", "org_1", "doc", "--role", "physician", "--policy", SPEC).exit_code == 0

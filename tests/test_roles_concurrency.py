@@ -97,8 +97,10 @@ class TestDeleteWhileAssigning:
         assert role_exists(server_engine) == (outcomes[0] != "ok")
 
     @pytest.mark.parametrize("repeat", range(REPEATS))
-    def test_delete_races_adding_a_member(self, server_engine: sa.Engine, kit: TenantKit, repeat: int) -> None:
-        """Deleting ``temp`` while the OWNER adds a new member with it: never a member with a dangling role."""
+    def test_delete_races_adding_a_member(
+        self, server_engine: sa.Engine, kit: TenantKit, repeat: int
+    ) -> None:
+        """Deleting ``temp`` while the OWNER adds a member with it: never a member with a dangling role."""
         seed(server_engine, kit)
         deleting, adding = race(
             server_engine,

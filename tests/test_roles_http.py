@@ -40,8 +40,10 @@ def fastapi_client(kit: TenantKit, engine: sa.Engine) -> HttpClient:
     tk.install(app)
     app.include_router(tk.router(), prefix="/tk")
 
+    may_sign = tk.permission("orders:sign")
+
     @app.post("/orgs/{organization_id}/orders/sign")
-    def sign(authorization: Authorization = Depends(tk.permission("orders:sign"))) -> dict[str, object]:
+    def sign(authorization: Authorization = Depends(may_sign)) -> dict[str, object]:
         return {"user_id": authorization.user_id}
 
     return FastAPIClient(app)
@@ -63,7 +65,9 @@ def flask_client(kit: TenantKit, engine: sa.Engine) -> HttpClient:
         if opened is not None:
             opened.close()
 
-    tk = TenantKitFlask(kit, session=session, current_user=lambda: principal_from_headers(flask.request.headers))
+    tk = TenantKitFlask(
+        kit, session=session, current_user=lambda: principal_from_headers(flask.request.headers)
+    )
     tk.init_app(app)
     app.register_blueprint(tk.blueprint(), url_prefix="/tk")
 
@@ -102,7 +106,11 @@ class TestRoleEndpoints:
         assert [item["key"] for item in listed.json["items"]] == ["physician", "scribe"]
 
         assigned = client.request("PATCH", f"{BASE}/members/admin", json={"role": "scribe"}, headers=OWNER)
-        assert (assigned.status, assigned.json["role"], assigned.json["custom_role"]) == (200, "MEMBER", "scribe")
+        assert (assigned.status, assigned.json["role"], assigned.json["custom_role"]) == (
+            200,
+            "MEMBER",
+            "scribe",
+        )
         members = client.request("GET", f"{BASE}/members", headers=DOC).json["items"]
         assert {item["user_id"]: item["custom_role"] for item in members} == {
             "admin": "scribe",
@@ -118,7 +126,9 @@ class TestRoleEndpoints:
 
     def test_edit_a_role(self, client: HttpClient) -> None:
         """PATCH renames a role; an ADMIN (no ``roles:manage``) is refused."""
-        client.request("POST", f"{BASE}/roles", json={"key": "ward", "name": "Ward", "rank": "ADMIN"}, headers=OWNER)
+        client.request(
+            "POST", f"{BASE}/roles", json={"key": "ward", "name": "Ward", "rank": "ADMIN"}, headers=OWNER
+        )
         renamed = client.request("PATCH", f"{BASE}/roles/ward", json={"name": "Ward lead"}, headers=OWNER)
         assert (renamed.status, renamed.json["name"]) == (200, "Ward lead")
         denied = client.request("PATCH", f"{BASE}/roles/ward", json={"name": "x"}, headers=ADMIN)
@@ -130,7 +140,9 @@ class TestRoleEndpoints:
         assert_error(reply, 403, "permission_escalation")
         assert reply.json["error"]["missing"] == ["orders:sign"]
         typo = client.request(
-            "POST", f"{BASE}/roles", json={"key": "x", "name": "X", "rank": "MEMBER", "permissions": ["orders:sing"]},
+            "POST",
+            f"{BASE}/roles",
+            json={"key": "x", "name": "X", "rank": "MEMBER", "permissions": ["orders:sing"]},
             headers=OWNER,
         )
         assert_error(typo, 422, "unknown_permission")
@@ -141,7 +153,9 @@ class TestCustomPermissionGuards:
         """The physician may sign orders; the OWNER and ADMIN, whose ranks lack it, get 403."""
         assert client.request("POST", f"/orgs/{ORG}/orders/sign", headers=DOC).json == {"user_id": "doc"}
         for headers in (OWNER, ADMIN):
-            assert_error(client.request("POST", f"/orgs/{ORG}/orders/sign", headers=headers), 403, "permission_denied")
+            assert_error(
+                client.request("POST", f"/orgs/{ORG}/orders/sign", headers=headers), 403, "permission_denied"
+            )
 
     def test_a_typo_fails_when_the_route_is_declared(self) -> None:
         """With a registry, ``permission("orders:sing")`` raises at once, not on the first request."""
@@ -149,4 +163,6 @@ class TestCustomPermissionGuards:
         with pytest.raises(UnknownPermissionError):
             TenantKitFastAPI(kit, session=lambda: None, current_user=lambda: "u").permission("orders:sing")
         with pytest.raises(UnknownPermissionError):
-            TenantKitFlask(kit, session=lambda: None, current_user=lambda: "u").require_permission("orders:sing")
+            TenantKitFlask(kit, session=lambda: None, current_user=lambda: "u").require_permission(
+                "orders:sing"
+            )

@@ -1,5 +1,6 @@
-"""Revision 0005 (custom roles): up, down and up again beside existing rows, the downgrade that refuses while
-custom roles are in use, SQL that rewrites no table, and an adopted origin database that gains custom roles."""
+"""Revision 0005 (custom roles): up, down and up again beside existing rows, the downgrade that refuses
+while custom roles are in use, SQL that rewrites no table, and an adopted origin database that gains custom
+roles."""
 
 from __future__ import annotations
 

@@ -18,7 +18,16 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
 from sqlalchemy.orm import Session
 
-from tenantkit import HOST, Action, CustomRole, PermissionRegistry, Permissions, Role, TenantKit, TenantKitError
+from tenantkit import (
+    HOST,
+    Action,
+    CustomRole,
+    PermissionRegistry,
+    Permissions,
+    Role,
+    TenantKit,
+    TenantKitError,
+)
 from tenantkit.invitations import InvitationSettings
 from tenantkit.tables import api_keys, metadata, team_members
 
@@ -27,7 +36,9 @@ USERS = ("u0", "u1", "u2", "u3", "u4")
 HOST_PERMISSIONS = ("p:a", "p:b", "p:c")
 REGISTRY = PermissionRegistry(HOST_PERMISSIONS)
 # p:a is ADMIN's and OWNER's, p:b OWNER's only, p:c nobody's rank: only the host hands it out at first.
-DEPLOYED = CustomRole(key="deployed", name="Deployed", rank=Role.MEMBER, permissions={"p:c", "members:invite"})
+DEPLOYED = CustomRole(
+    key="deployed", name="Deployed", rank=Role.MEMBER, permissions={"p:c", "members:invite"}
+)
 POLICY = (
     Permissions(registry=REGISTRY, roles=[DEPLOYED])
     .with_actions("p:a", Role.ADMIN)
@@ -107,7 +118,8 @@ class RolesMachine(RuleBasedStateMachine):
             gained = held - old_held
             assert gained <= actor_held, f"{actor} gave {user} {sorted(gained - actor_held)} it did not hold"
             if old_rank is None or rank.rank > old_rank.rank:
-                assert actor_rank is not None and rank.rank <= actor_rank.rank, f"{actor} raised {user} to {rank}"
+                assert actor_rank is not None, f"{actor}, no member, raised {user} to {rank}"
+                assert rank.rank <= actor_rank.rank, f"{actor} raised {user} to {rank}"
             if rank is Role.OWNER and old_rank is not Role.OWNER:
                 assert actor_rank is Role.OWNER, f"{actor} made {user} an OWNER"
         for key_id, scopes in self.key_scopes().items():

@@ -11,11 +11,20 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import click
 
 from tenantkit._actor import HOST, Actor
-from tenantkit._cli._common import emit, engine_for, handle_errors, json_option, load_settings, main, url_option
+from tenantkit._cli._common import (
+    emit,
+    engine_for,
+    handle_errors,
+    json_option,
+    load_settings,
+    main,
+    url_option,
+)
 from tenantkit._cli._formats import echo_table
 from tenantkit._errors import InvalidInputError
 from tenantkit._kit import TenantKit
@@ -66,7 +75,13 @@ def _actor(user_id: str | None) -> Actor:
     return HOST if user_id is None else Actor.user(user_id)
 
 
-class RoleOrKey(click.ParamType):
+if TYPE_CHECKING:
+    _ParamType = click.ParamType[str]
+else:  # click 8.1's types are not generic at run time
+    _ParamType = click.ParamType
+
+
+class RoleOrKey(_ParamType):
     """A rank (any case, given upper-cased) or a custom role's key (given as it is)."""
 
     name = "role"
@@ -120,7 +135,9 @@ def roles() -> None:
 @_as_option
 @click.argument("organization")
 @handle_errors
-def list_(url: str | None, as_json: bool, policy: str | None, acting_user: str | None, organization: str) -> None:
+def list_(
+    url: str | None, as_json: bool, policy: str | None, acting_user: str | None, organization: str
+) -> None:
     """List the custom roles members of ORGANIZATION may hold (deployment-wide first)."""
     kit = kit_with_policy(policy)
     with engine_for(url, read_only=True, settings=kit.settings) as engine, transaction(engine) as session:
@@ -217,7 +234,9 @@ def edit(
 @_as_option
 @click.argument("organization")
 @click.argument("key")
-@click.option("--reassign-to", type=ROLE_OR_KEY, default=None, help="Move holders to this rank or role first.")
+@click.option(
+    "--reassign-to", type=ROLE_OR_KEY, default=None, help="Move holders to this rank or role first."
+)
 @handle_errors
 def delete(
     url: str | None,
@@ -228,7 +247,7 @@ def delete(
     key: str,
     reassign_to: str | None,
 ) -> None:
-    """Delete KEY from ORGANIZATION; refused while members hold it unless --reassign-to names where they go."""
+    """Delete KEY from ORGANIZATION (refused while members hold it, unless --reassign-to moves them)."""
     kit = kit_with_policy(policy)
     with engine_for(url, settings=kit.settings) as engine, transaction(engine) as session:
         moved = kit.roles.delete(

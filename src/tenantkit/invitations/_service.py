@@ -327,7 +327,9 @@ class InvitationService:
         lifetime = self._lifetime(expires_in)
         with typed_concurrency_errors(organization_id):
             wanted, custom = self._offered(session, organization_id, acting, role)
-            return self._insert(session, organization_id, acting, wanted, lifetime, address=address, custom=custom)
+            return self._insert(
+                session, organization_id, acting, wanted, lifetime, address=address, custom=custom
+            )
 
     def create_link_invitation(
         self,
@@ -376,7 +378,14 @@ class InvitationService:
         with typed_concurrency_errors(organization_id):
             wanted, custom = self._offered(session, organization_id, acting, role)
             return self._insert(
-                session, organization_id, acting, wanted, lifetime, domains=domains, max_uses=max_uses, custom=custom
+                session,
+                organization_id,
+                acting,
+                wanted,
+                lifetime,
+                domains=domains,
+                max_uses=max_uses,
+                custom=custom,
             )
 
     def _offered(
@@ -745,7 +754,9 @@ class InvitationService:
             reason = f"the inviter's role {held.label} may no longer grant {role.value}"
         elif not granted.permissions <= held.permissions:
             missing = ", ".join(sorted(granted.permissions - held.permissions))
-            reason = f"the inviter's role {held.label} no longer holds {missing}, which {granted.label} grants"
+            reason = (
+                f"the inviter's role {held.label} no longer holds {missing}, which {granted.label} grants"
+            )
         else:
             return
         raise InviterNoLongerAllowedError(inviter, granted.label, reason)

@@ -16,6 +16,7 @@ holders and invitations move, and the row goes.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -30,24 +31,14 @@ from tenantkit._errors import (
     RoleInUseError,
     RoleNotFoundError,
 )
-from tenantkit._invalidation import CacheKey
 from tenantkit._events import MemberRoleChanged, RoleCreated, RoleDeleted, RoleUpdated
+from tenantkit._invalidation import CacheKey
 from tenantkit._missing_schema import translate_missing_schema
-from tenantkit._tables import custom_roles, invitations, new_id, team_members
+from tenantkit._tables import custom_roles, invitations, new_id
 from tenantkit._validation import check_identifier
-from tenantkit.members._service import MembershipService
+from tenantkit.members._service import Member, MembershipService
 from tenantkit.roles._policy import Action, CustomRole, EffectivePermissions, Role
 from tenantkit.roles._store import load_organization_roles, load_role
-
-_HOLDERS = (
-    sa.select(team_members.c.user_id)
-    .where(
-        team_members.c.organization_id == sa.bindparam("organization_id"),
-        team_members.c.custom_role == sa.bindparam("key"),
-    )
-    .order_by(team_members.c.user_id)
-    .with_for_update()
-)
 
 _INVITATIONS_OFFERING = (
     sa.select(invitations.c.id, invitations.c.status)
@@ -111,7 +102,10 @@ class RoleService:
         check_identifier(organization_id, "organization_id")
         self.membership.authorize(session, organization_id, actor, Action.READ_MEMBERS)
         declared = sorted(self.permissions.roles.values(), key=lambda role: role.key)
-        return [*declared, *load_organization_roles(session, organization_id, self.membership.execution_options)]
+        return [
+            *declared,
+            *load_organization_roles(session, organization_id, self.membership.execution_options),
+        ]
 
     def get(
         self, session: Session | Connection, organization_id: str, key: str, *, actor: Actor | str
@@ -124,7 +118,9 @@ class RoleService:
         """
         check_identifier(organization_id, "organization_id")
         check_identifier(key, "key")
-        self.membership.authorize(session, organization_id, actor, Action.READ_MEMBERS, resource=f"role:{key}")
+        self.membership.authorize(
+            session, organization_id, actor, Action.READ_MEMBERS, resource=f"role:{key}"
+        )
         found = self.membership.custom_role_of(session, organization_id, key)
         if found is None:
             raise RoleNotFoundError(organization_id, key)
@@ -357,61 +353,27 @@ class RoleService:
         membership = self.membership
         with typed_concurrency_errors(organization_id):
             current = self._locked_role(session, organization_id, key)
-            target_rank: Role | None = None
-            target: CustomRole | None = None
+            target: tuple[Role, CustomRole | None] | None = None
             if reassign_to is not None:
-                target_rank, target = membership.resolve_role(session, organization_id, reassign_to, lock="share")
-                if target is not None and target.key == key:
+                target = membership.resolve_role(session, organization_id, reassign_to, lock="share")
+                if target[1] is not None and target[1].key == key:
                     raise InvalidInputError("reassign_to", "must be another role than the one deleted")
-            holders = list(
-                session.execute(
-                    _HOLDERS, {"organization_id": organization_id, "key": key}, execution_options=options
-                ).scalars()
-            )
+            # The owner invariant's locks, on the owners, the actor and every holder, in one statement.
+            locked = membership._lock(session, organization_id, acting.user_id, holders_of=key)
+            holders = [member for member in locked.by_user.values() if member.custom_role == key]
             offers = session.execute(
-                _INVITATIONS_OFFERING, {"organization_id": organization_id, "key": key}, execution_options=options
+                _INVITATIONS_OFFERING,
+                {"organization_id": organization_id, "key": key},
+                execution_options=options,
             ).all()
             pending = [row.id for row in offers if row.status == "pending"]
             held = self._manager(session, organization_id, acting, current.rank)
-            if (holders or pending) and target_rank is None:
-                raise RoleInUseError(organization_id, key, len(holders), len(pending))
             now = membership.clock()
-            target_key = target.key if target is not None else None
             moved = 0
-            if target_rank is not None and (holders or pending):
-                granted = self.permissions.effective(target_rank, target)
-                self.permissions.require_may_grant(held, granted)
-                if holders:
-                    locked = membership._lock(session, organization_id, acting.user_id, *holders)
-                    if acting.user_id is not None:
-                        membership._actor_holding(session, organization_id, acting, locked, Action.CHANGE_ROLES)
-                    for user_id in holders:
-                        member = locked.by_user.get(user_id)
-                        if member is None or member.custom_role != key:
-                            continue  # left or changed role while we waited for its lock
-                        membership._check_manages(held, member, Action.CHANGE_ROLES)
-                        membership._set_role(session, organization_id, user_id, target_rank, now, target_key)
-                        moved += 1
-                        membership.events.record(
-                            session,
-                            MemberRoleChanged(
-                                organization_id=organization_id,
-                                actor=acting,
-                                occurred_at=now,
-                                user_id=user_id,
-                                old_role=member.role,
-                                new_role=target_rank,
-                                old_custom_role=key,
-                                new_custom_role=target_key,
-                            ),
-                        )
-                if pending:
-                    session.execute(
-                        invitations.update()
-                        .where(invitations.c.id.in_(pending))
-                        .values(role=target_rank, custom_role=target_key),
-                        execution_options=options,
-                    )
+            if holders or pending:
+                if target is None:
+                    raise RoleInUseError(organization_id, key, len(holders), len(pending))
+                moved = self._reassign(session, acting, locked, held, holders, pending, target, now)
             finished = [row.id for row in offers if row.status != "pending"]
             if finished:
                 session.execute(
@@ -426,12 +388,58 @@ class RoleService:
                     actor=acting,
                     occurred_at=now,
                     role_key=key,
-                    reassigned_to=(target_key or target_rank.value) if target_rank is not None else None,
+                    reassigned_to=None
+                    if target is None
+                    else (target[1].key if target[1] else target[0].value),
                     members=moved,
                 ),
             )
             membership.events.caches.invalidate((CacheKey.role(organization_id, key),))
         return moved
+
+    def _reassign(
+        self,
+        session: Session,
+        acting: Actor,
+        locked: Any,
+        held: EffectivePermissions | None,
+        holders: list[Member],
+        pending: list[str],
+        target: tuple[Role, CustomRole | None],
+        now: datetime,
+    ) -> int:
+        """Move the locked holders and the pending invitations of a role being deleted to ``target``: a grant,
+        under the escalation rule, of a change of role to every holder (each recorded)."""
+        membership = self.membership
+        rank, custom = target
+        self.permissions.require_may_grant(held, self.permissions.effective(rank, custom))
+        key = custom.key if custom is not None else None
+        if holders and acting.user_id is not None:
+            membership._actor_holding(
+                session, holders[0].organization_id, acting, locked, Action.CHANGE_ROLES
+            )
+        for member in holders:
+            membership._check_manages(held, member, Action.CHANGE_ROLES)
+            membership._set_role(session, member.organization_id, member.user_id, rank, now, key)
+            membership.events.record(
+                session,
+                MemberRoleChanged(
+                    organization_id=member.organization_id,
+                    actor=acting,
+                    occurred_at=now,
+                    user_id=member.user_id,
+                    old_role=member.role,
+                    new_role=rank,
+                    old_custom_role=member.custom_role,
+                    new_custom_role=key,
+                ),
+            )
+        if pending:
+            session.execute(
+                invitations.update().where(invitations.c.id.in_(pending)).values(role=rank, custom_role=key),
+                execution_options=membership.execution_options,
+            )
+        return len(holders)
 
     def __repr__(self) -> str:
         return f"RoleService(deployment_roles={sorted(self.permissions.roles)!r})"

@@ -105,6 +105,21 @@ _LOCK_ROWS = (
     .with_for_update()
 )
 
+# The same, plus every holder of one custom role: what deleting that role decides on.
+_LOCK_ROWS_AND_HOLDERS = (
+    sa.select(team_members)
+    .where(
+        team_members.c.organization_id == sa.bindparam("organization_id"),
+        sa.or_(
+            team_members.c.role == Role.OWNER,
+            team_members.c.user_id.in_(sa.bindparam("user_ids", expanding=True)),
+            team_members.c.custom_role == sa.bindparam("custom_role"),
+        ),
+    )
+    .order_by(team_members.c.user_id)
+    .with_for_update()
+)
+
 # Bind names differ from column names: SQLAlchemy reserves those for the SET clause.
 _SET_ROLE = (
     team_members.update()
@@ -301,8 +316,8 @@ class MembershipService:
     def custom_role_of(
         self, session: Session | Connection, organization_id: str, key: str | None, *, lock: Lock = None
     ) -> CustomRole | None:
-        """The definition of the custom role ``key`` (``None`` for none, or for a deployment-wide role the host
-        no longer declares: its holders then keep their rank's permissions only)."""
+        """The definition of the custom role ``key``: ``None`` for none, or for a deployment-wide role the
+        host no longer declares (its holders then keep their rank's permissions only)."""
         if key is None:
             return None
         declared = self.permissions.deployment_role(key)
@@ -343,7 +358,9 @@ class MembershipService:
         self, session: Session | Connection, organization_id: str, user_id: str
     ) -> EffectivePermissions | None:
         row = session.execute(
-            _HOLDING, {"organization_id": organization_id, "user_id": user_id}, execution_options=self.execution_options
+            _HOLDING,
+            {"organization_id": organization_id, "user_id": user_id},
+            execution_options=self.execution_options,
         ).first()
         if row is None:
             return None
@@ -574,16 +591,20 @@ class MembershipService:
 
     # -- changes ---------------------------------------------------------------------------------------
 
-    def _lock(self, session: Session, organization_id: str, *user_ids: str | None) -> _Locked:
-        """Lock and read the rows a change decides on (see the module docstring)."""
+    def _lock(
+        self, session: Session, organization_id: str, *user_ids: str | None, holders_of: str | None = None
+    ) -> _Locked:
+        """Lock and read the rows a change decides on (see the module docstring); with ``holders_of``, the
+        rows of every member holding that custom role as well, in the same statement and order."""
         connection = session.connection()
         begin_write(connection, team_members, self.execution_options)
         wanted = sorted({user_id for user_id in user_ids if user_id is not None})
-        rows = connection.execute(
-            _LOCK_ROWS,
-            {"organization_id": organization_id, "user_ids": wanted or [""]},
-            execution_options=self.execution_options,
-        ).all()
+        parameters: dict[str, Any] = {"organization_id": organization_id, "user_ids": wanted or [""]}
+        statement = _LOCK_ROWS
+        if holders_of is not None:
+            statement = _LOCK_ROWS_AND_HOLDERS
+            parameters["custom_role"] = holders_of
+        rows = connection.execute(statement, parameters, execution_options=self.execution_options).all()
         return _Locked(rows)
 
     def _actor_holding(
@@ -801,7 +822,13 @@ class MembershipService:
     ) -> None:
         session.execute(
             _SET_ROLE,
-            {"org": organization_id, "uid": user_id, "new_role": role, "new_custom_role": custom_role, "now": now},
+            {
+                "org": organization_id,
+                "uid": user_id,
+                "new_role": role,
+                "new_custom_role": custom_role,
+                "now": now,
+            },
             execution_options=self.execution_options,
         )
         confirm_written(

@@ -8,8 +8,8 @@ it change or remove a member holding a role (:meth:`~Permissions.can_manage`), a
 OWNER, ADMIN and MEMBER are the **ranks**: they carry the invariants (the last OWNER, no reaching above
 one's own rank). A product's own roles ("physician", "billing") are :class:`CustomRole`s inside ADMIN or
 MEMBER, adding permissions from the host's :class:`PermissionRegistry` on top of the rank's. Whatever grants
-anything (a role, a role's definition, an API key's scopes) passes one rule, :meth:`Permissions.require_may_grant`:
-the actor must hold every permission it gives.
+anything (a role, a role's definition, an API key's scopes) passes one rule,
+:meth:`Permissions.require_may_grant`: the actor must hold every permission it gives.
 """
 
 from __future__ import annotations
@@ -100,10 +100,12 @@ _OWNER_ACTIONS = _ADMIN_ACTIONS | {
     Action.MANAGE_ROLES.value,
 }
 
-OWNER_ONLY_ACTIONS: frozenset[str] = frozenset({
-    Action.DELETE_ORGANIZATION.value,
-    Action.TRANSFER_OWNERSHIP.value,
-})
+OWNER_ONLY_ACTIONS: frozenset[str] = frozenset(
+    {
+        Action.DELETE_ORGANIZATION.value,
+        Action.TRANSFER_OWNERSHIP.value,
+    }
+)
 """Actions no custom role may carry: only an OWNER (a rank) deletes the organization or hands it over."""
 
 DEFAULT_PERMISSIONS: Mapping[Role, frozenset[str]] = {
@@ -152,7 +154,11 @@ _BUILT_IN_DESCRIPTIONS: Mapping[str, str] = {
 
 
 def _check_permission_name(name: object, field: str) -> str:
-    if not isinstance(name, str) or len(name) > _MAX_PERMISSION_LENGTH or not _PERMISSION_NAME.fullmatch(name):
+    if (
+        not isinstance(name, str)
+        or len(name) > _MAX_PERMISSION_LENGTH
+        or not _PERMISSION_NAME.fullmatch(name)
+    ):
         raise InvalidInputError(
             field,
             f"{name!r} is not a permission name: lower-case words joined by ':' such as 'records:read' "
@@ -306,7 +312,8 @@ class CustomRole(BaseModel):
             raise ValueError("a list of permission names, not one string")
         if isinstance(permissions, Iterable):
             return frozenset(
-                permission.value if isinstance(permission, Action) else permission for permission in permissions
+                permission.value if isinstance(permission, Action) else permission
+                for permission in permissions
             )
         return permissions
 
@@ -381,7 +388,9 @@ class Permissions:
         if registry is None:
             self._registry = PermissionRegistry._of_table(frozenset().union(*self._table.values()))
         else:
-            self._registry = registry if isinstance(registry, PermissionRegistry) else PermissionRegistry(registry)
+            self._registry = (
+                registry if isinstance(registry, PermissionRegistry) else PermissionRegistry(registry)
+            )
             for actions in self._table.values():
                 self._registry.check_all(actions, "table")
         self._roles: dict[str, CustomRole] = {}
@@ -427,13 +436,15 @@ class Permissions:
 
         Raises:
             UnknownPermissionError: One is not in the registry.
-            InvalidInputError: One is OWNER-only (``organization:delete``, ``organization:transfer_ownership``).
+            InvalidInputError: One is OWNER-only (``organization:delete``,
+                ``organization:transfer_ownership``).
         """
         names = frozenset(permissions)
         owner_only = sorted(names & OWNER_ONLY_ACTIONS)
         if owner_only:
             raise InvalidInputError(
-                "permissions", f"{', '.join(owner_only)} belong to the OWNER rank and cannot be in a custom role"
+                "permissions",
+                f"{', '.join(owner_only)} belong to the OWNER rank and cannot be in a custom role",
             )
         return self._registry.check_all(names)
 

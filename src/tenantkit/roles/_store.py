@@ -117,7 +117,9 @@ class PermissionCache:
                     stale = [
                         cached
                         for cached, (_, value) in self._entries.items()
-                        if cached[0] == key.organization_id and value is not None and value.custom_role == key.id
+                        if cached[0] == key.organization_id
+                        and value is not None
+                        and value.custom_role == key.id
                     ]
                     for cached in stale:
                         del self._entries[cached]
