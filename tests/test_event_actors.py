@@ -6,7 +6,7 @@ import pytest
 import sqlalchemy as sa
 
 import tenantkit
-from tenantkit import HOST, ApiKeyService, InvitationService, MembershipService, Role
+from tenantkit import HOST, ApiKeyService, InvitationService, MembershipService, Role, RoleService
 from tenantkit.audit import AuditService
 from tenantkit.events import Event, InvitationAccepted, MemberAdded
 from tenantkit.testing import EventRecorder, FrozenClock
@@ -92,6 +92,10 @@ def test_every_event_names_its_performer(
             email_verified=True,
         )
         audit.redact(session, email="eve@example.com")
+        roles = RoleService(membership)
+        roles.create(session, ORG, "scribe", name="Scribe", rank=Role.MEMBER, actor="alice")
+        roles.update(session, ORG, "scribe", name="Scribes", actor=HOST)
+        roles.delete(session, ORG, "scribe", actor="alice")
     assert actors(recorder) == [
         ("MemberAdded", None),
         ("MemberAdded", "alice"),
@@ -114,6 +118,9 @@ def test_every_event_names_its_performer(
         ("MemberAdded", "nora"),
         ("InvitationAccepted", "nora"),
         ("PersonalDataRedacted", None),
+        ("RoleCreated", "alice"),
+        ("RoleUpdated", None),
+        ("RoleDeleted", "alice"),
     ]
     # Every kind of event tenantkit defines was seen above: a new one must be added to this test.
     assert {type(event) for event in recorder.events} == set(Event.__subclasses__())

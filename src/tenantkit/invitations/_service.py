@@ -609,13 +609,10 @@ class InvitationService:
         # SQLite has no row lock: its write lock serializes concurrent acceptances there, and makes the
         # savepoint below part of the caller's transaction.
         begin_write(session, invitations, self.membership.execution_options)
-        # A custom role's row is share-locked before the invitation's (the order a role's deletion locks
-        # them in), so the role cannot vanish between this check and the membership written below.
-        peek = session.execute(_BY_ID, ids, execution_options=self.membership.execution_options).first()
-        locked_key = peek.custom_role if peek is not None else None
-        custom = self._offered_role(session, contents.organization_id, locked_key)
         # The row lock makes concurrent acceptances of one invitation take turns, each seeing the count
-        # the previous one committed.
+        # the previous one committed. (It is the first read of the transaction on purpose: on MySQL/MariaDB
+        # a plain read before it would fix the snapshot the later reads see, before the previous acceptance
+        # committed.)
         row = self._verified(
             session.execute(
                 _BY_ID_FOR_UPDATE, ids, execution_options=self.membership.execution_options
@@ -626,7 +623,11 @@ class InvitationService:
         self._check_open(row, now)
         organization_id = row.organization_id
         role = Role(row.role)
-        if row.custom_role != locked_key:  # a deletion reassigned it meanwhile
+        # The offered custom role's row is share-locked until this transaction ends, so the role cannot be
+        # deleted between this check and the membership written below (a deletion racing this acceptance
+        # waits for it, or, holding the role first, is chosen by the database as a deadlock victim or
+        # makes this acceptance one: a ConcurrentUpdateError to retry, never a dangling role).
+        with typed_concurrency_errors(organization_id):
             custom = self._offered_role(session, organization_id, row.custom_role)
         if row.invited_email is not None:
             if address != row.invited_email:

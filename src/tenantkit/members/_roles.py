@@ -8,8 +8,9 @@ is always allowed within those bounds.
 
 Deleting a role never cascades into memberships. While members hold it (or pending invitations offer it)
 the deletion is refused with the count, unless ``reassign_to=`` names the role they move to: then, in the
-caller's transaction, the role row is locked ``FOR UPDATE`` (an assignment in flight holds it shared, so
-one of the two waits for the other), the member rows are locked as the owner invariant locks them, the
+caller's transaction, the invitations offering the role are locked, then the role row ``FOR UPDATE`` (an
+assignment in flight holds it shared, so one of the two waits for the other; an acceptance locks its
+invitation, then the role, the same order), then the member rows as the owner invariant locks them; the
 holders and invitations move, and the row goes.
 """
 
@@ -223,10 +224,13 @@ class RoleService:
             )
         return role.model_copy(update={"permissions": checked, "created_at": now, "updated_at": now})
 
-    def _locked_role(self, session: Session, organization_id: str, key: str) -> CustomRole:
+    def _refuse_deployment_role(self, key: str) -> None:
         check_identifier(key, "key")
         if self.permissions.deployment_role(key) is not None:
             raise InvalidInputError("key", f"{key!r} is a deployment-wide role: the host declares it in code")
+
+    def _locked_role(self, session: Session, organization_id: str, key: str) -> CustomRole:
+        self._refuse_deployment_role(key)
         begin_write(session.connection(), custom_roles, self.membership.execution_options)
         found = load_role(session, organization_id, key, self.membership.execution_options, lock="update")
         if found is None:
@@ -352,6 +356,15 @@ class RoleService:
         options = self.membership.execution_options
         membership = self.membership
         with typed_concurrency_errors(organization_id):
+            self._refuse_deployment_role(key)
+            begin_write(session.connection(), custom_roles, options)
+            # Invitations offering the role, then the role, then member rows: an acceptance locks its
+            # invitation before the role it offers, so the two paths lock in the same order.
+            offers = session.execute(
+                _INVITATIONS_OFFERING,
+                {"organization_id": organization_id, "key": key},
+                execution_options=options,
+            ).all()
             current = self._locked_role(session, organization_id, key)
             target: tuple[Role, CustomRole | None] | None = None
             if reassign_to is not None:
@@ -361,11 +374,6 @@ class RoleService:
             # The owner invariant's locks, on the owners, the actor and every holder, in one statement.
             locked = membership._lock(session, organization_id, acting.user_id, holders_of=key)
             holders = [member for member in locked.by_user.values() if member.custom_role == key]
-            offers = session.execute(
-                _INVITATIONS_OFFERING,
-                {"organization_id": organization_id, "key": key},
-                execution_options=options,
-            ).all()
             pending = [row.id for row in offers if row.status == "pending"]
             held = self._manager(session, organization_id, acting, current.rank)
             now = membership.clock()

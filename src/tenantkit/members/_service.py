@@ -48,7 +48,7 @@ from tenantkit._tables import new_id, team_members
 from tenantkit._validation import check_identifier, check_schema_name
 from tenantkit._writes import confirm_written
 from tenantkit.roles._authorizer import AccessRequest, Authorizer
-from tenantkit.roles._policy import Action, CustomRole, EffectivePermissions, Permissions, Role
+from tenantkit.roles._policy import Action, CustomRole, EffectivePermissions, Permissions, Role, is_role_key
 from tenantkit.roles._store import Lock, PermissionCache, load_role
 
 
@@ -307,7 +307,7 @@ class MembershipService:
         declared = self.permissions.deployment_role(text)
         if declared is not None:
             return declared.rank, declared
-        if text:
+        if is_role_key(text):  # anything else names no role, and never reaches the database
             stored = load_role(session, organization_id, text, self.execution_options, lock=lock)
             if stored is not None:
                 return stored.rank, stored

@@ -153,6 +153,11 @@ _BUILT_IN_DESCRIPTIONS: Mapping[str, str] = {
 }
 
 
+def is_role_key(text: str) -> bool:
+    """Whether ``text`` is shaped like a custom role's key (what may be looked up at all)."""
+    return bool(_ROLE_KEY.fullmatch(text)) and text not in _RANK_NAMES
+
+
 def _check_permission_name(name: object, field: str) -> str:
     if (
         not isinstance(name, str)
