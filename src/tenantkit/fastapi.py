@@ -555,7 +555,7 @@ class TenantKitFastAPI:
         generator makes one well-named method per operation, grouped per feature.
 
         Args:
-            include: The features to mount (:data:`FEATURES`: ``"members"``, ``"api_keys"``,
+            include: The features to mount (:data:`FEATURES`: ``"members"``, ``"roles"``, ``"api_keys"``,
                 ``"invitations"``, ``"audit"``); all of them by default. ``include=("members",)`` mounts
                 only the member endpoints.
             tags: The OpenAPI tags: a list puts the same tags on every operation; a mapping from feature to
