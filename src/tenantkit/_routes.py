@@ -128,7 +128,7 @@ class Route:
 
     @property
     def feature(self) -> str:
-        """The feature the route belongs to (``members``, ``roles``, ``api_keys``, ``invitations``, ``audit``)."""
+        """The feature the route belongs to (``members``, ``roles``, ``api_keys``, ``invitations``, ...)."""
         return self.operation.partition(".")[0]
 
     @property

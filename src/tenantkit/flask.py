@@ -473,7 +473,8 @@ class TenantKitFlask:
         Args:
             name: The blueprint's name (give another one to register it twice).
             include: The features to mount (``"members"``, ``"roles"``, ``"api_keys"``, ``"invitations"``,
-                ``"audit"``); all of them by default. ``include=("members",)`` mounts only the member endpoints.
+                ``"audit"``); all of them by default. ``include=("members",)`` mounts only the member
+                endpoints.
 
         Raises:
             TypeError: The extension has no ``current_user``, or ``include`` is a bare string.
