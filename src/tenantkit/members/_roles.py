@@ -381,11 +381,15 @@ class RoleService:
             if holders or pending:
                 if target is None:
                     raise RoleInUseError(organization_id, key, len(holders), len(pending))
-                moved = self._reassign(session, acting, locked, held, holders, pending, target, now)
+                moved = self._reassign(
+                    session, acting, locked, held, holders, pending, target, now, organization_id
+                )
             finished = [row.id for row in offers if row.status != "pending"]
             if finished:
                 session.execute(
-                    invitations.update().where(invitations.c.id.in_(finished)).values(custom_role=None),
+                    invitations.update()
+                    .where(invitations.c.organization_id == organization_id, invitations.c.id.in_(finished))
+                    .values(custom_role=None),
                     execution_options=options,
                 )
             session.execute(_DELETE, {"org": organization_id, "role_key": key}, execution_options=options)
@@ -415,6 +419,7 @@ class RoleService:
         pending: list[str],
         target: tuple[Role, CustomRole | None],
         now: datetime,
+        organization_id: str,
     ) -> int:
         """Move the locked holders and the pending invitations of a role being deleted to ``target``: a grant,
         under the escalation rule, of a change of role to every holder (each recorded)."""
@@ -444,7 +449,9 @@ class RoleService:
             )
         if pending:
             session.execute(
-                invitations.update().where(invitations.c.id.in_(pending)).values(role=rank, custom_role=key),
+                invitations.update()
+                .where(invitations.c.organization_id == organization_id, invitations.c.id.in_(pending))
+                .values(role=rank, custom_role=key),
                 execution_options=membership.execution_options,
             )
         return len(holders)
