@@ -24,6 +24,7 @@ from tenantkit import (
     Role,
     TenantKit,
 )
+from tenantkit._invalidation import CacheKey
 from tenantkit.errors import (
     InvalidInputError,
     InviterNoLongerAllowedError,
@@ -38,6 +39,7 @@ from tenantkit.errors import (
 )
 from tenantkit.events import MemberRoleChanged, RoleDeleted
 from tenantkit.invitations import InvitationSettings
+from tenantkit.roles._store import PermissionCache
 from tenantkit.tables import custom_roles, team_members
 from tenantkit.testing import EventRecorder, FrozenClock
 
@@ -528,3 +530,29 @@ class TestAuthorizer:
             assert kit.members.authorize(s, ORG, "member", Action.REMOVE_MEMBERS) is Role.MEMBER
             with pytest.raises(PermissionEscalationError):
                 kit.members.add(s, ORG, "p", "physician", actor="admin")
+
+
+class TestPermissionCache:
+    def test_entries_are_per_schema_and_evicted_by_member_or_role(self) -> None:
+        """One organization id in two schemas is two entries; a member's key evicts both, a role's key
+        evicts its holders only, and an entry ages out after the TTL."""
+        cache = PermissionCache(ttl=60)
+        nurse = POLICY.effective(Role.MEMBER, NURSE)
+        cache.put(ORG, "ann", nurse, "tenant_a")
+        cache.put(ORG, "ann", None, "tenant_b")
+        cache.put(ORG, "bob", POLICY.effective(Role.ADMIN), "tenant_a")
+        assert cache.get(ORG, "ann", "tenant_a") == (True, nurse)
+        assert cache.get(ORG, "ann", "tenant_b") == (True, None)
+
+        cache.invalidate([CacheKey.role(ORG, "nurse")])
+        assert cache.get(ORG, "ann", "tenant_a") == (False, None)
+        assert cache.get(ORG, "bob", "tenant_a")[0]
+
+        cache.put(ORG, "ann", nurse, "tenant_a")
+        cache.invalidate([CacheKey.member(ORG, "ann")])
+        assert cache.get(ORG, "ann", "tenant_a") == (False, None)
+        assert cache.get(ORG, "ann", "tenant_b") == (False, None)
+
+        expired = PermissionCache(ttl=-1)
+        expired.put(ORG, "ann", nurse)
+        assert expired.get(ORG, "ann") == (False, None)

@@ -345,13 +345,17 @@ class MembershipService:
         check_identifier(organization_id, "organization_id")
         check_identifier(user_id, "user_id")
         cache = self._permission_cache
-        if cache is not None:
-            found, cached = cache.get(organization_id, user_id)
-            if found:
-                return cached
+        if cache is None:
+            return self._read_effective(session, organization_id, user_id)
+        schema = self.schema
+        if schema is None:
+            connection = session.connection() if isinstance(session, Session) else session
+            schema = (self.schema_translate_map(connection) or {}).get(None)
+        found, cached = cache.get(organization_id, user_id, schema)
+        if found:
+            return cached
         held = self._read_effective(session, organization_id, user_id)
-        if cache is not None:
-            cache.put(organization_id, user_id, held)
+        cache.put(organization_id, user_id, held, schema)
         return held
 
     def _read_effective(

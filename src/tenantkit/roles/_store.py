@@ -91,22 +91,36 @@ class PermissionCache:
     def __init__(self, ttl: float, size: int = 10_000) -> None:
         self.ttl = ttl
         self.size = size
-        self._entries: dict[tuple[str, str], tuple[float, EffectivePermissions | None]] = {}
+        # By (organization, user), then by the schema the tables were read in: a service without a schema
+        # of its own follows each connection's schema translation, so one organization id may be two
+        # tenants in two schemas.
+        self._entries: dict[tuple[str, str], dict[str | None, tuple[float, EffectivePermissions | None]]] = {}
         self._lock = threading.Lock()
 
-    def get(self, organization_id: str, user_id: str) -> tuple[bool, EffectivePermissions | None]:
+    def get(
+        self, organization_id: str, user_id: str, schema: str | None = None
+    ) -> tuple[bool, EffectivePermissions | None]:
         """``(True, value)`` for a fresh entry, ``(False, None)`` for none."""
-        entry = self._entries.get((organization_id, user_id))
+        entry = self._entries.get((organization_id, user_id), {}).get(schema)
         if entry is None or entry[0] < time.monotonic():
             return False, None
         return True, entry[1]
 
-    def put(self, organization_id: str, user_id: str, value: EffectivePermissions | None) -> None:
+    def put(
+        self,
+        organization_id: str,
+        user_id: str,
+        value: EffectivePermissions | None,
+        schema: str | None = None,
+    ) -> None:
         with self._lock:
             if len(self._entries) >= self.size:
                 # Drop the oldest entry (dicts keep insertion order).
                 self._entries.pop(next(iter(self._entries)))
-            self._entries[(organization_id, user_id)] = (time.monotonic() + self.ttl, value)
+            self._entries.setdefault((organization_id, user_id), {})[schema] = (
+                time.monotonic() + self.ttl,
+                value,
+            )
 
     def invalidate(self, keys: Collection[CacheKey]) -> None:
         with self._lock:
@@ -116,10 +130,12 @@ class PermissionCache:
                 elif key.kind == ROLE:
                     stale = [
                         cached
-                        for cached, (_, value) in self._entries.items()
+                        for cached, by_schema in self._entries.items()
                         if cached[0] == key.organization_id
-                        and value is not None
-                        and value.custom_role == key.id
+                        and any(
+                            value is not None and value.custom_role == key.id
+                            for _, value in by_schema.values()
+                        )
                     ]
                     for cached in stale:
                         del self._entries[cached]
