@@ -31,6 +31,11 @@ Then try, as the user ``alice`` (the ``X-User`` header is a STAND-IN for your id
     curl -s localhost:8000/organizations/acme/billing -H 'X-User: bob'
     curl -s localhost:8000/tenantkit/organizations/acme/members -H 'X-User: bob'
 
+    # a custom role inside MEMBER: alice makes bob a billing clerk, and billing lets him in
+    curl -s -X PATCH localhost:8000/tenantkit/organizations/acme/members/bob -H 'X-User: alice' \\
+         -H 'Content-Type: application/json' -d '{"role": "billing_clerk"}'
+    curl -s localhost:8000/organizations/acme/billing -H 'X-User: bob'
+
     # the audit log: who changed what, from where, newest first (OWNERs and ADMINs only)
     curl -s localhost:8000/tenantkit/organizations/acme/audit-events -H 'X-User: alice'
 
@@ -58,10 +63,12 @@ from tenantkit import (
     HOST,
     ApiKeySettings,
     ApiKeyVerification,
+    CustomRole,
     DatabaseSettings,
     InvitationSettings,
     Member,
     OrganizationDefaults,
+    PermissionRegistry,
     Permissions,
     Role,
     SettingsDocument,
@@ -146,8 +153,27 @@ def create_app(
         # Each organization's settings document is an AcmeSettings. Deployment ceilings go here too
         # (api_key_max_lifetime="365d", say); an organization may choose tighter ones in its settings.
         organizations=OrganizationDefaults(document=AcmeSettings),
-        # The app's own action, on top of the built-in ones: ADMIN and OWNER may manage billing.
-        permissions=Permissions().with_actions("billing:manage", Role.ADMIN),
+        # The app's own permissions, declared in a registry (a typo anywhere is refused). ADMIN and OWNER hold
+        # both; the custom role "billing_clerk" inside MEMBER holds billing:manage. Granting needs holding:
+        # an OWNER or ADMIN may make someone a billing clerk, or issue a key scoped reports:read.
+        permissions=Permissions(
+            registry=PermissionRegistry(
+                {
+                    "billing:manage": "See and change the organization's billing",
+                    "reports:read": "Read reports (the scope of the reports API key)",
+                }
+            ),
+            roles=[
+                CustomRole(
+                    key="billing_clerk",
+                    name="Billing clerk",
+                    rank=Role.MEMBER,
+                    permissions=frozenset({"billing:manage"}),
+                )
+            ],
+        )
+        .with_actions("billing:manage", Role.ADMIN)
+        .with_actions("reports:read", Role.ADMIN),
         metrics=metrics,
     )
 

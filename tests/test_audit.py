@@ -85,7 +85,12 @@ class TestEveryChangeIsRecorded:
             new = NewRows(s)
             kit.members.add(s, ORG, "alice", Role.OWNER, actor=HOST)
             assert new() == [
-                ("member.added", "host", [("member", "alice")], {"user_id": "alice", "role": "OWNER"})
+                (
+                    "member.added",
+                    "host",
+                    [("member", "alice")],
+                    {"user_id": "alice", "role": "OWNER", "custom_role": None},
+                )
             ]
             kit.members.add(s, ORG, "bob", actor="alice")
             kit.members.add(s, ORG, "carol", Role.ADMIN, actor="alice")
@@ -99,7 +104,13 @@ class TestEveryChangeIsRecorded:
                     "member.role_changed",
                     "alice",
                     [("member", "bob")],
-                    {"user_id": "bob", "old_role": "MEMBER", "new_role": "ADMIN"},
+                    {
+                        "user_id": "bob",
+                        "old_role": "MEMBER",
+                        "new_role": "ADMIN",
+                        "old_custom_role": None,
+                        "new_custom_role": None,
+                    },
                 )
             ]
             kit.members.change_role(s, ORG, "bob", Role.ADMIN, actor="alice")
@@ -110,7 +121,12 @@ class TestEveryChangeIsRecorded:
                     "member.ownership_transferred",
                     "alice",
                     [("member", "alice"), ("member", "bob")],
-                    {"from_user_id": "alice", "to_user_id": "bob", "from_user_new_role": "ADMIN"},
+                    {
+                        "from_user_id": "alice",
+                        "to_user_id": "bob",
+                        "from_user_new_role": "ADMIN",
+                        "from_user_new_custom_role": None,
+                    },
                 )
             ]
             kit.members.remove(s, ORG, "carol", actor="bob")
@@ -129,6 +145,19 @@ class TestEveryChangeIsRecorded:
                     {"user_id": "alice", "role": "ADMIN", "left": True},
                 ),
             ]
+
+            kit.roles.create(s, ORG, "billing", name="Billing", rank=Role.MEMBER, actor="bob")
+            kit.roles.update(s, ORG, "billing", name="Billing team", actor="bob")
+            kit.roles.update(s, ORG, "billing", name="Billing team", actor="bob")
+            kit.roles.delete(s, ORG, "billing", actor="bob")
+            role = [("role", "billing")]
+            rows = new()
+            assert [row[:3] for row in rows] == [
+                ("role.created", "bob", role),
+                ("role.updated", "bob", role),
+                ("role.deleted", "bob", role),
+            ]
+            assert rows[1][3] == {"role_key": "billing", "changed": ["name"], "added": [], "removed": []}
 
             issued = kit.api_keys.issue(s, ORG, "CI", actor="bob", scopes=["reports:read"])
             data = {"key_id": issued.id, "name": "CI", "start": issued.start, "scopes": ["reports:read"]}

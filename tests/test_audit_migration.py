@@ -41,14 +41,15 @@ def test_up_down_up_keeps_the_other_tables_and_writes_rows(engine_at_0003: sa.En
     before = set(sa.inspect(engine_at_0003).get_table_names())
     assert tenantkit.upgrade(engine_at_0003, "0004").applied == ("0004",)
     assert set(sa.inspect(engine_at_0003).get_table_names()) == before | NEW_TABLES
-    tenantkit.upgrade(engine_at_0003)
+    tenantkit.upgrade(engine_at_0003)  # the kit works on the newest schema
     kit = TenantKit()
     with kit.transaction(engine_at_0003) as session:
         kit.members.add(session, "org_1", "bob", actor="alice")
     with engine_at_0003.connect() as connection:
         assert connection.execute(sa.select(sa.func.count()).select_from(audit_events)).scalar_one() == 1
 
-    assert tenantkit.downgrade(engine_at_0003, "0003").applied[-1] == "0004"
+    tenantkit.downgrade(engine_at_0003, "0004")
+    assert tenantkit.downgrade(engine_at_0003, "0003").applied == ("0004",)
     assert set(sa.inspect(engine_at_0003).get_table_names()) == before
     with engine_at_0003.connect() as connection:
         assert connection.execute(sa.select(team_members.c.user_id).order_by("user_id")).scalars().all() == [

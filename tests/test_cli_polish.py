@@ -137,10 +137,10 @@ class TestRoles:
         assert result.stdout == "added carol to org_1 as ADMIN\n"
 
     def test_unknown_role_lists_the_choices(self, url: str) -> None:
-        """An unknown role is a usage error that lists the roles as they are typed."""
+        """An unknown role (neither a rank nor a custom role) is a usage error that names the ranks."""
         result = run("members", "add", "org_1", "carol", "--role", "king", url=url)
         assert result.exit_code == 2
-        assert "'OWNER', 'ADMIN', 'MEMBER'" in result.stderr
+        assert "expected OWNER, ADMIN, MEMBER or a custom role's key" in result.stderr
 
 
 def issue_key(url: str, *options: str) -> str:

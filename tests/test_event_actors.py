@@ -6,7 +6,7 @@ import pytest
 import sqlalchemy as sa
 
 import tenantkit
-from tenantkit import HOST, ApiKeyService, InvitationService, MembershipService, Role
+from tenantkit import HOST, ApiKeyService, InvitationService, MembershipService, Role, RoleService
 from tenantkit.audit import AuditService
 from tenantkit.departments import DepartmentService
 from tenantkit.events import Event, InvitationAccepted, MemberAdded
@@ -110,6 +110,10 @@ def test_every_event_names_its_performer(
         organizations.erase_user(session, "nora")  # the erasure of a person is the host's
         membership.add(session, "org_gone", "gil", Role.OWNER, actor=HOST)
         organizations.delete_organization(session, "org_gone", actor="gil")
+        roles = RoleService(membership)
+        roles.create(session, ORG, "scribe", name="Scribe", rank=Role.MEMBER, actor="alice")
+        roles.update(session, ORG, "scribe", name="Scribes", actor=HOST)
+        roles.delete(session, ORG, "scribe", actor="alice")
     assert actors(recorder) == [
         ("MemberAdded", None),
         ("MemberAdded", "alice"),
@@ -144,6 +148,9 @@ def test_every_event_names_its_performer(
         ("UserDataErased", None),
         ("MemberAdded", None),
         ("OrganizationDataDeleted", "gil"),
+        ("RoleCreated", "alice"),
+        ("RoleUpdated", None),
+        ("RoleDeleted", "alice"),
     ]
     # Every kind of event tenantkit defines was seen above: a new one must be added to this test.
     assert {type(event) for event in recorder.events} == set(Event.__subclasses__())

@@ -17,7 +17,7 @@ from pydantic import SecretStr
 from sqlalchemy.orm import Session
 
 import tenantkit
-from tenantkit import HOST, Actor, ApiKeyService, InvitationService, MembershipService, Role
+from tenantkit import HOST, Actor, ApiKeyService, InvitationService, MembershipService, Role, RoleService
 from tenantkit.audit import AuditService
 from tenantkit.departments import DepartmentService
 from tenantkit.events import EVENT_TYPES, Event, EventDispatcher, EventPayload, MemberRoleChanged
@@ -59,7 +59,13 @@ class TestNames:
             "organization_id": ORG,
             "occurred_at": "2030-01-01T00:00:00Z",
             "actor": {"kind": "user", "id": "alice"},
-            "data": {"user_id": "mia", "old_role": "MEMBER", "new_role": "ADMIN"},
+            "data": {
+                "user_id": "mia",
+                "old_role": "MEMBER",
+                "new_role": "ADMIN",
+                "old_custom_role": None,
+                "new_custom_role": None,
+            },
         }
         assert type(event.old_role) is str
 
@@ -187,6 +193,10 @@ def run_every_change(engine: sa.Engine, clock: FrozenClock, events: EventDispatc
         membership.change_role(session, ORG, "mia", Role.ADMIN, actor="alice")
         membership.transfer_ownership(session, ORG, "mia", actor="alice")
         membership.remove(session, ORG, "alice", actor="mia")
+        roles = RoleService(membership)
+        roles.create(session, ORG, "billing", name="Billing", rank=Role.MEMBER, actor="mia")
+        roles.update(session, ORG, "billing", description="Invoices", actor="mia")
+        roles.delete(session, ORG, "billing", actor="mia")
         for keys in services:
             issued = keys.issue(session, ORG, "CI", actor="mia", scopes=["reports:read"])
             rotated = keys.rotate(session, ORG, issued.id, actor="mia")

@@ -101,6 +101,13 @@ def exercise(call: Call) -> None:
     status, body, _ = call("GET", "/tenantkit/organizations/acme/audit-events", user("bob"))
     assert (status, body["error"]["code"]) == (403, "permission_denied")
 
+    status, body, _ = call(
+        "PATCH", "/tenantkit/organizations/acme/members/bob", user("alice"), {"role": "billing_clerk"}
+    )
+    assert (status, body["role"], body["custom_role"]) == (200, "MEMBER", "billing_clerk")
+    status, body, _ = call("GET", "/organizations/acme/billing", user("bob"))
+    assert (status, body["your_role"]) == (200, "MEMBER")
+
 
 @pytest.fixture
 def database_url(tmp_path: Path) -> str:

@@ -138,12 +138,17 @@ class TestMembers:
 
     @pytest.mark.parametrize(
         "body",
-        [{"role": "KING"}, {}, {"role": "MEMBER", "extra": 1}, [], "MEMBER", 7, {"role": None}],
+        [{}, {"role": "MEMBER", "extra": 1}, [], "MEMBER", 7, {"role": None}, {"role": ""}],
     )
     def test_change_role_bad_body(self, client: HttpClient, body: object) -> None:
         """A body that is not ``{"role": <role>}`` is a 422 invalid_input."""
         reply = client.request("PATCH", f"{BASE}/members/bob", json=body, headers=ALICE)
         assert_error(reply, 422, "invalid_input")
+
+    def test_change_to_an_unknown_role(self, client: HttpClient) -> None:
+        """A role that is neither a rank nor a custom role of the organization is a 422 unknown_role."""
+        reply = client.request("PATCH", f"{BASE}/members/bob", json={"role": "KING"}, headers=ALICE)
+        assert_error(reply, 422, "unknown_role")
 
     @pytest.mark.parametrize(
         ("content", "content_type"),
@@ -447,7 +452,7 @@ class TestInvitations:
             {"email": "a@acme.com", "allowed_domains": ["acme.com"]},
             {"email": "not an address"},
             {"email": "a@acme.com", "max_uses": 3},
-            {"email": "a@acme.com", "role": "EMPEROR"},
+            {"email": "a@acme.com", "role": ""},
         ],
     )
     def test_create_bad_body(self, client: HttpClient, body: object) -> None:

@@ -39,6 +39,7 @@ from tenantkit.errors import (
     UnverifiedEmailError,
 )
 from tenantkit.events import (
+    Event,
     InvitationAccepted,
     InvitationCreated,
     InvitationResent,
@@ -434,10 +435,8 @@ class TestAccept:
         )
         with pytest.raises(InvitationNotPendingError):
             accept(service, session, created, "bob2", "bob@example.com")
-        assert [type(e) for e in recorder.events if not isinstance(e, InvitationCreated)] == [
-            MemberAdded,
-            InvitationAccepted,
-        ]
+        expected: list[type[Event]] = [MemberAdded, InvitationAccepted]
+        assert [type(e) for e in recorder.events if not isinstance(e, InvitationCreated)] == expected
 
     def test_wrong_address_is_refused(self, service: InvitationService, session: Session) -> None:
         """An email invitation accepted with another address is refused."""

@@ -85,7 +85,15 @@ class TestPermissionAnswers:
                 "settings:read",
             ]
         )
-        owner = sorted([*admin, "organization:delete", "organization:transfer_ownership", "settings:manage"])
+        owner = sorted(
+            [
+                *admin,
+                "organization:delete",
+                "organization:transfer_ownership",
+                "roles:manage",
+                "settings:manage",
+            ]
+        )
         assert table == {"OWNER": owner, "ADMIN": admin, "MEMBER": member}
 
     def test_require_raises_with_the_action_and_role(self) -> None:

@@ -80,16 +80,27 @@ from tenantkit.invitations._service import (
     InvitationService,
     InvitationStatus,
 )
+from tenantkit.members._roles import RoleService
 from tenantkit.members._service import Member, MembershipService
 from tenantkit.organizations._document import SettingsDocument
 from tenantkit.organizations._service import OrganizationService
-from tenantkit.roles._policy import DEFAULT_PERMISSIONS, Action, Permissions, Role
+from tenantkit.roles._authorizer import AccessRequest, Authorizer
+from tenantkit.roles._policy import (
+    DEFAULT_PERMISSIONS,
+    Action,
+    CustomRole,
+    EffectivePermissions,
+    PermissionRegistry,
+    Permissions,
+    Role,
+)
 
 __all__ = [
     "DEFAULT_PERMISSIONS",
     "HOST",
     "PUBLIC_EMAIL_DOMAINS",
     "AcceptedInvitation",
+    "AccessRequest",
     "Action",
     "Actor",
     "ActorKind",
@@ -100,11 +111,14 @@ __all__ = [
     "AuditSettings",
     "AuthenticationError",
     "AuthorizationError",
+    "Authorizer",
     "CacheKey",
     "Clock",
     "ConflictError",
     "CreatedInvitation",
+    "CustomRole",
     "DatabaseSettings",
+    "EffectivePermissions",
     "GoneError",
     "HttpSettings",
     "InvalidApiKeyError",
@@ -127,8 +141,10 @@ __all__ = [
     "OrganizationService",
     "Page",
     "PermissionDeniedError",
+    "PermissionRegistry",
     "Permissions",
     "Role",
+    "RoleService",
     "SchemaOutOfDateError",
     "SettingsDocument",
     "TenantKit",

@@ -22,7 +22,9 @@ imports nothing of tenantkit's and holds for custom roles as well as the built-i
     │   ├── DomainNotAllowedError                [i]  code "domain_not_allowed"
     │   ├── PublicEmailDomainError (ValueError)  [i]  code "public_email_domain"
     │   ├── InviterNoLongerAllowedError          [i]  code "inviter_no_longer_allowed"
-    │   └── AcceptanceDeniedError                [i]  code "acceptance_denied"
+    │   ├── AcceptanceDeniedError                [i]  code "acceptance_denied"
+    │   ├── UnknownPermissionError (ValueError)  [r]  code "unknown_permission"
+    │   └── UnknownRoleError (ValueError)        [r]  code "unknown_role"
     ├── AuthenticationError              401 kind     code "authentication_error"
     │   └── InvalidApiKeyError                   [k]  code "invalid_api_key"
     │       └── AmbiguousApiKeyError             [k]  code "ambiguous_api_key"
@@ -30,6 +32,7 @@ imports nothing of tenantkit's and holds for custom roles as well as the built-i
     │   ├── PermissionDeniedError                     code "permission_denied"
     │   │   └── MemberSuspendedError                  code "member_suspended"
     │   ├── RoleEscalationError                       code "role_escalation"
+    │   │   └── PermissionEscalationError        [r]  code "permission_escalation"
     │   ├── LastOwnerError                            code "last_owner"
     │   └── MissingScopeError                    [k]  code "missing_scope"
     ├── NotFoundError (LookupError)      404 kind     code "not_found"
@@ -37,13 +40,16 @@ imports nothing of tenantkit's and holds for custom roles as well as the built-i
     │   ├── ApiKeyNotFoundError                  [k]  code "api_key_not_found"
     │   ├── InvitationNotFoundError              [i]  code "invitation_not_found"
     │   ├── DepartmentNotFoundError                   code "department_not_found"
-    │   └── DepartmentMemberNotFoundError             code "department_member_not_found"
+    │   ├── DepartmentMemberNotFoundError             code "department_member_not_found"
+    │   └── RoleNotFoundError                    [r]  code "role_not_found"
     ├── ConflictError                    409 kind     code "conflict"
     │   ├── AlreadyMemberError                        code "already_member"
     │   ├── DepartmentExistsError                     code "department_exists"
     │   ├── ConcurrentUpdateError                     code "concurrent_update"
     │   ├── SettingsVersionConflictError              code "settings_version_conflict"
-    │   └── OrganizationInUseError                    code "organization_in_use"
+    │   ├── OrganizationInUseError                    code "organization_in_use"
+    │   ├── RoleExistsError                      [r]  code "role_exists"
+    │   └── RoleInUseError                       [r]  code "role_in_use"
     ├── GoneError                        410 kind     code "gone"
     │   ├── InvitationExpiredError               [i]  code "invitation_expired"
     │   └── InvitationNotPendingError            [i]  code "invitation_not_pending"
@@ -55,13 +61,15 @@ imports nothing of tenantkit's and holds for custom roles as well as the built-i
     │       │   └── TableLogicError                   code "table_logic"
     │       ├── SchemaOutOfDateError                  code "schema_out_of_date"
     │       ├── WriteNotAppliedError                  code "write_not_applied"
-    │       └── AuditChainBrokenError                 code "audit_chain_broken"
+    │       ├── AuditChainBrokenError                 code "audit_chain_broken"
+    │       └── CustomRolesInUseError            [r]  code "custom_roles_in_use"
     └── ConfigurationError               400 kind     code "configuration_error"
         └── InvalidSettingError                       code "invalid_setting"
 
     Families (markers, no status):
     ApiKeyError      [k]  code "api_key_error"
     InvitationError  [i]  code "invitation_error"
+    RolesError       [r]  code "roles_error"
 """
 
 from __future__ import annotations
@@ -175,6 +183,12 @@ class InvitationError(TenantKitError):
 
 
 # -- leaves ---------------------------------------------------------------------------------------------
+
+
+class RolesError(TenantKitError):
+    """Marker of every error of the permission registry and custom roles; never raised directly."""
+
+    code = "roles_error"
 
 
 class InvalidInputError(InvalidRequestError, ValueError):
@@ -830,3 +844,137 @@ class TableLogicWarning(UserWarning):
     The message lists each one. tenantkit's security writes still read their rows back and raise
     :class:`WriteNotAppliedError` should such logic undo one of them.
     """
+
+
+# -- the permission registry and custom roles ----------------------------------------------------------
+
+
+class UnknownPermissionError(InvalidInputError, RolesError):
+    """A permission name the host's registry does not declare (a typo, most often)."""
+
+    code = "unknown_permission"
+
+    def __init__(self, field: str, permission: str, known: Sequence[str]) -> None:
+        shown = ", ".join(sorted(known)[:20])
+        more = "" if len(known) <= 20 else f", … ({len(known)} in all)"
+        super().__init__(field, f"unknown permission {permission!r}; the registry declares {shown}{more}")
+        #: The name that is not declared.
+        self.permission = permission
+
+    def details(self) -> dict[str, object]:
+        return {"field": self.field, "permission": self.permission}
+
+
+class UnknownRoleError(InvalidInputError, RolesError):
+    """A role to assign that is neither a rank (OWNER, ADMIN, MEMBER) nor a custom role that exists."""
+
+    code = "unknown_role"
+
+    def __init__(self, role: str, organization_id: str | None = None) -> None:
+        where = f" in organization {organization_id!r}" if organization_id is not None else ""
+        super().__init__(
+            "role", f"unknown role {role!r}{where}; expected OWNER, ADMIN, MEMBER or a custom role's key"
+        )
+        self.role = role
+        self.organization_id = organization_id
+
+    def details(self) -> dict[str, object]:
+        return {"field": self.field, "role": self.role}
+
+
+class PermissionEscalationError(RoleEscalationError, RolesError):
+    """The actor tried to grant permissions it does not hold itself (through a role, a role's definition or
+    an API key's scopes). Nothing was changed.
+    """
+
+    code = "permission_escalation"
+
+    def __init__(self, actor_role: str | None, requested_role: str, missing: Sequence[str]) -> None:
+        held = actor_role if actor_role is not None else "no role"
+        names = ", ".join(sorted(missing))
+        super().__init__(
+            actor_role,
+            requested_role,
+            f"an actor with {held} cannot grant {requested_role}: it does not hold {names}",
+        )
+        #: The permissions being granted that the actor does not hold, sorted.
+        self.missing = tuple(sorted(missing))
+
+    def details(self) -> dict[str, object]:
+        return {**super().details(), "missing": list(self.missing)}
+
+
+class RoleNotFoundError(NotFoundError, RolesError):
+    """No custom role with this key exists in the organization."""
+
+    code = "role_not_found"
+
+    def __init__(self, organization_id: str, key: str) -> None:
+        super().__init__(f"no custom role {key!r} in organization {organization_id!r}")
+        self.organization_id = organization_id
+        self.key = key
+
+    def details(self) -> dict[str, object]:
+        return {"organization_id": self.organization_id, "key": self.key}
+
+
+class RoleExistsError(ConflictError, RolesError):
+    """A custom role with this key already exists (in the organization, or deployment-wide)."""
+
+    code = "role_exists"
+
+    def __init__(self, organization_id: str, key: str) -> None:
+        super().__init__(f"a role with key {key!r} already exists for organization {organization_id!r}")
+        self.organization_id = organization_id
+        self.key = key
+
+    def details(self) -> dict[str, object]:
+        return {"organization_id": self.organization_id, "key": self.key}
+
+
+class RoleInUseError(ConflictError, RolesError):
+    """The custom role is held by members (or offered by pending invitations): deleting it would leave them
+    with a role that no longer exists. Delete it with ``reassign_to=`` to move them first.
+    """
+
+    code = "role_in_use"
+
+    def __init__(self, organization_id: str, key: str, members: int, invitations: int) -> None:
+        super().__init__(
+            f"custom role {key!r} of organization {organization_id!r} is held by {members} member(s) and "
+            f"offered by {invitations} pending invitation(s); delete it with reassign_to= another role"
+        )
+        self.organization_id = organization_id
+        self.key = key
+        #: How many members hold the role.
+        self.members = members
+        #: How many pending invitations offer it.
+        self.invitations = invitations
+
+    def details(self) -> dict[str, object]:
+        return {
+            "organization_id": self.organization_id,
+            "key": self.key,
+            "members": self.members,
+            "invitations": self.invitations,
+        }
+
+
+class CustomRolesInUseError(DatabaseError, RolesError):
+    """A downgrade below revision 0005 was refused: custom roles exist or are held, and the older schema has
+    nowhere to keep them. Nothing was changed.
+    """
+
+    code = "custom_roles_in_use"
+
+    def __init__(self, roles: int, members: int, invitations: int) -> None:
+        super().__init__(
+            f"cannot downgrade below revision 0005: {roles} custom role(s) exist, {members} member(s) and "
+            f"{invitations} invitation(s) hold one; reassign them to a rank and delete the roles first"
+        )
+        self.roles = roles
+        self.members = members
+        self.invitations = invitations
+
+    def details(self) -> dict[str, object]:
+        return {"roles": self.roles, "members": self.members, "invitations": self.invitations}

@@ -135,10 +135,11 @@ class MemberAdded(Event):
     """A user became a member of an organization."""
 
     event_type: ClassVar[str] = "member.added"
-    payload_fields: ClassVar[tuple[str, ...]] = ("user_id", "role")
+    payload_fields: ClassVar[tuple[str, ...]] = ("user_id", "role", "custom_role")
 
     user_id: str
     role: str
+    custom_role: str | None = None
 
     def cache_keys(self) -> tuple[CacheKey, ...]:
         return (CacheKey.member(self.organization_id, self.user_id),)
@@ -148,11 +149,19 @@ class MemberRoleChanged(Event):
     """A member's role changed."""
 
     event_type: ClassVar[str] = "member.role_changed"
-    payload_fields: ClassVar[tuple[str, ...]] = ("user_id", "old_role", "new_role")
+    payload_fields: ClassVar[tuple[str, ...]] = (
+        "user_id",
+        "old_role",
+        "new_role",
+        "old_custom_role",
+        "new_custom_role",
+    )
 
     user_id: str
     old_role: str
     new_role: str
+    old_custom_role: str | None = None
+    new_custom_role: str | None = None
 
     def cache_keys(self) -> tuple[CacheKey, ...]:
         return (CacheKey.member(self.organization_id, self.user_id),)
@@ -176,11 +185,17 @@ class OwnershipTransferred(Event):
     """Ownership passed from one member to another."""
 
     event_type: ClassVar[str] = "member.ownership_transferred"
-    payload_fields: ClassVar[tuple[str, ...]] = ("from_user_id", "to_user_id", "from_user_new_role")
+    payload_fields: ClassVar[tuple[str, ...]] = (
+        "from_user_id",
+        "to_user_id",
+        "from_user_new_role",
+        "from_user_new_custom_role",
+    )
 
     from_user_id: str
     to_user_id: str
     from_user_new_role: str
+    from_user_new_custom_role: str | None = None
 
     def cache_keys(self) -> tuple[CacheKey, ...]:
         return (
@@ -284,6 +299,52 @@ class DepartmentMemberRemoved(Event):
     user_id: str
 
 
+class RoleCreated(Event):
+    """An organization defined a custom role."""
+
+    event_type: ClassVar[str] = "role.created"
+    payload_fields: ClassVar[tuple[str, ...]] = ("role_key", "name", "rank", "permissions")
+
+    role_key: str
+    name: str
+    rank: str
+    permissions: tuple[str, ...]
+
+    def cache_keys(self) -> tuple[CacheKey, ...]:
+        return (CacheKey.role(self.organization_id, self.role_key),)
+
+
+class RoleUpdated(Event):
+    """A custom role's name, description or permissions changed; ``added`` and ``removed`` are the
+    permissions that changed, ``changed`` the names of the fields that did."""
+
+    event_type: ClassVar[str] = "role.updated"
+    payload_fields: ClassVar[tuple[str, ...]] = ("role_key", "changed", "added", "removed")
+
+    role_key: str
+    changed: tuple[str, ...]
+    added: tuple[str, ...]
+    removed: tuple[str, ...]
+
+    def cache_keys(self) -> tuple[CacheKey, ...]:
+        return (CacheKey.role(self.organization_id, self.role_key),)
+
+
+class RoleDeleted(Event):
+    """A custom role was deleted; ``reassigned_to`` is the role its holders were moved to (``None``: it had
+    none), ``members`` how many were moved."""
+
+    event_type: ClassVar[str] = "role.deleted"
+    payload_fields: ClassVar[tuple[str, ...]] = ("role_key", "reassigned_to", "members")
+
+    role_key: str
+    reassigned_to: str | None
+    members: int
+
+    def cache_keys(self) -> tuple[CacheKey, ...]:
+        return (CacheKey.role(self.organization_id, self.role_key),)
+
+
 class ApiKeyIssued(Event):
     """An API key was issued. ``start`` is the non-secret beginning of the key."""
 
@@ -341,7 +402,7 @@ class ApiKeyRotated(Event):
         )
 
 
-_INVITATION_PAYLOAD = ("invitation_id", "email", "allowed_domains", "role", "expires_at")
+_INVITATION_PAYLOAD = ("invitation_id", "email", "allowed_domains", "role", "custom_role", "expires_at")
 
 
 class InvitationCreated(Event):
@@ -359,6 +420,7 @@ class InvitationCreated(Event):
     allowed_domains: tuple[str, ...]
     role: str
     expires_at: datetime
+    custom_role: str | None = None
     accept_url: SecretStr | None
 
 
@@ -374,6 +436,7 @@ class InvitationResent(Event):
     allowed_domains: tuple[str, ...]
     role: str
     expires_at: datetime
+    custom_role: str | None = None
     accept_url: SecretStr | None
 
 

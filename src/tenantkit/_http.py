@@ -9,7 +9,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.engine import Engine
@@ -42,7 +42,7 @@ from tenantkit.invitations._service import (
 )
 from tenantkit.members._service import Member
 from tenantkit.organizations._service import SettingsSnapshot
-from tenantkit.roles._policy import Role
+from tenantkit.roles._policy import CustomRole, Role
 
 if TYPE_CHECKING:
     from tenantkit._kit import TenantKit
@@ -212,12 +212,18 @@ def as_principal(value: Principal | str) -> Principal:
     raise TypeError(f"the current-user hook must return a Principal or a user id, not {type(value).__name__}")
 
 
+_RoleName = Annotated[
+    Role | Annotated[str, Field(min_length=1, max_length=64)],
+    Field(description="A rank (OWNER, ADMIN, MEMBER) or a custom role's key."),
+]
+
+
 class ChangeRoleRequest(BaseModel):
-    """Body of "change a member's role"."""
+    """Body of "change a member's role": a rank, or a custom role's key (its rank comes with it)."""
 
     model_config: ClassVar[ConfigDict] = ConfigDict(extra="forbid")
 
-    role: Role
+    role: _RoleName
 
 
 class TransferOwnershipRequest(BaseModel):
@@ -226,7 +232,7 @@ class TransferOwnershipRequest(BaseModel):
     model_config: ClassVar[ConfigDict] = ConfigDict(extra="forbid")
 
     to_user_id: str = Field(min_length=1, max_length=MAX_IDENTIFIER_LENGTH)
-    demote_to: Role = Role.ADMIN
+    demote_to: _RoleName = Role.ADMIN
 
 
 class IssueApiKeyRequest(BaseModel):
@@ -261,8 +267,11 @@ class CreateInvitationRequest(BaseModel):
 
     email: str | None = Field(default=None, max_length=MAX_IDENTIFIER_LENGTH)
     allowed_domains: list[str] | None = Field(default=None, min_length=1, max_length=50)
-    role: Role | None = Field(
-        default=None, description="The role offered; the organization's default role when left out."
+    role: _RoleName | None = Field(
+        default=None,
+        description=(
+            "The role offered (a rank or a custom role's key); the organization's default role when left out."
+        ),
     )
     max_uses: int | None = Field(default=None, gt=0, le=1_000_000)
     expires_in_seconds: int | None = Field(default=None, gt=0)
@@ -316,6 +325,35 @@ class CreatedInvitationResponse(BaseModel):
     invitation: Invitation
     token: str = Field(description="The invitation token. It is shown this once; deliver it to the invitee.")
     accept_url: str | None = None
+
+
+class CreateRoleRequest(BaseModel):
+    """Body of "create a custom role"."""
+
+    model_config: ClassVar[ConfigDict] = ConfigDict(extra="forbid")
+
+    key: str = Field(min_length=1, max_length=64)
+    name: str = Field(min_length=1, max_length=200)
+    rank: Role = Field(description="ADMIN or MEMBER.")
+    permissions: list[str] = Field(default_factory=list, max_length=200)
+    description: str = Field("", max_length=2000)
+
+
+class UpdateRoleRequest(BaseModel):
+    """Body of "edit a custom role": the fields to change (a missing one stays as it is)."""
+
+    model_config: ClassVar[ConfigDict] = ConfigDict(extra="forbid")
+
+    name: str | None = Field(None, min_length=1, max_length=200)
+    description: str | None = Field(None, max_length=2000)
+    permissions: list[str] | None = Field(None, max_length=200)
+
+
+class DeletedRoleResponse(BaseModel):
+    """A deleted custom role, and how many members moved to ``reassign_to``."""
+
+    key: str
+    reassigned_members: int
 
 
 class TokenRequest(BaseModel):
@@ -474,6 +512,46 @@ class Management:
             session, organization_id, department_id, user_id, actor=principal.user_id
         )
         return member
+
+    # -- custom roles ----------------------------------------------------------------------------------
+
+    def list_roles(self, session: Session, organization_id: str, principal: Principal) -> Page[CustomRole]:
+        return Page(items=self.kit.roles.list_roles(session, organization_id, actor=principal.user_id))
+
+    def create_role(
+        self, session: Session, organization_id: str, principal: Principal, body: CreateRoleRequest
+    ) -> CustomRole:
+        return self.kit.roles.create(
+            session,
+            organization_id,
+            body.key,
+            name=body.name,
+            rank=body.rank,
+            permissions=body.permissions,
+            description=body.description,
+            actor=principal.user_id,
+        )
+
+    def update_role(
+        self, session: Session, organization_id: str, principal: Principal, key: str, body: UpdateRoleRequest
+    ) -> CustomRole:
+        return self.kit.roles.update(
+            session,
+            organization_id,
+            key,
+            actor=principal.user_id,
+            name=body.name,
+            description=body.description,
+            permissions=body.permissions,
+        )
+
+    def delete_role(
+        self, session: Session, organization_id: str, principal: Principal, key: str, reassign_to: str | None
+    ) -> DeletedRoleResponse:
+        moved = self.kit.roles.delete(
+            session, organization_id, key, actor=principal.user_id, reassign_to=reassign_to
+        )
+        return DeletedRoleResponse(key=key, reassigned_members=moved)
 
     # -- API keys --------------------------------------------------------------------------------------
 

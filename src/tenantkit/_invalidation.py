@@ -22,6 +22,8 @@ NEW_API_KEY = "new_api_key"
 
 MEMBER = "member"
 """The :attr:`CacheKey.kind` of what is cached about a membership."""
+ROLE = "role"
+"""The :attr:`CacheKey.kind` of what is cached about an organization's custom role (its permissions)."""
 
 
 class CacheKey(NamedTuple):
@@ -51,6 +53,11 @@ class CacheKey(NamedTuple):
     def member(cls, organization_id: str, user_id: str) -> CacheKey:
         """Everything cached about the user's membership in the organization (their role, permissions)."""
         return cls(MEMBER, organization_id, user_id)
+
+    @classmethod
+    def role(cls, organization_id: str, key: str) -> CacheKey:
+        """Everything cached about the organization's custom role ``key`` (and the members holding it)."""
+        return cls(ROLE, organization_id, key)
 
 
 @runtime_checkable

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import AbstractContextManager
+from datetime import timedelta
 from pathlib import Path
 from typing import TypeVar
 
@@ -29,8 +30,10 @@ from tenantkit.audit._service import AuditService
 from tenantkit.departments._service import DepartmentService
 from tenantkit.invitations._requirements import AcceptPolicy
 from tenantkit.invitations._service import InvitationService
+from tenantkit.members._roles import RoleService
 from tenantkit.members._service import MembershipService
 from tenantkit.organizations._service import OrganizationService
+from tenantkit.roles._authorizer import Authorizer
 from tenantkit.roles._policy import Permissions
 
 E = TypeVar("E", bound=Event)
@@ -67,10 +70,15 @@ class TenantKit:
         organizations: The host's settings model for organizations, and the deployment's defaults of the
             settings tenantkit honours (each a ceiling an organization may only tighten).
         clock: Where the current time comes from (inject a :class:`tenantkit.testing.FrozenClock` in tests).
-        permissions: The permission table (the default one when omitted).
+        permissions: The permission table (the default one when omitted), with the host's permission
+            registry and deployment-wide custom roles when it declares them.
         metrics: Told of every API-key verification's outcome and source (:mod:`tenantkit.metrics`).
         accept_policy: The host's :class:`~tenantkit.invitations.AcceptPolicy` for invitations that carry
             requirements (a licence, say); without one, invitations cannot carry requirements.
+        authorizer: An external policy engine that answers every permission question
+            (:class:`~tenantkit.roles.Authorizer`); tenantkit's permission table when omitted.
+        permission_cache_ttl: How long a member's effective permissions (rank plus custom role) are reused
+            for checks their rank alone does not answer; ``None`` reads them every time.
 
     Raises:
         ConfigurationError: An option is unusable.
@@ -89,6 +97,8 @@ class TenantKit:
         permissions: Permissions | None = None,
         metrics: VerificationMetrics | None = None,
         accept_policy: AcceptPolicy | None = None,
+        authorizer: Authorizer | None = None,
+        permission_cache_ttl: timedelta | None = timedelta(seconds=5),
     ) -> None:
         # A section left out (None) takes TenantKitSettings' default for it.
         sections = {
@@ -104,7 +114,12 @@ class TenantKit:
         """Every setting the kit was built from, secrets hidden in ``repr``."""
         events = EventDispatcher()
         self.members: MembershipService = MembershipService(
-            permissions=permissions, clock=clock, events=events, schema=settings.database.schema_name
+            permissions=permissions,
+            clock=clock,
+            events=events,
+            schema=settings.database.schema_name,
+            authorizer=authorizer,
+            permission_cache_ttl=permission_cache_ttl,
         )
         self.audit: AuditService = AuditService(
             membership=self.members, clock=clock, events=events, **settings.audit.service_options()
@@ -120,6 +135,8 @@ class TenantKit:
             invitation_max_ttl=settings.invitations.max_ttl,
         )
         """Each organization's settings and the policy they set; deleting an organization's or user's data."""
+        self.roles: RoleService = RoleService(self.members)
+        """The organization's own custom roles: list, create, edit, delete (with ``reassign_to=``)."""
         self.api_keys: ApiKeyService = ApiKeyService(
             membership=self.members,
             clock=clock,
@@ -150,6 +167,7 @@ class TenantKit:
         permissions: Permissions | None = None,
         metrics: VerificationMetrics | None = None,
         accept_policy: AcceptPolicy | None = None,
+        authorizer: Authorizer | None = None,
     ) -> TenantKit:
         """A kit configured by ``settings``, one section per feature."""
         return cls(
@@ -163,6 +181,7 @@ class TenantKit:
             permissions=permissions,
             metrics=metrics,
             accept_policy=accept_policy,
+            authorizer=authorizer,
         )
 
     @classmethod
@@ -173,6 +192,7 @@ class TenantKit:
         clock: Clock = system_clock,
         permissions: Permissions | None = None,
         metrics: VerificationMetrics | None = None,
+        authorizer: Authorizer | None = None,
     ) -> TenantKit:
         """A kit configured from ``TENANTKIT_*`` environment variables and ``.env``, as the CLI is.
 
@@ -186,6 +206,7 @@ class TenantKit:
             clock=clock,
             permissions=permissions,
             metrics=metrics,
+            authorizer=authorizer,
         )
 
     @property

@@ -21,6 +21,8 @@ from tenantkit._http import (
     ChangeRoleRequest,
     CreatedInvitationResponse,
     CreateInvitationRequest,
+    CreateRoleRequest,
+    DeletedRoleResponse,
     DepartmentRequest,
     IssueApiKeyRequest,
     IssuedApiKeyResponse,
@@ -30,6 +32,7 @@ from tenantkit._http import (
     SuspendRequest,
     TokenRequest,
     TransferOwnershipRequest,
+    UpdateRoleRequest,
     UpdateSettingsRequest,
 )
 from tenantkit._pagination import DEFAULT_PAGE_SIZE, MAX_CURSOR_LENGTH, MAX_PAGE_SIZE, Page
@@ -40,6 +43,7 @@ from tenantkit.departments._service import Department
 from tenantkit.invitations._service import AcceptedInvitation, Invitation, InvitationPreview
 from tenantkit.members._service import Member
 from tenantkit.organizations._service import SettingsSnapshot
+from tenantkit.roles._policy import CustomRole
 
 __all__ = [
     "FEATURES",
@@ -49,6 +53,7 @@ __all__ = [
     "ROUTES",
     "AuditQuery",
     "ListQuery",
+    "ReassignQuery",
     "Route",
     "select_routes",
 ]
@@ -68,6 +73,14 @@ class ListQuery(BaseModel):
 
     limit: int = Field(DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE)
     cursor: str | None = Field(None, max_length=MAX_CURSOR_LENGTH)
+
+
+class ReassignQuery(BaseModel):
+    """The query string of "delete a custom role": the role its holders move to, if any hold it."""
+
+    model_config: ClassVar[ConfigDict] = ConfigDict(extra="ignore")
+
+    reassign_to: str | None = Field(None, min_length=1, max_length=64)
 
 
 class AuditQuery(ListQuery):
@@ -121,7 +134,7 @@ class Route:
 
     @property
     def feature(self) -> str:
-        """The feature the route belongs to (``members``, ``api_keys``, ``invitations``, ``audit``)."""
+        """The feature the route belongs to (``members``, ``roles``, ``api_keys``, ``invitations``, ...)."""
         return self.operation.partition(".")[0]
 
     @property
@@ -242,6 +255,55 @@ ROUTES: tuple[Route, ...] = (
         summary="List members whose credentials lapse",
         description="Members whose verified attributes lapse before ``before``, soonest first.",
         query=LapsingQuery,
+    ),
+    Route(
+        operation="roles.list",
+        method="GET",
+        path=f"{_ORGANIZATION}/roles",
+        call=Management.list_roles,
+        response=Page[CustomRole],
+        summary="List custom roles",
+        description="The deployment-wide custom roles and the organization's own (needs ``members:read``).",
+    ),
+    Route(
+        operation="roles.create",
+        method="POST",
+        path=f"{_ORGANIZATION}/roles",
+        call=Management.create_role,
+        response=CustomRole,
+        summary="Create a custom role",
+        description=(
+            "Define a role inside ADMIN or MEMBER (needs ``roles:manage``); every permission it adds must be "
+            "the actor's own."
+        ),
+        status=201,
+        body=CreateRoleRequest,
+        writes=True,
+    ),
+    Route(
+        operation="roles.update",
+        method="PATCH",
+        path=f"{_ORGANIZATION}/roles/{{key}}",
+        call=Management.update_role,
+        response=CustomRole,
+        summary="Edit a custom role",
+        description="Rename a role or change its permissions; added permissions must be the actor's own.",
+        body=UpdateRoleRequest,
+        writes=True,
+    ),
+    Route(
+        operation="roles.delete",
+        method="DELETE",
+        path=f"{_ORGANIZATION}/roles/{{key}}",
+        call=Management.delete_role,
+        response=DeletedRoleResponse,
+        summary="Delete a custom role",
+        description=(
+            "Delete a role; refused (409 ``role_in_use``) while members hold it unless ``reassign_to`` names "
+            "the role they move to."
+        ),
+        query=ReassignQuery,
+        writes=True,
     ),
     Route(
         operation="api_keys.list",

@@ -166,6 +166,8 @@ team_members: sa.Table = sa.Table(
     sa.Column("user_id", Identifier(), nullable=False),
     sa.Column("role", role_type, nullable=False, server_default=Role.MEMBER.value),
     *_timestamps(),
+    # Revision 0005: the custom role held inside the rank ``role`` (its key), or NULL for the rank alone.
+    sa.Column("custom_role", Identifier(), nullable=True),
     # Revision 0007: what an accept policy verified, and suspension.
     sa.Column("attributes", json_type, nullable=True),
     sa.Column("credential_expires_at", UTCDateTime(), nullable=True),
@@ -176,7 +178,8 @@ team_members: sa.Table = sa.Table(
     sa.Index("team_members_user_id_idx", "user_id"),
     sa.Index("team_members_organization_id_idx", "organization_id"),
 )
-"""Members of organizations, one row per (organization, user), with their role.
+"""Members of organizations, one row per (organization, user), with their rank (``role``) and, from revision
+0005, the key of the custom role they hold inside it (``custom_role``).
 
 Revision 0007 adds ``attributes`` (a JSON object: what the accept policy verified, with when and by what),
 ``credential_expires_at`` (when that verification lapses, for "lapsing before" listings) and the suspension
@@ -234,6 +237,8 @@ invitations: sa.Table = sa.Table(
     sa.Column("accepted_at", UTCDateTime(), nullable=True),
     sa.Column("accepted_by", Identifier(), nullable=True, info={USER_REFERENCE: True}),
     sa.Column("revoked_at", UTCDateTime(), nullable=True),
+    # Revision 0005: the custom role offered inside the rank ``role``.
+    sa.Column("custom_role", Identifier(), nullable=True),
     # Revision 0007: the requirements an accept policy checks (a JSON object), NULL for none.
     sa.Column("requirements", json_type, nullable=True),
     sa.Index("invitations_token_idx", "token", unique=True),
@@ -357,6 +362,25 @@ organization_settings: sa.Table = sa.Table(
 ``document`` holds the keys set explicitly, as JSON; ``version`` counts the writes (1 after the first), and
 every write is ``UPDATE … WHERE version = <the version the writer read>``, so a stale write changes nothing
 and is refused. ``updated_by`` is the last writing user (``NULL`` for the host).
+"""
+
+
+custom_roles: sa.Table = sa.Table(
+    "custom_roles",
+    metadata,
+    sa.Column("id", Identifier(), primary_key=True, default=new_id),
+    sa.Column("organization_id", Identifier(), nullable=False),
+    sa.Column("key", Identifier(), nullable=False),
+    sa.Column("name", LongText(), nullable=False),
+    sa.Column("description", LongText(), nullable=False, server_default=""),
+    sa.Column("rank", sa.String(16), nullable=False),
+    sa.Column("permissions", json_type, nullable=False),
+    *_timestamps(),
+    sa.Index("custom_roles_organization_key_idx", "organization_id", "key", unique=True),
+)
+"""Custom roles an organization defined (revision 0005): a stable ``key`` unique per organization, a rank
+(``ADMIN`` or ``MEMBER``) and a JSON list of the permissions added on top of the rank's. Deployment-wide roles
+live in the host's code, not here.
 """
 
 

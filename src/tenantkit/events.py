@@ -37,6 +37,9 @@ from tenantkit._events import (
     OrganizationSettingsChanged,
     OwnershipTransferred,
     PersonalDataRedacted,
+    RoleCreated,
+    RoleDeleted,
+    RoleUpdated,
     UserDataErased,
 )
 
@@ -70,5 +73,8 @@ __all__ = [
     "OrganizationSettingsChanged",
     "OwnershipTransferred",
     "PersonalDataRedacted",
+    "RoleCreated",
+    "RoleDeleted",
+    "RoleUpdated",
     "UserDataErased",
 ]

@@ -482,13 +482,19 @@ class TenantKitFastAPI:
         """A dependency that checks the signed-in user may perform ``action`` in the request's organization.
 
         Args:
-            action: The action of the permission table (built-in or the host's own).
+            action: The action of the permission table (built-in or the host's own), or a permission a
+                custom role carries (``"orders:sign"``).
             organization_id: A dependency returning the organization id; by default the path parameter
                 ``organization_id``.
 
         Returns:
             A dependency returning an :class:`Authorization`; a user without the permission gets 403.
+
+        Raises:
+            UnknownPermissionError: The kit declares a permission registry and ``action`` is not in it
+                (raised here, when the route is declared, so a typo never reaches a request).
         """
+        action = self.kit.permissions.action_name(action)
         organization_dependency = organization_id or _organization_from_path
         principal_dependency = self.current_principal()
 
@@ -549,7 +555,7 @@ class TenantKitFastAPI:
         generator makes one well-named method per operation, grouped per feature.
 
         Args:
-            include: The features to mount (:data:`FEATURES`: ``"members"``, ``"api_keys"``,
+            include: The features to mount (:data:`FEATURES`: ``"members"``, ``"roles"``, ``"api_keys"``,
                 ``"invitations"``, ``"audit"``); all of them by default. ``include=("members",)`` mounts
                 only the member endpoints.
             tags: The OpenAPI tags: a list puts the same tags on every operation; a mapping from feature to

@@ -424,12 +424,18 @@ class TenantKitFlask:
             def delete_project(organization_id, project_id): ...
 
         Args:
-            action: The action of the permission table (built-in or the host's own).
+            action: The action of the permission table (built-in or the host's own), or a permission a
+                custom role carries (``"orders:sign"``).
             organization_id_arg: The URL variable holding the organization id.
 
         Returns:
             The decorator.
+
+        Raises:
+            UnknownPermissionError: The kit declares a permission registry and ``action`` is not in it
+                (raised when the view is decorated, so a typo never reaches a request).
         """
+        action = self.kit.permissions.action_name(action)
 
         def decorator(view: Callable[P, R]) -> Callable[P, R]:
             @functools.wraps(view)
@@ -466,8 +472,9 @@ class TenantKitFlask:
 
         Args:
             name: The blueprint's name (give another one to register it twice).
-            include: The features to mount (``"members"``, ``"api_keys"``, ``"invitations"``, ``"audit"``);
-                all of them by default. ``include=("members",)`` mounts only the member endpoints.
+            include: The features to mount (``"members"``, ``"roles"``, ``"api_keys"``, ``"invitations"``,
+                ``"audit"``); all of them by default. ``include=("members",)`` mounts only the member
+                endpoints.
 
         Raises:
             TypeError: The extension has no ``current_user``, or ``include`` is a bare string.

@@ -30,6 +30,7 @@ def _register() -> None:
         keys,  # noqa: F401
         members,  # noqa: F401
         organizations,  # noqa: F401
+        roles,  # noqa: F401
     )
 
 

@@ -21,6 +21,8 @@ from tenantkit._cli._common import (
     url_option,
 )
 from tenantkit._cli._formats import ROLE, Column, echo_page
+from tenantkit._cli.roles import ROLE_OR_KEY, load_policy, policy_option
+from tenantkit._kit import TenantKit
 from tenantkit._session import transaction
 from tenantkit._settings import TenantKitSettings
 from tenantkit._validation import parse_duration
@@ -28,8 +30,10 @@ from tenantkit.members._service import Member, MembershipService
 from tenantkit.roles._policy import Role
 
 
-def _members(settings: TenantKitSettings) -> MembershipService:
-    return kit_for(settings).members
+def _members(settings: TenantKitSettings, policy: str | None = None) -> MembershipService:
+    if policy is None:
+        return kit_for(settings).members
+    return TenantKit.from_settings(settings, permissions=load_policy(policy)).members
 
 
 def _actor(user_id: str | None) -> Actor:
@@ -46,7 +50,8 @@ def as_option(function: click.decorators.FC) -> click.decorators.FC:
 MEMBER_COLUMNS: list[Column[Member]] = [
     ("ORGANIZATION", lambda member: member.organization_id),
     ("USER", lambda member: member.user_id),
-    ("ROLE", lambda member: member.role.value),
+    # A custom role shows inside its rank: MEMBER/physician.
+    ("ROLE", lambda member: member.role.value + (f"/{member.custom_role}" if member.custom_role else "")),
 ]
 
 
@@ -61,15 +66,22 @@ def members() -> None:
 @as_option
 @click.argument("organization")
 @click.argument("user")
-@click.option("--role", type=ROLE, default=Role.MEMBER.value, show_default=True)
+@click.option("--role", type=ROLE_OR_KEY, default=Role.MEMBER.value, show_default=True)
+@policy_option
 @handle_errors
 def add(
-    url: str | None, as_json: bool, acting_user: str | None, organization: str, user: str, role: str
+    url: str | None,
+    as_json: bool,
+    acting_user: str | None,
+    organization: str,
+    user: str,
+    role: str,
+    policy: str | None,
 ) -> None:
-    """Make USER a member of ORGANIZATION."""
+    """Make USER a member of ORGANIZATION with a rank or a custom role."""
     settings = load_settings()
     with engine_for(url, settings=settings) as engine, transaction(engine) as session:
-        member = _members(settings).add(session, organization, user, role, actor=_actor(acting_user))
+        member = _members(settings, policy).add(session, organization, user, role, actor=_actor(acting_user))
     emit(member, as_json, lambda: click.echo(f"added {user} to {organization} as {member.role.value}"))
 
 
@@ -124,15 +136,24 @@ def orgs(
 @as_option
 @click.argument("organization")
 @click.argument("user")
-@click.argument("role", type=ROLE)
+@click.argument("role", type=ROLE_OR_KEY)
+@policy_option
 @handle_errors
 def set_role(
-    url: str | None, as_json: bool, acting_user: str | None, organization: str, user: str, role: str
+    url: str | None,
+    as_json: bool,
+    acting_user: str | None,
+    organization: str,
+    user: str,
+    role: str,
+    policy: str | None,
 ) -> None:
-    """Give USER the role ROLE in ORGANIZATION."""
+    """Give USER the role ROLE (a rank or a custom role's key) in ORGANIZATION."""
     settings = load_settings()
     with engine_for(url, settings=settings) as engine, transaction(engine) as session:
-        member = _members(settings).change_role(session, organization, user, role, actor=_actor(acting_user))
+        member = _members(settings, policy).change_role(
+            session, organization, user, role, actor=_actor(acting_user)
+        )
     emit(member, as_json, lambda: click.echo(f"{user} is now {member.role.value} in {organization}"))
 
 

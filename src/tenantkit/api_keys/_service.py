@@ -600,7 +600,9 @@ class ApiKeyService:
             actor: Who issues it (needs ``api_keys:manage``), or :data:`tenantkit.HOST`.
             expires: When the key stops working: an aware datetime, or a duration from now. ``None`` never
                 (refused where the organization's settings say keys must expire).
-            scopes: Scope strings the key carries, such as ``reports:read``.
+            scopes: Scope strings the key carries, such as ``reports:read``. Once the host declares a
+                permission registry, scopes are permissions: each must be declared, and a member issuing the
+                key must hold it (a key's scopes are a grant, bounded by the escalation rule).
 
         Returns:
             The key's metadata and its plaintext, which :meth:`IssuedApiKey.reveal` returns this once.
@@ -608,7 +610,9 @@ class ApiKeyService:
         Raises:
             InvalidInputError: A malformed argument, or an expiry not in the future.
             PolicyLimitError: No expiry where keys must expire, or one beyond the longest lifetime allowed.
+            UnknownPermissionError: A registry is declared and a scope is not in it.
             PermissionDeniedError: The actor may not manage the organization's keys.
+            PermissionEscalationError: A scope is a permission the issuing member does not hold.
         """
         check_identifier(organization_id, "organization_id")
         clean_name = check_name(name, "name")
@@ -616,7 +620,7 @@ class ApiKeyService:
         acting = as_actor(actor)
         now = self.clock()
         expires_at = self._expiry(expires, now)
-        self.membership.authorize(session, organization_id, acting, Action.MANAGE_API_KEYS)
+        self._authorize_grant(session, organization_id, acting, checked_scopes)
         self._check_lifetime(session, organization_id, expires_at, now)
         issued = self._insert(session, organization_id, clean_name, checked_scopes, expires_at, acting, now)
         self.events.record(
@@ -633,6 +637,27 @@ class ApiKeyService:
         )
         logger.info("issued API key %s (%s…) in organization %r", issued.id, issued.start, organization_id)
         return issued
+
+    def _authorize_grant(
+        self,
+        session: Session,
+        organization_id: str,
+        acting: Actor,
+        scopes: tuple[str, ...],
+        *,
+        checked: bool = False,
+    ) -> None:
+        """``api_keys:manage``, and with a registry the escalation rule over the key's scopes."""
+        policy = self.membership.permissions
+        if not policy.registry_declared:
+            if not checked:
+                self.membership.authorize(session, organization_id, acting, Action.MANAGE_API_KEYS)
+            return
+        names = policy.registry.check_all(scopes, "scopes")
+        if checked and acting.user_id is None:
+            return
+        held = self.membership.grant_authority(session, organization_id, acting, Action.MANAGE_API_KEYS)
+        policy.require_may_grant(held, permissions=names, what="an API key with these scopes")
 
     def list_keys(
         self,
@@ -801,6 +826,8 @@ class ApiKeyService:
             PolicyLimitError: The new key would not expire (or expire too late) under the organization's
                 settings; give ``expires``.
             PermissionDeniedError: The actor may not manage the organization's keys.
+            PermissionEscalationError: With a registry, the key carries a scope the rotating member does not
+                hold (rotating re-issues its scopes).
             WriteNotAppliedError: The database did not keep the change (a trigger, rule or policy); roll back.
         """
         check_identifier(organization_id, "organization_id")
@@ -812,8 +839,9 @@ class ApiKeyService:
             raise InvalidInputError("grace", "must be a timedelta of zero or more")
         now = self.clock()
         new_expiry = self._expiry(expires, now) if expires is not None else None
-        self.membership.authorize(session, organization_id, acting, Action.MANAGE_API_KEYS)
+        self._authorize_grant(session, organization_id, acting, ())
         old = self._load(session, organization_id, key_id)
+        self._authorize_grant(session, organization_id, acting, old.scopes, checked=True)
         if old.revoked_at is not None:
             raise InvalidInputError("key_id", "the key is revoked; issue a new one instead")
         if old.replaced_at is not None:

@@ -52,6 +52,7 @@ TARGET_FIELDS: Mapping[str, str] = {
     "invitation_id": "invitation",
     "department_id": "department",
     "subject_user_id": "user",
+    "role_key": "role",
 }
 """Payload field name to the type of target it names, in the order the fields come."""
 

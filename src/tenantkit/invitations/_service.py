@@ -56,6 +56,7 @@ from tenantkit._errors import (
     InvitationNotFoundError,
     InvitationNotPendingError,
     InviterNoLongerAllowedError,
+    UnknownRoleError,
     UnverifiedEmailError,
 )
 from tenantkit._events import (
@@ -84,7 +85,7 @@ from tenantkit.invitations._tokens import TokenCodec, TokenContents, digest_matc
 from tenantkit.members._attributes import MemberAttributes, make_attributes
 from tenantkit.members._service import MembershipService
 from tenantkit.organizations._document import OrganizationPolicy, PolicySource
-from tenantkit.roles._policy import Action, Role
+from tenantkit.roles._policy import Action, CustomRole, Role
 
 MAX_USES_LIMIT = 1_000_000
 """The largest ``max_uses`` a link invitation may have."""
@@ -123,6 +124,7 @@ class Invitation(BaseModel):
     role: Role
     requirements: dict[str, Any] | None = None
     status: InvitationStatus
+    custom_role: str | None = None
     invited_by: str | None
     sent_via_email: bool
     max_uses: int | None
@@ -164,6 +166,7 @@ class InvitationPreview(BaseModel):
     allowed_domains: tuple[str, ...]
     uses_left: int | None
     requirements: dict[str, Any] | None = None
+    custom_role: str | None = None
 
 
 class AcceptedInvitation(BaseModel):
@@ -181,6 +184,7 @@ class AcceptedInvitation(BaseModel):
     role: Role
     already_member: bool
     invitation_role: Role = Field(description="The role the invitation offered.")
+    invitation_custom_role: str | None = Field(None, description="The custom role the invitation offered.")
 
 
 _BY_ID = sa.select(invitations).where(
@@ -360,17 +364,24 @@ class InvitationService:
         """
         check_identifier(organization_id, "organization_id")
         address = normalize_email(email)
-        named = Role.parse(role) if role is not None else None
         acting = as_actor(actor)
         required = check_requirements(self.accept_policy, requirements)
-        actor_role = self.membership.authorize(session, organization_id, acting, Action.INVITE_MEMBERS)
-        policy = self._policy(session, organization_id)
-        wanted = named or policy.default_role
-        lifetime = policy.invitation_lifetime(expires_in)
-        self.membership.check_grant(actor_role, wanted)
-        return self._insert(
-            session, organization_id, acting, wanted, lifetime, address=address, requirements=required
-        )
+        with typed_concurrency_errors(organization_id):
+            policy = self._policy(session, organization_id)
+            wanted, custom = self._offered(
+                session, organization_id, acting, policy.default_role if role is None else role
+            )
+            lifetime = policy.invitation_lifetime(expires_in)
+            return self._insert(
+                session,
+                organization_id,
+                acting,
+                wanted,
+                lifetime,
+                address=address,
+                custom=custom,
+                requirements=required,
+            )
 
     def create_link_invitation(
         self,
@@ -420,25 +431,42 @@ class InvitationService:
             isinstance(max_uses, bool) or not isinstance(max_uses, int) or not 1 <= max_uses <= MAX_USES_LIMIT
         ):
             raise InvalidInputError("max_uses", f"must be a whole number from 1 to {MAX_USES_LIMIT}, or None")
-        named = Role.parse(role) if role is not None else None
         acting = as_actor(actor)
         required = check_requirements(self.accept_policy, requirements)
-        actor_role = self.membership.authorize(session, organization_id, acting, Action.INVITE_MEMBERS)
-        policy = self._policy(session, organization_id)
-        wanted = named or policy.default_role
-        lifetime = policy.invitation_lifetime(expires_in)
-        policy.check_link_domains(domains)
-        self.membership.check_grant(actor_role, wanted)
-        return self._insert(
-            session,
-            organization_id,
-            acting,
-            wanted,
-            lifetime,
-            domains=domains,
-            max_uses=max_uses,
-            requirements=required,
-        )
+        with typed_concurrency_errors(organization_id):
+            policy = self._policy(session, organization_id)
+            wanted, custom = self._offered(
+                session, organization_id, acting, policy.default_role if role is None else role
+            )
+            lifetime = policy.invitation_lifetime(expires_in)
+            policy.check_link_domains(domains)
+            return self._insert(
+                session,
+                organization_id,
+                acting,
+                wanted,
+                lifetime,
+                domains=domains,
+                max_uses=max_uses,
+                custom=custom,
+                requirements=required,
+            )
+
+    def _offered(
+        self, session: Session, organization_id: str, acting: Actor, role: Role | str
+    ) -> tuple[Role, CustomRole | None]:
+        """The rank and custom role an invitation offers, once the escalation rule allowed the inviter to.
+
+        A custom role's row stays share-locked until the transaction ends, so it cannot be deleted under the
+        invitation being written (see :mod:`tenantkit.roles._store`).
+        """
+        membership = self.membership
+        if not isinstance(role, Role):
+            begin_write(session, invitations, membership.execution_options)
+        wanted, custom = membership.resolve_role(session, organization_id, role, lock="share")
+        held = membership.grant_authority(session, organization_id, acting, Action.INVITE_MEMBERS)
+        membership.permissions.require_may_grant(held, membership.permissions.effective(wanted, custom))
+        return wanted, custom
 
     def _insert(
         self,
@@ -452,6 +480,7 @@ class InvitationService:
         domains: tuple[str, ...] | None = None,
         max_uses: int | None = None,
         requirements: dict[str, Any] | None = None,
+        custom: CustomRole | None = None,
     ) -> CreatedInvitation:
         now = self.clock()
         invitation_id = new_id()
@@ -473,6 +502,7 @@ class InvitationService:
             "requirements": requirements,
             "created_at": now,
             "updated_at": now,
+            "custom_role": custom.key if custom is not None else None,
         }
         with typed_concurrency_errors(organization_id):
             # On SQLite, open the caller's transaction (and take the write lock) before the savepoint below.
@@ -497,6 +527,7 @@ class InvitationService:
                 role=role,
                 expires_at=invitation.expires_at,
                 accept_url=accept_url,
+                custom_role=invitation.custom_role,
             ),
         )
         return CreatedInvitation(invitation=invitation, token=SecretStr(token), accept_url=accept_url)
@@ -574,6 +605,7 @@ class InvitationService:
             allowed_domains=invitation.allowed_domains,
             uses_left=None if invitation.max_uses is None else invitation.max_uses - invitation.use_count,
             requirements=invitation.requirements,
+            custom_role=invitation.custom_role,
         )
 
     @staticmethod
@@ -648,7 +680,9 @@ class InvitationService:
         # savepoint below part of the caller's transaction.
         begin_write(session, invitations, self.membership.execution_options)
         # The row lock makes concurrent acceptances of one invitation take turns, each seeing the count
-        # the previous one committed.
+        # the previous one committed. (It is the first read of the transaction on purpose: on MySQL/MariaDB
+        # a plain read before it would fix the snapshot the later reads see, before the previous acceptance
+        # committed.)
         row = self._verified(
             session.execute(
                 _BY_ID_FOR_UPDATE, ids, execution_options=self.membership.execution_options
@@ -659,17 +693,24 @@ class InvitationService:
         self._check_open(row, now)
         organization_id = row.organization_id
         role = Role(row.role)
+        # The offered custom role's row is share-locked until this transaction ends, so the role cannot be
+        # deleted between this check and the membership written below (a deletion racing this acceptance
+        # waits for it, or, holding the role first, is chosen by the database as a deadlock victim or
+        # makes this acceptance one: a ConcurrentUpdateError to retry, never a dangling role).
+        with typed_concurrency_errors(organization_id):
+            custom = self._offered_role(session, organization_id, row.custom_role)
         if row.invited_email is not None:
             if address != row.invited_email:
                 raise EmailMismatchError()
         elif not domain_allowed(email_domain(address), row.allowed_domains or ()):
             raise DomainNotAllowedError(email_domain(address))
-        self._check_inviter(session, organization_id, row.invited_by, role)
+        self._check_inviter(session, organization_id, row.invited_by, role, custom)
         result = {
             "invitation_id": row.id,
             "organization_id": organization_id,
             "user_id": user_id,
             "invitation_role": role,
+            "invitation_custom_role": row.custom_role,
         }
         existing = self.membership.get_role(session, organization_id, user_id)
         if existing is not None:
@@ -701,7 +742,13 @@ class InvitationService:
                 try:
                     # The joining user acts (the invitation is its authority), so events name them.
                     self.membership._admit(
-                        session, organization_id, user_id, role, Actor.user(user_id), attributes
+                        session,
+                        organization_id,
+                        user_id,
+                        role,
+                        Actor.user(user_id),
+                        attributes,
+                        row.custom_role,
                     )
                 except AlreadyMemberError as error:
                     raise _AlreadyMember(Role(error.role)) from None
@@ -790,22 +837,43 @@ class InvitationService:
             execution_options=self.membership.execution_options,
         )
 
-    def _check_inviter(self, session: Session, organization_id: str, inviter: str | None, role: Role) -> None:
-        # The policy that let the inviter create the invitation decides again; only the error differs,
-        # because the one refused is the accepting user, not the inviter.
+    def _offered_role(self, session: Session, organization_id: str, key: str | None) -> CustomRole | None:
+        if key is None:
+            return None
+        custom = self.membership.custom_role_of(session, organization_id, key, lock="share")
+        if custom is None:
+            raise UnknownRoleError(key, organization_id)
+        return custom
+
+    def _check_inviter(
+        self,
+        session: Session,
+        organization_id: str,
+        inviter: str | None,
+        role: Role,
+        custom: CustomRole | None = None,
+    ) -> None:
+        # The policy that let the inviter create the invitation decides again (the escalation rule on what
+        # the role holds *now*); only the error differs, because the one refused is the accepting user.
         if inviter is None:
             return
         policy = self.membership.permissions
-        inviter_role = self.membership.get_role(session, organization_id, inviter)
-        if inviter_role is None:
+        granted = policy.effective(role, custom)
+        held = self.membership._read_effective(session, organization_id, inviter)
+        if held is None:
             reason = "the inviter is no longer a member"
-        elif not policy.can(inviter_role, Action.INVITE_MEMBERS):
-            reason = f"the inviter's role {inviter_role.value} may no longer invite members"
-        elif not policy.can_grant(inviter_role, role):
-            reason = f"the inviter's role {inviter_role.value} may no longer grant {role.value}"
+        elif not held.allows(Action.INVITE_MEMBERS):
+            reason = f"the inviter's role {held.label} may no longer invite members"
+        elif not policy.can_grant(held.rank, role):
+            reason = f"the inviter's role {held.label} may no longer grant {role.value}"
+        elif not granted.permissions <= held.permissions:
+            missing = ", ".join(sorted(granted.permissions - held.permissions))
+            reason = (
+                f"the inviter's role {held.label} no longer holds {missing}, which {granted.label} grants"
+            )
         else:
             return
-        raise InviterNoLongerAllowedError(inviter, role.value, reason)
+        raise InviterNoLongerAllowedError(inviter, granted.label, reason)
 
     # -- managing --------------------------------------------------------------------------------------
 
@@ -941,13 +1009,15 @@ class InvitationService:
         """
         check_identifier(invitation_id, "invitation_id")
         acting = as_actor(actor)
-        actor_role = self.membership.authorize(session, organization_id, acting, Action.MANAGE_INVITATIONS)
+        held = self.membership.grant_authority(session, organization_id, acting, Action.MANAGE_INVITATIONS)
         lifetime = self._policy(session, organization_id).invitation_lifetime(expires_in)
         row = self._row(session, organization_id, invitation_id, lock=True)
         if row.status != InvitationStatus.PENDING.value:
             raise InvitationNotPendingError(row.status)
         role = Role(row.role)
-        self.membership.check_grant(actor_role, role)
+        custom = self.membership.custom_role_of(session, organization_id, row.custom_role)
+        policy = self.membership.permissions
+        policy.require_may_grant(held, policy.effective(role, custom))
         now = self.clock()
         token, token_digest = self._tokens.issue(organization_id, invitation_id)
         session.execute(
@@ -979,6 +1049,7 @@ class InvitationService:
                 role=role,
                 expires_at=invitation.expires_at,
                 accept_url=accept_url,
+                custom_role=invitation.custom_role,
             ),
         )
         return CreatedInvitation(invitation=invitation, token=SecretStr(token), accept_url=accept_url)
@@ -1055,6 +1126,7 @@ def _invitation(row: Any, now: datetime) -> Invitation:
         allowed_domains=tuple(row.allowed_domains or ()),
         role=Role(row.role),
         status=status,
+        custom_role=row.custom_role,
         invited_by=row.invited_by,
         sent_via_email=bool(row.sent_via_email),
         max_uses=row.max_uses,

@@ -6,12 +6,16 @@ decides on: the organization's OWNER rows plus the actor's and the target's rows
 change until it commits, so two such changes in one organization run one after the other and the last OWNER
 is never lost. SQLite has no row locks; there the same step takes the database's single write lock (with a
 no-op ``UPDATE``) before reading, which serializes writers the same way.
+
+A change that assigns a custom role first reads the role's row with a shared lock (see
+:mod:`tenantkit.roles._store`), before the member rows: a concurrent deletion of the role either waits and
+then sees the new holder, or commits first and the assignment finds no such role.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 import sqlalchemy as sa
@@ -24,11 +28,13 @@ from tenantkit._clock import Clock, system_clock
 from tenantkit._db import RawQuery, begin_write, fetch_page, typed_concurrency_errors
 from tenantkit._errors import (
     AlreadyMemberError,
+    ConfigurationError,
     InvalidInputError,
     LastOwnerError,
     MemberNotFoundError,
     MemberSuspendedError,
     PermissionDeniedError,
+    UnknownRoleError,
 )
 from tenantkit._events import (
     EventDispatcher,
@@ -51,7 +57,9 @@ from tenantkit.members._attributes import (
     attributes_to_row,
     check_aware,
 )
-from tenantkit.roles._policy import Action, Permissions, Role
+from tenantkit.roles._authorizer import AccessRequest, Authorizer
+from tenantkit.roles._policy import Action, CustomRole, EffectivePermissions, Permissions, Role, is_role_key
+from tenantkit.roles._store import Lock, PermissionCache, load_role
 
 
 class Member(BaseModel):
@@ -70,6 +78,8 @@ class Member(BaseModel):
     role: Role
     created_at: datetime
     updated_at: datetime
+    custom_role: str | None = None
+    """The key of the custom role held inside the rank :attr:`role`, or ``None`` for the rank alone."""
     attributes: MemberAttributes | None = None
     suspended_at: datetime | None = None
     suspended_by: str | None = None
@@ -100,6 +110,11 @@ _MEMBER = sa.select(team_members).where(
 
 _MEMBER_SHARED = _MEMBER.with_for_update(read=True)
 
+_HOLDING = sa.select(team_members.c.role, team_members.c.custom_role, team_members.c.suspended_at).where(
+    team_members.c.organization_id == sa.bindparam("organization_id"),
+    team_members.c.user_id == sa.bindparam("user_id"),
+)
+
 # The rows a change decides on, locked in one consistent order (user_id) so that two changes in one
 # organization queue behind each other instead of deadlocking.
 _LOCK_ROWS = (
@@ -115,6 +130,21 @@ _LOCK_ROWS = (
     .with_for_update()
 )
 
+# The same, plus every holder of one custom role: what deleting that role decides on.
+_LOCK_ROWS_AND_HOLDERS = (
+    sa.select(team_members)
+    .where(
+        team_members.c.organization_id == sa.bindparam("organization_id"),
+        sa.or_(
+            team_members.c.role == Role.OWNER,
+            team_members.c.user_id.in_(sa.bindparam("user_ids", expanding=True)),
+            team_members.c.custom_role == sa.bindparam("custom_role"),
+        ),
+    )
+    .order_by(team_members.c.user_id)
+    .with_for_update()
+)
+
 # Bind names differ from column names: SQLAlchemy reserves those for the SET clause.
 _SET_ROLE = (
     team_members.update()
@@ -122,7 +152,11 @@ _SET_ROLE = (
         team_members.c.organization_id == sa.bindparam("org"),
         team_members.c.user_id == sa.bindparam("uid"),
     )
-    .values(role=sa.bindparam("new_role", type_=team_members.c.role.type), updated_at=sa.bindparam("now"))
+    .values(
+        role=sa.bindparam("new_role", type_=team_members.c.role.type),
+        custom_role=sa.bindparam("new_custom_role", type_=team_members.c.custom_role.type),
+        updated_at=sa.bindparam("now"),
+    )
 )
 
 _DELETE = team_members.delete().where(
@@ -184,6 +218,7 @@ def _member(row: Any) -> Member:
         suspended_at=row.suspended_at,
         suspended_by=row.suspended_by,
         suspension_reason=row.suspension_reason,
+        custom_role=row.custom_role,
     )
 
 
@@ -226,9 +261,16 @@ class MembershipService:
         events: The dispatcher that delivers events after commit (a private one when omitted).
         schema: The PostgreSQL schema that holds tenantkit's tables, when not the connection's default
             (``public``); the API key and invitation services built on this one use it too.
+        authorizer: An external policy engine asked every permission question (see
+            :class:`~tenantkit.roles.Authorizer`); tenantkit's permission table when omitted.
+        permission_cache_ttl: How long a member's effective permissions (rank plus custom role) may be
+            reused by :meth:`authorize` for an action their rank alone does not hold; ``None`` or zero reads
+            them every time. Changes made in this process evict at once; others within the TTL, or at
+            once with a cross-process invalidator.
 
     Raises:
         InvalidSettingError: ``schema`` is not a plain identifier.
+        ConfigurationError: ``authorizer`` has no ``authorize`` method, or the TTL is negative.
     """
 
     def __init__(
@@ -238,8 +280,16 @@ class MembershipService:
         clock: Clock = system_clock,
         events: EventDispatcher | None = None,
         schema: str | None = None,
+        authorizer: Authorizer | None = None,
+        permission_cache_ttl: timedelta | None = timedelta(seconds=5),
     ) -> None:
         self.permissions: Permissions = permissions or Permissions()
+        if authorizer is not None and not isinstance(authorizer, Authorizer):
+            raise ConfigurationError("authorizer must have an authorize(request) -> bool method")
+        self.authorizer: Authorizer | None = authorizer
+        ttl = 0.0 if permission_cache_ttl is None else permission_cache_ttl.total_seconds()
+        if ttl < 0:
+            raise ConfigurationError("permission_cache_ttl must not be negative")
         self.clock = clock
         self.events: EventDispatcher = events or EventDispatcher()
         self.schema: str | None = check_schema_name(schema)
@@ -252,6 +302,10 @@ class MembershipService:
         self._own_schema_map: Mapping[str | None, str | None] | None = self.execution_options.get(
             "schema_translate_map"
         )
+        self._permission_cache: PermissionCache | None = None
+        if ttl > 0:
+            self._permission_cache = PermissionCache(ttl)
+            self.events.caches.register(self._permission_cache)
 
     def schema_translate_map(self, connection: Connection) -> Mapping[str | None, str | None] | None:
         """The schema translation a statement of tenantkit's runs under on ``connection``.
@@ -297,6 +351,129 @@ class MembershipService:
         """
         if actor_role is not None:
             self.permissions.require_grant(actor_role, role)
+
+    def resolve_role(
+        self, session: Session | Connection, organization_id: str, role: Role | str, *, lock: Lock = None
+    ) -> tuple[Role, CustomRole | None]:
+        """The rank and custom role that ``role`` names: a rank (``"ADMIN"``, any case) or a custom role's key
+        (deployment-wide first, then the organization's own).
+
+        Args:
+            session: The caller's session (or connection).
+            organization_id: The organization whose roles are searched.
+            role: A :class:`Role`, a rank's name, or a custom role's key.
+            lock: ``"share"`` to keep the organization role's row from being deleted until the transaction
+                ends (every path that assigns it), ``"update"`` to change it.
+
+        Raises:
+            UnknownRoleError: No rank or custom role has this name.
+            InvalidInputError: ``role`` is not a string.
+        """
+        if isinstance(role, Role):
+            return role, None
+        if not isinstance(role, str):
+            Role.parse(role)  # raises the usual InvalidInputError
+        text = role.strip()
+        rank = _ROLE_BY_VALUE.get(text.upper())
+        if rank is not None:
+            return rank, None
+        declared = self.permissions.deployment_role(text)
+        if declared is not None:
+            return declared.rank, declared
+        if is_role_key(text):  # anything else names no role, and never reaches the database
+            stored = load_role(session, organization_id, text, self.execution_options, lock=lock)
+            if stored is not None:
+                return stored.rank, stored
+        raise UnknownRoleError(text, organization_id)
+
+    def custom_role_of(
+        self, session: Session | Connection, organization_id: str, key: str | None, *, lock: Lock = None
+    ) -> CustomRole | None:
+        """The definition of the custom role ``key``: ``None`` for none, or for a deployment-wide role the
+        host no longer declares (its holders then keep their rank's permissions only)."""
+        if key is None:
+            return None
+        declared = self.permissions.deployment_role(key)
+        if declared is not None:
+            return declared
+        return load_role(session, organization_id, key, self.execution_options, lock=lock)
+
+    def holding(self, session: Session | Connection, member: Member) -> EffectivePermissions:
+        """What ``member`` holds: its rank's permissions and its custom role's, read now (no cache)."""
+        return self.permissions.effective(
+            member.role, self.custom_role_of(session, member.organization_id, member.custom_role)
+        )
+
+    def effective_permissions(
+        self, session: Session | Connection, organization_id: str, user_id: str
+    ) -> EffectivePermissions | None:
+        """The rank, custom role and every permission of ``user_id`` in the organization; ``None`` when not a
+        member. Kept for ``permission_cache_ttl`` (see the class).
+
+        Raises:
+            InvalidInputError: An id is empty, too long or malformed.
+
+        .. versionadded:: 0.2
+        """
+        check_identifier(organization_id, "organization_id")
+        check_identifier(user_id, "user_id")
+        cache = self._permission_cache
+        if cache is None:
+            return self._read_effective(session, organization_id, user_id)
+        schema = self.schema
+        if schema is None:
+            connection = session.connection() if isinstance(session, Session) else session
+            schema = (self.schema_translate_map(connection) or {}).get(None)
+        found, cached = cache.get(organization_id, user_id, schema)
+        if found:
+            return cached
+        held = self._read_effective(session, organization_id, user_id)
+        cache.put(organization_id, user_id, held, schema)
+        return held
+
+    def _read_effective(
+        self, session: Session | Connection, organization_id: str, user_id: str
+    ) -> EffectivePermissions | None:
+        held, suspended = self._read_holding(session, organization_id, user_id)
+        if held is not None and suspended:
+            # A suspended membership keeps its rank and custom role, and holds no permission until resumed.
+            return EffectivePermissions(held.rank, held.custom_role, frozenset())
+        return held
+
+    def _read_holding(
+        self, session: Session | Connection, organization_id: str, user_id: str
+    ) -> tuple[EffectivePermissions | None, bool]:
+        """What the membership grants by its rank and custom role, and whether it is suspended."""
+        row = session.execute(
+            _HOLDING,
+            {"organization_id": organization_id, "user_id": user_id},
+            execution_options=self.execution_options,
+        ).first()
+        if row is None:
+            return None, False
+        custom = self.custom_role_of(session, organization_id, row.custom_role)
+        return self.permissions.effective(Role(row.role), custom), row.suspended_at is not None
+
+    def grant_authority(
+        self, session: Session | Connection, organization_id: str, actor: Actor | str, action: Action | str
+    ) -> EffectivePermissions | None:
+        """Check that ``actor`` may perform ``action`` and return what it holds, read afresh (never cached):
+        the authority a grant is judged against. ``None`` when the host acts.
+
+        Raises:
+            PermissionDeniedError: The actor is not a member, or may not ``action``.
+            MemberSuspendedError: The actor is a suspended member.
+        """
+        check_identifier(organization_id, "organization_id")
+        acting = as_actor(actor)
+        name = self.permissions.action_name(action)
+        if acting.user_id is None:
+            return None
+        held, suspended = self._read_holding(session, organization_id, acting.user_id)
+        if held is not None and suspended:
+            raise MemberSuspendedError(name, held.rank.value, organization_id, acting.user_id)
+        self._check_action(organization_id, acting, held, name, None)
+        return held
 
     # -- reads -----------------------------------------------------------------------------------------
 
@@ -376,46 +553,75 @@ class MembershipService:
         return _member(row)
 
     def authorize(
-        self, session: Session | Connection, organization_id: str, actor: Actor | str, action: Action | str
+        self,
+        session: Session | Connection,
+        organization_id: str,
+        actor: Actor | str,
+        action: Action | str,
+        *,
+        resource: str | None = None,
     ) -> Role | None:
-        """Check that ``actor`` may perform ``action`` in the organization and return its role.
+        """Check that ``actor`` may perform ``action`` in the organization and return its role (its rank).
+
+        The rank's own actions are answered from :meth:`get_role` alone; an action only a custom role holds
+        costs one more (cached) lookup of the member's effective permissions. With an ``authorizer``, that
+        engine decides, given the member's effective permissions; a non-member is refused whatever it says.
+
+        Args:
+            session: The caller's session (or connection).
+            organization_id: The organization.
+            actor: Who acts (a user id, an :class:`Actor`, or :data:`~tenantkit.HOST`).
+            action: A built-in :class:`Action` or a permission of the host's registry.
+            resource: What the action is about (``"member:alice"``), handed to an ``authorizer``.
 
         Returns:
             The actor's role, or ``None`` when the host acts (the host passes every permission check).
 
         Raises:
             InvalidInputError: The organization id or the actor is malformed.
+            UnknownPermissionError: A registry is declared and ``action`` is not in it.
             PermissionDeniedError: The actor is not a member, or its role does not allow ``action``.
             MemberSuspendedError: The actor is a suspended member (a :class:`PermissionDeniedError`).
         """
         check_identifier(organization_id, "organization_id")
         acting = as_actor(actor)
+        name = self.permissions.action_name(action)
         if acting.user_id is None:
             return None
         role, suspended = self._standing(session, organization_id, acting.user_id)
-        self._require_member_action(organization_id, acting, role, action, suspended=suspended)
-        return role
-
-    def _require_member_action(
-        self,
-        organization_id: str,
-        acting: Actor,
-        role: Role | None,
-        action: Action | str,
-        *,
-        suspended: bool = False,
-    ) -> None:
         if suspended:
-            name = action.value if isinstance(action, Action) else action
             raise MemberSuspendedError(
                 name, role.value if role is not None else None, organization_id, str(acting.user_id)
             )
-        if role is None:
-            name = action.value if isinstance(action, Action) else action
+        if role is not None and self.authorizer is None and name in self.permissions.actions(role):
+            return role
+        held = (
+            self.effective_permissions(session, organization_id, acting.user_id) if role is not None else None
+        )
+        self._check_action(organization_id, acting, held, name, resource)
+        return held.rank if held is not None else None
+
+    def _check_action(
+        self,
+        organization_id: str,
+        acting: Actor,
+        held: EffectivePermissions | None,
+        name: str,
+        resource: str | None,
+    ) -> None:
+        """The one place a member's permission is decided: the table, or the host's authorizer."""
+        if held is None:
             raise PermissionDeniedError(
                 name, None, f"{acting.user_id!r} is not a member of organization {organization_id!r}"
             )
-        self.permissions.require(role, action)
+        if self.authorizer is None:
+            allowed = name in held.permissions
+        else:
+            allowed = bool(
+                self.authorizer.authorize(AccessRequest(acting, name, organization_id, resource, held))
+            )
+        if not allowed:
+            raise PermissionDeniedError(name, held.rank.value)
 
     def list_members(
         self,
@@ -426,6 +632,7 @@ class MembershipService:
         limit: int = DEFAULT_PAGE_SIZE,
         cursor: str | None = None,
         role: Role | str | None = None,
+        custom_role: str | None = None,
     ) -> Page[Member]:
         """One page of the organization's members, ordered by ``user_id``.
 
@@ -438,7 +645,8 @@ class MembershipService:
             actor: Who asks (needs ``members:read``; MEMBER has it), or :data:`tenantkit.HOST`.
             limit: Page size, 1 to 500.
             cursor: ``next_cursor`` of the previous page, or ``None`` for the first page.
-            role: Only members holding this role.
+            role: Only members holding this rank.
+            custom_role: Only members holding the custom role with this key.
 
         Returns:
             The page; its ``next_cursor`` is ``None`` on the last page.
@@ -452,6 +660,8 @@ class MembershipService:
         query = sa.select(team_members).where(team_members.c.organization_id == organization_id)
         if role is not None:
             query = query.where(team_members.c.role == Role.parse(role))
+        if custom_role is not None:
+            query = query.where(team_members.c.custom_role == check_identifier(custom_role, "custom_role"))
         self.authorize(session, organization_id, actor, Action.READ_MEMBERS)
         return fetch_page(session, query, seek, _member, execution_options=self.execution_options)
 
@@ -493,33 +703,46 @@ class MembershipService:
 
     # -- changes ---------------------------------------------------------------------------------------
 
-    def _lock(self, session: Session, organization_id: str, *user_ids: str | None) -> _Locked:
-        """Lock and read the rows a change decides on (see the module docstring)."""
+    def _lock(
+        self, session: Session, organization_id: str, *user_ids: str | None, holders_of: str | None = None
+    ) -> _Locked:
+        """Lock and read the rows a change decides on (see the module docstring); with ``holders_of``, the
+        rows of every member holding that custom role as well, in the same statement and order."""
         connection = session.connection()
         begin_write(connection, team_members, self.execution_options)
         wanted = sorted({user_id for user_id in user_ids if user_id is not None})
-        rows = connection.execute(
-            _LOCK_ROWS,
-            {"organization_id": organization_id, "user_ids": wanted or [""]},
-            execution_options=self.execution_options,
-        ).all()
+        parameters: dict[str, Any] = {"organization_id": organization_id, "user_ids": wanted or [""]}
+        statement = _LOCK_ROWS
+        if holders_of is not None:
+            statement = _LOCK_ROWS_AND_HOLDERS
+            parameters["custom_role"] = holders_of
+        rows = connection.execute(statement, parameters, execution_options=self.execution_options).all()
         return _Locked(rows)
 
-    def _actor_role(
-        self, organization_id: str, acting: Actor, locked: _Locked, action: Action
-    ) -> Role | None:
+    def _actor_holding(
+        self,
+        session: Session,
+        organization_id: str,
+        acting: Actor,
+        locked: _Locked,
+        action: Action,
+        resource: str | None = None,
+    ) -> EffectivePermissions | None:
+        """What the acting member holds, from its locked row; ``None`` for the host. Raises unless it may
+        ``action``."""
         if acting.user_id is None:
             return None
         member = locked.by_user.get(acting.user_id)
-        role = member.role if member is not None else None
-        suspended = member is not None and member.suspended
-        self._require_member_action(organization_id, acting, role, action, suspended=suspended)
-        return role
+        held = self.holding(session, member) if member is not None else None
+        if member is not None and member.suspended:
+            raise MemberSuspendedError(action.value, member.role.value, organization_id, str(acting.user_id))
+        self._check_action(organization_id, acting, held, action.value, resource)
+        return held
 
-    def _check_manages(self, actor_role: Role | None, target: Member, action: Action) -> None:
+    def _check_manages(self, held: EffectivePermissions | None, target: Member, action: Action) -> None:
         # None is the host, which manages every member.
-        if actor_role is not None:
-            self.permissions.require_manage(actor_role, target.role, action)
+        if held is not None:
+            self.permissions.require_manage(held.rank, target.role, action)
 
     def add(
         self,
@@ -539,7 +762,7 @@ class MembershipService:
             session: The caller's session.
             organization_id: The organization.
             user_id: The new member.
-            role: The role to give (MEMBER by default).
+            role: The role to give (MEMBER by default): a rank, or a custom role's key.
             actor: Who adds: a user id, an :class:`Actor`, or :data:`~tenantkit.HOST`.
 
         Returns:
@@ -547,19 +770,30 @@ class MembershipService:
 
         Raises:
             InvalidInputError: A malformed id, actor or role.
+            UnknownRoleError: ``role`` is neither a rank nor a custom role.
             AlreadyMemberError: The user is already a member; their role is left as it was.
             PermissionDeniedError: The actor may not add members.
             RoleEscalationError: The actor may not grant ``role``.
+            PermissionEscalationError: ``role`` carries a permission the actor does not hold.
             ConcurrentUpdateError: A concurrent transaction deadlocked with this one; retry.
         """
         check_identifier(organization_id, "organization_id")
         check_identifier(user_id, "user_id")
-        wanted = Role.parse(role)
         acting = as_actor(actor)
         with typed_concurrency_errors(organization_id):
-            actor_role = self.authorize(session, organization_id, acting, Action.INVITE_MEMBERS)
-            self.check_grant(actor_role, wanted)
-            return self._admit(session, organization_id, user_id, wanted, acting)
+            if not isinstance(role, Role):
+                begin_write(session.connection(), team_members, self.execution_options)
+            wanted, custom = self.resolve_role(session, organization_id, role, lock="share")
+            held = self.grant_authority(session, organization_id, acting, Action.INVITE_MEMBERS)
+            self.permissions.require_may_grant(held, self.permissions.effective(wanted, custom))
+            return self._admit(
+                session,
+                organization_id,
+                user_id,
+                wanted,
+                acting,
+                custom_role=custom.key if custom is not None else None,
+            )
 
     def _admit(
         self,
@@ -569,6 +803,7 @@ class MembershipService:
         wanted: Role,
         acting: Actor,
         attributes: MemberAttributes | None = None,
+        custom_role: str | None = None,
     ) -> Member:
         """Insert the membership and record ``MemberAdded`` with ``acting`` as its actor; no permission check.
 
@@ -592,6 +827,7 @@ class MembershipService:
                 created_at=now,
                 updated_at=now,
                 attributes=attributes,
+                custom_role=custom_role,
             )
             values = member.model_dump(include={"id", "organization_id", "user_id", "role", "created_at"})
             values["updated_at"] = now
@@ -618,6 +854,7 @@ class MembershipService:
                     occurred_at=now,
                     user_id=user_id,
                     role=wanted,
+                    custom_role=custom_role,
                 ),
             )
             if attributes is not None:
@@ -640,11 +877,14 @@ class MembershipService:
         the same rules. Demoting the last OWNER is refused. Setting the role a member already has changes
         nothing and records no event.
 
+        A custom role's key assigns that role (and its rank); a rank's name assigns the rank alone, taking
+        away any custom role. The actor must hold every permission the new role carries.
+
         Args:
             session: The caller's session.
             organization_id: The organization.
             user_id: The member whose role changes.
-            role: The new role.
+            role: The new role: a rank, or a custom role's key.
             actor: Who changes it: a user id, an :class:`Actor`, or :data:`~tenantkit.HOST`.
 
         Returns:
@@ -652,31 +892,38 @@ class MembershipService:
 
         Raises:
             InvalidInputError: A malformed id, actor or role.
+            UnknownRoleError: ``role`` is neither a rank nor a custom role.
             MemberNotFoundError: ``user_id`` is not a member.
             PermissionDeniedError: The actor may not change roles, or not this member's.
             RoleEscalationError: The actor may not grant ``role``.
+            PermissionEscalationError: ``role`` carries a permission the actor does not hold.
             LastOwnerError: ``user_id`` is the organization's last OWNER and ``role`` is not OWNER.
             ConcurrentUpdateError: A concurrent transaction deadlocked with this one; retry.
             WriteNotAppliedError: The database did not keep the change (a trigger, rule or policy); roll back.
         """
         check_identifier(organization_id, "organization_id")
         check_identifier(user_id, "user_id")
-        wanted = Role.parse(role)
         acting = as_actor(actor)
         with typed_concurrency_errors(organization_id):
+            # Role row first, member rows second: the order every path locks in.
+            begin_write(session.connection(), team_members, self.execution_options)
+            wanted, custom = self.resolve_role(session, organization_id, role, lock="share")
+            key = custom.key if custom is not None else None
             locked = self._lock(session, organization_id, acting.user_id, user_id)
-            actor_role = self._actor_role(organization_id, acting, locked, Action.CHANGE_ROLES)
+            held = self._actor_holding(
+                session, organization_id, acting, locked, Action.CHANGE_ROLES, f"member:{user_id}"
+            )
             target = locked.by_user.get(user_id)
             if target is None:
                 raise MemberNotFoundError(organization_id, user_id)
-            self._check_manages(actor_role, target, Action.CHANGE_ROLES)
-            self.check_grant(actor_role, wanted)
-            if target.role is wanted:
+            self._check_manages(held, target, Action.CHANGE_ROLES)
+            self.permissions.require_may_grant(held, self.permissions.effective(wanted, custom))
+            if target.role is wanted and target.custom_role == key:
                 return target
             if wanted is not Role.OWNER and locked.is_last_owner(target):
                 raise LastOwnerError(organization_id, user_id)
             now = self.clock()
-            self._set_role(session, organization_id, user_id, wanted, now)
+            self._set_role(session, organization_id, user_id, wanted, now, key)
             self.events.record(
                 session,
                 MemberRoleChanged(
@@ -686,23 +933,37 @@ class MembershipService:
                     user_id=user_id,
                     old_role=target.role,
                     new_role=wanted,
+                    old_custom_role=target.custom_role,
+                    new_custom_role=key,
                 ),
             )
-        return target.model_copy(update={"role": wanted, "updated_at": now})
+        return target.model_copy(update={"role": wanted, "custom_role": key, "updated_at": now})
 
     def _set_role(
-        self, session: Session, organization_id: str, user_id: str, role: Role, now: datetime
+        self,
+        session: Session,
+        organization_id: str,
+        user_id: str,
+        role: Role,
+        now: datetime,
+        custom_role: str | None = None,
     ) -> None:
         session.execute(
             _SET_ROLE,
-            {"org": organization_id, "uid": user_id, "new_role": role, "now": now},
+            {
+                "org": organization_id,
+                "uid": user_id,
+                "new_role": role,
+                "new_custom_role": custom_role,
+                "now": now,
+            },
             execution_options=self.execution_options,
         )
         confirm_written(
             session,
             team_members,
             {"organization_id": organization_id, "user_id": user_id},
-            {"role": role},
+            {"role": role, "custom_role": custom_role},
             execution_options=self.execution_options,
         )
 
@@ -737,11 +998,13 @@ class MembershipService:
             return self.leave(session, organization_id, actor=acting)
         with typed_concurrency_errors(organization_id):
             locked = self._lock(session, organization_id, acting.user_id, user_id)
-            actor_role = self._actor_role(organization_id, acting, locked, Action.REMOVE_MEMBERS)
+            held = self._actor_holding(
+                session, organization_id, acting, locked, Action.REMOVE_MEMBERS, f"member:{user_id}"
+            )
             target = locked.by_user.get(user_id)
             if target is None:
                 raise MemberNotFoundError(organization_id, user_id)
-            self._check_manages(actor_role, target, Action.REMOVE_MEMBERS)
+            self._check_manages(held, target, Action.REMOVE_MEMBERS)
             self._delete(session, locked, target, acting, left=False)
         return target
 
@@ -811,7 +1074,7 @@ class MembershipService:
             ),
         )
 
-    def transfer_ownership(  # noqa: C901, PLR0912  one guard per documented Raises entry, in that order
+    def transfer_ownership(  # noqa: C901, PLR0912, PLR0915  one guard per documented Raises entry, in order
         self,
         session: Session,
         organization_id: str,
@@ -833,7 +1096,8 @@ class MembershipService:
             actor: The OWNER handing over, or :data:`~tenantkit.HOST`.
             from_user_id: The OWNER handing over; required when the host acts, optional (must be the actor)
                 otherwise.
-            demote_to: The role the former owner keeps (ADMIN by default; OWNER keeps both owners).
+            demote_to: The role the former owner keeps (ADMIN by default; OWNER keeps both owners; a custom
+                role's key, whose permissions the handing-over OWNER must hold).
 
         Returns:
             The new owner's membership.
@@ -849,7 +1113,12 @@ class MembershipService:
         check_identifier(organization_id, "organization_id")
         check_identifier(to_user_id, "to_user_id")
         acting = as_actor(actor)
-        new_role = Role.parse(demote_to)
+        if isinstance(demote_to, Role):
+            new_role = demote_to
+        elif not isinstance(demote_to, str) or demote_to.strip().upper() in _ROLE_BY_VALUE:
+            new_role = Role.parse(demote_to)
+        else:
+            new_role = None  # a custom role, resolved under lock below
         if from_user_id is not None:
             check_identifier(from_user_id, "from_user_id")
         if acting.user_id is None:
@@ -863,9 +1132,13 @@ class MembershipService:
         if giver == to_user_id:
             raise InvalidInputError("to_user_id", "must be another member than the current owner")
         with typed_concurrency_errors(organization_id):
+            begin_write(session.connection(), team_members, self.execution_options)
+            custom: CustomRole | None = None
+            if new_role is None:
+                new_role, custom = self.resolve_role(session, organization_id, demote_to, lock="share")
             locked = self._lock(session, organization_id, giver, to_user_id)
             if acting.user_id is not None:
-                self._actor_role(organization_id, acting, locked, Action.TRANSFER_OWNERSHIP)
+                self._actor_holding(session, organization_id, acting, locked, Action.TRANSFER_OWNERSHIP)
             source = locked.by_user.get(giver)
             if source is None:
                 raise MemberNotFoundError(organization_id, giver)
@@ -879,13 +1152,19 @@ class MembershipService:
             if target.suspended:
                 # The organization would be left with a suspended OWNER and nobody able to act as one.
                 raise InvalidInputError("to_user_id", "is suspended; resume the member before the transfer")
+            if acting.user_id is not None:
+                # The giver assigns itself its new role: the escalation rule holds for it too.
+                self.permissions.require_may_grant(
+                    self.holding(session, source), self.permissions.effective(new_role, custom)
+                )
             now = self.clock()
+            key = custom.key if custom is not None else None
             # Two writes: a savepoint makes them one, so a failure between them leaves neither.
             with session.begin_nested():
                 if target.role is not Role.OWNER:
                     self._set_role(session, organization_id, to_user_id, Role.OWNER, now)
                 if new_role is not Role.OWNER:
-                    self._set_role(session, organization_id, giver, new_role, now)
+                    self._set_role(session, organization_id, giver, new_role, now, key)
             self.events.record(
                 session,
                 OwnershipTransferred(
@@ -895,11 +1174,12 @@ class MembershipService:
                     from_user_id=giver,
                     to_user_id=to_user_id,
                     from_user_new_role=new_role,
+                    from_user_new_custom_role=key,
                 ),
             )
         if target.role is Role.OWNER:
             return target
-        return target.model_copy(update={"role": Role.OWNER, "updated_at": now})
+        return target.model_copy(update={"role": Role.OWNER, "custom_role": None, "updated_at": now})
 
     # -- verified attributes and suspension ------------------------------------------------------------
 
@@ -942,7 +1222,7 @@ class MembershipService:
         acting = as_actor(actor)
         with typed_concurrency_errors(organization_id):
             locked = self._lock(session, organization_id, acting.user_id, user_id)
-            actor_role = self._actor_role(organization_id, acting, locked, Action.CHANGE_ROLES)
+            actor_role = self._actor_holding(session, organization_id, acting, locked, Action.CHANGE_ROLES)
             target = locked.by_user.get(user_id)
             if target is None:
                 raise MemberNotFoundError(organization_id, user_id)
@@ -1144,7 +1424,7 @@ class MembershipService:
     ) -> tuple[_Locked, Member]:
         """Lock the rows a suspension decides on, authorize the actor, and return them with the target."""
         locked = self._lock(session, organization_id, acting.user_id, user_id)
-        actor_role = self._actor_role(organization_id, acting, locked, Action.REMOVE_MEMBERS)
+        actor_role = self._actor_holding(session, organization_id, acting, locked, Action.REMOVE_MEMBERS)
         target = locked.by_user.get(user_id)
         if target is None:
             raise MemberNotFoundError(organization_id, user_id)

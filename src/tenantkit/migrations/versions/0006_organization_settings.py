@@ -20,7 +20,7 @@ from alembic import op
 from tenantkit._tables import Identifier, UTCDateTime, json_type, utc_now
 
 revision: str = "0006"
-down_revision: str | None = "0004"
+down_revision: str | None = "0005"
 branch_labels: str | None = None
 depends_on: str | None = None
 
