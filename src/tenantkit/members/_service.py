@@ -829,7 +829,9 @@ class MembershipService:
                 attributes=attributes,
                 custom_role=custom_role,
             )
-            values = member.model_dump(include={"id", "organization_id", "user_id", "role", "created_at"})
+            values = member.model_dump(
+                include={"id", "organization_id", "user_id", "role", "custom_role", "created_at"}
+            )
             values["updated_at"] = now
             if attributes is not None:
                 values.update(attributes_to_row(attributes))

@@ -154,6 +154,8 @@ _BUILT_IN_DESCRIPTIONS: Mapping[str, str] = {
     Action.TRANSFER_OWNERSHIP.value: "Hand the organization over (OWNER only)",
     Action.READ_AUDIT.value: "Read the audit log",
     Action.MANAGE_ROLES.value: "Create, edit and delete the organization's custom roles",
+    Action.READ_SETTINGS.value: "See the organization's settings",
+    Action.MANAGE_SETTINGS.value: "Change the organization's settings",
 }
 
 
@@ -207,7 +209,8 @@ class PermissionRegistry:
         if isinstance(permissions, str):
             raise InvalidInputError("permissions", "a list or mapping of permission names, not one string")
         described = permissions if isinstance(permissions, Mapping) else dict.fromkeys(permissions, "")
-        descriptions = dict(_BUILT_IN_DESCRIPTIONS)
+        # Every Action is in every registry; one without a description here is still declared.
+        descriptions = {name: _BUILT_IN_DESCRIPTIONS.get(name, "") for name in sorted(BUILT_IN_ACTIONS)}
         for name, description in described.items():
             descriptions[_check_permission_name(name, "permissions")] = str(description)
         self._descriptions: dict[str, str] = descriptions
