@@ -289,7 +289,7 @@ class TestEveryChangeIsRecorded:
             assert change["rows"]["team_members"] == 1
         every_type = {event.type for event in stored(engine)}
         assert every_type == set(EVENT_TYPES), "a new event type needs a step here"
-        assert result.rows == sum(1 for event in everything if event.actor.id == "bob") == 10
+        assert result.rows == sum(1 for event in everything if event.actor.id == "bob") == 13
         for event in everything:
             assert event.organization_id == ORG
             assert event.occurred_at == clock()

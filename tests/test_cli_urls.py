@@ -31,6 +31,7 @@ _EXTRA_OPTIONS: dict[tuple[str, ...], list[str]] = {
     ("audit", "purge"): ["--older-than", "30d"],
     ("audit", "redact"): ["--user", "alice"],
     ("settings", "set"): ["--version", "0"],
+    ("roles", "create"): ["--name", "Billing", "--rank", "member"],
     ("orgs", "delete"): ["--yes"],
     ("orgs", "erase-user"): ["--yes"],
 }
