@@ -11,6 +11,7 @@ inside the host's database.
 # and the services read ``_settings``, so the import must enter that circle by ``tenantkit.api_keys``.
 from tenantkit import api_keys as api_keys
 from tenantkit import audit as audit
+from tenantkit import bus as bus
 from tenantkit import errors as errors
 from tenantkit import events as events
 from tenantkit import invitations as invitations
@@ -54,6 +55,7 @@ from tenantkit._session import transaction
 from tenantkit._settings import (
     ApiKeySettings,
     AuditSettings,
+    BusSettings,
     DatabaseSettings,
     HttpSettings,
     InvitationSettings,
@@ -92,6 +94,7 @@ __all__ = [
     "ApiKeySettings",
     "ApiKeyVerification",
     "AuditSettings",
+    "BusSettings",
     "AuthenticationError",
     "AuthorizationError",
     "CacheKey",

@@ -18,6 +18,7 @@ from tenantkit._session import transaction
 from tenantkit._settings import (
     ApiKeySettings,
     AuditSettings,
+    BusSettings,
     DatabaseSettings,
     HttpSettings,
     InvitationSettings,
@@ -25,6 +26,8 @@ from tenantkit._settings import (
 )
 from tenantkit.api_keys._service import ApiKeyService
 from tenantkit.audit._service import AuditService
+from tenantkit.bus._base import InvalidationBus
+from tenantkit.bus._build import bus_from_settings
 from tenantkit.invitations._service import InvitationService
 from tenantkit.members._service import MembershipService
 from tenantkit.roles._policy import Permissions
@@ -62,7 +65,10 @@ class TenantKit:
         http: What the web adapters believe about requests: trusted proxies, the request id header.
         clock: Where the current time comes from (inject a :class:`tenantkit.testing.FrozenClock` in tests).
         permissions: The permission table (the default one when omitted).
-        metrics: Told of every API-key verification's outcome and source (:mod:`tenantkit.metrics`).
+        metrics: Told of every API-key verification's outcome and source (:mod:`tenantkit.metrics`), and of
+            the bus's events when it has ``bus_event``.
+        bus: The cross-process invalidation bus (off by default): built here as :attr:`bus`, started by the
+            FastAPI lifespan or the Flask adapter (or by ``kit.bus.start()``).
 
     Raises:
         ConfigurationError: An option is unusable.
@@ -79,6 +85,7 @@ class TenantKit:
         clock: Clock = system_clock,
         permissions: Permissions | None = None,
         metrics: VerificationMetrics | None = None,
+        bus: BusSettings | None = None,
     ) -> None:
         # A section left out (None) takes TenantKitSettings' default for it.
         sections = {
@@ -87,6 +94,7 @@ class TenantKit:
             "database": database,
             "audit": audit,
             "http": http,
+            "bus": bus,
         }
         settings = TenantKitSettings(**{name: value for name, value in sections.items() if value is not None})
         self.settings: TenantKitSettings = settings
@@ -111,6 +119,8 @@ class TenantKit:
             membership=self.members, clock=clock, events=events, **settings.audit.service_options()
         )
         """The audit log: written as every service records its events, read with ``list_events``."""
+        self.bus: InvalidationBus | None = bus_from_settings(settings, events, clock=clock, metrics=metrics)
+        """The cross-process invalidation bus (:mod:`tenantkit.bus`), not yet started; ``None`` when off."""
 
     @classmethod
     def from_settings(
@@ -128,6 +138,7 @@ class TenantKit:
             database=settings.database,
             audit=settings.audit,
             http=settings.http,
+            bus=settings.bus,
             clock=clock,
             permissions=permissions,
             metrics=metrics,

@@ -291,6 +291,29 @@ until then), which the oldest remaining row must link to.
 """
 
 
+change_id_type: sa.types.TypeEngine[int] = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+"""A 64-bit auto-incrementing id; ``INTEGER`` on SQLite, where only that spelling is the rowid."""
+
+cache_invalidations: sa.Table = sa.Table(
+    "cache_invalidations",
+    metadata,
+    sa.Column("id", change_id_type, primary_key=True, autoincrement=True),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("organization_id", Identifier(), nullable=False),
+    sa.Column("subject_id", Identifier(), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Index("cache_invalidations_created_at_idx", "created_at"),
+    sqlite_autoincrement=True,
+)
+"""The change log the polling bus reads (revision 0008): one row per cache key a change made stale.
+
+Written in the change's own transaction (so a rolled-back change leaves none) by
+:class:`tenantkit.bus.PollingBus`, read by every process's poller in ``id`` order, pruned after its
+retention. ``subject_id`` is the key's id or the member's user id (never a digest or key); ``kind`` ``"*"``
+asks every process to clear its caches. On SQLite the id is ``AUTOINCREMENT``: never reused, even once the
+newest rows are pruned.
+"""
+
 def include_object(
     obj: sa.schema.SchemaItem, name: str | None, type_: str, reflected: bool, compare_to: Any
 ) -> bool:
