@@ -2,7 +2,8 @@
 
 Each feature's options live in a frozen model validated once, when it is built (argon2-cffi's ``Parameters``
 is the model): :class:`ApiKeySettings`, :class:`InvitationSettings`, :class:`DatabaseSettings`,
-:class:`AuditSettings`, :class:`HttpSettings` and :class:`BusSettings`, composed by :class:`TenantKitSettings`.
+:class:`AuditSettings`, :class:`HttpSettings` and :class:`BusSettings`, composed by
+:class:`TenantKitSettings`.
 :meth:`TenantKitSettings.from_env` reads them from ``TENANTKIT_*``
 environment variables and a ``.env`` file; ``TenantKit`` and the ``tenantkit`` command line both call it,
 so one environment configures the application and the CLI alike. :data:`ENVIRONMENT_VARIABLES` lists every

@@ -314,6 +314,7 @@ asks every process to clear its caches. On SQLite the id is ``AUTOINCREMENT``: n
 newest rows are pruned.
 """
 
+
 def include_object(
     obj: sa.schema.SchemaItem, name: str | None, type_: str, reflected: bool, compare_to: Any
 ) -> bool:

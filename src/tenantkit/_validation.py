@@ -82,7 +82,9 @@ DEFAULT_CHANNEL = "tenantkit_invalidation"
 
 
 def check_channel(channel: object) -> str:
-    """``channel`` if it is a lower-case identifier (valid for ``NOTIFY`` and Redis alike), else ValueError."""
+    """``channel`` if it is a lower-case identifier (for ``NOTIFY`` and Redis alike), else ValueError."""
     if not isinstance(channel, str) or not _CHANNEL.fullmatch(channel):
-        raise ValueError("must be a lower-case identifier of at most 63 characters, such as tenantkit_invalidation")
+        raise ValueError(
+            "must be a lower-case identifier of at most 63 characters, such as tenantkit_invalidation"
+        )
     return channel

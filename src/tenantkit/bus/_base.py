@@ -14,13 +14,16 @@ caller's ``invalidate`` only evicts in memory and puts the message on a queue, s
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
+import os
 import queue
 import random
 import threading
 import time
 import uuid
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
@@ -115,6 +118,12 @@ class BusHealth:
         return values
 
 
+def _call_if_alive(method: weakref.WeakMethod[Callable[[], None]]) -> None:
+    bound = method()
+    if bound is not None:
+        bound()
+
+
 def _iso(moment: datetime | None) -> str | None:
     return None if moment is None else moment.isoformat()
 
@@ -125,7 +134,7 @@ def describe_error(error: BaseException) -> str:
     return f"{type(error).__name__}: {text[:200]}" if text else type(error).__name__
 
 
-def encode_keys(origin: str, sequence: int, keys: Collection[CacheKey]) -> str:
+def encode_keys(origin: str, sequence: int, *, keys: Collection[CacheKey]) -> str:
     """The message naming ``keys``: kinds, organizations and ids only, never a digest or key."""
     return json.dumps(
         {"v": MESSAGE_VERSION, "o": origin, "s": sequence, "k": [list(key) for key in keys]},
@@ -224,6 +233,23 @@ class InvalidationBus:
         self._last_error: str | None = None
         self._has_connected = False
         events.invalidator = self
+        # A forked child inherits a started bus without its threads: it is stopped there, to be started anew.
+        forget = weakref.WeakMethod(self._forget_threads)
+        os.register_at_fork(after_in_child=lambda: _call_if_alive(forget))
+
+    @property
+    def running(self) -> bool:
+        """Whether :meth:`start` was called and :meth:`stop` not yet (read without a lock)."""
+        return self._running
+
+    def _forget_threads(self) -> None:
+        self._lock = threading.Lock()
+        self._send_lock = threading.Lock()
+        self._running = False
+        self._threads = []
+        self._outbox = queue.SimpleQueue()
+        self._connected_event = threading.Event()
+        self._connected_since = None
 
     # -- the Invalidator protocol ------------------------------------------------------------------------
 
@@ -234,7 +260,7 @@ class InvalidationBus:
             return
         self.caches.invalidate(keys)
         for batch in split_keys(keys):
-            self._send(lambda sequence, batch=batch: encode_keys(self.origin, sequence, batch))
+            self._send(functools.partial(encode_keys, self.origin, keys=batch))
 
     def clear(self) -> None:
         """Clear every cache of this process now, and ask every other process to clear its own."""
@@ -260,8 +286,12 @@ class InvalidationBus:
             self._running = True
             self._stopping.clear()
             self._threads = [
-                threading.Thread(target=self._listen_forever, name=f"tenantkit-bus-{self.backend}", daemon=True),
-                threading.Thread(target=self._publish_forever, name=f"tenantkit-bus-{self.backend}-send", daemon=True),
+                threading.Thread(
+                    target=self._listen_forever, name=f"tenantkit-bus-{self.backend}", daemon=True
+                ),
+                threading.Thread(
+                    target=self._publish_forever, name=f"tenantkit-bus-{self.backend}-send", daemon=True
+                ),
             ]
         for thread in self._threads:
             thread.start()
@@ -504,17 +534,16 @@ class InvalidationBus:
         if version != MESSAGE_VERSION:
             # A newer tenantkit speaks on the channel: what it meant is unknown, so assume the worst.
             self._clear_local("gap")
-            return
-        if "p" in message:
-            if origin == self.origin:
-                probe = self._probes.get(str(message["p"]))
-                if probe is not None:
-                    probe.set()
-            return
-        if origin == self.origin:
-            return  # applied when it was sent
-        self._count("received", "received")
-        if self._skipped(str(origin), message.get("s")):
+        elif "p" in message:
+            probe = self._probes.get(str(message["p"])) if origin == self.origin else None
+            if probe is not None:
+                probe.set()
+        elif origin != self.origin:  # this process's own were applied when they were sent
+            self._count("received", "received")
+            self._apply(str(origin), message)
+
+    def _apply(self, origin: str, message: dict[str, Any]) -> None:
+        if self._skipped(origin, message.get("s")):
             self._count("gaps", "gap")
             self._clear_local("gap")
             return

@@ -161,7 +161,12 @@ class PollingBus(InvalidationBus):
             return
         now = self.clock()
         rows = [
-            {"kind": key.kind, "organization_id": key.organization_id, "subject_id": key.id, "created_at": now}
+            {
+                "kind": key.kind,
+                "organization_id": key.organization_id,
+                "subject_id": key.id,
+                "created_at": now,
+            }
             for key in keys
         ]
         session.connection().execute(_INSERT, rows, execution_options=self._options)
@@ -243,9 +248,22 @@ class PollingBus(InvalidationBus):
             rows = connection.execution_options(**self._options).execute(query).all()
         now = time.monotonic()
         self._last_read = now
+        self._apply_rows(rows, now)
+        expired = [hole for hole, deadline in self._holes.items() if deadline <= now]
+        if expired:
+            for hole in expired:
+                del self._holes[hole]
+            self._count("gaps", "gap")
+            self._clear_local("gap")
+        return len(rows)
+
+    def _apply_rows(self, rows: Iterable[Any], now: float) -> None:
+        assert self._cursor is not None  # noqa: S101  set by _connect_listener before any poll
         keys: list[CacheKey] = []
         cleared = False
+        read = 0
         for id_, kind, organization_id, subject_id in rows:
+            read += 1
             if id_ <= self._cursor:
                 if self._holes.pop(id_, None) is None:
                     continue  # already applied
@@ -256,23 +274,16 @@ class PollingBus(InvalidationBus):
                 cleared = True
             else:
                 keys.append(CacheKey(kind, organization_id, subject_id))
-        if rows:
+        if read:
             with self._lock:
                 self._last_message_at = self.clock()
-                self._counts["received"] += len(rows)
+                self._counts["received"] += read
             self._emit("received")
         if cleared:
             self._clear_local("requested")
         elif keys:
             self.caches.invalidate(keys)
             self._notify(Delivery(tuple(keys), False, "message"))
-        expired = [hole for hole, deadline in self._holes.items() if deadline <= now]
-        if expired:
-            for hole in expired:
-                del self._holes[hole]
-            self._count("gaps", "gap")
-            self._clear_local("gap")
-        return len(rows)
 
     def _skip(self, ids: range, now: float) -> None:
         if len(self._holes) + len(ids) > _MAX_HOLES:

@@ -24,6 +24,7 @@ from tenantkit.bus._base import InvalidationBus
 if TYPE_CHECKING:
     import psycopg
 
+
 def libpq_url(url: str | sa.URL) -> str:
     """A libpq connection URL from a SQLAlchemy URL (``postgresql+psycopg://...``) or a libpq one."""
     parsed = sa.engine.make_url(url)
@@ -123,7 +124,9 @@ class PostgresNotifyBus(InvalidationBus):
         connection: psycopg.Connection[Any] = handle
         # A generator: each notification is handled as it arrives, not when the timeout ends.
         return (
-            notify.payload for notify in connection.notifies(timeout=timeout) if notify.channel == self.channel
+            notify.payload
+            for notify in connection.notifies(timeout=timeout)
+            if notify.channel == self.channel
         )
 
     def _close_listener(self, handle: Any) -> None:

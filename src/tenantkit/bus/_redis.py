@@ -13,8 +13,8 @@ from typing import Any
 
 from tenantkit._clock import Clock, system_clock
 from tenantkit._events import EventDispatcher
-from tenantkit.bus._base import InvalidationBus
 from tenantkit._validation import DEFAULT_CHANNEL, check_channel
+from tenantkit.bus._base import InvalidationBus
 
 _DRAIN = 1000
 
