@@ -113,7 +113,7 @@ class TestLostConnectionsClearTheCache:
         with postgres_engine.connect() as connection:
             killed = connection.exec_driver_sql(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() "
-                "AND application_name = 'tenantkit-bus' AND query LIKE 'LISTEN%'"
+                "AND application_name = 'tenantkit-bus' AND query LIKE 'LISTEN%%'"
             ).all()
         assert killed == [(True,)]
 

@@ -21,6 +21,7 @@ PUBLIC_MODULES = (
     "tenantkit",
     "tenantkit.api_keys",
     "tenantkit.audit",
+    "tenantkit.bus",
     "tenantkit.errors",
     "tenantkit.events",
     "tenantkit.fastapi",
@@ -39,6 +40,7 @@ PUBLIC_MODULES = (
 FEATURE_PACKAGES = (
     "tenantkit.api_keys",
     "tenantkit.audit",
+    "tenantkit.bus",
     "tenantkit.invitations",
     "tenantkit.members",
     "tenantkit.roles",
