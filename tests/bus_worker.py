@@ -7,6 +7,7 @@ starts the bus and answers commands until told to stop. :class:`Worker` is the t
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import threading
 from datetime import timedelta
@@ -48,7 +49,9 @@ def _verify(kit: TenantKit, engine: sa.Engine, key: str) -> tuple[str, str]:
     return "database", verified.reason or "valid"
 
 
-def _answer(kit: TenantKit, engine: sa.Engine, seen: _Deliveries, command: tuple[Any, ...]) -> Any:
+def _answer(  # noqa: PLR0911  one answer per command
+    kit: TenantKit, engine: sa.Engine, seen: _Deliveries, command: tuple[Any, ...]
+) -> Any:
     name = command[0]
     if name == "issue":
         with tenantkit.transaction(engine) as session:
@@ -130,10 +133,8 @@ class Worker:
         return self._reply()
 
     def stop(self) -> None:
-        try:
+        with contextlib.suppress(BrokenPipeError, OSError):
             self._connection.send(("stop",))
-        except (BrokenPipeError, OSError):
-            pass
         self.process.join(15)
         if self.process.is_alive():
             self.process.kill()

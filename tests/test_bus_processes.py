@@ -123,7 +123,7 @@ class TestLostConnectionsClearTheCache:
         assert (health["healthy"], health["reconnects"]) == (True, 1)
 
     def test_redis_restart(self, postgres_engine: sa.Engine, workers: list[Worker]) -> None:
-        """A private ``redis-server`` killed and started again: the bus resubscribes and clears every cache."""
+        """A private ``redis-server`` killed and started again: the bus resubscribes and clears its caches."""
         with _private_redis() as server:
             bus = {"backend": "redis", "url": server.url, "channel": _channel()}
             (worker,) = _start(workers, _url(postgres_engine), bus, 1)
@@ -152,7 +152,17 @@ class _PrivateRedis:
 
     def start(self) -> None:
         self.process = subprocess.Popen(
-            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            [
+                self.binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
