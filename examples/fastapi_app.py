@@ -108,6 +108,11 @@ def bus_from_environment(database_url: str) -> BusSettings:
     )
 
 
+def bus_health(kit: TenantKit) -> dict[str, object] | None:
+    """The bus's state for a health check: connected, last message, clears, gaps... (``None``: no bus)."""
+    return kit.bus.health().to_dict() if kit.bus is not None else None
+
+
 def create_app(
     database_url: str = "sqlite:///example.sqlite3",
     *,
@@ -225,7 +230,7 @@ def create_app(
     @app.get("/health")
     def health() -> dict[str, object]:
         """For the load balancer: the invalidation bus's state (``null`` without one)."""
-        return {"status": "ok", "bus": kit.bus.health().to_dict() if kit.bus is not None else None}
+        return {"status": "ok", "bus": bus_health(kit)}
 
     @app.get("/organizations/{organization_id}/billing")
     def billing(auth: BillingManager) -> dict[str, object]:
