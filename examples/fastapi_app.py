@@ -108,9 +108,13 @@ def bus_from_environment(database_url: str) -> BusSettings:
     )
 
 
-def bus_health(kit: TenantKit) -> dict[str, object] | None:
-    """The bus's state for a health check: connected, last message, clears, gaps... (``None``: no bus)."""
-    return kit.bus.health().to_dict() if kit.bus is not None else None
+def add_health_route(app: FastAPI, kit: TenantKit) -> None:
+    """``GET /health`` for the load balancer, with the invalidation bus's state (``null`` without one)."""
+
+    @app.get("/health")
+    def health() -> dict[str, object]:
+        bus = kit.bus.health().to_dict() if kit.bus is not None else None
+        return {"status": "ok", "bus": bus}
 
 
 def create_app(
@@ -227,10 +231,7 @@ def create_app(
         """For machines: needs an API key with the scope ``reports:read``."""
         return {"organization_id": key.organization_id, "key": key.name, "reports": ["2030-q1", "2030-q2"]}
 
-    @app.get("/health")
-    def health() -> dict[str, object]:
-        """For the load balancer: the invalidation bus's state (``null`` without one)."""
-        return {"status": "ok", "bus": bus_health(kit)}
+    add_health_route(app, kit)
 
     @app.get("/organizations/{organization_id}/billing")
     def billing(auth: BillingManager) -> dict[str, object]:

@@ -326,3 +326,41 @@ class TestSettings:
             TenantKit(bus=BusSettings(backend="redis"))
         with pytest.raises(ConfigurationError, match="needs a URL"):
             TenantKit(bus=BusSettings(backend="postgres"))
+
+
+class TestAdapters:
+    def test_the_fastapi_lifespan_starts_and_stops_the_bus(self, sqlite_engine: sa.Engine) -> None:
+        """The example's app starts ``kit.bus`` before the first request, reports it, and stops it after."""
+        from fastapi.testclient import TestClient
+
+        from tests.test_examples import load_example
+
+        url = sqlite_engine.url.render_as_string(hide_password=False)
+        app = load_example("fastapi_app").create_app(url, bus=BusSettings(backend="poll", url=url))
+        kit = app.state.tenantkit.kit
+        with TestClient(app) as client:
+            body = client.get("/health").json()
+            assert body["bus"]["healthy"] is True
+            assert body["bus"]["backend"] == "poll"
+        assert not kit.bus.running
+
+    def test_flask_starts_the_bus_at_the_first_request_and_close_stops_it(
+        self, sqlite_engine: sa.Engine
+    ) -> None:
+        """The Flask adapter starts ``kit.bus`` at the first request of the process; ``close()`` stops it."""
+        from flask import Flask
+        from sqlalchemy.orm import Session
+
+        from tenantkit.flask import TenantKitFlask
+
+        url = sqlite_engine.url.render_as_string(hide_password=False)
+        kit = TenantKit(bus=BusSettings(backend="poll", url=url))
+        assert kit.bus is not None
+        app = Flask(__name__)
+        app.get("/ping")(lambda: "pong")
+        tk = TenantKitFlask(kit, session=lambda: Session(sqlite_engine), app=app)
+        assert not kit.bus.running
+        assert app.test_client().get("/ping").text == "pong"
+        assert kit.bus.health().healthy
+        tk.close()
+        assert not kit.bus.running
