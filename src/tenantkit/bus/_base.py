@@ -211,7 +211,8 @@ class InvalidationBus:
         self.clock = clock
         self.reconnect_max_delay = reconnect_max_delay
         self.probe_timeout = probe_timeout
-        self.origin = uuid.uuid4().hex
+        self.origin: str = uuid.uuid4().hex
+        """This process's id on the channel: its own messages are recognised, and skipped."""
         # Looked up once: a metrics object without bus_event costs nothing from here on.
         self._metric: Callable[[BusEvent, str], None] | None = getattr(metrics, "bus_event", None)
         self._lock = threading.Lock()

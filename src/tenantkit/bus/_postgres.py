@@ -79,7 +79,7 @@ class PostgresNotifyBus(InvalidationBus):
         import psycopg  # noqa: F401  fails here, with the extra's name, rather than in the thread
 
         self._conninfo = libpq_url(url)
-        self.channel = check_channel(channel)
+        self.channel: str = check_channel(channel)
         self._connect_timeout = connect_timeout
         self._listening: psycopg.Connection[Any] | None = None
         super().__init__(

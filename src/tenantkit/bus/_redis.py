@@ -64,7 +64,7 @@ class RedisBus(InvalidationBus):
                 "the Redis bus needs redis-py: pip install 'tenantkit[redis]'", name=error.name
             ) from None
         self._url = url
-        self.channel = check_channel(channel)
+        self.channel: str = check_channel(channel)
         self._connect_timeout = connect_timeout
         super().__init__(
             events,
