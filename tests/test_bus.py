@@ -344,6 +344,23 @@ class TestAdapters:
             assert body["bus"]["backend"] == "poll"
         assert not kit.bus.running
 
+    def test_the_starlette_backend_lifespan_starts_and_stops_the_bus(self, sqlite_engine: sa.Engine) -> None:
+        """``ApiKeyBackend(kit, ...).lifespan()`` runs the kit's bus for as long as the app serves."""
+        from starlette.applications import Starlette
+        from starlette.testclient import TestClient
+
+        from tenantkit.starlette import ApiKeyBackend
+
+        url = sqlite_engine.url.render_as_string(hide_password=False)
+        kit = TenantKit(bus=BusSettings(backend="poll", url=url))
+        backend = ApiKeyBackend(kit, database=sqlite_engine)
+        app = Starlette(middleware=[backend.middleware()], lifespan=backend.lifespan())
+        assert kit.bus is not None
+        with TestClient(app):
+            assert kit.bus.running
+        assert not kit.bus.running
+        assert ApiKeyBackend(kit.api_keys, database=sqlite_engine).bus is None
+
     def test_flask_starts_the_bus_at_the_first_request_and_close_stops_it(
         self, sqlite_engine: sa.Engine
     ) -> None:

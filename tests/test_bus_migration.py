@@ -18,9 +18,10 @@ from tests.databases import ThrowawayDatabase
 
 DIALECTS = ["sqlite", "postgresql", "mariadb"]
 CREATES_NEW = re.compile(r"CREATE (TABLE|INDEX \w+ ON) cache_invalidations ")
-BEFORE = ScriptDirectory.from_config(alembic_config()).get_revision("0008").down_revision
+_PREVIOUS = ScriptDirectory.from_config(alembic_config()).get_revision("0008").down_revision
+assert isinstance(_PREVIOUS, str)
+BEFORE: str = _PREVIOUS
 """The revision 0008 follows, read from the script directory."""
-assert isinstance(BEFORE, str)
 
 
 @pytest.fixture

@@ -38,7 +38,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException
 
-from tenantkit._asgi import check_flush_every, complete_on_database, writing_last_used
+from tenantkit._asgi import check_flush_every, complete_on_database, running_bus, writing_last_used
 from tenantkit._asgi import flush_last_used as flush_on_database
 from tenantkit._async_support import is_async_session
 from tenantkit._context import RequestContext, audit_context, context_from_request
@@ -365,16 +365,12 @@ class TenantKitFastAPI:
                     await upgrade(database, lock_timeout=lock_timeout, schema=schema)
                 else:
                     await run_in_threadpool(upgrade, database, lock_timeout=lock_timeout, schema=schema)
-            bus = self.kit.bus
-            if bus is not None:
-                # Subscribed (and heard its own probe) before the first request; stopped after the last.
-                await run_in_threadpool(bus.start)
-            try:
-                async with writing_last_used(self.kit.api_keys, self._writes_database(database), flush_every):
-                    yield
-            finally:
-                if bus is not None:
-                    await run_in_threadpool(bus.stop)
+            # The bus is subscribed before the first request and stopped after the last.
+            async with (
+                running_bus(self.kit.bus),
+                writing_last_used(self.kit.api_keys, self._writes_database(database), flush_every),
+            ):
+                yield
 
         return migrate_then_serve
 
