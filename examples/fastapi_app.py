@@ -45,6 +45,15 @@ Then try, as the user ``alice`` (the ``X-User`` header is a STAND-IN for your id
     curl -s -X PATCH localhost:8000/tenantkit/organizations/acme/settings -H 'X-User: alice' \
          -H 'Content-Type: application/json' \
          -d '{"expected_version": 0, "changes": {"weekly_digest": false, "api_key_max_lifetime": "90d"}}'
+
+Several instances on one PostgreSQL database, each caching verified keys: the invalidation bus makes a key
+revoked through one instance refused by the others within milliseconds (docs/many-instances.md), and
+``/health`` shows its state::
+
+    export TENANTKIT_BUS=postgres      # or redis (with TENANTKIT_BUS_URL=redis://...), or poll
+    python examples/fastapi_app.py --database postgresql+psycopg://app@db/app --cache-ttl 30 --port 8000 &
+    python examples/fastapi_app.py --database postgresql+psycopg://app@db/app --cache-ttl 30 --port 8001 &
+    curl -s localhost:8001/health
 """
 
 import argparse
@@ -63,6 +72,7 @@ from tenantkit import (
     HOST,
     ApiKeySettings,
     ApiKeyVerification,
+    BusSettings,
     CustomRole,
     DatabaseSettings,
     InvitationSettings,
@@ -118,6 +128,22 @@ def database_and_session(database_url: str, *, async_engine: bool) -> tuple[Any,
     return engine, get_session
 
 
+def bus_from_environment(database_url: str) -> BusSettings:
+    """The bus ``TENANTKIT_BUS`` chooses (off when unset), on ``TENANTKIT_BUS_URL`` or else the database."""
+    return BusSettings(
+        backend=os.environ.get("TENANTKIT_BUS"), url=os.environ.get("TENANTKIT_BUS_URL", database_url)
+    )
+
+
+def add_health_route(app: FastAPI, kit: TenantKit) -> None:
+    """``GET /health`` for the load balancer, with the invalidation bus's state (``null`` without one)."""
+
+    @app.get("/health")
+    def health() -> dict[str, object]:
+        bus = kit.bus.health().to_dict() if kit.bus is not None else None
+        return {"status": "ok", "bus": bus}
+
+
 def create_app(
     database_url: str = "sqlite:///example.sqlite3",
     *,
@@ -126,6 +152,7 @@ def create_app(
     api_key_cache_ttl: timedelta | None = None,
     negative_cache_ttl: timedelta | None = timedelta(seconds=10),
     metrics: VerificationMetrics | None = None,
+    bus: BusSettings | None = None,
 ) -> FastAPI:
     """Build the app on ``database_url``; tenantkit's tables are migrated when the server starts.
 
@@ -136,6 +163,7 @@ def create_app(
         api_key_cache_ttl: Turns on the in-process cache of verified keys.
         negative_cache_ttl: How long a well-formed key that matched nothing is refused from memory.
         metrics: Told of every verification's outcome and source (``tenantkit.metrics``).
+        bus: The invalidation bus across instances (off by default; ``main`` reads ``TENANTKIT_BUS``).
 
     ``app.state`` keeps ``tenantkit`` (the adapter), ``get_session`` (the session dependency) and ``engine``
     for a benchmark's or a test's own routes (``benchmarks/bench_http.py`` measures this app).
@@ -175,6 +203,7 @@ def create_app(
         .with_actions("billing:manage", Role.ADMIN)
         .with_actions("reports:read", Role.ADMIN),
         metrics=metrics,
+        bus=bus,
     )
 
     engine, get_session = database_and_session(database_url, async_engine=async_engine)
@@ -251,6 +280,8 @@ def create_app(
         """For machines: needs an API key with the scope ``reports:read``."""
         return {"organization_id": key.organization_id, "key": key.name, "reports": ["2030-q1", "2030-q2"]}
 
+    add_health_route(app, kit)
+
     @app.get("/organizations/{organization_id}/billing")
     def billing(auth: BillingManager) -> dict[str, object]:
         """For people: needs the app's own ``billing:manage`` action (ADMIN or OWNER)."""
@@ -265,8 +296,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--database", default="sqlite:///example.sqlite3", help="SQLAlchemy URL")
     parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--cache-ttl", type=float, default=None, help="seconds verified keys are cached")
     arguments = parser.parse_args()
-    uvicorn.run(create_app(arguments.database), host="127.0.0.1", port=arguments.port)
+    cache_ttl = None if arguments.cache_ttl is None else timedelta(seconds=arguments.cache_ttl)
+    app = create_app(
+        arguments.database, api_key_cache_ttl=cache_ttl, bus=bus_from_environment(arguments.database)
+    )
+    uvicorn.run(app, host="127.0.0.1", port=arguments.port)
 
 
 if __name__ == "__main__":

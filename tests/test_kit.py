@@ -106,6 +106,7 @@ class TestConstruction:
             "audit",
             "http",
             "organizations",
+            "bus",
         }
 
     def test_custom_argon2_parameters_reach_the_hasher(self, sqlite_engine: sa.Engine) -> None:

@@ -300,12 +300,13 @@ class TestEveryVariableIsListed:
         assert rows == [variable.name for variable in ENVIRONMENT_VARIABLES]
 
     def test_secret_variables_are_marked(self) -> None:
-        """The variables that hold secrets are the peppers, the signing keys and the database URL."""
+        """The variables that hold secrets are the peppers, the signing keys and the database and bus URLs."""
         assert {variable.name for variable in ENVIRONMENT_VARIABLES if variable.secret} == {
             "TENANTKIT_API_KEY_PEPPER",
             "TENANTKIT_API_KEY_OLD_PEPPERS",
             "TENANTKIT_INVITATION_SECRET",
             "TENANTKIT_DATABASE_URL",
+            "TENANTKIT_BUS_URL",
         }
 
 

@@ -11,6 +11,7 @@ inside the host's database.
 # and the services read ``_settings``, so the import must enter that circle by ``tenantkit.api_keys``.
 from tenantkit import api_keys as api_keys
 from tenantkit import audit as audit
+from tenantkit import bus as bus
 from tenantkit import credentials as credentials
 from tenantkit import departments as departments
 from tenantkit import errors as errors
@@ -57,6 +58,7 @@ from tenantkit._session import transaction
 from tenantkit._settings import (
     ApiKeySettings,
     AuditSettings,
+    BusSettings,
     DatabaseSettings,
     HttpSettings,
     InvitationSettings,
@@ -112,6 +114,7 @@ __all__ = [
     "AuthenticationError",
     "AuthorizationError",
     "Authorizer",
+    "BusSettings",
     "CacheKey",
     "Clock",
     "ConflictError",

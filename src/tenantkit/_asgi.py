@@ -29,6 +29,8 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
     from typing_extensions import TypeIs
 
+    from tenantkit.bus._base import InvalidationBus
+
 logger = logging.getLogger("tenantkit")
 
 
@@ -77,6 +79,22 @@ def check_flush_every(flush_every: timedelta) -> None:
     """Raise ``ValueError`` unless ``flush_every`` is a positive duration."""
     if flush_every <= timedelta(0):
         raise ValueError("flush_every must be a positive timedelta")
+
+
+@asynccontextmanager
+async def running_bus(bus: InvalidationBus | None) -> AsyncIterator[None]:
+    """Start ``bus`` (subscribed, its probe heard) before the block and stop it after; nothing without one.
+
+    Start and stop block (a connection, a probe round trip, joining threads), so they run in the thread pool.
+    """
+    if bus is None:
+        yield
+        return
+    await run_in_threadpool(bus.start)
+    try:
+        yield
+    finally:
+        await run_in_threadpool(bus.stop)
 
 
 @asynccontextmanager

@@ -19,6 +19,7 @@ from tenantkit._session import transaction
 from tenantkit._settings import (
     ApiKeySettings,
     AuditSettings,
+    BusSettings,
     DatabaseSettings,
     HttpSettings,
     InvitationSettings,
@@ -27,6 +28,8 @@ from tenantkit._settings import (
 )
 from tenantkit.api_keys._service import ApiKeyService
 from tenantkit.audit._service import AuditService
+from tenantkit.bus._base import InvalidationBus
+from tenantkit.bus._build import bus_from_settings
 from tenantkit.departments._service import DepartmentService
 from tenantkit.invitations._requirements import AcceptPolicy
 from tenantkit.invitations._service import InvitationService
@@ -72,13 +75,16 @@ class TenantKit:
         clock: Where the current time comes from (inject a :class:`tenantkit.testing.FrozenClock` in tests).
         permissions: The permission table (the default one when omitted), with the host's permission
             registry and deployment-wide custom roles when it declares them.
-        metrics: Told of every API-key verification's outcome and source (:mod:`tenantkit.metrics`).
+        metrics: Told of every API-key verification's outcome and source (:mod:`tenantkit.metrics`), and of
+            the bus's events when it has ``bus_event``.
         accept_policy: The host's :class:`~tenantkit.invitations.AcceptPolicy` for invitations that carry
             requirements (a licence, say); without one, invitations cannot carry requirements.
         authorizer: An external policy engine that answers every permission question
             (:class:`~tenantkit.roles.Authorizer`); tenantkit's permission table when omitted.
         permission_cache_ttl: How long a member's effective permissions (rank plus custom role) are reused
             for checks their rank alone does not answer; ``None`` reads them every time.
+        bus: The cross-process invalidation bus (off by default): built here as :attr:`bus`, started by the
+            FastAPI lifespan or the Flask adapter (or by ``kit.bus.start()``).
 
     Raises:
         ConfigurationError: An option is unusable.
@@ -99,6 +105,7 @@ class TenantKit:
         accept_policy: AcceptPolicy | None = None,
         authorizer: Authorizer | None = None,
         permission_cache_ttl: timedelta | None = timedelta(seconds=5),
+        bus: BusSettings | None = None,
     ) -> None:
         # A section left out (None) takes TenantKitSettings' default for it.
         sections = {
@@ -108,6 +115,7 @@ class TenantKit:
             "audit": audit,
             "http": http,
             "organizations": organizations,
+            "bus": bus,
         }
         settings = TenantKitSettings(**{name: value for name, value in sections.items() if value is not None})
         self.settings: TenantKitSettings = settings
@@ -157,6 +165,8 @@ class TenantKit:
             )
         self.departments: DepartmentService = DepartmentService(membership=self.members)
         """Departments: named groups of members inside an organization."""
+        self.bus: InvalidationBus | None = bus_from_settings(settings, events, clock=clock, metrics=metrics)
+        """The cross-process invalidation bus (:mod:`tenantkit.bus`), not yet started; ``None`` when off."""
 
     @classmethod
     def from_settings(
@@ -177,6 +187,7 @@ class TenantKit:
             audit=settings.audit,
             http=settings.http,
             organizations=settings.organizations,
+            bus=settings.bus,
             clock=clock,
             permissions=permissions,
             metrics=metrics,

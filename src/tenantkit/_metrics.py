@@ -1,9 +1,11 @@
-"""Counters a host can export: API-key verifications by outcome and by what answered them.
+"""Counters a host can export: API-key verifications by outcome and by what answered them, and bus events.
 
 tenantkit depends on no metrics library. A host hands the kit an object with one method,
 ``verification(outcome, source)``, and forwards each call to prometheus-client, OpenTelemetry or its own
 counters (``docs/performance.md`` shows both). Unused, it costs one ``is None`` test per verification.
-:class:`CountingMetrics` is the built-in one: thread-safe counters to read or scrape.
+An object that also has ``bus_event(event, backend)`` (:class:`BusMetrics`) hears what the cross-process
+invalidation bus does; the bus looks that method up once, when it is built, so an object without it costs
+nothing. :class:`CountingMetrics` is the built-in one: thread-safe counters to read or scrape.
 """
 
 from __future__ import annotations
@@ -12,7 +14,17 @@ import threading
 from collections import Counter
 from typing import Literal, Protocol, runtime_checkable
 
-__all__ = ["OUTCOMES", "SOURCES", "CountingMetrics", "Outcome", "Source", "VerificationMetrics"]
+__all__ = [
+    "BUS_EVENTS",
+    "OUTCOMES",
+    "SOURCES",
+    "BusEvent",
+    "BusMetrics",
+    "CountingMetrics",
+    "Outcome",
+    "Source",
+    "VerificationMetrics",
+]
 
 Outcome = Literal["valid", "malformed", "unknown", "expired", "revoked"]
 """How a verification ended: ``valid``, or the reason it refused the key."""
@@ -24,6 +36,21 @@ database lookup."""
 OUTCOMES: tuple[Outcome, ...] = ("valid", "malformed", "unknown", "expired", "revoked")
 SOURCES: tuple[Source, ...] = ("format", "cache", "negative_cache", "database")
 
+BusEvent = Literal["published", "publish_failed", "received", "connected", "disconnected", "cleared", "gap"]
+"""What the invalidation bus did: sent a message, gave one up, received one from another process, (re)gained
+or lost its connection, cleared this process's caches because it may have missed messages, or found that a
+message was missed (a ``gap``, followed by a ``cleared``)."""
+
+BUS_EVENTS: tuple[BusEvent, ...] = (
+    "published",
+    "publish_failed",
+    "received",
+    "connected",
+    "disconnected",
+    "cleared",
+    "gap",
+)
+
 
 @runtime_checkable
 class VerificationMetrics(Protocol):
@@ -33,14 +60,28 @@ class VerificationMetrics(Protocol):
         """Count a verification that ended with ``outcome``, answered by ``source``."""
 
 
-class CountingMetrics:
-    """Counts verifications in memory, by outcome and source; safe to share between threads.
+@runtime_checkable
+class BusMetrics(Protocol):
+    """Receives one call per thing the invalidation bus does (:mod:`tenantkit.bus`). Quick, never raising.
 
-    Read :meth:`snapshot` (for instance from a ``/metrics`` endpoint, or a prometheus-client collector).
+    Optional beside :class:`VerificationMetrics`: the kit's ``metrics`` object is asked for ``bus_event``
+    once, when the bus is built, and an object without it is simply not told.
+    """
+
+    def bus_event(self, event: BusEvent, backend: str) -> None:
+        """Count one ``event`` of the bus whose backend is ``backend`` (``postgres``, ``redis``, ``poll``)."""
+
+
+class CountingMetrics:
+    """Counts verifications (by outcome and source) and bus events in memory; safe to share between threads.
+
+    Read :meth:`snapshot` and :meth:`bus_snapshot` (for instance from a ``/metrics`` endpoint, or a
+    prometheus-client collector).
     """
 
     def __init__(self) -> None:
         self._counts: Counter[tuple[Outcome, Source]] = Counter()
+        self._bus: Counter[tuple[BusEvent, str]] = Counter()
         self._lock = threading.Lock()
 
     def verification(self, outcome: Outcome, source: Source) -> None:
@@ -61,5 +102,19 @@ class CountingMetrics:
             if outcome in (None, counted_outcome) and source in (None, counted_source)
         )
 
+    def bus_event(self, event: BusEvent, backend: str) -> None:
+        """Count one bus event."""
+        with self._lock:
+            self._bus[event, backend] += 1
+
+    def bus_snapshot(self) -> dict[tuple[BusEvent, str], int]:
+        """Every non-zero bus count so far, by ``(event, backend)``."""
+        with self._lock:
+            return dict(self._bus)
+
+    def bus_total(self, event: BusEvent) -> int:
+        """How many ``event`` the bus reported, whatever its backend."""
+        return sum(count for (counted, _backend), count in self.bus_snapshot().items() if counted == event)
+
     def __repr__(self) -> str:
-        return f"CountingMetrics({self.snapshot()!r})"
+        return f"CountingMetrics({self.snapshot()!r}, bus={self.bus_snapshot()!r})"

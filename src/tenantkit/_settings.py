@@ -2,7 +2,8 @@
 
 Each feature's options live in a frozen model validated once, when it is built (argon2-cffi's ``Parameters``
 is the model): :class:`ApiKeySettings`, :class:`InvitationSettings`, :class:`DatabaseSettings`,
-:class:`AuditSettings` and :class:`HttpSettings`, composed by :class:`TenantKitSettings`.
+:class:`AuditSettings`, :class:`HttpSettings` and :class:`BusSettings`, composed by
+:class:`TenantKitSettings`.
 :meth:`TenantKitSettings.from_env` reads them from ``TENANTKIT_*``
 environment variables and a ``.env`` file; ``TenantKit`` and the ``tenantkit`` command line both call it,
 so one environment configures the application and the CLI alike. :data:`ENVIRONMENT_VARIABLES` lists every
@@ -39,7 +40,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from tenantkit._addresses import PUBLIC_EMAIL_DOMAINS, normalize_domains, normalize_public_domains
 from tenantkit._context import TrustedProxies
 from tenantkit._errors import ConfigurationError, InvalidInputError, InvalidSettingError
-from tenantkit._validation import check_schema_name, parse_duration
+from tenantkit._validation import DEFAULT_CHANNEL, check_channel, check_schema_name, parse_duration
 from tenantkit.api_keys._format import DEFAULT_PREFIX, check_prefix
 from tenantkit.api_keys._hashers import HASHERS, build_peppers, choose_hasher
 
@@ -522,6 +523,72 @@ class HttpSettings(_Settings):
         return TrustedProxies.parse(self.trusted_proxies)
 
 
+BusBackend = Literal["postgres", "redis", "poll"]
+
+
+def _off_is_none(value: object) -> object:
+    # The environment says TENANTKIT_BUS=off (or leaves it out) for no bus.
+    if isinstance(value, str) and value.strip().lower() in ("", "off", "none"):
+        return None
+    return value
+
+
+class BusSettings(_Settings):
+    """The cross-process invalidation bus: how a revocation in one process reaches the caches of the others.
+
+    Off by default: each process's caches then trust an entry for their whole time to live. See
+    :mod:`tenantkit.bus` and the "Running many instances" page for the choice and its measured lag.
+
+    Attributes:
+        backend: ``postgres`` (``LISTEN``/``NOTIFY``), ``redis`` (pub/sub, the ``tenantkit[redis]`` extra),
+            ``poll`` (a change log in the database, any dialect; needs revision 0008), or ``None`` for none.
+        url: The bus's server: a PostgreSQL URL (never through a transaction-mode PgBouncer), a Redis URL,
+            or the database to poll. ``postgres`` and ``poll`` default to :attr:`DatabaseSettings.url`;
+            ``redis`` needs it. A secret: it may hold a password.
+        channel: The ``NOTIFY`` or Redis channel every process of the deployment shares.
+        poll_interval: ``poll`` only: the time between two reads of the change log, and so the lag bound.
+        max_commit_delay: ``poll`` only: how long an id taken by a transaction that has not committed yet is
+            waited for before the poller clears its caches instead.
+        retention: ``poll`` only: how long change-log rows are kept.
+        probe_timeout: How long starting the bus waits to connect and hear its own probe.
+        reconnect_max_delay: The longest wait between two connection attempts.
+    """
+
+    backend: Annotated[BusBackend | None, BeforeValidator(_off_is_none)] = None
+    url: SecretStr | None = None
+    channel: str = DEFAULT_CHANNEL
+    poll_interval: Duration = Field(default=timedelta(seconds=1), gt=timedelta(0))
+    max_commit_delay: Duration = Field(default=timedelta(seconds=30), gt=timedelta(0))
+    retention: Duration = Field(default=timedelta(hours=1), gt=timedelta(0))
+    probe_timeout: Duration = Field(default=timedelta(seconds=5), gt=timedelta(0))
+    reconnect_max_delay: Duration = Field(default=timedelta(seconds=5), gt=timedelta(0))
+
+    if TYPE_CHECKING:
+        # The signature callers see (see ApiKeySettings): the URL as a plain string, durations as "30s".
+        def __init__(
+            self,
+            *,
+            backend: BusBackend | str | None = ...,
+            url: str | SecretStr | None = ...,
+            channel: str = ...,
+            poll_interval: timedelta | str | float = ...,
+            max_commit_delay: timedelta | str | float = ...,
+            retention: timedelta | str | float = ...,
+            probe_timeout: timedelta | str | float = ...,
+            reconnect_max_delay: timedelta | str | float = ...,
+        ) -> None: ...
+
+    @field_validator("channel")
+    @classmethod
+    def _check_channel(cls, value: str) -> str:
+        return check_channel(value)
+
+    @property
+    def enabled(self) -> bool:
+        """Whether a backend is chosen."""
+        return self.backend is not None
+
+
 @dataclass(frozen=True)
 class EnvironmentVariable:
     """One ``TENANTKIT_*`` variable: its name, what it sets, and whether it holds a secret."""
@@ -600,6 +667,18 @@ class _Environment(BaseSettings):
     request_id_header: str | None = Field(
         None, description="The header holding a request's id for the audit log (default X-Request-ID)."
     )
+    bus: str | None = Field(
+        None, description="The invalidation bus: postgres, redis, poll or off (default off)."
+    )
+    bus_url: SecretStr | None = Field(
+        None, description="The bus's server (Redis URL; postgres and poll default to the database URL)."
+    )
+    bus_channel: str | None = Field(
+        None, description=f"The bus's NOTIFY or Redis channel (default {DEFAULT_CHANNEL})."
+    )
+    bus_poll_interval: str | None = Field(
+        None, description="How often the poll bus reads its change log (default 1s)."
+    )
 
     # Where each variable goes: (section, field) of TenantKitSettings; the peppers are composed by hand.
     TARGETS: ClassVar[Mapping[str, tuple[str, str]]] = {
@@ -627,6 +706,10 @@ class _Environment(BaseSettings):
         "organization_settings_model": ("organizations", "document"),
         "trusted_proxies": ("http", "trusted_proxies"),
         "request_id_header": ("http", "request_id_header"),
+        "bus": ("bus", "backend"),
+        "bus_url": ("bus", "url"),
+        "bus_channel": ("bus", "channel"),
+        "bus_poll_interval": ("bus", "poll_interval"),
     }
 
 
@@ -665,6 +748,7 @@ def _compose(environment: _Environment) -> dict[str, dict[str, Any]]:
         "audit": {},
         "http": {},
         "organizations": {},
+        "bus": {},
     }
     for name, (section, field) in _Environment.TARGETS.items():
         value = getattr(environment, name)
@@ -720,6 +804,7 @@ class TenantKitSettings(_Settings):
         http: Trusted proxies and the request id header, for the web adapters.
         organizations: The host's settings model and the deployment's defaults (ceilings) of the settings
             tenantkit honours per organization.
+        bus: The cross-process invalidation bus (off by default).
     """
 
     api_keys: ApiKeySettings = Field(default_factory=ApiKeySettings)
@@ -728,6 +813,7 @@ class TenantKitSettings(_Settings):
     audit: AuditSettings = Field(default_factory=AuditSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
     organizations: OrganizationDefaults = Field(default_factory=OrganizationDefaults)
+    bus: BusSettings = Field(default_factory=BusSettings)
 
     def __init__(self, /, **sections: Any) -> None:
         # Each section given as a mapping is built here, so that an error names its place in the whole
@@ -739,6 +825,7 @@ class TenantKitSettings(_Settings):
             "audit": AuditSettings,
             "http": HttpSettings,
             "organizations": OrganizationDefaults,
+            "bus": BusSettings,
         }
         for section, model in models.items():
             values = sections.get(section)

@@ -145,6 +145,11 @@ user, in every tenantkit table; rows whose ``user_id`` column is the user are de
 takes part by naming its column ``user_id``, or by marking it with this key.
 """
 
+NOT_ORGANIZATION_DATA = "tenantkit_not_organization_data"
+"""``Table.info`` key marking a table that holds no organization's data although it has an ``organization_id``
+column: the bus's change log, whose rows are hints about caches and prune themselves. Deleting an
+organization's data leaves such tables alone."""
+
 
 def new_id() -> str:
     """A new random id: a UUID as text."""
@@ -381,6 +386,31 @@ custom_roles: sa.Table = sa.Table(
 """Custom roles an organization defined (revision 0005): a stable ``key`` unique per organization, a rank
 (``ADMIN`` or ``MEMBER``) and a JSON list of the permissions added on top of the rank's. Deployment-wide roles
 live in the host's code, not here.
+"""
+
+
+change_id_type: sa.types.TypeEngine[int] = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+"""A 64-bit auto-incrementing id; ``INTEGER`` on SQLite, where only that spelling is the rowid."""
+
+cache_invalidations: sa.Table = sa.Table(
+    "cache_invalidations",
+    metadata,
+    sa.Column("id", change_id_type, primary_key=True, autoincrement=True),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("organization_id", Identifier(), nullable=False),
+    sa.Column("subject_id", Identifier(), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Index("cache_invalidations_created_at_idx", "created_at"),
+    sqlite_autoincrement=True,
+    info={NOT_ORGANIZATION_DATA: True},
+)
+"""The change log the polling bus reads (revision 0008): one row per cache key a change made stale.
+
+Written in the change's own transaction (so a rolled-back change leaves none) by
+:class:`tenantkit.bus.PollingBus`, read by every process's poller in ``id`` order, pruned after its
+retention. ``subject_id`` is the key's id or the member's user id (never a digest or key); ``kind`` ``"*"``
+asks every process to clear its caches. On SQLite the id is ``AUTOINCREMENT``: never reused, even once the
+newest rows are pruned.
 """
 
 

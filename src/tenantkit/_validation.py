@@ -74,3 +74,17 @@ def check_schema_name(schema: str | None) -> str | None:
     if schema is not None and (not isinstance(schema, str) or not _SCHEMA_NAME.fullmatch(schema)):
         raise InvalidSettingError("schema", _SCHEMA_RULE)
     return schema
+
+
+_CHANNEL = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+DEFAULT_CHANNEL = "tenantkit_invalidation"
+"""The invalidation bus's channel (a PostgreSQL ``NOTIFY`` channel or a Redis pub/sub channel)."""
+
+
+def check_channel(channel: object) -> str:
+    """``channel`` if it is a lower-case identifier (for ``NOTIFY`` and Redis alike), else ValueError."""
+    if not isinstance(channel, str) or not _CHANNEL.fullmatch(channel):
+        raise ValueError(
+            "must be a lower-case identifier of at most 63 characters, such as tenantkit_invalidation"
+        )
+    return channel

@@ -38,7 +38,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException
 
-from tenantkit._asgi import check_flush_every, complete_on_database, writing_last_used
+from tenantkit._asgi import check_flush_every, complete_on_database, running_bus, writing_last_used
 from tenantkit._asgi import flush_last_used as flush_on_database
 from tenantkit._async_support import is_async_session
 from tenantkit._context import RequestContext, audit_context, context_from_request
@@ -340,8 +340,10 @@ class TenantKitFastAPI:
         connection or URL is migrated in the thread pool (the event loop stays free); an async engine or
         connection is awaited. With ``last_used_writes="deferred"``, it also writes the recorded uses every
         ``flush_every`` and once more at shutdown, on the adapter's ``database`` (or this one when it is
-        an engine). A host with a lifespan of its own calls ``await run_in_threadpool(upgrade, engine)``
-        (or ``await upgrade(async_engine)``) and ``await tk.flush_last_used()`` in it instead.
+        an engine). With a bus (``TenantKit(bus=BusSettings(...))``) it starts ``kit.bus`` before serving
+        and stops it at shutdown. A host with a lifespan of its own calls
+        ``await run_in_threadpool(upgrade, engine)`` (or ``await upgrade(async_engine)``),
+        ``await run_in_threadpool(kit.bus.start)`` and ``await tk.flush_last_used()`` in it instead.
 
         Args:
             database: What :func:`tenantkit.upgrade` accepts: an engine, a connection or a URL, sync or
@@ -363,7 +365,11 @@ class TenantKitFastAPI:
                     await upgrade(database, lock_timeout=lock_timeout, schema=schema)
                 else:
                     await run_in_threadpool(upgrade, database, lock_timeout=lock_timeout, schema=schema)
-            async with writing_last_used(self.kit.api_keys, self._writes_database(database), flush_every):
+            # The bus is subscribed before the first request and stopped after the last.
+            async with (
+                running_bus(self.kit.bus),
+                writing_last_used(self.kit.api_keys, self._writes_database(database), flush_every),
+            ):
                 yield
 
         return migrate_then_serve

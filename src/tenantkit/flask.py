@@ -216,7 +216,7 @@ class TenantKitFlask:
             the host's session: a cache hit needs no connection at all, a miss borrows one of the engine's.
             With ``last_used_writes="deferred"`` a thread of each process writes the recorded uses every
             ``flush_every`` and at exit (started at the first recorded use, so after a pre-fork server's
-            fork).
+            fork). A kit with a bus (``kit.bus``) has it started at each process's first request.
         flush_every: How often deferred ``last_used_at`` uses are written.
     """
 
@@ -263,6 +263,15 @@ class TenantKitFlask:
         """
         app.extensions[EXTENSION_KEY] = self
         app.register_error_handler(TenantKitError, error_response)
+        if self.kit.bus is not None:
+            app.before_request(self._start_bus)
+
+    def _start_bus(self) -> None:
+        # At the first request of each process, so after a pre-fork server's fork (threads do not survive
+        # one); a plain attribute read on every later request.
+        bus = self.kit.bus
+        if bus is not None and not bus.running:
+            bus.start()
 
     # -- request helpers -------------------------------------------------------------------------------
 
@@ -397,12 +406,15 @@ class TenantKitFlask:
         self._writer_lock = threading.Lock()
 
     def close(self) -> None:
-        """Stop this process's ``last_used_at`` writer, writing what is pending (``atexit`` does it too)."""
+        """Stop this process's ``last_used_at`` writer, writing what is pending (``atexit`` does it too), and
+        its invalidation bus (``kit.bus``), which the first request started."""
         with self._writer_lock:
             writer, self._writer = self._writer, None
         if writer is not None:
             atexit.unregister(writer.stop_at_exit)
             writer.stop()
+        if self.kit.bus is not None:
+            self.kit.bus.stop()
 
     def flush_last_used(self) -> int:
         """Write the deferred ``last_used_at`` uses now, on the adapter's ``database``; how many it wrote."""

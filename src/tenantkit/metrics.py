@@ -9,9 +9,30 @@ Hand the kit a :class:`VerificationMetrics` (anything with ``verification(outcom
     ...
     metrics.total(source="cache")      # verifications answered from memory
 
-Forward the calls to prometheus-client or OpenTelemetry instead: ``docs/performance.md`` shows both.
+Forward the calls to prometheus-client or OpenTelemetry instead: ``docs/performance.md`` shows both. The
+invalidation bus (:mod:`tenantkit.bus`) reports to the same object when it has ``bus_event(event, backend)``.
 """
 
-from tenantkit._metrics import OUTCOMES, SOURCES, CountingMetrics, Outcome, Source, VerificationMetrics
+from tenantkit._metrics import (
+    BUS_EVENTS,
+    OUTCOMES,
+    SOURCES,
+    BusEvent,
+    BusMetrics,
+    CountingMetrics,
+    Outcome,
+    Source,
+    VerificationMetrics,
+)
 
-__all__ = ["OUTCOMES", "SOURCES", "CountingMetrics", "Outcome", "Source", "VerificationMetrics"]
+__all__ = [
+    "BUS_EVENTS",
+    "OUTCOMES",
+    "SOURCES",
+    "BusEvent",
+    "BusMetrics",
+    "CountingMetrics",
+    "Outcome",
+    "Source",
+    "VerificationMetrics",
+]

@@ -37,7 +37,13 @@ from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.requests import HTTPConnection
 from starlette.responses import JSONResponse, Response
 
-from tenantkit._asgi import check_database, check_flush_every, complete_on_database, writing_last_used
+from tenantkit._asgi import (
+    check_database,
+    check_flush_every,
+    complete_on_database,
+    running_bus,
+    writing_last_used,
+)
 from tenantkit._asgi import flush_last_used as _flush_last_used
 from tenantkit._errors import InvalidApiKeyError, TenantKitError
 from tenantkit._http import api_key_from_scope, error_body, error_headers, status_for
@@ -49,6 +55,8 @@ if TYPE_CHECKING:
 
     # Imported at run time only for an async engine: the extension needs greenlet (tenantkit[async]).
     from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from tenantkit.bus._base import InvalidationBus
 
 __all__ = ["AUTHENTICATED", "ApiKeyAuthenticationError", "ApiKeyBackend", "ApiKeyUser"]
 
@@ -150,6 +158,9 @@ class ApiKeyBackend(AuthenticationBackend):
         """Where a cache miss is looked up and deferred ``last_used_at`` uses are written."""
         self.organization_id: str | None = organization_id
         """When set, the only organization whose keys are accepted."""
+        self.bus: InvalidationBus | None = kit.bus if isinstance(kit, TenantKit) else None
+        """The kit's cross-process invalidation bus, which :meth:`lifespan` starts and stops (``None``: none,
+        or a service was given rather than the kit)."""
         self.require_key: bool = require_key
         """Whether a request without a key is refused (401) rather than left unauthenticated."""
 
@@ -222,7 +233,9 @@ class ApiKeyBackend(AuthenticationBackend):
 
         With ``ApiKeySettings(last_used_writes="deferred")`` a verification records its use in memory
         instead of writing it; this lifespan writes them every ``flush_every`` and once more at shutdown, so
-        none is lost. It migrates nothing: run :func:`tenantkit.upgrade` before serving.
+        none is lost. Given the kit (not its service) with a bus (``TenantKit(bus=BusSettings(...))``), it
+        also starts :attr:`bus` before serving and stops it after. It migrates nothing: run
+        :func:`tenantkit.upgrade` before serving.
 
         Raises:
             ValueError: ``flush_every`` is not positive.
@@ -231,7 +244,7 @@ class ApiKeyBackend(AuthenticationBackend):
 
         @asynccontextmanager
         async def keep_last_used_written(app: object) -> AsyncIterator[None]:
-            async with writing_last_used(self.service, self.database, flush_every):
+            async with running_bus(self.bus), writing_last_used(self.service, self.database, flush_every):
                 yield
 
         return keep_last_used_written

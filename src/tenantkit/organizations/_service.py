@@ -45,6 +45,7 @@ from tenantkit._events import (
 from tenantkit._missing_schema import translate_missing_schema
 from tenantkit._settings import OrganizationDefaults
 from tenantkit._tables import (
+    NOT_ORGANIZATION_DATA,
     USER_REFERENCE,
     api_keys,
     audit_chain_heads,
@@ -634,5 +635,10 @@ class _Erasure:
 
 
 def organization_tables() -> list[sa.Table]:
-    """Every tenantkit table with an ``organization_id`` column, children before the tables they refer to."""
-    return [table for table in reversed(metadata.sorted_tables) if "organization_id" in table.c]
+    """Every tenantkit table holding organizations' data (an ``organization_id`` column, and not marked
+    :data:`~tenantkit._tables.NOT_ORGANIZATION_DATA`), children before the tables they refer to."""
+    return [
+        table
+        for table in reversed(metadata.sorted_tables)
+        if "organization_id" in table.c and not table.info.get(NOT_ORGANIZATION_DATA)
+    ]

@@ -1,0 +1,84 @@
+"""Revision 0008 (the polling bus's change log): one new table, up, down and up again beside existing rows."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+from alembic.script import ScriptDirectory
+
+import tenantkit
+from tenantkit import HOST, Role, TenantKit
+from tenantkit._migrations import alembic_config
+from tenantkit.bus import PollingBus
+from tenantkit.tables import cache_invalidations, team_members
+from tests.databases import ThrowawayDatabase
+
+DIALECTS = ["sqlite", "postgresql", "mariadb"]
+CREATES_NEW = re.compile(r"CREATE (TABLE|INDEX \w+ ON) cache_invalidations ")
+_PREVIOUS = ScriptDirectory.from_config(alembic_config()).get_revision("0008").down_revision
+assert isinstance(_PREVIOUS, str)
+BEFORE: str = _PREVIOUS
+"""The revision 0008 follows, read from the script directory."""
+
+
+@pytest.fixture
+def engine_before(fresh_database: ThrowawayDatabase) -> Iterator[sa.Engine]:
+    """A fresh database at the revision before 0008, holding one member."""
+    engine = sa.create_engine(fresh_database.url)
+    tenantkit.upgrade(engine, BEFORE)
+    with engine.begin() as connection:
+        connection.execute(
+            team_members.insert().values(id="m1", organization_id="org_1", user_id="alice", role="OWNER")
+        )
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("fresh_database", DIALECTS, indirect=True)
+def test_up_down_up_keeps_the_other_tables_and_logs_changes(engine_before: sa.Engine) -> None:
+    """0008 adds the change log (existing rows untouched); downgrade drops it alone; upgrade again works."""
+    before = set(sa.inspect(engine_before).get_table_names())
+    assert tenantkit.upgrade(engine_before, "0008").applied == ("0008",)
+    assert set(sa.inspect(engine_before).get_table_names()) == before | {"cache_invalidations"}
+    kit = TenantKit()
+    PollingBus(kit.events, engine_before)
+    with kit.transaction(engine_before) as session:
+        kit.members.add(session, "org_1", "bob", actor="alice")
+    with engine_before.connect() as connection:
+        assert connection.execute(sa.select(cache_invalidations.c.subject_id)).scalars().all() == ["bob"]
+
+    assert tenantkit.downgrade(engine_before, BEFORE).applied == ("0008",)
+    assert set(sa.inspect(engine_before).get_table_names()) == before
+    with engine_before.connect() as connection:
+        assert sorted(connection.execute(sa.select(team_members.c.user_id)).scalars()) == ["alice", "bob"]
+
+    tenantkit.upgrade(engine_before, "0008")
+    with kit.transaction(engine_before) as session:
+        kit.members.change_role(session, "org_1", "bob", Role.ADMIN, actor=HOST)
+    with engine_before.connect() as connection:
+        # A fresh table: ids start again, and the row is there.
+        assert connection.execute(sa.select(cache_invalidations.c.subject_id)).scalars().all() == ["bob"]
+
+
+@pytest.mark.parametrize("dialect", ["postgresql", "mysql", "mariadb"])
+def test_the_upgrade_only_creates(dialect: str) -> None:
+    """The SQL of 0008 creates one table and its index and touches nothing that exists: no ALTER, DROP,
+    UPDATE or LOCK of a table in use, so it is safe on a live database."""
+    script = tenantkit.offline_sql(dialect, BEFORE, "0008")
+    statements = [statement.strip() for statement in script.split(";") if statement.strip()]
+    ddl = [
+        statement
+        for statement in statements
+        if not re.match(r"(BEGIN|COMMIT|START TRANSACTION|--)", statement)
+    ]
+    version_update = [statement for statement in ddl if "tenantkit_alembic_version" in statement]
+    assert len(version_update) == 1
+    for statement in ddl:
+        if statement in version_update:
+            continue
+        assert CREATES_NEW.match(statement), statement
