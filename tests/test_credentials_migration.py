@@ -57,9 +57,9 @@ def test_up_down_up_keeps_members_and_writes_the_new_state(engine_before: sa.Eng
     features write; downgrade removes exactly what it added; upgrading again works."""
     tables_before = set(sa.inspect(engine_before).get_table_names())
     members_before = columns(engine_before, "team_members")
-    assert tenantkit.upgrade(engine_before).applied[-1] == "0007"
-    assert set(sa.inspect(engine_before).get_table_names()) == tables_before | NEW_TABLES
-    assert columns(engine_before, "team_members") == members_before | MEMBER_COLUMNS
+    assert "0007" in tenantkit.upgrade(engine_before).applied  # to the newest: the kit works there
+    assert set(sa.inspect(engine_before).get_table_names()) - tables_before >= NEW_TABLES
+    assert columns(engine_before, "team_members") - members_before >= MEMBER_COLUMNS
     assert "requirements" in columns(engine_before, "invitations")
     kit = TenantKit()
     with kit.transaction(engine_before) as session:
@@ -69,7 +69,7 @@ def test_up_down_up_keeps_members_and_writes_the_new_state(engine_before: sa.Eng
         department = kit.departments.create(session, "org_1", "Cardiology", actor="alice")
         kit.departments.add_member(session, "org_1", department.id, "bob", actor="alice")
 
-    assert tenantkit.downgrade(engine_before, BEFORE).applied == ("0007",)
+    assert tenantkit.downgrade(engine_before, BEFORE).applied[-1] == "0007"
     assert set(sa.inspect(engine_before).get_table_names()) == tables_before
     assert columns(engine_before, "team_members") == members_before
     assert "requirements" not in columns(engine_before, "invitations")
