@@ -58,6 +58,7 @@ from tenantkit._settings import (
     HttpSettings,
     InvitationSettings,
     TenantKitSettings,
+    WebhookSettings,
 )
 from tenantkit._version import __version__
 from tenantkit.api_keys._service import (
@@ -125,6 +126,7 @@ __all__ = [
     "TenantKit",
     "TenantKitError",
     "TenantKitSettings",
+    "WebhookSettings",
     "UnavailableError",
     "__version__",
     "adopt",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -22,12 +22,16 @@ from tenantkit._settings import (
     HttpSettings,
     InvitationSettings,
     TenantKitSettings,
+    WebhookSettings,
 )
 from tenantkit.api_keys._service import ApiKeyService
 from tenantkit.audit._service import AuditService
 from tenantkit.invitations._service import InvitationService
 from tenantkit.members._service import MembershipService
 from tenantkit.roles._policy import Permissions
+
+if TYPE_CHECKING:
+    from tenantkit.webhooks._service import WebhookService
 
 E = TypeVar("E", bound=Event)
 
@@ -60,6 +64,9 @@ class TenantKit:
         audit: The audit log: on by default (one row per change, in the change's transaction); the hash
             chain off. ``AuditSettings(enabled=False)`` writes none.
         http: What the web adapters believe about requests: trusted proxies, the request id header.
+        webhooks: Webhooks: off until ``WebhookSettings(secret_keys=[...])`` gives a key that encrypts
+            signing secrets; then :attr:`webhooks` queues every event its endpoints want (needs the
+            ``tenantkit[webhooks]`` extra).
         clock: Where the current time comes from (inject a :class:`tenantkit.testing.FrozenClock` in tests).
         permissions: The permission table (the default one when omitted).
         metrics: Told of every API-key verification's outcome and source (:mod:`tenantkit.metrics`).
@@ -76,6 +83,7 @@ class TenantKit:
         database: DatabaseSettings | None = None,
         audit: AuditSettings | None = None,
         http: HttpSettings | None = None,
+        webhooks: WebhookSettings | None = None,
         clock: Clock = system_clock,
         permissions: Permissions | None = None,
         metrics: VerificationMetrics | None = None,
@@ -87,6 +95,7 @@ class TenantKit:
             "database": database,
             "audit": audit,
             "http": http,
+            "webhooks": webhooks,
         }
         settings = TenantKitSettings(**{name: value for name, value in sections.items() if value is not None})
         self.settings: TenantKitSettings = settings
@@ -111,6 +120,18 @@ class TenantKit:
             membership=self.members, clock=clock, events=events, **settings.audit.service_options()
         )
         """The audit log: written as every service records its events, read with ``list_events``."""
+        self._webhooks: WebhookService | None = None
+        if settings.webhooks.enabled:
+            from tenantkit._metrics import WebhookMetrics
+            from tenantkit.webhooks._service import WebhookService
+
+            self._webhooks = WebhookService(
+                membership=self.members,
+                settings=settings.webhooks,
+                clock=clock,
+                events=events,
+                metrics=metrics if isinstance(metrics, WebhookMetrics) else None,
+            )
 
     @classmethod
     def from_settings(
@@ -128,6 +149,7 @@ class TenantKit:
             database=settings.database,
             audit=settings.audit,
             http=settings.http,
+            webhooks=settings.webhooks,
             clock=clock,
             permissions=permissions,
             metrics=metrics,
@@ -171,6 +193,20 @@ class TenantKit:
         return self._invitations
 
     @property
+    def webhooks(self) -> WebhookService:
+        """The webhook service: endpoints, the outbox, the worker.
+
+        Raises:
+            ConfigurationError: The kit was built without a webhook key.
+        """
+        if self._webhooks is None:
+            raise ConfigurationError(
+                "webhooks need a key to encrypt signing secrets: "
+                "TenantKit(webhooks=WebhookSettings(secret_keys=[...])) or TENANTKIT_WEBHOOK_SECRET_KEYS"
+            )
+        return self._webhooks
+
+    @property
     def events(self) -> EventDispatcher:
         """The dispatcher every service records its events on."""
         return self.members.events
@@ -200,5 +236,5 @@ class TenantKit:
     def __repr__(self) -> str:
         return (
             f"TenantKit(api_keys={self.api_keys!r}, invitations={'on' if self._invitations else 'off'}, "
-            f"audit={self.audit!r})"
+            f"audit={self.audit!r}, webhooks={'on' if self._webhooks else 'off'})"
         )

@@ -14,6 +14,7 @@ never repeating the value: it may be a secret. Secrets are :class:`pydantic.Secr
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
@@ -431,6 +432,90 @@ class HttpSettings(_Settings):
         return TrustedProxies.parse(self.trusted_proxies)
 
 
+_MIN_WEBHOOK_KEY_LENGTH = 16
+
+
+class WebhookSettings(_Settings):
+    """How webhooks are signed, stored, sent and retried, and where the sender may connect.
+
+    Webhooks are on when :attr:`secret_keys` holds at least one key.
+
+    Attributes:
+        secret_keys: Keys that encrypt each endpoint's signing secret at rest, oldest first (16 characters
+            or more each); the newest encrypts, every one decrypts, so a key is rotated in by appending it.
+        timeout: How long one delivery attempt may take (connect, send, read) before it counts as failed.
+        lease: How long a worker holds the deliveries it claimed; a worker that dies loses its claim when the
+            lease ends and another worker sends them. Longer than :attr:`timeout`.
+        rotation_grace: How long the previous signing secret still signs after a rotation (both signatures
+            are sent during the grace).
+        disable_after: An endpoint failing continuously this long is disabled.
+        allow_http: Send to ``http://`` URLs too (development only): HTTPS alone by default.
+        allow_hosts: Host names the sender may reach whatever they resolve to (development, tests).
+        allow_networks: Addresses or networks (``127.0.0.1/32``) the sender may reach although they are not
+            globally routable (development, tests, an internal receiver you mean to reach).
+    """
+
+    secret_keys: tuple[SecretStr, ...] = ()
+    timeout: Duration = Field(default=timedelta(seconds=15), gt=timedelta(0))
+    lease: Duration = Field(default=timedelta(seconds=60), gt=timedelta(0))
+    rotation_grace: Duration = Field(default=timedelta(hours=24), ge=timedelta(0))
+    disable_after: Duration = Field(default=timedelta(days=5), gt=timedelta(0))
+    allow_http: bool = False
+    allow_hosts: Annotated[tuple[str, ...], BeforeValidator(_comma_separated)] = ()
+    allow_networks: Annotated[tuple[str, ...], BeforeValidator(_comma_separated)] = ()
+
+    if TYPE_CHECKING:
+        # The signature callers see (see ApiKeySettings): plain strings for keys, "15s" for durations.
+        def __init__(
+            self,
+            *,
+            secret_keys: Sequence[str | SecretStr] = ...,
+            timeout: timedelta | str | float = ...,
+            lease: timedelta | str | float = ...,
+            rotation_grace: timedelta | str | float = ...,
+            disable_after: timedelta | str | float = ...,
+            allow_http: bool = ...,
+            allow_hosts: Sequence[str] | str = ...,
+            allow_networks: Sequence[str] | str = ...,
+        ) -> None: ...
+
+    @field_validator("secret_keys")
+    @classmethod
+    def _check_keys(cls, value: tuple[SecretStr, ...]) -> tuple[SecretStr, ...]:
+        if any(len(key.get_secret_value()) < _MIN_WEBHOOK_KEY_LENGTH for key in value):
+            raise ValueError(f"every webhook key must have {_MIN_WEBHOOK_KEY_LENGTH} characters or more")
+        return value
+
+    @field_validator("lease")
+    @classmethod
+    def _check_lease(cls, value: timedelta, info: ValidationInfo) -> timedelta:
+        timeout = info.data.get("timeout")
+        if timeout is not None and value <= timeout + timedelta(seconds=1):
+            raise ValueError("must be longer than the timeout by more than a second")
+        return value
+
+    @field_validator("allow_hosts")
+    @classmethod
+    def _check_hosts(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        hosts = tuple(host.strip().lower().rstrip(".") for host in value)
+        if any(not host or "/" in host or ":" in host for host in hosts):
+            raise ValueError("must be host names such as localhost (networks go in allow_networks)")
+        return hosts
+
+    @field_validator("allow_networks")
+    @classmethod
+    def _check_networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        try:
+            return tuple(str(ipaddress.ip_network(network.strip(), strict=False)) for network in value)
+        except ValueError:
+            raise ValueError("must be addresses or networks such as 127.0.0.1/32 or fd00::/8") from None
+
+    @property
+    def enabled(self) -> bool:
+        """Whether webhooks are on (an encryption key is configured)."""
+        return bool(self.secret_keys)
+
+
 @dataclass(frozen=True)
 class EnvironmentVariable:
     """One ``TENANTKIT_*`` variable: its name, what it sets, and whether it holds a secret."""
@@ -506,6 +591,25 @@ class _Environment(BaseSettings):
     request_id_header: str | None = Field(
         None, description="The header holding a request's id for the audit log (default X-Request-ID)."
     )
+    webhook_secret_keys: SecretStr | None = Field(
+        None, description="Keys encrypting webhook signing secrets, comma-separated, oldest first (16+ each)."
+    )
+    webhook_timeout: str | None = Field(None, description="How long one webhook attempt may take (default 15s).")
+    webhook_lease: str | None = Field(
+        None, description="How long a worker holds claimed deliveries, beyond the timeout (default 60s)."
+    )
+    webhook_rotation_grace: str | None = Field(
+        None, description="How long the previous webhook secret still signs after a rotation (default 24h)."
+    )
+    webhook_allow_http: str | None = Field(
+        None, description="true to send webhooks to http:// URLs too (development only; default false)."
+    )
+    webhook_allow_hosts: str | None = Field(
+        None, description="Host names webhooks may reach whatever they resolve to, comma-separated (dev)."
+    )
+    webhook_allow_networks: str | None = Field(
+        None, description="Private addresses or networks webhooks may reach, comma-separated (dev, tests)."
+    )
 
     # Where each variable goes: (section, field) of TenantKitSettings; the peppers are composed by hand.
     TARGETS: ClassVar[Mapping[str, tuple[str, str]]] = {
@@ -532,6 +636,13 @@ class _Environment(BaseSettings):
         "audit_retention": ("audit", "retention"),
         "trusted_proxies": ("http", "trusted_proxies"),
         "request_id_header": ("http", "request_id_header"),
+        "webhook_secret_keys": ("webhooks", "secret_keys"),
+        "webhook_timeout": ("webhooks", "timeout"),
+        "webhook_lease": ("webhooks", "lease"),
+        "webhook_rotation_grace": ("webhooks", "rotation_grace"),
+        "webhook_allow_http": ("webhooks", "allow_http"),
+        "webhook_allow_hosts": ("webhooks", "allow_hosts"),
+        "webhook_allow_networks": ("webhooks", "allow_networks"),
     }
 
 
@@ -569,6 +680,7 @@ def _compose(environment: _Environment) -> dict[str, dict[str, Any]]:
         "database": {},
         "audit": {},
         "http": {},
+        "webhooks": {},
     }
     for name, (section, field) in _Environment.TARGETS.items():
         value = getattr(environment, name)
@@ -590,6 +702,9 @@ def _compose(environment: _Environment) -> dict[str, dict[str, Any]]:
     if environment.invitation_secret is not None:
         raw = environment.invitation_secret.get_secret_value()
         sections["invitations"]["secret_keys"] = tuple(key.strip() for key in raw.split(",") if key.strip())
+    if environment.webhook_secret_keys is not None:
+        raw = environment.webhook_secret_keys.get_secret_value()
+        sections["webhooks"]["secret_keys"] = tuple(key.strip() for key in raw.split(",") if key.strip())
     return sections
 
 
@@ -622,6 +737,7 @@ class TenantKitSettings(_Settings):
         database: The database URL (for the CLI) and the PostgreSQL schema.
         audit: The audit log (on by default; the hash chain off).
         http: Trusted proxies and the request id header, for the web adapters.
+        webhooks: Webhooks (off without an encryption key).
     """
 
     api_keys: ApiKeySettings = Field(default_factory=ApiKeySettings)
@@ -629,6 +745,7 @@ class TenantKitSettings(_Settings):
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
+    webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
 
     def __init__(self, /, **sections: Any) -> None:
         # Each section given as a mapping is built here, so that an error names its place in the whole
@@ -639,6 +756,7 @@ class TenantKitSettings(_Settings):
             "database": DatabaseSettings,
             "audit": AuditSettings,
             "http": HttpSettings,
+            "webhooks": WebhookSettings,
         }
         for section, model in models.items():
             values = sections.get(section)

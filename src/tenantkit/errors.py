@@ -49,7 +49,11 @@ from tenantkit._errors import (
     TableLogicWarning,
     TenantKitError,
     UnavailableError,
+    UnsafeWebhookUrlError,
     UnverifiedEmailError,
+    WebhookEndpointNotFoundError,
+    WebhookError,
+    WebhookMessageNotFoundError,
     WriteNotAppliedError,
 )
 
@@ -94,6 +98,10 @@ __all__ = [
     "TableLogicWarning",
     "TenantKitError",
     "UnavailableError",
+    "UnsafeWebhookUrlError",
     "UnverifiedEmailError",
+    "WebhookEndpointNotFoundError",
+    "WebhookError",
+    "WebhookMessageNotFoundError",
     "WriteNotAppliedError",
 ]

@@ -12,6 +12,26 @@ Hand the kit a :class:`VerificationMetrics` (anything with ``verification(outcom
 Forward the calls to prometheus-client or OpenTelemetry instead: ``docs/performance.md`` shows both.
 """
 
-from tenantkit._metrics import OUTCOMES, SOURCES, CountingMetrics, Outcome, Source, VerificationMetrics
+from tenantkit._metrics import (
+    DELIVERY_OUTCOMES,
+    OUTCOMES,
+    SOURCES,
+    CountingMetrics,
+    DeliveryOutcome,
+    Outcome,
+    Source,
+    VerificationMetrics,
+    WebhookMetrics,
+)
 
-__all__ = ["OUTCOMES", "SOURCES", "CountingMetrics", "Outcome", "Source", "VerificationMetrics"]
+__all__ = [
+    "DELIVERY_OUTCOMES",
+    "OUTCOMES",
+    "SOURCES",
+    "CountingMetrics",
+    "DeliveryOutcome",
+    "Outcome",
+    "Source",
+    "VerificationMetrics",
+    "WebhookMetrics",
+]

@@ -18,6 +18,9 @@ from tenantkit._tables import (
     invitations,
     metadata,
     team_members,
+    webhook_deliveries,
+    webhook_endpoints,
+    webhook_messages,
 )
 
 __all__ = [
@@ -30,4 +33,7 @@ __all__ = [
     "invitations",
     "metadata",
     "team_members",
+    "webhook_deliveries",
+    "webhook_endpoints",
+    "webhook_messages",
 ]

@@ -63,6 +63,8 @@ class Action(str, enum.Enum):
     DELETE_ORGANIZATION = "organization:delete"
     TRANSFER_OWNERSHIP = "organization:transfer_ownership"
     READ_AUDIT = "audit:read"
+    MANAGE_WEBHOOKS = "webhooks:manage"
+    READ_WEBHOOKS = "webhooks:read"
 
     def __str__(self) -> str:
         return self.value
@@ -77,6 +79,8 @@ _ADMIN_ACTIONS = _MEMBER_ACTIONS | {
     Action.READ_INVITATIONS.value,
     Action.MANAGE_INVITATIONS.value,
     Action.READ_AUDIT.value,
+    Action.MANAGE_WEBHOOKS.value,
+    Action.READ_WEBHOOKS.value,
 }
 _OWNER_ACTIONS = _ADMIN_ACTIONS | {
     Action.DELETE_ORGANIZATION.value,
