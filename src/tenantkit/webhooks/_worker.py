@@ -216,6 +216,13 @@ def _record(  # noqa: C901, PLR0912  one branch per outcome, each a few lines
                         execution_options=options,
                     )
                 )
+                session.execute(
+                    webhook_deliveries.update()
+                    .where(webhook_deliveries.c.id == claimed.id)
+                    .values(status="failed", next_attempt_at=None),
+                    execution_options=options,
+                )
+                outcome = "failed"
                 if disabled:
                     service.events.record(
                         session,
