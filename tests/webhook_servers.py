@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 import ssl
 import threading
@@ -164,7 +165,9 @@ class _ScriptedResolver(BaseResolver):  # type: ignore[misc]
             addresses = turns.pop(0) if len(turns) > 1 and qtype == "A" else turns[0]
         for address in addresses:
             if ":" in address and qtype == "AAAA":
-                reply.add_answer(RR(name, QTYPE.AAAA, rdata=AAAA(address), ttl=0))
+                reply.add_answer(
+                    RR(name, QTYPE.AAAA, rdata=AAAA(list(ipaddress.ip_address(address).packed)), ttl=0)
+                )
             elif ":" not in address and qtype == "A":
                 reply.add_answer(RR(name, QTYPE.A, rdata=A(address), ttl=0))
         return reply

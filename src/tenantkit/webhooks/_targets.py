@@ -284,7 +284,7 @@ def resolve_target(url: object, policy: AddressPolicy, resolver: Resolver = syst
     else:
         try:
             answers = resolver(parsed.host, parsed.port)
-        except (OSError, UnicodeError) as error:
+        except Exception as error:  # any resolver's failure (socket.gaierror, a DNS library's timeout)
             raise _refuse(f"its host does not resolve ({type(error).__name__})") from None
         addresses = []
         for answer in answers:
