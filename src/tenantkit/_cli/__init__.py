@@ -28,6 +28,7 @@ def _register() -> None:
         invites,  # noqa: F401
         keys,  # noqa: F401
         members,  # noqa: F401
+        webhooks,  # noqa: F401
     )
 
 
