@@ -31,7 +31,7 @@ IDS = [" ".join(path) for path, _ in LEAVES]
 
 def test_every_group_is_registered() -> None:
     """The command groups exist: db, members, keys, invites and audit."""
-    assert set(main.commands) == {"db", "members", "keys", "invites", "audit"}
+    assert set(main.commands) == {"db", "members", "keys", "invites", "audit", "webhooks"}
 
 
 @pytest.mark.parametrize(("path", "command"), LEAVES, ids=IDS)

@@ -30,6 +30,16 @@ _EXTRA_OPTIONS: dict[tuple[str, ...], list[str]] = {
     ("members", "transfer"): ["--from", "alice"],
     ("audit", "purge"): ["--older-than", "30d"],
     ("audit", "redact"): ["--user", "alice"],
+    ("webhooks", "create"): ["--event", "member.added"],
+    ("webhooks", "recover"): ["--since", "2030-01-01T00:00:00"],
+    ("webhooks", "deliveries"): ["--endpoint", "ep_1"],
+}
+# Positional arguments that are not ids.
+_POSITIONAL: dict[tuple[str, ...], list[str]] = {
+    ("webhooks", "create"): [
+        "org_1",
+        "https://93.184.216.34/tenantkit",
+    ]  # a literal: no DNS before the database,
 }
 COMMANDS = dict(LEAVES)
 URL_COMMANDS = [
@@ -41,8 +51,8 @@ URL_COMMANDS = [
 
 def arguments_for(path: tuple[str, ...]) -> list[str]:
     """Plausible values for the positional arguments of the command at ``path``."""
-    values = []
-    for parameter in COMMANDS[path].params:
+    values = list(_POSITIONAL.get(path, []))
+    for parameter in COMMANDS[path].params if not values else ():
         if isinstance(parameter, click.Argument) and parameter.required:
             choices = getattr(parameter.type, "choices", None)
             values.append(str(choices[0]) if choices else "org_1")
@@ -107,7 +117,7 @@ def invoke(path: tuple[str, ...], url: str) -> Result:
         main,
         [*arguments_for(path), "--url", url],
         input=WELL_FORMED_KEY + "\n",
-        env={"TENANTKIT_INVITATION_SECRET": "s" * 40},
+        env={"TENANTKIT_INVITATION_SECRET": "s" * 40, "TENANTKIT_WEBHOOK_SECRET_KEYS": "w" * 40},
     )
 
 

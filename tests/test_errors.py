@@ -27,7 +27,9 @@ ERRORS: list[type[tenantkit.TenantKitError]] = sorted(
     key=lambda error_class: error_class.__name__,
 )
 KINDS = frozenset(_STATUS_BY_KIND)
-FAMILIES = frozenset({tenantkit.errors.ApiKeyError, tenantkit.errors.InvitationError})
+FAMILIES = frozenset(
+    {tenantkit.errors.ApiKeyError, tenantkit.errors.InvitationError, tenantkit.errors.WebhookError}
+)
 
 
 def kinds_of(error_class: type[tenantkit.TenantKitError]) -> list[type[tenantkit.TenantKitError]]:

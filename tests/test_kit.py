@@ -96,7 +96,14 @@ class TestConstruction:
         kit = TenantKit.from_settings(settings)
         assert kit.settings == settings
         assert kit.audit.chain
-        assert set(TenantKitSettings.model_fields) == {"api_keys", "invitations", "database", "audit", "http"}
+        assert set(TenantKitSettings.model_fields) == {
+            "api_keys",
+            "invitations",
+            "database",
+            "audit",
+            "http",
+            "webhooks",
+        }
 
     def test_custom_argon2_parameters_reach_the_hasher(self, sqlite_engine: sa.Engine) -> None:
         """argon2_profile also takes argon2-cffi Parameters of the host's own; issued keys are hashed so."""

@@ -306,6 +306,7 @@ class TestEveryVariableIsListed:
             "TENANTKIT_API_KEY_OLD_PEPPERS",
             "TENANTKIT_INVITATION_SECRET",
             "TENANTKIT_DATABASE_URL",
+            "TENANTKIT_WEBHOOK_SECRET_KEYS",
         }
 
 

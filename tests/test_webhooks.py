@@ -106,13 +106,14 @@ class TestDelivery:
     ) -> None:
         """A change rolled back (whole, or its savepoint) leaves no message and sends nothing."""
         owner_and_endpoint(kit, engine, receiver.url())
-        with pytest.raises(RuntimeError), kit.transaction(engine) as session:
-            kit.members.add(session, ORG, "bob", Role.MEMBER, actor="alice")
-            raise RuntimeError("abort")
+        session = kit.transaction(engine).__enter__()
+        kit.members.add(session, ORG, "bob", Role.MEMBER, actor="alice")
+        session.rollback()
+        session.close()
         with kit.transaction(engine) as session:
-            with pytest.raises(RuntimeError), session.begin_nested():
-                kit.members.add(session, ORG, "carol", Role.MEMBER, actor="alice")
-                raise RuntimeError("abort the savepoint")
+            savepoint = session.begin_nested()
+            kit.members.add(session, ORG, "carol", Role.MEMBER, actor="alice")
+            savepoint.rollback()
             kit.members.add(session, ORG, "dave", Role.MEMBER, actor="alice")
 
         kit.webhooks.deliver_due(engine)
@@ -152,15 +153,22 @@ class TestDelivery:
 
         body = receiver.received[0].body.decode()
         assert created.token.get_secret_value() not in body
-        assert "accept_url" not in body and "https://app/" not in body
-        assert set(json.loads(body)["data"]) == {"invitation_id", "email", "allowed_domains", "role", "expires_at"}
+        assert "accept_url" not in body
+        assert "https://app/" not in body
+        assert set(json.loads(body)["data"]) == {
+            "invitation_id",
+            "email",
+            "allowed_domains",
+            "role",
+            "expires_at",
+        }
 
 
 class TestRetries:
     def test_500_then_200_is_delivered_on_the_retry_with_the_same_id(
         self, engine: sa.Engine, kit: TenantKit, now_clock: FrozenClock, receiver: Receiver
     ) -> None:
-        """A 500 reschedules at the schedule's first step (5 s, with jitter); the retry carries the same id."""
+        """A 500 reschedules at the schedule's first step (5 s, jittered); the retry carries the same id."""
         owner_and_endpoint(kit, engine, receiver.url())
         receiver.replies = [Reply(500)]
         with kit.transaction(engine) as session:
@@ -171,7 +179,8 @@ class TestRetries:
         now_clock.advance(RETRY_SCHEDULE[0] * 1.3)
         assert kit.webhooks.deliver_due(engine).succeeded == 1
 
-        assert len(receiver.ids()) == 2 and len(set(receiver.ids())) == 1
+        assert len(receiver.ids()) == 2
+        assert len(set(receiver.ids())) == 1
         with kit.transaction(engine) as session:
             message_id = receiver.ids()[0]
             page = kit.webhooks.list_deliveries(session, ORG, actor="alice", message_id=message_id)
@@ -303,13 +312,15 @@ class TestSecrets:
         self, engine: sa.Engine, kit: TenantKit, receiver: Receiver
     ) -> None:
         """The row holds the secret encrypted; listings and reprs never show it; a wrong key refuses."""
-        endpoint_id, secret = owner_and_endpoint(kit, engine, receiver.url())
+        _, secret = owner_and_endpoint(kit, engine, receiver.url())
         with engine.connect() as connection:
             stored = connection.execute(sa.select(webhook_endpoints.c.secret)).scalar_one()
-        assert secret not in stored and secret.removeprefix("whsec_") not in stored
+        assert secret not in stored
+        assert secret.removeprefix("whsec_") not in stored
         with kit.transaction(engine) as session:
             page = kit.webhooks.list_endpoints(session, ORG, actor="alice")
-        assert secret not in repr(page) and secret not in page.model_dump_json()
+        assert secret not in repr(page)
+        assert secret not in page.model_dump_json()
         assert kit.webhooks.decrypt(stored) == secret
         rotated_in = TenantKit(webhooks=settings(secret_keys=[KEY, "a-newer-webhook-key-0002"]))
         assert rotated_in.webhooks.decrypt(stored) == secret
@@ -318,7 +329,9 @@ class TestSecrets:
 
 
 class TestManagement:
-    def test_permissions_scoping_and_bad_input(self, engine: sa.Engine, kit: TenantKit, receiver: Receiver) -> None:
+    def test_permissions_scoping_and_bad_input(
+        self, engine: sa.Engine, kit: TenantKit, receiver: Receiver
+    ) -> None:
         """MEMBERs may not manage or read webhooks; another organization sees nothing; bad input is typed."""
         endpoint_id, _ = owner_and_endpoint(kit, engine, receiver.url())
         with kit.transaction(engine) as session:

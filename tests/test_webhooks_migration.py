@@ -13,7 +13,9 @@ from tenantkit.tables import team_members
 from tests.databases import ThrowawayDatabase
 
 NEW_TABLES = {"webhook_endpoints", "webhook_messages", "webhook_deliveries"}
-CREATES_NEW = re.compile(r"CREATE (TABLE|(UNIQUE )?INDEX \w+ ON) (webhook_endpoints|webhook_messages|webhook_deliveries) ")
+CREATES_NEW = re.compile(
+    r"CREATE (TABLE|(UNIQUE )?INDEX \w+ ON) (webhook_endpoints|webhook_messages|webhook_deliveries) "
+)
 BEFORE = "0004"  # 0009's down revision until the revisions merged before it are chained in
 
 
@@ -34,7 +36,7 @@ def engine_before(fresh_database: ThrowawayDatabase) -> Iterator[sa.Engine]:
 
 @pytest.mark.parametrize("fresh_database", ["sqlite", "postgresql", "mariadb"], indirect=True)
 def test_up_down_up_keeps_the_other_tables(engine_before: sa.Engine) -> None:
-    """0009 adds the three tables (existing rows untouched); downgrade drops them alone; upgrade again works."""
+    """0009 adds three tables (existing rows untouched); downgrade drops them alone; upgrade again works."""
     before = set(sa.inspect(engine_before).get_table_names())
     assert tenantkit.upgrade(engine_before, "0009").applied == ("0009",)
     assert set(sa.inspect(engine_before).get_table_names()) == before | NEW_TABLES

@@ -99,7 +99,7 @@ def test_a_hostile_url_is_refused_and_never_connected_to(
     url: str,
     answers: dict[str, list[list[str]]],
 ) -> None:
-    """Registration refuses the URL, and a delivery to it (its row written behind the checks) sends nothing."""
+    """Registration refuses the URL, and a delivery to it (its row written past the checks) sends nothing."""
     for name, turns in answers.items():
         dns.answer(name, *turns)
     kit = make_kit(dns_resolver(dns))
@@ -108,10 +108,14 @@ def test_a_hostile_url_is_refused_and_never_connected_to(
         kit.members.add(session, ORG, "alice", Role.OWNER, actor=HOST)
         with pytest.raises(UnsafeWebhookUrlError):
             kit.webhooks.create_endpoint(session, ORG, hostile, ["member.added"], actor="alice")
-        good = kit.webhooks.create_endpoint(session, ORG, f"http://{GOOD}:9/", ["member.added"], actor="alice")
+        good = kit.webhooks.create_endpoint(
+            session, ORG, f"http://{GOOD}:9/", ["member.added"], actor="alice"
+        )
     with kit.transaction(sqlite_engine) as session:
         # As if the URL had passed at registration: the delivery checks it again.
-        session.execute(sa.update(webhook_endpoints).values(url=hostile).where(webhook_endpoints.c.id == good.endpoint.id))
+        session.execute(
+            sa.update(webhook_endpoints).values(url=hostile).where(webhook_endpoints.c.id == good.endpoint.id)
+        )
         kit.members.add(session, ORG, "bob", Role.MEMBER, actor="alice")
 
     report = kit.webhooks.deliver_due(sqlite_engine)
@@ -155,8 +159,10 @@ def test_a_name_whose_second_answer_changes_is_connected_to_where_it_was_checked
     assert listener.connections == 0
 
 
-def test_a_redirect_to_a_private_address_is_not_followed(sqlite_engine: sa.Engine, listener: SilentListener) -> None:
-    """A receiver answering 302 to 127.0.0.1 gets a failed attempt; the target of the redirect sees nothing."""
+def test_a_redirect_to_a_private_address_is_not_followed(
+    sqlite_engine: sa.Engine, listener: SilentListener
+) -> None:
+    """A receiver answering 302 to 127.0.0.1 gets a failed attempt; the redirect's target sees nothing."""
     with Receiver(GOOD, default=Reply(302, {"Location": f"http://127.0.0.1:{listener.port}/"})) as receiver:
         kit = make_kit(static_resolver({}))
         with kit.transaction(sqlite_engine) as session:
@@ -172,7 +178,9 @@ def test_https_only_by_default() -> None:
     """Without allow_http, an http:// URL is refused even to an allowed address."""
     with pytest.raises(UnsafeWebhookUrlError, match="https"):
         resolve_target(f"http://{GOOD}/", AddressPolicy.build(allow_networks=[f"{GOOD}/32"]))
-    target = resolve_target("https://hooks.example/x?y=1", AddressPolicy(), static_resolver({"hooks.example": ["93.184.216.34"]}))
+    target = resolve_target(
+        "https://hooks.example/x?y=1", AddressPolicy(), static_resolver({"hooks.example": ["93.184.216.34"]})
+    )
     assert (target.connect_url, target.host_header) == ("https://93.184.216.34:443/x?y=1", "hooks.example")
 
 
@@ -181,7 +189,9 @@ class TestTls:
     def ca(self) -> trustme.CA:
         return trustme.CA()
 
-    def deliver(self, engine: sa.Engine, ca: trustme.CA, name: str, receiver: Receiver) -> tuple[TenantKit, str]:
+    def deliver(
+        self, engine: sa.Engine, ca: trustme.CA, name: str, receiver: Receiver
+    ) -> tuple[TenantKit, str]:
         kit = make_kit(static_resolver({name: [GOOD]}), allow_http=False)
         client_context = ssl.create_default_context()
         ca.configure_trust(client_context)
@@ -205,7 +215,9 @@ class TestTls:
             assert kit.webhooks.deliver_due(sqlite_engine).succeeded == 1
         assert Webhook(secret).verify(receiver.received[0].body, receiver.received[0].headers)
 
-    def test_a_certificate_for_another_name_is_refused(self, sqlite_engine: sa.Engine, ca: trustme.CA) -> None:
+    def test_a_certificate_for_another_name_is_refused(
+        self, sqlite_engine: sa.Engine, ca: trustme.CA
+    ) -> None:
         """A certificate valid for another name fails the attempt; nothing is sent."""
         server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ca.issue_cert("someone-else.test").configure_cert(server_context)

@@ -39,20 +39,44 @@ def seed(engine: sa.Engine, url: str, deliveries: int) -> None:
     with engine.begin() as connection:
         connection.execute(
             webhook_endpoints.insert().values(
-                id="ep1", organization_id="org", url=url, description="", event_types=["member.added"],
-                enabled=True, secret=SecretBox([KEY]).encrypt(generate_secret()), created_at=now, updated_at=now,
+                id="ep1",
+                organization_id="org",
+                url=url,
+                description="",
+                event_types=["member.added"],
+                enabled=True,
+                secret=SecretBox([KEY]).encrypt(generate_secret()),
+                created_at=now,
+                updated_at=now,
             )
         )
         ids = [f"msg_{index:05d}_{uuid.uuid4().hex[:6]}" for index in range(deliveries)]
         connection.execute(
             webhook_messages.insert(),
-            [{"id": i, "organization_id": "org", "event_type": "member.added", "body": "{}", "created_at": now} for i in ids],
+            [
+                {
+                    "id": i,
+                    "organization_id": "org",
+                    "event_type": "member.added",
+                    "body": "{}",
+                    "created_at": now,
+                }
+                for i in ids
+            ],
         )
         connection.execute(
             webhook_deliveries.insert(),
             [
-                {"id": str(uuid.uuid4()), "organization_id": "org", "message_id": i, "endpoint_id": "ep1",
-                 "status": "pending", "attempts": 0, "next_attempt_at": now, "created_at": now}
+                {
+                    "id": str(uuid.uuid4()),
+                    "organization_id": "org",
+                    "message_id": i,
+                    "endpoint_id": "ep1",
+                    "status": "pending",
+                    "attempts": 0,
+                    "next_attempt_at": now,
+                    "created_at": now,
+                }
                 for i in ids
             ],
         )
@@ -72,15 +96,19 @@ def worker(engine: sa.Engine, batch: int) -> subprocess.Popen[bytes]:
     }
     return subprocess.Popen(
         [sys.executable, "-m", "tenantkit", "webhooks", "work", "--batch", str(batch), "--idle", "0.1"],
-        env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
 
 
 def pending(engine: sa.Engine) -> int:
     with engine.connect() as connection:
-        return int(connection.execute(
-            sa.select(sa.func.count()).where(webhook_deliveries.c.status != "succeeded")
-        ).scalar_one())
+        return int(
+            connection.execute(
+                sa.select(sa.func.count()).where(webhook_deliveries.c.status != "succeeded")
+            ).scalar_one()
+        )
 
 
 def wait_until(condition: object, timeout: float) -> None:
@@ -104,7 +132,9 @@ def test_a_worker_killed_while_holding_leases_loses_nothing(server_engine: sa.En
         with server_engine.connect() as connection:
             recorded = set(
                 connection.execute(
-                    sa.select(webhook_deliveries.c.message_id).where(webhook_deliveries.c.status == "succeeded")
+                    sa.select(webhook_deliveries.c.message_id).where(
+                        webhook_deliveries.c.status == "succeeded"
+                    )
                 ).scalars()
             )
         in_flight = set(receiver.started) - recorded

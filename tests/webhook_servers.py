@@ -24,7 +24,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import dns.resolver
-from dnslib import QTYPE, RR, A, AAAA, DNSRecord
+from dnslib import AAAA, QTYPE, RR, A
 from dnslib.server import BaseResolver, DNSLogger, DNSServer
 
 

@@ -594,7 +594,9 @@ class _Environment(BaseSettings):
     webhook_secret_keys: SecretStr | None = Field(
         None, description="Keys encrypting webhook signing secrets, comma-separated, oldest first (16+ each)."
     )
-    webhook_timeout: str | None = Field(None, description="How long one webhook attempt may take (default 15s).")
+    webhook_timeout: str | None = Field(
+        None, description="How long one webhook attempt may take (default 15s)."
+    )
     webhook_lease: str | None = Field(
         None, description="How long a worker holds claimed deliveries, beyond the timeout (default 60s)."
     )

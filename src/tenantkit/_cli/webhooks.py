@@ -78,13 +78,15 @@ def webhooks() -> None:
 
 @webhooks.command("work")
 @url_option
-@click.option("--batch", type=click.IntRange(1, 500), default=100, show_default=True, help="Deliveries per round.")
+@json_option
+@click.option(
+    "--batch", type=click.IntRange(1, 500), default=100, show_default=True, help="Deliveries per round."
+)
 @click.option("--idle", default="1s", show_default=True, callback=_duration, help="Wait when nothing is due.")
 @click.option("--once", is_flag=True, help="Deliver what is due now, then exit.")
 @handle_errors
-def work(url: str | None, batch: int, idle: timedelta, once: bool) -> None:
+def work(url: str | None, as_json: bool, batch: int, idle: timedelta, once: bool) -> None:
     """Deliver due webhooks until stopped (SIGTERM or Ctrl-C finish the delivery in hand)."""
-    service = _service()
     stop = threading.Event()
 
     def request_stop(signum: int, frame: FrameType | None) -> None:
@@ -93,10 +95,17 @@ def work(url: str | None, batch: int, idle: timedelta, once: bool) -> None:
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     with engine_for(url) as engine:
-        total = run_worker(service, engine, batch=batch, idle=idle, stop=stop, once=once)
-    click.echo(
-        f"delivered {total.succeeded}, retrying {total.retrying}, failed {total.failed}, lost {total.lost}",
-        err=True,
+        with engine.connect():
+            pass  # an unreachable database is an error at start, not a loop of retries
+        total = run_worker(_service(), engine, batch=batch, idle=idle, stop=stop, once=once)
+    emit(
+        total,
+        as_json,
+        lambda: click.echo(
+            f"delivered {total.succeeded}, retrying {total.retrying}, "
+            f"failed {total.failed}, lost {total.lost}",
+            err=True,
+        ),
     )
 
 
@@ -106,13 +115,16 @@ def work(url: str | None, batch: int, idle: timedelta, once: bool) -> None:
 @handle_errors
 def health(url: str | None, as_json: bool) -> None:
     """The outbox's depth and the age of its oldest due delivery."""
-    service = _service()
     with engine_for(url, read_only=True) as engine, engine.connect() as connection:
-        report = service.health(connection)
-    emit(report, as_json, lambda: click.echo(
-        f"pending {report.depth}, due {report.due}, oldest due "
-        + ("-" if report.oldest_due_age_seconds is None else f"{report.oldest_due_age_seconds:.1f}s")
-    ))
+        report = _service().health(connection)
+    emit(
+        report,
+        as_json,
+        lambda: click.echo(
+            f"pending {report.depth}, due {report.due}, oldest due "
+            + ("-" if report.oldest_due_age_seconds is None else f"{report.oldest_due_age_seconds:.1f}s")
+        ),
+    )
 
 
 @webhooks.command("create")
@@ -134,10 +146,15 @@ def create(
     description: str | None,
 ) -> None:
     """Register an endpoint; its signing secret is printed this once."""
-    service = _service()
     with engine_for(url) as engine, transaction(engine) as session:
+        service = _service()
         created = service.create_endpoint(
-            session, organization, endpoint_url, event_types, actor=_actor(acting_user), description=description
+            session,
+            organization,
+            endpoint_url,
+            event_types,
+            actor=_actor(acting_user),
+            description=description,
         )
     data = {"endpoint": created.endpoint.model_dump(mode="json"), "secret": created.reveal()}
     emit(data, as_json, lambda: click.echo(f"{created.endpoint.id}\nsecret (shown once): {created.reveal()}"))
@@ -154,9 +171,11 @@ def list_(
     url: str | None, as_json: bool, acting_user: str | None, organization: str, limit: int, cursor: str | None
 ) -> None:
     """List ORGANIZATION's endpoints."""
-    service = _service()
     with engine_for(url, read_only=True) as engine, transaction(engine) as session:
-        page = service.list_endpoints(session, organization, actor=_actor(acting_user), limit=limit, cursor=cursor)
+        service = _service()
+        page = service.list_endpoints(
+            session, organization, actor=_actor(acting_user), limit=limit, cursor=cursor
+        )
     emit(page, as_json, lambda: echo_page(page, ENDPOINT_COLUMNS))
 
 
@@ -181,8 +200,8 @@ def update(
     description: str | None,
 ) -> None:
     """Change an endpoint's URL, event types or description."""
-    service = _service()
     with engine_for(url) as engine, transaction(engine) as session:
+        service = _service()
         endpoint = service.update_endpoint(
             session,
             organization,
@@ -203,9 +222,11 @@ def _endpoint_command(name: str, method: str, summary: str) -> None:
     @click.argument("organization")
     @click.argument("endpoint_id")
     @handle_errors
-    def command(url: str | None, as_json: bool, acting_user: str | None, organization: str, endpoint_id: str) -> None:
-        service = _service()
+    def command(
+        url: str | None, as_json: bool, acting_user: str | None, organization: str, endpoint_id: str
+    ) -> None:
         with engine_for(url) as engine, transaction(engine) as session:
+            service = _service()
             result = getattr(service, method)(session, organization, endpoint_id, actor=_actor(acting_user))
         if method == "rotate_secret":
             data = {"endpoint": result.endpoint.model_dump(mode="json"), "secret": result.reveal()}
@@ -241,8 +262,8 @@ def deliveries(
     cursor: str | None,
 ) -> None:
     """List the deliveries of an endpoint or of a message, newest first."""
-    service = _service()
     with engine_for(url, read_only=True) as engine, transaction(engine) as session:
+        service = _service()
         page = service.list_deliveries(
             session,
             organization,
@@ -262,10 +283,12 @@ def deliveries(
 @click.argument("organization")
 @click.argument("message_id")
 @handle_errors
-def resend(url: str | None, as_json: bool, acting_user: str | None, organization: str, message_id: str) -> None:
+def resend(
+    url: str | None, as_json: bool, acting_user: str | None, organization: str, message_id: str
+) -> None:
     """Queue a message again for the enabled endpoints it went to."""
-    service = _service()
     with engine_for(url) as engine, transaction(engine) as session:
+        service = _service()
         queued = service.resend(session, organization, message_id, actor=_actor(acting_user))
     emit(queued, as_json, lambda: click.echo(f"queued {len(queued)} deliveries"))
 
@@ -279,10 +302,15 @@ def resend(url: str | None, as_json: bool, acting_user: str | None, organization
 @click.option("--since", type=TIMESTAMP, required=True, help="Resend what failed since then (ISO 8601).")
 @handle_errors
 def recover(
-    url: str | None, as_json: bool, acting_user: str | None, organization: str, endpoint_id: str, since: datetime
+    url: str | None,
+    as_json: bool,
+    acting_user: str | None,
+    organization: str,
+    endpoint_id: str,
+    since: datetime,
 ) -> None:
     """Queue again every delivery of the endpoint that failed for good since --since."""
-    service = _service()
     with engine_for(url) as engine, transaction(engine) as session:
+        service = _service()
         count = service.recover(session, organization, endpoint_id, since=since, actor=_actor(acting_user))
     emit({"requeued": count}, as_json, lambda: click.echo(f"queued {count} deliveries again"))

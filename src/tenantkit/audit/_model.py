@@ -51,6 +51,8 @@ TARGET_FIELDS: Mapping[str, str] = {
     "new_key_id": "api_key",
     "invitation_id": "invitation",
     "subject_user_id": "user",
+    "endpoint_id": "webhook_endpoint",
+    "message_id": "webhook_message",
 }
 """Payload field name to the type of target it names, in the order the fields come."""
 

@@ -61,7 +61,6 @@ class WebhookEndpointEnabled(_EndpointTargets, Event):
     endpoint_id: str
 
 
-
 class WebhookEndpointDisabled(_EndpointTargets, Event):
     """A webhook endpoint was disabled: ``manual``, ``failing`` (5 days of failure) or ``gone`` (HTTP 410)."""
 
@@ -79,7 +78,6 @@ class WebhookEndpointDeleted(_EndpointTargets, Event):
     payload_fields: ClassVar[tuple[str, ...]] = ("endpoint_id",)
 
     endpoint_id: str
-
 
 
 class WebhookSecretRotated(_EndpointTargets, Event):

@@ -131,7 +131,7 @@ class Sender:
         secrets: list[str],
         now: datetime,
     ) -> Attempt:
-        """Make one attempt: check ``url`` afresh, sign ``body`` with ``secrets``, post it, read the status."""
+        """One attempt: check ``url`` afresh, sign ``body`` with ``secrets``, post it, read the status."""
         started = time.perf_counter()
 
         def took() -> int:

@@ -69,7 +69,9 @@ _ENDPOINTS = Keyset("webhook_endpoints", webhook_endpoints.c.created_at, webhook
 _DELIVERIES = Keyset(
     "webhook_deliveries", webhook_deliveries.c.created_at, webhook_deliveries.c.id, descending=True
 )
-_ENDPOINT_COLUMNS = [column for column in webhook_endpoints.c if column.name not in ("secret", "previous_secret")]
+_ENDPOINT_COLUMNS = [
+    column for column in webhook_endpoints.c if column.name not in ("secret", "previous_secret")
+]
 _DELIVERY_QUERY = sa.select(*webhook_deliveries.c, webhook_messages.c.event_type).join(
     webhook_messages, webhook_messages.c.id == webhook_deliveries.c.message_id
 )
@@ -120,7 +122,9 @@ def check_event_types(event_types: object) -> tuple[str, ...]:
         name = event_type if isinstance(event_type, str) else getattr(event_type, "event_type", None)
         if not isinstance(name, str) or name not in EVENT_TYPES:
             known = ", ".join(sorted(EVENT_TYPES))
-            raise InvalidInputError("event_types", f"unknown event type {event_type!r}; expected one of {known}")
+            raise InvalidInputError(
+                "event_types", f"unknown event type {event_type!r}; expected one of {known}"
+            )
         names.setdefault(name, None)
     if not names:
         raise InvalidInputError("event_types", "name at least one event type the endpoint wants")
@@ -200,11 +204,6 @@ class WebhookService:
 
     # -- endpoints -------------------------------------------------------------------------------------
 
-    def _check_url(self, url: object) -> str:
-        check_url(url, self.policy)
-        resolve_target(url, self.policy, self.resolver)
-        return str(url)
-
     def create_endpoint(
         self,
         session: Session,
@@ -234,8 +233,10 @@ class WebhookService:
         types = check_event_types(event_types)
         note = _description(description)
         acting = as_actor(actor)
-        checked = self._check_url(url)
+        checked = check_url(url, self.policy)
         self.membership.authorize(session, organization_id, acting, Action.MANAGE_WEBHOOKS)
+        # Resolved only for an actor allowed to register: nobody else makes the host look names up.
+        resolve_target(checked, self.policy, self.resolver)
         now = self.clock()
         secret = generate_secret()
         endpoint_id = str(uuid.uuid4())
@@ -349,12 +350,14 @@ class WebhookService:
         """
         values: dict[str, Any] = {}
         if url is not None:
-            values["url"] = self._check_url(url)
+            values["url"] = check_url(url, self.policy)
         if event_types is not None:
             values["event_types"] = list(check_event_types(event_types))
         if description is not None:
             values["description"] = _description(description)
         acting, now, current = self._change(session, organization_id, endpoint_id, actor)
+        if url is not None:
+            resolve_target(values["url"], self.policy, self.resolver)
         if not values:
             return current
         updated = self._update(session, current, updated_at=now, **values)
@@ -506,7 +509,9 @@ class WebhookService:
         seek = _DELIVERIES.seek(limit=limit, cursor=cursor)
         query = _DELIVERY_QUERY.where(webhook_deliveries.c.organization_id == organization_id)
         if endpoint_id is not None:
-            query = query.where(webhook_deliveries.c.endpoint_id == check_identifier(endpoint_id, "endpoint_id"))
+            query = query.where(
+                webhook_deliveries.c.endpoint_id == check_identifier(endpoint_id, "endpoint_id")
+            )
         else:
             query = query.where(webhook_deliveries.c.message_id == check_identifier(message_id, "message_id"))
         self.membership.authorize(session, organization_id, actor, Action.READ_WEBHOOKS)
@@ -654,7 +659,8 @@ class WebhookService:
             ),
         )
         row = session.execute(
-            _DELIVERY_QUERY.where(webhook_deliveries.c.message_id == message_id), execution_options=self._options
+            _DELIVERY_QUERY.where(webhook_deliveries.c.message_id == message_id),
+            execution_options=self._options,
         ).one()
         return _delivery(row)
 

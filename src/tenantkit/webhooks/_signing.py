@@ -24,7 +24,7 @@ from tenantkit._errors import InvalidInputError
 
 __all__ = ["SECRET_PREFIX", "generate_secret", "sign", "signature_header", "webhook_headers"]
 
-SECRET_PREFIX = "whsec_"
+SECRET_PREFIX = "whsec_"  # noqa: S105  the Standard Webhooks prefix, not a secret
 _SECRET_BYTES = 32
 
 

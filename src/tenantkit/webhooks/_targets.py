@@ -134,7 +134,9 @@ class AddressPolicy:
 
     def allows_address(self, address: IPAddress) -> bool:
         """Whether ``address`` is in one of :attr:`allow_networks`."""
-        return any(address.version == network.version and address in network for network in self.allow_networks)
+        return any(
+            address.version == network.version and address in network for network in self.allow_networks
+        )
 
 
 @dataclass(frozen=True)
@@ -201,7 +203,7 @@ def _parse(url: object, policy: AddressPolicy) -> _Parsed:  # noqa: C901, PLR091
         raise _refuse("it must be a non-empty string")
     if len(url) > MAX_URL_LENGTH:
         raise _refuse(f"it is longer than {MAX_URL_LENGTH} characters")
-    if _CONTROL.search(url) or not url.isascii() and not url.isprintable():
+    if _CONTROL.search(url) or (not url.isascii() and not url.isprintable()):
         raise _refuse("it holds spaces or control characters")
     try:
         parts = urlsplit(url)

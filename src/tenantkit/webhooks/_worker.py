@@ -151,7 +151,7 @@ def _secrets(service: WebhookService, claimed: _Claimed, now: datetime) -> list[
     return current
 
 
-def _record(  # noqa: C901, PLR0912  one branch per outcome, each a few lines
+def _record(
     service: WebhookService, engine: sa.Engine, claimed: _Claimed, attempt: Attempt, token: str
 ) -> str:
     options = service.membership.execution_options
@@ -173,7 +173,11 @@ def _record(  # noqa: C901, PLR0912  one branch per outcome, each a few lines
             outcome = "succeeded"
             values: dict[str, Any] = {"status": "succeeded", "delivered_at": now, "next_attempt_at": None}
         else:
-            delay = None if attempt.gone or not claimed.enabled else next_delay(claimed.attempts, attempt.retry_after)
+            delay = (
+                None
+                if attempt.gone or not claimed.enabled
+                else next_delay(claimed.attempts, attempt.retry_after)
+            )
             outcome = "failed" if delay is None else "retrying"
             values = (
                 {"status": "failed", "next_attempt_at": None}
@@ -181,7 +185,9 @@ def _record(  # noqa: C901, PLR0912  one branch per outcome, each a few lines
                 else {"next_attempt_at": now + delay}
             )
         changed = rowcount(
-            session.execute(webhook_deliveries.update().where(mine).values(**values, **last), execution_options=options)
+            session.execute(
+                webhook_deliveries.update().where(mine).values(**values, **last), execution_options=options
+            )
         )
         if not changed:
             return "lost"
@@ -275,7 +281,9 @@ def deliver_batch(service: WebhookService, engine: sa.Engine, *, limit: int = 10
     return DeliveryReport(claimed=len(claimed), **counts)
 
 
-def deliver_due(engine: sa.Engine, *, limit: int = 100, service: WebhookService | None = None) -> DeliveryReport:
+def deliver_due(
+    engine: sa.Engine, *, limit: int = 100, service: WebhookService | None = None
+) -> DeliveryReport:
     """Send up to ``limit`` due webhook deliveries once, and return what happened.
 
     Call it from your own scheduler or job queue (or run ``tenantkit webhooks work``); any number of

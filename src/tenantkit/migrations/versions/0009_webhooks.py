@@ -94,7 +94,9 @@ def upgrade() -> None:
     op.create_index(
         "webhook_deliveries_endpoint_idx", "webhook_deliveries", ["endpoint_id", "created_at", "id"]
     )
-    op.create_index("webhook_deliveries_message_idx", "webhook_deliveries", ["message_id", "created_at", "id"])
+    op.create_index(
+        "webhook_deliveries_message_idx", "webhook_deliveries", ["message_id", "created_at", "id"]
+    )
 
 
 def downgrade() -> None:
