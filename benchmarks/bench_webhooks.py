@@ -198,9 +198,8 @@ def main() -> None:
         tenantkit.upgrade(engine)
         print(f"PostgreSQL, {DELIVERIES} deliveries to a local receiver ({os.cpu_count()} cores)")
         for workers in (1, 4):
-            print(
-                f"  {workers} worker{'s' if workers > 1 else ''}: {throughput(engine, url, workers):7.0f} deliveries/s"
-            )
+            rate = throughput(engine, url, workers)
+            print(f"  {workers} worker{'s' if workers > 1 else ''}: {rate:7.0f} deliveries/s")
         plain, hooked, ratio = outbox_cost(engine, url)
         print("members.change_role, committed, audit off (median µs per change)")
         print(f"  no endpoint:               {plain:8.0f}")
