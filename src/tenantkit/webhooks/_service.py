@@ -60,7 +60,7 @@ from tenantkit.webhooks._secrets import SecretBox
 from tenantkit.webhooks._signing import generate_secret
 from tenantkit.webhooks._targets import AddressPolicy, Resolver, check_url, resolve_target, system_resolver
 
-__all__ = ["WebhookService"]
+__all__ = ["MAX_DESCRIPTION_LENGTH", "MAX_EVENT_TYPES", "WebhookService"]
 
 MAX_DESCRIPTION_LENGTH = 500
 MAX_EVENT_TYPES = 100
@@ -188,7 +188,7 @@ class WebhookService:
         self.resolver = resolver
         self.verify = verify
         self.metrics = metrics
-        self.policy = AddressPolicy.from_settings(settings)
+        self.policy: AddressPolicy = AddressPolicy.from_settings(settings)
         self._box = SecretBox([key.get_secret_value() for key in settings.secret_keys])
         self._unsubscribe: Callable[[], None] | None = self.events.on_record(OutboxWriter(self._options))
 
