@@ -211,10 +211,9 @@ class TestFeaturesTheKitLacks:
             TenantKitFastAPI(TenantKit(), session=no_session, current_user=no_user).router(
                 include=["webhooks"]
             )
+        flask_tk = TenantKitFlask(TenantKit(), session=no_session, current_user=no_user)  # type: ignore[arg-type]
         with pytest.raises(ConfigurationError, match="not configured for webhooks"):
-            TenantKitFlask(TenantKit(), session=no_session, current_user=no_user).blueprint(
-                include=["webhooks"]
-            )  # type: ignore[arg-type]
+            flask_tk.blueprint(include=["webhooks"])
 
     def test_the_table_alone_knows_no_kit(self) -> None:
         """``select_routes()`` without a kit is the whole table; with a full kit, too."""
