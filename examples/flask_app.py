@@ -38,6 +38,28 @@ Then try, as the user ``alice`` (the ``X-User`` header is a STAND-IN for your id
 
     # the audit log: who changed what, from where, newest first (OWNERs and ADMINs only)
     curl -s localhost:8000/tenantkit/organizations/acme/audit-events -H 'X-User: alice'
+
+Webhooks are on when ``TENANTKIT_WEBHOOK_SECRET_KEYS`` is set (``pip install "tenantkit[flask,webhooks]"``);
+the blueprint then serves the webhook routes too. To deliver to ``examples/webhook_receiver.py`` on this
+machine, allow plain HTTP to 127.0.0.1 (development only: by default the sender reaches public HTTPS
+addresses alone)::
+
+    export TENANTKIT_WEBHOOK_SECRET_KEYS=example-only-webhook-key-0123456789
+    export TENANTKIT_WEBHOOK_ALLOW_HTTP=true TENANTKIT_WEBHOOK_ALLOW_NETWORKS=127.0.0.1/32
+    python examples/flask_app.py
+
+    # alice registers an endpoint; the answer shows its whsec_ secret this once (Cache-Control: no-store)
+    curl -s -X POST localhost:8000/tenantkit/organizations/acme/webhook-endpoints -H 'X-User: alice' \
+         -H 'Content-Type: application/json' \
+         -d '{"url": "http://127.0.0.1:8001/", "event_types": ["member.added", "api_key.issued"]}'
+
+    # in two more terminals (the same TENANTKIT_WEBHOOK_* variables for the worker)
+    WEBHOOK_SECRET=whsec_... python examples/webhook_receiver.py --port 8001
+    tenantkit webhooks work --url sqlite:///example.sqlite3
+
+    # each member.added and api_key.issued in acme now reaches the receiver, signed; its deliveries:
+    curl -s localhost:8000/tenantkit/organizations/acme/webhook-endpoints/ENDPOINT_ID/deliveries \
+         -H 'X-User: alice'
 """
 
 from __future__ import annotations
@@ -119,6 +141,8 @@ def create_app(  # noqa: C901
         api_keys=settings.api_keys,
         invitations=settings.invitations,
         database=settings.database,
+        # Off unless TENANTKIT_WEBHOOK_SECRET_KEYS gives a key that encrypts the endpoints' signing secrets.
+        webhooks=settings.webhooks,
         # The app's own permissions, declared in a registry (a typo anywhere is refused). ADMIN and OWNER hold
         # both; the custom role "billing_clerk" inside MEMBER holds billing:manage. Granting needs holding:
         # an OWNER or ADMIN may make someone a billing clerk, or issue a key scoped reports:read.
@@ -182,7 +206,8 @@ def create_app(  # noqa: C901
     # from memory (no session, no connection); a miss borrows a connection of the engine.
     tk = TenantKitFlask(kit, session=get_session, current_user=current_user, database=engine)
     tk.init_app(app)  # tenantkit errors become {"error": {"code": ...}} with the right status
-    # Members, API keys and invitations; tk.blueprint(include=("members",)) would mount only some features.
+    # Members, API keys, invitations, the audit log and (when configured) webhooks;
+    # tk.blueprint(include=("members",)) would mount only some features.
     app.register_blueprint(tk.blueprint(), url_prefix="/tenantkit")
 
     @app.post("/organizations")

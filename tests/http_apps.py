@@ -21,13 +21,14 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
-from tenantkit import ApiKeyVerification, InvalidInputError, InvitationSettings, TenantKit
+from tenantkit import ApiKeyVerification, InvalidInputError, InvitationSettings, TenantKit, WebhookSettings
 from tenantkit.fastapi import Authorization, Principal, TenantKitFastAPI
 from tenantkit.flask import TenantKitFlask, current_api_key, current_authorization
 from tenantkit.roles._policy import Action
 
 ADAPTERS = ("fastapi", "flask")
 INVITATION_SECRET = "contract-suite-invitation-secret-0123456789"
+WEBHOOK_KEY = "contract-suite-webhook-key-0123456789"
 REPORTS_SCOPE = "reports:read"
 
 
@@ -240,3 +241,14 @@ BUILDERS: Mapping[str, Callable[[TenantKit, sa.Engine], HttpClient]] = {
 def make_kit(**options: Any) -> TenantKit:
     """A kit with invitations on, as both applications use it."""
     return TenantKit(invitations=InvitationSettings(secret_keys=[INVITATION_SECRET]), **options)
+
+
+def make_webhook_kit(**options: Any) -> TenantKit:
+    """A kit with invitations and webhooks on, whose sender may reach a test receiver on 127.0.0.1.
+
+    With webhooks configured the router and the blueprint mount the ``webhooks`` feature as well.
+    """
+    webhooks = WebhookSettings(
+        secret_keys=[WEBHOOK_KEY], allow_http=True, allow_networks=["127.0.0.1/32"], timeout="2s", lease="10s"
+    )
+    return make_kit(webhooks=webhooks, **options)

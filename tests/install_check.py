@@ -4,7 +4,9 @@ Run by ``.ci/wheels`` with the Python of a fresh virtual environment that holds 
 named extras (so nothing from the source tree or the dev extra helps), and by the test suite with a module
 refused (``--refuse greenlet``) to prove a sync host needs no greenlet. It needs nothing but the standard
 library and what the extras install: the FastAPI app is driven as a bare ASGI callable (no test client is
-installed with ``[fastapi]`` or ``[starlette]``), the Flask app through Flask's own ``test_client()``.
+installed with ``[fastapi]`` or ``[starlette]``), the Flask app through Flask's own ``test_client()``. With
+``[webhooks]`` the worker delivers one message to a standard-library receiver on 127.0.0.1, whose signature is
+checked against the specification; without it, webhook settings must be refused naming the extra.
 
 Usage::
 
@@ -26,7 +28,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-KNOWN_EXTRAS = ("fastapi", "flask", "starlette", "postgres", "mysql", "async")
+KNOWN_EXTRAS = ("fastapi", "flask", "starlette", "postgres", "mysql", "async", "webhooks")
 ORGANIZATION = "org_install_check"
 SCOPE = "reports:read"
 
@@ -37,6 +39,7 @@ CORE_MODULES = (
     "tenantkit.events",
     "tenantkit.tables",
     "tenantkit.testing",
+    "tenantkit.webhooks",  # importable without its extra: only sending and the secrets at rest need it
     "tenantkit._cli",
 )
 EXTRA_MODULES = {
@@ -46,6 +49,13 @@ EXTRA_MODULES = {
     "postgres": ("psycopg",),
     "mysql": ("pymysql",),
     "async": ("sqlalchemy.ext.asyncio", "aiosqlite", "greenlet"),
+    "webhooks": ("httpx", "cryptography.fernet"),
+}
+WEBHOOK_ENVIRONMENT = {
+    "TENANTKIT_WEBHOOK_SECRET_KEYS": "install-check-webhook-key-0001",
+    # The receiver is on 127.0.0.1 over HTTP, which the sender refuses unless the host allows it.
+    "TENANTKIT_WEBHOOK_ALLOW_HTTP": "true",
+    "TENANTKIT_WEBHOOK_ALLOW_NETWORKS": "127.0.0.1/32",
 }
 
 
@@ -314,6 +324,114 @@ def verify_async(url: str, key: str) -> None:
             raise InstallCheckFailed(f"verified the key for {organization!r}, not {ORGANIZATION!r}")
 
 
+@contextmanager
+def webhook_receiver() -> Iterator[tuple[str, list[tuple[dict[str, str], bytes]]]]:
+    """A real HTTP server on 127.0.0.1 answering 204 to every POST; yields its URL and what it received."""
+    import http.server
+    import threading
+
+    received: list[tuple[dict[str, str], bytes]] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("content-length", "0")))
+            received.append(({name.lower(): value for name, value in self.headers.items()}, body))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/hook", received
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def expect_signed(secret: str, headers: dict[str, str], body: bytes) -> None:
+    """The delivery carries a Standard Webhooks v1 signature of ``id.timestamp.body`` under ``secret``.
+
+    Computed here from the specification with the standard library, not with tenantkit's own code.
+    """
+    import base64
+    import hashlib
+    import hmac
+
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    signed = f"{headers['webhook-id']}.{headers['webhook-timestamp']}.".encode() + body
+    expected = "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+    if not any(hmac.compare_digest(expected, given) for given in headers["webhook-signature"].split()):
+        raise InstallCheckFailed(f"the delivery's signature does not verify: {headers['webhook-signature']}")
+
+
+def deliver_webhook(url: str) -> None:
+    """Register an endpoint, queue a message, and let ``tenantkit webhooks work --once`` deliver it."""
+    import os
+
+    import sqlalchemy as sa
+
+    import tenantkit
+    from tenantkit._cli import main
+
+    os.environ.update(WEBHOOK_ENVIRONMENT)  # read by the kit below and by the CLI, as a host would set them
+    kit = tenantkit.TenantKit.from_env()
+    engine = sa.create_engine(url)
+    try:
+        with webhook_receiver() as (hook_url, received):
+            with step("create a webhook endpoint"), tenantkit.transaction(engine) as session:
+                created = kit.webhooks.create_endpoint(
+                    session, ORGANIZATION, hook_url, ["member.added"], actor=tenantkit.HOST
+                )
+            with step("queue a webhook message with a change"), tenantkit.transaction(engine) as session:
+                kit.members.add(
+                    session, ORGANIZATION, "user_hooked", tenantkit.Role.MEMBER, actor=tenantkit.HOST
+                )
+            with step(f"tenantkit webhooks work --once --url {url} delivers it, signed"):
+                main(["webhooks", "work", "--once", "--url", url], standalone_mode=False)
+                if len(received) != 1:
+                    raise InstallCheckFailed(f"the receiver got {len(received)} deliveries, not 1")
+                headers, body = received[0]
+                expect_signed(created.reveal(), headers, body)
+                event = json.loads(body)
+                if (event["type"], event["data"]["user_id"]) != ("member.added", "user_hooked"):
+                    raise InstallCheckFailed(f"the delivery is not the change made: {event}")
+    finally:
+        engine.dispose()
+
+
+def refuse_webhooks_without_the_extra() -> None:
+    """Without ``cryptography`` a kit with webhook settings is refused, naming the extra to install."""
+    import importlib.util
+
+    import tenantkit
+
+    try:
+        installed = importlib.util.find_spec("cryptography") is not None
+    except ModuleNotFoundError:  # refused (--refuse cryptography): as good as not installed
+        installed = False
+    if installed:
+        print(
+            "note: cryptography is installed all the same; the refusal without it is not checked", flush=True
+        )
+        return
+    with step("webhooks without the extra are refused, naming tenantkit[webhooks]"):
+        try:
+            tenantkit.TenantKit(
+                webhooks=tenantkit.WebhookSettings(
+                    secret_keys=[WEBHOOK_ENVIRONMENT["TENANTKIT_WEBHOOK_SECRET_KEYS"]]
+                )
+            )
+        except tenantkit.TenantKitError as error:
+            if "tenantkit[webhooks]" not in str(error):
+                raise InstallCheckFailed(f"the refusal does not name the extra: {error}") from error
+        else:
+            raise InstallCheckFailed("a kit with webhooks was built without cryptography installed")
+
+
 def run(extras: Sequence[str], database: str, *, migrate_first: bool) -> None:
     url = f"sqlite:///{database}"
     import_modules(extras)
@@ -332,6 +450,10 @@ def run(extras: Sequence[str], database: str, *, migrate_first: bool) -> None:
             serve_starlette(url, key, engine_kind="async")
     if "async" in extras:
         verify_async(url, key)
+    if "webhooks" in extras:
+        deliver_webhook(url)
+    else:
+        refuse_webhooks_without_the_extra()
 
 
 def parse_extras(text: str) -> list[str]:

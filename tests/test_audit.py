@@ -288,7 +288,11 @@ class TestEveryChangeIsRecorded:
             assert change["audit"] == "kept"
             assert change["rows"]["team_members"] == 1
         every_type = {event.type for event in stored(engine)}
-        assert every_type == set(EVENT_TYPES), "a new event type needs a step here"
+        # Webhook management's events have their scripted session in test_webhooks (every change audited).
+        core = {
+            name for name, cls in EVENT_TYPES.items() if not cls.__module__.startswith("tenantkit.webhooks")
+        }
+        assert every_type == core, "a new event type needs a step here"
         assert result.rows == sum(1 for event in everything if event.actor.id == "bob") == 13
         for event in everything:
             assert event.organization_id == ORG
@@ -773,7 +777,7 @@ def test_no_secret_reaches_the_log(sqlite_engine: sa.Engine, clock: FrozenClock)
     with sqlite_engine.connect() as connection:
         dump = json.dumps([list(row) for row in connection.execute(sa.select(audit_events))], default=str)
     digests = stored_digests(sqlite_engine)
-    assert len(shown) == 18
+    assert len(shown) == 22  # 18, and the two webhook secrets with and without their prefix
     assert len(digests) >= 6
     assert json.loads(dump), "the session wrote audit rows"
     assert sorted(secret for secret in shown | digests if secret in dump) == []

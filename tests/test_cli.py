@@ -30,9 +30,10 @@ IDS = [" ".join(path) for path, _ in LEAVES]
 
 
 def test_every_group_is_registered() -> None:
-    """The command groups exist: db, members, roles, keys, invites, departments, audit, settings and orgs."""
+    """The command groups exist: db, members, roles, keys, invites, departments, audit, settings, orgs and
+    webhooks."""
     assert set(main.commands) == {
-        "db", "members", "roles", "keys", "invites", "departments", "audit", "settings", "orgs"
+        "db", "members", "roles", "keys", "invites", "departments", "audit", "settings", "orgs", "webhooks"
     }  # fmt: skip
 
 

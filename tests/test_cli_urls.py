@@ -34,6 +34,16 @@ _EXTRA_OPTIONS: dict[tuple[str, ...], list[str]] = {
     ("roles", "create"): ["--name", "Billing", "--rank", "member"],
     ("orgs", "delete"): ["--yes"],
     ("orgs", "erase-user"): ["--yes"],
+    ("webhooks", "create"): ["--event", "member.added"],
+    ("webhooks", "recover"): ["--since", "2030-01-01T00:00:00"],
+    ("webhooks", "deliveries"): ["--endpoint", "ep_1"],
+}
+# Positional arguments that are not ids.
+_POSITIONAL: dict[tuple[str, ...], list[str]] = {
+    ("webhooks", "create"): [
+        "org_1",
+        "https://93.184.216.34/tenantkit",
+    ]  # a literal: no DNS before the database,
 }
 COMMANDS = dict(LEAVES)
 URL_COMMANDS = [
@@ -45,8 +55,8 @@ URL_COMMANDS = [
 
 def arguments_for(path: tuple[str, ...]) -> list[str]:
     """Plausible values for the positional arguments of the command at ``path``."""
-    values = []
-    for parameter in COMMANDS[path].params:
+    values = list(_POSITIONAL.get(path, []))
+    for parameter in COMMANDS[path].params if not values else ():
         if isinstance(parameter, click.Argument) and parameter.required:
             choices = getattr(parameter.type, "choices", None)
             values.append(str(choices[0]) if choices else "org_1")
@@ -111,7 +121,7 @@ def invoke(path: tuple[str, ...], url: str) -> Result:
         main,
         [*arguments_for(path), "--url", url],
         input=WELL_FORMED_KEY + "\n",
-        env={"TENANTKIT_INVITATION_SECRET": "s" * 40},
+        env={"TENANTKIT_INVITATION_SECRET": "s" * 40, "TENANTKIT_WEBHOOK_SECRET_KEYS": "w" * 40},
     )
 
 

@@ -28,7 +28,12 @@ ERRORS: list[type[tenantkit.TenantKitError]] = sorted(
 )
 KINDS = frozenset(_STATUS_BY_KIND)
 FAMILIES = frozenset(
-    {tenantkit.errors.ApiKeyError, tenantkit.errors.InvitationError, tenantkit.errors.RolesError}
+    {
+        tenantkit.errors.ApiKeyError,
+        tenantkit.errors.InvitationError,
+        tenantkit.errors.RolesError,
+        tenantkit.errors.WebhookError,
+    }
 )
 
 

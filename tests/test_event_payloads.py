@@ -242,7 +242,35 @@ def run_every_change(engine: sa.Engine, clock: FrozenClock, events: EventDispatc
         organizations.erase_user(session, "nora")
         membership.add(session, "org_gone", "gil", Role.OWNER, actor=HOST)
         organizations.delete_organization(session, "org_gone", actor="gil")
+        shown |= run_every_webhook_change(session, membership, clock)
     return shown
+
+
+def run_every_webhook_change(session: Session, membership: MembershipService, clock: FrozenClock) -> set[str]:
+    """Every webhook management change once; return the signing secrets shown (and their stored forms)."""
+    from tenantkit import WebhookSettings
+    from tenantkit.webhooks import WebhookService
+
+    hooks = WebhookService(
+        membership=membership,
+        settings=WebhookSettings(secret_keys=["w" * 32], allow_networks=["127.0.0.1/32"]),
+        clock=clock,
+    )
+    try:
+        created = hooks.create_endpoint(session, ORG, "https://127.0.0.1/hook", ["member.added"], actor="mia")
+        endpoint = created.endpoint.id
+        hooks.update_endpoint(session, ORG, endpoint, description="CRM", actor="mia")
+        hooks.disable_endpoint(session, ORG, endpoint, actor="mia")
+        hooks.enable_endpoint(session, ORG, endpoint, actor="mia")
+        rotated = hooks.rotate_secret(session, ORG, endpoint, actor="mia")
+        test = hooks.send_test(session, ORG, endpoint, actor="mia")
+        hooks.resend(session, ORG, test.message_id, actor="mia")
+        hooks.recover(session, ORG, endpoint, since=clock(), actor="mia")
+        hooks.delete_endpoint(session, ORG, endpoint, actor="mia")
+    finally:
+        hooks.close()
+    secrets = {created.reveal(), rotated.reveal()}
+    return secrets | {secret.removeprefix("whsec_") for secret in secrets}
 
 
 def stored_digests(engine: sa.Engine) -> set[str]:
@@ -270,7 +298,7 @@ def test_no_payload_holds_a_key_token_digest_or_accept_url(
         assert set(payload["data"]) == set(EVENT_TYPES[payload["type"]].payload_fields)
     dumped = json.dumps(recorded)
     digests = stored_digests(sqlite_engine)
-    assert len(shown) == 18
+    assert len(shown) == 22
     assert len(digests) >= 6
     leaked = sorted(secret for secret in shown | digests if secret in dumped)
     assert leaked == []

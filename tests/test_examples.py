@@ -1,4 +1,4 @@
-"""The runnable examples work: both example apps in process, the FastAPI one under uvicorn, and the demo."""
+"""The runnable examples work: the apps in process and under uvicorn, the demo, the webhook receiver."""
 
 from __future__ import annotations
 
@@ -8,12 +8,15 @@ import re
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import httpx2
 import pytest
@@ -369,3 +372,161 @@ class TestDemo:
         assert re.search(r"tk_live_\w{4}…", output)
         assert not re.search(r"tk_live_\w{20,}", output)
         assert "token" not in output.lower()
+
+
+@contextmanager
+def wsgi_server(app: Callable[..., Any]) -> Iterator[str]:
+    """``app`` served by the standard library's WSGI server on a free loopback port, in a thread."""
+
+    class Quiet(WSGIRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = make_server("127.0.0.1", 0, app, handler_class=Quiet)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+def signed_post(url: str, secret: str, body: bytes, message_id: str = "msg_crafted") -> httpx2.Response:
+    """POST ``body`` as tenantkit signs a delivery (its own ``sign``), stamped now."""
+    from tenantkit.webhooks import sign
+
+    timestamp = int(time.time())
+    headers = {
+        "webhook-id": message_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": sign(secret, message_id, timestamp, body),
+        "content-type": "application/json",
+    }
+    return httpx2.post(url, content=body, headers=headers, timeout=10, trust_env=False)
+
+
+class TestWebhookReceiverExample:
+    def test_it_verifies_a_real_delivery_from_the_worker_and_handles_it_once(
+        self, sqlite_engine: Any
+    ) -> None:
+        """tenantkit's worker delivers a ``member.added`` to the example receiver, which verifies it with
+        ``standardwebhooks`` and handles it; a resend (same ``webhook-id``) is answered 2xx, handled once."""
+        from tenantkit import HOST, Role, TenantKit, WebhookSettings
+
+        kit = TenantKit(
+            webhooks=WebhookSettings(
+                secret_keys=["example-test-webhook-key-0001"],
+                allow_http=True,
+                allow_networks=["127.0.0.1/32"],
+                timeout="5s",
+                lease="20s",
+            )
+        )
+        handled: list[tuple[str, dict[str, Any]]] = []
+        holder: dict[str, Any] = {}
+        with wsgi_server(lambda environ, start: holder["app"](environ, start)) as url:
+            with kit.transaction(sqlite_engine) as session:
+                kit.members.add(session, "acme", "alice", Role.OWNER, actor=HOST)
+                created = kit.webhooks.create_endpoint(session, "acme", url, ["member.added"], actor="alice")
+            holder["app"] = load_example("webhook_receiver").create_app(
+                created.reveal(), lambda webhook_id, event: handled.append((webhook_id, event))
+            )
+            with kit.transaction(sqlite_engine) as session:
+                kit.members.add(session, "acme", "bob", Role.MEMBER, actor="alice")
+
+            assert kit.webhooks.deliver_due(sqlite_engine).succeeded == 1
+            ((message_id, event),) = handled
+            assert (event["type"], event["organization_id"], event["data"]) == (
+                "member.added",
+                "acme",
+                {"user_id": "bob", "role": "MEMBER", "custom_role": None},
+            )
+            with kit.transaction(sqlite_engine) as session:
+                kit.webhooks.resend(session, "acme", message_id, actor="alice")
+            assert kit.webhooks.deliver_due(sqlite_engine).succeeded == 1
+            assert [webhook_id for webhook_id, _ in handled] == [message_id]
+            assert holder["app"].seen == {message_id}
+
+    def test_it_refuses_what_the_secret_did_not_sign(self) -> None:
+        """Signed by tenantkit's ``sign`` with the endpoint's secret: 200 and handled. The body altered
+        after signing, another secret, no signature, or not a POST: refused, and nothing more handled."""
+        from tenantkit.webhooks import generate_secret, sign
+
+        secret = generate_secret()
+        handled: list[str] = []
+        receiver = load_example("webhook_receiver").create_app(
+            secret, lambda webhook_id, _: handled.append(webhook_id)
+        )
+        body = json.dumps({"type": "webhook.test", "organization_id": "acme", "data": {}}).encode()
+        with wsgi_server(receiver) as url:
+            assert signed_post(url, secret, body, "msg_1").status_code == 200
+            timestamp = int(time.time())
+            altered = httpx2.post(
+                url,
+                content=body.replace(b"acme", b"evil"),
+                headers={
+                    "webhook-id": "msg_2",
+                    "webhook-timestamp": str(timestamp),
+                    "webhook-signature": sign(secret, "msg_2", timestamp, body),
+                },
+                timeout=10,
+                trust_env=False,
+            )
+            assert altered.status_code == 401
+            assert signed_post(url, generate_secret(), body, "msg_3").status_code == 401
+            assert httpx2.post(url, content=body, timeout=10, trust_env=False).status_code == 401
+            assert httpx2.get(url, timeout=10, trust_env=False).status_code == 405
+        assert handled == ["msg_1"]
+
+
+class TestFlaskExampleWithWebhooks:
+    def test_the_blueprint_registers_an_endpoint_and_the_receiver_example_verifies_it(
+        self, database_url: str, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+    ) -> None:
+        """With ``TENANTKIT_WEBHOOK_*`` set, the Flask example serves the webhook routes: alice registers
+        the receiver example (the secret shown once, ``no-store``); the key she then issues reaches it,
+        verified, without the key in the payload."""
+        monkeypatch.setenv("TENANTKIT_WEBHOOK_SECRET_KEYS", "example-only-webhook-key-0123456789")
+        monkeypatch.setenv("TENANTKIT_WEBHOOK_ALLOW_HTTP", "true")
+        monkeypatch.setenv("TENANTKIT_WEBHOOK_ALLOW_NETWORKS", "127.0.0.1/32")
+        app = load_example("flask_app").create_app(database_url)
+        engine = app.extensions["example_engine"]
+        request.addfinalizer(engine.dispose)
+        client = app.test_client()
+        handled: list[dict[str, Any]] = []
+        holder: dict[str, Any] = {}
+        with wsgi_server(lambda environ, start: holder["app"](environ, start)) as url:
+            assert (
+                client.post(
+                    "/organizations", headers=user("alice"), json={"organization_id": "acme"}
+                ).status_code
+                == 201
+            )
+            created = client.post(
+                "/tenantkit/organizations/acme/webhook-endpoints",
+                headers=user("alice"),
+                json={"url": url, "event_types": ["member.added", "api_key.issued"]},
+            )
+            assert (created.status_code, created.headers["Cache-Control"]) == (201, "no-store")
+            secret = created.get_json()["secret"]
+            holder["app"] = load_example("webhook_receiver").create_app(
+                secret, lambda _, event: handled.append(event)
+            )
+            issued = client.post(
+                "/tenantkit/organizations/acme/api-keys", headers=user("alice"), json={"name": "CI"}
+            ).get_json()
+
+            kit = app.extensions["tenantkit"].kit
+            assert kit.webhooks.deliver_due(engine).succeeded == 1
+        ((event),) = handled
+        assert (event["type"], event["actor"]) == ("api_key.issued", {"kind": "user", "id": "alice"})
+        assert issued["key"] not in json.dumps(event)
+        endpoint_id = created.get_json()["endpoint"]["id"]
+        deliveries = client.get(
+            f"/tenantkit/organizations/acme/webhook-endpoints/{endpoint_id}/deliveries", headers=user("alice")
+        ).get_json()["items"]
+        assert [(item["event_type"], item["status"]) for item in deliveries] == [
+            ("api_key.issued", "succeeded")
+        ]

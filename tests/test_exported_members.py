@@ -36,6 +36,7 @@ PUBLIC_MODULES = (
     "tenantkit.starlette",
     "tenantkit.tables",
     "tenantkit.testing",
+    "tenantkit.webhooks",
 )
 """Every public module. A new one is added here on purpose, and then guarded like the others."""
 
@@ -50,6 +51,7 @@ FEATURE_PACKAGES = (
     "tenantkit.members",
     "tenantkit.organizations",
     "tenantkit.roles",
+    "tenantkit.webhooks",
 )
 
 # The modules that only re-export, each from private modules: their implementation lives elsewhere.

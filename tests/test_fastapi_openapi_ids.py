@@ -12,7 +12,7 @@ from fastapi.routing import APIRoute
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tenantkit import TenantKit
+from tenantkit import TenantKit, WebhookSettings
 from tenantkit.fastapi import OPERATIONS, TenantKitFastAPI
 
 # (method, path under the router's prefix) -> operationId; the contract generated clients are built on.
@@ -58,6 +58,28 @@ PINNED_OPERATION_IDS = {
     ("GET", "/organizations/{organization_id}/audit-events"): "audit.list",
     ("GET", "/organizations/{organization_id}/settings"): "settings.read",
     ("PATCH", "/organizations/{organization_id}/settings"): "settings.update",
+    ("GET", "/organizations/{organization_id}/webhook-endpoints"): "webhooks.list",
+    ("POST", "/organizations/{organization_id}/webhook-endpoints"): "webhooks.create",
+    ("GET", "/organizations/{organization_id}/webhook-endpoints/{endpoint_id}"): "webhooks.get",
+    ("PATCH", "/organizations/{organization_id}/webhook-endpoints/{endpoint_id}"): "webhooks.update",
+    ("DELETE", "/organizations/{organization_id}/webhook-endpoints/{endpoint_id}"): "webhooks.delete",
+    ("POST", "/organizations/{organization_id}/webhook-endpoints/{endpoint_id}/enable"): "webhooks.enable",
+    ("POST", "/organizations/{organization_id}/webhook-endpoints/{endpoint_id}/disable"): "webhooks.disable",
+    (
+        "POST",
+        "/organizations/{organization_id}/webhook-endpoints/{endpoint_id}/rotate-secret",
+    ): "webhooks.rotate_secret",
+    (
+        "GET",
+        "/organizations/{organization_id}/webhook-endpoints/{endpoint_id}/deliveries",
+    ): "webhooks.list_deliveries",
+    ("POST", "/organizations/{organization_id}/webhook-endpoints/{endpoint_id}/recover"): "webhooks.recover",
+    ("POST", "/organizations/{organization_id}/webhook-endpoints/{endpoint_id}/test"): "webhooks.send_test",
+    (
+        "GET",
+        "/organizations/{organization_id}/webhook-messages/{message_id}/deliveries",
+    ): "webhooks.list_message_deliveries",
+    ("POST", "/organizations/{organization_id}/webhook-messages/{message_id}/resend"): "webhooks.resend",
 }
 
 
@@ -70,7 +92,9 @@ def no_user() -> str:
 
 
 def tenantkit_fastapi() -> TenantKitFastAPI:
-    return TenantKitFastAPI(TenantKit(), session=no_session, current_user=no_user)
+    """The adapter for a kit with every feature configured (webhooks are mounted only with their key)."""
+    kit = TenantKit(webhooks=WebhookSettings(secret_keys=["openapi-ids-webhook-key-0001"]))
+    return TenantKitFastAPI(kit, session=no_session, current_user=no_user)
 
 
 TENANTKIT_FASTAPI = tenantkit_fastapi()
@@ -107,7 +131,7 @@ class TestDefaults:
         assert set(OPERATIONS) == set(PINNED_OPERATION_IDS.values())
 
     def test_each_operation_is_tagged_with_its_feature(self) -> None:
-        """The tag is the feature part of the name: ``members``, ``api_keys`` or ``invitations``."""
+        """The tag is the feature part of the name: ``members``, ``api_keys``, ``invitations``, ..."""
         for operation in operations(document(("/tk", {}))).values():
             assert operation["tags"] == [operation["operationId"].partition(".")[0]]
 

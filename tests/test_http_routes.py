@@ -23,22 +23,27 @@ from fastapi.testclient import TestClient
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
-from tenantkit import TenantKit
+from tenantkit import TenantKit, WebhookSettings
 from tenantkit._http import (
     ChangeRoleRequest,
     CreateInvitationRequest,
     CreateRoleRequest,
+    CreateWebhookEndpointRequest,
     DepartmentRequest,
     IssueApiKeyRequest,
     Principal,
+    RecoverWebhookDeliveriesRequest,
     RotateApiKeyRequest,
+    RotateWebhookSecretRequest,
     SuspendRequest,
     TokenRequest,
     TransferOwnershipRequest,
     UpdateRoleRequest,
     UpdateSettingsRequest,
+    UpdateWebhookEndpointRequest,
 )
-from tenantkit._routes import FEATURES, OPERATIONS, ROUTES, Route, select_routes
+from tenantkit._routes import FEATURES, NO_STORE, OPERATIONS, ROUTES, Route, select_routes
+from tenantkit.errors import ConfigurationError
 from tenantkit.fastapi import TenantKitFastAPI
 from tenantkit.flask import TenantKitFlask
 
@@ -46,6 +51,11 @@ PREFIX = "/tk"
 ALL_FEATURE_CHOICES = [
     choice for size in range(1, len(FEATURES) + 1) for choice in itertools.combinations(FEATURES, size)
 ]
+
+
+def full_kit() -> TenantKit:
+    """A kit configured for every feature, webhooks included (without their key they are not mounted)."""
+    return TenantKit(webhooks=WebhookSettings(secret_keys=["route-table-webhook-key-0001"]))
 
 
 def no_session() -> None:
@@ -62,7 +72,7 @@ def surface(routes: Iterable[Route]) -> set[tuple[str, str]]:
 
 def fastapi_surface(include: Iterable[str] | None = None) -> set[tuple[str, str]]:
     """(method, path) of every route of the tenantkit router, and the same as an app mounting it documents."""
-    tk = TenantKitFastAPI(TenantKit(), session=no_session, current_user=no_user)
+    tk = TenantKitFastAPI(full_kit(), session=no_session, current_user=no_user)
     router = tk.router(include=include)
     served = set()
     for route in router.routes:
@@ -81,7 +91,7 @@ def fastapi_surface(include: Iterable[str] | None = None) -> set[tuple[str, str]
 
 def flask_surface(include: Iterable[str] | None = None) -> set[tuple[str, str]]:
     """(method, path template under the prefix) of every rule the tenantkit blueprint adds to an app."""
-    tk = TenantKitFlask(TenantKit(), session=no_session, current_user=no_user)  # type: ignore[arg-type]
+    tk = TenantKitFlask(full_kit(), session=no_session, current_user=no_user)  # type: ignore[arg-type]
     app = flask.Flask(__name__)
     app.register_blueprint(tk.blueprint(include=include), url_prefix=PREFIX)
     served = set()
@@ -103,7 +113,9 @@ class TestTheTable:
     def test_operations_and_features_derive_from_the_table(self) -> None:
         """``OPERATIONS`` and ``FEATURES`` are the table's names, in its order, for the router to use."""
         assert tuple(route.operation for route in ROUTES) == OPERATIONS
-        assert FEATURES == ("members", "roles", "api_keys", "invitations", "departments", "audit", "settings")
+        assert FEATURES == (
+            "members", "roles", "api_keys", "invitations", "departments", "audit", "settings", "webhooks"
+        )  # fmt: skip
         assert all(
             route.operation == f"{route.feature}.{route.operation.partition('.')[2]}" for route in ROUTES
         )
@@ -118,6 +130,19 @@ class TestTheTable:
     def test_reads_never_write(self) -> None:
         """A GET is a read: no adapter commits after it."""
         assert [route.operation for route in ROUTES if route.method == "GET" and route.writes] == []
+
+    def test_every_answer_showing_a_secret_is_not_stored(self) -> None:
+        """Exactly the answers that show a secret once are ``no-store``: a new or rotated API key, an
+        invitation's token (created or resent), a webhook endpoint's signing secret (created or rotated)."""
+        assert {route.operation for route in ROUTES if route.headers == NO_STORE} == {
+            "api_keys.issue",
+            "api_keys.rotate",
+            "invitations.create",
+            "invitations.resend",
+            "webhooks.create",
+            "webhooks.rotate_secret",
+        }
+        assert dict(NO_STORE) == {"Cache-Control": "no-store"}
 
     def test_an_optional_body_stands_for_its_defaults(self) -> None:
         """Rotating without a body rotates with the body model's defaults; a given body passes through."""
@@ -146,25 +171,65 @@ class TestBothAdaptersServeTheTable:
 
     def test_endpoint_names_come_from_the_table(self) -> None:
         """Each route is named after its ``Management`` method in both frameworks (Flask's ``url_for``)."""
-        tk = TenantKitFastAPI(TenantKit(), session=no_session, current_user=no_user)
+        tk = TenantKitFastAPI(full_kit(), session=no_session, current_user=no_user)
         names = {route.name for route in tk.router().routes if isinstance(route, APIRoute)}
         blueprint_app = flask.Flask(__name__)
-        flask_tk = TenantKitFlask(TenantKit(), session=no_session, current_user=no_user)  # type: ignore[arg-type]
+        flask_tk = TenantKitFlask(full_kit(), session=no_session, current_user=no_user)  # type: ignore[arg-type]
         blueprint_app.register_blueprint(flask_tk.blueprint())
         endpoints = {endpoint for endpoint in blueprint_app.view_functions if endpoint != "static"}
         assert names == {route.name for route in ROUTES}
         assert endpoints == {f"tenantkit.{route.name}" for route in ROUTES}
 
     def test_statuses_and_summaries_come_from_the_table(self) -> None:
-        """The router's success status, summary and documented errors are each entry's."""
-        tk = TenantKitFastAPI(TenantKit(), session=no_session, current_user=no_user)
+        """The router's success status, summary, documented errors and success headers are each entry's."""
+        tk = TenantKitFastAPI(full_kit(), session=no_session, current_user=no_user)
         by_operation = {route.operation: route for route in ROUTES}
         for served in tk.router().routes:
             assert isinstance(served, APIRoute)
             entry = by_operation[str(served.operation_id)]
             assert served.status_code == entry.status
             assert served.summary == entry.summary
-            assert set(served.responses) == set(entry.errors)
+            documented = set(entry.errors) | ({entry.status} if entry.headers else set())
+            assert set(served.responses) == documented
+            if entry.headers:
+                assert set(served.responses[entry.status]["headers"]) == {name for name, _ in entry.headers}
+
+
+class TestFeaturesTheKitLacks:
+    """Webhook routes are mounted only for a kit with webhooks: a kit without them has nothing to serve."""
+
+    def test_by_default_a_kit_without_webhooks_mounts_everything_else(self) -> None:
+        """Without ``WebhookSettings(secret_keys=...)`` both adapters leave the webhook routes out."""
+        expected = surface(route for route in ROUTES if route.feature != "webhooks")
+        router = TenantKitFastAPI(TenantKit(), session=no_session, current_user=no_user).router()
+        served = {
+            (method, route.path)
+            for route in router.routes
+            if isinstance(route, APIRoute)
+            for method in route.methods or set()
+        }
+        assert served == expected
+        flask_tk = TenantKitFlask(TenantKit(), session=no_session, current_user=no_user)  # type: ignore[arg-type]
+        app = flask.Flask(__name__)
+        app.register_blueprint(flask_tk.blueprint(), url_prefix=PREFIX)
+        rules = {rule.endpoint for rule in app.url_map.iter_rules()}
+        assert rules == {"static"} | {
+            f"tenantkit.{route.name}" for route in ROUTES if route.feature != "webhooks"
+        }
+
+    def test_asking_for_webhooks_without_them_is_refused(self) -> None:
+        """``include=("webhooks",)`` on a kit without webhook settings: ``ConfigurationError`` at set-up."""
+        with pytest.raises(ConfigurationError, match="not configured for webhooks"):
+            TenantKitFastAPI(TenantKit(), session=no_session, current_user=no_user).router(
+                include=["webhooks"]
+            )
+        flask_tk = TenantKitFlask(TenantKit(), session=no_session, current_user=no_user)  # type: ignore[arg-type]
+        with pytest.raises(ConfigurationError, match="not configured for webhooks"):
+            flask_tk.blueprint(include=["webhooks"])
+
+    def test_the_table_alone_knows_no_kit(self) -> None:
+        """``select_routes()`` without a kit is the whole table; with a full kit, too."""
+        assert select_routes() == ROUTES == select_routes(kit=full_kit())
 
 
 class TestBadChoices:
@@ -213,6 +278,10 @@ SAMPLE_BODIES: dict[type[BaseModel], dict[str, Any]] = {
     UpdateSettingsRequest: {"expected_version": 3, "changes": {"require_sso": True}},
     SuspendRequest: {"reason": "licence expired"},
     DepartmentRequest: {"name": "Cardiology"},
+    CreateWebhookEndpointRequest: {"url": "https://hooks.example.com/x", "event_types": ["member.added"]},
+    UpdateWebhookEndpointRequest: {"description": "renamed"},
+    RotateWebhookSecretRequest: {"grace_seconds": 60},
+    RecoverWebhookDeliveriesRequest: {"since": "2030-01-01T00:00:00Z"},
 }
 
 
@@ -285,28 +354,32 @@ def request_for(route: Route) -> tuple[str, dict[str, Any] | None, dict[str, Any
 @pytest.mark.parametrize("route", ROUTES, ids=lambda route: route.operation)
 class TestEachEntryIsServedAsDeclared:
     def test_fastapi(self, route: Route, recorder: Recorder) -> None:
-        """The router passes the entry's arguments, answers its status and commits just when it writes."""
+        """The router passes the entry's arguments, answers its status and headers, commits if it writes."""
         session = CountingSession()
-        tk = TenantKitFastAPI(TenantKit(), session=lambda: session, current_user=no_user)
+        tk = TenantKitFastAPI(full_kit(), session=lambda: session, current_user=no_user)
         app = FastAPI()
         tk.install(app)
         app.include_router(tk.router(), prefix=PREFIX)
         url, body, expected = request_for(route)
         response = TestClient(app).request(route.method, url, json=body)
         assert (response.status_code, response.json()) == (route.status, {"operation": route.operation})
+        assert {name: response.headers.get(name) for name, _ in route.headers} == dict(route.headers)
+        assert response.headers.get("Cache-Control") == dict(route.headers).get("Cache-Control")
         assert recorder.calls == [(route.operation, session, expected)]
         assert session.calls == (["commit"] if route.writes else [])
 
     def test_flask(self, route: Route, recorder: Recorder) -> None:
-        """The blueprint passes the entry's arguments, answers its status and commits just when it writes."""
+        """The blueprint passes an entry's arguments, gives its status and headers, commits if it wrote."""
         session = CountingSession()
-        tk = TenantKitFlask(TenantKit(), session=lambda: session, current_user=no_user)
+        tk = TenantKitFlask(full_kit(), session=lambda: session, current_user=no_user)
         app = flask.Flask(__name__)
         tk.init_app(app)
         app.register_blueprint(tk.blueprint(), url_prefix=PREFIX)
         url, body, expected = request_for(route)
         response = app.test_client().open(url, method=route.method, json=body)
         assert (response.status_code, response.get_json()) == (route.status, {"operation": route.operation})
+        assert {name: response.headers.get(name) for name, _ in route.headers} == dict(route.headers)
+        assert response.headers.get("Cache-Control") == dict(route.headers).get("Cache-Control")
         assert recorder.calls == [(route.operation, session, expected)]
         assert session.calls == (["commit"] if route.writes else [])
 
@@ -318,11 +391,11 @@ def test_an_optional_body_may_be_left_out(route: Route, recorder: Recorder) -> N
     """Without a body, an optional-body entry gets its model's defaults, in both adapters."""
     assert route.body is not None
     url, _, _ = request_for(route)
-    fastapi_tk = TenantKitFastAPI(TenantKit(), session=CountingSession, current_user=no_user)
+    fastapi_tk = TenantKitFastAPI(full_kit(), session=CountingSession, current_user=no_user)
     app = FastAPI()
     app.include_router(fastapi_tk.router(), prefix=PREFIX)
     assert TestClient(app).request(route.method, url).status_code == route.status
-    flask_tk = TenantKitFlask(TenantKit(), session=CountingSession, current_user=no_user)
+    flask_tk = TenantKitFlask(full_kit(), session=CountingSession, current_user=no_user)
     flask_app = flask.Flask(__name__)
     flask_app.register_blueprint(flask_tk.blueprint(), url_prefix=PREFIX)
     assert flask_app.test_client().open(url, method=route.method).status_code == route.status

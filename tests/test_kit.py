@@ -107,6 +107,7 @@ class TestConstruction:
             "http",
             "organizations",
             "bus",
+            "webhooks",
         }
 
     def test_custom_argon2_parameters_reach_the_hasher(self, sqlite_engine: sa.Engine) -> None:

@@ -9,6 +9,7 @@ from tenantkit import HOST, InvitationSettings, PermissionDeniedError, Role, Ten
 from tenantkit.audit import audit_context
 from tenantkit.errors import LastOwnerError, OrganizationInUseError
 from tenantkit.tables import (
+    USER_REFERENCE,
     api_keys,
     audit_events,
     invitation_acceptances,
@@ -119,6 +120,17 @@ class TestDeletingAnOrganization:
         with_the_column = {table.name for table in metadata.tables.values() if "organization_id" in table.c}
         # Only the bus's change log is left alone: hints about caches, which prune themselves.
         assert with_the_column - names == {"cache_invalidations"}
+
+    def test_every_column_naming_a_user_is_erased_with_the_user(self) -> None:
+        """Every ``*_by`` column (who created, invited, suspended, updated…) is marked ``USER_REFERENCE``, so
+        erasing a user clears it: a column a later feature adds without the mark fails here."""
+        unmarked = [
+            f"{table.name}.{column.name}"
+            for table in metadata.tables.values()
+            for column in table.c
+            if column.name.endswith("_by") and not column.info.get(USER_REFERENCE)
+        ]
+        assert unmarked == []
 
     @pytest.mark.parametrize("user", ["adam", "nora", "eve"])
     def test_only_an_owner_may_delete(self, sqlite_engine: sa.Engine, kit: TenantKit, user: str) -> None:

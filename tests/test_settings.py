@@ -307,6 +307,7 @@ class TestEveryVariableIsListed:
             "TENANTKIT_INVITATION_SECRET",
             "TENANTKIT_DATABASE_URL",
             "TENANTKIT_BUS_URL",
+            "TENANTKIT_WEBHOOK_SECRET_KEYS",
         }
 
 

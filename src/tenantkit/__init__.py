@@ -64,6 +64,7 @@ from tenantkit._settings import (
     InvitationSettings,
     OrganizationDefaults,
     TenantKitSettings,
+    WebhookSettings,
 )
 from tenantkit._version import __version__
 from tenantkit.api_keys._service import (
@@ -154,6 +155,7 @@ __all__ = [
     "TenantKitError",
     "TenantKitSettings",
     "UnavailableError",
+    "WebhookSettings",
     "__version__",
     "adopt",
     "check_scopes",

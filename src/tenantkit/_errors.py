@@ -24,7 +24,8 @@ imports nothing of tenantkit's and holds for custom roles as well as the built-i
     │   ├── InviterNoLongerAllowedError          [i]  code "inviter_no_longer_allowed"
     │   ├── AcceptanceDeniedError                [i]  code "acceptance_denied"
     │   ├── UnknownPermissionError (ValueError)  [r]  code "unknown_permission"
-    │   └── UnknownRoleError (ValueError)        [r]  code "unknown_role"
+    │   ├── UnknownRoleError (ValueError)        [r]  code "unknown_role"
+    │   └── UnsafeWebhookUrlError (ValueError)   [w]  code "unsafe_webhook_url"
     ├── AuthenticationError              401 kind     code "authentication_error"
     │   └── InvalidApiKeyError                   [k]  code "invalid_api_key"
     │       └── AmbiguousApiKeyError             [k]  code "ambiguous_api_key"
@@ -41,7 +42,9 @@ imports nothing of tenantkit's and holds for custom roles as well as the built-i
     │   ├── InvitationNotFoundError              [i]  code "invitation_not_found"
     │   ├── DepartmentNotFoundError                   code "department_not_found"
     │   ├── DepartmentMemberNotFoundError             code "department_member_not_found"
-    │   └── RoleNotFoundError                    [r]  code "role_not_found"
+    │   ├── RoleNotFoundError                    [r]  code "role_not_found"
+    │   ├── WebhookEndpointNotFoundError         [w]  code "webhook_endpoint_not_found"
+    │   └── WebhookMessageNotFoundError          [w]  code "webhook_message_not_found"
     ├── ConflictError                    409 kind     code "conflict"
     │   ├── AlreadyMemberError                        code "already_member"
     │   ├── DepartmentExistsError                     code "department_exists"
@@ -70,6 +73,7 @@ imports nothing of tenantkit's and holds for custom roles as well as the built-i
     ApiKeyError      [k]  code "api_key_error"
     InvitationError  [i]  code "invitation_error"
     RolesError       [r]  code "roles_error"
+    WebhookError     [w]  code "webhook_error"
 """
 
 from __future__ import annotations
@@ -180,6 +184,15 @@ class InvitationError(TenantKitError):
     """
 
     code = "invitation_error"
+
+
+class WebhookError(TenantKitError):
+    """Any error about webhooks (an endpoint or message that does not exist, a URL that is refused).
+
+    Never raised directly: catch it to handle every webhook error, whatever its kind.
+    """
+
+    code = "webhook_error"
 
 
 # -- leaves ---------------------------------------------------------------------------------------------
@@ -836,6 +849,52 @@ class InviterNoLongerAllowedError(InvalidRequestError, InvitationError):
 
     def details(self) -> dict[str, object]:
         return {"inviter_id": self.inviter_id, "role": self.role, "reason": self.reason}
+
+
+class UnsafeWebhookUrlError(InvalidRequestError, WebhookError, ValueError):
+    """A webhook URL is refused: not HTTPS, malformed, or naming (or resolving to) an address that is not
+    globally routable (loopback, private, link-local, CGNAT, multicast, ...), which the sender never contacts.
+
+    Attributes:
+        reason: Why the URL is refused. The URL itself is not repeated (it may carry a token in its path).
+    """
+
+    code = "unsafe_webhook_url"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"the webhook URL is refused: {reason}")
+        self.reason = reason
+
+    def details(self) -> dict[str, object]:
+        return {"reason": self.reason}
+
+
+class WebhookEndpointNotFoundError(NotFoundError, WebhookError):
+    """No such webhook endpoint in the organization."""
+
+    code = "webhook_endpoint_not_found"
+
+    def __init__(self, organization_id: str, endpoint_id: str) -> None:
+        super().__init__(f"no webhook endpoint {endpoint_id!r} in organization {organization_id!r}")
+        self.organization_id = organization_id
+        self.endpoint_id = endpoint_id
+
+    def details(self) -> dict[str, object]:
+        return {"organization_id": self.organization_id, "endpoint_id": self.endpoint_id}
+
+
+class WebhookMessageNotFoundError(NotFoundError, WebhookError):
+    """No such webhook message in the organization."""
+
+    code = "webhook_message_not_found"
+
+    def __init__(self, organization_id: str, message_id: str) -> None:
+        super().__init__(f"no webhook message {message_id!r} in organization {organization_id!r}")
+        self.organization_id = organization_id
+        self.message_id = message_id
+
+    def details(self) -> dict[str, object]:
+        return {"organization_id": self.organization_id, "message_id": self.message_id}
 
 
 class TableLogicWarning(UserWarning):

@@ -43,6 +43,10 @@ from tenantkit.invitations._service import (
 from tenantkit.members._service import Member
 from tenantkit.organizations._service import SettingsSnapshot
 from tenantkit.roles._policy import CustomRole, Role
+from tenantkit.webhooks._models import WebhookDelivery, WebhookEndpoint
+from tenantkit.webhooks._service import MAX_DESCRIPTION_LENGTH as MAX_WEBHOOK_DESCRIPTION_LENGTH
+from tenantkit.webhooks._service import MAX_EVENT_TYPES as MAX_WEBHOOK_EVENT_TYPES
+from tenantkit.webhooks._targets import MAX_URL_LENGTH as MAX_WEBHOOK_URL_LENGTH
 
 if TYPE_CHECKING:
     from tenantkit._kit import TenantKit
@@ -354,6 +358,63 @@ class DeletedRoleResponse(BaseModel):
 
     key: str
     reassigned_members: int
+
+
+class CreateWebhookEndpointRequest(BaseModel):
+    """Body of "create a webhook endpoint": where to send, which event types, and a note."""
+
+    model_config: ClassVar[ConfigDict] = ConfigDict(extra="forbid")
+
+    url: str = Field(min_length=1, max_length=MAX_WEBHOOK_URL_LENGTH)
+    event_types: list[str] = Field(max_length=MAX_WEBHOOK_EVENT_TYPES)
+    description: str | None = Field(default=None, max_length=MAX_WEBHOOK_DESCRIPTION_LENGTH)
+
+
+class UpdateWebhookEndpointRequest(BaseModel):
+    """Body of "update a webhook endpoint": each field given replaces the endpoint's, each left out stays."""
+
+    model_config: ClassVar[ConfigDict] = ConfigDict(extra="forbid")
+
+    url: str | None = Field(default=None, min_length=1, max_length=MAX_WEBHOOK_URL_LENGTH)
+    event_types: list[str] | None = Field(default=None, max_length=MAX_WEBHOOK_EVENT_TYPES)
+    description: str | None = Field(default=None, max_length=MAX_WEBHOOK_DESCRIPTION_LENGTH)
+
+
+class RotateWebhookSecretRequest(BaseModel):
+    """Body of "rotate a webhook secret": how long the previous secret still signs (the setting's default)."""
+
+    model_config: ClassVar[ConfigDict] = ConfigDict(extra="forbid")
+
+    grace_seconds: int | None = Field(default=None, ge=0, le=30 * 24 * 3600)
+
+
+class RecoverWebhookDeliveriesRequest(BaseModel):
+    """Body of "recover": queue again what failed for good since this time (ISO 8601, with a zone)."""
+
+    model_config: ClassVar[ConfigDict] = ConfigDict(extra="forbid")
+
+    since: datetime
+
+
+class CreatedWebhookEndpointResponse(BaseModel):
+    """A new endpoint (or one whose secret was just rotated) and, this once, its signing secret."""
+
+    endpoint: WebhookEndpoint
+    secret: str = Field(
+        description="The whsec_ signing secret. It is shown this once; hand it to the receiver."
+    )
+
+
+class ResentWebhookMessageResponse(BaseModel):
+    """The deliveries a resend queued: one per enabled endpoint the message went to."""
+
+    deliveries: list[WebhookDelivery]
+
+
+class RecoveredWebhookDeliveriesResponse(BaseModel):
+    """How many failed deliveries a recover queued again."""
+
+    recovered: int
 
 
 class TokenRequest(BaseModel):
@@ -695,6 +756,146 @@ class Management:
             actor=principal.user_id,
             unset=body.unset,
         )
+
+    # -- webhooks --------------------------------------------------------------------------------------
+
+    def list_webhook_endpoints(
+        self, session: Session, organization_id: str, principal: Principal, limit: int, cursor: str | None
+    ) -> Page[WebhookEndpoint]:
+        return self.kit.webhooks.list_endpoints(
+            session, organization_id, actor=principal.user_id, limit=limit, cursor=cursor
+        )
+
+    def create_webhook_endpoint(
+        self, session: Session, organization_id: str, principal: Principal, body: CreateWebhookEndpointRequest
+    ) -> CreatedWebhookEndpointResponse:
+        created = self.kit.webhooks.create_endpoint(
+            session,
+            organization_id,
+            body.url,
+            body.event_types,
+            actor=principal.user_id,
+            description=body.description,
+        )
+        return CreatedWebhookEndpointResponse(endpoint=created.endpoint, secret=created.reveal())
+
+    def get_webhook_endpoint(
+        self, session: Session, organization_id: str, principal: Principal, endpoint_id: str
+    ) -> WebhookEndpoint:
+        return self.kit.webhooks.get_endpoint(session, organization_id, endpoint_id, actor=principal.user_id)
+
+    def update_webhook_endpoint(
+        self,
+        session: Session,
+        organization_id: str,
+        principal: Principal,
+        endpoint_id: str,
+        body: UpdateWebhookEndpointRequest,
+    ) -> WebhookEndpoint:
+        return self.kit.webhooks.update_endpoint(
+            session,
+            organization_id,
+            endpoint_id,
+            actor=principal.user_id,
+            url=body.url,
+            event_types=body.event_types,
+            description=body.description,
+        )
+
+    def enable_webhook_endpoint(
+        self, session: Session, organization_id: str, principal: Principal, endpoint_id: str
+    ) -> WebhookEndpoint:
+        return self.kit.webhooks.enable_endpoint(
+            session, organization_id, endpoint_id, actor=principal.user_id
+        )
+
+    def disable_webhook_endpoint(
+        self, session: Session, organization_id: str, principal: Principal, endpoint_id: str
+    ) -> WebhookEndpoint:
+        return self.kit.webhooks.disable_endpoint(
+            session, organization_id, endpoint_id, actor=principal.user_id
+        )
+
+    def delete_webhook_endpoint(
+        self, session: Session, organization_id: str, principal: Principal, endpoint_id: str
+    ) -> WebhookEndpoint:
+        return self.kit.webhooks.delete_endpoint(
+            session, organization_id, endpoint_id, actor=principal.user_id
+        )
+
+    def rotate_webhook_secret(
+        self,
+        session: Session,
+        organization_id: str,
+        principal: Principal,
+        endpoint_id: str,
+        body: RotateWebhookSecretRequest,
+    ) -> CreatedWebhookEndpointResponse:
+        grace = None if body.grace_seconds is None else timedelta(seconds=body.grace_seconds)
+        rotated = self.kit.webhooks.rotate_secret(
+            session, organization_id, endpoint_id, actor=principal.user_id, grace=grace
+        )
+        return CreatedWebhookEndpointResponse(endpoint=rotated.endpoint, secret=rotated.reveal())
+
+    def list_webhook_deliveries(
+        self,
+        session: Session,
+        organization_id: str,
+        principal: Principal,
+        endpoint_id: str,
+        limit: int,
+        cursor: str | None,
+    ) -> Page[WebhookDelivery]:
+        return self.kit.webhooks.list_deliveries(
+            session,
+            organization_id,
+            actor=principal.user_id,
+            endpoint_id=endpoint_id,
+            limit=limit,
+            cursor=cursor,
+        )
+
+    def list_webhook_message_deliveries(
+        self,
+        session: Session,
+        organization_id: str,
+        principal: Principal,
+        message_id: str,
+        limit: int,
+        cursor: str | None,
+    ) -> Page[WebhookDelivery]:
+        return self.kit.webhooks.list_deliveries(
+            session,
+            organization_id,
+            actor=principal.user_id,
+            message_id=message_id,
+            limit=limit,
+            cursor=cursor,
+        )
+
+    def resend_webhook_message(
+        self, session: Session, organization_id: str, principal: Principal, message_id: str
+    ) -> ResentWebhookMessageResponse:
+        deliveries = self.kit.webhooks.resend(session, organization_id, message_id, actor=principal.user_id)
+        return ResentWebhookMessageResponse(deliveries=deliveries)
+
+    def recover_webhook_deliveries(
+        self,
+        session: Session,
+        organization_id: str,
+        principal: Principal,
+        endpoint_id: str,
+        body: RecoverWebhookDeliveriesRequest,
+    ) -> RecoveredWebhookDeliveriesResponse:
+        recovered = self.kit.webhooks.recover(
+            session, organization_id, endpoint_id, since=body.since, actor=principal.user_id
+        )
+        return RecoveredWebhookDeliveriesResponse(recovered=recovered)
+
+    def send_webhook_test(
+        self, session: Session, organization_id: str, principal: Principal, endpoint_id: str
+    ) -> WebhookDelivery:
+        return self.kit.webhooks.send_test(session, organization_id, endpoint_id, actor=principal.user_id)
 
     def preview_invitation(self, session: Session, body: TokenRequest) -> InvitationPreview:
         return self.kit.invitations.preview(session, body.token)

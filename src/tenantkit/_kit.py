@@ -6,7 +6,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from datetime import timedelta
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -25,6 +25,7 @@ from tenantkit._settings import (
     InvitationSettings,
     OrganizationDefaults,
     TenantKitSettings,
+    WebhookSettings,
 )
 from tenantkit.api_keys._service import ApiKeyService
 from tenantkit.audit._service import AuditService
@@ -38,6 +39,9 @@ from tenantkit.members._service import MembershipService
 from tenantkit.organizations._service import OrganizationService
 from tenantkit.roles._authorizer import Authorizer
 from tenantkit.roles._policy import Permissions
+
+if TYPE_CHECKING:
+    from tenantkit.webhooks._service import WebhookService
 
 E = TypeVar("E", bound=Event)
 
@@ -72,6 +76,9 @@ class TenantKit:
         http: What the web adapters believe about requests: trusted proxies, the request id header.
         organizations: The host's settings model for organizations, and the deployment's defaults of the
             settings tenantkit honours (each a ceiling an organization may only tighten).
+        webhooks: Webhooks: off until ``WebhookSettings(secret_keys=[...])`` gives a key that encrypts
+            signing secrets; then :attr:`webhooks` queues every event its endpoints want (needs the
+            ``tenantkit[webhooks]`` extra).
         clock: Where the current time comes from (inject a :class:`tenantkit.testing.FrozenClock` in tests).
         permissions: The permission table (the default one when omitted), with the host's permission
             registry and deployment-wide custom roles when it declares them.
@@ -99,6 +106,7 @@ class TenantKit:
         audit: AuditSettings | None = None,
         http: HttpSettings | None = None,
         organizations: OrganizationDefaults | None = None,
+        webhooks: WebhookSettings | None = None,
         clock: Clock = system_clock,
         permissions: Permissions | None = None,
         metrics: VerificationMetrics | None = None,
@@ -116,6 +124,7 @@ class TenantKit:
             "http": http,
             "organizations": organizations,
             "bus": bus,
+            "webhooks": webhooks,
         }
         settings = TenantKitSettings(**{name: value for name, value in sections.items() if value is not None})
         self.settings: TenantKitSettings = settings
@@ -167,6 +176,18 @@ class TenantKit:
         """Departments: named groups of members inside an organization."""
         self.bus: InvalidationBus | None = bus_from_settings(settings, events, clock=clock, metrics=metrics)
         """The cross-process invalidation bus (:mod:`tenantkit.bus`), not yet started; ``None`` when off."""
+        self._webhooks: WebhookService | None = None
+        if settings.webhooks.enabled:
+            from tenantkit._metrics import WebhookMetrics
+            from tenantkit.webhooks._service import WebhookService
+
+            self._webhooks = WebhookService(
+                membership=self.members,
+                settings=settings.webhooks,
+                clock=clock,
+                events=events,
+                metrics=metrics if isinstance(metrics, WebhookMetrics) else None,
+            )
 
     @classmethod
     def from_settings(
@@ -188,6 +209,7 @@ class TenantKit:
             http=settings.http,
             organizations=settings.organizations,
             bus=settings.bus,
+            webhooks=settings.webhooks,
             clock=clock,
             permissions=permissions,
             metrics=metrics,
@@ -235,6 +257,20 @@ class TenantKit:
         return self._invitations
 
     @property
+    def webhooks(self) -> WebhookService:
+        """The webhook service: endpoints, the outbox, the worker.
+
+        Raises:
+            ConfigurationError: The kit was built without a webhook key.
+        """
+        if self._webhooks is None:
+            raise ConfigurationError(
+                "webhooks need a key to encrypt signing secrets: "
+                "TenantKit(webhooks=WebhookSettings(secret_keys=[...])) or TENANTKIT_WEBHOOK_SECRET_KEYS"
+            )
+        return self._webhooks
+
+    @property
     def events(self) -> EventDispatcher:
         """The dispatcher every service records its events on."""
         return self.members.events
@@ -264,5 +300,5 @@ class TenantKit:
     def __repr__(self) -> str:
         return (
             f"TenantKit(api_keys={self.api_keys!r}, invitations={'on' if self._invitations else 'off'}, "
-            f"audit={self.audit!r})"
+            f"audit={self.audit!r}, webhooks={'on' if self._webhooks else 'off'})"
         )

@@ -1,4 +1,5 @@
-"""Counters a host can export: API-key verifications by outcome and by what answered them, and bus events.
+"""Counters a host can export: API-key verifications by outcome and by what answered them, bus events and
+webhook deliveries.
 
 tenantkit depends on no metrics library. A host hands the kit an object with one method,
 ``verification(outcome, source)``, and forwards each call to prometheus-client, OpenTelemetry or its own
@@ -16,14 +17,17 @@ from typing import Literal, Protocol, runtime_checkable
 
 __all__ = [
     "BUS_EVENTS",
+    "DELIVERY_OUTCOMES",
     "OUTCOMES",
     "SOURCES",
     "BusEvent",
     "BusMetrics",
     "CountingMetrics",
+    "DeliveryOutcome",
     "Outcome",
     "Source",
     "VerificationMetrics",
+    "WebhookMetrics",
 ]
 
 Outcome = Literal["valid", "malformed", "unknown", "expired", "revoked"]
@@ -32,6 +36,11 @@ Outcome = Literal["valid", "malformed", "unknown", "expired", "revoked"]
 Source = Literal["format", "cache", "negative_cache", "database"]
 """What answered it: the format check alone, the cache of verified keys, the cache of unknown keys, or a
 database lookup."""
+
+DeliveryOutcome = Literal["succeeded", "retrying", "failed", "lost"]
+"""How a webhook delivery attempt ended: delivered, rescheduled, failed for good, or its lease ran out."""
+
+DELIVERY_OUTCOMES: tuple[DeliveryOutcome, ...] = ("succeeded", "retrying", "failed", "lost")
 
 OUTCOMES: tuple[Outcome, ...] = ("valid", "malformed", "unknown", "expired", "revoked")
 SOURCES: tuple[Source, ...] = ("format", "cache", "negative_cache", "database")
@@ -72,17 +81,50 @@ class BusMetrics(Protocol):
         """Count one ``event`` of the bus whose backend is ``backend`` (``postgres``, ``redis``, ``poll``)."""
 
 
-class CountingMetrics:
-    """Counts verifications (by outcome and source) and bus events in memory; safe to share between threads.
+@runtime_checkable
+class WebhookMetrics(Protocol):
+    """Receives one call per webhook delivery attempt and one per worker round. Quick; must not raise.
 
-    Read :meth:`snapshot` and :meth:`bus_snapshot` (for instance from a ``/metrics`` endpoint, or a
-    prometheus-client collector).
+    The kit hands its ``metrics`` to the webhook worker only when it has these methods, so a metrics object
+    of API-key verifications alone keeps working, and an unused hook costs one ``is None`` test.
+    """
+
+    def webhook_delivery(self, outcome: DeliveryOutcome) -> None:
+        """Count one delivery attempt that ended with ``outcome``."""
+
+    def webhook_outbox(self, depth: int, oldest_due_age_seconds: float | None) -> None:
+        """The outbox after a worker round: pending deliveries, and how late the oldest due one is."""
+
+
+class CountingMetrics:
+    """Counts verifications (by outcome and source), bus events and webhook deliveries in memory; safe to
+    share between threads.
+
+    Read :meth:`snapshot`, :meth:`bus_snapshot` and :meth:`deliveries` and :attr:`outbox` (for instance from
+    a ``/metrics`` endpoint, or a prometheus-client collector).
     """
 
     def __init__(self) -> None:
         self._counts: Counter[tuple[Outcome, Source]] = Counter()
         self._bus: Counter[tuple[BusEvent, str]] = Counter()
+        self._deliveries: Counter[DeliveryOutcome] = Counter()
+        self.outbox: tuple[int, float | None] | None = None
+        """The last ``(depth, oldest_due_age_seconds)`` a worker reported, ``None`` before any."""
         self._lock = threading.Lock()
+
+    def webhook_delivery(self, outcome: DeliveryOutcome) -> None:
+        """Count one webhook delivery attempt."""
+        with self._lock:
+            self._deliveries[outcome] += 1
+
+    def webhook_outbox(self, depth: int, oldest_due_age_seconds: float | None) -> None:
+        """Keep the outbox's latest depth and oldest due age."""
+        self.outbox = (depth, oldest_due_age_seconds)
+
+    def deliveries(self) -> dict[DeliveryOutcome, int]:
+        """Every non-zero count of webhook delivery attempts, by outcome."""
+        with self._lock:
+            return dict(self._deliveries)
 
     def verification(self, outcome: Outcome, source: Source) -> None:
         """Count one verification."""

@@ -13,27 +13,35 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tenantkit._errors import ConfigurationError
 from tenantkit._http import (
     ChangeRoleRequest,
     CreatedInvitationResponse,
+    CreatedWebhookEndpointResponse,
     CreateInvitationRequest,
     CreateRoleRequest,
+    CreateWebhookEndpointRequest,
     DeletedRoleResponse,
     DepartmentRequest,
     IssueApiKeyRequest,
     IssuedApiKeyResponse,
     LapsingQuery,
     Management,
+    RecoveredWebhookDeliveriesResponse,
+    RecoverWebhookDeliveriesRequest,
+    ResentWebhookMessageResponse,
     RotateApiKeyRequest,
+    RotateWebhookSecretRequest,
     SuspendRequest,
     TokenRequest,
     TransferOwnershipRequest,
     UpdateRoleRequest,
     UpdateSettingsRequest,
+    UpdateWebhookEndpointRequest,
 )
 from tenantkit._pagination import DEFAULT_PAGE_SIZE, MAX_CURSOR_LENGTH, MAX_PAGE_SIZE, Page
 from tenantkit._validation import MAX_IDENTIFIER_LENGTH
@@ -44,11 +52,16 @@ from tenantkit.invitations._service import AcceptedInvitation, Invitation, Invit
 from tenantkit.members._service import Member
 from tenantkit.organizations._service import SettingsSnapshot
 from tenantkit.roles._policy import CustomRole
+from tenantkit.webhooks._models import WebhookDelivery, WebhookEndpoint
+
+if TYPE_CHECKING:
+    from tenantkit._kit import TenantKit
 
 __all__ = [
     "FEATURES",
     "INVITATION_ERRORS",
     "MANAGEMENT_ERRORS",
+    "NO_STORE",
     "OPERATIONS",
     "ROUTES",
     "AuditQuery",
@@ -64,6 +77,9 @@ _PATH_PARAMETER = re.compile(r"{(\w+)}")
 MANAGEMENT_ERRORS: tuple[int, ...] = (403, 404, 409, 422, 503)
 # Endpoints that read an invitation also answer 410 for an expired or used-up one.
 INVITATION_ERRORS: tuple[int, ...] = (403, 404, 409, 410, 422, 503)
+
+# The headers of a success response that shows a secret: no cache, shared or private, may keep it.
+NO_STORE: tuple[tuple[str, str], ...] = (("Cache-Control", "no-store"),)
 
 
 class ListQuery(BaseModel):
@@ -131,10 +147,12 @@ class Route:
     signed_in: bool = True
     """Whether the route acts as the signed-in user (every route but the invitation preview)."""
     errors: tuple[int, ...] = MANAGEMENT_ERRORS
+    headers: tuple[tuple[str, str], ...] = ()
+    """Headers of the success response, ``(name, value)`` pairs: :data:`NO_STORE` when it shows a secret."""
 
     @property
     def feature(self) -> str:
-        """The feature the route belongs to (``members``, ``roles``, ``api_keys``, ``invitations``, ...)."""
+        """The feature the route belongs to (``members``, ``roles``, ``api_keys``, ``webhooks``...)."""
         return self.operation.partition(".")[0]
 
     @property
@@ -170,6 +188,8 @@ class Route:
 
 
 _ORGANIZATION = "/organizations/{organization_id}"
+_WEBHOOK_ENDPOINT = f"{_ORGANIZATION}/webhook-endpoints/{{endpoint_id}}"
+_WEBHOOK_MESSAGE = f"{_ORGANIZATION}/webhook-messages/{{message_id}}"
 
 ROUTES: tuple[Route, ...] = (
     Route(
@@ -326,6 +346,7 @@ ROUTES: tuple[Route, ...] = (
         status=201,
         body=IssueApiKeyRequest,
         writes=True,
+        headers=NO_STORE,
     ),
     Route(
         operation="api_keys.revoke",
@@ -349,6 +370,7 @@ ROUTES: tuple[Route, ...] = (
         body=RotateApiKeyRequest,
         body_optional=True,
         writes=True,
+        headers=NO_STORE,
     ),
     Route(
         operation="invitations.list",
@@ -373,6 +395,7 @@ ROUTES: tuple[Route, ...] = (
         status=201,
         body=CreateInvitationRequest,
         writes=True,
+        headers=NO_STORE,
         errors=INVITATION_ERRORS,
     ),
     Route(
@@ -395,6 +418,7 @@ ROUTES: tuple[Route, ...] = (
         summary="Resend an invitation",
         description="Give an invitation a new token; the old token stops working.",
         writes=True,
+        headers=NO_STORE,
         errors=INVITATION_ERRORS,
     ),
     Route(
@@ -535,6 +559,157 @@ ROUTES: tuple[Route, ...] = (
         body=UpdateSettingsRequest,
         writes=True,
     ),
+    Route(
+        operation="webhooks.list",
+        method="GET",
+        path=f"{_ORGANIZATION}/webhook-endpoints",
+        call=Management.list_webhook_endpoints,
+        response=Page[WebhookEndpoint],
+        summary="List webhook endpoints",
+        description="List the organization's webhook endpoints, oldest first (``webhooks:read``).",
+        query=ListQuery,
+    ),
+    Route(
+        operation="webhooks.create",
+        method="POST",
+        path=f"{_ORGANIZATION}/webhook-endpoints",
+        call=Management.create_webhook_endpoint,
+        response=CreatedWebhookEndpointResponse,
+        summary="Create a webhook endpoint",
+        description=(
+            "Register an HTTPS endpoint for the event types it names; the response holds its signing "
+            "secret, this once (``webhooks:manage``)."
+        ),
+        status=201,
+        body=CreateWebhookEndpointRequest,
+        writes=True,
+        headers=NO_STORE,
+    ),
+    Route(
+        operation="webhooks.get",
+        method="GET",
+        path=_WEBHOOK_ENDPOINT,
+        call=Management.get_webhook_endpoint,
+        response=WebhookEndpoint,
+        summary="Get a webhook endpoint",
+        description="One webhook endpoint of the organization (never its secret; ``webhooks:read``).",
+    ),
+    Route(
+        operation="webhooks.update",
+        method="PATCH",
+        path=_WEBHOOK_ENDPOINT,
+        call=Management.update_webhook_endpoint,
+        response=WebhookEndpoint,
+        summary="Update a webhook endpoint",
+        description="Change an endpoint's URL, event types or description; fields left out stay.",
+        body=UpdateWebhookEndpointRequest,
+        writes=True,
+    ),
+    Route(
+        operation="webhooks.delete",
+        method="DELETE",
+        path=_WEBHOOK_ENDPOINT,
+        call=Management.delete_webhook_endpoint,
+        response=WebhookEndpoint,
+        summary="Delete a webhook endpoint",
+        description="Delete an endpoint and its deliveries; the answer is what it was.",
+        writes=True,
+    ),
+    Route(
+        operation="webhooks.enable",
+        method="POST",
+        path=f"{_WEBHOOK_ENDPOINT}/enable",
+        call=Management.enable_webhook_endpoint,
+        response=WebhookEndpoint,
+        summary="Enable a webhook endpoint",
+        description="Enable an endpoint again, however it was disabled; its run of failures starts afresh.",
+        writes=True,
+    ),
+    Route(
+        operation="webhooks.disable",
+        method="POST",
+        path=f"{_WEBHOOK_ENDPOINT}/disable",
+        call=Management.disable_webhook_endpoint,
+        response=WebhookEndpoint,
+        summary="Disable a webhook endpoint",
+        description="Disable an endpoint by hand: nothing more is queued for it.",
+        writes=True,
+    ),
+    Route(
+        operation="webhooks.rotate_secret",
+        method="POST",
+        path=f"{_WEBHOOK_ENDPOINT}/rotate-secret",
+        call=Management.rotate_webhook_secret,
+        response=CreatedWebhookEndpointResponse,
+        summary="Rotate a webhook endpoint's secret",
+        description=(
+            "Give an endpoint a new signing secret, shown this once; the previous one still signs for the "
+            "grace period (``grace_seconds``, the settings' rotation grace by default)."
+        ),
+        body=RotateWebhookSecretRequest,
+        body_optional=True,
+        writes=True,
+        headers=NO_STORE,
+    ),
+    Route(
+        operation="webhooks.list_deliveries",
+        method="GET",
+        path=f"{_WEBHOOK_ENDPOINT}/deliveries",
+        call=Management.list_webhook_deliveries,
+        response=Page[WebhookDelivery],
+        summary="List an endpoint's deliveries",
+        description=(
+            "The endpoint's deliveries, newest first: status, attempts, the last status code and error "
+            "(never a response body; ``webhooks:read``)."
+        ),
+        query=ListQuery,
+    ),
+    Route(
+        operation="webhooks.recover",
+        method="POST",
+        path=f"{_WEBHOOK_ENDPOINT}/recover",
+        call=Management.recover_webhook_deliveries,
+        response=RecoveredWebhookDeliveriesResponse,
+        summary="Recover failed deliveries",
+        description="Queue again every delivery of the endpoint that failed for good since ``since``.",
+        status=202,
+        body=RecoverWebhookDeliveriesRequest,
+        writes=True,
+    ),
+    Route(
+        operation="webhooks.send_test",
+        method="POST",
+        path=f"{_WEBHOOK_ENDPOINT}/test",
+        call=Management.send_webhook_test,
+        response=WebhookDelivery,
+        summary="Send a test event",
+        description="Queue a ``webhook.test`` message for this one endpoint; the answer is its delivery.",
+        status=202,
+        writes=True,
+    ),
+    Route(
+        operation="webhooks.list_message_deliveries",
+        method="GET",
+        path=f"{_WEBHOOK_MESSAGE}/deliveries",
+        call=Management.list_webhook_message_deliveries,
+        response=Page[WebhookDelivery],
+        summary="List a message's deliveries",
+        description="The deliveries of one message (its ``webhook-id``), newest first (``webhooks:read``).",
+        query=ListQuery,
+    ),
+    Route(
+        operation="webhooks.resend",
+        method="POST",
+        path=f"{_WEBHOOK_MESSAGE}/resend",
+        call=Management.resend_webhook_message,
+        response=ResentWebhookMessageResponse,
+        summary="Resend a message",
+        description=(
+            "Queue a message again, with the same ``webhook-id``, for each enabled endpoint it went to."
+        ),
+        status=202,
+        writes=True,
+    ),
 )
 """Every management endpoint, grouped by feature in the order the adapters mount them."""
 
@@ -548,15 +723,33 @@ FEATURES: tuple[str, ...] = tuple(dict.fromkeys(route.feature for route in ROUTE
 """The features of the management endpoints, which a host mounts all or some of (``include=``)."""
 
 
-def select_routes(include: Iterable[str] | None = None) -> tuple[Route, ...]:
+# The features a kit may lack, and why: their routes are mounted only when the kit has them.
+_NEEDS_CONFIGURATION: dict[str, str] = {
+    "webhooks": "TenantKit(webhooks=WebhookSettings(secret_keys=[...])) or TENANTKIT_WEBHOOK_SECRET_KEYS",
+}
+
+
+def _configured(kit: TenantKit, feature: str) -> bool:
+    if feature == "webhooks":
+        return kit.settings.webhooks.enabled
+    return True
+
+
+def select_routes(include: Iterable[str] | None = None, *, kit: TenantKit | None = None) -> tuple[Route, ...]:
     """The routes of the features named in ``include`` (every feature when it is ``None``).
+
+    Given the ``kit`` they will serve, the default leaves out the features it is not configured for
+    (``webhooks`` without ``WebhookSettings(secret_keys=...)``), and naming one of those is refused.
 
     Raises:
         TypeError: ``include`` is a bare string (which would name each of its letters).
         ValueError: ``include`` names a feature there is none of, or no feature at all.
+        ConfigurationError: ``include`` names a feature ``kit`` is not configured for.
     """
     if include is None:
-        return ROUTES
+        if kit is None:
+            return ROUTES
+        return tuple(route for route in ROUTES if _configured(kit, route.feature))
     if isinstance(include, str):
         raise TypeError("include: a list of features, not a string")
     chosen = set(include)
@@ -565,4 +758,10 @@ def select_routes(include: Iterable[str] | None = None) -> tuple[Route, ...]:
         raise ValueError(f"include: unknown feature(s) {unknown}; the features are {list(FEATURES)}")
     if not chosen:
         raise ValueError(f"include: name at least one feature of {list(FEATURES)}")
+    if kit is not None:
+        for feature in sorted(chosen):
+            if not _configured(kit, feature):
+                raise ConfigurationError(
+                    f"include: the kit is not configured for {feature}: {_NEEDS_CONFIGURATION[feature]}"
+                )
     return tuple(route for route in ROUTES if route.feature in chosen)

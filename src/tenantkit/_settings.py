@@ -16,6 +16,7 @@ never repeating the value: it may be a secret. Secrets are :class:`pydantic.Secr
 from __future__ import annotations
 
 import importlib
+import ipaddress
 import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
@@ -589,6 +590,90 @@ class BusSettings(_Settings):
         return self.backend is not None
 
 
+_MIN_WEBHOOK_KEY_LENGTH = 16
+
+
+class WebhookSettings(_Settings):
+    """How webhooks are signed, stored, sent and retried, and where the sender may connect.
+
+    Webhooks are on when :attr:`secret_keys` holds at least one key.
+
+    Attributes:
+        secret_keys: Keys that encrypt each endpoint's signing secret at rest, oldest first (16 characters
+            or more each); the newest encrypts, every one decrypts, so a key is rotated in by appending it.
+        timeout: How long one delivery attempt may take (connect, send, read) before it counts as failed.
+        lease: How long a worker holds the deliveries it claimed; a worker that dies loses its claim when the
+            lease ends and another worker sends them. Longer than :attr:`timeout`.
+        rotation_grace: How long the previous signing secret still signs after a rotation (both signatures
+            are sent during the grace).
+        disable_after: An endpoint failing continuously this long is disabled.
+        allow_http: Send to ``http://`` URLs too (development only): HTTPS alone by default.
+        allow_hosts: Host names the sender may reach whatever they resolve to (development, tests).
+        allow_networks: Addresses or networks (``127.0.0.1/32``) the sender may reach although they are not
+            globally routable (development, tests, an internal receiver you mean to reach).
+    """
+
+    secret_keys: tuple[SecretStr, ...] = ()
+    timeout: Duration = Field(default=timedelta(seconds=15), gt=timedelta(0))
+    lease: Duration = Field(default=timedelta(seconds=60), gt=timedelta(0))
+    rotation_grace: Duration = Field(default=timedelta(hours=24), ge=timedelta(0))
+    disable_after: Duration = Field(default=timedelta(days=5), gt=timedelta(0))
+    allow_http: bool = False
+    allow_hosts: Annotated[tuple[str, ...], BeforeValidator(_comma_separated)] = ()
+    allow_networks: Annotated[tuple[str, ...], BeforeValidator(_comma_separated)] = ()
+
+    if TYPE_CHECKING:
+        # The signature callers see (see ApiKeySettings): plain strings for keys, "15s" for durations.
+        def __init__(
+            self,
+            *,
+            secret_keys: Sequence[str | SecretStr] = ...,
+            timeout: timedelta | str | float = ...,
+            lease: timedelta | str | float = ...,
+            rotation_grace: timedelta | str | float = ...,
+            disable_after: timedelta | str | float = ...,
+            allow_http: bool = ...,
+            allow_hosts: Sequence[str] | str = ...,
+            allow_networks: Sequence[str] | str = ...,
+        ) -> None: ...
+
+    @field_validator("secret_keys")
+    @classmethod
+    def _check_keys(cls, value: tuple[SecretStr, ...]) -> tuple[SecretStr, ...]:
+        if any(len(key.get_secret_value()) < _MIN_WEBHOOK_KEY_LENGTH for key in value):
+            raise ValueError(f"every webhook key must have {_MIN_WEBHOOK_KEY_LENGTH} characters or more")
+        return value
+
+    @field_validator("lease")
+    @classmethod
+    def _check_lease(cls, value: timedelta, info: ValidationInfo) -> timedelta:
+        timeout = info.data.get("timeout")
+        if timeout is not None and value <= timeout + timedelta(seconds=1):
+            raise ValueError("must be longer than the timeout by more than a second")
+        return value
+
+    @field_validator("allow_hosts")
+    @classmethod
+    def _check_hosts(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        hosts = tuple(host.strip().lower().rstrip(".") for host in value)
+        if any(not host or "/" in host or ":" in host for host in hosts):
+            raise ValueError("must be host names such as localhost (networks go in allow_networks)")
+        return hosts
+
+    @field_validator("allow_networks")
+    @classmethod
+    def _check_networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        try:
+            return tuple(str(ipaddress.ip_network(network.strip(), strict=False)) for network in value)
+        except ValueError:
+            raise ValueError("must be addresses or networks such as 127.0.0.1/32 or fd00::/8") from None
+
+    @property
+    def enabled(self) -> bool:
+        """Whether webhooks are on (an encryption key is configured)."""
+        return bool(self.secret_keys)
+
+
 @dataclass(frozen=True)
 class EnvironmentVariable:
     """One ``TENANTKIT_*`` variable: its name, what it sets, and whether it holds a secret."""
@@ -679,6 +764,27 @@ class _Environment(BaseSettings):
     bus_poll_interval: str | None = Field(
         None, description="How often the poll bus reads its change log (default 1s)."
     )
+    webhook_secret_keys: SecretStr | None = Field(
+        None, description="Keys encrypting webhook signing secrets, comma-separated, oldest first (16+ each)."
+    )
+    webhook_timeout: str | None = Field(
+        None, description="How long one webhook attempt may take (default 15s)."
+    )
+    webhook_lease: str | None = Field(
+        None, description="How long a worker holds claimed deliveries, beyond the timeout (default 60s)."
+    )
+    webhook_rotation_grace: str | None = Field(
+        None, description="How long the previous webhook secret still signs after a rotation (default 24h)."
+    )
+    webhook_allow_http: str | None = Field(
+        None, description="true to send webhooks to http:// URLs too (development only; default false)."
+    )
+    webhook_allow_hosts: str | None = Field(
+        None, description="Host names webhooks may reach whatever they resolve to, comma-separated (dev)."
+    )
+    webhook_allow_networks: str | None = Field(
+        None, description="Private addresses or networks webhooks may reach, comma-separated (dev, tests)."
+    )
 
     # Where each variable goes: (section, field) of TenantKitSettings; the peppers are composed by hand.
     TARGETS: ClassVar[Mapping[str, tuple[str, str]]] = {
@@ -710,6 +816,13 @@ class _Environment(BaseSettings):
         "bus_url": ("bus", "url"),
         "bus_channel": ("bus", "channel"),
         "bus_poll_interval": ("bus", "poll_interval"),
+        "webhook_secret_keys": ("webhooks", "secret_keys"),
+        "webhook_timeout": ("webhooks", "timeout"),
+        "webhook_lease": ("webhooks", "lease"),
+        "webhook_rotation_grace": ("webhooks", "rotation_grace"),
+        "webhook_allow_http": ("webhooks", "allow_http"),
+        "webhook_allow_hosts": ("webhooks", "allow_hosts"),
+        "webhook_allow_networks": ("webhooks", "allow_networks"),
     }
 
 
@@ -749,6 +862,7 @@ def _compose(environment: _Environment) -> dict[str, dict[str, Any]]:
         "http": {},
         "organizations": {},
         "bus": {},
+        "webhooks": {},
     }
     for name, (section, field) in _Environment.TARGETS.items():
         value = getattr(environment, name)
@@ -770,6 +884,9 @@ def _compose(environment: _Environment) -> dict[str, dict[str, Any]]:
     if environment.invitation_secret is not None:
         raw = environment.invitation_secret.get_secret_value()
         sections["invitations"]["secret_keys"] = tuple(key.strip() for key in raw.split(",") if key.strip())
+    if environment.webhook_secret_keys is not None:
+        raw = environment.webhook_secret_keys.get_secret_value()
+        sections["webhooks"]["secret_keys"] = tuple(key.strip() for key in raw.split(",") if key.strip())
     return sections
 
 
@@ -805,6 +922,7 @@ class TenantKitSettings(_Settings):
         organizations: The host's settings model and the deployment's defaults (ceilings) of the settings
             tenantkit honours per organization.
         bus: The cross-process invalidation bus (off by default).
+        webhooks: Webhooks (off without an encryption key).
     """
 
     api_keys: ApiKeySettings = Field(default_factory=ApiKeySettings)
@@ -814,6 +932,7 @@ class TenantKitSettings(_Settings):
     http: HttpSettings = Field(default_factory=HttpSettings)
     organizations: OrganizationDefaults = Field(default_factory=OrganizationDefaults)
     bus: BusSettings = Field(default_factory=BusSettings)
+    webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
 
     def __init__(self, /, **sections: Any) -> None:
         # Each section given as a mapping is built here, so that an error names its place in the whole
@@ -826,6 +945,7 @@ class TenantKitSettings(_Settings):
             "http": HttpSettings,
             "organizations": OrganizationDefaults,
             "bus": BusSettings,
+            "webhooks": WebhookSettings,
         }
         for section, model in models.items():
             values = sections.get(section)

@@ -177,7 +177,7 @@ team_members: sa.Table = sa.Table(
     sa.Column("attributes", json_type, nullable=True),
     sa.Column("credential_expires_at", UTCDateTime(), nullable=True),
     sa.Column("suspended_at", UTCDateTime(), nullable=True),
-    sa.Column("suspended_by", Identifier(), nullable=True),
+    sa.Column("suspended_by", Identifier(), nullable=True, info={USER_REFERENCE: True}),
     sa.Column("suspension_reason", LongText(), nullable=True),
     sa.Index("unique_team_user_idx", "organization_id", "user_id", unique=True),
     sa.Index("team_members_user_id_idx", "user_id"),
@@ -411,6 +411,83 @@ Written in the change's own transaction (so a rolled-back change leaves none) by
 retention. ``subject_id`` is the key's id or the member's user id (never a digest or key); ``kind`` ``"*"``
 asks every process to clear its caches. On SQLite the id is ``AUTOINCREMENT``: never reused, even once the
 newest rows are pruned.
+"""
+
+
+webhook_endpoints: sa.Table = sa.Table(
+    "webhook_endpoints",
+    metadata,
+    sa.Column("id", Identifier(), primary_key=True, default=new_id),
+    sa.Column("organization_id", Identifier(), nullable=False),
+    sa.Column("url", LongText(), nullable=False),
+    sa.Column("description", LongText(), nullable=False),
+    sa.Column("event_types", json_type, nullable=False),
+    sa.Column("enabled", sa.Boolean(create_constraint=False), nullable=False),
+    sa.Column("disabled_reason", sa.String(16), nullable=True),
+    sa.Column("failing_since", UTCDateTime(), nullable=True),
+    sa.Column("secret", LongText(), nullable=False),
+    sa.Column("previous_secret", LongText(), nullable=True),
+    sa.Column("previous_secret_expires_at", UTCDateTime(), nullable=True),
+    sa.Column("created_by", Identifier(), nullable=True, info={USER_REFERENCE: True}),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.Index("webhook_endpoints_organization_idx", "organization_id", "created_at", "id"),
+)
+"""Webhook endpoints (revision 0009): where an organization wants its events sent, and how they are signed.
+
+``secret`` (and ``previous_secret`` during a rotation's grace, until ``previous_secret_expires_at``) is the
+``whsec_`` signing secret encrypted with the deployment's webhook keys, never in the clear. ``event_types`` is
+the JSON list of dotted event names the endpoint wants. ``disabled_reason`` says why it is off (``manual``,
+``failing`` for 5 days of continuous failure since ``failing_since``, or ``gone`` for an HTTP 410).
+"""
+
+webhook_messages: sa.Table = sa.Table(
+    "webhook_messages",
+    metadata,
+    sa.Column("id", Identifier(), primary_key=True),
+    sa.Column("organization_id", Identifier(), nullable=False),
+    sa.Column("event_type", sa.String(64), nullable=False),
+    sa.Column("body", LongText(), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Index("webhook_messages_organization_idx", "organization_id", "created_at", "id"),
+)
+"""The webhook outbox's messages (revision 0009): one per recorded event an endpoint wanted.
+
+``id`` is the ``webhook-id`` every delivery of it carries (stable across retries, so receivers deduplicate
+on it); ``body`` the exact JSON sent, built from the event's allow-listed payload.
+"""
+
+webhook_deliveries: sa.Table = sa.Table(
+    "webhook_deliveries",
+    metadata,
+    sa.Column("id", Identifier(), primary_key=True, default=new_id),
+    sa.Column("organization_id", Identifier(), nullable=False),
+    sa.Column(
+        "message_id", Identifier(), sa.ForeignKey("webhook_messages.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column(
+        "endpoint_id", Identifier(), sa.ForeignKey("webhook_endpoints.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer(), nullable=False),
+    sa.Column("next_attempt_at", UTCDateTime(), nullable=True),
+    sa.Column("lease_token", Identifier(), nullable=True),
+    sa.Column("last_attempt_at", UTCDateTime(), nullable=True),
+    sa.Column("last_status_code", sa.Integer(), nullable=True),
+    sa.Column("last_duration_ms", sa.Integer(), nullable=True),
+    sa.Column("last_error", sa.String(500), nullable=True),
+    sa.Column("delivered_at", UTCDateTime(), nullable=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Index("webhook_deliveries_due_idx", "status", "next_attempt_at"),
+    sa.Index("webhook_deliveries_endpoint_idx", "endpoint_id", "created_at", "id"),
+    sa.Index("webhook_deliveries_message_idx", "message_id", "created_at", "id"),
+)
+"""One message to one endpoint (revision 0009): its state, its attempts and its lease.
+
+``status`` is ``pending`` until it ``succeeded`` or ``failed`` (retries used up, endpoint disabled). A pending
+delivery is due at ``next_attempt_at``; a worker that claims it moves ``next_attempt_at`` to the end of its
+lease and writes its ``lease_token``, so no other worker sends it until the lease expires. Response bodies are
+never stored: the last status code, duration and a truncated error are.
 """
 
 

@@ -65,7 +65,11 @@ from tenantkit._errors import (
     UnavailableError,
     UnknownPermissionError,
     UnknownRoleError,
+    UnsafeWebhookUrlError,
     UnverifiedEmailError,
+    WebhookEndpointNotFoundError,
+    WebhookError,
+    WebhookMessageNotFoundError,
     WriteNotAppliedError,
 )
 
@@ -126,6 +130,10 @@ __all__ = [
     "UnavailableError",
     "UnknownPermissionError",
     "UnknownRoleError",
+    "UnsafeWebhookUrlError",
     "UnverifiedEmailError",
+    "WebhookEndpointNotFoundError",
+    "WebhookError",
+    "WebhookMessageNotFoundError",
     "WriteNotAppliedError",
 ]

@@ -197,6 +197,14 @@ def _document_errors(schema: dict[str, Any], routes: Sequence[Any]) -> None:  # 
             components[unused] = definition
 
 
+def _success_headers(route: Route) -> dict[int | str, dict[str, Any]]:
+    """The entry's success headers, documented on its success response."""
+    if not route.headers:
+        return {}
+    headers = {name: {"schema": {"type": "string", "enum": [value]}} for name, value in route.headers}
+    return {route.status: {"headers": headers}}
+
+
 def _operation_options(
     routes: Sequence[Route],
     tags: Sequence[str] | Mapping[str, Sequence[str]] | None,
@@ -562,8 +570,9 @@ class TenantKitFastAPI:
 
         Args:
             include: The features to mount (:data:`FEATURES`: ``"members"``, ``"roles"``, ``"api_keys"``,
-                ``"invitations"``, ``"audit"``); all of them by default. ``include=("members",)`` mounts
-                only the member endpoints.
+                ``"invitations"``, ``"departments"``, ``"audit"``, ``"settings"``, ``"webhooks"``); by default
+                all of them, but ``webhooks`` only when the kit has ``WebhookSettings(secret_keys=...)``.
+                ``include=("members",)`` mounts only the member endpoints.
             tags: The OpenAPI tags: a list puts the same tags on every operation; a mapping from feature to
                 tags replaces the tags of the features it names (the others keep their feature's name).
             operation_id: Turns an operation's name into its ``operationId``, for example
@@ -574,8 +583,9 @@ class TenantKitFastAPI:
             ValueError: ``include`` or ``tags`` names a feature the router does not have, ``include``
                 names none, or ``operation_id`` gives two operations the same id.
             TypeError: ``include`` or ``tags`` is a bare string.
+            ConfigurationError: ``include`` names ``webhooks`` and the kit has no webhook settings.
         """
-        routes = select_routes(include)
+        routes = select_routes(include, kit=self.kit)
         operation_options = _operation_options(routes, tags, operation_id)
         router = APIRouter(route_class=_TenantKitRoute)
         principal_dependency = self.current_principal()
@@ -586,7 +596,7 @@ class TenantKitFastAPI:
                 methods=[route.method],
                 response_model=route.response,
                 status_code=route.status,
-                responses=_responses(*route.errors),
+                responses={**_responses(*route.errors), **_success_headers(route)},
                 summary=route.summary,
                 description=route.description,
                 name=route.name,
@@ -598,7 +608,11 @@ class TenantKitFastAPI:
         """The FastAPI endpoint serving ``route``: it hands the request's values to the entry's call."""
         management = self.management
 
-        async def endpoint(session: Any, tenantkit_request: Request, **arguments: Any) -> Any:
+        async def endpoint(
+            session: Any, tenantkit_request: Request, tenantkit_response: Response, **arguments: Any
+        ) -> Any:
+            # Headers set on the injected response reach the answer (errors are answered without them).
+            tenantkit_response.headers.update(dict(route.headers))
             if "query" in arguments:
                 arguments.update(arguments.pop("query").model_dump())
             if "body" in arguments:
@@ -641,6 +655,8 @@ def _signature(
     )
     # The request itself, for its audit context (FastAPI passes a parameter typed Request, whatever its name).
     parameters.append(inspect.Parameter("tenantkit_request", keyword, annotation=Request))
+    # The response FastAPI sends the result in, for the entry's success headers.
+    parameters.append(inspect.Parameter("tenantkit_response", keyword, annotation=Response))
     return inspect.Signature(parameters, return_annotation=route.response)
 
 

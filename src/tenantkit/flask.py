@@ -124,8 +124,8 @@ def _json(payload: object, status: int, headers: dict[str, str] | None = None) -
     return response
 
 
-def _model(model: BaseModel, status: int = 200) -> Response:
-    return _json(model.model_dump(mode="json"), status)
+def _model(model: BaseModel, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return _json(model.model_dump(mode="json"), status, headers)
 
 
 def _http_error(error: HTTPException) -> Response:
@@ -485,16 +485,18 @@ class TenantKitFlask:
         Args:
             name: The blueprint's name (give another one to register it twice).
             include: The features to mount (``"members"``, ``"roles"``, ``"api_keys"``, ``"invitations"``,
-                ``"audit"``); all of them by default. ``include=("members",)`` mounts only the member
-                endpoints.
+                ``"departments"``, ``"audit"``, ``"settings"``, ``"webhooks"``); by default all of them, but
+                ``webhooks`` only when the kit has ``WebhookSettings(secret_keys=...)``.
+                ``include=("members",)`` mounts only the member endpoints.
 
         Raises:
             TypeError: The extension has no ``current_user``, or ``include`` is a bare string.
             ValueError: ``include`` names a feature there is none of, or no feature at all.
+            ConfigurationError: ``include`` names ``webhooks`` and the kit has no webhook settings.
         """
         if self._current_user is None:
             raise TypeError("TenantKitFlask needs current_user= for the blueprint")
-        routes = select_routes(include)
+        routes = select_routes(include, kit=self.kit)
         bp = Blueprint(name, __name__)
         bp.register_error_handler(HTTPException, _http_error)
         bp.register_error_handler(TenantKitError, error_response)
@@ -524,7 +526,7 @@ class TenantKitFlask:
             call = functools.partial(route.call, management)
             with audit_context(self.request_context()):
                 result = self._run(call, writes=route.writes, **arguments)
-            return _model(result, route.status)
+            return _model(result, route.status, dict(route.headers))
 
         view.__name__ = view.__qualname__ = route.name
         view.__doc__ = route.description

@@ -15,24 +15,30 @@ invalidation bus (:mod:`tenantkit.bus`) reports to the same object when it has `
 
 from tenantkit._metrics import (
     BUS_EVENTS,
+    DELIVERY_OUTCOMES,
     OUTCOMES,
     SOURCES,
     BusEvent,
     BusMetrics,
     CountingMetrics,
+    DeliveryOutcome,
     Outcome,
     Source,
     VerificationMetrics,
+    WebhookMetrics,
 )
 
 __all__ = [
     "BUS_EVENTS",
+    "DELIVERY_OUTCOMES",
     "OUTCOMES",
     "SOURCES",
     "BusEvent",
     "BusMetrics",
     "CountingMetrics",
+    "DeliveryOutcome",
     "Outcome",
     "Source",
     "VerificationMetrics",
+    "WebhookMetrics",
 ]

@@ -24,6 +24,9 @@ from tenantkit._tables import (
     metadata,
     organization_settings,
     team_members,
+    webhook_deliveries,
+    webhook_endpoints,
+    webhook_messages,
 )
 
 __all__ = [
@@ -42,4 +45,7 @@ __all__ = [
     "metadata",
     "organization_settings",
     "team_members",
+    "webhook_deliveries",
+    "webhook_endpoints",
+    "webhook_messages",
 ]

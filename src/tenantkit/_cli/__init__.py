@@ -31,6 +31,7 @@ def _register() -> None:
         members,  # noqa: F401
         organizations,  # noqa: F401
         roles,  # noqa: F401
+        webhooks,  # noqa: F401
     )
 
 

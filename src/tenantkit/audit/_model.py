@@ -53,6 +53,8 @@ TARGET_FIELDS: Mapping[str, str] = {
     "department_id": "department",
     "subject_user_id": "user",
     "role_key": "role",
+    "endpoint_id": "webhook_endpoint",
+    "message_id": "webhook_message",
 }
 """Payload field name to the type of target it names, in the order the fields come."""
 

@@ -81,6 +81,8 @@ class Action(str, enum.Enum):
     READ_SETTINGS = "settings:read"
     MANAGE_SETTINGS = "settings:manage"
     MANAGE_ROLES = "roles:manage"
+    MANAGE_WEBHOOKS = "webhooks:manage"
+    READ_WEBHOOKS = "webhooks:read"
 
     def __str__(self) -> str:
         return self.value
@@ -96,6 +98,8 @@ _ADMIN_ACTIONS = _MEMBER_ACTIONS | {
     Action.MANAGE_INVITATIONS.value,
     Action.READ_AUDIT.value,
     Action.READ_SETTINGS.value,
+    Action.MANAGE_WEBHOOKS.value,
+    Action.READ_WEBHOOKS.value,
 }
 _OWNER_ACTIONS = _ADMIN_ACTIONS | {
     Action.DELETE_ORGANIZATION.value,
