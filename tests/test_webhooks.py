@@ -160,6 +160,7 @@ class TestDelivery:
             "email",
             "allowed_domains",
             "role",
+            "custom_role",
             "expires_at",
         }
 
