@@ -25,7 +25,7 @@ import types
 import typing
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any, ClassVar, TypedDict, TypeVar
+from typing import Any, ClassVar, Literal, TypedDict, TypeVar
 
 from pydantic import BaseModel, ConfigDict, SecretBytes, SecretStr
 from sqlalchemy import event as sa_event
@@ -244,6 +244,21 @@ class ApiKeyRotated(Event):
             CacheKey.api_key(self.organization_id, self.old_key_id),
             CacheKey.new_api_key(self.organization_id, self.new_key_id),
         )
+
+
+class ApiKeyCreditsChanged(Event):
+    """An admin set or added to a key's usage credits; ``remaining`` is what it has after the change."""
+
+    event_type: ClassVar[str] = "api_key.credits_changed"
+    payload_fields: ClassVar[tuple[str, ...]] = ("key_id", "operation", "amount", "remaining")
+
+    key_id: str
+    operation: Literal["set", "add"]
+    amount: int
+    remaining: int
+
+    def cache_keys(self) -> tuple[CacheKey, ...]:
+        return (CacheKey.api_key(self.organization_id, self.key_id),)
 
 
 _INVITATION_PAYLOAD = ("invitation_id", "email", "allowed_domains", "role", "expires_at")

@@ -14,14 +14,36 @@ from typing import Literal, Protocol, runtime_checkable
 
 __all__ = ["OUTCOMES", "SOURCES", "CountingMetrics", "Outcome", "Source", "VerificationMetrics"]
 
-Outcome = Literal["valid", "malformed", "unknown", "expired", "revoked"]
+Outcome = Literal[
+    "valid",
+    "malformed",
+    "unknown",
+    "expired",
+    "revoked",
+    "subject_inactive",
+    "address_not_allowed",
+    "certificate_mismatch",
+    "rate_limited",
+    "usage_exceeded",
+]
 """How a verification ended: ``valid``, or the reason it refused the key."""
 
 Source = Literal["format", "cache", "negative_cache", "database"]
 """What answered it: the format check alone, the cache of verified keys, the cache of unknown keys, or a
 database lookup."""
 
-OUTCOMES: tuple[Outcome, ...] = ("valid", "malformed", "unknown", "expired", "revoked")
+OUTCOMES: tuple[Outcome, ...] = (
+    "valid",
+    "malformed",
+    "unknown",
+    "expired",
+    "revoked",
+    "subject_inactive",
+    "address_not_allowed",
+    "certificate_mismatch",
+    "rate_limited",
+    "usage_exceeded",
+)
 SOURCES: tuple[Source, ...] = ("format", "cache", "negative_cache", "database")
 
 

@@ -180,14 +180,29 @@ api_keys: sa.Table = sa.Table(
     sa.Column("created_by", Identifier(), nullable=True),
     sa.Column("rotated_from", Identifier(), nullable=True),
     sa.Column("replaced_at", UTCDateTime(), nullable=True),
+    # Revision 0010: subjects, credits, and the limits and bindings a verification checks.
+    sa.Column("subject_type", sa.String(16), nullable=True),
+    sa.Column("subject_id", Identifier(), nullable=True),
+    sa.Column("credits_remaining", sa.BigInteger(), nullable=True),
+    sa.Column("refill_amount", sa.BigInteger(), nullable=True),
+    sa.Column("refill_period", sa.String(8), nullable=True),
+    sa.Column("credits_refilled_at", UTCDateTime(), nullable=True),
+    sa.Column("constraints", json_type, nullable=True),
     sa.Index("api_keys_hashed_key_idx", "hashed_key", unique=True),
     sa.Index("api_keys_organization_id_idx", "organization_id"),
+    sa.Index("api_keys_subject_idx", "organization_id", "subject_type", "subject_id"),
 )
 """API keys of organizations; only a digest of each key is stored, tagged with its algorithm.
 
 ``start`` is the key's non-secret beginning, for display; ``scopes`` a JSON list of strings; ``created_by``
 the issuing user (``NULL`` for the host); ``rotated_from`` the key a rotation replaced, whose
 ``replaced_at`` records the rotation.
+
+Revision 0010: ``subject_type``/``subject_id`` name whom the key stands for (``NULL``: the organization;
+``user`` or ``device`` and its id); ``credits_remaining`` (``NULL``: unlimited) is decremented by each
+verification in one conditional ``UPDATE``, and reset to ``refill_amount`` once per ``refill_period``
+(``day`` or ``month``, UTC) when ``credits_refilled_at`` falls before the period's start; ``constraints``
+holds the key's rate limits, allowed networks and certificate thumbprint as JSON.
 """
 
 invitations: sa.Table = sa.Table(
