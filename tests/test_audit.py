@@ -140,6 +140,23 @@ class TestEveryChangeIsRecorded:
                 [("api_key", issued.id), ("api_key", rotated.id)],
             )
             assert change["old_key_valid_until"] == "2030-01-01T01:00:00Z"
+            kit.api_keys.set_credits(s, ORG, rotated.id, 7, actor="bob")
+            kit.api_keys.add_credits(s, ORG, rotated.id, 3, actor="bob")
+            credits = [("api_key", rotated.id)]
+            assert new() == [
+                (
+                    "api_key.credits_changed",
+                    "bob",
+                    credits,
+                    {"key_id": rotated.id, "operation": "set", "amount": 7, "remaining": 7},
+                ),
+                (
+                    "api_key.credits_changed",
+                    "bob",
+                    credits,
+                    {"key_id": rotated.id, "operation": "add", "amount": 3, "remaining": 10},
+                ),
+            ]
             kit.api_keys.revoke(s, ORG, rotated.id, actor="bob")
             kit.api_keys.revoke(s, ORG, rotated.id, actor="bob")
             kit.api_keys.delete(s, ORG, issued.id, actor="bob")
@@ -193,7 +210,7 @@ class TestEveryChangeIsRecorded:
             ]
         everything = stored(engine)
         assert {event.type for event in everything} == set(EVENT_TYPES), "a new event type needs a step here"
-        assert result.rows == sum(1 for event in everything if event.actor.id == "bob") == 10
+        assert result.rows == sum(1 for event in everything if event.actor.id == "bob") == 12
         for event in everything:
             assert event.organization_id == ORG
             assert event.occurred_at == clock()

@@ -25,7 +25,7 @@ import types
 import typing
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any, ClassVar, Literal, TypedDict, TypeVar
+from typing import Any, ClassVar, TypedDict, TypeVar
 
 from pydantic import BaseModel, ConfigDict, SecretBytes, SecretStr
 from sqlalchemy import event as sa_event
@@ -253,7 +253,8 @@ class ApiKeyCreditsChanged(Event):
     payload_fields: ClassVar[tuple[str, ...]] = ("key_id", "operation", "amount", "remaining")
 
     key_id: str
-    operation: Literal["set", "add"]
+    operation: str
+    """``"set"`` or ``"add"``."""
     amount: int
     remaining: int
 
