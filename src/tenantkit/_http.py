@@ -272,7 +272,7 @@ def complete_on_engine(pending: PendingVerification, engine: Engine) -> ApiKeyVe
     What the adapters do on a cache miss when given ``database=``: the host's session is never opened.
     """
     with engine.connect() as connection:
-        verified, wrote = pending.complete_and_report(connection)
+        verified, wrote = pending.complete_on_own_connection(connection)
         if wrote:
             connection.commit()
     return verified

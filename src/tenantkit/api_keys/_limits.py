@@ -38,7 +38,7 @@ from sqlalchemy.pool import SingletonThreadPool, StaticPool
 
 from tenantkit._context import parse_ip_address
 from tenantkit._errors import ConfigurationError, InvalidInputError, RateLimiterUnavailableError
-from tenantkit._tables import api_keys
+from tenantkit._tables import UTCDateTime, api_keys
 from tenantkit._validation import check_identifier
 
 if TYPE_CHECKING:
@@ -556,8 +556,13 @@ _REFILL_DUE = sa.and_(
     _c.refill_amount.is_not(None),
     sa.or_(
         _c.credits_refilled_at.is_(None),
-        sa.and_(_c.refill_period == "day", _c.credits_refilled_at < sa.bindparam("day_start")),
-        sa.and_(_c.refill_period == "month", _c.credits_refilled_at < sa.bindparam("month_start")),
+        sa.and_(
+            _c.refill_period == "day", _c.credits_refilled_at < sa.bindparam("day_start", type_=UTCDateTime())
+        ),
+        sa.and_(
+            _c.refill_period == "month",
+            _c.credits_refilled_at < sa.bindparam("month_start", type_=UTCDateTime()),
+        ),
     ),
 )
 _AVAILABLE = sa.case((_REFILL_DUE, _c.refill_amount), else_=_c.credits_remaining)
@@ -569,11 +574,13 @@ SPEND = (
     .where(
         _c.id == sa.bindparam("key_id"),
         _c.credits_remaining.is_not(None),
-        sa.bindparam("cost") <= _AVAILABLE,
+        sa.bindparam("cost", type_=sa.BigInteger()) <= _AVAILABLE,
     )
     .values(
-        credits_remaining=_AVAILABLE - sa.bindparam("cost"),
-        credits_refilled_at=sa.case((_REFILL_DUE, sa.bindparam("now")), else_=_c.credits_refilled_at),
+        credits_remaining=_AVAILABLE - sa.bindparam("cost", type_=sa.BigInteger()),
+        credits_refilled_at=sa.case(
+            (_REFILL_DUE, sa.bindparam("now", type_=UTCDateTime())), else_=_c.credits_refilled_at
+        ),
     )
 )
 SPEND_RETURNING = SPEND.returning(_c.credits_remaining)
@@ -602,19 +609,22 @@ def spend_credits(
     cost: int,
     now: datetime,
     execution_options: Mapping[str, Any],
+    *,
+    inline: bool = False,
 ) -> tuple[Spent, bool]:
     """Spend ``cost`` credits of ``key_id`` in a short transaction of its own, committed at once.
 
     The caller's transaction is not used, so a row lock lives for this one statement, never for the rest of
     the request. On PostgreSQL and SQLite the ``UPDATE`` returns what remains; MariaDB has no
     ``UPDATE … RETURNING``, so it is read back in the same transaction, under the row lock the update took.
-    Only an in-memory SQLite database (one connection for the whole engine) spends on the caller's
-    connection, in its transaction.
+    An in-memory SQLite database (one connection for the whole engine) spends on the caller's connection,
+    in its transaction, and so does ``inline``: a connection that is the verification's alone, committed
+    right after it (the adapters' own), which spares a second connection.
 
     Returns:
         What was spent, and whether it wrote on the *caller's* connection (only in that last case).
     """
-    if _shares_one_connection(connection):
+    if inline or _shares_one_connection(connection):
         return _spend_on(connection, key_id, cost, now, execution_options), True
     with connection.engine.connect() as own:
         spent = _spend_on(own, key_id, cost, now, execution_options)

@@ -1244,12 +1244,12 @@ class ApiKeyService:
         return (candidates, key, cache_key, now, touch, client, cost)
 
     def _complete(
-        self, session: Session | Connection, due: _Due, organization_id: str | None
+        self, session: Session | Connection, due: _Due, organization_id: str | None, owned: bool = False
     ) -> tuple[ApiKeyVerification, bool]:
         """The database part of a verification :meth:`_begin` could not answer, and the cache writes."""
         candidates, key, cache_key, now, touch, client, cost = due
         if touch is not None and touch.guard is not None:  # cached, limited: spend credits, maybe touch
-            return self._complete_guarded(session, touch, now, cost)
+            return self._complete_guarded(session, touch, now, cost, owned)
         if touch is not None:  # cached and valid, with an inline last_used_at write due
             connection = session.connection() if isinstance(session, Session) else session
             self._touch(connection, touch.key_id, now)
@@ -1268,7 +1268,7 @@ class ApiKeyService:
         if refusals is not None:
             refusal_ticket = refusals.ticket()
         result, wrote, last_used_at, guard, answer = self._verify_stored(
-            session, candidates, key, cache_key, now, organization_id, client, cost
+            session, candidates, key, cache_key, now, organization_id, client, cost, owned
         )
         if result.key_id is not None:  # a valid result (its limits may still refuse: the answer)
             if cache is not None:
@@ -1297,6 +1297,7 @@ class ApiKeyService:
         organization_id: str | None,
         client: ApiKeyClient | None = None,
         cost: int = 1,
+        owned: bool = False,
     ) -> tuple[ApiKeyVerification, bool, datetime | None, Guard | None, ApiKeyVerification]:
         """Fetch, match, decide, then the side effects of a verified key: rehash and ``last_used_at``.
 
@@ -1331,7 +1332,7 @@ class ApiKeyService:
             wrote = False
         else:  # the opt-in step: subject, bindings, rate limits, credits
             result, answer, wrote = self._stored_guarded(
-                connection, guard, (key_id, org, name, scopes, expires_at), client, cost, now
+                connection, guard, (key_id, org, name, scopes, expires_at), client, cost, now, owned
             )
             if not answer.valid:
                 return result, wrote, None, guard if result.valid else None, answer
@@ -1487,13 +1488,18 @@ class ApiKeyService:
         return self._counted(result, "cache")
 
     def _complete_guarded(
-        self, session: Session | Connection, entry: CacheEntry[ApiKeyVerification], now: datetime, cost: int
+        self,
+        session: Session | Connection,
+        entry: CacheEntry[ApiKeyVerification],
+        now: datetime,
+        cost: int,
+        owned: bool,
     ) -> tuple[ApiKeyVerification, bool]:
         """The database part of a cached limited key: spend its credits, then a ``last_used_at`` write due."""
         connection = session.connection() if isinstance(session, Session) else session
         answer, wrote = entry.value, False
         if entry.guard.credits:
-            answer, wrote = self._spend(connection, answer, cost, now)
+            answer, wrote = self._spend(connection, answer, cost, now, owned)
             if not answer.valid:
                 return self._counted(answer, "cache"), wrote
         if self._touch_due(entry.last_used_at, now):
@@ -1511,6 +1517,7 @@ class ApiKeyService:
         client: ApiKeyClient | None,
         cost: int,
         now: datetime,
+        owned: bool,
     ) -> tuple[ApiKeyVerification, ApiKeyVerification, bool]:
         """A limited key read from its row: the result to cache, the answer, and whether it wrote inline.
 
@@ -1528,7 +1535,7 @@ class ApiKeyService:
         answer = self._admit(guard, result, client)
         if answer is not result or not guard.credits:
             return result, answer, False
-        answer, wrote = self._spend(connection, result, cost, now)
+        answer, wrote = self._spend(connection, result, cost, now, owned)
         return result, answer, wrote
 
     def _guard(
@@ -1553,16 +1560,20 @@ class ApiKeyService:
         return result
 
     def _spend(
-        self, connection: Connection, result: ApiKeyVerification, cost: int, now: datetime
+        self, connection: Connection, result: ApiKeyVerification, cost: int, now: datetime, owned: bool
     ) -> tuple[ApiKeyVerification, bool]:
-        """Spend ``cost`` credits of the key of ``result`` (own transaction), and say what remains."""
+        """Spend ``cost`` credits of the key of ``result`` (own transaction), and say what remains.
+
+        ``owned``: ``connection`` is this verification's alone and is committed right after it (the
+        adapters' ``database=``), so the spending runs on it rather than on a second connection.
+        """
         if not isinstance(cost, int) or isinstance(cost, bool) or cost < 0:
             raise InvalidInputError("cost", "must be a whole number of credits, zero or more")
         translate = self.membership.schema_translate_map(connection)
         options = (
             self.membership.execution_options if translate is None else {"schema_translate_map": translate}
         )
-        spent, wrote = spend_credits(connection, result.key_id or "", cost, now, options)
+        spent, wrote = spend_credits(connection, result.key_id or "", cost, now, options, inline=owned)
         if not spent.accepted:
             refused = self._refused(
                 result, "usage_exceeded", credits_remaining=spent.remaining, retry_after=spent.retry_after
@@ -1852,6 +1863,14 @@ class PendingVerification:
     def complete_and_report(self, session: Session | Connection) -> tuple[ApiKeyVerification, bool]:
         """Like :meth:`complete`, and whether it wrote in the caller's transaction (a commit is due)."""
         return self.service._complete(session, self._due, self.organization_id)
+
+    def complete_on_own_connection(self, connection: Connection) -> tuple[ApiKeyVerification, bool]:
+        """Like :meth:`complete_and_report` on a connection that is this verification's alone, which the
+        caller commits at once if it wrote (what the adapters' ``database=`` does).
+
+        Usage credits are then spent on it, rather than on a second connection of the engine.
+        """
+        return self.service._complete(connection, self._due, self.organization_id, owned=True)
 
     def __repr__(self) -> str:
         # Never the key, nor its digest.
