@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-KNOWN_EXTRAS = ("fastapi", "flask", "starlette", "postgres", "mysql", "async")
+KNOWN_EXTRAS = ("fastapi", "flask", "starlette", "postgres", "mysql", "async", "limits", "redis")
 ORGANIZATION = "org_install_check"
 SCOPE = "reports:read"
 
@@ -46,6 +46,8 @@ EXTRA_MODULES = {
     "postgres": ("psycopg",),
     "mysql": ("pymysql",),
     "async": ("sqlalchemy.ext.asyncio", "aiosqlite", "greenlet"),
+    "limits": ("limits", "limits.strategies"),
+    "redis": ("redis",),
 }
 
 

@@ -37,7 +37,7 @@ def engine_at_0003(fresh_database: ThrowawayDatabase) -> Iterator[sa.Engine]:
 def test_up_down_up_keeps_the_other_tables_and_writes_rows(engine_at_0003: sa.Engine) -> None:
     """0004 adds the two tables (existing rows untouched); downgrade drops them alone; upgrade again works."""
     before = set(sa.inspect(engine_at_0003).get_table_names())
-    assert tenantkit.upgrade(engine_at_0003).applied == ("0004",)
+    assert tenantkit.upgrade(engine_at_0003, "0004").applied == ("0004",)
     assert set(sa.inspect(engine_at_0003).get_table_names()) == before | NEW_TABLES
     kit = TenantKit()
     with kit.transaction(engine_at_0003) as session:

@@ -167,6 +167,19 @@ class ApiKeyLimits(BaseModel):
     allowed_cidrs: tuple[str, ...] = ()
     certificate_sha256: str | None = None
 
+    if TYPE_CHECKING:
+        # The signature callers see: any sequence of strings, stored as tuples.
+        def __init__(
+            self,
+            *,
+            credits: int | None = ...,
+            refill_amount: int | None = ...,
+            refill_period: RefillPeriod | None = ...,
+            rate_limits: Sequence[str] = ...,
+            allowed_cidrs: Sequence[str] = ...,
+            certificate_sha256: str | None = ...,
+        ) -> None: ...
+
     @field_validator("credits")
     @classmethod
     def _check_credits(cls, value: int | None) -> int | None:

@@ -1,0 +1,103 @@
+"""Revision 0010 (API key subjects, credits, limits): nullable columns and an index, up, down and up."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+
+import tenantkit
+from tenantkit import HOST, Role, TenantKit
+from tenantkit.api_keys import ApiKeyLimits, ApiKeySubject
+from tenantkit.tables import api_keys
+from tests.databases import ThrowawayDatabase
+
+DIALECTS = ["sqlite", "postgresql", "mariadb"]
+NEW_COLUMNS = {
+    "subject_type",
+    "subject_id",
+    "credits_remaining",
+    "refill_amount",
+    "refill_period",
+    "credits_refilled_at",
+    "constraints",
+}
+
+
+def columns(engine: sa.Engine) -> set[str]:
+    return {column["name"] for column in sa.inspect(engine).get_columns("api_keys")}
+
+
+@pytest.fixture
+def engine_before(fresh_database: ThrowawayDatabase) -> Iterator[sa.Engine]:
+    """A fresh database at the revision before 0010, holding one member and one key issued there."""
+    engine = sa.create_engine(fresh_database.url)
+    tenantkit.upgrade(engine, "0004")
+    with engine.begin() as connection:
+        connection.exec_driver_sql(
+            "INSERT INTO team_members (id, organization_id, user_id, role) "
+            "VALUES ('m1', 'org_1', 'alice', 'OWNER')"
+        )
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("fresh_database", DIALECTS, indirect=True)
+def test_up_down_up_keeps_old_keys_verifying(engine_before: sa.Engine) -> None:
+    """0010 adds seven nullable columns and an index (old keys verify unchanged, new ones use them);
+    downgrade drops exactly those; upgrading again works."""
+    before = columns(engine_before)
+    tenantkit.upgrade(engine_before, "0010")
+    assert columns(engine_before) == before | NEW_COLUMNS
+    assert "api_keys_subject_idx" in {
+        index["name"] for index in sa.inspect(engine_before).get_indexes("api_keys")
+    }
+    kit = TenantKit()
+    with kit.transaction(engine_before) as session:
+        plain = kit.api_keys.issue(session, "org_1", "plain", actor=HOST)
+        metered = kit.api_keys.issue(
+            session,
+            "org_1",
+            "pump",
+            actor=HOST,
+            subject=ApiKeySubject.device("UDI-1"),
+            limits=ApiKeyLimits(credits=2, allowed_cidrs=["10.0.0.0/8"]),
+        )
+    with engine_before.connect() as connection:
+        assert kit.api_keys.verify(connection, plain.reveal()).valid
+        assert kit.api_keys.verify(connection, metered.reveal()).reason == "address_not_allowed"
+        assert (
+            connection.execute(
+                sa.select(api_keys.c.credits_remaining).where(api_keys.c.id == metered.id)
+            ).scalar_one()
+            == 2
+        )
+
+    tenantkit.downgrade(engine_before, "0004")
+    assert columns(engine_before) == before
+
+    tenantkit.upgrade(engine_before, "0010")
+    with kit.transaction(engine_before) as session:
+        kit.members.change_role(session, "org_1", "alice", Role.OWNER, actor=HOST)
+        kit.api_keys.issue(session, "org_1", "again", actor=HOST, limits={"credits": 1})
+
+
+@pytest.mark.parametrize("dialect", ["postgresql", "mysql", "mariadb"])
+def test_the_upgrade_adds_nullable_columns_and_one_index_only(dialect: str) -> None:
+    """The SQL of 0004 -> 0010 is ADD COLUMN without NOT NULL or DEFAULT (no table rewrite on
+    PostgreSQL) and one CREATE INDEX: no UPDATE, DROP or ALTER of an existing column."""
+    script = tenantkit.offline_sql(dialect, "0004", "0010")
+    uncommented = "\n".join(line for line in script.splitlines() if not line.startswith("--"))
+    statements = [statement.strip() for statement in uncommented.split(";") if statement.strip()]
+    ddl = [s for s in statements if not re.match(r"(BEGIN|COMMIT|START TRANSACTION)", s)]
+    ddl = [s for s in ddl if "tenantkit_alembic_version" not in s]
+    adds = [s for s in ddl if s.startswith("ALTER TABLE api_keys ADD")]
+    assert len(adds) == len(NEW_COLUMNS)
+    assert all("NOT NULL" not in s and "DEFAULT" not in s for s in adds)
+    assert [s for s in ddl if s not in adds] == [
+        "CREATE INDEX api_keys_subject_idx ON api_keys (organization_id, subject_type, subject_id)"
+    ]
