@@ -609,3 +609,40 @@ def test_the_shared_redis_is_reachable_under_ci() -> None:
     import redis
 
     assert redis.Redis.from_url(REDIS_URL, socket_timeout=2).ping()
+
+
+def test_the_fastapi_examples_metered_device_route(tmp_path: Any) -> None:
+    """The FastAPI example's ``/api/telemetry`` spends one credit of a device key per reading, then 429s."""
+    import importlib.util
+    from pathlib import Path
+
+    from fastapi.testclient import TestClient
+
+    path = Path(__file__).parent.parent / "examples" / "fastapi_app.py"
+    spec = importlib.util.spec_from_file_location("fastapi_app_limits", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    url = f"sqlite:///{tmp_path / 'example.sqlite3'}"
+    app = module.create_app(url)
+    with TestClient(app) as client:
+        assert client.post("/organizations", headers={"X-User": "alice"}, json={"organization_id": "acme"})
+        engine = sa.create_engine(url)
+        kit = tenantkit.TenantKit()
+        with tenantkit.transaction(engine) as session:
+            issued = kit.api_keys.issue(
+                session,
+                "acme",
+                "pump 4711",
+                actor="alice",
+                scopes=["telemetry:write"],
+                subject=ApiKeySubject.device("SN-4711"),
+                limits=ApiKeyLimits(credits=2),
+            )
+        engine.dispose()
+        headers = {"Authorization": f"Bearer {issued.reveal()}"}
+        answers = [client.post("/api/telemetry", headers=headers) for _ in range(3)]
+    assert [answer.status_code for answer in answers] == [202, 202, 429]
+    assert answers[1].json() == {"device": "SN-4711", "credits_remaining": 0}
+    assert answers[2].json()["error"]["code"] == "usage_exceeded"
