@@ -26,6 +26,7 @@ import tenantkit
 from tenantkit import HOST, ApiKeyService, MembershipService, Role
 from tenantkit._http import complete_on_engine
 from tenantkit.api_keys import ApiKeyLimits, ApiKeySubject, ClientInfo, PendingVerification, RateLimiter
+from tenantkit.api_keys._limits import constraints_for
 from tenantkit.errors import InvalidInputError, RateLimiterUnavailableError
 from tenantkit.events import EventDispatcher
 from tenantkit.testing import FrozenClock
@@ -224,6 +225,68 @@ class TestCredits:
         assert {answer.reason for answer in answers if not answer.valid} == {"usage_exceeded"}
         assert remaining(server_engine, key_id) == 0
         engine.dispose()
+
+
+class TestOneColumn:
+    """A verification reads one column of revision 0010, ``constraints``: ``NULL`` for a key without limits,
+    and otherwise everything the guard needs, written with the columns it summarizes."""
+
+    def test_the_lookup_reads_constraints_and_no_other_new_column(
+        self, engine: sa.Engine, membership: MembershipService, service: ApiKeyService
+    ) -> None:
+        """The verify lookup selects ``constraints`` and none of the other six columns of 0010 (the credits
+        left come back from the spending UPDATE, the subject from ``constraints``)."""
+        owner(engine, membership)
+        _, key = issue(engine, service, subject=ApiKeySubject.device("SN-1"), limits={"credits": 3})
+        seen: list[str] = []
+
+        def record(conn: Any, cursor: Any, statement: str, *rest: Any) -> None:
+            seen.append(statement)
+
+        sa.event.listen(engine, "before_cursor_execute", record)
+        try:
+            verified = verify(engine, service, key)
+        finally:
+            sa.event.remove(engine, "before_cursor_execute", record)
+        assert (verified.subject_type, verified.subject_id, verified.credits_remaining) == (
+            "device",
+            "SN-1",
+            2,
+        )
+        lookup = next(statement for statement in seen if "hashed_key" in statement and "SELECT" in statement)
+        selected = lookup.split("FROM")[0]
+        assert "constraints" in selected
+        others = ("subject_type", "subject_id", "credits_remaining", "refill_amount", "refill_period")
+        assert not [column for column in (*others, "credits_refilled_at") if column in selected]
+
+    def test_constraints_agree_with_the_key_at_every_write(
+        self, engine: sa.Engine, membership: MembershipService, service: ApiKeyService
+    ) -> None:
+        """Issue, rotation and ``set_credits`` store ``constraints_for(subject, limits)`` of the key as
+        listed: SQL ``NULL`` for a plain key, the subject for a device key, and ``credits`` once a key has
+        them."""
+        owner(engine, membership)
+        plain, _ = issue(engine, service)
+        device, _ = issue(engine, service, subject=ApiKeySubject.device("SN-2"))
+        metered, _ = issue(engine, service, limits={"credits": 5, "rate_limits": ["10/minute"]})
+        with tenantkit.transaction(engine) as session:
+            rotated = service.rotate(session, ORG, metered, actor="alice").id
+            service.set_credits(session, ORG, device, 7, actor="alice")
+
+        table = tenantkit.tables.api_keys
+        with tenantkit.transaction(engine) as session:
+            for key_id in (plain, device, metered, rotated):
+                key = service.get(session, ORG, key_id, actor="alice")
+                stored = session.execute(
+                    sa.select(table.c.constraints, table.c.constraints.is_(None)).where(table.c.id == key_id)
+                ).one()
+                assert stored[0] == constraints_for(key.subject, key.limits)
+                assert bool(stored[1]) == (key_id == plain)  # SQL NULL, not JSON null
+        assert constraints_for(ApiKeySubject.device("SN-2"), ApiKeyLimits(credits=7)) == {
+            "subject_type": "device",
+            "subject_id": "SN-2",
+            "credits": True,
+        }
 
 
 class TestRateLimits:

@@ -1,4 +1,4 @@
-"""Revision 0010 (API key subjects, credits, limits): nullable columns and an index, up, down and up."""
+"""Revision 0010 (API key subjects, credits, limits): nullable columns only, up, down and up."""
 
 from __future__ import annotations
 
@@ -30,6 +30,10 @@ def columns(engine: sa.Engine) -> set[str]:
     return {column["name"] for column in sa.inspect(engine).get_columns("api_keys")}
 
 
+def indexes(engine: sa.Engine) -> set[str]:
+    return {str(index["name"]) for index in sa.inspect(engine).get_indexes("api_keys")}
+
+
 @pytest.fixture
 def engine_before(fresh_database: ThrowawayDatabase) -> Iterator[sa.Engine]:
     """A fresh database at the revision before 0010, holding one member and one key issued there."""
@@ -48,14 +52,12 @@ def engine_before(fresh_database: ThrowawayDatabase) -> Iterator[sa.Engine]:
 
 @pytest.mark.parametrize("fresh_database", DIALECTS, indirect=True)
 def test_up_down_up_keeps_old_keys_verifying(engine_before: sa.Engine) -> None:
-    """0010 adds seven nullable columns and an index (old keys verify unchanged, new ones use them);
+    """0010 adds seven nullable columns and no index (old keys verify unchanged, new ones use them);
     downgrade drops exactly those; upgrading again works."""
-    before = columns(engine_before)
+    before, indexed = columns(engine_before), indexes(engine_before)
     tenantkit.upgrade(engine_before, "0010")
     assert columns(engine_before) == before | NEW_COLUMNS
-    assert "api_keys_subject_idx" in {
-        index["name"] for index in sa.inspect(engine_before).get_indexes("api_keys")
-    }
+    assert indexes(engine_before) == indexed
     kit = TenantKit()
     with kit.transaction(engine_before) as session:
         plain = kit.api_keys.issue(session, "org_1", "plain", actor=HOST)
@@ -70,11 +72,29 @@ def test_up_down_up_keeps_old_keys_verifying(engine_before: sa.Engine) -> None:
     with engine_before.connect() as connection:
         assert kit.api_keys.verify(connection, plain.reveal()).valid
         assert kit.api_keys.verify(connection, metered.reveal()).reason == "address_not_allowed"
+        stored = connection.execute(
+            sa.select(api_keys.c.credits_remaining, api_keys.c.constraints).where(
+                api_keys.c.id.in_([plain.id, metered.id])
+            )
+        ).all()
+        # The plain key's constraints are SQL NULL (the verification reads nothing more of it).
+        assert sorted(stored, key=lambda row: row[0] is not None) == [
+            (None, None),
+            (
+                2,
+                {
+                    "subject_type": "device",
+                    "subject_id": "UDI-1",
+                    "credits": True,
+                    "allowed_cidrs": ["10.0.0.0/8"],
+                },
+            ),
+        ]
         assert (
             connection.execute(
-                sa.select(api_keys.c.credits_remaining).where(api_keys.c.id == metered.id)
+                sa.select(sa.func.count()).where(api_keys.c.id == plain.id, api_keys.c.constraints.is_(None))
             ).scalar_one()
-            == 2
+            == 1
         )
 
     tenantkit.downgrade(engine_before, "0004")
@@ -87,9 +107,10 @@ def test_up_down_up_keeps_old_keys_verifying(engine_before: sa.Engine) -> None:
 
 
 @pytest.mark.parametrize("dialect", ["postgresql", "mysql", "mariadb"])
-def test_the_upgrade_adds_nullable_columns_and_one_index_only(dialect: str) -> None:
+def test_the_upgrade_adds_nullable_columns_only(dialect: str) -> None:
     """The SQL of 0004 -> 0010 is ADD COLUMN without NOT NULL or DEFAULT (no table rewrite on
-    PostgreSQL) and one CREATE INDEX: no UPDATE, DROP or ALTER of an existing column."""
+    PostgreSQL) and nothing else: no CREATE INDEX (which holds writes to the table while it builds), no
+    UPDATE, DROP or ALTER of an existing column."""
     script = tenantkit.offline_sql(dialect, "0004", "0010")
     uncommented = "\n".join(line for line in script.splitlines() if not line.startswith("--"))
     statements = [statement.strip() for statement in uncommented.split(";") if statement.strip()]
@@ -98,6 +119,5 @@ def test_the_upgrade_adds_nullable_columns_and_one_index_only(dialect: str) -> N
     adds = [s for s in ddl if s.startswith("ALTER TABLE api_keys ADD")]
     assert len(adds) == len(NEW_COLUMNS)
     assert all("NOT NULL" not in s and "DEFAULT" not in s for s in adds)
-    assert [s for s in ddl if s not in adds] == [
-        "CREATE INDEX api_keys_subject_idx ON api_keys (organization_id, subject_type, subject_id)"
-    ]
+    assert [s for s in ddl if s not in adds] == []
+    assert "INDEX" not in uncommented.upper()

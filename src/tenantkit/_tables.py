@@ -136,6 +136,12 @@ role_type = sa.Enum(
 json_type = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 """``jsonb`` on PostgreSQL, ``JSON`` elsewhere."""
 
+nullable_json_type = sa.JSON(none_as_null=True).with_variant(
+    postgresql.JSONB(none_as_null=True), "postgresql"
+)
+""":data:`json_type` writing Python ``None`` as SQL ``NULL`` (not JSON ``null``): for a column whose ``NULL``
+means something to a query (the same DDL)."""
+
 
 def new_id() -> str:
     """A new random id: a UUID as text."""
@@ -187,10 +193,9 @@ api_keys: sa.Table = sa.Table(
     sa.Column("refill_amount", sa.BigInteger(), nullable=True),
     sa.Column("refill_period", sa.String(8), nullable=True),
     sa.Column("credits_refilled_at", UTCDateTime(), nullable=True),
-    sa.Column("constraints", json_type, nullable=True),
+    sa.Column("constraints", nullable_json_type, nullable=True),
     sa.Index("api_keys_hashed_key_idx", "hashed_key", unique=True),
     sa.Index("api_keys_organization_id_idx", "organization_id"),
-    sa.Index("api_keys_subject_idx", "organization_id", "subject_type", "subject_id"),
 )
 """API keys of organizations; only a digest of each key is stored, tagged with its algorithm.
 
@@ -202,7 +207,11 @@ Revision 0010: ``subject_type``/``subject_id`` name whom the key stands for (``N
 ``user`` or ``device`` and its id); ``credits_remaining`` (``NULL``: unlimited) is decremented by each
 verification in one conditional ``UPDATE``, and reset to ``refill_amount`` once per ``refill_period``
 (``day`` or ``month``, UTC) when ``credits_refilled_at`` falls before the period's start; ``constraints``
-holds the key's rate limits, allowed networks and certificate thumbprint as JSON.
+(``NULL`` for a key without any opt-in limit, the one column of them a verification reads) holds as JSON
+what a verification checks: the subject again, whether the key has credits, its rate limits, allowed
+networks and certificate thumbprint. Keys are listed and revoked by subject through
+``api_keys_organization_id_idx`` and a filter: revision 0010 adds no index (building one would hold writes
+to the table on a live PostgreSQL).
 """
 
 invitations: sa.Table = sa.Table(

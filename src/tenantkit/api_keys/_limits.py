@@ -1,8 +1,12 @@
 """What a verification checks beyond a key's row: its subject, bindings, rate limits and usage credits.
 
-Every part is opt-in and per key. A key with none of them (``subject_type``, ``credits_remaining`` and
-``constraints`` all ``NULL``) has no :class:`Guard`, and its verification runs exactly as before: one
-``is None`` test on a cache hit.
+Every part is opt-in and per key. The verification reads one column for all of them: ``constraints``,
+JSON with everything the :class:`Guard` needs (the subject, whether credits apply, the rate limits and
+bindings), written by :func:`limit_columns` alone, at issue, rotation and ``set_credits``. A key with none
+of them has ``constraints`` ``NULL`` and no :class:`Guard`, and its verification runs as before: one
+``is None`` test on the row, one on a cache hit. The columns ``subject_type``/``subject_id`` (listing and
+revoking by subject) and ``credits_remaining`` and the refill columns (read and written by the spending
+``UPDATE`` alone) are not read by a verification.
 
 * **Subject**: whom the key stands for (:class:`ApiKeySubject`): its organization (the default), a user, or a
   device (a serial or UDI). A user's key is narrowed at every database verification to what that user may
@@ -26,7 +30,7 @@ import ipaddress
 import logging
 import math
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
@@ -242,17 +246,6 @@ class ApiKeyLimits(BaseModel):
             return value
         return _checked(cls, value)  # type: ignore[no-any-return]
 
-    def constraints(self) -> dict[str, Any] | None:
-        """The JSON the ``constraints`` column holds for these limits, or ``None`` when there is none."""
-        stored: dict[str, Any] = {}
-        if self.rate_limits:
-            stored["rate_limits"] = list(self.rate_limits)
-        if self.allowed_cidrs:
-            stored["allowed_cidrs"] = list(self.allowed_cidrs)
-        if self.certificate_sha256 is not None:
-            stored["certificate_sha256"] = self.certificate_sha256
-        return stored or None
-
 
 def _strings(value: object, what: str) -> list[str]:
     if value is None:
@@ -265,33 +258,66 @@ def _strings(value: object, what: str) -> list[str]:
     return entries
 
 
+def constraints_for(subject: ApiKeySubject, limits: ApiKeyLimits | None) -> dict[str, Any] | None:
+    """The JSON of the ``constraints`` column for a key with ``subject`` and ``limits``: what its
+    :class:`Guard` is built from, or ``None`` for a key without any opt-in limit (no guard at all).
+
+    Stored with the columns it summarizes, by :func:`limit_columns` (issue, rotation) and by ``set_credits``
+    (which gives a key credits), and by nothing else: a key's subject and bindings never change.
+    """
+    stored: dict[str, Any] = {}
+    if subject.type != "organization":
+        stored["subject_type"] = subject.type
+        stored["subject_id"] = subject.id
+    if limits is not None:
+        if limits.credits is not None:
+            stored["credits"] = True  # how many is the row's credits_remaining, read by the spending UPDATE
+        if limits.rate_limits:
+            stored["rate_limits"] = list(limits.rate_limits)
+        if limits.allowed_cidrs:
+            stored["allowed_cidrs"] = list(limits.allowed_cidrs)
+        if limits.certificate_sha256 is not None:
+            stored["certificate_sha256"] = limits.certificate_sha256
+    return stored or None
+
+
 def limit_columns(subject: ApiKeySubject, limits: ApiKeyLimits | None, now: datetime) -> dict[str, Any]:
-    """The ``api_keys`` values of revision 0010 for a key issued with ``subject`` and ``limits``."""
+    """The ``api_keys`` values of revision 0010 for a key issued (or rotated) with ``subject`` and
+    ``limits``, ``constraints`` (:func:`constraints_for`) among them."""
     columns: dict[str, Any] = {
         "subject_type": None if subject.type == "organization" else subject.type,
         "subject_id": subject.id,
+        "constraints": constraints_for(subject, limits),
     }
     if limits is not None:
         columns["credits_remaining"] = limits.credits
         columns["refill_amount"] = limits.refill_amount
         columns["refill_period"] = limits.refill_period
         columns["credits_refilled_at"] = now if limits.refill_amount is not None else None
-        columns["constraints"] = limits.constraints()
     return columns
 
 
 def limits_from_row(row: Any) -> ApiKeyLimits | None:
     """The :class:`ApiKeyLimits` a metadata row holds, or ``None`` for a key without any."""
     constraints = row.constraints or {}
-    if row.credits_remaining is None and row.refill_amount is None and not constraints:
+    rate_limits = tuple(constraints.get("rate_limits", ()))
+    allowed_cidrs = tuple(constraints.get("allowed_cidrs", ()))
+    thumbprint = constraints.get("certificate_sha256")
+    if (
+        row.credits_remaining is None
+        and row.refill_amount is None
+        and not rate_limits
+        and not allowed_cidrs
+        and thumbprint is None
+    ):
         return None
     return ApiKeyLimits.model_construct(
         credits=row.credits_remaining,
         refill_amount=row.refill_amount,
         refill_period=row.refill_period,
-        rate_limits=tuple(constraints.get("rate_limits", ())),
-        allowed_cidrs=tuple(constraints.get("allowed_cidrs", ())),
-        certificate_sha256=constraints.get("certificate_sha256"),
+        rate_limits=rate_limits,
+        allowed_cidrs=allowed_cidrs,
+        certificate_sha256=thumbprint,
     )
 
 
@@ -366,44 +392,55 @@ class Guard:
         return None
 
 
-_GUARDS: dict[tuple[Any, ...], Guard] = {}
+_GUARDS: dict[Any, Guard] = {}
 _MAX_GUARDS = 4096
 
 
-def guard_for(
-    subject_type: str | None, subject_id: str | None, credits_remaining: object, constraints: Any
-) -> Guard | None:
-    """The :class:`Guard` of a key with these stored values, or ``None`` for a key with no limit at all."""
-    if subject_type is None and credits_remaining is None and not constraints:
-        return None
-    stored = constraints or {}
+def guard_for(stored: Any, decode: Callable[[Any], Any]) -> Guard:
+    """The :class:`Guard` of a key whose ``constraints`` column holds ``stored`` (not ``NULL``).
+
+    ``stored`` is what the driver returned: text (SQLite, MariaDB), turned into a mapping by ``decode``, or
+    the mapping itself (psycopg). Guards are remembered by the stored text, or by the mapping's content.
+    """
+    text = stored if isinstance(stored, str) else None
+    if text is not None:
+        guard = _GUARDS.get(text)
+        if guard is not None:
+            return guard
+    # JSON null (a None written without none_as_null, by another tool): a guard that checks nothing.
+    values: Mapping[str, Any] = (stored if isinstance(stored, Mapping) else decode(stored)) or {}
     memo_key = (
-        subject_type,
-        subject_id,
-        credits_remaining is not None,
-        tuple(stored.get("rate_limits", ())),
-        tuple(stored.get("allowed_cidrs", ())),
-        stored.get("certificate_sha256"),
+        values.get("subject_type"),
+        values.get("subject_id"),
+        bool(values.get("credits")),
+        tuple(values.get("rate_limits", ())),
+        tuple(values.get("allowed_cidrs", ())),
+        values.get("certificate_sha256"),
     )
     guard = _GUARDS.get(memo_key)
     if guard is None:
-        subject = (
-            ORGANIZATION
-            if subject_type is None
-            else ApiKeySubject.model_construct(type=subject_type, id=subject_id)
-        )
-        thumbprint = memo_key[5]
+        subject_type, subject_id, credits, rate_limits, networks, thumbprint = memo_key
         guard = Guard(
-            subject=subject,
-            networks=tuple(ipaddress.ip_network(text, strict=False) for text in memo_key[4]),
+            subject=(
+                ORGANIZATION
+                if subject_type is None
+                else ApiKeySubject.model_construct(type=subject_type, id=subject_id)
+            ),
+            networks=tuple(ipaddress.ip_network(network, strict=False) for network in networks),
             thumbprint=bytes.fromhex(thumbprint) if thumbprint else None,
-            rate_limits=tuple(_parse_rate_limit(text) for text in memo_key[3]),
-            credits=memo_key[2],
+            rate_limits=tuple(_parse_rate_limit(limit) for limit in rate_limits),
+            credits=credits,
         )
-        if len(_GUARDS) >= _MAX_GUARDS:
-            _GUARDS.clear()
-        _GUARDS[memo_key] = guard
+        _keep_guard(memo_key, guard)
+    if text is not None:
+        _keep_guard(text, guard)
     return guard
+
+
+def _keep_guard(memo_key: Any, guard: Guard) -> None:
+    if len(_GUARDS) >= _MAX_GUARDS:
+        _GUARDS.clear()
+    _GUARDS[memo_key] = guard
 
 
 # --- rate limits -------------------------------------------------------------------------------------
@@ -684,6 +721,7 @@ __all__ = [
     "RateLimitState",
     "RateLimiter",
     "Spent",
+    "constraints_for",
     "guard_for",
     "limit_columns",
     "limits_from_row",

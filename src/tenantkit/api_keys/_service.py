@@ -70,6 +70,7 @@ from tenantkit.api_keys._limits import (
     RateLimiter,
     RateLimitState,
     SubjectType,
+    constraints_for,
     guard_for,
     limit_columns,
     limits_from_row,
@@ -296,12 +297,10 @@ _VERIFY_FIELDS = (
     "revoked_at",
     "last_used_at",
     "hashed_key",
-    "subject_type",
-    "subject_id",
-    "credits_remaining",
     "constraints",
 )
-"""The columns a verification reads, in the order its rows hold them."""
+"""The columns a verification reads, in the order its rows hold them: ``constraints`` is all it reads of
+the opt-in limits (``NULL``: none; see :func:`~tenantkit.api_keys._limits.constraints_for`)."""
 _VERIFY_COLUMNS = tuple(api_keys.c[field] for field in _VERIFY_FIELDS)
 _ORGANIZATION_ID = _VERIFY_FIELDS.index("organization_id")
 _REVOKED_AT = _VERIFY_FIELDS.index("revoked_at")
@@ -1016,8 +1015,9 @@ class ApiKeyService:
     ) -> ApiKey:
         """Set the usage credits a key has left to ``credits`` (a key without credits gets a limit).
 
-        One ``UPDATE`` of the row, in the caller's transaction: a verification spending meanwhile waits for
-        it, and the admin's value is what the database holds at commit (no counter elsewhere can undo it).
+        One ``UPDATE`` of the row (the balance, and the ``constraints`` that tell verifications the key has
+        credits), in the caller's transaction: a verification spending meanwhile waits for it, and the
+        admin's value is what the database holds at commit (no counter elsewhere can undo it).
 
         Raises:
             ApiKeyNotFoundError: No such key in this organization.
@@ -1059,7 +1059,12 @@ class ApiKeyService:
         self.membership.authorize(session, organization_id, acting, Action.MANAGE_API_KEYS)
         now = self.clock()
         where = (api_keys.c.organization_id == organization_id, api_keys.c.id == key_id)
+        values: dict[str, Any] = {"updated_at": now}
         if operation == "set":
+            # A key without credits gets a limit: its constraints say so, for the verifications to spend.
+            old = self._load(session, organization_id, key_id)  # raises ApiKeyNotFoundError
+            limits = (old.limits or ApiKeyLimits()).model_copy(update={"credits": amount})
+            values["constraints"] = constraints_for(old.subject, limits)
             value: Any = amount
         else:
             value = sa.case(
@@ -1068,7 +1073,7 @@ class ApiKeyService:
             )
             where = (*where, api_keys.c.credits_remaining.is_not(None))  # type: ignore[assignment]  # one more term
         result = session.execute(
-            api_keys.update().where(*where).values(credits_remaining=value, updated_at=now),
+            api_keys.update().where(*where).values(credits_remaining=value, **values),
             execution_options=self.membership.execution_options,
         )
         if rowcount(result) != 1:
@@ -1162,7 +1167,7 @@ class ApiKeyService:
         """The pipeline: memory (format, caches) first, then the database for what memory cannot answer."""
         answer = self._begin(key, organization_id, client, cost)
         if type(answer) is tuple:
-            return self._complete(session, answer, organization_id)
+            return self._complete(session, answer, organization_id, client, cost)
         assert isinstance(answer, ApiKeyVerification)  # noqa: S101  narrowing: _begin answers one or the other
         return answer, False
 
@@ -1196,7 +1201,7 @@ class ApiKeyService:
         """
         answer = self._begin(key, organization_id, client, cost)
         if type(answer) is tuple:
-            return PendingVerification(self, answer, organization_id)
+            return PendingVerification(self, answer, organization_id, client, cost)
         assert isinstance(answer, ApiKeyVerification)  # noqa: S101  narrowing: _begin answers one or the other
         return answer
 
@@ -1241,16 +1246,25 @@ class ApiKeyService:
             elif self._refusals is not None and self._refusals.refuses(cache_key, now):
                 return self._counted(_UNKNOWN, "negative_cache")
         # A plain tuple: verify() completes it at once, so the hot path builds no object for it.
-        return (candidates, key, cache_key, now, touch, client, cost)
+        return (candidates, key, cache_key, now, touch)
 
     def _complete(
-        self, session: Session | Connection, due: _Due, organization_id: str | None, owned: bool = False
+        self,
+        session: Session | Connection,
+        due: _Due,
+        organization_id: str | None,
+        client: ApiKeyClient | None = None,
+        cost: int = 1,
+        owned: bool = False,
     ) -> tuple[ApiKeyVerification, bool]:
-        """The database part of a verification :meth:`_begin` could not answer, and the cache writes."""
-        candidates, key, cache_key, now, touch, client, cost = due
-        if touch is not None and touch.guard is not None:  # cached, limited: spend credits, maybe touch
-            return self._complete_guarded(session, touch, now, cost, owned)
-        if touch is not None:  # cached and valid, with an inline last_used_at write due
+        """The database part of a verification :meth:`_begin` could not answer, and the cache writes.
+
+        ``client`` and ``cost`` matter to keys with opt-in limits only; ``owned``: see :meth:`_spend`.
+        """
+        candidates, key, cache_key, now, touch = due
+        if touch is not None:  # cached and valid: an inline last_used_at write due, or credits to spend
+            if touch.guard is not None:
+                return self._complete_guarded(session, touch, now, cost, owned)
             connection = session.connection() if isinstance(session, Session) else session
             self._touch(connection, touch.key_id, now)
             touch.last_used_at = now
@@ -1267,19 +1281,36 @@ class ApiKeyService:
             ticket = cache.ticket() if fresh else cache.earliest_ticket()
         if refusals is not None:
             refusal_ticket = refusals.ticket()
-        result, wrote, last_used_at, guard, answer = self._verify_stored(
+        result, wrote, last_used_at, limited = self._verify_stored(
             session, candidates, key, cache_key, now, organization_id, client, cost, owned
         )
-        if result.key_id is not None:  # a valid result (its limits may still refuse: the answer)
+        if limited is not None:  # a key with opt-in limits
+            return self._answer_limited(cache, cache_key, result, limited, last_used_at, now, ticket), wrote
+        if result.key_id is not None:  # a valid result
             if cache is not None:
-                self._remember(cache, cache_key, result, result.key_id, last_used_at, now, ticket, guard)
-            result = answer
+                self._remember(cache, cache_key, result, result.key_id, last_used_at, now, ticket)
         elif result is _NO_SUCH_KEY and refusals is not None and fresh:
             # Only from a snapshot taken after the ticket: an older one may predate a key's issue.
             if self._before_cache_write is not None:
                 self._before_cache_write()
             refusals.put(cache_key, now, ticket=refusal_ticket)
         return self._counted(result, "database"), wrote
+
+    def _answer_limited(
+        self,
+        cache: KeyCache[ApiKeyVerification] | None,
+        cache_key: str,
+        result: ApiKeyVerification,
+        limited: tuple[Guard, ApiKeyVerification],
+        last_used_at: datetime | None,
+        now: datetime,
+        ticket: int,
+    ) -> ApiKeyVerification:
+        """A limited key read from its row: its result cached with its guard, whose answer is given."""
+        guard, answer = limited
+        if cache is not None and result.key_id is not None:
+            self._remember(cache, cache_key, result, result.key_id, last_used_at, now, ticket, guard)
+        return self._counted(answer, "database")
 
     def _counted(self, result: ApiKeyVerification, source: Source) -> ApiKeyVerification:
         metrics = self.metrics
@@ -1298,14 +1329,14 @@ class ApiKeyService:
         client: ApiKeyClient | None = None,
         cost: int = 1,
         owned: bool = False,
-    ) -> tuple[ApiKeyVerification, bool, datetime | None, Guard | None, ApiKeyVerification]:
+    ) -> tuple[ApiKeyVerification, bool, datetime | None, tuple[Guard, ApiKeyVerification] | None]:
         """Fetch, match, decide, then the side effects of a verified key: rehash and ``last_used_at``.
 
         Returns:
-            The result to cache (:data:`_NO_SUCH_KEY` when no row matched), whether it wrote, the key's
-            ``last_used_at`` after this verification (a deferred write counts as done), the key's
-            :class:`Guard` (``None`` without opt-in limits), and the answer: the result itself, or what
-            the guard's checks made of it (a refusal, or the credits left).
+            The result (:data:`_NO_SUCH_KEY` when no row matched), whether it wrote, the key's
+            ``last_used_at`` after this verification (a deferred write counts as done), and for a key with
+            opt-in limits its :class:`Guard` and the answer: the result itself, or what the guard's checks
+            made of it (a refusal, or the credits left); ``None`` for every other key.
         """
         connection = session.connection() if isinstance(session, Session) else session
         lookup = candidates.lookup(key, cache_key)
@@ -1313,29 +1344,27 @@ class ApiKeyService:
         rows = candidates.query.fetch(connection, plan, lookup, self.membership.execution_options)
         found = candidates.match(rows, lookup, key, plan, now, organization_id)
         if found is None:
-            return _NO_SUCH_KEY, False, None, None, _NO_SUCH_KEY
+            return _NO_SUCH_KEY, False, None, None
         row, position = found
         # _VERIFY_FIELDS
-        key_id, org, name, scopes, expires_at, revoked_at, last_used_at, stored, *limited = row
+        key_id, org, name, scopes, expires_at, revoked_at, last_used_at, stored, constraints = row
         processors = plan.processors
         if expires_at is not None:
             expires_at = processors[_EXPIRES_AT](expires_at)
         refusal = _decide(org, revoked_at, expires_at, now, organization_id)
         if refusal is not None:
-            return refusal, False, None, None, refusal
-        scopes = processors[_SCOPES](scopes)
-        guard = None
-        if limited[0] is not None or limited[2] is not None or limited[3] is not None:
-            guard = self._guard(processors, *limited)
-        if guard is None:
-            result = answer = self._valid_result(key_id, org, name, scopes, expires_at)
+            return refusal, False, None, None
+        limited = None
+        if constraints is None:
+            result = self._valid_result(key_id, org, name, processors[_SCOPES](scopes), expires_at)
             wrote = False
-        else:  # the opt-in step: subject, bindings, rate limits, credits
-            result, answer, wrote = self._stored_guarded(
-                connection, guard, (key_id, org, name, scopes, expires_at), client, cost, now, owned
-            )
+        else:  # the opt-in step (revision 0010): subject, bindings, rate limits, credits
+            guard = guard_for(constraints, processors[_CONSTRAINTS])
+            fields = (key_id, org, name, processors[_SCOPES](scopes), expires_at)
+            result, answer, wrote = self._stored_guarded(connection, guard, fields, client, cost, now, owned)
+            limited = (guard, answer)
             if not answer.valid:
-                return result, wrote, None, guard if result.valid else None, answer
+                return result, wrote, None, limited
         if position > 0:  # a fallback hasher matched: move the key to the current one
             self._rehash(connection, key_id, stored, lookup[0])
             wrote = True
@@ -1352,7 +1381,7 @@ class ApiKeyService:
                     self._touch(connection, key_id, now)
                     wrote = True
                 last_used_at = now
-        return result, wrote, last_used_at, guard, answer
+        return result, wrote, last_used_at, limited
 
     def flush_last_used(self, session: Session | Connection) -> int:
         """Write the deferred ``last_used_at`` uses on ``session``'s connection, in its transaction.
@@ -1455,11 +1484,9 @@ class ApiKeyService:
             return
         if self._before_cache_write is not None:
             self._before_cache_write()
-        entry = CacheEntry(result, key_id, now + self.cache_ttl, last_used_at)
-        if guard is not None:
-            entry.guard = guard
-            if guard.member is not None and result.organization_id is not None:
-                entry.member = (result.organization_id, guard.member)
+        entry = CacheEntry(result, key_id, now + self.cache_ttl, last_used_at, guard)
+        if guard is not None and guard.member is not None and result.organization_id is not None:
+            entry.member = (result.organization_id, guard.member)
         cache.put(cache_key, entry, ticket=ticket)
 
     # --- the opt-in step of limited keys (see tenantkit.api_keys._limits) -------------------------------
@@ -1480,10 +1507,10 @@ class ApiKeyService:
         if answer is not result:
             return self._counted(answer, "cache")
         if entry.guard.credits:  # never answered from the cache without spending
-            return (candidates, key, cache_key, now, entry, client, cost)
+            return (candidates, key, cache_key, now, entry)
         if self._touch_due(entry.last_used_at, now):
             if self._last_used is None or not self._last_used.record(entry.key_id, now):
-                return (candidates, key, cache_key, now, entry, client, cost)
+                return (candidates, key, cache_key, now, entry)
             entry.last_used_at = now
         return self._counted(result, "cache")
 
@@ -1531,19 +1558,12 @@ class ApiKeyService:
             if narrowed is None:
                 return _SUBJECT_INACTIVE, _SUBJECT_INACTIVE, False
             scopes = narrowed
-        result = self._valid_result(key_id, org, name, scopes, expires_at, guard)
+        result = self._valid_result(key_id, org, name, scopes, expires_at, guard.subject)
         answer = self._admit(guard, result, client)
         if answer is not result or not guard.credits:
             return result, answer, False
         answer, wrote = self._spend(connection, result, cost, now, owned)
         return result, answer, wrote
-
-    def _guard(
-        self, processors: Sequence[Processor], subject_type: Any, subject_id: Any, credits: Any, stored: Any
-    ) -> Guard | None:
-        if stored is not None and not isinstance(stored, dict):
-            stored = processors[_CONSTRAINTS](stored)
-        return guard_for(subject_type, subject_id, credits, stored)
 
     def _admit(
         self, guard: Guard, result: ApiKeyVerification, client: ApiKeyClient | None
@@ -1725,20 +1745,18 @@ class ApiKeyService:
         name: str,
         scopes: tuple[str, ...],
         expires_at: datetime | None,
-        guard: Guard | None = None,
+        subject: ApiKeySubject = ORGANIZATION,
     ) -> ApiKeyVerification:
-        # Filed by key id, the one field hashed; the rest compared (a renamed or re-scoped key is rebuilt).
+        # Filed by key id, the one field hashed; the rest compared (a renamed or re-scoped key is rebuilt),
+        # but the subject: a key's subject never changes.
         results = self._results
         result = results.get(key_id)
-        subject = ORGANIZATION if guard is None else guard.subject
         if (
             result is None
             or result.name != name
             or result.organization_id != org
             or result.scopes != scopes
             or result.expires_at != expires_at
-            or result.subject_id != subject.id
-            or result.subject_type != subject.type
         ):
             result = ApiKeyVerification(
                 valid=True,
@@ -1822,18 +1840,11 @@ def _decide_cached(
     return cached if refusal is None else refusal
 
 
-_Due = tuple[
-    _Candidates,
-    str,
-    str,
-    datetime,
-    "CacheEntry[ApiKeyVerification] | None",
-    "ApiKeyClient | None",
-    int,
-]
+_Due = tuple[_Candidates, str, str, datetime, "CacheEntry[ApiKeyVerification] | None"]
 """What a verification memory could not answer needs: its candidates, the key, its cache key (the digest
-already made), the time of verification, a cached entry due only an inline ``last_used_at`` write (or, for
-a key with credits, their spending), the client presenting the key, and the credits it costs."""
+already made), the time of verification, and a cached entry due only an inline ``last_used_at`` write (or,
+for a key with credits, their spending). The client and the cost travel beside it: only limited keys
+read them."""
 
 
 class PendingVerification:
@@ -1844,25 +1855,36 @@ class PendingVerification:
     moment it was begun.
     """
 
-    __slots__ = ("_due", "organization_id", "service")
+    __slots__ = ("_client", "_cost", "_due", "organization_id", "service")
 
     service: ApiKeyService
     organization_id: str | None
     """Only keys of this organization are accepted, when set."""
     _due: _Due  # holds the presented key: kept out of the public attributes and the repr
+    _client: ApiKeyClient | None
+    _cost: int
 
-    def __init__(self, service: ApiKeyService, due: _Due, organization_id: str | None) -> None:
+    def __init__(
+        self,
+        service: ApiKeyService,
+        due: _Due,
+        organization_id: str | None,
+        client: ApiKeyClient | None = None,
+        cost: int = 1,
+    ) -> None:
         self.service = service
         self._due = due
         self.organization_id = organization_id
+        self._client = client
+        self._cost = cost
 
     def complete(self, session: Session | Connection) -> ApiKeyVerification:
         """The verification, looked up on ``session`` (or its connection); commit if it wrote, as usual."""
-        return self.service._complete(session, self._due, self.organization_id)[0]
+        return self.service._complete(session, self._due, self.organization_id, self._client, self._cost)[0]
 
     def complete_and_report(self, session: Session | Connection) -> tuple[ApiKeyVerification, bool]:
         """Like :meth:`complete`, and whether it wrote in the caller's transaction (a commit is due)."""
-        return self.service._complete(session, self._due, self.organization_id)
+        return self.service._complete(session, self._due, self.organization_id, self._client, self._cost)
 
     def complete_on_own_connection(self, connection: Connection) -> tuple[ApiKeyVerification, bool]:
         """Like :meth:`complete_and_report` on a connection that is this verification's alone, which the
@@ -1870,7 +1892,9 @@ class PendingVerification:
 
         Usage credits are then spent on it, rather than on a second connection of the engine.
         """
-        return self.service._complete(connection, self._due, self.organization_id, owned=True)
+        return self.service._complete(
+            connection, self._due, self.organization_id, self._client, self._cost, owned=True
+        )
 
     def __repr__(self) -> str:
         # Never the key, nor its digest.
