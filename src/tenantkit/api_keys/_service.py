@@ -1786,6 +1786,7 @@ def _cache_wanted(name: str, ttl: timedelta | None, size: int) -> bool:
 
 
 _MAX_RESULTS = 4096
+"""Prebuilt valid results a service keeps at most (one per key in use; emptied when full)."""
 
 _LIMITER_LOCK = threading.Lock()
 
@@ -1809,9 +1810,6 @@ def _credit_amount(value: object, field: str, *, minimum: int) -> int:
 def _permission_names(permissions: Any) -> frozenset[str]:
     """Every action some role holds in ``permissions``: the scopes a user's key keeps only while allowed."""
     return frozenset().union(*(permissions.actions(role) for role in Role))
-
-
-"""Prebuilt valid results a service keeps at most (one per key in use; emptied when full)."""
 
 
 def _decide(
