@@ -95,7 +95,7 @@ def steps(engine: sa.Engine, keys: list[str]) -> dict[str, Callable[[], None]]: 
         for key in keys:
             due = service._begin(key, None)
             assert type(due) is tuple
-            found, key, cache_key, now, _ = due
+            found, key, cache_key, now, *_ = due
             chosen = found.query.plan(connection.dialect, service.membership.schema_translate_map(connection))
             rows = found.query.fetch(connection, chosen, (cache_key,), {})
             found.match(rows, (cache_key,), key, chosen, now, None)

@@ -144,7 +144,7 @@ def add_health_route(app: FastAPI, kit: TenantKit) -> None:
         return {"status": "ok", "bus": bus}
 
 
-def create_app(
+def create_app(  # noqa: C901  one nested route per feature the example shows
     database_url: str = "sqlite:///example.sqlite3",
     *,
     schema: str | None = None,
@@ -281,6 +281,18 @@ def create_app(
         return {"organization_id": key.organization_id, "key": key.name, "reports": ["2030-q1", "2030-q2"]}
 
     add_health_route(app, kit)
+    # A metered device (docs/usage-limits.md, docs/bound-keys.md): its key is issued in Python with
+    #     kit.api_keys.issue(session, org, "pump 4711", actor=..., scopes=["telemetry:write"],
+    #                        subject=ApiKeySubject.device("SN-4711"),
+    #                        limits=ApiKeyLimits(refill_amount=10_000, refill_period="day",
+    #                                            rate_limits=["10/second"], allowed_cidrs=["10.20.0.0/16"]))
+    # Each request spends one credit; out of credits or over the rate it is answered 429 with Retry-After.
+    TelemetryKey = Annotated[ApiKeyVerification, Depends(tk.api_key("telemetry:write", cost=1))]
+
+    @app.post("/api/telemetry", status_code=202)
+    def telemetry(key: TelemetryKey) -> dict[str, object]:
+        """For devices: one usage credit per reading; the answer says how many are left."""
+        return {"device": key.subject_id, "credits_remaining": key.credits_remaining}
 
     @app.get("/organizations/{organization_id}/billing")
     def billing(auth: BillingManager) -> dict[str, object]:

@@ -28,7 +28,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-KNOWN_EXTRAS = ("fastapi", "flask", "starlette", "postgres", "mysql", "async", "webhooks")
+KNOWN_EXTRAS = ("fastapi", "flask", "starlette", "postgres", "mysql", "async", "webhooks", "limits", "redis")
 ORGANIZATION = "org_install_check"
 SCOPE = "reports:read"
 
@@ -49,6 +49,8 @@ EXTRA_MODULES = {
     "postgres": ("psycopg",),
     "mysql": ("pymysql",),
     "async": ("sqlalchemy.ext.asyncio", "aiosqlite", "greenlet"),
+    "limits": ("limits", "limits.strategies"),
+    "redis": ("redis",),
     "webhooks": ("httpx", "cryptography.fernet"),
 }
 WEBHOOK_ENVIRONMENT = {

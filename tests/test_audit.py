@@ -170,6 +170,23 @@ class TestEveryChangeIsRecorded:
                 [("api_key", issued.id), ("api_key", rotated.id)],
             )
             assert change["old_key_valid_until"] == "2030-01-01T01:00:00Z"
+            kit.api_keys.set_credits(s, ORG, rotated.id, 7, actor="bob")
+            kit.api_keys.add_credits(s, ORG, rotated.id, 3, actor="bob")
+            credits = [("api_key", rotated.id)]
+            assert new() == [
+                (
+                    "api_key.credits_changed",
+                    "bob",
+                    credits,
+                    {"key_id": rotated.id, "operation": "set", "amount": 7, "remaining": 7},
+                ),
+                (
+                    "api_key.credits_changed",
+                    "bob",
+                    credits,
+                    {"key_id": rotated.id, "operation": "add", "amount": 3, "remaining": 10},
+                ),
+            ]
             kit.api_keys.revoke(s, ORG, rotated.id, actor="bob")
             kit.api_keys.revoke(s, ORG, rotated.id, actor="bob")
             kit.api_keys.delete(s, ORG, issued.id, actor="bob")
@@ -293,7 +310,7 @@ class TestEveryChangeIsRecorded:
             name for name, cls in EVENT_TYPES.items() if not cls.__module__.startswith("tenantkit.webhooks")
         }
         assert every_type == core, "a new event type needs a step here"
-        assert result.rows == sum(1 for event in everything if event.actor.id == "bob") == 13
+        assert result.rows == sum(1 for event in everything if event.actor.id == "bob") == 15
         for event in everything:
             assert event.organization_id == ORG
             assert event.occurred_at == clock()

@@ -79,6 +79,7 @@ def test_every_event_names_its_performer(
         membership.transfer_ownership(session, ORG, "adam", actor="alice")
         membership.transfer_ownership(session, ORG, "alice", actor=HOST, from_user_id="adam")
         key = keys.issue(session, ORG, "CI", actor="alice")
+        keys.set_credits(session, ORG, key.id, 10, actor="adam")
         rotated = keys.rotate(session, ORG, key.id, actor="adam")
         keys.revoke(session, ORG, rotated.id, actor="alice")
         keys.delete(session, ORG, key.id, actor="adam")
@@ -125,6 +126,7 @@ def test_every_event_names_its_performer(
         ("OwnershipTransferred", "alice"),
         ("OwnershipTransferred", None),
         ("ApiKeyIssued", "alice"),
+        ("ApiKeyCreditsChanged", "adam"),
         ("ApiKeyRotated", "adam"),
         ("ApiKeyRevoked", "alice"),
         ("ApiKeyDeleted", "adam"),

@@ -199,6 +199,7 @@ def run_every_change(engine: sa.Engine, clock: FrozenClock, events: EventDispatc
         roles.delete(session, ORG, "billing", actor="mia")
         for keys in services:
             issued = keys.issue(session, ORG, "CI", actor="mia", scopes=["reports:read"])
+            keys.set_credits(session, ORG, issued.id, 5, actor="mia")
             rotated = keys.rotate(session, ORG, issued.id, actor="mia")
             for new in (issued, rotated):
                 # The key, and its secret part without the non-secret start that payloads carry.

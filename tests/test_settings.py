@@ -300,8 +300,10 @@ class TestEveryVariableIsListed:
         assert rows == [variable.name for variable in ENVIRONMENT_VARIABLES]
 
     def test_secret_variables_are_marked(self) -> None:
-        """The variables that hold secrets are the peppers, the signing keys and the database and bus URLs."""
+        """The variables that hold secrets: the peppers, the signing keys, the database, bus and Redis
+        URLs."""
         assert {variable.name for variable in ENVIRONMENT_VARIABLES if variable.secret} == {
+            "TENANTKIT_API_KEY_RATE_LIMIT_STORAGE",
             "TENANTKIT_API_KEY_PEPPER",
             "TENANTKIT_API_KEY_OLD_PEPPERS",
             "TENANTKIT_INVITATION_SECRET",

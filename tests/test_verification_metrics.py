@@ -182,7 +182,18 @@ class TestCountingMetrics:
 
     def test_outcomes_and_sources_are_the_documented_ones(self) -> None:
         """The names a dashboard is built on."""
-        assert OUTCOMES == ("valid", "malformed", "unknown", "expired", "revoked")
+        assert OUTCOMES == (
+            "valid",
+            "malformed",
+            "unknown",
+            "expired",
+            "revoked",
+            "subject_inactive",
+            "address_not_allowed",
+            "certificate_mismatch",
+            "rate_limited",
+            "usage_exceeded",
+        )
         assert SOURCES == ("format", "cache", "negative_cache", "database")
 
     @pytest.fixture

@@ -53,7 +53,7 @@ async def complete_on_database(
     """Complete ``pending`` on a connection of ``database`` of its own, committing only if it wrote."""
     if is_async_engine(database):
         async with database.connect() as connection:
-            verified, wrote = await connection.run_sync(pending.complete_and_report)
+            verified, wrote = await connection.run_sync(pending.complete_on_own_connection)
             if wrote:
                 await connection.commit()
         return verified

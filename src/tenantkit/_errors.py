@@ -56,7 +56,11 @@ imports nothing of tenantkit's and holds for custom roles as well as the built-i
     ├── GoneError                        410 kind     code "gone"
     │   ├── InvitationExpiredError               [i]  code "invitation_expired"
     │   └── InvitationNotPendingError            [i]  code "invitation_not_pending"
+    ├── TooManyRequestsError             429 kind     code "too_many_requests"
+    │   ├── RateLimitedError                     [k]  code "rate_limited"
+    │   └── UsageExceededError                   [k]  code "usage_exceeded"
     ├── UnavailableError                 503 kind     code "unavailable"
+    │   ├── RateLimiterUnavailableError          [k]  code "rate_limiter_unavailable"
     │   └── DatabaseError                             code "database_error"
     │       ├── DatabaseUnavailableError              code "database_unavailable"
     │       ├── MigrationLockTimeoutError             code "migration_lock_timeout"
@@ -78,7 +82,7 @@ imports nothing of tenantkit's and holds for custom roles as well as the built-i
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import ClassVar
 
@@ -148,6 +152,18 @@ class GoneError(TenantKitError):
     """The thing asked for existed but can no longer be used. Never raised directly. HTTP 410."""
 
     code = "gone"
+
+
+class TooManyRequestsError(TenantKitError):
+    """The caller used more than it may: a rate limit or its usage credits. Never raised directly. HTTP 429.
+
+    Attributes:
+        retry_after: Whole seconds after which trying again may succeed, or ``None`` when nothing will
+            change by itself (credits that are never refilled).
+    """
+
+    code = "too_many_requests"
+    retry_after: int | None = None
 
 
 class UnavailableError(TenantKitError):
@@ -696,7 +712,8 @@ class InvalidApiKeyError(AuthenticationError, ApiKeyError):
     """The presented API key does not verify.
 
     Attributes:
-        reason: ``"malformed"``, ``"unknown"``, ``"expired"`` or ``"revoked"``.
+        reason: ``"malformed"``, ``"unknown"``, ``"expired"``, ``"revoked"``, or for a bound key
+            ``"subject_inactive"``, ``"address_not_allowed"`` or ``"certificate_mismatch"``.
     """
 
     code = "invalid_api_key"
@@ -723,6 +740,58 @@ class AmbiguousApiKeyError(InvalidApiKeyError):
         # Skips InvalidApiKeyError's "is not valid (reason)" wording: nothing was verified.
         TenantKitError.__init__(self, "the request presents more than one API key; send exactly one")
         self.reason = "ambiguous"
+
+
+class RateLimitedError(TooManyRequestsError, ApiKeyError):
+    """A verified API key went over one of its rate limits; the verification's reason is ``rate_limited``.
+
+    Attributes:
+        retry_after: Whole seconds until the limit that refused lets a request through again.
+        limits: The state of each of the key's limits that was checked, as
+            :class:`~tenantkit.api_keys.RateLimitState` data (``policy``, ``limit``, ``window``,
+            ``remaining``, ``reset``): what the adapters' ``RateLimit`` headers say.
+    """
+
+    code = "rate_limited"
+
+    def __init__(self, retry_after: int, limits: Sequence[Mapping[str, object]] = ()) -> None:
+        super().__init__(f"the API key is over its rate limit; retry in {retry_after} s")
+        self.retry_after: int | None = retry_after
+        self.limits: tuple[Mapping[str, object], ...] = tuple(limits)
+
+    def details(self) -> dict[str, object]:
+        return {"reason": "rate_limited", "retry_after": self.retry_after}
+
+
+class UsageExceededError(TooManyRequestsError, ApiKeyError):
+    """A verified API key has too few usage credits left; the verification's reason is ``usage_exceeded``.
+
+    Attributes:
+        remaining: The credits the key has left (fewer than the verification costs).
+        retry_after: Whole seconds until the next refill, or ``None`` when the key is never refilled.
+    """
+
+    code = "usage_exceeded"
+
+    def __init__(self, remaining: int, retry_after: int | None = None) -> None:
+        super().__init__(f"the API key has used its credits ({remaining} left)")
+        self.remaining = remaining
+        self.retry_after = retry_after
+
+    def details(self) -> dict[str, object]:
+        return {"reason": "usage_exceeded", "remaining": self.remaining, "retry_after": self.retry_after}
+
+
+class RateLimiterUnavailableError(UnavailableError, ApiKeyError):
+    """The rate limiter's storage (Redis) did not answer, and the service refuses rather than lets through.
+
+    Raised only with ``rate_limit_unavailable="refuse"``; the default lets requests through (and logs).
+    """
+
+    code = "rate_limiter_unavailable"
+
+    def __init__(self) -> None:
+        super().__init__("the rate limiter's storage is unavailable; try again shortly")
 
 
 class MissingScopeError(AuthorizationError, ApiKeyError):

@@ -402,6 +402,22 @@ class ApiKeyRotated(Event):
         )
 
 
+class ApiKeyCreditsChanged(Event):
+    """An admin set or added to a key's usage credits; ``remaining`` is what it has after the change."""
+
+    event_type: ClassVar[str] = "api_key.credits_changed"
+    payload_fields: ClassVar[tuple[str, ...]] = ("key_id", "operation", "amount", "remaining")
+
+    key_id: str
+    operation: str
+    """``"set"`` or ``"add"``."""
+    amount: int
+    remaining: int
+
+    def cache_keys(self) -> tuple[CacheKey, ...]:
+        return (CacheKey.api_key(self.organization_id, self.key_id),)
+
+
 _INVITATION_PAYLOAD = ("invitation_id", "email", "allowed_domains", "role", "custom_role", "expires_at")
 
 

@@ -7,7 +7,7 @@ request gets the same answer from either.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
@@ -16,6 +16,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from tenantkit._actor import Actor, ActorKind
+from tenantkit._context import FORWARDED_FOR_HEADER, client_address, parse_ip_address
 from tenantkit._errors import (
     AmbiguousApiKeyError,
     AuthenticationError,
@@ -26,7 +27,9 @@ from tenantkit._errors import (
     InvalidInputError,
     InvalidRequestError,
     NotFoundError,
+    RateLimitedError,
     TenantKitError,
+    TooManyRequestsError,
     UnavailableError,
 )
 from tenantkit._pagination import Page
@@ -50,6 +53,7 @@ from tenantkit.webhooks._targets import MAX_URL_LENGTH as MAX_WEBHOOK_URL_LENGTH
 
 if TYPE_CHECKING:
     from tenantkit._kit import TenantKit
+    from tenantkit._settings import HttpSettings
 
 API_KEY_HEADER = "X-API-Key"
 WWW_AUTHENTICATE = 'Bearer realm="api", charset="UTF-8"'
@@ -63,6 +67,7 @@ _STATUS_BY_KIND: Mapping[type[TenantKitError], int] = {
     NotFoundError: 404,
     ConflictError: 409,
     GoneError: 410,
+    TooManyRequestsError: 429,
     UnavailableError: 503,
     ConfigurationError: 400,
 }
@@ -98,10 +103,41 @@ def error_body(error: TenantKitError) -> dict[str, object]:
 
 
 def error_headers(error: TenantKitError) -> dict[str, str]:
-    """Headers that must accompany ``error``: a 401 names its authentication scheme."""
+    """Headers that must accompany ``error``: a 401 names its authentication scheme; a 429 says when to
+    retry and, for a rate limit, the IETF draft's ``RateLimit-Policy`` and ``RateLimit``."""
+    if isinstance(error, TooManyRequestsError):
+        return rate_limit_headers(error)
     if status_for(error) == 401:
         return {"WWW-Authenticate": WWW_AUTHENTICATE}
     return {}
+
+
+def rate_limit_headers(error: TooManyRequestsError) -> dict[str, str]:
+    """``Retry-After`` (seconds), and for a :class:`RateLimitedError` the limits it checked, as
+    draft-ietf-httpapi-ratelimit-headers writes them::
+
+        RateLimit-Policy: "100 per 1 minute";q=100;w=60
+        RateLimit: "100 per 1 minute";r=0;t=17
+
+    ``q`` is the quota, ``w`` the window in seconds, ``r`` what remains and ``t`` the seconds until reset.
+    """
+    headers: dict[str, str] = {}
+    if error.retry_after is not None:
+        headers["Retry-After"] = str(max(1, error.retry_after))
+    if isinstance(error, RateLimitedError) and error.limits:
+        policies, states = [], []
+        for state in error.limits:
+            name = _sf_string(str(state["policy"]))
+            policies.append(f"{name};q={state['limit']};w={state['window']}")
+            states.append(f"{name};r={state['remaining']};t={state['reset']}")
+        headers["RateLimit-Policy"] = ", ".join(policies)
+        headers["RateLimit"] = ", ".join(states)
+    return headers
+
+
+def _sf_string(text: str) -> str:
+    """``text`` as a structured-field string (RFC 8941): quoted, with ``\\`` and ``"`` escaped."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def api_key_from_environ(environ: Mapping[str, Any]) -> str | None:
@@ -164,13 +200,85 @@ def api_key_from_values(authorizations: Sequence[str], header_keys: Sequence[str
     return bearer if bearer is not None else header_key
 
 
+class AsgiClient:
+    """The client of an ASGI request, as a bound API key asks about it: read only when a key asks.
+
+    The address is :func:`~tenantkit._context.client_address` of the peer and ``X-Forwarded-For`` under
+    ``HttpSettings.trusted_proxies``; the certificate thumbprint is the ``client_certificate_header``,
+    believed only when the peer is a trusted proxy (any client could send that header itself).
+    """
+
+    __slots__ = ("_http", "_scope")
+
+    def __init__(self, scope: Mapping[str, Any], http: HttpSettings) -> None:
+        self._scope = scope
+        self._http = http
+
+    def _peer(self) -> str | None:
+        client = self._scope.get("client")
+        return str(client[0]) if client else None
+
+    def _header(self, name: str) -> list[str]:
+        wanted = name.lower().encode("latin-1")
+        return [value.decode("latin-1") for key, value in self._scope["headers"] if key == wanted]
+
+    @property
+    def address(self) -> str | None:
+        """The client's address under the trusted-proxy setting."""
+        return client_address(self._peer(), self._header(FORWARDED_FOR_HEADER), self._http.proxies)
+
+    @property
+    def certificate_thumbprint(self) -> str | None:
+        """The thumbprint the trusted TLS-terminating proxy forwarded, or ``None``."""
+        return _forwarded_thumbprint(self._http, self._peer(), self._header)
+
+
+class WsgiClient:
+    """The client of a WSGI request (see :class:`AsgiClient`); ``REMOTE_ADDR`` is the peer."""
+
+    __slots__ = ("_environ", "_http")
+
+    def __init__(self, environ: Mapping[str, Any], http: HttpSettings) -> None:
+        self._environ = environ
+        self._http = http
+
+    def _header(self, name: str) -> list[str]:
+        value = self._environ.get("HTTP_" + name.upper().replace("-", "_"))
+        return [] if value is None else [str(value)]
+
+    @property
+    def address(self) -> str | None:
+        """The client's address under the trusted-proxy setting."""
+        return client_address(
+            self._environ.get("REMOTE_ADDR"), self._header(FORWARDED_FOR_HEADER), self._http.proxies
+        )
+
+    @property
+    def certificate_thumbprint(self) -> str | None:
+        """The thumbprint the trusted TLS-terminating proxy forwarded, or ``None``."""
+        return _forwarded_thumbprint(self._http, self._environ.get("REMOTE_ADDR"), self._header)
+
+
+def _forwarded_thumbprint(
+    http: HttpSettings, peer: str | None, header: Callable[[str], list[str]]
+) -> str | None:
+    name = http.client_certificate_header
+    if name is None or peer is None:
+        return None
+    address = parse_ip_address(peer)
+    if address is None or address not in http.proxies:
+        return None  # not from the proxy that terminates TLS: anyone may send the header
+    values = header(name)
+    return values[0] if len(values) == 1 else None
+
+
 def complete_on_engine(pending: PendingVerification, engine: Engine) -> ApiKeyVerification:
     """Complete ``pending`` on a connection of ``engine`` of its own, committing only if it wrote.
 
     What the adapters do on a cache miss when given ``database=``: the host's session is never opened.
     """
     with engine.connect() as connection:
-        verified, wrote = pending.complete_and_report(connection)
+        verified, wrote = pending.complete_on_own_connection(connection)
         if wrote:
             connection.commit()
     return verified

@@ -30,7 +30,18 @@ __all__ = [
     "WebhookMetrics",
 ]
 
-Outcome = Literal["valid", "malformed", "unknown", "expired", "revoked"]
+Outcome = Literal[
+    "valid",
+    "malformed",
+    "unknown",
+    "expired",
+    "revoked",
+    "subject_inactive",
+    "address_not_allowed",
+    "certificate_mismatch",
+    "rate_limited",
+    "usage_exceeded",
+]
 """How a verification ended: ``valid``, or the reason it refused the key."""
 
 Source = Literal["format", "cache", "negative_cache", "database"]
@@ -42,7 +53,18 @@ DeliveryOutcome = Literal["succeeded", "retrying", "failed", "lost"]
 
 DELIVERY_OUTCOMES: tuple[DeliveryOutcome, ...] = ("succeeded", "retrying", "failed", "lost")
 
-OUTCOMES: tuple[Outcome, ...] = ("valid", "malformed", "unknown", "expired", "revoked")
+OUTCOMES: tuple[Outcome, ...] = (
+    "valid",
+    "malformed",
+    "unknown",
+    "expired",
+    "revoked",
+    "subject_inactive",
+    "address_not_allowed",
+    "certificate_mismatch",
+    "rate_limited",
+    "usage_exceeded",
+)
 SOURCES: tuple[Source, ...] = ("format", "cache", "negative_cache", "database")
 
 BusEvent = Literal["published", "publish_failed", "received", "connected", "disconnected", "cleared", "gap"]

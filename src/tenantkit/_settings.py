@@ -135,6 +135,11 @@ class ApiKeySettings(_Settings):
         negative_cache_ttl: Turns on the cache of well-formed keys that match no key, trusting an entry
             this long (a few seconds): a flood of made-up keys then costs one lookup per distinct key.
         negative_cache_size: Entries the negative cache keeps at most.
+        rate_limit_storage: Where keys with rate limits are counted: ``memory://`` (the default, this
+            process alone) or a Redis URL (``redis://host:6379/0``, ``tenantkit[redis]``) shared by every
+            process. A secret: a Redis URL may hold a password.
+        rate_limit_unavailable: When that Redis does not answer: ``"allow"`` (the default: let the request
+            through, log a warning) or ``"refuse"`` (503 ``rate_limiter_unavailable``).
     """
 
     prefix: str = DEFAULT_PREFIX
@@ -151,6 +156,8 @@ class ApiKeySettings(_Settings):
     cache_size: int = Field(default=10_000, ge=1)
     negative_cache_ttl: Duration | None = Field(default=None, gt=timedelta(0))
     negative_cache_size: int = Field(default=10_000, ge=1)
+    rate_limit_storage: SecretStr | None = None
+    rate_limit_unavailable: Literal["allow", "refuse"] = "allow"
 
     if TYPE_CHECKING:
         # The signature callers see: the inputs each field accepts (plain strings for secrets, "30s" for
@@ -172,6 +179,8 @@ class ApiKeySettings(_Settings):
             cache_size: int = ...,
             negative_cache_ttl: timedelta | str | float | None = ...,
             negative_cache_size: int = ...,
+            rate_limit_storage: str | SecretStr | None = ...,
+            rate_limit_unavailable: Literal["allow", "refuse"] = ...,
         ) -> None: ...
 
     @field_validator("prefix")
@@ -229,7 +238,18 @@ class ApiKeySettings(_Settings):
             "cache_size": self.cache_size,
             "negative_cache_ttl": self.negative_cache_ttl,
             "negative_cache_size": self.negative_cache_size,
+            "rate_limiter": self._rate_limiter(),
         }
+
+    def _rate_limiter(self) -> Any:
+        if self.rate_limit_storage is None and self.rate_limit_unavailable == "allow":
+            return None  # made in memory on first need
+        from tenantkit.api_keys._limits import RateLimiter
+
+        storage = (
+            "memory://" if self.rate_limit_storage is None else self.rate_limit_storage.get_secret_value()
+        )
+        return RateLimiter(storage, on_unavailable=self.rate_limit_unavailable)
 
 
 class InvitationSettings(_Settings):
@@ -495,15 +515,24 @@ class HttpSettings(_Settings):
             believes no proxy, and the client is the connection's peer.
         request_id_header: The request header holding the request's id (``X-Request-ID``); ``None`` reads
             none.
+        client_certificate_header: The header in which the TLS-terminating proxy forwards the SHA-256
+            thumbprint of the client's certificate (``X-Client-Cert-SHA256``), for API keys bound to a
+            certificate. Believed only from a peer among ``trusted_proxies``; ``None`` (the default) reads
+            none, and certificate-bound keys are refused.
     """
 
     trusted_proxies: Annotated[tuple[str, ...], BeforeValidator(_comma_separated)] = ()
     request_id_header: str | None = "X-Request-ID"
+    client_certificate_header: str | None = None
 
     if TYPE_CHECKING:
         # The signature callers see (see ApiKeySettings).
         def __init__(
-            self, *, trusted_proxies: Sequence[str] | str = ..., request_id_header: str | None = ...
+            self,
+            *,
+            trusted_proxies: Sequence[str] | str = ...,
+            request_id_header: str | None = ...,
+            client_certificate_header: str | None = ...,
         ) -> None: ...
 
     @field_validator("trusted_proxies")
@@ -511,7 +540,7 @@ class HttpSettings(_Settings):
     def _check_proxies(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         return tuple(str(network) for network in TrustedProxies.parse(value).networks)
 
-    @field_validator("request_id_header")
+    @field_validator("request_id_header", "client_certificate_header")
     @classmethod
     def _check_header(cls, value: str | None) -> str | None:
         if value is not None and not _HEADER_NAME.fullmatch(value):
@@ -785,6 +814,16 @@ class _Environment(BaseSettings):
     webhook_allow_networks: str | None = Field(
         None, description="Private addresses or networks webhooks may reach, comma-separated (dev, tests)."
     )
+    client_certificate_header: str | None = Field(
+        None,
+        description="The header a trusted TLS proxy puts the client certificate's SHA-256 in (default none).",
+    )
+    api_key_rate_limit_storage: SecretStr | None = Field(
+        None, description="Where API key rate limits count: memory:// (default) or a redis:// URL."
+    )
+    api_key_rate_limit_unavailable: str | None = Field(
+        None, description="allow (default) or refuse requests of rate-limited keys while Redis is down."
+    )
 
     # Where each variable goes: (section, field) of TenantKitSettings; the peppers are composed by hand.
     TARGETS: ClassVar[Mapping[str, tuple[str, str]]] = {
@@ -823,6 +862,9 @@ class _Environment(BaseSettings):
         "webhook_allow_http": ("webhooks", "allow_http"),
         "webhook_allow_hosts": ("webhooks", "allow_hosts"),
         "webhook_allow_networks": ("webhooks", "allow_networks"),
+        "client_certificate_header": ("http", "client_certificate_header"),
+        "api_key_rate_limit_storage": ("api_keys", "rate_limit_storage"),
+        "api_key_rate_limit_unavailable": ("api_keys", "rate_limit_unavailable"),
     }
 
 

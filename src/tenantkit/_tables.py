@@ -136,6 +136,12 @@ role_type = sa.Enum(
 json_type = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 """``jsonb`` on PostgreSQL, ``JSON`` elsewhere."""
 
+nullable_json_type = sa.JSON(none_as_null=True).with_variant(
+    postgresql.JSONB(none_as_null=True), "postgresql"
+)
+""":data:`json_type` writing Python ``None`` as SQL ``NULL`` (not JSON ``null``): for a column whose ``NULL``
+means something to a query (the same DDL)."""
+
 
 USER_REFERENCE = "tenantkit_user_reference"
 """``Column.info`` key marking a column that names a user without being the row's subject (``created_by``).
@@ -208,6 +214,14 @@ api_keys: sa.Table = sa.Table(
     sa.Column("created_by", Identifier(), nullable=True, info={USER_REFERENCE: True}),
     sa.Column("rotated_from", Identifier(), nullable=True),
     sa.Column("replaced_at", UTCDateTime(), nullable=True),
+    # Revision 0010: subjects, credits, and the limits and bindings a verification checks.
+    sa.Column("subject_type", sa.String(16), nullable=True),
+    sa.Column("subject_id", Identifier(), nullable=True),
+    sa.Column("credits_remaining", sa.BigInteger(), nullable=True),
+    sa.Column("refill_amount", sa.BigInteger(), nullable=True),
+    sa.Column("refill_period", sa.String(8), nullable=True),
+    sa.Column("credits_refilled_at", UTCDateTime(), nullable=True),
+    sa.Column("constraints", nullable_json_type, nullable=True),
     sa.Index("api_keys_hashed_key_idx", "hashed_key", unique=True),
     sa.Index("api_keys_organization_id_idx", "organization_id"),
 )
@@ -216,6 +230,16 @@ api_keys: sa.Table = sa.Table(
 ``start`` is the key's non-secret beginning, for display; ``scopes`` a JSON list of strings; ``created_by``
 the issuing user (``NULL`` for the host); ``rotated_from`` the key a rotation replaced, whose
 ``replaced_at`` records the rotation.
+
+Revision 0010: ``subject_type``/``subject_id`` name whom the key stands for (``NULL``: the organization;
+``user`` or ``device`` and its id); ``credits_remaining`` (``NULL``: unlimited) is decremented by each
+verification in one conditional ``UPDATE``, and reset to ``refill_amount`` once per ``refill_period``
+(``day`` or ``month``, UTC) when ``credits_refilled_at`` falls before the period's start; ``constraints``
+(``NULL`` for a key without any opt-in limit, the one column of them a verification reads) holds as JSON
+what a verification checks: the subject again, whether the key has credits, its rate limits, allowed
+networks and certificate thumbprint. Keys are listed and revoked by subject through
+``api_keys_organization_id_idx`` and a filter: revision 0010 adds no index (building one would hold writes
+to the table on a live PostgreSQL).
 """
 
 invitations: sa.Table = sa.Table(

@@ -10,6 +10,7 @@ Subscribe through a kit's or a service's ``events`` (an :class:`EventDispatcher`
 from tenantkit._actor import ActorPayload
 from tenantkit._events import (
     EVENT_TYPES,
+    ApiKeyCreditsChanged,
     ApiKeyDeleted,
     ApiKeyIssued,
     ApiKeyRevoked,
@@ -46,6 +47,7 @@ from tenantkit._events import (
 __all__ = [
     "EVENT_TYPES",
     "ActorPayload",
+    "ApiKeyCreditsChanged",
     "ApiKeyDeleted",
     "ApiKeyIssued",
     "ApiKeyRevoked",

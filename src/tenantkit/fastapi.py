@@ -45,6 +45,7 @@ from tenantkit._context import RequestContext, audit_context, context_from_reque
 from tenantkit._errors import ConfigurationError, InvalidApiKeyError, InvalidInputError, TenantKitError
 from tenantkit._http import (
     API_KEY_HEADER,
+    AsgiClient,
     Authorization,
     ErrorResponse,
     Management,
@@ -107,6 +108,7 @@ def _responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         409: "Conflicts with the current state.",
         410: "The invitation is expired or no longer pending.",
         422: "The request is not valid.",
+        429: "The API key is over its rate limit or out of usage credits (see Retry-After).",
         503: "The database is unavailable.",
     }
     return {status: {"model": ErrorResponse, "description": descriptions[status]} for status in statuses}
@@ -409,7 +411,7 @@ class TenantKitFastAPI:
 
     # -- dependencies --------------------------------------------------------------------------------
 
-    def api_key(self, *scopes: str, organization_id: str | None = None) -> Callable[..., Any]:
+    def api_key(self, *scopes: str, organization_id: str | None = None, cost: int = 1) -> Callable[..., Any]:
         """A dependency that authenticates the request's API key and returns the verification.
 
         The key comes from ``Authorization: Bearer …`` or ``X-API-Key``. A missing or invalid key is
@@ -418,13 +420,15 @@ class TenantKitFastAPI:
         Args:
             scopes: Scopes the key must carry.
             organization_id: Accept only keys of this organization.
+            cost: The usage credits a request spends, for keys with credits (429 ``usage_exceeded`` when
+                too few are left; a key over a rate limit is 429 ``rate_limited``, with ``Retry-After``).
         """
         required = tuple(scopes)
 
         async def verified(
             request: Request, miss: Callable[[PendingVerification], Awaitable[ApiKeyVerification]]
         ) -> ApiKeyVerification:
-            known = self._answer(request, required=required, organization_id=organization_id)
+            known = self._answer(request, required=required, organization_id=organization_id, cost=cost)
             if type(known) is ApiKeyVerification:
                 return known
             assert isinstance(known, PendingVerification)  # noqa: S101  narrowing: the other answer
@@ -457,12 +461,12 @@ class TenantKitFastAPI:
                 session.commit()
             return found
 
-        _DEPENDENCY_ERRORS[authenticate_api_key] = (401, 403, 503) if required else (401, 503)
+        _DEPENDENCY_ERRORS[authenticate_api_key] = (401, 403, 429, 503) if required else (401, 429, 503)
         _API_KEY_DEPENDENCIES.add(authenticate_api_key)
         return authenticate_api_key
 
     def _answer(
-        self, request: Request, *, required: tuple[str, ...], organization_id: str | None
+        self, request: Request, *, required: tuple[str, ...], organization_id: str | None, cost: int = 1
     ) -> ApiKeyVerification | PendingVerification:
         """The request's key answered from memory (scopes checked), or what the database must complete."""
         # The shared parser reads the headers, so that a non-Bearer Authorization is "malformed" here as in
@@ -471,7 +475,12 @@ class TenantKitFastAPI:
         if presented is None:
             raise InvalidApiKeyError("missing")
         # Malformed keys and cache hits need no database: answered here, without a thread-pool hop.
-        known = self.kit.api_keys.begin_verification(presented, organization_id=organization_id)
+        known = self.kit.api_keys.begin_verification(
+            presented,
+            organization_id=organization_id,
+            client=AsgiClient(request.scope, self.kit.settings.http),
+            cost=cost,
+        )
         if type(known) is ApiKeyVerification:
             require_scopes(known, required)
         return known

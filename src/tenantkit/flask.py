@@ -45,6 +45,7 @@ from tenantkit._http import (
     Authorization,
     Management,
     Principal,
+    WsgiClient,
     api_key_from_environ,
     as_principal,
     complete_on_engine,
@@ -334,7 +335,7 @@ class TenantKitFlask:
     # -- decorators ------------------------------------------------------------------------------------
 
     def require_api_key(
-        self, *scopes: str, organization_id: str | None = None
+        self, *scopes: str, organization_id: str | None = None, cost: int = 1
     ) -> Callable[[Callable[P, R]], Callable[P, R]]:
         """Decorate a view so that it runs only for a request presenting a valid API key.
 
@@ -350,6 +351,8 @@ class TenantKitFlask:
         Args:
             scopes: Scopes the key must carry.
             organization_id: Accept only keys of this organization.
+            cost: The usage credits a request spends, for keys with credits (429 ``usage_exceeded`` when
+                too few are left; a key over a rate limit is 429 ``rate_limited``, with ``Retry-After``).
 
         Returns:
             The decorator.
@@ -362,7 +365,7 @@ class TenantKitFlask:
                 presented = api_key_from_environ(request.environ)
                 if presented is None:
                     raise InvalidApiKeyError("missing")
-                verified = self._verify(presented, organization_id)
+                verified = self._verify(presented, organization_id, cost)
                 require_scopes(verified, required)
                 setattr(g, _API_KEY_ATTRIBUTE, verified)
                 return view(*args, **kwargs)
@@ -371,10 +374,15 @@ class TenantKitFlask:
 
         return decorator
 
-    def _verify(self, presented: str, organization_id: str | None) -> ApiKeyVerification:
+    def _verify(self, presented: str, organization_id: str | None, cost: int = 1) -> ApiKeyVerification:
         """Memory first; a miss on the adapter's engine, else in the host's session."""
         api_keys = self.kit.api_keys
-        known = api_keys.begin_verification(presented, organization_id=organization_id)
+        known = api_keys.begin_verification(
+            presented,
+            organization_id=organization_id,
+            client=WsgiClient(request.environ, self.kit.settings.http),
+            cost=cost,
+        )
         if type(known) is ApiKeyVerification:
             verified = known
         else:

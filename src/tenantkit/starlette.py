@@ -46,9 +46,15 @@ from tenantkit._asgi import (
 )
 from tenantkit._asgi import flush_last_used as _flush_last_used
 from tenantkit._errors import InvalidApiKeyError, TenantKitError
-from tenantkit._http import api_key_from_scope, error_body, error_headers, status_for
+from tenantkit._http import AsgiClient, api_key_from_scope, error_body, error_headers, status_for
 from tenantkit._kit import TenantKit
-from tenantkit.api_keys._service import ApiKeyService, ApiKeyVerification, PendingVerification
+from tenantkit._settings import HttpSettings
+from tenantkit.api_keys._service import (
+    ApiKeyService,
+    ApiKeyVerification,
+    PendingVerification,
+    refusal_error,
+)
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -138,6 +144,9 @@ class ApiKeyBackend(AuthenticationBackend):
         require_key: Refuse a request that presents no key, with 401 ``invalid_api_key`` (reason
             ``missing``), as the adapters' dependencies do. By default it goes on unauthenticated, so that
             routes without ``requires`` (a health check, a sign-in page) stay open.
+        cost: The usage credits each request spends, for keys with credits.
+        http: Trusted proxies and the certificate header, for keys bound to a network or certificate (the
+            kit's ``settings.http`` when given a kit).
 
     Raises:
         TypeError: ``database`` is not an ``Engine`` or ``AsyncEngine``.
@@ -150,9 +159,17 @@ class ApiKeyBackend(AuthenticationBackend):
         database: Engine | AsyncEngine,
         organization_id: str | None = None,
         require_key: bool = False,
+        cost: int = 1,
+        http: HttpSettings | None = None,
     ) -> None:
         check_database(database)
         self.service: ApiKeyService = kit.api_keys if isinstance(kit, TenantKit) else kit
+        self.cost: int = cost
+        """The credits each request spends, for keys with usage credits."""
+        self.http: HttpSettings = http or (
+            kit.settings.http if isinstance(kit, TenantKit) else HttpSettings()
+        )
+        """Who may name the client (trusted proxies) and the certificate header."""
         """The service that verifies the keys."""
         self.database: Engine | AsyncEngine = database
         """Where a cache miss is looked up and deferred ``last_used_at`` uses are written."""
@@ -177,13 +194,18 @@ class ApiKeyBackend(AuthenticationBackend):
                 if self.require_key:
                     raise InvalidApiKeyError("missing")
                 return None
-            verified = self.service.begin_verification(presented, organization_id=self.organization_id)
+            verified = self.service.begin_verification(
+                presented,
+                organization_id=self.organization_id,
+                client=AsgiClient(conn.scope, self.http),
+                cost=self.cost,
+            )
             if isinstance(verified, PendingVerification):  # memory could not answer: one connection
                 verified = await complete_on_database(verified, self.database)
         except TenantKitError as error:
             raise ApiKeyAuthenticationError(error) from None
         if not verified.valid:
-            raise ApiKeyAuthenticationError(InvalidApiKeyError(verified.reason or "unknown"))
+            raise ApiKeyAuthenticationError(refusal_error(verified))
         scopes = [AUTHENTICATED, *(scope for scope in verified.scopes if scope != AUTHENTICATED)]
         return AuthCredentials(scopes), ApiKeyUser(verified)
 

@@ -1,4 +1,5 @@
-"""API keys: issued to an organization once, verified on every request, listed, revoked and rotated.
+"""API keys: issued to an organization once, verified on every request, listed, revoked and rotated;
+optionally bound to a user or device, a network or a certificate, and limited by credits and rate limits.
 
 The service is ``kit.api_keys``; this package holds its public names, the ones ``tenantkit`` re-exports and
 the rest a host or a test may want::
@@ -21,6 +22,14 @@ from tenantkit.api_keys._hashers import (
     Sha256Hasher,
 )
 from tenantkit.api_keys._last_used import LastUsedWriter
+from tenantkit.api_keys._limits import (
+    ApiKeyClient,
+    ApiKeyLimits,
+    ApiKeySubject,
+    ClientInfo,
+    RateLimiter,
+    RateLimitState,
+)
 from tenantkit.api_keys._service import (
     ApiKey,
     ApiKeyService,
@@ -33,10 +42,14 @@ from tenantkit.api_keys._service import (
 
 __all__ = [
     "ApiKey",
+    "ApiKeyClient",
+    "ApiKeyLimits",
     "ApiKeyService",
     "ApiKeySettings",
+    "ApiKeySubject",
     "ApiKeyVerification",
     "Argon2idHasher",
+    "ClientInfo",
     "DigestHasher",
     "HmacSha256Hasher",
     "IssuedApiKey",
@@ -45,6 +58,8 @@ __all__ = [
     "LastUsedWriter",
     "PendingVerification",
     "Pepper",
+    "RateLimitState",
+    "RateLimiter",
     "RefusalCache",
     "Sha256Hasher",
     "check_scopes",

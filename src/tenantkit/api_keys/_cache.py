@@ -23,21 +23,27 @@ from collections import OrderedDict
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
-from tenantkit._invalidation import API_KEY, NEW_API_KEY, CacheKey
+from tenantkit._invalidation import API_KEY, MEMBER, NEW_API_KEY, CacheKey
 
 V = TypeVar("V")
 
 
 @dataclass(slots=True)
 class CacheEntry(Generic[V]):
-    """A cached value, the key id it belongs to, and when it stops being trusted."""
+    """A cached value, the key id it belongs to, and when it stops being trusted.
+
+    ``guard`` holds the opt-in checks of a limited key (``None``: none, the fast path); ``member`` the
+    ``(organization, user)`` whose membership changes evict the entry, for a key standing for a user.
+    """
 
     value: V
     key_id: str
     fresh_until: datetime
     last_used_at: datetime | None
+    guard: Any = None
+    member: tuple[str, str] | None = None
 
 
 class KeyCache(Generic[V]):
@@ -59,6 +65,9 @@ class KeyCache(Generic[V]):
         self._tombstones: OrderedDict[str, int] = OrderedDict()
         # Tickets below this are refused: the cache was cleared, or a tombstone they may predate is gone.
         self._floor = 0
+        # For keys standing for a user: (organization, user) -> key ids cached, and membership tombstones.
+        self._ids_by_member: dict[tuple[str, str], set[str]] = {}
+        self._member_tombstones: OrderedDict[tuple[str, str], int] = OrderedDict()
 
     def ticket(self) -> int:
         """Take this before reading the value to :meth:`put`: it dates the read against evictions.
@@ -114,6 +123,10 @@ class KeyCache(Generic[V]):
         with self._lock:
             if ticket < self._floor or self._tombstones.get(entry.key_id, ticket) > ticket:
                 return False
+            if entry.member is not None:
+                if self._member_tombstones.get(entry.member, ticket) > ticket:
+                    return False
+                self._ids_by_member.setdefault(entry.member, set()).add(entry.key_id)
             if digest in self._entries:
                 self._drop(digest)
             self._entries[digest] = entry
@@ -134,11 +147,28 @@ class KeyCache(Generic[V]):
             for digest in list(self._digests_by_id.get(key_id, ())):
                 self._drop(digest)
 
+    def evict_member(self, organization_id: str, user_id: str) -> None:
+        """Forget every key standing for this user of this organization, and refuse older reads of them."""
+        member = (organization_id, user_id)
+        with self._lock:
+            self._generation += 1
+            tombstones = self._member_tombstones
+            tombstones[member] = self._generation
+            tombstones.move_to_end(member)
+            if len(tombstones) > self.max_size:
+                _, self._floor = tombstones.popitem(last=False)
+            key_ids = self._ids_by_member.pop(member, set())
+        for key_id in key_ids:
+            self.evict(key_id)
+
     def invalidate(self, keys: Collection[CacheKey]) -> None:
-        """:meth:`evict` each API key among ``keys`` (this cache's part of the invalidation seam)."""
+        """:meth:`evict` each API key among ``keys`` (this cache's part of the invalidation seam), and every
+        key standing for a member among them."""
         for key in keys:
             if key.kind == API_KEY:
                 self.evict(key.id)
+            elif key.kind == MEMBER:
+                self.evict_member(key.organization_id, key.id)
 
     def clear(self) -> None:
         """Forget everything, and refuse whatever any read that began before now would put."""
@@ -148,12 +178,20 @@ class KeyCache(Generic[V]):
             self._tombstones.clear()
             self._entries.clear()
             self._digests_by_id.clear()
+            self._ids_by_member.clear()
+            self._member_tombstones.clear()
 
     def __len__(self) -> int:
         return len(self._entries)
 
     def _drop(self, digest: str) -> None:
         entry = self._entries.pop(digest)
+        if entry.member is not None:
+            ids = self._ids_by_member.get(entry.member)
+            if ids is not None:
+                ids.discard(entry.key_id)
+                if not ids:
+                    del self._ids_by_member[entry.member]
         digests = self._digests_by_id.get(entry.key_id)
         if digests is not None:
             digests.discard(digest)

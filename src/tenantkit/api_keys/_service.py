@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -29,8 +30,12 @@ from tenantkit._errors import (
     InvalidApiKeyError,
     InvalidInputError,
     MissingScopeError,
+    RateLimitedError,
+    TenantKitError,
+    UsageExceededError,
 )
 from tenantkit._events import (
+    ApiKeyCreditsChanged,
     ApiKeyDeleted,
     ApiKeyIssued,
     ApiKeyRevoked,
@@ -56,13 +61,39 @@ from tenantkit.api_keys._hashers import (
     sha256_digest,
 )
 from tenantkit.api_keys._last_used import LastUsedBuffer
+from tenantkit.api_keys._limits import (
+    ORGANIZATION,
+    ApiKeyClient,
+    ApiKeyLimits,
+    ApiKeySubject,
+    Guard,
+    RateLimiter,
+    RateLimitState,
+    SubjectType,
+    constraints_for,
+    guard_for,
+    limit_columns,
+    limits_from_row,
+    spend_credits,
+)
 from tenantkit.members._service import MembershipService
 from tenantkit.organizations._document import PolicySource
-from tenantkit.roles._policy import Action
+from tenantkit.roles._policy import Action, Role
 
 logger = logging.getLogger("tenantkit.api_keys")
 
-InvalidReason = Literal["malformed", "unknown", "expired", "revoked"]
+InvalidReason = Literal[
+    "malformed",
+    "unknown",
+    "expired",
+    "revoked",
+    # Revision 0010's opt-in checks (see tenantkit.api_keys._limits).
+    "subject_inactive",
+    "address_not_allowed",
+    "certificate_mismatch",
+    "rate_limited",
+    "usage_exceeded",
+]
 
 MAX_SCOPES = 64
 _SCOPE_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/*-]{0,99}")
@@ -78,6 +109,9 @@ class ApiKey(BaseModel):
         created_by: The issuing user, or ``None`` when the host issued it.
         rotated_from: The key this one replaced by rotation, if any.
         replaced_at: When this key was rotated out (it stays valid until ``expires_at``).
+        subject: Whom the key stands for: its organization (the default), a user or a device.
+        limits: The key's credits (what remains now), refill, rate limits and bindings; ``None`` if it
+            has none.
     """
 
     model_config: ClassVar[ConfigDict] = ConfigDict(frozen=True)
@@ -95,6 +129,8 @@ class ApiKey(BaseModel):
     revoked_at: datetime | None
     rotated_from: str | None
     replaced_at: datetime | None
+    subject: ApiKeySubject = ORGANIZATION
+    limits: ApiKeyLimits | None = None
 
     @property
     def revoked(self) -> bool:
@@ -145,6 +181,13 @@ class ApiKeyVerification(BaseModel):
     A valid key carries its ``organization_id``, ``key_id``, ``name``, ``scopes`` and ``expires_at``; an
     invalid one only its ``reason``: ``malformed`` (refused without database work), ``unknown``, ``expired``
     or ``revoked``.
+
+    Keys with the opt-in limits of the usage-limits and bound-keys pages add their subject
+    (``subject_type``, ``subject_id``), the credits left after this verification (``credits_remaining``),
+    and refuse with ``subject_inactive``, ``address_not_allowed``, ``certificate_mismatch``,
+    ``rate_limited`` (with ``retry_after`` and ``rate_limits``) or ``usage_exceeded`` (with
+    ``credits_remaining`` and, for a refilled key, ``retry_after``): those refusals carry the key's
+    ``key_id`` and ``organization_id`` too.
     """
 
     model_config: ClassVar[ConfigDict] = ConfigDict(frozen=True)
@@ -156,6 +199,11 @@ class ApiKeyVerification(BaseModel):
     name: str | None = None
     scopes: tuple[str, ...] = ()
     expires_at: datetime | None = None
+    subject_type: SubjectType = "organization"
+    subject_id: str | None = None
+    credits_remaining: int | None = None
+    retry_after: int | None = None
+    rate_limits: tuple[RateLimitState, ...] = ()
 
     def has_scopes(self, *required: str) -> bool:
         """Whether the key is valid and carries every scope in ``required``."""
@@ -173,6 +221,7 @@ _REVOKED = _invalid("revoked")
 # "unknown" because no row matched the key at all (equal to _UNKNOWN, told apart by identity): the one
 # refusal the negative cache may keep, where "unknown" for another organization's key may not.
 _NO_SUCH_KEY = _invalid("unknown")
+_SUBJECT_INACTIVE = _invalid("subject_inactive")
 
 
 def check_scopes(verified: ApiKeyVerification, required: Iterable[str]) -> bool:
@@ -193,13 +242,27 @@ def require_scopes(verified: ApiKeyVerification, required: Iterable[str]) -> Non
 
     Raises:
         InvalidApiKeyError: The key did not verify (with its reason).
+        RateLimitedError: The key is over a rate limit (reason ``rate_limited``).
+        UsageExceededError: The key has too few credits left (reason ``usage_exceeded``).
         MissingScopeError: The key is valid but lacks some of the scopes (they are listed).
     """
     if not verified.valid:
-        raise InvalidApiKeyError(verified.reason or "unknown")
+        raise refusal_error(verified)
     missing = set(required).difference(verified.scopes)
     if missing:
         raise MissingScopeError(sorted(missing))
+
+
+def refusal_error(verified: ApiKeyVerification) -> TenantKitError:
+    """The error an adapter answers a refused verification with (``usage_exceeded`` and ``rate_limited``
+    are 429s with their data; every other reason is an :class:`InvalidApiKeyError`)."""
+    if verified.reason == "rate_limited":
+        return RateLimitedError(
+            verified.retry_after or 1, [state.model_dump() for state in verified.rate_limits]
+        )
+    if verified.reason == "usage_exceeded":
+        return UsageExceededError(verified.credits_remaining or 0, verified.retry_after)
+    return InvalidApiKeyError(verified.reason or "unknown")
 
 
 def check_scope_list(scopes: object) -> tuple[str, ...]:
@@ -235,8 +298,10 @@ _VERIFY_FIELDS = (
     "revoked_at",
     "last_used_at",
     "hashed_key",
+    "constraints",
 )
-"""The columns a verification reads, in the order its rows hold them."""
+"""The columns a verification reads, in the order its rows hold them: ``constraints`` is all it reads of
+the opt-in limits (``NULL``: none; see :func:`~tenantkit.api_keys._limits.constraints_for`)."""
 _VERIFY_COLUMNS = tuple(api_keys.c[field] for field in _VERIFY_FIELDS)
 _ORGANIZATION_ID = _VERIFY_FIELDS.index("organization_id")
 _REVOKED_AT = _VERIFY_FIELDS.index("revoked_at")
@@ -244,6 +309,7 @@ _SCOPES = _VERIFY_FIELDS.index("scopes")
 _EXPIRES_AT = _VERIFY_FIELDS.index("expires_at")
 _LAST_USED_AT = _VERIFY_FIELDS.index("last_used_at")
 _HASHED_KEY = _VERIFY_FIELDS.index("hashed_key")
+_CONSTRAINTS = _VERIFY_FIELDS.index("constraints")
 
 
 @lru_cache(maxsize=8)
@@ -449,6 +515,12 @@ def _row_to_key(row: Any) -> ApiKey:
         revoked_at=row.revoked_at,
         rotated_from=row.rotated_from,
         replaced_at=row.replaced_at,
+        subject=(
+            ORGANIZATION
+            if row.subject_type is None
+            else ApiKeySubject.model_construct(type=row.subject_type, id=row.subject_id)
+        ),
+        limits=limits_from_row(row),
     )
 
 
@@ -490,6 +562,8 @@ class ApiKeyService:
             (default) turns it off.
         negative_cache_size: Entries the negative cache keeps at most.
         metrics: Told of every verification's outcome and source (see :mod:`tenantkit.metrics`).
+        rate_limiter: Where keys issued with rate limits are counted (:class:`RateLimiter`: memory or
+            Redis); an in-memory one is made on first need when omitted.
     """
 
     _before_cache_write: Callable[[], None] | None = None
@@ -517,9 +591,11 @@ class ApiKeyService:
         negative_cache_size: int = 10_000,
         metrics: VerificationMetrics | None = None,
         policies: PolicySource | None = None,
+        rate_limiter: RateLimiter | None = None,
     ) -> None:
         self.membership = membership
         self.policies = policies
+        self.rate_limiter: RateLimiter | None = rate_limiter
         self.clock = clock
         self.events: EventDispatcher = events or membership.events
         try:
@@ -590,6 +666,8 @@ class ApiKeyService:
         actor: Actor | str,
         expires: datetime | timedelta | None = None,
         scopes: Iterable[str] = (),
+        subject: ApiKeySubject | Mapping[str, Any] | None = None,
+        limits: ApiKeyLimits | Mapping[str, Any] | None = None,
     ) -> IssuedApiKey:
         """Issue a new key for the organization.
 
@@ -603,12 +681,16 @@ class ApiKeyService:
             scopes: Scope strings the key carries, such as ``reports:read``. Once the host declares a
                 permission registry, scopes are permissions: each must be declared, and a member issuing the
                 key must hold it (a key's scopes are a grant, bounded by the escalation rule).
+            subject: Whom the key stands for (:class:`ApiKeySubject`): the organization by default, a user
+                (who must be a member), or a device.
+            limits: Opt-in usage credits, rate limits and bindings (:class:`ApiKeyLimits`).
 
         Returns:
             The key's metadata and its plaintext, which :meth:`IssuedApiKey.reveal` returns this once.
 
         Raises:
-            InvalidInputError: A malformed argument, or an expiry not in the future.
+            InvalidInputError: A malformed argument, an expiry not in the future, or a user subject who is
+                not a member of the organization.
             PolicyLimitError: No expiry where keys must expire, or one beyond the longest lifetime allowed.
             UnknownPermissionError: A registry is declared and a scope is not in it.
             PermissionDeniedError: The actor may not manage the organization's keys.
@@ -617,12 +699,25 @@ class ApiKeyService:
         check_identifier(organization_id, "organization_id")
         clean_name = check_name(name, "name")
         checked_scopes = check_scope_list(scopes)
+        bound = ApiKeySubject.parse(subject)
+        checked_limits = ApiKeyLimits.parse(limits)
         acting = as_actor(actor)
         now = self.clock()
         expires_at = self._expiry(expires, now)
         self._authorize_grant(session, organization_id, acting, checked_scopes)
         self._check_lifetime(session, organization_id, expires_at, now)
-        issued = self._insert(session, organization_id, clean_name, checked_scopes, expires_at, acting, now)
+        self._check_subject(session, organization_id, bound)
+        issued = self._insert(
+            session,
+            organization_id,
+            clean_name,
+            checked_scopes,
+            expires_at,
+            acting,
+            now,
+            subject=bound,
+            limits=checked_limits,
+        )
         self.events.record(
             session,
             ApiKeyIssued(
@@ -668,6 +763,7 @@ class ApiKeyService:
         limit: int = DEFAULT_PAGE_SIZE,
         cursor: str | None = None,
         include_revoked: bool = True,
+        subject: ApiKeySubject | Mapping[str, Any] | None = None,
     ) -> Page[ApiKey]:
         """One page of the organization's keys, newest first, without any secret or digest.
 
@@ -678,6 +774,8 @@ class ApiKeyService:
             limit: Keys per page, 1 to 500.
             cursor: ``next_cursor`` of the previous page.
             include_revoked: Whether revoked keys are listed too.
+            subject: Only the keys standing for this subject (``ApiKeySubject()`` for the organization's
+                own); every key when omitted.
 
         Returns:
             A page of :class:`ApiKey`; its ``next_cursor`` is ``None`` on the last page.
@@ -693,6 +791,8 @@ class ApiKeyService:
         query = sa.select(*_METADATA_COLUMNS).where(api_keys.c.organization_id == organization_id)
         if not include_revoked:
             query = query.where(api_keys.c.revoked_at.is_(None))
+        if subject is not None:
+            query = query.where(*_subject_condition(ApiKeySubject.parse(subject)))
         return fetch_page(
             session, query, seek, _row_to_key, execution_options=self.membership.execution_options
         )
@@ -883,6 +983,8 @@ class ApiKeyService:
             acting,
             now,
             rotated_from=key_id,
+            subject=old.subject,
+            limits=old.limits,
         )
         self.events.record(
             session,
@@ -904,10 +1006,146 @@ class ApiKeyService:
         )
         return issued
 
+    def revoke_subject(
+        self,
+        session: Session,
+        organization_id: str,
+        subject: ApiKeySubject | Mapping[str, Any],
+        *,
+        actor: Actor | str,
+    ) -> tuple[str, ...]:
+        """Revoke every active key standing for ``subject`` (a user leaving, a device lost or retired).
+
+        Each key is revoked as :meth:`revoke` revokes it, with its own ``api_key.revoked`` event.
+
+        Returns:
+            The ids of the keys this call revoked (already revoked ones are left out).
+
+        Raises:
+            InvalidInputError: A malformed argument.
+            PermissionDeniedError: The actor may not manage the organization's keys.
+        """
+        check_identifier(organization_id, "organization_id")
+        bound = ApiKeySubject.parse(subject)
+        acting = as_actor(actor)
+        self.membership.authorize(session, organization_id, acting, Action.MANAGE_API_KEYS)
+        key_ids = (
+            session.execute(
+                sa.select(api_keys.c.id)
+                .where(
+                    api_keys.c.organization_id == organization_id,
+                    api_keys.c.revoked_at.is_(None),
+                    *_subject_condition(bound),
+                )
+                .order_by(api_keys.c.id),
+                execution_options=self.membership.execution_options,
+            )
+            .scalars()
+            .all()
+        )
+        for key_id in key_ids:
+            self.revoke(session, organization_id, key_id, actor=acting)
+        return tuple(key_ids)
+
+    def set_credits(
+        self, session: Session, organization_id: str, key_id: str, credits: int, *, actor: Actor | str
+    ) -> ApiKey:
+        """Set the usage credits a key has left to ``credits`` (a key without credits gets a limit).
+
+        One ``UPDATE`` of the row (the balance, and the ``constraints`` that tell verifications the key has
+        credits), in the caller's transaction: a verification spending meanwhile waits for it, and the
+        admin's value is what the database holds at commit (no counter elsewhere can undo it).
+
+        Raises:
+            ApiKeyNotFoundError: No such key in this organization.
+            InvalidInputError: ``credits`` is not a whole number of zero or more.
+            PermissionDeniedError: The actor may not manage the organization's keys.
+        """
+        amount = _credit_amount(credits, "credits", minimum=0)
+        return self._change_credits(session, organization_id, key_id, "set", amount, actor)
+
+    def add_credits(
+        self, session: Session, organization_id: str, key_id: str, credits: int, *, actor: Actor | str
+    ) -> ApiKey:
+        """Add ``credits`` (negative: take away, never below zero) to what a key with credits has left.
+
+        Atomic in the database (``credits_remaining = credits_remaining + :n``): no read-modify-write, so
+        verifications spending at the same time lose nothing. A refund for a failed request is this call.
+
+        Raises:
+            ApiKeyNotFoundError: No such key in this organization.
+            InvalidInputError: ``credits`` is not a whole number, or the key has no credit limit (use
+                :meth:`set_credits`).
+            PermissionDeniedError: The actor may not manage the organization's keys.
+        """
+        amount = _credit_amount(credits, "credits", minimum=-(2**62))
+        return self._change_credits(session, organization_id, key_id, "add", amount, actor)
+
+    def _change_credits(
+        self,
+        session: Session,
+        organization_id: str,
+        key_id: str,
+        operation: Literal["set", "add"],
+        amount: int,
+        actor: Actor | str,
+    ) -> ApiKey:
+        check_identifier(organization_id, "organization_id")
+        check_identifier(key_id, "key_id")
+        acting = as_actor(actor)
+        self.membership.authorize(session, organization_id, acting, Action.MANAGE_API_KEYS)
+        now = self.clock()
+        where = (api_keys.c.organization_id == organization_id, api_keys.c.id == key_id)
+        values: dict[str, Any] = {"updated_at": now}
+        if operation == "set":
+            # A key without credits gets a limit: its constraints say so, for the verifications to spend.
+            old = self._load(session, organization_id, key_id)  # raises ApiKeyNotFoundError
+            limits = (old.limits or ApiKeyLimits()).model_copy(update={"credits": amount})
+            values["constraints"] = constraints_for(old.subject, limits)
+            value: Any = amount
+        else:
+            value = sa.case(
+                (api_keys.c.credits_remaining + amount < 0, 0),
+                else_=api_keys.c.credits_remaining + amount,
+            )
+            where = (*where, api_keys.c.credits_remaining.is_not(None))  # type: ignore[assignment]  # one more term
+        result = session.execute(
+            api_keys.update().where(*where).values(credits_remaining=value, **values),
+            execution_options=self.membership.execution_options,
+        )
+        if rowcount(result) != 1:
+            key = self._load(session, organization_id, key_id)  # raises ApiKeyNotFoundError
+            raise InvalidInputError("key_id", f"key {key.id} has no credit limit; use set_credits")
+        self._evict(organization_id, key_id)
+        key = self._load(session, organization_id, key_id)
+        remaining = key.limits.credits if key.limits is not None and key.limits.credits is not None else 0
+        self.events.record(
+            session,
+            ApiKeyCreditsChanged(
+                organization_id=organization_id,
+                actor=acting,
+                occurred_at=now,
+                key_id=key_id,
+                operation=operation,
+                amount=amount,
+                remaining=remaining,
+            ),
+        )
+        logger.info(
+            "%s %d credits of API key %s in organization %r", operation, amount, key_id, organization_id
+        )
+        return key
+
     # --- verifying --------------------------------------------------------------------------------------
 
     def verify(
-        self, session: Session | Connection, key: object, *, organization_id: str | None = None
+        self,
+        session: Session | Connection,
+        key: object,
+        *,
+        organization_id: str | None = None,
+        client: ApiKeyClient | None = None,
+        cost: int = 1,
     ) -> ApiKeyVerification:
         """Check a presented key and say whose it is, or why it is refused.
 
@@ -921,15 +1159,29 @@ class ApiKeyService:
             session: The caller's Session or Connection.
             key: The presented key, as received (anything: it is never raised on).
             organization_id: When given, a key of any other organization is answered ``unknown``.
+            client: The client presenting the key (its address, its certificate's thumbprint), for keys
+                bound to a network or a certificate; a bound key verified without it is refused.
+            cost: The credits this verification spends, for keys with usage credits (1 by default; 0 checks
+                that some are left without spending).
 
         Returns:
             A valid result with the key's organization, id, name and scopes, or an invalid one with its
-            reason: ``malformed``, ``unknown``, ``expired`` or ``revoked``.
+            reason: ``malformed``, ``unknown``, ``expired`` or ``revoked`` (and, for keys with opt-in limits,
+            those of the usage-limits and bound-keys pages).
+
+        Raises:
+            RateLimiterUnavailableError: The rate limiter's Redis is down and it was built to refuse then.
         """
-        return self._verify(session, key, organization_id)[0]
+        return self._verify(session, key, organization_id, client, cost)[0]
 
     def verify_and_report(
-        self, session: Session | Connection, key: object, *, organization_id: str | None = None
+        self,
+        session: Session | Connection,
+        key: object,
+        *,
+        organization_id: str | None = None,
+        client: ApiKeyClient | None = None,
+        cost: int = 1,
     ) -> tuple[ApiKeyVerification, bool]:
         """Like :meth:`verify`, and whether it wrote in the caller's transaction, so that a commit is due.
 
@@ -939,20 +1191,30 @@ class ApiKeyService:
         Returns:
             The verification result, and ``True`` when the session holds a write of this verification.
         """
-        return self._verify(session, key, organization_id)
+        return self._verify(session, key, organization_id, client, cost)
 
     def _verify(
-        self, session: Session | Connection, key: object, organization_id: str | None
+        self,
+        session: Session | Connection,
+        key: object,
+        organization_id: str | None,
+        client: ApiKeyClient | None = None,
+        cost: int = 1,
     ) -> tuple[ApiKeyVerification, bool]:
         """The pipeline: memory (format, caches) first, then the database for what memory cannot answer."""
-        answer = self._begin(key, organization_id)
+        answer = self._begin(key, organization_id, client, cost)
         if type(answer) is tuple:
-            return self._complete(session, answer, organization_id)
+            return self._complete(session, answer, organization_id, client, cost)
         assert isinstance(answer, ApiKeyVerification)  # noqa: S101  narrowing: _begin answers one or the other
         return answer, False
 
     def begin_verification(
-        self, key: object, *, organization_id: str | None = None
+        self,
+        key: object,
+        *,
+        organization_id: str | None = None,
+        client: ApiKeyClient | None = None,
+        cost: int = 1,
     ) -> ApiKeyVerification | PendingVerification:
         """Answer from memory when it can, else say what the database must be asked: no I/O at all.
 
@@ -971,10 +1233,12 @@ class ApiKeyService:
         Args:
             key: The presented key, as received (anything: it is never raised on).
             organization_id: When given, a key of any other organization is answered ``unknown``.
+            client: The client presenting the key, for keys bound to a network or certificate.
+            cost: The credits it spends, for keys with usage credits (which always need the database).
         """
-        answer = self._begin(key, organization_id)
+        answer = self._begin(key, organization_id, client, cost)
         if type(answer) is tuple:
-            return PendingVerification(self, answer, organization_id)
+            return PendingVerification(self, answer, organization_id, client, cost)
         assert isinstance(answer, ApiKeyVerification)  # noqa: S101  narrowing: _begin answers one or the other
         return answer
 
@@ -992,7 +1256,9 @@ class ApiKeyService:
         answer = self._begin(key, organization_id)
         return None if type(answer) is tuple else answer  # type: ignore[return-value]
 
-    def _begin(self, key: object, organization_id: str | None) -> ApiKeyVerification | _Due:
+    def _begin(
+        self, key: object, organization_id: str | None, client: ApiKeyClient | None = None, cost: int = 1
+    ) -> ApiKeyVerification | _Due:
         """The answer memory gives (format, caches), or what the database must be asked (a :data:`_Due`)."""
         candidates = self._candidates[self.format.check(key)]
         if candidates is None:
@@ -1006,6 +1272,8 @@ class ApiKeyService:
             entry = cache.get(cache_key, now) if cache is not None else None
             if entry is not None:
                 result = _decide_cached(entry.value, now, organization_id)
+                if entry.guard is not None and result.valid:  # a key with opt-in limits: their own step
+                    return self._begin_guarded(entry, candidates, key, cache_key, now, client, cost)
                 if not (result.valid and self._touch_due(entry.last_used_at, now)):
                     return result if self.metrics is None else self._counted(result, "cache")
                 if self._last_used is not None and self._last_used.record(entry.key_id, now):
@@ -1018,11 +1286,22 @@ class ApiKeyService:
         return (candidates, key, cache_key, now, touch)
 
     def _complete(
-        self, session: Session | Connection, due: _Due, organization_id: str | None
+        self,
+        session: Session | Connection,
+        due: _Due,
+        organization_id: str | None,
+        client: ApiKeyClient | None = None,
+        cost: int = 1,
+        owned: bool = False,
     ) -> tuple[ApiKeyVerification, bool]:
-        """The database part of a verification :meth:`_begin` could not answer, and the cache writes."""
+        """The database part of a verification :meth:`_begin` could not answer, and the cache writes.
+
+        ``client`` and ``cost`` matter to keys with opt-in limits only; ``owned``: see :meth:`_spend`.
+        """
         candidates, key, cache_key, now, touch = due
-        if touch is not None:  # cached and valid, with an inline last_used_at write due
+        if touch is not None:  # cached and valid: an inline last_used_at write due, or credits to spend
+            if touch.guard is not None:
+                return self._complete_guarded(session, touch, now, cost, owned)
             connection = session.connection() if isinstance(session, Session) else session
             self._touch(connection, touch.key_id, now)
             touch.last_used_at = now
@@ -1039,9 +1318,11 @@ class ApiKeyService:
             ticket = cache.ticket() if fresh else cache.earliest_ticket()
         if refusals is not None:
             refusal_ticket = refusals.ticket()
-        result, wrote, last_used_at = self._verify_stored(
-            session, candidates, key, cache_key, now, organization_id
+        result, wrote, last_used_at, limited = self._verify_stored(
+            session, candidates, key, cache_key, now, organization_id, client, cost, owned
         )
+        if limited is not None:  # a key with opt-in limits
+            return self._answer_limited(cache, cache_key, result, limited, last_used_at, now, ticket), wrote
         if result.key_id is not None:  # a valid result
             if cache is not None:
                 self._remember(cache, cache_key, result, result.key_id, last_used_at, now, ticket)
@@ -1052,13 +1333,29 @@ class ApiKeyService:
             refusals.put(cache_key, now, ticket=refusal_ticket)
         return self._counted(result, "database"), wrote
 
+    def _answer_limited(
+        self,
+        cache: KeyCache[ApiKeyVerification] | None,
+        cache_key: str,
+        result: ApiKeyVerification,
+        limited: tuple[Guard, ApiKeyVerification],
+        last_used_at: datetime | None,
+        now: datetime,
+        ticket: int,
+    ) -> ApiKeyVerification:
+        """A limited key read from its row: its result cached with its guard, whose answer is given."""
+        guard, answer = limited
+        if cache is not None and result.key_id is not None:
+            self._remember(cache, cache_key, result, result.key_id, last_used_at, now, ticket, guard)
+        return self._counted(answer, "database")
+
     def _counted(self, result: ApiKeyVerification, source: Source) -> ApiKeyVerification:
         metrics = self.metrics
         if metrics is not None:
             metrics.verification(result.reason or "valid", source)
         return result
 
-    def _verify_stored(
+    def _verify_stored(  # noqa: C901  one pipeline: fetch, match, decide, the opt-in step, rehash, touch
         self,
         session: Session | Connection,
         candidates: _Candidates,
@@ -1066,12 +1363,17 @@ class ApiKeyService:
         cache_key: str,
         now: datetime,
         organization_id: str | None,
-    ) -> tuple[ApiKeyVerification, bool, datetime | None]:
+        client: ApiKeyClient | None = None,
+        cost: int = 1,
+        owned: bool = False,
+    ) -> tuple[ApiKeyVerification, bool, datetime | None, tuple[Guard, ApiKeyVerification] | None]:
         """Fetch, match, decide, then the side effects of a verified key: rehash and ``last_used_at``.
 
         Returns:
-            The result (:data:`_NO_SUCH_KEY` when no row matched), whether it wrote, and the key's
-            ``last_used_at`` after this verification (a deferred write counts as done).
+            The result (:data:`_NO_SUCH_KEY` when no row matched), whether it wrote, the key's
+            ``last_used_at`` after this verification (a deferred write counts as done), and for a key with
+            opt-in limits its :class:`Guard` and the answer: the result itself, or what the guard's checks
+            made of it (a refusal, or the credits left); ``None`` for every other key.
         """
         connection = session.connection() if isinstance(session, Session) else session
         lookup = candidates.lookup(key, cache_key)
@@ -1079,17 +1381,27 @@ class ApiKeyService:
         rows = candidates.query.fetch(connection, plan, lookup, self.membership.execution_options)
         found = candidates.match(rows, lookup, key, plan, now, organization_id)
         if found is None:
-            return _NO_SUCH_KEY, False, None
+            return _NO_SUCH_KEY, False, None, None
         row, position = found
-        key_id, org, name, scopes, expires_at, revoked_at, last_used_at, stored = row  # _VERIFY_FIELDS
+        # _VERIFY_FIELDS
+        key_id, org, name, scopes, expires_at, revoked_at, last_used_at, stored, constraints = row
         processors = plan.processors
         if expires_at is not None:
             expires_at = processors[_EXPIRES_AT](expires_at)
         refusal = _decide(org, revoked_at, expires_at, now, organization_id)
         if refusal is not None:
-            return refusal, False, None
-        result = self._valid_result(key_id, org, name, processors[_SCOPES](scopes), expires_at)
-        wrote = False
+            return refusal, False, None, None
+        limited = None
+        if constraints is None:
+            result = self._valid_result(key_id, org, name, processors[_SCOPES](scopes), expires_at)
+            wrote = False
+        else:  # the opt-in step (revision 0010): subject, bindings, rate limits, credits
+            guard = guard_for(constraints, processors[_CONSTRAINTS])
+            fields = (key_id, org, name, processors[_SCOPES](scopes), expires_at)
+            result, answer, wrote = self._stored_guarded(connection, guard, fields, client, cost, now, owned)
+            limited = (guard, answer)
+            if not answer.valid:
+                return result, wrote, None, limited
         if position > 0:  # a fallback hasher matched: move the key to the current one
             self._rehash(connection, key_id, stored, lookup[0])
             wrote = True
@@ -1106,7 +1418,7 @@ class ApiKeyService:
                     self._touch(connection, key_id, now)
                     wrote = True
                 last_used_at = now
-        return result, wrote, last_used_at
+        return result, wrote, last_used_at, limited
 
     def flush_last_used(self, session: Session | Connection) -> int:
         """Write the deferred ``last_used_at`` uses on ``session``'s connection, in its transaction.
@@ -1135,6 +1447,8 @@ class ApiKeyService:
         *,
         organization_id: str | None = None,
         scopes: Iterable[str] = (),
+        client: ApiKeyClient | None = None,
+        cost: int = 1,
     ) -> ApiKeyVerification:
         """Like :meth:`verify`, but raise instead of answering "invalid".
 
@@ -1149,9 +1463,11 @@ class ApiKeyService:
 
         Raises:
             InvalidApiKeyError: The key does not verify; ``reason`` says why.
+            RateLimitedError: The key is over a rate limit (HTTP 429).
+            UsageExceededError: The key has too few credits left (HTTP 429).
             MissingScopeError: The key is valid but lacks some of ``scopes``.
         """
-        verified = self._verify(session, key, organization_id)[0]
+        verified = self._verify(session, key, organization_id, client, cost)[0]
         require_scopes(verified, scopes)
         return verified
 
@@ -1162,6 +1478,8 @@ class ApiKeyService:
         *,
         organization_id: str | None = None,
         scopes: Iterable[str] = (),
+        client: ApiKeyClient | None = None,
+        cost: int = 1,
     ) -> tuple[ApiKeyVerification, bool]:
         """Like :meth:`authenticate`, and whether it wrote in the caller's transaction: when to commit.
 
@@ -1171,7 +1489,7 @@ class ApiKeyService:
             InvalidApiKeyError: The key does not verify; ``reason`` says why.
             MissingScopeError: The key is valid but lacks some of ``scopes``.
         """
-        verified, wrote = self._verify(session, key, organization_id)
+        verified, wrote = self._verify(session, key, organization_id, client, cost)
         require_scopes(verified, scopes)
         return verified, wrote
 
@@ -1197,12 +1515,179 @@ class ApiKeyService:
         last_used_at: datetime | None,
         now: datetime,
         ticket: int,
+        guard: Guard | None = None,
     ) -> None:
         if self.cache_ttl is None:
             return
         if self._before_cache_write is not None:
             self._before_cache_write()
-        cache.put(cache_key, CacheEntry(result, key_id, now + self.cache_ttl, last_used_at), ticket=ticket)
+        entry = CacheEntry(result, key_id, now + self.cache_ttl, last_used_at, guard)
+        if guard is not None and guard.member is not None and result.organization_id is not None:
+            entry.member = (result.organization_id, guard.member)
+        cache.put(cache_key, entry, ticket=ticket)
+
+    # --- the opt-in step of limited keys (see tenantkit.api_keys._limits) -------------------------------
+
+    def _begin_guarded(
+        self,
+        entry: CacheEntry[ApiKeyVerification],
+        candidates: _Candidates,
+        key: str,
+        cache_key: str,
+        now: datetime,
+        client: ApiKeyClient | None,
+        cost: int,
+    ) -> ApiKeyVerification | _Due:
+        """A cached key with opt-in limits: bindings and rate limits in memory; credits need the database."""
+        result = entry.value
+        answer = self._admit(entry.guard, result, client)
+        if answer is not result:
+            return self._counted(answer, "cache")
+        if entry.guard.credits:  # never answered from the cache without spending
+            return (candidates, key, cache_key, now, entry)
+        if self._touch_due(entry.last_used_at, now):
+            if self._last_used is None or not self._last_used.record(entry.key_id, now):
+                return (candidates, key, cache_key, now, entry)
+            entry.last_used_at = now
+        return self._counted(result, "cache")
+
+    def _complete_guarded(
+        self,
+        session: Session | Connection,
+        entry: CacheEntry[ApiKeyVerification],
+        now: datetime,
+        cost: int,
+        owned: bool,
+    ) -> tuple[ApiKeyVerification, bool]:
+        """The database part of a cached limited key: spend its credits, then a ``last_used_at`` write due."""
+        connection = session.connection() if isinstance(session, Session) else session
+        answer, wrote = entry.value, False
+        if entry.guard.credits:
+            answer, wrote = self._spend(connection, answer, cost, now, owned)
+            if not answer.valid:
+                return self._counted(answer, "cache"), wrote
+        if self._touch_due(entry.last_used_at, now):
+            if self._last_used is None or not self._last_used.record(entry.key_id, now):
+                self._touch(connection, entry.key_id, now)
+                wrote = True
+            entry.last_used_at = now
+        return self._counted(answer, "cache"), wrote
+
+    def _stored_guarded(
+        self,
+        connection: Connection,
+        guard: Guard,
+        fields: tuple[str, str, str, tuple[str, ...], datetime | None],
+        client: ApiKeyClient | None,
+        cost: int,
+        now: datetime,
+        owned: bool,
+    ) -> tuple[ApiKeyVerification, ApiKeyVerification, bool]:
+        """A limited key read from its row: the result to cache, the answer, and whether it wrote inline.
+
+        The user of a user's key must still be a member (else :data:`_SUBJECT_INACTIVE`, cached never), and
+        keeps only the scopes that user may still use; then bindings, rate limits and credits — spent before
+        any write of the caller's transaction, which SQLite would make the spending connection wait for.
+        """
+        key_id, org, name, scopes, expires_at = fields
+        if guard.member is not None:
+            narrowed = self._narrow_to_member(connection, org, guard.member, scopes)
+            if narrowed is None:
+                return _SUBJECT_INACTIVE, _SUBJECT_INACTIVE, False
+            scopes = narrowed
+        result = self._valid_result(key_id, org, name, scopes, expires_at, guard.subject)
+        answer = self._admit(guard, result, client)
+        if answer is not result or not guard.credits:
+            return result, answer, False
+        answer, wrote = self._spend(connection, result, cost, now, owned)
+        return result, answer, wrote
+
+    def _admit(
+        self, guard: Guard, result: ApiKeyVerification, client: ApiKeyClient | None
+    ) -> ApiKeyVerification:
+        """``result`` itself if ``client`` may use the key now (bindings, rate limits), else the refusal."""
+        reason = guard.refusal(client)
+        if reason is not None:
+            return self._refused(result, reason)  # type: ignore[arg-type]  # the guard's reasons are InvalidReason
+        if guard.rate_limits:
+            limiter = self.rate_limiter or self._default_rate_limiter()
+            states = limiter.hit(result.key_id or "", guard.rate_limits)
+            if states is not None:
+                return self._refused(result, "rate_limited", retry_after=states[-1].reset, rate_limits=states)
+        return result
+
+    def _spend(
+        self, connection: Connection, result: ApiKeyVerification, cost: int, now: datetime, owned: bool
+    ) -> tuple[ApiKeyVerification, bool]:
+        """Spend ``cost`` credits of the key of ``result`` (own transaction), and say what remains.
+
+        ``owned``: ``connection`` is this verification's alone and is committed right after it (the
+        adapters' ``database=``), so the spending runs on it rather than on a second connection.
+        """
+        if not isinstance(cost, int) or isinstance(cost, bool) or cost < 0:
+            raise InvalidInputError("cost", "must be a whole number of credits, zero or more")
+        translate = self.membership.schema_translate_map(connection)
+        options = (
+            self.membership.execution_options if translate is None else {"schema_translate_map": translate}
+        )
+        spent, wrote = spend_credits(connection, result.key_id or "", cost, now, options, inline=owned)
+        if not spent.accepted:
+            refused = self._refused(
+                result, "usage_exceeded", credits_remaining=spent.remaining, retry_after=spent.retry_after
+            )
+            return refused, wrote
+        return result.model_copy(update={"credits_remaining": spent.remaining}), wrote
+
+    @staticmethod
+    def _refused(result: ApiKeyVerification, reason: InvalidReason, **data: Any) -> ApiKeyVerification:
+        return ApiKeyVerification(
+            valid=False,
+            reason=reason,
+            organization_id=result.organization_id,
+            key_id=result.key_id,
+            subject_type=result.subject_type,
+            subject_id=result.subject_id,
+            **data,
+        )
+
+    def _default_rate_limiter(self) -> RateLimiter:
+        with _LIMITER_LOCK:
+            if self.rate_limiter is None:
+                self.rate_limiter = RateLimiter()
+            return self.rate_limiter
+
+    def _narrow_to_member(
+        self, connection: Connection, organization_id: str, user_id: str, scopes: tuple[str, ...]
+    ) -> tuple[str, ...] | None:
+        """The scopes a key standing for ``user_id`` keeps, or ``None`` when the user is no member.
+
+        A scope that names a permission of the permission table (``api_keys:manage``, a host's
+        ``reports:export``) stays only while the user's role holds it; any other scope is the key's own.
+        """
+        # get_role is None for a suspended member too: its keys stop with it.
+        role = self.membership.get_role(connection, organization_id, user_id)
+        if role is None:
+            return None
+        permissions = self.membership.permissions
+        known = _permission_names(permissions)
+        if permissions.registry_declared:
+            known |= permissions.registry.names
+        if not known.intersection(scopes):
+            return scopes
+        # What the user holds now, its custom role's permissions included (kept for permission_cache_ttl).
+        effective = self.membership.effective_permissions(connection, organization_id, user_id)
+        held = effective.permissions if effective is not None else permissions.actions(role)
+        return tuple(scope for scope in scopes if scope not in known or scope in held)
+
+    def _check_subject(self, session: Session, organization_id: str, subject: ApiKeySubject) -> None:
+        if (
+            subject.type == "user"
+            and subject.id is not None
+            and self.membership.get_role(session, organization_id, subject.id) is None
+        ):
+            raise InvalidInputError(
+                "subject", f"{subject.id!r} is not a member of organization {organization_id!r}"
+            )
 
     def _rehash(self, connection: Connection, key_id: str, old: str, new: str) -> None:
         # Conditional on the old stored form, so that concurrent verifiers move the key once.
@@ -1251,6 +1736,8 @@ class ApiKeyService:
         now: datetime,
         *,
         rotated_from: str | None = None,
+        subject: ApiKeySubject = ORGANIZATION,
+        limits: ApiKeyLimits | None = None,
     ) -> IssuedApiKey:
         current = self._hashers.current
         plaintext = self.format.generate(with_lookup_id=current.kind is KeyKind.ARGON2)
@@ -1269,9 +1756,12 @@ class ApiKeyService:
             revoked_at=None,
             rotated_from=rotated_from,
             replaced_at=None,
+            subject=subject,
+            limits=limits,
         )
-        values = key.model_dump()
+        values = key.model_dump(exclude={"subject", "limits"})
         values["scopes"] = list(scopes)
+        values.update(limit_columns(subject, limits, now))
         session.execute(
             api_keys.insert().values(hashed_key=stored, **values),
             execution_options=self.membership.execution_options,
@@ -1298,9 +1788,16 @@ class ApiKeyService:
         self.events.caches.invalidate((CacheKey.api_key(organization_id, key_id),))
 
     def _valid_result(
-        self, key_id: str, org: str, name: str, scopes: tuple[str, ...], expires_at: datetime | None
+        self,
+        key_id: str,
+        org: str,
+        name: str,
+        scopes: tuple[str, ...],
+        expires_at: datetime | None,
+        subject: ApiKeySubject = ORGANIZATION,
     ) -> ApiKeyVerification:
-        # Filed by key id, the one field hashed; the rest compared (a renamed or re-scoped key is rebuilt).
+        # Filed by key id, the one field hashed; the rest compared (a renamed or re-scoped key is rebuilt),
+        # but the subject: a key's subject never changes.
         results = self._results
         result = results.get(key_id)
         if (
@@ -1317,6 +1814,8 @@ class ApiKeyService:
                 name=name,
                 scopes=scopes,
                 expires_at=expires_at,
+                subject_type=subject.type,
+                subject_id=subject.id,
             )
             if len(results) >= _MAX_RESULTS:
                 results.clear()
@@ -1337,6 +1836,29 @@ def _cache_wanted(name: str, ttl: timedelta | None, size: int) -> bool:
 
 _MAX_RESULTS = 4096
 """Prebuilt valid results a service keeps at most (one per key in use; emptied when full)."""
+
+_LIMITER_LOCK = threading.Lock()
+
+
+def _subject_condition(subject: ApiKeySubject) -> tuple[sa.ColumnElement[bool], ...]:
+    """The ``WHERE`` terms of "keys standing for ``subject``" (the organization's own: no subject stored)."""
+    if subject.type == "organization":
+        return (api_keys.c.subject_type.is_(None),)
+    return (api_keys.c.subject_type == subject.type, api_keys.c.subject_id == subject.id)
+
+
+def _credit_amount(value: object, field: str, *, minimum: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not minimum <= value < 2**62:
+        raise InvalidInputError(
+            field, "must be a whole number of credits" + (", zero or more" if minimum == 0 else "")
+        )
+    return value
+
+
+@lru_cache(maxsize=64)
+def _permission_names(permissions: Any) -> frozenset[str]:
+    """Every action some role holds in ``permissions``: the scopes a user's key keeps only while allowed."""
+    return frozenset().union(*(permissions.actions(role) for role in Role))
 
 
 def _decide(
@@ -1367,7 +1889,9 @@ def _decide_cached(
 
 _Due = tuple[_Candidates, str, str, datetime, "CacheEntry[ApiKeyVerification] | None"]
 """What a verification memory could not answer needs: its candidates, the key, its cache key (the digest
-already made), the time of verification, and a cached entry due only an inline ``last_used_at`` write."""
+already made), the time of verification, and a cached entry due only an inline ``last_used_at`` write (or,
+for a key with credits, their spending). The client and the cost travel beside it: only limited keys
+read them."""
 
 
 class PendingVerification:
@@ -1378,25 +1902,46 @@ class PendingVerification:
     moment it was begun.
     """
 
-    __slots__ = ("_due", "organization_id", "service")
+    __slots__ = ("_client", "_cost", "_due", "organization_id", "service")
 
     service: ApiKeyService
     organization_id: str | None
     """Only keys of this organization are accepted, when set."""
     _due: _Due  # holds the presented key: kept out of the public attributes and the repr
+    _client: ApiKeyClient | None
+    _cost: int
 
-    def __init__(self, service: ApiKeyService, due: _Due, organization_id: str | None) -> None:
+    def __init__(
+        self,
+        service: ApiKeyService,
+        due: _Due,
+        organization_id: str | None,
+        client: ApiKeyClient | None = None,
+        cost: int = 1,
+    ) -> None:
         self.service = service
         self._due = due
         self.organization_id = organization_id
+        self._client = client
+        self._cost = cost
 
     def complete(self, session: Session | Connection) -> ApiKeyVerification:
         """The verification, looked up on ``session`` (or its connection); commit if it wrote, as usual."""
-        return self.service._complete(session, self._due, self.organization_id)[0]
+        return self.service._complete(session, self._due, self.organization_id, self._client, self._cost)[0]
 
     def complete_and_report(self, session: Session | Connection) -> tuple[ApiKeyVerification, bool]:
         """Like :meth:`complete`, and whether it wrote in the caller's transaction (a commit is due)."""
-        return self.service._complete(session, self._due, self.organization_id)
+        return self.service._complete(session, self._due, self.organization_id, self._client, self._cost)
+
+    def complete_on_own_connection(self, connection: Connection) -> tuple[ApiKeyVerification, bool]:
+        """Like :meth:`complete_and_report` on a connection that is this verification's alone, which the
+        caller commits at once if it wrote (what the adapters' ``database=`` does).
+
+        Usage credits are then spent on it, rather than on a second connection of the engine.
+        """
+        return self.service._complete(
+            connection, self._due, self.organization_id, self._client, self._cost, owned=True
+        )
 
     def __repr__(self) -> str:
         # Never the key, nor its digest.
