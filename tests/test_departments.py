@@ -1,7 +1,8 @@
 """Departments: groups of members inside one organization, managed by its administrators, on every dialect.
 
 A department grants nothing; ``departments:manage`` (ADMIN and above) manages departments,
-``departments:read`` (every rank) reads them; its members are members of the organization, and leave its departments when they leave it.
+``departments:read`` (every rank) reads them; its members are members of the organization, and leave its
+departments when they leave it.
 """
 
 from __future__ import annotations
