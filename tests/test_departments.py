@@ -211,7 +211,10 @@ class TestDepartmentActions:
         from tenantkit import CustomRole, Permissions
 
         charge = CustomRole(
-            key="charge_nurse", name="Charge nurse", rank=Role.MEMBER, permissions={"departments:manage"}
+            key="charge_nurse",
+            name="Charge nurse",
+            rank=Role.MEMBER,
+            permissions=frozenset({"departments:manage"}),
         )
         kit = TenantKit(permissions=Permissions(registry={"records:read": ""}, roles=[charge]))
         with Session(engine) as s:

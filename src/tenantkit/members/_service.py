@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict
@@ -60,6 +60,10 @@ from tenantkit.members._attributes import (
 from tenantkit.roles._authorizer import AccessRequest, Authorizer
 from tenantkit.roles._policy import Action, CustomRole, EffectivePermissions, Permissions, Role, is_role_key
 from tenantkit.roles._store import Lock, PermissionCache, load_role
+
+if TYPE_CHECKING:
+    # Only for annotations: the organization service is built on this one.
+    from tenantkit.organizations._document import OrganizationPolicy, PolicySource
 
 
 class Member(BaseModel):
@@ -302,6 +306,9 @@ class MembershipService:
         self._own_schema_map: Mapping[str | None, str | None] | None = self.execution_options.get(
             "schema_translate_map"
         )
+        self.policies: PolicySource | None = None
+        """Each organization's settings policy (``kit.organizations``; the kit sets it): where the default
+        role of :meth:`add` without a role comes from. ``None``: MEMBER."""
         self._permission_cache: PermissionCache | None = None
         if ttl > 0:
             self._permission_cache = PermissionCache(ttl)
@@ -385,6 +392,52 @@ class MembershipService:
             if stored is not None:
                 return stored.rank, stored
         raise UnknownRoleError(text, organization_id)
+
+    def resolve_default_role(
+        self,
+        session: Session | Connection,
+        organization_id: str,
+        policy: OrganizationPolicy | None = None,
+        *,
+        lock: Lock = "share",
+    ) -> tuple[Role, CustomRole | None]:
+        """The rank and custom role a new member gets when nobody names one: the organization's
+        ``default_role`` setting (MEMBER unless its settings, within the deployment's, say otherwise).
+
+        A custom role chosen as the default is resolved like any assigned role (share-locked, so it cannot
+        be deleted under the assignment). If its rank is now above the deployment's ceiling (the ceiling was
+        lowered after it was chosen), the ceiling's rank alone is given: the ceiling wins, as for every
+        setting. Whoever assigns it is still held to the escalation rule.
+
+        Args:
+            session: The caller's session (or connection).
+            organization_id: The organization.
+            policy: The organization's policy, when the caller has read it already (from :attr:`policies`
+                otherwise).
+            lock: How to lock an organization role's row (see :meth:`resolve_role`).
+
+        Raises:
+            UnknownRoleError: The default is a custom role that no longer exists (deleted after it was
+                chosen): name a role, or change the organization's ``default_role`` setting.
+        """
+        if policy is None:
+            if self.policies is None:
+                return Role.MEMBER, None
+            policy = self.policies.policy(session, organization_id)
+        key = policy.default_custom_role
+        if key is None:
+            return policy.default_role, None
+        try:
+            rank, custom = self.resolve_role(session, organization_id, key, lock=lock)
+        except UnknownRoleError:
+            raise UnknownRoleError(
+                key,
+                organization_id,
+                hint="it is the organization's default_role setting: name a role, or change the setting",
+            ) from None
+        if rank.rank > policy.default_role.rank:
+            return policy.default_role, None
+        return rank, custom
 
     def custom_role_of(
         self, session: Session | Connection, organization_id: str, key: str | None, *, lock: Lock = None
@@ -749,7 +802,7 @@ class MembershipService:
         session: Session,
         organization_id: str,
         user_id: str,
-        role: Role | str = Role.MEMBER,
+        role: Role | str | None = None,
         *,
         actor: Actor | str,
     ) -> Member:
@@ -762,7 +815,9 @@ class MembershipService:
             session: The caller's session.
             organization_id: The organization.
             user_id: The new member.
-            role: The role to give (MEMBER by default): a rank, or a custom role's key.
+            role: The role to give: a rank, or a custom role's key. ``None`` (the default) gives the
+                organization's default role (:meth:`resolve_default_role`: MEMBER unless its settings
+                choose another), held to the same escalation rule.
             actor: Who adds: a user id, an :class:`Actor`, or :data:`~tenantkit.HOST`.
 
         Returns:
@@ -783,7 +838,10 @@ class MembershipService:
         with typed_concurrency_errors(organization_id):
             if not isinstance(role, Role):
                 begin_write(session.connection(), team_members, self.execution_options)
-            wanted, custom = self.resolve_role(session, organization_id, role, lock="share")
+            if role is None:
+                wanted, custom = self.resolve_default_role(session, organization_id)
+            else:
+                wanted, custom = self.resolve_role(session, organization_id, role, lock="share")
             held = self.grant_authority(session, organization_id, acting, Action.INVITE_MEMBERS)
             self.permissions.require_may_grant(held, self.permissions.effective(wanted, custom))
             return self._admit(
