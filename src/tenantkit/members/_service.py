@@ -657,7 +657,10 @@ class MembershipService:
         ``Authorization``. ``(None, None)`` when the host acts.
 
         Raises:
-            The same errors as :meth:`authorize`.
+            InvalidInputError: The organization id or the actor is malformed.
+            UnknownPermissionError: A registry is declared and ``action`` is not in it.
+            PermissionDeniedError: The actor is not a member, or its role does not allow ``action``.
+            MemberSuspendedError: The actor is a suspended member (a :class:`PermissionDeniedError`).
 
         .. versionadded:: 0.2
         """
