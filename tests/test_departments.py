@@ -1,7 +1,8 @@
 """Departments: groups of members inside one organization, managed by its administrators, on every dialect.
 
-A department grants nothing; ``members:change_role`` (ADMIN and above) manages departments, ``members:read``
-reads them; its members are members of the organization, and leave its departments when they leave it.
+A department grants nothing; ``departments:manage`` (ADMIN and above) manages departments,
+``departments:read`` (every rank) reads them; its members are members of the organization, and leave its
+departments when they leave it.
 """
 
 from __future__ import annotations
@@ -167,3 +168,65 @@ def test_a_suspended_administrator_manages_nothing(kit: TenantKit, session: Sess
         kit.departments.create(session, ORG, "Cardiology", actor="adam")
     with pytest.raises(MemberSuspendedError):
         kit.departments.list_departments(session, ORG, actor="adam")
+
+
+class TestDepartmentActions:
+    """Departments answer to ``departments:manage`` and ``departments:read``, not to the member actions."""
+
+    def test_the_service_asks_the_department_actions(self) -> None:
+        """The service's actions are the built-in department ones, held as the default table says."""
+        from tenantkit import Action, Permissions
+        from tenantkit.departments import MANAGE_DEPARTMENTS, READ_DEPARTMENTS
+
+        assert (MANAGE_DEPARTMENTS, READ_DEPARTMENTS) == (Action.MANAGE_DEPARTMENTS, Action.READ_DEPARTMENTS)
+        table = Permissions()
+        assert [table.can(role, "departments:manage") for role in Role] == [True, True, False]
+        assert [table.can(role, "departments:read") for role in Role] == [True, True, True]
+
+    def test_a_table_without_them_denies_departments_but_not_members(self, engine: sa.Engine) -> None:
+        """A host table that keeps the member actions but drops the department ones: an ADMIN may still
+        change roles, yet not create a department, and a MEMBER reads members but not departments."""
+        from tenantkit import DEFAULT_PERMISSIONS, Permissions
+
+        table = {
+            role: [a for a in actions if not a.startswith("departments:")]
+            for role, actions in DEFAULT_PERMISSIONS.items()
+        }
+        kit = TenantKit(permissions=Permissions(table))
+        with Session(engine) as s:
+            kit.members.add(s, ORG, "alice", Role.OWNER, actor=HOST)
+            kit.members.add(s, ORG, "adam", Role.ADMIN, actor=HOST)
+            kit.members.add(s, ORG, "nina", actor=HOST)
+            kit.members.change_role(s, ORG, "nina", Role.MEMBER, actor="adam")
+            with pytest.raises(PermissionDeniedError) as caught:
+                kit.departments.create(s, ORG, "Cardiology", actor="adam")
+            assert caught.value.action == "departments:manage"
+            kit.members.list_members(s, ORG, actor="nina")
+            with pytest.raises(PermissionDeniedError):
+                kit.departments.list_departments(s, ORG, actor="nina")
+
+    def test_a_custom_role_may_carry_departments_manage(self, engine: sa.Engine) -> None:
+        """A "charge nurse" inside MEMBER with ``departments:manage`` staffs departments without being able
+        to change anyone's role; an ADMIN (who holds it) may grant the role, and nothing else widens."""
+        from tenantkit import CustomRole, Permissions
+
+        charge = CustomRole(
+            key="charge_nurse",
+            name="Charge nurse",
+            rank=Role.MEMBER,
+            permissions=frozenset({"departments:manage"}),
+        )
+        kit = TenantKit(permissions=Permissions(registry={"records:read": ""}, roles=[charge]))
+        with Session(engine) as s:
+            kit.members.add(s, ORG, "adam", Role.ADMIN, actor=HOST)
+            kit.members.add(s, ORG, "carla", "charge_nurse", actor="adam")
+            kit.members.add(s, ORG, "ned", actor=HOST)
+            ward = kit.departments.create(s, ORG, "Ward 3", actor="carla")
+            kit.departments.add_member(s, ORG, ward.id, "ned", actor="carla")
+            with pytest.raises(PermissionDeniedError):
+                kit.members.change_role(s, ORG, "ned", Role.MEMBER, actor="carla")
+            with pytest.raises(PermissionDeniedError):
+                kit.departments.create(s, ORG, "Ward 4", actor="ned")
+            assert [m.user_id for m in kit.departments.list_members(s, ORG, ward.id, actor="ned").items] == [
+                "ned"
+            ]

@@ -1,4 +1,5 @@
-"""The runnable examples work: the apps in process and under uvicorn, the demo, the webhook receiver."""
+"""The runnable examples work: the apps in process and under uvicorn, the demo, the webhook receiver and the
+hospital."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import httpx2
 import pytest
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -283,8 +285,6 @@ def starlette_answer(response: Any) -> Answer:
 
 
 def key_last_used(database_url: str) -> object:
-    import sqlalchemy as sa
-
     import tenantkit
 
     engine = sa.create_engine(database_url)
@@ -530,3 +530,67 @@ class TestFlaskExampleWithWebhooks:
         assert [(item["event_type"], item["status"]) for item in deliveries] == [
             ("api_key.issued", "succeeded")
         ]
+
+
+@pytest.fixture(scope="module")
+def hospital_output(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """What ``examples/hospital.py`` prints, run once in a subprocess with warnings as errors."""
+    path = tmp_path_factory.mktemp("hospital") / "hospital.sqlite3"
+    finished = subprocess.run(
+        [sys.executable, "-W", "error", str(EXAMPLES / "hospital.py"), str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert finished.returncode == 0, finished.stderr
+    assert finished.stderr == ""
+    return finished.stdout
+
+
+class TestHospitalExample:
+    """``examples/hospital.py``: registry, physician and nurse roles, departments, licences, suspension."""
+
+    def test_the_roles_are_declared_in_the_registry(self, hospital_output: str) -> None:
+        """The deployment-wide roles sit inside MEMBER with the registry's permissions."""
+        assert "roles nurse (MEMBER: records:read), physician (MEMBER: orders:sign, records:read)" in (
+            hospital_output
+        )
+        assert "departments Cardiology, Emergency" in hospital_output
+
+    def test_no_administrator_makes_a_physician(self, hospital_output: str) -> None:
+        """The head of cardiology cannot offer a role signing orders it cannot sign; the host's flow can."""
+        assert "head-cardio may not invite a physician (permission_escalation, missing orders:sign)" in (
+            hospital_output
+        )
+        assert "invited dr.lee@example.org as MEMBER/physician" in hospital_output
+
+    def test_the_licence_check_denies_then_admits_with_the_role(self, hospital_output: str) -> None:
+        """The physician licensed in the wrong state is denied by code and requirement, then admitted as a
+        physician; the nurse as a nurse; each in a department with the credential verified."""
+        assert "denied (acceptance_denied, licence_state)" in hospital_output
+        assert "lee          MEMBER/physician MD  ['Cardiology']" in hospital_output
+        assert "nina         MEMBER/nurse     RN  ['Emergency']" in hospital_output
+
+    def test_the_roles_answer_permission_checks(self, hospital_output: str) -> None:
+        """A physician signs orders, a nurse reads records but signs nothing, ADMIN reads records through
+        the table, and a misspelt permission is refused rather than quietly denied."""
+        assert "lee orders:sign: yes" in hospital_output
+        assert "nina records:read: yes" in hospital_output
+        assert "nina orders:sign: no (permission_denied)" in hospital_output
+        assert "head-cardio records:read: yes" in hospital_output
+        assert "a typo is refused (unknown_permission)" in hospital_output
+
+    def test_the_lapsed_licence_is_suspended_and_resumed_after_renewal(self, hospital_output: str) -> None:
+        """The nurse whose licence lapsed is suspended and refused, then resumed with her role once a renewal
+        is recorded."""
+        assert "suspended ['nina']" in hospital_output
+        assert "nina records:read: no (member_suspended)" in hospital_output
+        assert "nina resumed as MEMBER/nurse; records:read: yes" in hospital_output
+        assert "audit member.suspended, member.attributes_recorded, member.resumed" in hospital_output
+
+    def test_the_same_story_on_every_database(self, engine: sa.Engine, hospital_output: str) -> None:
+        """``run(engine)`` on SQLite, PostgreSQL and MariaDB prints exactly what the script prints."""
+        lines: list[str] = []
+        load_example("hospital").run(engine, lines.append)
+        assert lines == hospital_output.splitlines()[1:]

@@ -212,7 +212,12 @@ class TestSyncSession:
         tk = TenantKitFastAPI(kit, session=get_session, current_user=user_id)
         with TestClient(build_app(tk)) as client:
             response = client.get("/orgs/acme/roles", headers=as_user("bob"))
-        assert response.json() == {"organization_id": "acme", "user_id": "bob", "role": "ADMIN"}
+        assert response.json() == {
+            "organization_id": "acme",
+            "user_id": "bob",
+            "role": "ADMIN",
+            "custom_role": None,
+        }
 
 
 class TestAsyncSession:
@@ -269,7 +274,12 @@ class TestAsyncSession:
     async def test_permission_with_an_async_session(self, async_client: httpx2.AsyncClient) -> None:
         """The permission dependency reads roles through an ``AsyncSession``."""
         allowed = await async_client.get("/orgs/acme/roles", headers=as_user("alice"))
-        assert allowed.json() == {"organization_id": "acme", "user_id": "alice", "role": "OWNER"}
+        assert allowed.json() == {
+            "organization_id": "acme",
+            "user_id": "alice",
+            "role": "OWNER",
+            "custom_role": None,
+        }
         denied = await async_client.get("/orgs/acme/roles", headers=as_user("carol"))
         assert denied.status_code == 403
         assert denied.json()["error"]["code"] == "permission_denied"
@@ -451,7 +461,12 @@ class TestPermissionDependency:
         """Roles holding the action reach the route, which receives organization, user and role."""
         response = client.get("/orgs/acme/roles", headers=as_user(user))
         assert response.status_code == 200
-        assert response.json() == {"organization_id": "acme", "user_id": user, "role": role}
+        assert response.json() == {
+            "organization_id": "acme",
+            "user_id": user,
+            "role": role,
+            "custom_role": None,
+        }
 
     @pytest.mark.parametrize("user", ["carol", "gina", "nobody"])
     def test_others_get_403(self, client: TestClient, user: str) -> None:
@@ -465,7 +480,12 @@ class TestPermissionDependency:
     def test_organization_from_the_hosts_own_dependency(self, client: TestClient) -> None:
         """A custom organization dependency (here a header) chooses the organization checked."""
         allowed = client.get("/current/members", headers=as_user("gina", **{"X-Organization": "globex"}))
-        assert allowed.json() == {"organization_id": "globex", "user_id": "gina", "role": "OWNER"}
+        assert allowed.json() == {
+            "organization_id": "globex",
+            "user_id": "gina",
+            "role": "OWNER",
+            "custom_role": None,
+        }
         denied = client.get("/current/members", headers=as_user("gina", **{"X-Organization": "acme"}))
         assert denied.status_code == 403
 

@@ -225,7 +225,12 @@ class TestRequirePermission:
             return current_authorization().model_dump(mode="json")
 
         allowed = harness.client().post(f"/teams/{ORG}/invite", headers={"X-User": "bob"})
-        assert allowed.get_json() == {"organization_id": ORG, "user_id": "bob", "role": "ADMIN"}
+        assert allowed.get_json() == {
+            "organization_id": ORG,
+            "user_id": "bob",
+            "role": "ADMIN",
+            "custom_role": None,
+        }
         refused = harness.client().post(f"/teams/{ORG}/invite", headers={"X-User": "carol"})
         assert refused.status_code == 403
         assert refused.get_json()["error"]["code"] == "permission_denied"

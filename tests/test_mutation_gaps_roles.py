@@ -68,10 +68,10 @@ class TestPermissionAnswers:
             assert check(Role.OWNER, "members:read") is True
 
     def test_the_default_table_role_by_role(self) -> None:
-        """MEMBER reads; ADMIN also manages members, keys, invitations and reads the audit log and settings;
-        OWNER also deletes, transfers and manages settings."""
+        """MEMBER reads; ADMIN also manages members, keys, invitations and departments and reads the audit log
+        and settings; OWNER also deletes, transfers and manages settings."""
         table = Permissions().as_table()
-        member = ["api_keys:read", "members:read"]
+        member = ["api_keys:read", "departments:read", "members:read"]
         admin = sorted(
             [
                 *member,
@@ -83,6 +83,7 @@ class TestPermissionAnswers:
                 "invitations:manage",
                 "audit:read",
                 "settings:read",
+                "departments:manage",
             ]
         )
         owner = sorted(

@@ -46,7 +46,7 @@ def deployments(draw: st.DrawFn) -> OrganizationPolicy:
 
 documents = st.builds(
     SettingsDocument,
-    default_role=st.none() | st.sampled_from(["ADMIN", "MEMBER"]),
+    default_role=st.none() | st.sampled_from(["ADMIN", "MEMBER", "nurse"]),
     invitation_default_ttl=st.none() | DAYS,
     invitation_max_ttl=st.none() | DAYS,
     link_invitation_domains=st.none() | DOMAINS,
@@ -86,8 +86,11 @@ def test_an_accepted_document_is_in_force_as_chosen(
     refused = ceiling.looser_settings(document)
     policy = ceiling.tightened_by(document)
     if not refused:
-        if document.default_role is not None:
+        if document.default_role == "nurse":
+            assert (policy.default_role, policy.default_custom_role) == (ceiling.default_role, "nurse")
+        elif document.default_role is not None:
             assert policy.default_role.value == document.default_role
+            assert policy.default_custom_role is None
         for key in ("invitation_max_ttl", "invitation_default_ttl", "api_key_max_lifetime"):
             if getattr(document, key) is not None:
                 assert getattr(policy, key) == getattr(document, key)
@@ -152,7 +155,7 @@ class TestTheDocumentModel:
     def test_owner_is_never_a_default_role(self) -> None:
         """New members never become OWNER by default."""
         with pytest.raises(ValueError, match="default_role"):
-            SettingsDocument(default_role="OWNER")  # type: ignore[arg-type]
+            SettingsDocument(default_role="OWNER")
 
     def test_a_deployment_model_must_derive_from_the_base(self) -> None:
         """``OrganizationDefaults(document=...)`` takes a ``SettingsDocument`` subclass or its import path."""
@@ -163,6 +166,25 @@ class TestTheDocumentModel:
             is SettingsDocument
         )
 
-    def test_the_default_role_is_a_rank(self) -> None:
-        """``default_role`` is spelled as a role name, case-insensitively."""
-        assert SettingsDocument(default_role="member").default_role == Role.MEMBER.value  # type: ignore[arg-type]
+    def test_the_default_role_is_a_rank_or_a_role_key(self) -> None:
+        """``default_role`` is a rank's name in any case, or a custom role's key as it is spelled."""
+        assert SettingsDocument(default_role="member").default_role == Role.MEMBER.value
+        assert SettingsDocument(default_role=Role.ADMIN).default_role == Role.ADMIN.value
+        assert SettingsDocument(default_role=" nurse ").default_role == "nurse"
+
+    @pytest.mark.parametrize("value", ["Nurse", "charge nurse", "", "x" * 65, "-nurse"])
+    def test_a_default_role_that_is_no_role_key_is_refused(self, value: str) -> None:
+        """A value that is neither a rank nor shaped like a role key is refused when the document is built."""
+        with pytest.raises(ValueError, match="default_role"):
+            SettingsDocument(default_role=value)
+
+    def test_a_custom_default_stays_within_the_ceiling_rank(self) -> None:
+        """A custom role's key is kept as the default beside the ceiling's rank, which bounds it; a rank
+        chosen afterwards replaces it."""
+        ceiling = OrganizationPolicy(default_role=Role.ADMIN)
+        policy = ceiling.tightened_by(SettingsDocument(default_role="nurse"))
+        assert (policy.default_role, policy.default_custom_role) == (Role.ADMIN, "nurse")
+        assert ceiling.looser_settings(SettingsDocument(default_role="nurse")) == []
+        assert policy.as_dict()["default_custom_role"] == "nurse"
+        again = policy.tightened_by(SettingsDocument(default_role="MEMBER"))
+        assert (again.default_role, again.default_custom_role) == (Role.MEMBER, None)

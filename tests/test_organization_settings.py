@@ -349,3 +349,145 @@ class TestHonouredSettings:
                 session, ORG, {"require_sso": True}, expected_version=0, actor=HOST
             )
             assert kit.organizations.policy(session, ORG).require_sso is True
+
+
+class TestTheDefaultRole:
+    """``default_role`` gives new members their role wherever none is named: invitations and ``members.add``;
+    it may be a rank or a custom role's key, and assigning it passes the escalation rule like any role."""
+
+    @staticmethod
+    def clinic_kit(clock: FrozenClock, ceiling: str = "MEMBER") -> TenantKit:
+        from tenantkit import CustomRole, Permissions
+
+        roles = [
+            CustomRole(key="nurse", name="Nurse", rank=Role.MEMBER, permissions=frozenset({"records:read"})),
+            CustomRole(
+                key="physician",
+                name="Physician",
+                rank=Role.MEMBER,
+                permissions=frozenset({"records:read", "orders:sign"}),
+            ),
+            CustomRole(key="supervisor", name="Supervisor", rank=Role.ADMIN),
+        ]
+        permissions = Permissions(registry={"records:read": "", "orders:sign": ""}, roles=roles).with_actions(
+            "records:read", Role.ADMIN
+        )
+        return TenantKit(
+            permissions=permissions,
+            organizations=OrganizationDefaults(default_role=ceiling),  # type: ignore[arg-type]
+            invitations=InvitationSettings(secret_keys=[SECRET]),
+            clock=clock,
+        )
+
+    @staticmethod
+    def seed(engine: sa.Engine, kit: TenantKit) -> None:
+        with kit.transaction(engine) as session:
+            kit.members.add(session, ORG, "olivia", Role.OWNER, actor=HOST)
+            kit.members.add(session, ORG, "adam", Role.ADMIN, actor=HOST)
+
+    def test_adding_without_a_role_takes_the_organizations_default(
+        self, engine: sa.Engine, clock: FrozenClock
+    ) -> None:
+        """With a deployment default of ADMIN, ``members.add`` naming no role makes an ADMIN; once the
+        organization chooses MEMBER, a MEMBER (the same answer an invitation gets)."""
+        kit = self.clinic_kit(clock, ceiling="ADMIN")
+        self.seed(engine, kit)
+        with kit.transaction(engine) as session:
+            assert kit.members.add(session, ORG, "ann", actor="olivia").role is Role.ADMIN
+            kit.organizations.update_settings(
+                session, ORG, {"default_role": "member"}, expected_version=0, actor="olivia"
+            )
+            assert kit.members.add(session, ORG, "bob", actor="olivia").role is Role.MEMBER
+            invited = kit.invitations.create_email_invitation(session, ORG, "c@example.com", actor="adam")
+        assert invited.invitation.role is Role.MEMBER
+
+    def test_a_custom_role_as_the_default(self, engine: sa.Engine, clock: FrozenClock) -> None:
+        """Chosen as the default, ``nurse`` is what an invitation offers and ``members.add`` gives."""
+        kit = self.clinic_kit(clock)
+        self.seed(engine, kit)
+        with kit.transaction(engine) as session:
+            kit.organizations.update_settings(
+                session, ORG, {"default_role": "nurse"}, expected_version=0, actor="olivia"
+            )
+            added = kit.members.add(session, ORG, "nina", actor="adam")
+            invited = kit.invitations.create_email_invitation(session, ORG, "n2@example.com", actor="adam")
+            policy = kit.organizations.policy(session, ORG)
+        assert (added.role, added.custom_role) == (Role.MEMBER, "nurse")
+        assert (invited.invitation.role, invited.invitation.custom_role) == (Role.MEMBER, "nurse")
+        assert (policy.default_role, policy.default_custom_role) == (Role.MEMBER, "nurse")
+
+    def test_choosing_a_default_is_a_grant(self, engine: sa.Engine, clock: FrozenClock) -> None:
+        """The OWNER, who cannot sign orders, may not make ``physician`` the default; the host may, and then
+        an ADMIN adding someone without naming a role is refused by the escalation rule, writing nothing."""
+        from tenantkit.errors import PermissionEscalationError
+
+        kit = self.clinic_kit(clock)
+        self.seed(engine, kit)
+        with pytest.raises(PermissionEscalationError) as refused, kit.transaction(engine) as session:
+            kit.organizations.update_settings(
+                session, ORG, {"default_role": "physician"}, expected_version=0, actor="olivia"
+            )
+        assert list(refused.value.missing) == ["orders:sign"]
+        with kit.transaction(engine) as session:
+            kit.organizations.update_settings(
+                session, ORG, {"default_role": "physician"}, expected_version=0, actor=HOST
+            )
+        with pytest.raises(PermissionEscalationError), kit.transaction(engine) as session:
+            kit.members.add(session, ORG, "paul", actor="adam")
+        with kit.transaction(engine) as session:
+            assert kit.members.get_role(session, ORG, "paul") is None
+            assert kit.members.add(session, ORG, "paul", actor=HOST).custom_role == "physician"
+
+    def test_an_unknown_or_too_high_default_is_refused_when_written(
+        self, engine: sa.Engine, clock: FrozenClock
+    ) -> None:
+        """A key naming no role is ``unknown_role``; an ADMIN-rank role above a MEMBER ceiling is a policy
+        limit; neither is stored."""
+        from tenantkit.errors import UnknownRoleError
+
+        kit = self.clinic_kit(clock)
+        self.seed(engine, kit)
+        with pytest.raises(UnknownRoleError), kit.transaction(engine) as session:
+            kit.organizations.update_settings(
+                session, ORG, {"default_role": "surgeon"}, expected_version=0, actor="olivia"
+            )
+        with pytest.raises(PolicyLimitError) as limited, kit.transaction(engine) as session:
+            kit.organizations.update_settings(
+                session, ORG, {"default_role": "supervisor"}, expected_version=0, actor="olivia"
+            )
+        assert limited.value.setting == "default_role"
+        with kit.transaction(engine) as session:
+            assert kit.organizations.get_settings(session, ORG, actor="olivia").version == 0
+
+    def test_a_deleted_default_role_is_reported_where_it_would_be_given(
+        self, engine: sa.Engine, clock: FrozenClock
+    ) -> None:
+        """An organization role chosen as the default and deleted afterwards: adding without a role names
+        the setting in an ``unknown_role`` error instead of giving something else; naming a role works."""
+        from tenantkit.errors import UnknownRoleError
+
+        kit = self.clinic_kit(clock)
+        self.seed(engine, kit)
+        with kit.transaction(engine) as session:
+            kit.roles.create(
+                session,
+                ORG,
+                "ward_clerk",
+                name="Ward clerk",
+                rank=Role.MEMBER,
+                permissions=[],
+                actor="olivia",
+            )
+            kit.organizations.update_settings(
+                session, ORG, {"default_role": "ward_clerk"}, expected_version=0, actor="olivia"
+            )
+            assert kit.members.add(session, ORG, "wes", actor="adam").custom_role == "ward_clerk"
+            kit.members.change_role(session, ORG, "wes", Role.MEMBER, actor="adam")
+            kit.roles.delete(session, ORG, "ward_clerk", actor="olivia")
+        with (
+            pytest.raises(UnknownRoleError, match="default_role setting"),
+            kit.transaction(engine) as session,
+        ):
+            kit.members.add(session, ORG, "xena", actor="adam")
+        with kit.transaction(engine) as session:
+            assert kit.members.add(session, ORG, "xena", Role.MEMBER, actor="adam").role is Role.MEMBER

@@ -60,7 +60,9 @@ class TestPermissions:
     def test_default_table(self) -> None:
         """MEMBER reads; ADMIN manages members, keys and invitations; OWNER also deletes and transfers."""
         table = Permissions()
-        assert table.actions(Role.MEMBER) == {"members:read", "api_keys:read"}
+        assert table.actions(Role.MEMBER) == {"members:read", "api_keys:read", "departments:read"}
+        assert table.can(Role.ADMIN, Action.MANAGE_DEPARTMENTS)
+        assert not table.can(Role.MEMBER, Action.MANAGE_DEPARTMENTS)
         assert table.can(Role.ADMIN, Action.REMOVE_MEMBERS)
         assert not table.can(Role.ADMIN, Action.TRANSFER_OWNERSHIP)
         assert table.actions(Role.OWNER) == set(DEFAULT_PERMISSIONS[Role.OWNER])

@@ -4,12 +4,15 @@ or the deletion does, and no membership or pending invitation is ever left holdi
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.orm import Session
 
 from tenantkit import HOST, Role, TenantKit, TenantKitError
 from tenantkit.invitations import InvitationSettings
-from tenantkit.tables import custom_roles, invitations, team_members
+from tenantkit.tables import custom_roles, invitations, organization_settings, team_members
 from tests.test_membership_concurrency import race
 
 ORG = "org_race"
@@ -21,10 +24,11 @@ def kit() -> TenantKit:
     return TenantKit(invitations=InvitationSettings(secret_keys=["r" * 32]))
 
 
-def seed(engine: sa.Engine, kit: TenantKit) -> None:
-    """ORG with OWNER ``o1``, ADMIN ``a1``, MEMBER ``m1`` and an unheld role ``temp`` (MEMBER rank)."""
+def seed(engine: sa.Engine, kit: TenantKit, *, default_temp: bool = False) -> None:
+    """ORG with OWNER ``o1``, ADMIN ``a1``, MEMBER ``m1`` and an unheld role ``temp`` (MEMBER rank); with
+    ``default_temp``, ``temp`` is the organization's default role."""
     with kit.transaction(engine) as session:
-        for table in (team_members, custom_roles, invitations):
+        for table in (team_members, custom_roles, invitations, organization_settings):
             session.execute(table.delete().where(table.c.organization_id == ORG))
     with kit.transaction(engine) as session:
         kit.members.add(session, ORG, "o1", Role.OWNER, actor=HOST)
@@ -33,6 +37,10 @@ def seed(engine: sa.Engine, kit: TenantKit) -> None:
         kit.roles.create(
             session, ORG, "temp", name="Temp", rank=Role.MEMBER, permissions=["members:invite"], actor="o1"
         )
+        if default_temp:
+            kit.organizations.update_settings(
+                session, ORG, {"default_role": "temp"}, expected_version=0, actor="o1"
+            )
 
 
 def dangling(engine: sa.Engine) -> list[tuple[str, str]]:
@@ -151,3 +159,106 @@ class TestDeleteWhileAssigning:
             ).all()
         if not isinstance(accepting, Exception):
             assert len(joined) == 1
+
+
+def invite(kit: TenantKit, how: str) -> Callable[[Session], object]:
+    """An ADMIN's invitation offering ``temp``: by email, as a link, or by naming no role where ``temp`` is
+    the organization's default role."""
+    if how == "email":
+        return lambda s: kit.invitations.create_email_invitation(
+            s, ORG, "new@example.com", "temp", actor="a1"
+        )
+    if how == "link":
+        return lambda s: kit.invitations.create_link_invitation(s, ORG, ["example.com"], "temp", actor="a1")
+    return lambda s: kit.invitations.create_email_invitation(s, ORG, "new@example.com", actor="a1")
+
+
+def offers(engine: sa.Engine) -> list[tuple[str, str | None]]:
+    """The rank and custom role of ORG's invitations."""
+    with engine.connect() as connection:
+        rows = connection.execute(
+            sa.select(invitations.c.role, invitations.c.custom_role).where(
+                invitations.c.organization_id == ORG
+            )
+        ).all()
+    return [(str(getattr(row[0], "value", row[0])), row[1]) for row in rows]
+
+
+class TestDeleteWhileInviting:
+    """Deleting ``temp`` while an invitation offering it is created (the deadlock the roles work suspected on
+    MariaDB): the invitation's creation share-locks the role's row before it writes, the deletion locks it
+    for update first, so they take turns. Either the invitation fails or the deletion does, or the database
+    picks a deadlock victim, which tenantkit raises as ``ConcurrentUpdateError`` (retry the unit of work);
+    never an invitation, or later a member, with a dangling role."""
+
+    @pytest.mark.parametrize("how", ["email", "link", "default"])
+    @pytest.mark.parametrize("repeat", range(REPEATS))
+    def test_delete_races_creating_an_invitation(
+        self, server_engine: sa.Engine, kit: TenantKit, how: str, repeat: int
+    ) -> None:
+        """Without ``reassign_to``: a deletion after the invitation is refused (``role_in_use``), an
+        invitation after the deletion finds no role (``unknown_role``)."""
+        seed(server_engine, kit, default_temp=how == "default")
+        deleting, inviting = race(
+            server_engine, [lambda s: kit.roles.delete(s, ORG, "temp", actor="o1"), invite(kit, how)]
+        )
+        outcomes = (outcome(deleting), outcome(inviting))
+        assert outcomes in {
+            ("ok", "UnknownRoleError"),
+            ("RoleInUseError", "ok"),
+            ("ConcurrentUpdateError", "ok"),
+            ("ok", "ConcurrentUpdateError"),
+        }, outcomes
+        assert dangling(server_engine) == []
+        assert role_exists(server_engine) == (outcomes[0] != "ok")
+        assert offers(server_engine) == ([("MEMBER", "temp")] if outcomes[1] == "ok" else [])
+
+    @pytest.mark.parametrize("how", ["email", "default"])
+    @pytest.mark.parametrize("repeat", range(REPEATS))
+    def test_delete_with_reassignment_races_creating_an_invitation(
+        self, server_engine: sa.Engine, kit: TenantKit, how: str, repeat: int
+    ) -> None:
+        """With ``reassign_to=MEMBER`` both may succeed: an invitation created first is moved to MEMBER by
+        the deletion; one created after it is refused. The invitation that exists offers a role that does."""
+        seed(server_engine, kit, default_temp=how == "default")
+        deleting, inviting = race(
+            server_engine,
+            [
+                lambda s: kit.roles.delete(s, ORG, "temp", actor="o1", reassign_to=Role.MEMBER),
+                invite(kit, how),
+            ],
+        )
+        outcomes = (outcome(deleting), outcome(inviting))
+        assert outcomes in {
+            ("ok", "ok"),
+            ("ok", "UnknownRoleError"),
+            ("ConcurrentUpdateError", "ok"),
+            ("ok", "ConcurrentUpdateError"),
+        }, outcomes
+        assert dangling(server_engine) == []
+        expected = {("ok", "ok"): [("MEMBER", None)], ("ConcurrentUpdateError", "ok"): [("MEMBER", "temp")]}
+        assert offers(server_engine) == expected.get(outcomes, [])
+
+    @pytest.mark.parametrize("repeat", range(REPEATS))
+    def test_an_invitation_that_won_the_race_is_accepted_into_an_existing_role(
+        self, server_engine: sa.Engine, kit: TenantKit, repeat: int
+    ) -> None:
+        """After the race, whichever way it went, accepting the invitation (if one exists) makes a member
+        whose custom role exists, or none."""
+        seed(server_engine, kit)
+        _, inviting = race(
+            server_engine,
+            [
+                lambda s: kit.roles.delete(s, ORG, "temp", actor="o1", reassign_to=Role.MEMBER),
+                invite(kit, "email"),
+            ],
+        )
+        if isinstance(inviting, Exception):
+            outcome(inviting)
+            return
+        token = inviting.token.get_secret_value()  # type: ignore[attr-defined]
+        with kit.transaction(server_engine) as session:
+            kit.invitations.accept(
+                session, token, user_id="new", email="new@example.com", email_verified=True
+            )
+        assert dangling(server_engine) == []

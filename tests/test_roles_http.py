@@ -43,10 +43,19 @@ def fastapi_client(kit: TenantKit, engine: sa.Engine) -> HttpClient:
     app.include_router(tk.router(), prefix="/tk")
 
     may_sign = tk.permission("orders:sign")
+    may_read = tk.permission("members:read")
 
     @app.post("/orgs/{organization_id}/orders/sign")
     def sign(authorization: Authorization = Depends(may_sign)) -> dict[str, object]:
         return {"user_id": authorization.user_id}
+
+    @app.get("/orgs/{organization_id}/whoami/sign")
+    def whoami_sign(authorization: Authorization = Depends(may_sign)) -> dict[str, object]:
+        return authorization.model_dump(mode="json")
+
+    @app.get("/orgs/{organization_id}/whoami/read")
+    def whoami_read(authorization: Authorization = Depends(may_read)) -> dict[str, object]:
+        return authorization.model_dump(mode="json")
 
     return FastAPIClient(app)
 
@@ -77,6 +86,16 @@ def flask_client(kit: TenantKit, engine: sa.Engine) -> HttpClient:
     @tk.require_permission("orders:sign")
     def sign(organization_id: str) -> dict[str, object]:
         return {"user_id": current_authorization().user_id}
+
+    @app.get("/orgs/<organization_id>/whoami/sign")
+    @tk.require_permission("orders:sign")
+    def whoami_sign(organization_id: str) -> dict[str, object]:
+        return current_authorization().model_dump(mode="json")
+
+    @app.get("/orgs/<organization_id>/whoami/read")
+    @tk.require_permission("members:read")
+    def whoami_read(organization_id: str) -> dict[str, object]:
+        return current_authorization().model_dump(mode="json")
 
     return FlaskClient(app)
 
@@ -166,3 +185,30 @@ class TestCustomPermissionGuards:
             TenantKitFastAPI(kit, session=lambda: None, current_user=lambda: "u").permission("orders:sing")
         with pytest.raises(UnknownPermissionError):
             TenantKitFlask(kit, session=Session, current_user=lambda: "u").require_permission("orders:sing")
+
+
+class TestTheAuthorizationNamesTheCustomRole:
+    """``permission(...)`` / ``require_permission(...)`` report the custom role beside the rank."""
+
+    def test_a_custom_permission_reports_the_role_that_carries_it(self, client: HttpClient) -> None:
+        """Allowed ``orders:sign`` through the physician role, the authorization says so."""
+        reply = client.request("GET", f"/orgs/{ORG}/whoami/sign", headers=DOC)
+        assert reply.json == {
+            "organization_id": ORG,
+            "user_id": "doc",
+            "role": "MEMBER",
+            "custom_role": "physician",
+        }
+
+    def test_a_rank_action_reports_the_custom_role_too(self, client: HttpClient) -> None:
+        """An action the rank answers alone (``members:read``) still names the member's custom role; a member
+        with a rank alone has ``custom_role`` null."""
+        doc = client.request("GET", f"/orgs/{ORG}/whoami/read", headers=DOC).json
+        owner = client.request("GET", f"/orgs/{ORG}/whoami/read", headers=OWNER).json
+        assert (doc["role"], doc["custom_role"]) == ("MEMBER", "physician")
+        assert (owner["role"], owner["custom_role"]) == ("OWNER", None)
+
+    def test_an_authorization_without_a_custom_role_is_still_built(self) -> None:
+        """Code that builds an ``Authorization`` as before (no ``custom_role``) keeps working."""
+        built = Authorization(organization_id=ORG, user_id="u", role=Role.ADMIN)
+        assert built.custom_role is None

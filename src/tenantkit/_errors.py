@@ -998,11 +998,10 @@ class UnknownRoleError(InvalidInputError, RolesError):
 
     code = "unknown_role"
 
-    def __init__(self, role: str, organization_id: str | None = None) -> None:
+    def __init__(self, role: str, organization_id: str | None = None, *, hint: str | None = None) -> None:
         where = f" in organization {organization_id!r}" if organization_id is not None else ""
-        super().__init__(
-            "role", f"unknown role {role!r}{where}; expected OWNER, ADMIN, MEMBER or a custom role's key"
-        )
+        then = hint or "expected OWNER, ADMIN, MEMBER or a custom role's key"
+        super().__init__("role", f"unknown role {role!r}{where}; {then}")
         self.role = role
         self.organization_id = organization_id
 

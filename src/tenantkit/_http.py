@@ -305,7 +305,10 @@ class Principal(BaseModel):
 class Authorization(BaseModel):
     """What a permission check establishes: this user, in this organization, holds this role.
 
-    ``role`` is ``None`` only when the host itself acted (``tenantkit.HOST``).
+    ``role`` is the rank; ``custom_role`` the key of the custom role held inside it (``"physician"``), or
+    ``None`` for the rank alone. Both are ``None`` only when the host itself acted (``tenantkit.HOST``).
+
+    .. versionchanged:: 0.2 ``custom_role``.
     """
 
     model_config: ClassVar[ConfigDict] = ConfigDict(frozen=True)
@@ -313,6 +316,7 @@ class Authorization(BaseModel):
     organization_id: str
     user_id: str
     role: Role | None
+    custom_role: str | None = None
 
 
 def as_principal(value: Principal | str) -> Principal:

@@ -152,6 +152,7 @@ class TenantKit:
             invitation_max_ttl=settings.invitations.max_ttl,
         )
         """Each organization's settings and the policy they set; deleting an organization's or user's data."""
+        self.members.policies = self.organizations  # ``members.add`` without a role: the default role
         self.roles: RoleService = RoleService(self.members)
         """The organization's own custom roles: list, create, edit, delete (with ``reassign_to=``)."""
         self.api_keys: ApiKeyService = ApiKeyService(

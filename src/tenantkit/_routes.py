@@ -454,7 +454,7 @@ ROUTES: tuple[Route, ...] = (
         call=Management.list_departments,
         response=Page[Department],
         summary="List departments",
-        description="List the organization's departments by name (needs ``members:read``).",
+        description="List the organization's departments by name (needs ``departments:read``).",
         query=ListQuery,
     ),
     Route(
@@ -464,7 +464,7 @@ ROUTES: tuple[Route, ...] = (
         call=Management.create_department,
         response=Department,
         summary="Create a department",
-        description="Create a department (needs ``members:change_role``).",
+        description="Create a department (needs ``departments:manage``).",
         status=201,
         body=DepartmentRequest,
         writes=True,

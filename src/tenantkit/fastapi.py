@@ -526,10 +526,12 @@ class TenantKitFastAPI:
             principal: Principal = Depends(principal_dependency),
             session: Any = Depends(self._session),
         ) -> Authorization:
-            role = await self.run(
-                session, self.kit.members.authorize, organization, principal.user_id, action
+            role, custom_role = await self.run(
+                session, self.kit.members.authorize_role, organization, principal.user_id, action
             )
-            return Authorization(organization_id=organization, user_id=principal.user_id, role=role)
+            return Authorization(
+                organization_id=organization, user_id=principal.user_id, role=role, custom_role=custom_role
+            )
 
         _DEPENDENCY_ERRORS[require_permission] = (403, 422, 503)
         return require_permission

@@ -467,11 +467,18 @@ class TenantKitFlask:
                         f"on view {view.__name__!r}"
                     )
                 principal = self.principal()
-                role = self.kit.members.authorize(self.session(), organization, principal.user_id, action)
+                role, custom_role = self.kit.members.authorize_role(
+                    self.session(), organization, principal.user_id, action
+                )
                 setattr(
                     g,
                     _AUTHORIZATION_ATTRIBUTE,
-                    Authorization(organization_id=organization, user_id=principal.user_id, role=role),
+                    Authorization(
+                        organization_id=organization,
+                        user_id=principal.user_id,
+                        role=role,
+                        custom_role=custom_role,
+                    ),
                 )
                 return view(*args, **kwargs)
 

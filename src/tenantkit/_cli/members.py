@@ -66,7 +66,13 @@ def members() -> None:
 @as_option
 @click.argument("organization")
 @click.argument("user")
-@click.option("--role", type=ROLE_OR_KEY, default=Role.MEMBER.value, show_default=True)
+@click.option(
+    "--role",
+    type=ROLE_OR_KEY,
+    default=None,
+    help="A rank or a custom role's key (default: the organization's default role, MEMBER unless its "
+    "settings choose another).",
+)
 @policy_option
 @handle_errors
 def add(
@@ -75,7 +81,7 @@ def add(
     acting_user: str | None,
     organization: str,
     user: str,
-    role: str,
+    role: str | None,
     policy: str | None,
 ) -> None:
     """Make USER a member of ORGANIZATION with a rank or a custom role."""

@@ -1,10 +1,11 @@
 """Departments: named groups of members inside one organization (a hospital's Cardiology, Emergency…).
 
 A department is not an organization. It grants nothing: roles, the owner invariants, verified domains and
-SSO stay the organization's, and an organization's administrators manage all of its departments. So no new
-authority path exists: whoever could change members' roles before manages departments now, and nobody
-else. ``members:change_role`` (ADMIN and above) manages departments and who is in them; ``members:read``
-reads them.
+SSO stay the organization's, and an organization's administrators manage all of its departments. Two
+built-in actions govern them: ``departments:manage`` (ADMIN and above by default) creates, renames and
+deletes departments and changes who is in them; ``departments:read`` (every rank) reads them. A host may
+move either (``Permissions.with_actions``) or put ``departments:manage`` in a custom role ("charge nurse"):
+since a department grants nothing, managing one reaches no further than the organization's membership.
 
 A department's members are members of its organization: adding someone who is not is refused, and
 removing (or the departure of) a member takes them out of every department in the same transaction.
@@ -45,9 +46,9 @@ from tenantkit._writes import confirm_written
 from tenantkit.members._service import Member, MembershipService, _member
 from tenantkit.roles._policy import Action
 
-MANAGE_DEPARTMENTS: Action = Action.CHANGE_ROLES
+MANAGE_DEPARTMENTS: Action = Action.MANAGE_DEPARTMENTS
 """The action that creates, renames and deletes departments and changes who is in them."""
-READ_DEPARTMENTS: Action = Action.READ_MEMBERS
+READ_DEPARTMENTS: Action = Action.READ_DEPARTMENTS
 """The action that lists departments and their members."""
 
 MAX_DESCRIPTION_LENGTH = 2000
@@ -137,7 +138,7 @@ class DepartmentService:
 
         Raises:
             InvalidInputError: A malformed id, name or description.
-            PermissionDeniedError: The actor may not manage departments (``members:change_role``).
+            PermissionDeniedError: The actor may not manage departments (``departments:manage``).
             DepartmentExistsError: The organization has a department of this name.
         """
         check_identifier(organization_id, "organization_id")
@@ -182,7 +183,7 @@ class DepartmentService:
 
         Raises:
             InvalidInputError: A malformed id.
-            PermissionDeniedError: The actor may not read departments (``members:read``).
+            PermissionDeniedError: The actor may not read departments (``departments:read``).
             DepartmentNotFoundError: No such department in this organization.
         """
         check_identifier(organization_id, "organization_id")

@@ -368,9 +368,7 @@ class InvitationService:
         required = check_requirements(self.accept_policy, requirements)
         with typed_concurrency_errors(organization_id):
             policy = self._policy(session, organization_id)
-            wanted, custom = self._offered(
-                session, organization_id, acting, policy.default_role if role is None else role
-            )
+            wanted, custom = self._offered(session, organization_id, acting, role, policy)
             lifetime = policy.invitation_lifetime(expires_in)
             return self._insert(
                 session,
@@ -435,9 +433,7 @@ class InvitationService:
         required = check_requirements(self.accept_policy, requirements)
         with typed_concurrency_errors(organization_id):
             policy = self._policy(session, organization_id)
-            wanted, custom = self._offered(
-                session, organization_id, acting, policy.default_role if role is None else role
-            )
+            wanted, custom = self._offered(session, organization_id, acting, role, policy)
             lifetime = policy.invitation_lifetime(expires_in)
             policy.check_link_domains(domains)
             return self._insert(
@@ -453,7 +449,12 @@ class InvitationService:
             )
 
     def _offered(
-        self, session: Session, organization_id: str, acting: Actor, role: Role | str
+        self,
+        session: Session,
+        organization_id: str,
+        acting: Actor,
+        role: Role | str | None,
+        policy: OrganizationPolicy,
     ) -> tuple[Role, CustomRole | None]:
         """The rank and custom role an invitation offers, once the escalation rule allowed the inviter to.
 
@@ -463,7 +464,10 @@ class InvitationService:
         membership = self.membership
         if not isinstance(role, Role):
             begin_write(session, invitations, membership.execution_options)
-        wanted, custom = membership.resolve_role(session, organization_id, role, lock="share")
+        if role is None:
+            wanted, custom = membership.resolve_default_role(session, organization_id, policy)
+        else:
+            wanted, custom = membership.resolve_role(session, organization_id, role, lock="share")
         held = membership.grant_authority(session, organization_id, acting, Action.INVITE_MEMBERS)
         membership.permissions.require_may_grant(held, membership.permissions.effective(wanted, custom))
         return wanted, custom

@@ -366,6 +366,16 @@ class RoleService:
                 execution_options=options,
             ).all()
             current = self._locked_role(session, organization_id, key)
+            # Read them again now that the role is ours: an invitation created while this deletion waited
+            # for the role's lock (its creator share-locks the role, then inserts) committed before the lock
+            # was granted, after the read above. PostgreSQL's READ COMMITTED sees it in this new statement
+            # (and a locking read on MariaDB reads the latest rows); without it, it would be left offering
+            # a role that is gone.
+            offers = session.execute(
+                _INVITATIONS_OFFERING,
+                {"organization_id": organization_id, "key": key},
+                execution_options=options,
+            ).all()
             target: tuple[Role, CustomRole | None] | None = None
             if reassign_to is not None:
                 target = membership.resolve_role(session, organization_id, reassign_to, lock="share")

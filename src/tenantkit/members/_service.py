@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict
@@ -61,6 +61,10 @@ from tenantkit.roles._authorizer import AccessRequest, Authorizer
 from tenantkit.roles._policy import Action, CustomRole, EffectivePermissions, Permissions, Role, is_role_key
 from tenantkit.roles._store import Lock, PermissionCache, load_role
 
+if TYPE_CHECKING:
+    # Only for annotations: the organization service is built on this one.
+    from tenantkit.organizations._document import OrganizationPolicy, PolicySource
+
 
 class Member(BaseModel):
     """A user's membership of an organization.
@@ -95,8 +99,9 @@ _ROLE_BY_VALUE: Mapping[str, Role] = {role.value: role for role in Role}
 
 # The unique index on (organization_id, user_id) makes a LIMIT pointless; leaving it out keeps the SQL
 # identical to what a hand-written query would send.
-# ``suspended_at`` comes along: a suspended membership resolves to no role (see ``_standing``).
-_ROLE_OF = sa.select(team_members.c.role, team_members.c.suspended_at).where(
+# ``suspended_at`` comes along: a suspended membership resolves to no role (see ``_standing``); so does
+# ``custom_role``, which the adapters' authorizations report, from the same row.
+_ROLE_OF = sa.select(team_members.c.role, team_members.c.suspended_at, team_members.c.custom_role).where(
     team_members.c.organization_id == sa.bindparam("organization_id"),
     team_members.c.user_id == sa.bindparam("user_id"),
 )
@@ -243,7 +248,7 @@ class _Locked:
         return member.role is Role.OWNER and not member.suspended and len(self.owners) < 2
 
 
-@translate_missing_schema(done_inline=("get_role", "authorize"))
+@translate_missing_schema(done_inline=("get_role", "authorize", "authorize_role"))
 class MembershipService:
     """Membership of organizations, bounded by roles.
 
@@ -302,6 +307,9 @@ class MembershipService:
         self._own_schema_map: Mapping[str | None, str | None] | None = self.execution_options.get(
             "schema_translate_map"
         )
+        self.policies: PolicySource | None = None
+        """Each organization's settings policy (``kit.organizations``; the kit sets it): where the default
+        role of :meth:`add` without a role comes from. ``None``: MEMBER."""
         self._permission_cache: PermissionCache | None = None
         if ttl > 0:
             self._permission_cache = PermissionCache(ttl)
@@ -385,6 +393,52 @@ class MembershipService:
             if stored is not None:
                 return stored.rank, stored
         raise UnknownRoleError(text, organization_id)
+
+    def resolve_default_role(
+        self,
+        session: Session | Connection,
+        organization_id: str,
+        policy: OrganizationPolicy | None = None,
+        *,
+        lock: Lock = "share",
+    ) -> tuple[Role, CustomRole | None]:
+        """The rank and custom role a new member gets when nobody names one: the organization's
+        ``default_role`` setting (MEMBER unless its settings, within the deployment's, say otherwise).
+
+        A custom role chosen as the default is resolved like any assigned role (share-locked, so it cannot
+        be deleted under the assignment). If its rank is now above the deployment's ceiling (the ceiling was
+        lowered after it was chosen), the ceiling's rank alone is given: the ceiling wins, as for every
+        setting. Whoever assigns it is still held to the escalation rule.
+
+        Args:
+            session: The caller's session (or connection).
+            organization_id: The organization.
+            policy: The organization's policy, when the caller has read it already (from :attr:`policies`
+                otherwise).
+            lock: How to lock an organization role's row (see :meth:`resolve_role`).
+
+        Raises:
+            UnknownRoleError: The default is a custom role that no longer exists (deleted after it was
+                chosen): name a role, or change the organization's ``default_role`` setting.
+        """
+        if policy is None:
+            if self.policies is None:
+                return Role.MEMBER, None
+            policy = self.policies.policy(session, organization_id)
+        key = policy.default_custom_role
+        if key is None:
+            return policy.default_role, None
+        try:
+            rank, custom = self.resolve_role(session, organization_id, key, lock=lock)
+        except UnknownRoleError:
+            raise UnknownRoleError(
+                key,
+                organization_id,
+                hint="it is the organization's default_role setting: name a role, or change the setting",
+            ) from None
+        if rank.rank > policy.default_role.rank:
+            return policy.default_role, None
+        return rank, custom
 
     def custom_role_of(
         self, session: Session | Connection, organization_id: str, key: str | None, *, lock: Lock = None
@@ -500,13 +554,14 @@ class MembershipService:
         Raises:
             InvalidInputError: An id is empty, too long or malformed.
         """
-        role, suspended = self._standing(session, organization_id, user_id)
+        role, _, suspended = self._standing(session, organization_id, user_id)
         return None if suspended else role
 
     def _standing(
         self, session: Session | Connection, organization_id: str, user_id: str
-    ) -> tuple[Role | None, bool]:
-        """The stored role of ``user_id`` (``None``: not a member) and whether it is suspended.
+    ) -> tuple[Role | None, str | None, bool]:
+        """The stored rank of ``user_id`` (``None``: not a member), its custom role's key, and whether it is
+        suspended.
 
         The one place an actor's role is resolved: :meth:`get_role` and :meth:`authorize` (and through
         it every service and adapter) read it here.
@@ -517,9 +572,10 @@ class MembershipService:
         plan = _RAW_ROLE_OF.plan(connection.dialect, self.schema_translate_map(connection))
         rows = _RAW_ROLE_OF.fetch(connection, plan, (organization_id, user_id), self.execution_options)
         if not rows:
-            return None, False
+            return None, None, False
         # The role's raw value is its name, and so is the converted Role (a str enum) on the SQLAlchemy path.
-        return _ROLE_BY_VALUE[rows[0][0]], rows[0][1] is not None
+        row = rows[0]
+        return _ROLE_BY_VALUE[row[0]], row[2], row[1] is not None
 
     def get(
         self, session: Session | Connection, organization_id: str, user_id: str, *, actor: Actor | str
@@ -583,23 +639,48 @@ class MembershipService:
             PermissionDeniedError: The actor is not a member, or its role does not allow ``action``.
             MemberSuspendedError: The actor is a suspended member (a :class:`PermissionDeniedError`).
         """
+        return self.authorize_role(session, organization_id, actor, action, resource=resource)[0]
+
+    def authorize_role(
+        self,
+        session: Session | Connection,
+        organization_id: str,
+        actor: Actor | str,
+        action: Action | str,
+        *,
+        resource: str | None = None,
+    ) -> tuple[Role | None, str | None]:
+        """:meth:`authorize`, returning the actor's rank and the key of the custom role it holds (``None``
+        for the rank alone), both read from the one row :meth:`authorize` reads: no extra lookup.
+
+        The adapters' ``permission(...)`` and ``require_permission(...)`` report both in their
+        ``Authorization``. ``(None, None)`` when the host acts.
+
+        Raises:
+            InvalidInputError: The organization id or the actor is malformed.
+            UnknownPermissionError: A registry is declared and ``action`` is not in it.
+            PermissionDeniedError: The actor is not a member, or its role does not allow ``action``.
+            MemberSuspendedError: The actor is a suspended member (a :class:`PermissionDeniedError`).
+
+        .. versionadded:: 0.2
+        """
         check_identifier(organization_id, "organization_id")
         acting = as_actor(actor)
         name = self.permissions.action_name(action)
         if acting.user_id is None:
-            return None
-        role, suspended = self._standing(session, organization_id, acting.user_id)
+            return None, None
+        role, custom_role, suspended = self._standing(session, organization_id, acting.user_id)
         if suspended:
             raise MemberSuspendedError(
                 name, role.value if role is not None else None, organization_id, str(acting.user_id)
             )
         if role is not None and self.authorizer is None and name in self.permissions.actions(role):
-            return role
+            return role, custom_role
         held = (
             self.effective_permissions(session, organization_id, acting.user_id) if role is not None else None
         )
         self._check_action(organization_id, acting, held, name, resource)
-        return held.rank if held is not None else None
+        return (held.rank, custom_role) if held is not None else (None, None)
 
     def _check_action(
         self,
@@ -749,7 +830,7 @@ class MembershipService:
         session: Session,
         organization_id: str,
         user_id: str,
-        role: Role | str = Role.MEMBER,
+        role: Role | str | None = None,
         *,
         actor: Actor | str,
     ) -> Member:
@@ -762,7 +843,9 @@ class MembershipService:
             session: The caller's session.
             organization_id: The organization.
             user_id: The new member.
-            role: The role to give (MEMBER by default): a rank, or a custom role's key.
+            role: The role to give: a rank, or a custom role's key. ``None`` (the default) gives the
+                organization's default role (:meth:`resolve_default_role`: MEMBER unless its settings
+                choose another), held to the same escalation rule.
             actor: Who adds: a user id, an :class:`Actor`, or :data:`~tenantkit.HOST`.
 
         Returns:
@@ -783,7 +866,10 @@ class MembershipService:
         with typed_concurrency_errors(organization_id):
             if not isinstance(role, Role):
                 begin_write(session.connection(), team_members, self.execution_options)
-            wanted, custom = self.resolve_role(session, organization_id, role, lock="share")
+            if role is None:
+                wanted, custom = self.resolve_default_role(session, organization_id)
+            else:
+                wanted, custom = self.resolve_role(session, organization_id, role, lock="share")
             held = self.grant_authority(session, organization_id, acting, Action.INVITE_MEMBERS)
             self.permissions.require_may_grant(held, self.permissions.effective(wanted, custom))
             return self._admit(
@@ -812,7 +898,7 @@ class MembershipService:
         with the ``attributes`` its accept policy verified.
         """
         with typed_concurrency_errors(organization_id):
-            existing, _ = self._standing(session, organization_id, user_id)
+            existing, _, _ = self._standing(session, organization_id, user_id)
             if existing is not None:
                 raise AlreadyMemberError(organization_id, user_id, existing.value)
             # Start the transaction with a write on SQLite: pysqlite would otherwise let the SAVEPOINT below

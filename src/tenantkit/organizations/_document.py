@@ -9,7 +9,8 @@ here is free of I/O: the services read the document, and ask the policy.
 
 Tighten-only, setting by setting:
 
-* ``default_role``: a rank at most the deployment's.
+* ``default_role``: a rank at most the deployment's, or the key of a custom role whose rank is at most the
+  deployment's (checked by the organization service, which can see the roles).
 * ``invitation_default_ttl`` / ``invitation_max_ttl``: at most the deployment's maximum (the default also at
   most the organization's maximum).
 * ``link_invitation_domains``: domains the deployment's list covers (any, when the deployment has none).
@@ -26,14 +27,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Protocol
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Protocol
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from tenantkit._addresses import WILDCARD_PREFIX, domain_allowed, normalize_domains
 from tenantkit._errors import InvalidInputError, PolicyLimitError
 from tenantkit._settings import Duration
-from tenantkit.roles._policy import Role
+from tenantkit.roles._policy import Role, is_role_key
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -42,6 +43,9 @@ if TYPE_CHECKING:
     from tenantkit._settings import OrganizationDefaults
 
 __all__ = ["HONOURED_SETTINGS", "OrganizationPolicy", "PolicySource", "SettingsDocument", "covers"]
+
+
+_DEFAULT_RANKS = frozenset({Role.ADMIN.value, Role.MEMBER.value})
 
 
 def _no_public_check(value: object) -> object:
@@ -70,7 +74,9 @@ class SettingsDocument(BaseModel):
     deployment's value"; see :class:`OrganizationPolicy` for what each may choose.
 
     Attributes:
-        default_role: The rank a new member gets when an invitation names none (``MEMBER`` or ``ADMIN``).
+        default_role: The role a new member gets when an invitation or ``members.add`` names none: a rank
+            (``MEMBER`` or ``ADMIN``) or a custom role's key (``nurse``) inside a rank at most the
+            deployment's.
         invitation_default_ttl: How long an invitation lasts when the inviter gives no lifetime.
         invitation_max_ttl: The longest lifetime an invitation may have.
         link_invitation_domains: The only domains a link invitation may allow.
@@ -84,7 +90,7 @@ class SettingsDocument(BaseModel):
         frozen=True, extra="forbid", validate_default=True, ser_json_timedelta="iso8601"
     )
 
-    default_role: Literal["ADMIN", "MEMBER"] | None = None
+    default_role: str | None = Field(default=None, max_length=64)
     invitation_default_ttl: Duration | None = Field(default=None, gt=timedelta(0))
     invitation_max_ttl: Duration | None = Field(default=None, gt=timedelta(0))
     link_invitation_domains: Annotated[tuple[str, ...] | None, BeforeValidator(_no_public_check)] = None
@@ -94,12 +100,21 @@ class SettingsDocument(BaseModel):
 
     @field_validator("default_role", mode="before")
     @classmethod
-    def _upper_role(cls, value: object) -> object:
+    def _rank_or_role_key(cls, value: object) -> object:
         if isinstance(value, Role):
-            return value.value
-        if isinstance(value, str):
-            return value.strip().upper()
-        return value
+            value = value.value
+        if not isinstance(value, str):
+            return value
+        text = value.strip()
+        if text.upper() in _DEFAULT_RANKS:
+            return text.upper()
+        if text.upper() == Role.OWNER.value:
+            raise ValueError(
+                "new members never become OWNER by default; choose ADMIN, MEMBER or a custom role"
+            )
+        if not is_role_key(text):
+            raise ValueError("must be ADMIN, MEMBER or a custom role's key (lower-case, such as 'nurse')")
+        return text
 
 
 HONOURED_SETTINGS: tuple[str, ...] = tuple(SettingsDocument.model_fields)
@@ -139,7 +154,11 @@ class OrganizationPolicy:
     :meth:`check_key_expiry`).
 
     Attributes:
-        default_role: The rank new members get when none is named.
+        default_role: The rank new members get when none is named (with :attr:`default_custom_role`, the
+            ceiling that role's rank must stay within).
+        default_custom_role: The custom role's key new members get when none is named, if the
+            organization chose one (see :meth:`MembershipService.resolve_default_role
+            <tenantkit.MembershipService.resolve_default_role>`).
         invitation_default_ttl: An invitation's lifetime when none is given.
         invitation_max_ttl: The longest invitation lifetime.
         link_domains: The domains link invitations may allow (``None``: any).
@@ -149,6 +168,7 @@ class OrganizationPolicy:
     """
 
     default_role: Role = Role.MEMBER
+    default_custom_role: str | None = None
     invitation_default_ttl: timedelta = timedelta(days=7)
     invitation_max_ttl: timedelta = timedelta(days=30)
     link_domains: tuple[str, ...] | None = None
@@ -185,7 +205,8 @@ class OrganizationPolicy:
         refused = []
         for key, attribute in _POLICY_ATTRIBUTES.items():
             chosen = getattr(document, key)
-            if chosen is None:
+            if chosen is None or (key == "default_role" and chosen not in _DEFAULT_RANKS):
+                # A custom role's key: whether its rank fits is the service's check (it sees the roles).
                 continue
             in_force = getattr(tightened, attribute)
             if isinstance(in_force, Role):
@@ -205,9 +226,12 @@ class OrganizationPolicy:
 
     def tightened_by(self, document: SettingsDocument) -> OrganizationPolicy:
         """This policy with ``document``'s choices where they are tighter; never looser than this one."""
-        role = self.default_role
-        if document.default_role is not None and Role(document.default_role).rank <= role.rank:
-            role = Role(document.default_role)
+        role, custom = self.default_role, self.default_custom_role
+        chosen_role = document.default_role
+        if chosen_role is not None and chosen_role not in _DEFAULT_RANKS:
+            custom = chosen_role  # a custom role's key, within the ceiling's rank (``role``)
+        elif chosen_role is not None and Role(chosen_role).rank <= role.rank:
+            role, custom = Role(chosen_role), None
         maximum = _tighter(self.invitation_max_ttl, document.invitation_max_ttl)
         default = min(document.invitation_default_ttl or self.invitation_default_ttl, maximum)
         domains = self.link_domains
@@ -223,6 +247,7 @@ class OrganizationPolicy:
         return replace(
             self,
             default_role=role,
+            default_custom_role=custom,
             invitation_default_ttl=default,
             invitation_max_ttl=maximum,
             link_domains=domains,
@@ -301,6 +326,7 @@ class OrganizationPolicy:
         """The policy as JSON-ready data (durations in seconds)."""
         return {
             "default_role": self.default_role.value,
+            "default_custom_role": self.default_custom_role,
             "invitation_default_ttl": self.invitation_default_ttl.total_seconds(),
             "invitation_max_ttl": self.invitation_max_ttl.total_seconds(),
             "link_domains": list(self.link_domains) if self.link_domains is not None else None,

@@ -34,6 +34,7 @@ from tenantkit._errors import (
     InvalidInputError,
     LastOwnerError,
     OrganizationInUseError,
+    PolicyLimitError,
     SettingsVersionConflictError,
 )
 from tenantkit._events import (
@@ -325,6 +326,9 @@ class OrganizationService:
             refused = self.deployment_policy.looser_settings(document)
             if refused:
                 raise refused[0]
+            self._check_default_role(
+                session, organization_id, document, acting, chosen="default_role" in changes
+            )
             after = document.model_dump(mode="json", include=set(merged))
             size = len(json.dumps(after, separators=(",", ":"), sort_keys=True).encode())
             if size > self.defaults.max_document_bytes:
@@ -349,6 +353,39 @@ class OrganizationService:
                 ),
             )
         return self._snapshot(organization_id, written)
+
+    def _check_default_role(
+        self,
+        session: Session,
+        organization_id: str,
+        document: SettingsDocument,
+        acting: Actor,
+        *,
+        chosen: bool,
+    ) -> None:
+        """A custom role chosen (now) as the default role must exist, sit within the deployment's ceiling,
+        and be one the writer could grant itself (choosing a default is granting it to whoever joins).
+
+        A default chosen earlier is not checked again when other keys change: a role deleted since is
+        reported where it would be assigned (:meth:`MembershipService.resolve_default_role`).
+        """
+        key = document.default_role
+        if not chosen or key is None or key in (Role.ADMIN.value, Role.MEMBER.value):
+            return
+        membership = self.membership
+        rank, custom = membership.resolve_role(session, organization_id, key)
+        ceiling = self.deployment_policy.default_role
+        if rank.rank > ceiling.rank:
+            raise PolicyLimitError(
+                "default_role",
+                "default_role",
+                ceiling.value,
+                f"{key} is inside {rank.value}, looser than this deployment allows ({ceiling.value})",
+            )
+        held = membership.grant_authority(session, organization_id, acting, Action.MANAGE_SETTINGS)
+        membership.permissions.require_may_grant(
+            held, membership.permissions.effective(rank, custom), what=f"the default role {key!r}"
+        )
 
     def _write(
         self, session: Session, organization_id: str, expected: int, document: dict[str, Any], acting: Actor

@@ -83,12 +83,16 @@ class Action(str, enum.Enum):
     MANAGE_ROLES = "roles:manage"
     MANAGE_WEBHOOKS = "webhooks:manage"
     READ_WEBHOOKS = "webhooks:read"
+    READ_DEPARTMENTS = "departments:read"
+    MANAGE_DEPARTMENTS = "departments:manage"
 
     def __str__(self) -> str:
         return self.value
 
 
-_MEMBER_ACTIONS = frozenset({Action.READ_MEMBERS.value, Action.READ_API_KEYS.value})
+_MEMBER_ACTIONS = frozenset(
+    {Action.READ_MEMBERS.value, Action.READ_API_KEYS.value, Action.READ_DEPARTMENTS.value}
+)
 _ADMIN_ACTIONS = _MEMBER_ACTIONS | {
     Action.INVITE_MEMBERS.value,
     Action.CHANGE_ROLES.value,
@@ -100,6 +104,7 @@ _ADMIN_ACTIONS = _MEMBER_ACTIONS | {
     Action.READ_SETTINGS.value,
     Action.MANAGE_WEBHOOKS.value,
     Action.READ_WEBHOOKS.value,
+    Action.MANAGE_DEPARTMENTS.value,
 }
 _OWNER_ACTIONS = _ADMIN_ACTIONS | {
     Action.DELETE_ORGANIZATION.value,
@@ -160,6 +165,10 @@ _BUILT_IN_DESCRIPTIONS: Mapping[str, str] = {
     Action.MANAGE_ROLES.value: "Create, edit and delete the organization's custom roles",
     Action.READ_SETTINGS.value: "See the organization's settings",
     Action.MANAGE_SETTINGS.value: "Change the organization's settings",
+    Action.READ_WEBHOOKS.value: "See the organization's webhook endpoints and their deliveries",
+    Action.MANAGE_WEBHOOKS.value: "Create, change, rotate and delete webhook endpoints; resend deliveries",
+    Action.READ_DEPARTMENTS.value: "See the organization's departments and who is in them",
+    Action.MANAGE_DEPARTMENTS.value: "Create, rename and delete departments and change who is in them",
 }
 
 
