@@ -22,7 +22,9 @@ from tenantkit._tables import (
     invitation_acceptances,
     invitations,
     metadata,
+    organization_domains,
     organization_settings,
+    sso_connections,
     team_members,
 )
 
@@ -40,6 +42,8 @@ __all__ = [
     "invitation_acceptances",
     "invitations",
     "metadata",
+    "organization_domains",
     "organization_settings",
+    "sso_connections",
     "team_members",
 ]

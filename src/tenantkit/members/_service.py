@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict
@@ -244,6 +244,17 @@ class _Locked:
 
 
 @translate_missing_schema(done_inline=("get_role", "authorize"))
+@runtime_checkable
+class SignInPolicy(Protocol):
+    """Asked before an actor that says how it signed in acts in an organization (see :mod:`tenantkit.sso`)."""
+
+    def check_actor(
+        self, session: Session | Connection, organization_id: str, actor: Actor, action: str
+    ) -> None:
+        """Raise when the organization refuses how ``actor`` signed in; return otherwise."""
+        ...
+
+
 class MembershipService:
     """Membership of organizations, bounded by roles.
 
@@ -302,6 +313,8 @@ class MembershipService:
         self._own_schema_map: Mapping[str | None, str | None] | None = self.execution_options.get(
             "schema_translate_map"
         )
+        self.sign_in_policy: SignInPolicy | None = None
+        """Asked about every user actor that states how it signed in (the SSO service sets itself here)."""
         self._permission_cache: PermissionCache | None = None
         if ttl > 0:
             self._permission_cache = PermissionCache(ttl)
@@ -472,8 +485,16 @@ class MembershipService:
         held, suspended = self._read_holding(session, organization_id, acting.user_id)
         if held is not None and suspended:
             raise MemberSuspendedError(name, held.rank.value, organization_id, acting.user_id)
+        self._check_sign_in(session, organization_id, acting, name)
         self._check_action(organization_id, acting, held, name, None)
         return held
+
+    def _check_sign_in(
+        self, session: Session | Connection, organization_id: str, acting: Actor, name: str
+    ) -> None:
+        """Hand an actor that states how it signed in to the sign-in policy (SSO enforcement lives there)."""
+        if acting.authenticated_by is not None and self.sign_in_policy is not None:
+            self.sign_in_policy.check_actor(session, organization_id, acting, name)
 
     # -- reads -----------------------------------------------------------------------------------------
 
@@ -593,6 +614,7 @@ class MembershipService:
             raise MemberSuspendedError(
                 name, role.value if role is not None else None, organization_id, str(acting.user_id)
             )
+        self._check_sign_in(session, organization_id, acting, name)
         if role is not None and self.authorizer is None and name in self.permissions.actions(role):
             return role
         held = (

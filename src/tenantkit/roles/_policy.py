@@ -81,6 +81,8 @@ class Action(str, enum.Enum):
     READ_SETTINGS = "settings:read"
     MANAGE_SETTINGS = "settings:manage"
     MANAGE_ROLES = "roles:manage"
+    MANAGE_DOMAINS = "domains:manage"
+    MANAGE_SSO = "sso:manage"
 
     def __str__(self) -> str:
         return self.value
@@ -96,6 +98,8 @@ _ADMIN_ACTIONS = _MEMBER_ACTIONS | {
     Action.MANAGE_INVITATIONS.value,
     Action.READ_AUDIT.value,
     Action.READ_SETTINGS.value,
+    Action.MANAGE_DOMAINS.value,
+    Action.MANAGE_SSO.value,
 }
 _OWNER_ACTIONS = _ADMIN_ACTIONS | {
     Action.DELETE_ORGANIZATION.value,
@@ -156,6 +160,8 @@ _BUILT_IN_DESCRIPTIONS: Mapping[str, str] = {
     Action.MANAGE_ROLES.value: "Create, edit and delete the organization's custom roles",
     Action.READ_SETTINGS.value: "See the organization's settings",
     Action.MANAGE_SETTINGS.value: "Change the organization's settings",
+    Action.MANAGE_DOMAINS.value: "Claim, verify and remove the organization's email domains",
+    Action.MANAGE_SSO.value: "Create, change and delete the organization's SSO connections",
 }
 
 
