@@ -78,7 +78,7 @@ def build(engine: sa.Engine, clock: FrozenClock, org: str = ORG, other_org: str 
 @pytest.fixture
 def world(engine: sa.Engine, clock: FrozenClock) -> Iterator[World]:
     """The two organizations of :class:`World` on each database."""
-    yield build(engine, clock)
+    return build(engine, clock)
 
 
 CYRILLIC_A = "\u0430"
@@ -120,7 +120,8 @@ def test_the_login_policy(
             login = world.kit.sso.check_sso_login(
                 s, connection, email=email, email_verified=email_verified, user_id="nora"
             )
-            assert login.created and login.member.role is Role.MEMBER
+            assert login.created
+            assert login.member.role is Role.MEMBER
             assert login.actor.authenticated_by == Authentication.sso(connection)
         else:
             with pytest.raises(SsoLoginRefusedError) as refused:
@@ -288,7 +289,7 @@ def test_require_sso_refuses_a_non_sso_actor_in_that_organization_only(world: Wo
 
 
 def test_sso_required_for_the_login_page(world: World) -> None:
-    """An enforcing connection requires SSO for its organization's verified domains only; the setting for all."""
+    """An enforcing connection requires SSO for its verified domains only; the setting for every email."""
     kit = world.kit
     with kit.transaction(world.engine) as s:
         assert not kit.sso.sso_required(s, ORG, "n@example.com")
