@@ -1,4 +1,4 @@
-"""Revision 0011 (verified domains and SSO connections): two new tables, up, down and up again beside existing rows."""
+"""Revision 0011 (verified domains and SSO connections): two new tables, up, down and up again."""
 
 from __future__ import annotations
 

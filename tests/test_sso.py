@@ -4,7 +4,6 @@ discovery of one shape and cost, and the one enforcement of an organization's ``
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
@@ -49,9 +48,15 @@ def build(engine: sa.Engine, clock: FrozenClock, org: str = ORG, other_org: str 
             kit.domains.confirm(s, owner, domain, actor=HOST)
         kit.domains.add(s, org, "pending.example", actor=HOST)
         sso = kit.sso
-        common = {"protocol": "oidc", "name": "Okta"}
         conn = sso.create_connection(
-            s, org, provider="polis", provider_connection_id=f"{org}-okta", actor="alice", jit=True, **common
+            s,
+            org,
+            provider="polis",
+            provider_connection_id=f"{org}-okta",
+            actor="alice",
+            jit=True,
+            protocol="oidc",
+            name="Okta",
         ).id
         disabled = sso.create_connection(
             s,
@@ -61,7 +66,8 @@ def build(engine: sa.Engine, clock: FrozenClock, org: str = ORG, other_org: str 
             actor="alice",
             enabled=False,
             jit=True,
-            **common,
+            protocol="oidc",
+            name="Okta",
         ).id
         other = sso.create_connection(
             s,
@@ -70,13 +76,14 @@ def build(engine: sa.Engine, clock: FrozenClock, org: str = ORG, other_org: str 
             provider_connection_id=f"{other_org}-okta",
             actor="olga",
             jit=True,
-            **common,
+            protocol="oidc",
+            name="Okta",
         ).id
     return World(kit, engine, conn, disabled, other)
 
 
 @pytest.fixture
-def world(engine: sa.Engine, clock: FrozenClock) -> Iterator[World]:
+def world(engine: sa.Engine, clock: FrozenClock) -> World:
     """The two organizations of :class:`World` on each database."""
     return build(engine, clock)
 
@@ -188,10 +195,10 @@ def test_connection_policy_bounds(sqlite_engine: sa.Engine, clock: FrozenClock) 
             world.kit.sso.create_connection(
                 s,
                 ORG,
-                provider="okta",
+                provider="okta",  # type: ignore[arg-type]
                 protocol="oidc",
                 provider_connection_id="c1",
-                name="C",  # type: ignore[arg-type]
+                name="C",
                 actor="alice",
             )
         world.kit.sso.create_connection(
