@@ -26,6 +26,7 @@ from tenantkit.events import EVENT_TYPES, EventDispatcher, MemberAdded
 from tenantkit.members import make_attributes
 from tenantkit.tables import audit_chain_heads, audit_events
 from tenantkit.testing import FrozenClock
+from tests.domain_changes import DOMAIN_AND_SSO_EVENTS, every_domain_and_sso_change
 
 ORG = "org_1"
 OTHER = "org_2"
@@ -284,6 +285,8 @@ class TestEveryChangeIsRecorded:
                     {"settings_version": 1, "changed_keys": ["require_sso"]},
                 )
             ]
+            every_domain_and_sso_change(s, kit.members, ORG, HOST)
+            assert [row[0] for row in new()] == DOMAIN_AND_SSO_EVENTS
         everything = stored(engine, ORG)
         with kit.transaction(engine) as s, audit_context(CONTEXT):
             kit.members.add(s, "org_2", "zed", Role.OWNER, actor=HOST)
@@ -794,7 +797,7 @@ def test_no_secret_reaches_the_log(sqlite_engine: sa.Engine, clock: FrozenClock)
     with sqlite_engine.connect() as connection:
         dump = json.dumps([list(row) for row in connection.execute(sa.select(audit_events))], default=str)
     digests = stored_digests(sqlite_engine)
-    assert len(shown) == 22  # 18, and the two webhook secrets with and without their prefix
+    assert len(shown) == 23  # 19, and the two webhook secrets with and without their prefix
     assert len(digests) >= 6
     assert json.loads(dump), "the session wrote audit rows"
     assert sorted(secret for secret in shown | digests if secret in dump) == []

@@ -6,13 +6,14 @@ import pytest
 import sqlalchemy as sa
 
 import tenantkit
-from tenantkit import HOST, ApiKeyService, InvitationService, MembershipService, Role, RoleService
+from tenantkit import HOST, ActorKind, ApiKeyService, InvitationService, MembershipService, Role, RoleService
 from tenantkit.audit import AuditService
 from tenantkit.departments import DepartmentService
 from tenantkit.events import Event, InvitationAccepted, MemberAdded
 from tenantkit.members import make_attributes
 from tenantkit.organizations import OrganizationService
 from tenantkit.testing import EventRecorder, FrozenClock
+from tests.domain_changes import every_domain_and_sso_change
 
 ORG = "org_1"
 
@@ -31,7 +32,10 @@ def recorder(membership: MembershipService) -> EventRecorder:
 
 def actors(recorder: EventRecorder) -> list[tuple[str, str | None]]:
     """Each event's class and acting user, ``None`` where the host acted."""
-    assert all(event.actor.user_id is not None or event.actor == HOST for event in recorder.events)
+    assert all(
+        event.actor.user_id is not None or event.actor == HOST or event.actor.kind is ActorKind.SYSTEM
+        for event in recorder.events
+    )
     return [(type(event).__name__, event.actor.user_id) for event in recorder.events]
 
 
@@ -115,6 +119,7 @@ def test_every_event_names_its_performer(
         roles.create(session, ORG, "scribe", name="Scribe", rank=Role.MEMBER, actor="alice")
         roles.update(session, ORG, "scribe", name="Scribes", actor=HOST)
         roles.delete(session, ORG, "scribe", actor="alice")
+        every_domain_and_sso_change(session, membership, ORG, "adam")
     assert actors(recorder) == [
         ("MemberAdded", None),
         ("MemberAdded", "alice"),
@@ -153,6 +158,13 @@ def test_every_event_names_its_performer(
         ("RoleCreated", "alice"),
         ("RoleUpdated", None),
         ("RoleDeleted", "alice"),
+        ("DomainAdded", "adam"),
+        ("DomainVerified", "adam"),
+        ("DomainFailed", None),  # the system's re-check
+        ("DomainRemoved", "adam"),
+        ("SsoConnectionCreated", "adam"),
+        ("SsoConnectionUpdated", "adam"),
+        ("SsoConnectionDeleted", "adam"),
     ]
     # Every kind of event tenantkit defines was seen above: a new one must be added to this test.
     # Webhook management's events name their performer in test_webhooks (every change audited).

@@ -25,6 +25,7 @@ from tenantkit.members import make_attributes
 from tenantkit.organizations import OrganizationService
 from tenantkit.tables import api_keys, invitations
 from tenantkit.testing import FrozenClock
+from tests.domain_changes import every_domain_and_sso_change
 
 ORG = "org_1"
 NOW = datetime(2030, 1, 1, tzinfo=timezone.utc)
@@ -240,6 +241,7 @@ def run_every_change(engine: sa.Engine, clock: FrozenClock, events: EventDispatc
         audit.redact(session, email="eve@example.com")
         organizations = OrganizationService(membership=membership, audit=audit, clock=clock)
         organizations.update_settings(session, ORG, {"require_sso": True}, expected_version=0, actor="mia")
+        shown.add(every_domain_and_sso_change(session, membership, ORG, "mia"))
         organizations.erase_user(session, "nora")
         membership.add(session, "org_gone", "gil", Role.OWNER, actor=HOST)
         organizations.delete_organization(session, "org_gone", actor="gil")
@@ -299,7 +301,7 @@ def test_no_payload_holds_a_key_token_digest_or_accept_url(
         assert set(payload["data"]) == set(EVENT_TYPES[payload["type"]].payload_fields)
     dumped = json.dumps(recorded)
     digests = stored_digests(sqlite_engine)
-    assert len(shown) == 22
+    assert len(shown) == 23
     assert len(digests) >= 6
     leaked = sorted(secret for secret in shown | digests if secret in dumped)
     assert leaked == []

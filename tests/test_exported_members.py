@@ -24,6 +24,7 @@ PUBLIC_MODULES = (
     "tenantkit.credentials",
     "tenantkit.departments",
     "tenantkit.bus",
+    "tenantkit.domains",
     "tenantkit.errors",
     "tenantkit.events",
     "tenantkit.fastapi",
@@ -33,6 +34,7 @@ PUBLIC_MODULES = (
     "tenantkit.metrics",
     "tenantkit.organizations",
     "tenantkit.roles",
+    "tenantkit.sso",
     "tenantkit.starlette",
     "tenantkit.tables",
     "tenantkit.testing",
@@ -47,11 +49,13 @@ FEATURE_PACKAGES = (
     "tenantkit.credentials",
     "tenantkit.departments",
     "tenantkit.bus",
+    "tenantkit.domains",
     "tenantkit.invitations",
     "tenantkit.members",
     "tenantkit.organizations",
     "tenantkit.roles",
     "tenantkit.webhooks",
+    "tenantkit.sso",
 )
 
 # The modules that only re-export, each from private modules: their implementation lives elsewhere.

@@ -21,7 +21,7 @@ from tenantkit import members as members
 from tenantkit import organizations as organizations
 from tenantkit import roles as roles
 from tenantkit import tables as tables
-from tenantkit._actor import HOST, Actor, ActorKind
+from tenantkit._actor import HOST, Actor, ActorKind, Authentication, AuthMethod
 from tenantkit._addresses import PUBLIC_EMAIL_DOMAINS
 from tenantkit._clock import Clock, system_clock
 from tenantkit._errors import (
@@ -112,6 +112,8 @@ __all__ = [
     "ApiKeySettings",
     "ApiKeyVerification",
     "AuditSettings",
+    "AuthMethod",
+    "Authentication",
     "AuthenticationError",
     "AuthorizationError",
     "Authorizer",

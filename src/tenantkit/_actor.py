@@ -8,7 +8,7 @@ webhook outbox) needs no migration when a later feature starts acting as a new k
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypedDict
 
 from tenantkit._errors import InvalidInputError
@@ -31,6 +31,62 @@ class ActorKind(str, enum.Enum):
 
     def __str__(self) -> str:
         return self.value
+
+
+class AuthMethod(str, enum.Enum):
+    """How a user actor signed in, as the host says (:attr:`Actor.authenticated_by`)."""
+
+    PASSWORD = "password"  # noqa: S105  the name of a sign-in method, not a secret
+    """A password, a magic link, a passkey: anything but single sign-on, as far as tenantkit is concerned."""
+    SSO = "sso"
+    """Single sign-on through one of tenantkit's SSO connections (name it in ``connection_id``)."""
+    API_KEY = "api_key"
+    """A personal API key or token acting for the user."""
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True, slots=True)
+class Authentication:
+    """How an actor authenticated: the method and, for SSO, the tenantkit connection it came through.
+
+    The host supplies it (its login code knows); tenantkit checks it where an organization requires SSO.
+
+    Attributes:
+        method: The sign-in method.
+        connection_id: The tenantkit SSO connection's id, required for (and only for) :attr:`AuthMethod.SSO`.
+    """
+
+    method: AuthMethod
+    connection_id: str | None = None
+
+    def __post_init__(self) -> None:
+        try:
+            method = AuthMethod(self.method)
+        except ValueError:
+            known = ", ".join(method.value for method in AuthMethod)
+            raise InvalidInputError(
+                "authenticated_by", f"unknown method {self.method!r}; expected one of {known}"
+            ) from None
+        object.__setattr__(self, "method", method)
+        if method is AuthMethod.SSO:
+            object.__setattr__(self, "connection_id", check_identifier(self.connection_id, "connection_id"))
+        elif self.connection_id is not None:
+            raise InvalidInputError("authenticated_by", f"a {method.value} sign-in names no SSO connection")
+
+    @classmethod
+    def sso(cls, connection_id: str) -> Authentication:
+        """Signed in through the SSO connection ``connection_id``."""
+        return cls(AuthMethod.SSO, connection_id)
+
+    @classmethod
+    def password(cls) -> Authentication:
+        """Signed in without SSO."""
+        return cls(AuthMethod.PASSWORD)
+
+    def __str__(self) -> str:
+        return self.method.value if self.connection_id is None else f"sso:{self.connection_id}"
 
 
 class ActorPayload(TypedDict):
@@ -58,10 +114,15 @@ class Actor:
     Attributes:
         kind: What kind of performer this is.
         id: The user's, key's or connection's id; ``None`` for the host (and optional for the system).
+        authenticated_by: How a user actor signed in, when the host says so (``None``: not stated). Where an
+            organization's ``require_sso`` setting is on, a user actor that states a sign-in other than one
+            of that organization's SSO connections is refused (see :mod:`tenantkit.sso`). It is not part of
+            the actor's identity: actors compare, hash and appear in payloads by ``kind`` and ``id`` alone.
     """
 
     kind: ActorKind
     id: str | None = None
+    authenticated_by: Authentication | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         try:
@@ -74,11 +135,16 @@ class Actor:
             raise InvalidInputError("actor", "the host actor has no id")
         if self.id is not None or kind in _NEEDS_ID:
             object.__setattr__(self, "id", check_identifier(self.id, "actor"))
+        if self.authenticated_by is not None:
+            if not isinstance(self.authenticated_by, Authentication):
+                raise InvalidInputError("authenticated_by", "must be an Authentication")
+            if kind is not ActorKind.USER:
+                raise InvalidInputError("authenticated_by", "only a user actor states how it signed in")
 
     @classmethod
-    def user(cls, user_id: str) -> Actor:
-        """An actor that is the user ``user_id`` (validated like every id)."""
-        return cls(ActorKind.USER, user_id)
+    def user(cls, user_id: str, *, authenticated_by: Authentication | None = None) -> Actor:
+        """An actor that is the user ``user_id`` (validated like every id), signed in ``authenticated_by``."""
+        return cls(ActorKind.USER, user_id, authenticated_by)
 
     @classmethod
     def api_key(cls, key_id: str) -> Actor:

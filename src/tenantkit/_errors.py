@@ -1105,3 +1105,154 @@ class CustomRolesInUseError(DatabaseError, RolesError):
 
     def details(self) -> dict[str, object]:
         return {"roles": self.roles, "members": self.members, "invitations": self.invitations}
+
+
+# -- verified domains and SSO (revision 0011) ------------------------------------------------------------
+
+
+class DomainNotFoundError(NotFoundError):
+    """The organization claims no such domain."""
+
+    code = "domain_not_found"
+
+    def __init__(self, organization_id: str, domain: str) -> None:
+        super().__init__(f"organization {organization_id!r} claims no domain {domain!r}")
+        self.organization_id = organization_id
+        self.domain = domain
+
+    def details(self) -> dict[str, object]:
+        return {"organization_id": self.organization_id, "domain": self.domain}
+
+
+class DomainExistsError(ConflictError):
+    """The organization already claims this domain."""
+
+    code = "domain_exists"
+
+    def __init__(self, organization_id: str, domain: str) -> None:
+        super().__init__(f"organization {organization_id!r} already claims {domain!r}")
+        self.organization_id = organization_id
+        self.domain = domain
+
+    def details(self) -> dict[str, object]:
+        return {"organization_id": self.organization_id, "domain": self.domain}
+
+
+class DomainTakenError(ConflictError):
+    """The domain is verified for another organization; a domain is verified for one at a time."""
+
+    code = "domain_taken"
+
+    def __init__(self, domain: str) -> None:
+        super().__init__(f"{domain!r} is verified for another organization")
+        self.domain = domain
+
+    def details(self) -> dict[str, object]:
+        return {"domain": self.domain}
+
+
+class DomainVerificationFailedError(InvalidRequestError):
+    """The DNS check did not prove ownership; ``reason`` says why. Nothing was changed.
+
+    Reasons: ``no_record`` (no TXT record of ours at the name), ``token_mismatch`` (a record of ours with
+    another token), ``nxdomain`` (the name does not exist), ``manual`` (the host verifies this domain).
+    """
+
+    code = "domain_verification_failed"
+
+    def __init__(self, domain: str, reason: str, message: str) -> None:
+        super().__init__(f"{domain!r} is not verified: {message}")
+        self.domain = domain
+        self.reason = reason
+
+    def details(self) -> dict[str, object]:
+        return {"domain": self.domain, "reason": self.reason}
+
+
+class DomainVerificationExpiredError(GoneError):
+    """The pending domain's verification window passed; add the domain again for a new token."""
+
+    code = "domain_verification_expired"
+
+    def __init__(self, domain: str) -> None:
+        super().__init__(f"the verification window of {domain!r} has passed; add it again for a new token")
+        self.domain = domain
+
+    def details(self) -> dict[str, object]:
+        return {"domain": self.domain}
+
+
+class DnsLookupError(UnavailableError):
+    """The DNS lookup gave no answer (a timeout, no reachable nameserver); try again later."""
+
+    code = "dns_lookup_failed"
+
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(f"the DNS lookup of {name!r} failed: {reason}")
+        self.name = name
+        self.reason = reason
+
+    def details(self) -> dict[str, object]:
+        return {"name": self.name, "reason": self.reason}
+
+
+class SsoConnectionNotFoundError(NotFoundError):
+    """No SSO connection with this id exists (in this organization)."""
+
+    code = "sso_connection_not_found"
+
+    def __init__(self, connection_id: str) -> None:
+        super().__init__(f"no SSO connection {connection_id!r}")
+        self.connection_id = connection_id
+
+    def details(self) -> dict[str, object]:
+        return {"connection_id": self.connection_id}
+
+
+class SsoConnectionExistsError(ConflictError):
+    """A connection with this provider and provider connection id is already registered."""
+
+    code = "sso_connection_exists"
+
+    def __init__(self, provider: str, provider_connection_id: str) -> None:
+        super().__init__(f"the {provider} connection {provider_connection_id!r} is already registered")
+        self.provider = provider
+        self.provider_connection_id = provider_connection_id
+
+    def details(self) -> dict[str, object]:
+        return {"provider": self.provider, "provider_connection_id": self.provider_connection_id}
+
+
+class SsoLoginRefusedError(AuthenticationError):
+    """An SSO login was refused by tenantkit's policy; ``reason`` is a stable word, nothing was changed.
+
+    Reasons: ``connection_disabled``, ``email_unverified``, ``domain_not_verified`` (the email's domain is not
+    a verified domain of the connection's organization), ``not_a_member`` (no membership and JIT is off).
+    """
+
+    code = "sso_login_refused"
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(f"SSO login refused: {message}")
+        self.reason = reason
+
+    def details(self) -> dict[str, object]:
+        return {"reason": self.reason}
+
+
+class SsoRequiredError(PermissionDeniedError):
+    """The organization requires single sign-on and the actor signed in otherwise."""
+
+    code = "sso_required"
+
+    def __init__(self, action: str, organization_id: str, method: str) -> None:
+        super().__init__(
+            action,
+            None,
+            f"organization {organization_id!r} requires single sign-on; this actor signed in with {method}",
+        )
+        self.organization_id = organization_id
+        self.method = method
+
+    def details(self) -> dict[str, object]:
+        return {**super().details(), "organization_id": self.organization_id, "method": self.method}

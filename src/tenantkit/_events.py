@@ -566,6 +566,116 @@ class UserDataErased(Event):
         return (CacheKey.member(self.organization_id, self.subject_user_id),)
 
 
+class DomainAdded(Event):
+    """An organization claimed a domain (pending until verified); the token is never in the payload."""
+
+    event_type: ClassVar[str] = "domain.added"
+    payload_fields: ClassVar[tuple[str, ...]] = ("domain_id", "domain", "strategy")
+
+    domain_id: str
+    domain: str
+    strategy: str
+
+    def audit_targets(self) -> list[tuple[str, str]]:
+        return [("domain", self.domain_id)]
+
+
+class DomainVerified(Event):
+    """A domain was verified for the organization (by its DNS TXT record, or confirmed by the host)."""
+
+    event_type: ClassVar[str] = "domain.verified"
+    payload_fields: ClassVar[tuple[str, ...]] = ("domain_id", "domain", "strategy")
+
+    domain_id: str
+    domain: str
+    strategy: str
+
+    def audit_targets(self) -> list[tuple[str, str]]:
+        return [("domain", self.domain_id)]
+
+
+class DomainFailed(Event):
+    """A domain became ``failed``: its pending window passed (``expired``), or a re-check found its record
+    gone or changed (``no_record``, ``token_mismatch``, ``nxdomain``) and downgraded a verified domain."""
+
+    event_type: ClassVar[str] = "domain.failed"
+    payload_fields: ClassVar[tuple[str, ...]] = ("domain_id", "domain", "reason", "was_verified")
+
+    domain_id: str
+    domain: str
+    reason: str
+    was_verified: bool
+
+    def audit_targets(self) -> list[tuple[str, str]]:
+        return [("domain", self.domain_id)]
+
+
+class DomainRemoved(Event):
+    """An organization gave up a domain."""
+
+    event_type: ClassVar[str] = "domain.removed"
+    payload_fields: ClassVar[tuple[str, ...]] = ("domain_id", "domain")
+
+    domain_id: str
+    domain: str
+
+    def audit_targets(self) -> list[tuple[str, str]]:
+        return [("domain", self.domain_id)]
+
+
+class SsoConnectionCreated(Event):
+    """An SSO connection was registered for the organization."""
+
+    event_type: ClassVar[str] = "sso.connection_created"
+    payload_fields: ClassVar[tuple[str, ...]] = (
+        "connection_id",
+        "provider",
+        "protocol",
+        "enabled",
+        "enforce",
+        "jit",
+        "default_role",
+        "role_authority",
+    )
+
+    connection_id: str
+    provider: str
+    protocol: str
+    enabled: bool
+    enforce: bool
+    jit: bool
+    default_role: str
+    role_authority: str
+
+    def audit_targets(self) -> list[tuple[str, str]]:
+        return [("sso_connection", self.connection_id)]
+
+
+class SsoConnectionUpdated(Event):
+    """An SSO connection's policy changed; ``changes`` holds each changed field's new value."""
+
+    event_type: ClassVar[str] = "sso.connection_updated"
+    payload_fields: ClassVar[tuple[str, ...]] = ("connection_id", "changes")
+
+    connection_id: str
+    changes: dict[str, str | bool]
+
+    def audit_targets(self) -> list[tuple[str, str]]:
+        return [("sso_connection", self.connection_id)]
+
+
+class SsoConnectionDeleted(Event):
+    """An SSO connection was deleted; logins through it are refused from now on."""
+
+    event_type: ClassVar[str] = "sso.connection_deleted"
+    payload_fields: ClassVar[tuple[str, ...]] = ("connection_id",)
+
+    connection_id: str
+
+    def audit_targets(self) -> list[tuple[str, str]]:
+        return [("sso_connection", self.connection_id)]
+
+
 E = TypeVar("E", bound=Event)
 Listener = Callable[[Any], None]
 _Entry = tuple[tuple[type[Event], ...], Callable[..., None]]

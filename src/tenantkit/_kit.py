@@ -32,6 +32,8 @@ from tenantkit.audit._service import AuditService
 from tenantkit.bus._base import InvalidationBus
 from tenantkit.bus._build import bus_from_settings
 from tenantkit.departments._service import DepartmentService
+from tenantkit.domains._dns import TxtResolver
+from tenantkit.domains._service import DomainService
 from tenantkit.invitations._requirements import AcceptPolicy
 from tenantkit.invitations._service import InvitationService
 from tenantkit.members._roles import RoleService
@@ -39,6 +41,7 @@ from tenantkit.members._service import MembershipService
 from tenantkit.organizations._service import OrganizationService
 from tenantkit.roles._authorizer import Authorizer
 from tenantkit.roles._policy import Permissions
+from tenantkit.sso._service import SsoService
 
 if TYPE_CHECKING:
     from tenantkit.webhooks._service import WebhookService
@@ -92,6 +95,8 @@ class TenantKit:
             for checks their rank alone does not answer; ``None`` reads them every time.
         bus: The cross-process invalidation bus (off by default): built here as :attr:`bus`, started by the
             FastAPI lifespan or the Flask adapter (or by ``kit.bus.start()``).
+        dns_resolver: How :attr:`domains` looks up TXT records (dnspython on the system's nameservers when
+            omitted; ``tenantkit.domains.DnsPythonResolver(["10.0.0.2"])`` for others).
 
     Raises:
         ConfigurationError: An option is unusable.
@@ -114,6 +119,7 @@ class TenantKit:
         authorizer: Authorizer | None = None,
         permission_cache_ttl: timedelta | None = timedelta(seconds=5),
         bus: BusSettings | None = None,
+        dns_resolver: TxtResolver | None = None,
     ) -> None:
         # A section left out (None) takes TenantKitSettings' default for it.
         sections = {
@@ -175,6 +181,12 @@ class TenantKit:
             )
         self.departments: DepartmentService = DepartmentService(membership=self.members)
         """Departments: named groups of members inside an organization."""
+        self.domains: DomainService = DomainService(membership=self.members, resolver=dns_resolver)
+        """The organizations' email domains: claimed, verified by DNS TXT, held by one organization."""
+        self.sso: SsoService = SsoService(
+            membership=self.members, domains=self.domains, organizations=self.organizations
+        )
+        """SSO connections, home-realm discovery, the SSO login policy and ``require_sso`` enforcement."""
         self.bus: InvalidationBus | None = bus_from_settings(settings, events, clock=clock, metrics=metrics)
         """The cross-process invalidation bus (:mod:`tenantkit.bus`), not yet started; ``None`` when off."""
         self._webhooks: WebhookService | None = None

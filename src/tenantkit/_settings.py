@@ -452,8 +452,8 @@ class OrganizationDefaults(_Settings):
         api_key_max_lifetime: The longest lifetime an API key may be issued with (``None``: unbounded).
             When set, every key must expire within it.
         api_keys_must_expire: Refuse API keys without an expiry.
-        require_sso: Members must sign in through single sign-on (defined here; enforced by the SSO
-            feature, not yet).
+        require_sso: Members must sign in through single sign-on (enforced by :mod:`tenantkit.sso` for
+            actors that state how they signed in).
     """
 
     document: Annotated[Any, BeforeValidator(_import_document)] = None

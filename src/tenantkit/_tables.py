@@ -515,6 +515,52 @@ never stored: the last status code, duration and a truncated error are.
 """
 
 
+organization_domains: sa.Table = sa.Table(
+    "organization_domains",
+    metadata,
+    sa.Column("id", Identifier(), primary_key=True, default=new_id),
+    sa.Column("organization_id", Identifier(), nullable=False),
+    sa.Column("domain", Identifier(), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("strategy", sa.String(16), nullable=False),
+    sa.Column("token_digest", sa.String(64), nullable=True),
+    sa.Column("verified_domain", Identifier(), nullable=True),
+    *_timestamps(),
+    sa.Column("verified_at", UTCDateTime(), nullable=True),
+    sa.Column("last_checked_at", UTCDateTime(), nullable=True),
+    sa.Column("failed_at", UTCDateTime(), nullable=True),
+    sa.Index("organization_domains_organization_domain_idx", "organization_id", "domain", unique=True),
+    sa.Index("organization_domains_verified_domain_idx", "verified_domain", unique=True),
+    sa.Index("organization_domains_domain_idx", "domain"),
+)
+"""Domains organizations claim (revision 0011): IDNA-normalized, with their verification state.
+
+``token_digest`` is the SHA-256 of the DNS TXT token (shown once, never stored). ``verified_domain`` equals
+``domain`` while the row is verified and is ``NULL`` otherwise: its unique index keeps a domain verified for
+at most one organization, whatever races.
+"""
+
+sso_connections: sa.Table = sa.Table(
+    "sso_connections",
+    metadata,
+    sa.Column("id", Identifier(), primary_key=True, default=new_id),
+    sa.Column("organization_id", Identifier(), nullable=False),
+    sa.Column("provider", sa.String(16), nullable=False),
+    sa.Column("protocol", sa.String(8), nullable=False),
+    sa.Column("provider_connection_id", Identifier(), nullable=False),
+    sa.Column("name", LongText(), nullable=False),
+    sa.Column("enabled", sa.Boolean(), nullable=False),
+    sa.Column("enforce", sa.Boolean(), nullable=False),
+    sa.Column("jit", sa.Boolean(), nullable=False),
+    sa.Column("default_role", sa.String(16), nullable=False),
+    sa.Column("role_authority", sa.String(16), nullable=False),
+    *_timestamps(),
+    sa.Index("sso_connections_organization_id_idx", "organization_id"),
+    sa.Index("sso_connections_provider_connection_idx", "provider", "provider_connection_id", unique=True),
+)
+"""SSO connections (revision 0011): policy records, never certificates or identity-provider metadata."""
+
+
 def include_object(
     obj: sa.schema.SchemaItem, name: str | None, type_: str, reflected: bool, compare_to: Any
 ) -> bool:

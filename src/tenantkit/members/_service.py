@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict
@@ -248,6 +248,17 @@ class _Locked:
         return member.role is Role.OWNER and not member.suspended and len(self.owners) < 2
 
 
+@runtime_checkable
+class SignInPolicy(Protocol):
+    """Asked before an actor that says how it signed in acts in an organization (see :mod:`tenantkit.sso`)."""
+
+    def check_actor(
+        self, session: Session | Connection, organization_id: str, actor: Actor, action: str
+    ) -> None:
+        """Raise when the organization refuses how ``actor`` signed in; return otherwise."""
+        ...
+
+
 @translate_missing_schema(done_inline=("get_role", "authorize", "authorize_role"))
 class MembershipService:
     """Membership of organizations, bounded by roles.
@@ -310,6 +321,8 @@ class MembershipService:
         self.policies: PolicySource | None = None
         """Each organization's settings policy (``kit.organizations``; the kit sets it): where the default
         role of :meth:`add` without a role comes from. ``None``: MEMBER."""
+        self.sign_in_policy: SignInPolicy | None = None
+        """Asked about every user actor that states how it signed in (the SSO service sets itself here)."""
         self._permission_cache: PermissionCache | None = None
         if ttl > 0:
             self._permission_cache = PermissionCache(ttl)
@@ -526,8 +539,16 @@ class MembershipService:
         held, suspended = self._read_holding(session, organization_id, acting.user_id)
         if held is not None and suspended:
             raise MemberSuspendedError(name, held.rank.value, organization_id, acting.user_id)
+        self._check_sign_in(session, organization_id, acting, name)
         self._check_action(organization_id, acting, held, name, None)
         return held
+
+    def _check_sign_in(
+        self, session: Session | Connection, organization_id: str, acting: Actor, name: str
+    ) -> None:
+        """Hand an actor that states how it signed in to the sign-in policy (SSO enforcement lives there)."""
+        if acting.authenticated_by is not None and self.sign_in_policy is not None:
+            self.sign_in_policy.check_actor(session, organization_id, acting, name)
 
     # -- reads -----------------------------------------------------------------------------------------
 
@@ -674,6 +695,7 @@ class MembershipService:
             raise MemberSuspendedError(
                 name, role.value if role is not None else None, organization_id, str(acting.user_id)
             )
+        self._check_sign_in(session, organization_id, acting, name)
         if role is not None and self.authorizer is None and name in self.permissions.actions(role):
             return role, custom_role
         held = (
@@ -817,6 +839,7 @@ class MembershipService:
         held = self.holding(session, member) if member is not None else None
         if member is not None and member.suspended:
             raise MemberSuspendedError(action.value, member.role.value, organization_id, str(acting.user_id))
+        self._check_sign_in(session, organization_id, acting, action.value)
         self._check_action(organization_id, acting, held, action.value, resource)
         return held
 

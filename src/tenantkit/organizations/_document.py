@@ -82,8 +82,8 @@ class SettingsDocument(BaseModel):
         link_invitation_domains: The only domains a link invitation may allow.
         api_key_max_lifetime: The longest lifetime an API key may be issued with.
         api_keys_must_expire: Refuse API keys without an expiry.
-        require_sso: Members must sign in through single sign-on (stored and readable now; enforced by the
-            SSO feature of a later release).
+        require_sso: Members must sign in through single sign-on (enforced by :mod:`tenantkit.sso` for
+            actors that state how they signed in).
     """
 
     model_config: ClassVar[ConfigDict] = ConfigDict(

@@ -85,6 +85,8 @@ class Action(str, enum.Enum):
     READ_WEBHOOKS = "webhooks:read"
     READ_DEPARTMENTS = "departments:read"
     MANAGE_DEPARTMENTS = "departments:manage"
+    MANAGE_DOMAINS = "domains:manage"
+    MANAGE_SSO = "sso:manage"
 
     def __str__(self) -> str:
         return self.value
@@ -105,6 +107,8 @@ _ADMIN_ACTIONS = _MEMBER_ACTIONS | {
     Action.MANAGE_WEBHOOKS.value,
     Action.READ_WEBHOOKS.value,
     Action.MANAGE_DEPARTMENTS.value,
+    Action.MANAGE_DOMAINS.value,
+    Action.MANAGE_SSO.value,
 }
 _OWNER_ACTIONS = _ADMIN_ACTIONS | {
     Action.DELETE_ORGANIZATION.value,
@@ -169,6 +173,8 @@ _BUILT_IN_DESCRIPTIONS: Mapping[str, str] = {
     Action.MANAGE_WEBHOOKS.value: "Create, change, rotate and delete webhook endpoints; resend deliveries",
     Action.READ_DEPARTMENTS.value: "See the organization's departments and who is in them",
     Action.MANAGE_DEPARTMENTS.value: "Create, rename and delete departments and change who is in them",
+    Action.MANAGE_DOMAINS.value: "Claim, verify and remove the organization's email domains",
+    Action.MANAGE_SSO.value: "Create, change and delete the organization's SSO connections",
 }
 
 

@@ -1,0 +1,78 @@
+"""Revision 0011 (verified domains and SSO connections): two new tables, up, down and up again."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+from alembic.script import ScriptDirectory
+
+import tenantkit
+from tenantkit import TenantKit
+from tenantkit._migrations import alembic_config
+from tenantkit.tables import team_members
+from tests.databases import ThrowawayDatabase
+
+DIALECTS = ["sqlite", "postgresql", "mariadb"]
+CREATES_NEW = re.compile(r"CREATE (UNIQUE )?(TABLE|INDEX \w+ ON) (organization_domains|sso_connections) ")
+_PREVIOUS = ScriptDirectory.from_config(alembic_config()).get_revision("0011").down_revision
+assert isinstance(_PREVIOUS, str)
+BEFORE: str = _PREVIOUS
+"""The revision 0008 follows, read from the script directory."""
+
+
+@pytest.fixture
+def engine_before(fresh_database: ThrowawayDatabase) -> Iterator[sa.Engine]:
+    """A fresh database at the revision before 0008, holding one member."""
+    engine = sa.create_engine(fresh_database.url)
+    tenantkit.upgrade(engine, BEFORE)
+    with engine.begin() as connection:
+        connection.execute(
+            team_members.insert().values(id="m1", organization_id="org_1", user_id="alice", role="OWNER")
+        )
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("fresh_database", DIALECTS, indirect=True)
+def test_up_down_up_keeps_the_other_tables(engine_before: sa.Engine) -> None:
+    """0011 adds the two tables (existing rows untouched); downgrade drops them alone; upgrade again works."""
+    before = set(sa.inspect(engine_before).get_table_names())
+    assert tenantkit.upgrade(engine_before, "0011").applied == ("0011",)
+    assert set(sa.inspect(engine_before).get_table_names()) == before | {
+        "organization_domains",
+        "sso_connections",
+    }
+    kit = TenantKit()
+    with kit.transaction(engine_before) as session:
+        kit.domains.add(session, "org_1", "example.com", actor="alice")
+    assert tenantkit.downgrade(engine_before, BEFORE).applied == ("0011",)
+    assert set(sa.inspect(engine_before).get_table_names()) == before
+    with engine_before.connect() as connection:
+        assert connection.execute(sa.select(team_members.c.user_id)).scalars().all() == ["alice"]
+    tenantkit.upgrade(engine_before, "0011")
+    with kit.transaction(engine_before) as session:
+        assert kit.domains.list_domains(session, "org_1", actor="alice") == []
+
+
+@pytest.mark.parametrize("dialect", ["postgresql", "mysql", "mariadb"])
+def test_the_upgrade_only_creates(dialect: str) -> None:
+    """The SQL of 0008 creates two tables and their indexes and touches nothing that exists: no ALTER, DROP,
+    UPDATE or LOCK of a table in use, so it is safe on a live database."""
+    script = tenantkit.offline_sql(dialect, BEFORE, "0011")
+    statements = [statement.strip() for statement in script.split(";") if statement.strip()]
+    ddl = [
+        statement
+        for statement in statements
+        if not re.match(r"(BEGIN|COMMIT|START TRANSACTION|--)", statement)
+    ]
+    version_update = [statement for statement in ddl if "tenantkit_alembic_version" in statement]
+    assert len(version_update) == 1
+    for statement in ddl:
+        if statement in version_update:
+            continue
+        assert CREATES_NEW.match(statement), statement
