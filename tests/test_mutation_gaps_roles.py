@@ -68,8 +68,9 @@ class TestPermissionAnswers:
             assert check(Role.OWNER, "members:read") is True
 
     def test_the_default_table_role_by_role(self) -> None:
-        """MEMBER reads; ADMIN also manages members, keys, invitations and departments and reads the audit log
-        and settings; OWNER also deletes, transfers and manages settings."""
+        """MEMBER reads; ADMIN also manages members, keys, invitations, departments, webhooks, domains and SSO
+        and reads the audit log, settings and webhooks; OWNER also deletes, transfers and manages settings and
+        roles."""
         table = Permissions().as_table()
         member = ["api_keys:read", "departments:read", "members:read"]
         admin = sorted(
@@ -84,6 +85,10 @@ class TestPermissionAnswers:
                 "audit:read",
                 "settings:read",
                 "departments:manage",
+                "webhooks:manage",
+                "webhooks:read",
+                "domains:manage",
+                "sso:manage",
             ]
         )
         owner = sorted(
