@@ -1025,7 +1025,7 @@ class PermissionEscalationError(RoleEscalationError, RolesError):
             f"an actor with {held} cannot grant {requested_role}: it does not hold {names}",
         )
         #: The permissions being granted that the actor does not hold, sorted.
-        self.missing = tuple(sorted(missing))
+        self.missing: tuple[str, ...] = tuple(sorted(missing))
 
     def details(self) -> dict[str, object]:
         return {**super().details(), "missing": list(self.missing)}

@@ -530,7 +530,7 @@ class RateLimiter:
         self._prefix = key_prefix
         self.strategy = strategy
         self.on_unavailable = on_unavailable
-        self.unavailable_count = 0
+        self.unavailable_count: int = 0
         """How many checks found the storage unavailable (and were let through or refused)."""
 
     def __repr__(self) -> str:

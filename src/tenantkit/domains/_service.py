@@ -161,7 +161,7 @@ class DomainService:
         self._resolver = resolver
         self.record_prefix = record_prefix
         self.pending_ttl = pending_ttl
-        self.public_email_domains = normalize_public_domains(public_email_domains)
+        self.public_email_domains: frozenset[str] = normalize_public_domains(public_email_domains)
         self.cover_subdomains = cover_subdomains
         self.clock: Clock = clock or membership.clock
         self.events: EventDispatcher = events or membership.events
