@@ -150,13 +150,16 @@ _LOCK_ROWS_AND_HOLDERS = (
     .with_for_update()
 )
 
+# The one membership a change writes: bound as ``org`` and ``uid``.
+_THE_MEMBER = (
+    team_members.c.organization_id == sa.bindparam("org"),
+    team_members.c.user_id == sa.bindparam("uid"),
+)
+
 # Bind names differ from column names: SQLAlchemy reserves those for the SET clause.
 _SET_ROLE = (
     team_members.update()
-    .where(
-        team_members.c.organization_id == sa.bindparam("org"),
-        team_members.c.user_id == sa.bindparam("uid"),
-    )
+    .where(*_THE_MEMBER)
     .values(
         role=sa.bindparam("new_role", type_=team_members.c.role.type),
         custom_role=sa.bindparam("new_custom_role", type_=team_members.c.custom_role.type),
@@ -164,19 +167,13 @@ _SET_ROLE = (
     )
 )
 
-_DELETE = team_members.delete().where(
-    team_members.c.organization_id == sa.bindparam("org"),
-    team_members.c.user_id == sa.bindparam("uid"),
-)
+_DELETE = team_members.delete().where(*_THE_MEMBER)
 
 _INSERT = team_members.insert()
 
 _SET_STANDING = (
     team_members.update()
-    .where(
-        team_members.c.organization_id == sa.bindparam("org"),
-        team_members.c.user_id == sa.bindparam("uid"),
-    )
+    .where(*_THE_MEMBER)
     .values(
         suspended_at=sa.bindparam("new_suspended_at", type_=team_members.c.suspended_at.type),
         suspended_by=sa.bindparam("new_suspended_by", type_=team_members.c.suspended_by.type),
@@ -187,10 +184,7 @@ _SET_STANDING = (
 
 _SET_ATTRIBUTES = (
     team_members.update()
-    .where(
-        team_members.c.organization_id == sa.bindparam("org"),
-        team_members.c.user_id == sa.bindparam("uid"),
-    )
+    .where(*_THE_MEMBER)
     .values(
         attributes=sa.bindparam("new_attributes", type_=team_members.c.attributes.type),
         credential_expires_at=sa.bindparam("new_expires_at", type_=team_members.c.credential_expires_at.type),
