@@ -24,15 +24,14 @@ import sqlalchemy as sa
 import tenantkit
 from tests.page_apps import APP_BUILDERS, ORGANIZATION, OWNER_EMAIL, PREFIX, make_kit, seed
 
-webdriver = pytest.importorskip("selenium.webdriver") if os.environ.get("CI") != "true" else None
-if webdriver is None:
-    from selenium import webdriver
-
-from selenium.webdriver.chrome.service import Service  # noqa: E402  after the CI-aware import above
-from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402
-from selenium.webdriver.support.expected_conditions import staleness_of  # noqa: E402
-from selenium.webdriver.support.wait import WebDriverWait  # noqa: E402
+if os.environ.get("CI") != "true":
+    pytest.importorskip("selenium")  # outside CI a machine without the dev extra skips; CI fails instead
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support.expected_conditions import staleness_of
+from selenium.webdriver.support.wait import WebDriverWait
 
 pytestmark = pytest.mark.browser
 
@@ -43,7 +42,9 @@ CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 def _require_browser() -> None:
     if Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists():
         return
-    message = "Debian's chromium and chromium-driver are not installed (apt-get install chromium chromium-driver)"
+    message = (
+        "Debian's chromium and chromium-driver are not installed (apt-get install chromium chromium-driver)"
+    )
     if os.environ.get("CI") == "true":
         pytest.fail(message)
     pytest.skip(message)
@@ -58,7 +59,7 @@ def _browser(*, javascript: bool) -> WebDriver:
         options.add_argument(argument)
     if not javascript:
         options.add_experimental_option("prefs", {"profile.managed_default_content_settings.javascript": 2})
-    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
+    driver: WebDriver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
     driver.implicitly_wait(2)
     return driver
 
@@ -121,7 +122,9 @@ def _submit(driver: WebDriver, form_action: str, button_text: str, row: str | No
     if row is not None:
         scope = driver.find_element(By.XPATH, f"//tr[th[starts-with(normalize-space(), '{row}')]]")
     form = scope.find_element(By.CSS_SELECTOR, f"form[action$='/{form_action}']")
-    _click_and_wait(driver, form.find_element(By.XPATH, f".//button[contains(normalize-space(), '{button_text}')]"))
+    _click_and_wait(
+        driver, form.find_element(By.XPATH, f".//button[contains(normalize-space(), '{button_text}')]")
+    )
 
 
 def _click_and_wait(driver: WebDriver, button: Any) -> None:
@@ -148,19 +151,23 @@ def _flow(base: str, *, javascript: bool) -> None:  # noqa: PLR0915  one scripte
         owner.find_element(By.ID, "invite-email").send_keys("bob@acme.example")
         _submit(owner, "invite", "Create invitation")
         email_link = owner.find_element(By.ID, "tk-secret-value").get_attribute("value")
-        assert email_link is not None and "token=" in email_link
+        assert email_link is not None
+        assert "token=" in email_link
         owner.get(team)
         owner.find_element(By.ID, "invite-kind-link").click()
         owner.find_element(By.ID, "invite-allowed_domains").send_keys("acme.example")
         _submit(owner, "invite", "Create invitation")
         domain_link = owner.find_element(By.ID, "tk-secret-value").get_attribute("value")
-        assert domain_link is not None and domain_link != email_link
+        assert domain_link is not None
+        assert domain_link != email_link
 
         # The invitee sees what they are invited to, and accepts with a POST.
         invitee.get(f"{base}/sign-in?user=bob&email=bob@acme.example")
         invitee.get(email_link)
         facts = invitee.find_element(By.CSS_SELECTOR, ".tk-facts").text
-        assert ORGANIZATION in facts and "alice" in facts and "MEMBER" in facts
+        assert ORGANIZATION in facts
+        assert "alice" in facts
+        assert "MEMBER" in facts
         _click_and_wait(invitee, invitee.find_element(By.XPATH, "//button[contains(., 'Accept and join')]"))
         assert "You joined acme as MEMBER" in _status_text(invitee)
         invitee.get(f"{base}/sign-in?user=carol&email=carol@acme.example")
@@ -187,7 +194,8 @@ def _flow(base: str, *, javascript: bool) -> None:  # noqa: PLR0915  one scripte
         owner.find_element(By.ID, "issue-scopes").send_keys("reports:read")
         _submit(owner, "issue", "Issue key")
         key = owner.find_element(By.ID, "tk-secret-value").get_attribute("value")
-        assert key is not None and key.startswith("tk_")
+        assert key is not None
+        assert key.startswith("tk_")
         copy = owner.find_element(By.CSS_SELECTOR, "[data-copy]")
         if javascript:
             copy.click()
@@ -209,7 +217,8 @@ def _flow(base: str, *, javascript: bool) -> None:  # noqa: PLR0915  one scripte
         grace.send_keys("0")
         _submit(owner, "rotate", "Rotate CI")
         rotated = owner.find_element(By.ID, "tk-secret-value").get_attribute("value")
-        assert rotated is not None and rotated != key
+        assert rotated is not None
+        assert rotated != key
         assert _status_of(reports, rotated) == 200
         assert _status_of(reports, key) == 401
 

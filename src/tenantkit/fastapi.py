@@ -65,11 +65,11 @@ from tenantkit.api_keys._service import ApiKeyVerification, PendingVerification,
 from tenantkit.roles._policy import Action
 
 if TYPE_CHECKING:
-    from tenantkit.ui._security import CsrfTokens
-    from tenantkit.ui._site import PageRequest, PageResponse, PageRoute, PageSite
-
     # Imported at run time only for an async session: the extension needs greenlet (tenantkit[async]).
     from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+    from tenantkit.ui._security import CsrfTokens
+    from tenantkit.ui._site import PageRequest, PageResponse, PageRoute, PageSite
 
 __all__ = ["FEATURES", "OPERATIONS", "Authorization", "Principal", "TenantKitFastAPI"]
 

@@ -571,7 +571,10 @@ class TenantKitFlask:
         for page_route in site.routes():
             endpoint = page_route.name.replace(".", "_")
             bp.add_url_rule(
-                page_route.path_as("<{}>"), endpoint, self._page_view(site, page_route), methods=[page_route.method]
+                page_route.path_as("<{}>"),
+                endpoint,
+                self._page_view(site, page_route),
+                methods=[page_route.method],
             )
         return bp
 
@@ -582,7 +585,9 @@ class TenantKitFlask:
             if not page_route.signed_in:
                 return _page_response(site.static(path_values.get("filename", "")))
             principal = self.principal()
-            form = {key: request.form.getlist(key) for key in request.form} if request.method == "POST" else {}
+            form = (
+                {key: request.form.getlist(key) for key in request.form} if request.method == "POST" else {}
+            )
             page_request = PageRequest(
                 method=request.method,
                 path=request.path,

@@ -247,7 +247,7 @@ class PageSite:
         """A file of the package's ``static`` directory (the stylesheet and the copy button's script)."""
         if filename not in _STATIC_FILES:
             return PageResponse(404, b"not found", "text/plain; charset=utf-8")
-        data = resources.files("tenantkit.ui").joinpath("static", filename).read_bytes()
+        data = resources.files("tenantkit.ui").joinpath("static").joinpath(filename).read_bytes()
         suffix = filename[filename.rindex(".") :]
         headers = {"Cache-Control": "public, max-age=3600", "X-Content-Type-Options": "nosniff"}
         return PageResponse(200, data, _STATIC_TYPES[suffix], headers)
@@ -315,7 +315,10 @@ class PageSite:
         if action.reveals:
             context._can.clear()
             response = self._render_page(
-                context, csrf_cookie, flash=action.done(result), revealed={"action": action.name, "result": result}
+                context,
+                csrf_cookie,
+                flash=action.done(result),
+                revealed={"action": action.name, "result": result},
             )
             response.commit = True
             return response
@@ -347,7 +350,9 @@ class PageSite:
                 f"You may not see this page in organization {context.organization_id!r}: "
                 f"it needs the permission {page.permission.value}.",
             )
-        return self._render(context, page.template, csrf_cookie, status=status, **page.load(context), **values)
+        return self._render(
+            context, page.template, csrf_cookie, status=status, **page.load(context), **values
+        )
 
     def _refusal(self, context: PageContext, status: int, message: str) -> PageResponse:
         return self._render(context, "tenantkit/refused.html", None, status=status, message=message)
@@ -496,7 +501,9 @@ def _load_team(context: PageContext) -> dict[str, Any]:
         limit=100,
         cursor=context.request.query.get("cursor"),
     )
-    viewer_role = context.kit.members.get_role(context.session, context.organization_id, context.principal.user_id)
+    viewer_role = context.kit.members.get_role(
+        context.session, context.organization_id, context.principal.user_id
+    )
     return {"members": members, "roles": _role_choices(context), "viewer_role": viewer_role}
 
 
@@ -513,7 +520,9 @@ def _invite(context: PageContext, form: Mapping[str, list[str]]) -> Any:
     )
     if kind == "link" and body.allowed_domains is None:
         raise InvalidInputError("allowed_domains", "name at least one email domain the link admits")
-    return context.management.create_invitation(context.session, context.organization_id, context.principal, body)
+    return context.management.create_invitation(
+        context.session, context.organization_id, context.principal, body
+    )
 
 
 def _change_role(context: PageContext, form: Mapping[str, list[str]]) -> Any:
@@ -543,12 +552,18 @@ def _transfer(context: PageContext, form: Mapping[str, list[str]]) -> Any:
         to_user_id=_required(form, "to_user_id"),
         demote_to=_text(form, "demote_to") or Role.ADMIN.value,
     )
-    return context.management.transfer_ownership(context.session, context.organization_id, context.principal, body)
+    return context.management.transfer_ownership(
+        context.session, context.organization_id, context.principal, body
+    )
 
 
 def _load_invitations(context: PageContext) -> dict[str, Any]:
     invitations = context.management.list_invitations(
-        context.session, context.organization_id, context.principal, limit=100, cursor=context.request.query.get("cursor")
+        context.session,
+        context.organization_id,
+        context.principal,
+        limit=100,
+        cursor=context.request.query.get("cursor"),
     )
     return {"invitations": invitations}
 
@@ -567,7 +582,11 @@ def _resend_invitation(context: PageContext, form: Mapping[str, list[str]]) -> A
 
 def _load_api_keys(context: PageContext) -> dict[str, Any]:
     keys = context.management.list_api_keys(
-        context.session, context.organization_id, context.principal, limit=100, cursor=context.request.query.get("cursor")
+        context.session,
+        context.organization_id,
+        context.principal,
+        limit=100,
+        cursor=context.request.query.get("cursor"),
     )
     return {"keys": keys}
 
@@ -673,7 +692,10 @@ PAGES: tuple[Page, ...] = (
         actions=(
             PageAction("invite", _invite, lambda created: "Invitation created.", reveals=True, field="email"),
             PageAction(
-                "change-role", _change_role, lambda m: f"{m.user_id} is now {m.custom_role or m.role.value}.", target="user_id"
+                "change-role",
+                _change_role,
+                lambda m: f"{m.user_id} is now {m.custom_role or m.role.value}.",
+                target="user_id",
             ),
             PageAction(
                 "remove",
@@ -682,7 +704,9 @@ PAGES: tuple[Page, ...] = (
                 confirm="Remove this member from the organization?",
                 target="user_id",
             ),
-            PageAction("leave", _leave, lambda m: "You left the organization.", confirm="Leave this organization?"),
+            PageAction(
+                "leave", _leave, lambda m: "You left the organization.", confirm="Leave this organization?"
+            ),
             PageAction(
                 "transfer",
                 _transfer,
@@ -708,7 +732,11 @@ PAGES: tuple[Page, ...] = (
                 target="invitation_id",
             ),
             PageAction(
-                "resend", _resend_invitation, lambda created: "The invitation was sent again.", reveals=True, target="invitation_id"
+                "resend",
+                _resend_invitation,
+                lambda created: "The invitation was sent again.",
+                reveals=True,
+                target="invitation_id",
             ),
         ),
     ),
@@ -720,9 +748,19 @@ PAGES: tuple[Page, ...] = (
         load=_load_api_keys,
         permission=Action.READ_API_KEYS,
         actions=(
-            PageAction("issue", _issue_key, lambda issued: f"Key {issued.api_key.name!r} issued.", reveals=True, field="name"),
             PageAction(
-                "rotate", _rotate_key, lambda issued: f"Key {issued.api_key.name!r} rotated.", reveals=True, target="key_id"
+                "issue",
+                _issue_key,
+                lambda issued: f"Key {issued.api_key.name!r} issued.",
+                reveals=True,
+                field="name",
+            ),
+            PageAction(
+                "rotate",
+                _rotate_key,
+                lambda issued: f"Key {issued.api_key.name!r} rotated.",
+                reveals=True,
+                target="key_id",
             ),
             PageAction(
                 "revoke",
