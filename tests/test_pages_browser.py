@@ -198,8 +198,8 @@ def _flow(base: str, *, javascript: bool) -> None:  # noqa: PLR0915  one scripte
         assert key.startswith("tk_")
         copy = owner.find_element(By.CSS_SELECTOR, "[data-copy]")
         if javascript:
-            copy.click()
-            assert copy.text == "Copied"
+            copy.click()  # the clipboard answers asynchronously: wait for the button to say so
+            WebDriverWait(owner, 5).until(lambda _: copy.text == "Copied")
         else:
             assert not copy.is_displayed()  # the copy button needs JavaScript; the field is still selectable
         assert key not in owner.current_url
