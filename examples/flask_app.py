@@ -60,15 +60,21 @@ addresses alone)::
     # each member.added and api_key.issued in acme now reaches the receiver, signed; its deliveries:
     curl -s localhost:8000/tenantkit/organizations/acme/webhook-endpoints/ENDPOINT_ID/deliveries \
          -H 'X-User: alice'
+
+The drop-in pages (``pip install "tenantkit[flask,ui]"``), in a browser: sign in with the stand-in
+http://127.0.0.1:8000/example-sign-in?user=alice&email=alice@acme.example, then the team, API keys,
+invitations and audit log of acme are at http://127.0.0.1:8000/account/organizations/acme/team and beside it.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 from datetime import timedelta
+from typing import Any
 
 import sqlalchemy as sa
-from flask import Flask, abort, g, make_response, request
+from flask import Flask, abort, g, make_response, redirect, request
 from sqlalchemy.orm import Session
 
 import tenantkit
@@ -89,10 +95,11 @@ from tenantkit.metrics import VerificationMetrics
 
 # In production TENANTKIT_INVITATION_SECRET comes from your secret store; this is for trying the example only.
 EXAMPLE_INVITATION_SECRET = "example-only-not-a-real-secret-0123"
+EXAMPLE_PAGES_SECRET = os.environ.get("TENANTKIT_PAGES_SECRET", "example-only-pages-secret-0123456789")
 
 
 # The whole app in one factory, so that the example reads top to bottom; its routes are nested functions.
-def create_app(  # noqa: C901
+def create_app(  # noqa: C901, PLR0915  one nested route per feature the example shows
     database_url: str = "sqlite:///example.sqlite3",
     *,
     schema: str | None = None,
@@ -186,7 +193,15 @@ def create_app(  # noqa: C901
     # --- STAND-IN for your identity provider ------------------------------------------------------------
     # A real app reads the signed-in user from a verified session cookie or token (Clerk, Auth0, WorkOS,
     # your own). This example believes whatever the X-User and X-Email headers say: never deploy it.
+    # The pages (in a browser, which sends no X-User header) read the same stand-in from a cookie that
+    # GET /example-sign-in?user=alice&email=alice@acme.example sets.
     def current_user() -> Principal:
+        signed_in = request.cookies.get("example_user", "")
+        if signed_in and not request.headers.get("X-User"):
+            cookie_user, _, cookie_email = signed_in.partition("|")
+            return Principal(
+                user_id=cookie_user, email=cookie_email or None, email_verified=bool(cookie_email)
+            )
         user_id = request.headers.get("X-User")
         if not user_id:
             abort(
@@ -209,6 +224,22 @@ def create_app(  # noqa: C901
     # Members, API keys, invitations, the audit log and (when configured) webhooks;
     # tk.blueprint(include=("members",)) would mount only some features.
     app.register_blueprint(tk.blueprint(), url_prefix="/tenantkit")
+    # The drop-in pages (pip install "tenantkit[flask,ui]"): /account/organizations/acme/team, .../api-keys,
+    # .../invitations, .../audit and the accept page an invitation link lands on. The secret signs their
+    # CSRF tokens; in production it comes from your secret store.
+    app.register_blueprint(tk.pages_blueprint(secret_key=EXAMPLE_PAGES_SECRET), url_prefix="/account")
+
+    @app.get("/example-sign-in")
+    def example_sign_in() -> Any:
+        """STAND-IN for your login page: signs the browser in as ``?user=`` (never deploy it)."""
+        response = redirect(f"/account/organizations/{request.args.get('organization', 'acme')}/team", 303)
+        response.set_cookie(
+            "example_user",
+            f"{request.args['user']}|{request.args.get('email', '')}",
+            httponly=True,
+            samesite="Lax",
+        )
+        return response
 
     @app.post("/organizations")
     def create_organization() -> tuple[dict[str, object], int]:

@@ -170,6 +170,20 @@ class TestFlaskExample:
 
         exercise(call)
 
+    def test_the_pages_are_mounted(self, database_url: str, request: pytest.FixtureRequest) -> None:
+        """The example mounts the drop-in pages: signed in through its stand-in, alice sees acme's team."""
+        app = load_example("flask_app").create_app(database_url)
+        request.addfinalizer(app.extensions["example_engine"].dispose)
+        client = app.test_client()
+        created = client.post("/organizations", headers={"X-User": "alice"}, json={"organization_id": "acme"})
+        assert created.status_code == 201
+        signed_in = client.get("/example-sign-in?user=alice&email=alice@acme.example")
+        assert signed_in.status_code == 303
+        team = client.get(signed_in.headers["Location"])
+        assert team.status_code == 200
+        assert "Team of acme" in team.get_data(as_text=True)
+        assert team.headers["Cache-Control"] == "no-store"
+
 
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:

@@ -22,6 +22,7 @@ import functools
 import inspect
 import json
 import logging
+import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import timedelta
@@ -66,6 +67,9 @@ from tenantkit.roles._policy import Action
 if TYPE_CHECKING:
     # Imported at run time only for an async session: the extension needs greenlet (tenantkit[async]).
     from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+    from tenantkit.ui._security import CsrfTokens
+    from tenantkit.ui._site import PageRequest, PageResponse, PageRoute, PageSite
 
 __all__ = ["FEATURES", "OPERATIONS", "Authorization", "Principal", "TenantKitFastAPI"]
 
@@ -615,6 +619,67 @@ class TenantKitFastAPI:
             )
         return router
 
+    def pages(
+        self,
+        *,
+        secret_key: str | bytes,
+        templates: Sequence[str] = (),
+        include: Iterable[str] | None = None,
+        csrf: "CsrfTokens | None" = None,
+    ) -> APIRouter:
+        """The drop-in pages (``tenantkit[ui]``): team, invitations, the accept page, API keys, audit log.
+
+        They act as the signed-in user of the host's ``current_user`` hook, on the host's ``session``, and
+        call the same services as :meth:`router`. Mount them under any prefix::
+
+            app.include_router(tk.pages(secret_key=settings.pages_secret), prefix="/account")
+
+        Args:
+            secret_key: Signs the CSRF tokens and the result messages (at least 16 characters).
+            templates: Directories whose ``tenantkit/*.html`` override the package's templates.
+            include: The pages to mount by name (``"team"``, ``"invitations"``, ``"api-keys"``,
+                ``"audit"``); the accept page is always mounted.
+            csrf: Another CSRF token provider (:class:`tenantkit.ui.CsrfTokens`).
+        """
+        from tenantkit.ui._site import PageSite
+
+        site = PageSite(self.kit, secret_key=secret_key, templates=templates, include=include, csrf=csrf)
+        router = APIRouter()
+        principal_dependency = self.current_principal()
+        for page_route in site.routes():
+            router.add_api_route(
+                page_route.path,
+                self._page_endpoint(site, page_route, principal_dependency),
+                methods=[page_route.method],
+                name=f"tenantkit_pages.{page_route.name}",
+                include_in_schema=False,
+            )
+        return router
+
+    def _page_endpoint(
+        self, site: "PageSite", page_route: "PageRoute", principal_dependency: Callable[..., Any]
+    ) -> Callable[..., Any]:
+        if not page_route.signed_in:
+
+            async def static(request: Request) -> Response:
+                return _page_response(site.static(str(request.path_params.get("filename", ""))))
+
+            return static
+
+        async def page(
+            request: Request,
+            principal: Principal = Depends(principal_dependency),
+            session: Any = Depends(self._session),
+        ) -> Response:
+            page_request = _page_request(request, await _read_form(request))
+            with audit_context(self.request_context(request)):
+                answer = await self.run(session, site.handle, page_route, page_request, principal)
+            if answer.commit:
+                await self._finish(session)
+            return _page_response(answer)
+
+        return page
+
     def _endpoint(self, route: Route, principal_dependency: Callable[..., Any]) -> Callable[..., Any]:
         """The FastAPI endpoint serving ``route``: it hands the request's values to the entry's call."""
         management = self.management
@@ -639,6 +704,49 @@ class TenantKitFastAPI:
         endpoint.__name__ = endpoint.__qualname__ = route.name
         endpoint.__doc__ = route.description
         return endpoint
+
+
+def _page_request(request: Request, form: dict[str, list[str]]) -> "PageRequest":
+    from tenantkit.ui._site import PageRequest
+
+    host = request.headers.get("host") or request.url.netloc
+    return PageRequest(
+        method=request.method,
+        path=request.url.path,
+        path_values={name: str(value) for name, value in request.path_params.items()},
+        query=dict(request.query_params),
+        form=form,
+        cookies=dict(request.cookies),
+        origin=request.headers.get("origin"),
+        own_origin=f"{request.url.scheme}://{host}",
+    )
+
+
+async def _read_form(request: Request) -> dict[str, list[str]]:
+    """A form POST's fields (``application/x-www-form-urlencoded``, what the pages' forms send)."""
+    if request.method != "POST":
+        return {}
+    content_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if content_type != "application/x-www-form-urlencoded":
+        return {}
+    body = await request.body()
+    return urllib.parse.parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True, max_num_fields=200)
+
+
+def _page_response(answer: "PageResponse") -> Response:
+    response = Response(answer.body, status_code=answer.status, headers=answer.headers, media_type=None)
+    response.headers["Content-Type"] = answer.content_type
+    for cookie in answer.cookies:
+        response.set_cookie(
+            cookie.name,
+            cookie.value,
+            max_age=cookie.max_age,
+            path=cookie.path,
+            secure=cookie.secure,
+            httponly=True,
+            samesite="lax",
+        )
+    return response
 
 
 def _signature(

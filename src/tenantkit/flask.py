@@ -28,9 +28,9 @@ import os
 import re
 import threading
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import timedelta
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from flask import Blueprint, Flask, Response, current_app, g, request
 from flask.typing import ResponseReturnValue
@@ -59,6 +59,10 @@ from tenantkit._routes import Route, select_routes
 from tenantkit.api_keys._last_used import LastUsedWriter, flush_on_engine
 from tenantkit.api_keys._service import ApiKeyVerification, PendingVerification, require_scopes
 from tenantkit.roles._policy import Action
+
+if TYPE_CHECKING:
+    from tenantkit.ui._security import CsrfTokens
+    from tenantkit.ui._site import PageResponse, PageRoute, PageSite
 
 __all__ = [
     "Authorization",
@@ -191,6 +195,22 @@ def _query(model: type[M]) -> M:
         return model.model_validate(request.args.to_dict())
     except ValidationError as error:
         raise validation_error(error.errors(include_url=False, include_context=False)) from None
+
+
+def _page_response(answer: PageResponse) -> Response:
+    response = Response(answer.body, status=answer.status, headers=answer.headers)
+    response.headers["Content-Type"] = answer.content_type
+    for cookie in answer.cookies:
+        response.set_cookie(
+            cookie.name,
+            cookie.value,
+            max_age=cookie.max_age,
+            path=cookie.path,
+            secure=cookie.secure,
+            httponly=True,
+            samesite="Lax",
+        )
+    return response
 
 
 def _call_if_alive(method: weakref.WeakMethod[Callable[[], None]]) -> None:
@@ -518,6 +538,75 @@ class TenantKitFlask:
         for route in routes:
             bp.add_url_rule(route.path_as("<{}>"), route.name, self._view(route), methods=[route.method])
         return bp
+
+    def pages_blueprint(
+        self,
+        name: str = "tenantkit_pages",
+        *,
+        secret_key: str | bytes,
+        templates: Sequence[str] = (),
+        include: Iterable[str] | None = None,
+        csrf: CsrfTokens | None = None,
+    ) -> Blueprint:
+        """The drop-in pages (``tenantkit[ui]``): team, invitations, the accept page, API keys, audit log.
+
+        The same pages as :meth:`TenantKitFastAPI.pages <tenantkit.fastapi.TenantKitFastAPI.pages>`, from
+        the same table and templates, as the signed-in user of ``current_user`` on the host's ``session``::
+
+            app.register_blueprint(tk.pages_blueprint(secret_key=PAGES_SECRET), url_prefix="/account")
+
+        Args:
+            name: The blueprint's name.
+            secret_key: Signs the CSRF tokens and the result messages (at least 16 characters).
+            templates: Directories whose ``tenantkit/*.html`` override the package's templates.
+            include: The pages to mount by name; the accept page is always mounted.
+            csrf: Another CSRF token provider (:class:`tenantkit.ui.CsrfTokens`).
+        """
+        from tenantkit.ui._site import PageSite
+
+        if self._current_user is None:
+            raise TypeError("TenantKitFlask needs current_user= for the pages")
+        site = PageSite(self.kit, secret_key=secret_key, templates=templates, include=include, csrf=csrf)
+        bp = Blueprint(name, __name__)
+        for page_route in site.routes():
+            endpoint = page_route.name.replace(".", "_")
+            bp.add_url_rule(
+                page_route.path_as("<{}>"),
+                endpoint,
+                self._page_view(site, page_route),
+                methods=[page_route.method],
+            )
+        return bp
+
+    def _page_view(self, site: PageSite, page_route: PageRoute) -> Callable[..., ResponseReturnValue]:
+        from tenantkit.ui._site import PageRequest
+
+        def view(**path_values: str) -> ResponseReturnValue:
+            if not page_route.signed_in:
+                return _page_response(site.static(path_values.get("filename", "")))
+            principal = self.principal()
+            form = (
+                {key: request.form.getlist(key) for key in request.form} if request.method == "POST" else {}
+            )
+            page_request = PageRequest(
+                method=request.method,
+                path=request.path,
+                path_values=path_values,
+                query=request.args.to_dict(),
+                form=form,
+                cookies=request.cookies.to_dict(),
+                origin=request.headers.get("Origin"),
+                own_origin=request.host_url.rstrip("/"),
+            )
+            with audit_context(self.request_context()):
+                answer = self._run(
+                    lambda session: site.handle(session, page_route, page_request, principal), writes=False
+                )
+            if answer.commit:
+                self._finish(self.session())
+            return _page_response(answer)
+
+        return view
 
     def _view(self, route: Route) -> Callable[..., ResponseReturnValue]:
         """The view serving ``route``: read the request in FastAPI's order, run the work, answer JSON.

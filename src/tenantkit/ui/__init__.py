@@ -1,0 +1,28 @@
+"""Drop-in pages: the team, invitations, the invitation accept page, API keys and the audit log.
+
+Install with ``pip install "tenantkit[ui]"`` and mount them with the adapter you already use::
+
+    app.include_router(tk.pages(secret_key=PAGES_SECRET), prefix="/account")        # FastAPI
+    app.register_blueprint(tk.pages_blueprint(secret_key=PAGES_SECRET), url_prefix="/account")  # Flask
+
+The pages are declared once, in :data:`PAGES`: both adapters mount the same table, rendered by the same
+Jinja2 templates (``tenantkit/*.html`` in this package; a directory of the host's, given as
+``templates=``, overrides any of them).
+"""
+
+from tenantkit.ui._security import CSRF_COOKIE, CSRF_FIELD, CsrfTokens, SignedDoubleSubmit
+from tenantkit.ui._site import PAGES, Page, PageAction, PageRequest, PageResponse, PageRoute, PageSite
+
+__all__ = [
+    "CSRF_COOKIE",
+    "CSRF_FIELD",
+    "PAGES",
+    "CsrfTokens",
+    "Page",
+    "PageAction",
+    "PageRequest",
+    "PageResponse",
+    "PageRoute",
+    "PageSite",
+    "SignedDoubleSubmit",
+]

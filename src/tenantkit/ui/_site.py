@@ -1,0 +1,791 @@
+"""The pages, framework-free: a request in, a rendered response out, for both adapters.
+
+A page is a template and an entry of :data:`PAGES` (its path, the permission to see it, what it loads and
+the actions its forms post); the FastAPI router and the Flask blueprint loop over :meth:`PageSite.routes`.
+Every action calls the same :class:`~tenantkit._http.Management` method as the JSON endpoint, so the
+services' checks (roles, the escalation rule, the last owner) are the pages' checks too.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PackageLoader, select_autoescape
+from sqlalchemy.orm import Session
+
+from tenantkit._errors import (
+    AuthorizationError,
+    InvalidInputError,
+    NotFoundError,
+    RoleEscalationError,
+    TenantKitError,
+)
+from tenantkit._http import Management, Principal, status_for
+from tenantkit._pagination import Page as ResultPage
+from tenantkit.roles._policy import Action, Role
+from tenantkit.ui._security import (
+    CSRF_COOKIE,
+    CSRF_FIELD,
+    FLASH_COOKIE,
+    PAGE_HEADERS,
+    CsrfTokens,
+    FlashSigner,
+    SignedDoubleSubmit,
+    first,
+    same_origin,
+)
+
+if TYPE_CHECKING:
+    from tenantkit._kit import TenantKit
+
+__all__ = ["PAGES", "Page", "PageAction", "PageRequest", "PageResponse", "PageRoute", "PageSite", "SetCookie"]
+
+_PATH_PARAMETER = re.compile(r"{(\w+)}")
+_STATIC_FILES = frozenset({"tenantkit.css", "tenantkit.js"})
+_STATIC_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8"}
+NO_STORE = "no-store"
+
+
+@dataclass(frozen=True)
+class PageRequest:
+    """What a page needs of an HTTP request, read by the adapter."""
+
+    method: str
+    path: str
+    """The request's path, mount prefix included."""
+    path_values: Mapping[str, str]
+    query: Mapping[str, str]
+    form: Mapping[str, list[str]]
+    cookies: Mapping[str, str]
+    origin: str | None
+    own_origin: str
+    """``scheme://host`` of the request itself, what a same-origin ``Origin`` header says."""
+
+    @property
+    def secure(self) -> bool:
+        return self.own_origin.startswith("https://")
+
+
+@dataclass(frozen=True)
+class SetCookie:
+    name: str
+    value: str
+    path: str
+    secure: bool
+    max_age: int | None = None
+
+
+@dataclass
+class PageResponse:
+    """A rendered answer: the adapter copies it onto its framework's response."""
+
+    status: int
+    body: bytes
+    content_type: str = "text/html; charset=utf-8"
+    headers: dict[str, str] = field(default_factory=dict)
+    cookies: list[SetCookie] = field(default_factory=list)
+    commit: bool = False
+    """Whether the work changed state: the adapter commits before answering."""
+
+
+@dataclass(frozen=True)
+class PageAction:
+    """One form of a page: ``POST <page path>/<name>``, calling the service with the viewer as actor."""
+
+    name: str
+    call: Callable[[PageContext, Mapping[str, list[str]]], Any]
+    done: Callable[[Any], str]
+    """The one-line result announced on the next page (never a secret)."""
+    reveals: bool = False
+    """The result holds a secret: shown once in this response (``no-store``), never redirected or flashed."""
+    confirm: str | None = None
+    """A destructive action: the question of its confirmation step (a second form, no JavaScript needed)."""
+    target: str | None = None
+    """The form field naming the row acted on: its errors show in that row."""
+    field: str = "form"
+    """Where an error naming no field of its own is shown."""
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page: a template, what it loads, and its actions."""
+
+    name: str
+    path: str
+    title: str
+    template: str
+    load: Callable[[PageContext], dict[str, Any]]
+    actions: tuple[PageAction, ...] = ()
+    permission: Action | None = None
+    organization: bool = True
+    """Whether the page belongs to an organization (shown in the organization's navigation)."""
+
+    def action(self, name: str) -> PageAction:
+        return next(action for action in self.actions if action.name == name)
+
+
+@dataclass(frozen=True)
+class PageRoute:
+    """One URL the adapters mount: a page's view, one of its actions, or a static file."""
+
+    method: str
+    path: str
+    name: str
+    page: Page | None
+    action: PageAction | None = None
+
+    @property
+    def signed_in(self) -> bool:
+        return self.page is not None
+
+    def path_as(self, placeholder: str) -> str:
+        return _PATH_PARAMETER.sub(lambda match: placeholder.format(match.group(1)), self.path)
+
+
+@dataclass
+class PageContext:
+    """One request to a page: what its loader and its actions work with."""
+
+    site: PageSite
+    session: Session
+    principal: Principal
+    request: PageRequest
+    page: Page
+    prefix: str
+    _can: dict[str, bool] = field(default_factory=dict)
+
+    @property
+    def management(self) -> Management:
+        return self.site.management
+
+    @property
+    def kit(self) -> TenantKit:
+        return self.site.kit
+
+    @property
+    def organization_id(self) -> str:
+        return self.request.path_values.get("organization_id", "")
+
+    def can(self, action: Action | str) -> bool:
+        """Whether the viewer holds ``action`` here: it decides which forms are shown (the service still
+        checks every one of them)."""
+        name = str(action)
+        if name not in self._can:
+            try:
+                self.kit.members.authorize_role(
+                    self.session, self.organization_id, self.principal.user_id, name
+                )
+                self._can[name] = True
+            except (AuthorizationError, NotFoundError):
+                self._can[name] = False
+        return self._can[name]
+
+    def url(self, page: str, **values: str) -> str:
+        """The URL of page ``page`` under the mount prefix (``organization_id`` defaults to this one)."""
+        target = self.site.page(page)
+        filled = {"organization_id": self.organization_id, **values}
+        return self.prefix + _PATH_PARAMETER.sub(lambda match: filled[match.group(1)], target.path)
+
+    def action_url(self, name: str) -> str:
+        return f"{self.url(self.page.name)}/{name}"
+
+
+class PageSite:
+    """The pages of one kit: templates, CSRF, and the request handling both adapters share.
+
+    Args:
+        kit: The kit whose services the pages call.
+        secret_key: Signs the CSRF tokens and the result messages (at least 16 characters).
+        templates: Directories searched before the package's own templates, to override any of them
+            (``tenantkit/base.html`` wraps every page).
+        include: The pages to mount, by name (all of :data:`PAGES` by default).
+        csrf: Another CSRF token provider (see :class:`~tenantkit.ui.CsrfTokens`).
+    """
+
+    def __init__(
+        self,
+        kit: TenantKit,
+        *,
+        secret_key: str | bytes,
+        templates: Sequence[str] = (),
+        include: Iterable[str] | None = None,
+        csrf: CsrfTokens | None = None,
+    ) -> None:
+        self.kit = kit
+        self.management = Management(kit)
+        self.csrf: CsrfTokens = csrf if csrf is not None else SignedDoubleSubmit(secret_key)
+        self._flash = FlashSigner(secret_key)
+        self.pages = select_pages(include)
+        loader = ChoiceLoader([FileSystemLoader(list(templates)), PackageLoader("tenantkit.ui", "templates")])
+        self.environment = Environment(
+            loader=loader, autoescape=select_autoescape(default=True, default_for_string=True)
+        )
+
+    def page(self, name: str) -> Page:
+        for page in self.pages:
+            if page.name == name:
+                return page
+        raise KeyError(name)
+
+    def routes(self) -> list[PageRoute]:
+        """Every URL to mount: each page's ``GET``, each action's ``POST``, and the static files."""
+        routes = [PageRoute("GET", "/static/{filename}", "static", None)]
+        for page in self.pages:
+            routes.append(PageRoute("GET", page.path, page.name, page))
+            for action in page.actions:
+                path = f"{page.path}/{action.name}"
+                routes.append(PageRoute("POST", path, f"{page.name}.{action.name}", page, action))
+        return routes
+
+    # -- handling ----------------------------------------------------------------------------------------
+
+    def static(self, filename: str) -> PageResponse:
+        """A file of the package's ``static`` directory (the stylesheet and the copy button's script)."""
+        if filename not in _STATIC_FILES:
+            return PageResponse(404, b"not found", "text/plain; charset=utf-8")
+        data = resources.files("tenantkit.ui").joinpath("static").joinpath(filename).read_bytes()
+        suffix = filename[filename.rindex(".") :]
+        headers = {"Cache-Control": "public, max-age=3600", "X-Content-Type-Options": "nosniff"}
+        return PageResponse(200, data, _STATIC_TYPES[suffix], headers)
+
+    def handle(
+        self, session: Session, route: PageRoute, request: PageRequest, principal: Principal | None
+    ) -> PageResponse:
+        """Answer ``request`` to ``route``: render a page, or check and run one of its actions."""
+        if route.page is None:
+            return self.static(request.path_values.get("filename", ""))
+        assert principal is not None  # noqa: S101  narrowing: every page is signed in (PageRoute.signed_in)
+        context = PageContext(self, session, principal, request, route.page, _prefix(route, request))
+        cookies: list[SetCookie] = []
+        csrf_cookie = request.cookies.get(CSRF_COOKIE)
+        if route.action is None:
+            if not csrf_cookie or len(csrf_cookie) > 200:
+                csrf_cookie = self.csrf.new_cookie()
+                cookies.append(SetCookie(CSRF_COOKIE, csrf_cookie, context.prefix or "/", request.secure))
+            flash = self._flash.loads(request.cookies.get(FLASH_COOKIE))
+            if FLASH_COOKIE in request.cookies:
+                cookies.append(SetCookie(FLASH_COOKIE, "", context.prefix or "/", request.secure, max_age=0))
+            response = self._render_page(context, csrf_cookie, flash=flash)
+        else:
+            response = self._act(context, route.action, csrf_cookie)
+        response.cookies.extend(cookies)
+        return response
+
+    def _act(self, context: PageContext, action: PageAction, csrf_cookie: str | None) -> PageResponse:
+        request = context.request
+        if not same_origin(request.origin, request.own_origin) or not self.csrf.valid(
+            csrf_cookie, first(request.form, CSRF_FIELD)
+        ):
+            return self._refusal(
+                context,
+                403,
+                "This form could not be accepted: it expired or was not sent from this site. "
+                "Reload the page and try again.",
+            )
+        assert csrf_cookie is not None  # noqa: S101  narrowing: a valid token has a cookie
+        if action.confirm is not None and first(request.form, "confirmed") != "yes":
+            return self._render(
+                context,
+                "tenantkit/confirm.html",
+                csrf_cookie,
+                status=200,
+                question=action.confirm,
+                fields={k: v[0] for k, v in request.form.items() if k != CSRF_FIELD and v},
+                confirm_url=context.action_url(action.name),
+            )
+        try:
+            result = action.call(context, request.form)
+        except TenantKitError as error:
+            context.session.rollback()
+            context._can.clear()
+            key = _error_key(action, request.form, error)
+            return self._render_page(
+                context,
+                csrf_cookie,
+                status=status_for(error),
+                errors={key: error.message if not isinstance(error, InvalidInputError) else error.reason},
+                error=f"{_sentence(error)}",
+                values={k: v[0] for k, v in request.form.items() if k != CSRF_FIELD and v},
+                failed=action.name,
+            )
+        if action.reveals:
+            context._can.clear()
+            response = self._render_page(
+                context,
+                csrf_cookie,
+                flash=action.done(result),
+                revealed={"action": action.name, "result": result},
+            )
+            response.commit = True
+            return response
+        location = self._after(context, result)
+        cookie = SetCookie(
+            FLASH_COOKIE, self._flash.dumps(action.done(result)), context.prefix or "/", request.secure
+        )
+        return PageResponse(
+            303, b"", headers={"Location": location, **dict(PAGE_HEADERS)}, cookies=[cookie], commit=True
+        )
+
+    def _after(self, context: PageContext, result: Any) -> str:
+        """Where a successful action sends the browser: its page, or for an accepted invitation the team."""
+        if context.page.organization:
+            return context.url(context.page.name)
+        names = {page.name for page in self.pages}
+        if "team" in names:
+            return context.url("team", organization_id=str(result.organization_id))
+        return context.url(context.page.name)
+
+    def _render_page(
+        self, context: PageContext, csrf_cookie: str, *, status: int = 200, **values: Any
+    ) -> PageResponse:
+        page = context.page
+        if page.permission is not None and not context.can(page.permission):
+            return self._refusal(
+                context,
+                403,
+                f"You may not see this page in organization {context.organization_id!r}: "
+                f"it needs the permission {page.permission.value}.",
+            )
+        return self._render(
+            context, page.template, csrf_cookie, status=status, **page.load(context), **values
+        )
+
+    def _refusal(self, context: PageContext, status: int, message: str) -> PageResponse:
+        return self._render(context, "tenantkit/refused.html", None, status=status, message=message)
+
+    def _render(
+        self, context: PageContext, template: str, csrf_cookie: str | None, *, status: int, **values: Any
+    ) -> PageResponse:
+        navigation = [
+            (page.title, context.url(page.name), page.name == context.page.name)
+            for page in self.pages
+            if page.organization
+            and context.organization_id
+            and (page.permission is None or context.can(page.permission))
+        ]
+        body = self.environment.get_template(template).render(
+            page=context.page,
+            prefix=context.prefix,
+            own_origin=context.request.own_origin,
+            viewer=context.principal,
+            organization_id=context.organization_id,
+            navigation=navigation,
+            csrf_field=CSRF_FIELD,
+            csrf_token=self.csrf.token_for(csrf_cookie) if csrf_cookie else "",
+            can=context.can,
+            url=context.url,
+            action_url=context.action_url,
+            errors=values.pop("errors", {}),
+            values=values.pop("values", {}),
+            flash=values.pop("flash", None),
+            error=values.pop("error", None),
+            **values,
+        )
+        headers = dict(PAGE_HEADERS)
+        # Pages show who belongs to an organization, and a revealed secret: no cache keeps any of them.
+        headers["Cache-Control"] = NO_STORE
+        return PageResponse(status, body.encode(), headers=headers)
+
+
+def _prefix(route: PageRoute, request: PageRequest) -> str:
+    """The mount prefix: the request's path less the route's path with its values filled in."""
+    filled = _PATH_PARAMETER.sub(lambda match: request.path_values.get(match.group(1), ""), route.path)
+    if request.path.endswith(filled):
+        return request.path[: len(request.path) - len(filled)]
+    return ""
+
+
+def _error_key(action: PageAction, form: Mapping[str, list[str]], error: TenantKitError) -> str:
+    """Where on the page an action's error shows: the row it acted on, else its field."""
+    if action.target is not None:
+        target = first(form, action.target)
+        if target:
+            return f"{action.name}:{target}"
+    if isinstance(error, InvalidInputError):
+        return f"{action.name}:{error.field}"
+    if isinstance(error, RoleEscalationError):
+        return f"{action.name}:role"
+    return f"{action.name}:{action.field}"
+
+
+def _sentence(error: TenantKitError) -> str:
+    message = error.message
+    return message[:1].upper() + message[1:] if message else error.code
+
+
+def select_pages(include: Iterable[str] | None) -> tuple[Page, ...]:
+    if include is None:
+        return PAGES
+    if isinstance(include, str):
+        raise TypeError("include: a list of page names, not a string")
+    names = list(include)
+    known = {page.name for page in PAGES}
+    unknown = sorted(set(names) - known)
+    if unknown or not names:
+        raise ValueError(f"include: unknown or no page(s) {unknown}; the pages are {sorted(known)}")
+    # The accept page is always there: every invitation link lands on it.
+    return tuple(page for page in PAGES if page.name in names or page.name == "accept")
+
+
+# -- form reading -----------------------------------------------------------------------------------------
+
+
+def _text(form: Mapping[str, list[str]], name: str) -> str | None:
+    value = first(form, name)
+    if value is None:
+        return None
+    value = value.strip()
+    return value or None
+
+
+def _required(form: Mapping[str, list[str]], name: str) -> str:
+    value = _text(form, name)
+    if value is None:
+        raise InvalidInputError(name, "is required")
+    return value
+
+
+def _number(form: Mapping[str, list[str]], name: str, *, unit: int = 1) -> int | None:
+    value = _text(form, name)
+    if value is None:
+        return None
+    try:
+        number = int(value)
+    except ValueError:
+        raise InvalidInputError(name, "must be a whole number") from None
+    if number <= 0:
+        raise InvalidInputError(name, "must be more than 0")
+    return number * unit
+
+
+def _words(form: Mapping[str, list[str]], name: str) -> list[str]:
+    value = _text(form, name) or ""
+    return [word for word in re.split(r"[\s,]+", value) if word]
+
+
+def _body(model: type[Any], **values: Any) -> Any:
+    """Build a request model, a validation error becoming the :class:`InvalidInputError` of its field."""
+    from pydantic import ValidationError
+
+    from tenantkit._http import validation_error
+
+    try:
+        return model(**values)
+    except ValidationError as error:
+        raise validation_error(error.errors()) from None
+
+
+# -- the pages --------------------------------------------------------------------------------------------
+
+
+def _role_choices(context: PageContext) -> list[tuple[str, str]]:
+    """The roles a form offers: the ranks, then the organization's custom roles."""
+    choices = [(role.value, role.value.title()) for role in Role]
+    try:
+        custom = context.management.list_roles(context.session, context.organization_id, context.principal)
+        choices += [(role.key, f"{role.name} ({role.rank.value.title()})") for role in custom.items]
+    except (AuthorizationError, NotFoundError):
+        pass
+    return choices
+
+
+def _load_team(context: PageContext) -> dict[str, Any]:
+    members: ResultPage[Any] = context.management.list_members(
+        context.session,
+        context.organization_id,
+        context.principal,
+        limit=100,
+        cursor=context.request.query.get("cursor"),
+    )
+    viewer_role = context.kit.members.get_role(
+        context.session, context.organization_id, context.principal.user_id
+    )
+    return {"members": members, "roles": _role_choices(context), "viewer_role": viewer_role}
+
+
+def _invite(context: PageContext, form: Mapping[str, list[str]]) -> Any:
+    from tenantkit._http import CreateInvitationRequest
+
+    kind = first(form, "kind") or "email"
+    body = _body(
+        CreateInvitationRequest,
+        email=_required(form, "email") if kind == "email" else None,
+        allowed_domains=(_words(form, "allowed_domains") or None) if kind == "link" else None,
+        role=_text(form, "role"),
+        expires_in_seconds=_number(form, "expires_in_days", unit=86400),
+    )
+    if kind == "link" and body.allowed_domains is None:
+        raise InvalidInputError("allowed_domains", "name at least one email domain the link admits")
+    return context.management.create_invitation(
+        context.session, context.organization_id, context.principal, body
+    )
+
+
+def _change_role(context: PageContext, form: Mapping[str, list[str]]) -> Any:
+    from tenantkit._http import ChangeRoleRequest
+
+    body = _body(ChangeRoleRequest, role=_required(form, "role"))
+    return context.management.change_role(
+        context.session, context.organization_id, context.principal, _required(form, "user_id"), body
+    )
+
+
+def _remove(context: PageContext, form: Mapping[str, list[str]]) -> Any:
+    return context.management.remove_member(
+        context.session, context.organization_id, context.principal, _required(form, "user_id")
+    )
+
+
+def _leave(context: PageContext, form: Mapping[str, list[str]]) -> Any:
+    return context.management.leave(context.session, context.organization_id, context.principal)
+
+
+def _transfer(context: PageContext, form: Mapping[str, list[str]]) -> Any:
+    from tenantkit._http import TransferOwnershipRequest
+
+    body = _body(
+        TransferOwnershipRequest,
+        to_user_id=_required(form, "to_user_id"),
+        demote_to=_text(form, "demote_to") or Role.ADMIN.value,
+    )
+    return context.management.transfer_ownership(
+        context.session, context.organization_id, context.principal, body
+    )
+
+
+def _load_invitations(context: PageContext) -> dict[str, Any]:
+    invitations = context.management.list_invitations(
+        context.session,
+        context.organization_id,
+        context.principal,
+        limit=100,
+        cursor=context.request.query.get("cursor"),
+    )
+    return {"invitations": invitations}
+
+
+def _revoke_invitation(context: PageContext, form: Mapping[str, list[str]]) -> Any:
+    return context.management.revoke_invitation(
+        context.session, context.organization_id, context.principal, _required(form, "invitation_id")
+    )
+
+
+def _resend_invitation(context: PageContext, form: Mapping[str, list[str]]) -> Any:
+    return context.management.resend_invitation(
+        context.session, context.organization_id, context.principal, _required(form, "invitation_id")
+    )
+
+
+def _load_api_keys(context: PageContext) -> dict[str, Any]:
+    keys = context.management.list_api_keys(
+        context.session,
+        context.organization_id,
+        context.principal,
+        limit=100,
+        cursor=context.request.query.get("cursor"),
+    )
+    return {"keys": keys}
+
+
+def _issue_key(context: PageContext, form: Mapping[str, list[str]]) -> Any:
+    from tenantkit._http import IssueApiKeyRequest
+
+    body = _body(
+        IssueApiKeyRequest,
+        name=_required(form, "name"),
+        scopes=_words(form, "scopes"),
+        expires_in_seconds=_number(form, "expires_in_days", unit=86400),
+    )
+    return context.management.issue_api_key(context.session, context.organization_id, context.principal, body)
+
+
+def _rotate_key(context: PageContext, form: Mapping[str, list[str]]) -> Any:
+    from tenantkit._http import RotateApiKeyRequest
+
+    grace = _text(form, "grace_minutes")
+    body = _body(RotateApiKeyRequest, grace_seconds=None if grace is None else _minutes(grace))
+    return context.management.rotate_api_key(
+        context.session, context.organization_id, context.principal, _required(form, "key_id"), body
+    )
+
+
+def _minutes(value: str) -> int:
+    try:
+        minutes = int(value)
+    except ValueError:
+        raise InvalidInputError("grace_minutes", "must be a whole number of minutes") from None
+    return minutes * 60
+
+
+def _revoke_key(context: PageContext, form: Mapping[str, list[str]]) -> Any:
+    return context.management.revoke_api_key(
+        context.session, context.organization_id, context.principal, _required(form, "key_id")
+    )
+
+
+def _load_audit(context: PageContext) -> dict[str, Any]:
+    query = context.request.query
+    event_types = (query.get("event_types") or "").strip() or None
+    events = context.management.list_audit_events(
+        context.session,
+        context.organization_id,
+        context.principal,
+        limit=50,
+        cursor=query.get("cursor") or None,
+        event_types=event_types,
+        actor_kind=None,
+        actor_id=None,
+        target_type=None,
+        target_id=None,
+        since=None,
+        until=None,
+    )
+    return {"events": events, "event_types": event_types or ""}
+
+
+def _load_accept(context: PageContext) -> dict[str, Any]:
+    """The invitation a link names: what it offers, or in words why it no longer works."""
+    token = (context.request.query.get("token") or first(context.request.form, "token") or "").strip()
+    if not token:
+        return {"token": "", "preview": None, "problem": "This link has no invitation in it."}
+    try:
+        preview = context.kit.invitations.preview(context.session, token)
+    except TenantKitError as error:
+        return {"token": token, "preview": None, "problem": _sentence(error)}
+    email = (context.principal.email or "").lower()
+    other_address = preview.kind == "email" and (preview.email or "").lower() != email
+    member = context.kit.members.get_role(context.session, preview.organization_id, context.principal.user_id)
+    return {
+        "token": token,
+        "preview": preview,
+        "problem": None,
+        "other_address": other_address,
+        "already_member": member is not None,
+    }
+
+
+def _accept(context: PageContext, form: Mapping[str, list[str]]) -> Any:
+    from tenantkit._http import TokenRequest
+
+    body = _body(TokenRequest, token=_required(form, "token"))
+    return context.management.accept_invitation(context.session, context.principal, body)
+
+
+def _joined(result: Any) -> str:
+    if result.already_member:
+        return f"You were already a member of {result.organization_id}."
+    return f"You joined {result.organization_id} as {result.role.value}."
+
+
+PAGES: tuple[Page, ...] = (
+    Page(
+        name="team",
+        path="/organizations/{organization_id}/team",
+        title="Team",
+        template="tenantkit/team.html",
+        load=_load_team,
+        permission=Action.READ_MEMBERS,
+        actions=(
+            PageAction("invite", _invite, lambda created: "Invitation created.", reveals=True, field="email"),
+            PageAction(
+                "change-role",
+                _change_role,
+                lambda m: f"{m.user_id} is now {m.custom_role or m.role.value}.",
+                target="user_id",
+            ),
+            PageAction(
+                "remove",
+                _remove,
+                lambda m: f"{m.user_id} was removed.",
+                confirm="Remove this member from the organization?",
+                target="user_id",
+            ),
+            PageAction(
+                "leave", _leave, lambda m: "You left the organization.", confirm="Leave this organization?"
+            ),
+            PageAction(
+                "transfer",
+                _transfer,
+                lambda m: "Ownership was transferred.",
+                confirm="Transfer ownership? You step down to the role you chose.",
+                field="to_user_id",
+            ),
+        ),
+    ),
+    Page(
+        name="invitations",
+        path="/organizations/{organization_id}/invitations",
+        title="Invitations",
+        template="tenantkit/invitations.html",
+        load=_load_invitations,
+        permission=Action.READ_INVITATIONS,
+        actions=(
+            PageAction(
+                "revoke",
+                _revoke_invitation,
+                lambda invitation: "The invitation was revoked.",
+                confirm="Revoke this invitation? Its link stops working.",
+                target="invitation_id",
+            ),
+            PageAction(
+                "resend",
+                _resend_invitation,
+                lambda created: "The invitation was sent again.",
+                reveals=True,
+                target="invitation_id",
+            ),
+        ),
+    ),
+    Page(
+        name="api-keys",
+        path="/organizations/{organization_id}/api-keys",
+        title="API keys",
+        template="tenantkit/api_keys.html",
+        load=_load_api_keys,
+        permission=Action.READ_API_KEYS,
+        actions=(
+            PageAction(
+                "issue",
+                _issue_key,
+                lambda issued: f"Key {issued.api_key.name!r} issued.",
+                reveals=True,
+                field="name",
+            ),
+            PageAction(
+                "rotate",
+                _rotate_key,
+                lambda issued: f"Key {issued.api_key.name!r} rotated.",
+                reveals=True,
+                target="key_id",
+            ),
+            PageAction(
+                "revoke",
+                _revoke_key,
+                lambda key: f"Key {key.name!r} revoked.",
+                confirm="Revoke this key? Requests using it are refused from now on.",
+                target="key_id",
+            ),
+        ),
+    ),
+    Page(
+        name="audit",
+        path="/organizations/{organization_id}/audit",
+        title="Audit log",
+        template="tenantkit/audit.html",
+        load=_load_audit,
+        permission=Action.READ_AUDIT,
+    ),
+    Page(
+        name="accept",
+        path="/invitations/accept",
+        title="Invitation",
+        template="tenantkit/accept.html",
+        load=_load_accept,
+        organization=False,
+        actions=(PageAction("accept", _accept, _joined, field="token"),),
+    ),
+)
