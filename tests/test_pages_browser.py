@@ -27,10 +27,10 @@ from tests.page_apps import APP_BUILDERS, ORGANIZATION, OWNER_EMAIL, PREFIX, mak
 if os.environ.get("CI") != "true":
     pytest.importorskip("selenium")  # outside CI a machine without the dev extra skips; CI fails instead
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
-from selenium.webdriver.support.expected_conditions import staleness_of
 from selenium.webdriver.support.wait import WebDriverWait
 
 pytestmark = pytest.mark.browser
@@ -131,7 +131,21 @@ def _click_and_wait(driver: WebDriver, button: Any) -> None:
     """Click a submit button and wait for the page its form answers with."""
     page = driver.find_element(By.TAG_NAME, "html")
     button.click()
-    WebDriverWait(driver, 10).until(staleness_of(page))
+    WebDriverWait(driver, 10).until(lambda _: _is_gone(page))
+
+
+def _is_gone(element: Any) -> bool:
+    """Whether ``element`` left the document (the answer replaced its page). Chromium's driver reports a node
+    of a replaced document either as stale or as "does not belong to the document": both mean gone."""
+    try:
+        element.is_enabled()
+    except StaleElementReferenceException:
+        return True
+    except WebDriverException as error:
+        if "does not belong to the document" in str(error):
+            return True
+        raise
+    return False
 
 
 def _status_text(driver: WebDriver) -> str:

@@ -216,12 +216,12 @@ class PageSite:
         csrf: CsrfTokens | None = None,
     ) -> None:
         self.kit = kit
-        self.management = Management(kit)
+        self.management: Management = Management(kit)
         self.csrf: CsrfTokens = csrf if csrf is not None else SignedDoubleSubmit(secret_key)
         self._flash = FlashSigner(secret_key)
-        self.pages = select_pages(include)
+        self.pages: tuple[Page, ...] = select_pages(include)
         loader = ChoiceLoader([FileSystemLoader(list(templates)), PackageLoader("tenantkit.ui", "templates")])
-        self.environment = Environment(
+        self.environment: Environment = Environment(
             loader=loader, autoescape=select_autoescape(default=True, default_for_string=True)
         )
 
