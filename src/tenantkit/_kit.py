@@ -212,8 +212,9 @@ class TenantKit:
         metrics: VerificationMetrics | None = None,
         accept_policy: AcceptPolicy | None = None,
         authorizer: Authorizer | None = None,
+        dns_resolver: TxtResolver | None = None,
     ) -> TenantKit:
-        """A kit configured by ``settings``, one section per feature."""
+        """A kit configured by ``settings``, one section per feature (and ``dns_resolver`` for domains)."""
         return cls(
             api_keys=settings.api_keys,
             invitations=settings.invitations,
@@ -228,6 +229,7 @@ class TenantKit:
             metrics=metrics,
             accept_policy=accept_policy,
             authorizer=authorizer,
+            dns_resolver=dns_resolver,
         )
 
     @classmethod
