@@ -153,8 +153,8 @@ class TestLinksHeldToVerifiedDomains:
                 email_verified=True,
             )
 
-    def test_the_setting_only_tightens(self, kit: TenantKit, sqlite_engine: sa.Engine) -> None:
-        """It is in the policy when on; ``false`` is the deployment's default, so turning it off is allowed."""
+    def test_both_settings_reach_the_policy(self, kit: TenantKit, sqlite_engine: sa.Engine) -> None:
+        """Both are in org_1's policy, as it chose them; org_2, which chose nothing, has both off."""
         seed(kit, sqlite_engine, link_invitations_verified_domains_only=True, auto_join=True)
         with kit.transaction(sqlite_engine) as session:
             policy = kit.organizations.policy(session, ORG)
