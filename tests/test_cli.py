@@ -30,10 +30,11 @@ IDS = [" ".join(path) for path, _ in LEAVES]
 
 
 def test_every_group_is_registered() -> None:
-    """The command groups exist: db, members, roles, keys, invites, departments, audit, settings, orgs and
-    webhooks."""
+    """The command groups exist: db, members, roles, keys, invites, departments, audit, settings, orgs,
+    webhooks, domains and sso."""
     assert set(main.commands) == {
-        "db", "members", "roles", "keys", "invites", "departments", "audit", "settings", "orgs", "webhooks"
+        "db", "members", "roles", "keys", "invites", "departments", "audit", "settings", "orgs", "webhooks",
+        "domains", "sso",
     }  # fmt: skip
 
 

@@ -37,13 +37,15 @@ _EXTRA_OPTIONS: dict[tuple[str, ...], list[str]] = {
     ("webhooks", "create"): ["--event", "member.added"],
     ("webhooks", "recover"): ["--since", "2030-01-01T00:00:00"],
     ("webhooks", "deliveries"): ["--endpoint", "ep_1"],
+    ("sso", "create"): ["--name", "Okta"],
 }
 # Positional arguments that are not ids.
 _POSITIONAL: dict[tuple[str, ...], list[str]] = {
+    **{("domains", name): ["org_1", "example.com"] for name in ("add", "confirm", "remove", "verify")},
     ("webhooks", "create"): [
         "org_1",
         "https://93.184.216.34/tenantkit",
-    ]  # a literal: no DNS before the database,
+    ],  # a literal: no DNS before the database,
 }
 COMMANDS = dict(LEAVES)
 URL_COMMANDS = [

@@ -53,6 +53,8 @@ documents = st.builds(
     api_key_max_lifetime=st.none() | DAYS,
     api_keys_must_expire=st.none() | st.booleans(),
     require_sso=st.none() | st.booleans(),
+    link_invitations_verified_domains_only=st.none() | st.booleans(),
+    auto_join=st.none() | st.booleans(),
 )
 
 
@@ -68,6 +70,7 @@ def no_looser(policy: OrganizationPolicy, ceiling: OrganizationPolicy) -> None:
         assert policy.api_key_max_lifetime <= ceiling.api_key_max_lifetime
     assert policy.api_keys_must_expire >= ceiling.api_keys_must_expire
     assert policy.require_sso >= ceiling.require_sso
+    assert policy.link_verified_domains_only >= ceiling.link_verified_domains_only
 
 
 @given(deployments(), documents)
@@ -96,6 +99,8 @@ def test_an_accepted_document_is_in_force_as_chosen(
                 assert getattr(policy, key) == getattr(document, key)
         if document.link_invitation_domains is not None:
             assert policy.link_domains == document.link_invitation_domains
+    # Auto-join is the organization's opt-in, not a ceiling: in force exactly as chosen, off by default.
+    assert policy.auto_join is bool(document.auto_join)
     for error in refused:
         assert isinstance(error, PolicyLimitError)
         assert getattr(document, error.field) is not None

@@ -1256,3 +1256,21 @@ class SsoRequiredError(PermissionDeniedError):
 
     def details(self) -> dict[str, object]:
         return {**super().details(), "organization_id": self.organization_id, "method": self.method}
+
+
+class AutoJoinRefusedError(AuthorizationError):
+    """A user may not join the organization through its verified domain; ``reason`` says why.
+
+    Reasons: ``auto_join_off`` (the organization did not turn ``auto_join`` on), ``email_unverified``,
+    ``domain_not_verified`` (the email's domain is not a verified domain of the organization). Nothing
+    was changed.
+    """
+
+    code = "auto_join_refused"
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(f"auto-join refused: {message}")
+        self.reason = reason
+
+    def details(self) -> dict[str, object]:
+        return {"reason": self.reason}

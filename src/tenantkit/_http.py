@@ -37,6 +37,7 @@ from tenantkit._validation import MAX_IDENTIFIER_LENGTH
 from tenantkit.api_keys._service import ApiKey, ApiKeyVerification, PendingVerification
 from tenantkit.audit._model import AuditEvent
 from tenantkit.departments._service import Department
+from tenantkit.domains._service import OrganizationDomain
 from tenantkit.invitations._service import (
     AcceptedInvitation,
     CreatedInvitation,
@@ -46,6 +47,7 @@ from tenantkit.invitations._service import (
 from tenantkit.members._service import Member
 from tenantkit.organizations._service import SettingsSnapshot
 from tenantkit.roles._policy import CustomRole, Role
+from tenantkit.sso._service import Provider, RoleAuthority, SsoConnection, SsoProtocol
 from tenantkit.webhooks._models import WebhookDelivery, WebhookEndpoint
 from tenantkit.webhooks._service import MAX_DESCRIPTION_LENGTH as MAX_WEBHOOK_DESCRIPTION_LENGTH
 from tenantkit.webhooks._service import MAX_EVENT_TYPES as MAX_WEBHOOK_EVENT_TYPES
@@ -529,6 +531,53 @@ class RecoveredWebhookDeliveriesResponse(BaseModel):
     recovered: int
 
 
+class AddDomainRequest(BaseModel):
+    """Body of "add a domain": the domain to claim (Unicode or IDNA), proven later by a DNS TXT record."""
+
+    model_config: ClassVar[ConfigDict] = ConfigDict(extra="forbid")
+
+    domain: str = Field(min_length=1, max_length=253)
+
+
+class AddedDomainResponse(BaseModel):
+    """A newly claimed domain and, this once, the TXT record that proves it."""
+
+    domain: OrganizationDomain
+    record_name: str | None = Field(description="Where to publish the TXT record.")
+    record_value: str | None = Field(
+        description="The TXT record's value, carrying the verification token. It is shown this once."
+    )
+
+
+class CreateSsoConnectionRequest(BaseModel):
+    """Body of "create an SSO connection": the provider's connection and the policy of its logins."""
+
+    model_config: ClassVar[ConfigDict] = ConfigDict(extra="forbid")
+
+    provider: Provider
+    protocol: SsoProtocol
+    provider_connection_id: str = Field(min_length=1, max_length=MAX_IDENTIFIER_LENGTH)
+    name: str = Field(min_length=1, max_length=200)
+    enabled: bool = True
+    enforce: bool = False
+    jit: bool = False
+    default_role: Role = Role.MEMBER
+    role_authority: RoleAuthority = "tenantkit"
+
+
+class UpdateSsoConnectionRequest(BaseModel):
+    """Body of "update an SSO connection": each field given changes, each left out stays."""
+
+    model_config: ClassVar[ConfigDict] = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    enabled: bool | None = None
+    enforce: bool | None = None
+    jit: bool | None = None
+    default_role: Role | None = None
+    role_authority: RoleAuthority | None = None
+
+
 class TokenRequest(BaseModel):
     """Body of "preview" and "accept": the invitation token (sent in the body so it stays out of logs)."""
 
@@ -867,6 +916,73 @@ class Management:
             expected_version=body.expected_version,
             actor=principal.user_id,
             unset=body.unset,
+        )
+
+    # -- domains ---------------------------------------------------------------------------------------
+
+    def list_domains(
+        self, session: Session, organization_id: str, principal: Principal
+    ) -> Page[OrganizationDomain]:
+        return Page(items=self.kit.domains.list_domains(session, organization_id, actor=principal.user_id))
+
+    def add_domain(
+        self, session: Session, organization_id: str, principal: Principal, body: AddDomainRequest
+    ) -> AddedDomainResponse:
+        added = self.kit.domains.add(session, organization_id, body.domain, actor=principal.user_id)
+        value = None if added.record_value is None else added.record_value.get_secret_value()
+        return AddedDomainResponse(domain=added.domain, record_name=added.record_name, record_value=value)
+
+    def get_domain(
+        self, session: Session, organization_id: str, principal: Principal, domain: str
+    ) -> OrganizationDomain:
+        return self.kit.domains.get(session, organization_id, domain, actor=principal.user_id)
+
+    def verify_domain(
+        self, session: Session, organization_id: str, principal: Principal, domain: str
+    ) -> OrganizationDomain:
+        return self.kit.domains.verify(session, organization_id, domain, actor=principal.user_id)
+
+    def remove_domain(
+        self, session: Session, organization_id: str, principal: Principal, domain: str
+    ) -> OrganizationDomain:
+        return self.kit.domains.remove(session, organization_id, domain, actor=principal.user_id)
+
+    # -- SSO connections -------------------------------------------------------------------------------
+
+    def list_sso_connections(
+        self, session: Session, organization_id: str, principal: Principal
+    ) -> Page[SsoConnection]:
+        return Page(items=self.kit.sso.list_connections(session, organization_id, actor=principal.user_id))
+
+    def create_sso_connection(
+        self, session: Session, organization_id: str, principal: Principal, body: CreateSsoConnectionRequest
+    ) -> SsoConnection:
+        return self.kit.sso.create_connection(
+            session, organization_id, actor=principal.user_id, **body.model_dump()
+        )
+
+    def get_sso_connection(
+        self, session: Session, organization_id: str, principal: Principal, connection_id: str
+    ) -> SsoConnection:
+        return self.kit.sso.get_connection(session, organization_id, connection_id, actor=principal.user_id)
+
+    def update_sso_connection(
+        self,
+        session: Session,
+        organization_id: str,
+        principal: Principal,
+        connection_id: str,
+        body: UpdateSsoConnectionRequest,
+    ) -> SsoConnection:
+        return self.kit.sso.update_connection(
+            session, organization_id, connection_id, actor=principal.user_id, **body.model_dump()
+        )
+
+    def delete_sso_connection(
+        self, session: Session, organization_id: str, principal: Principal, connection_id: str
+    ) -> SsoConnection:
+        return self.kit.sso.delete_connection(
+            session, organization_id, connection_id, actor=principal.user_id
         )
 
     # -- webhooks --------------------------------------------------------------------------------------

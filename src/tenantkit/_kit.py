@@ -181,12 +181,16 @@ class TenantKit:
             )
         self.departments: DepartmentService = DepartmentService(membership=self.members)
         """Departments: named groups of members inside an organization."""
-        self.domains: DomainService = DomainService(membership=self.members, resolver=dns_resolver)
+        self.domains: DomainService = DomainService(
+            membership=self.members, resolver=dns_resolver, policies=self.organizations
+        )
         """The organizations' email domains: claimed, verified by DNS TXT, held by one organization."""
         self.sso: SsoService = SsoService(
             membership=self.members, domains=self.domains, organizations=self.organizations
         )
         """SSO connections, home-realm discovery, the SSO login policy and ``require_sso`` enforcement."""
+        if self._invitations is not None:
+            self._invitations.domains = self.domains  # links held to verified domains, by setting
         self.bus: InvalidationBus | None = bus_from_settings(settings, events, clock=clock, metrics=metrics)
         """The cross-process invalidation bus (:mod:`tenantkit.bus`), not yet started; ``None`` when off."""
         self._webhooks: WebhookService | None = None
@@ -212,8 +216,9 @@ class TenantKit:
         metrics: VerificationMetrics | None = None,
         accept_policy: AcceptPolicy | None = None,
         authorizer: Authorizer | None = None,
+        dns_resolver: TxtResolver | None = None,
     ) -> TenantKit:
-        """A kit configured by ``settings``, one section per feature."""
+        """A kit configured by ``settings``, one section per feature (and ``dns_resolver`` for domains)."""
         return cls(
             api_keys=settings.api_keys,
             invitations=settings.invitations,
@@ -228,6 +233,7 @@ class TenantKit:
             metrics=metrics,
             accept_policy=accept_policy,
             authorizer=authorizer,
+            dns_resolver=dns_resolver,
         )
 
     @classmethod

@@ -19,11 +19,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tenantkit._errors import ConfigurationError
 from tenantkit._http import (
+    AddDomainRequest,
+    AddedDomainResponse,
     ChangeRoleRequest,
     CreatedInvitationResponse,
     CreatedWebhookEndpointResponse,
     CreateInvitationRequest,
     CreateRoleRequest,
+    CreateSsoConnectionRequest,
     CreateWebhookEndpointRequest,
     DeletedRoleResponse,
     DepartmentRequest,
@@ -41,6 +44,7 @@ from tenantkit._http import (
     TransferOwnershipRequest,
     UpdateRoleRequest,
     UpdateSettingsRequest,
+    UpdateSsoConnectionRequest,
     UpdateWebhookEndpointRequest,
 )
 from tenantkit._pagination import DEFAULT_PAGE_SIZE, MAX_CURSOR_LENGTH, MAX_PAGE_SIZE, Page
@@ -48,16 +52,19 @@ from tenantkit._validation import MAX_IDENTIFIER_LENGTH
 from tenantkit.api_keys._service import ApiKey
 from tenantkit.audit._model import AuditEvent
 from tenantkit.departments._service import Department
+from tenantkit.domains._service import OrganizationDomain
 from tenantkit.invitations._service import AcceptedInvitation, Invitation, InvitationPreview
 from tenantkit.members._service import Member
 from tenantkit.organizations._service import SettingsSnapshot
 from tenantkit.roles._policy import CustomRole
+from tenantkit.sso._service import SsoConnection
 from tenantkit.webhooks._models import WebhookDelivery, WebhookEndpoint
 
 if TYPE_CHECKING:
     from tenantkit._kit import TenantKit
 
 __all__ = [
+    "DOMAIN_ERRORS",
     "FEATURES",
     "INVITATION_ERRORS",
     "MANAGEMENT_ERRORS",
@@ -77,6 +84,9 @@ _PATH_PARAMETER = re.compile(r"{(\w+)}")
 MANAGEMENT_ERRORS: tuple[int, ...] = (403, 404, 409, 422, 503)
 # Endpoints that read an invitation also answer 410 for an expired or used-up one.
 INVITATION_ERRORS: tuple[int, ...] = (403, 404, 409, 410, 422, 503)
+
+# Endpoints that verify a domain also answer 410 for a claim whose pending window passed.
+DOMAIN_ERRORS: tuple[int, ...] = (403, 404, 409, 410, 422, 503)
 
 # The headers of a success response that shows a secret: no cache, shared or private, may keep it.
 NO_STORE: tuple[tuple[str, str], ...] = (("Cache-Control", "no-store"),)
@@ -190,6 +200,8 @@ class Route:
 _ORGANIZATION = "/organizations/{organization_id}"
 _WEBHOOK_ENDPOINT = f"{_ORGANIZATION}/webhook-endpoints/{{endpoint_id}}"
 _WEBHOOK_MESSAGE = f"{_ORGANIZATION}/webhook-messages/{{message_id}}"
+_DOMAIN = f"{_ORGANIZATION}/domains/{{domain}}"
+_SSO_CONNECTION = f"{_ORGANIZATION}/sso-connections/{{connection_id}}"
 
 ROUTES: tuple[Route, ...] = (
     Route(
@@ -557,6 +569,119 @@ ROUTES: tuple[Route, ...] = (
             "``settings:manage``); a stale version is answered 409 ``settings_version_conflict``."
         ),
         body=UpdateSettingsRequest,
+        writes=True,
+    ),
+    Route(
+        operation="domains.list",
+        method="GET",
+        path=f"{_ORGANIZATION}/domains",
+        call=Management.list_domains,
+        response=Page[OrganizationDomain],
+        summary="List domains",
+        description="The organization's claimed domains and their verification (``domains:manage``).",
+    ),
+    Route(
+        operation="domains.add",
+        method="POST",
+        path=f"{_ORGANIZATION}/domains",
+        call=Management.add_domain,
+        response=AddedDomainResponse,
+        summary="Add a domain",
+        description=(
+            "Claim a domain, pending until verified; the response holds the TXT record to publish, this once "
+            "(``domains:manage``)."
+        ),
+        status=201,
+        body=AddDomainRequest,
+        writes=True,
+        headers=NO_STORE,
+    ),
+    Route(
+        operation="domains.get",
+        method="GET",
+        path=_DOMAIN,
+        call=Management.get_domain,
+        response=OrganizationDomain,
+        summary="Get a domain",
+        description="One claimed domain of the organization (never its token; ``domains:manage``).",
+    ),
+    Route(
+        operation="domains.verify",
+        method="POST",
+        path=f"{_DOMAIN}/verify",
+        call=Management.verify_domain,
+        response=OrganizationDomain,
+        summary="Verify a domain",
+        description=(
+            "Look up the domain's TXT record and mark it verified when it carries the token: 422 "
+            "``domain_verification_failed`` (with a ``reason``) when it does not, 503 ``dns_lookup_failed`` "
+            "when DNS gives no answer, 410 when the pending window passed."
+        ),
+        writes=True,
+        errors=DOMAIN_ERRORS,
+    ),
+    Route(
+        operation="domains.remove",
+        method="DELETE",
+        path=_DOMAIN,
+        call=Management.remove_domain,
+        response=OrganizationDomain,
+        summary="Remove a domain",
+        description="Give up a domain; SSO logins and auto-joins of its addresses are refused from now on.",
+        writes=True,
+    ),
+    Route(
+        operation="sso.list",
+        method="GET",
+        path=f"{_ORGANIZATION}/sso-connections",
+        call=Management.list_sso_connections,
+        response=Page[SsoConnection],
+        summary="List SSO connections",
+        description="The organization's SSO connections, oldest first (``sso:manage``).",
+    ),
+    Route(
+        operation="sso.create",
+        method="POST",
+        path=f"{_ORGANIZATION}/sso-connections",
+        call=Management.create_sso_connection,
+        response=SsoConnection,
+        summary="Create an SSO connection",
+        description=(
+            "Register an identity provider's connection and the policy of its logins (enforce, JIT, the "
+            "default role, who decides roles); never a certificate or metadata (``sso:manage``)."
+        ),
+        status=201,
+        body=CreateSsoConnectionRequest,
+        writes=True,
+    ),
+    Route(
+        operation="sso.get",
+        method="GET",
+        path=_SSO_CONNECTION,
+        call=Management.get_sso_connection,
+        response=SsoConnection,
+        summary="Get an SSO connection",
+        description="One SSO connection of the organization (``sso:manage``).",
+    ),
+    Route(
+        operation="sso.update",
+        method="PATCH",
+        path=_SSO_CONNECTION,
+        call=Management.update_sso_connection,
+        response=SsoConnection,
+        summary="Update an SSO connection",
+        description="Change a connection's name or policy; fields left out stay.",
+        body=UpdateSsoConnectionRequest,
+        writes=True,
+    ),
+    Route(
+        operation="sso.delete",
+        method="DELETE",
+        path=_SSO_CONNECTION,
+        call=Management.delete_sso_connection,
+        response=SsoConnection,
+        summary="Delete an SSO connection",
+        description="Delete a connection; logins through it are refused from now on (memberships stay).",
         writes=True,
     ),
     Route(

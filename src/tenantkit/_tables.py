@@ -560,6 +560,26 @@ sso_connections: sa.Table = sa.Table(
 )
 """SSO connections (revision 0011): policy records, never certificates or identity-provider metadata."""
 
+sso_member_sync: sa.Table = sa.Table(
+    "sso_member_sync",
+    metadata,
+    sa.Column(
+        "connection_id",
+        Identifier(),
+        sa.ForeignKey("sso_connections.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("user_id", Identifier(), primary_key=True),
+    sa.Column("organization_id", Identifier(), nullable=False),
+    sa.Column("last_event_id", Identifier(), nullable=False),
+    sa.Column("last_event_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False, server_default=utc_now()),
+    sa.Index("sso_member_sync_organization_user_idx", "organization_id", "user_id"),
+)
+"""Where each member's provider membership sync stands (revision 0012): per connection and user, the id and
+time of the last provider event applied (or refused). A redelivered event (the same id) and an event older
+than that one change nothing."""
+
 
 def include_object(
     obj: sa.schema.SchemaItem, name: str | None, type_: str, reflected: bool, compare_to: Any

@@ -26,11 +26,13 @@ def _register() -> None:
         audit,  # noqa: F401
         db,  # noqa: F401
         departments,  # noqa: F401
+        domains,  # noqa: F401
         invites,  # noqa: F401
         keys,  # noqa: F401
         members,  # noqa: F401
         organizations,  # noqa: F401
         roles,  # noqa: F401
+        sso,  # noqa: F401
         webhooks,  # noqa: F401
     )
 

@@ -20,11 +20,19 @@ from pydantic import BaseModel, ConfigDict, SecretStr
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from tenantkit._actor import Actor, ActorKind, as_actor
-from tenantkit._addresses import PUBLIC_EMAIL_DOMAINS, normalize_domain, normalize_public_domains
+from tenantkit._actor import HOST, Actor, ActorKind, as_actor
+from tenantkit._addresses import (
+    PUBLIC_EMAIL_DOMAINS,
+    email_domain,
+    normalize_domain,
+    normalize_email,
+    normalize_public_domains,
+)
 from tenantkit._clock import Clock
 from tenantkit._db import begin_write, typed_concurrency_errors
 from tenantkit._errors import (
+    AlreadyMemberError,
+    AutoJoinRefusedError,
     ConfigurationError,
     DnsLookupError,
     DomainExistsError,
@@ -40,13 +48,15 @@ from tenantkit._events import DomainAdded, DomainFailed, DomainRemoved, DomainVe
 from tenantkit._tables import new_id, organization_domains
 from tenantkit._validation import check_identifier
 from tenantkit.domains._dns import DnsPythonResolver, TxtAnswer, TxtResolver
-from tenantkit.members._service import MembershipService
+from tenantkit.members._service import Member, MembershipService
+from tenantkit.organizations._document import PolicySource
 from tenantkit.roles._policy import Action
 
 __all__ = [
     "RECORD_PREFIX",
     "TOKEN_PREFIX",
     "AddedDomain",
+    "AutoJoin",
     "DomainService",
     "DomainStatus",
     "DomainStrategy",
@@ -115,6 +125,19 @@ class AddedDomain:
 
 
 @dataclass(frozen=True)
+class AutoJoin:
+    """A user joined an organization through its verified domain (or was a member already).
+
+    Attributes:
+        member: The membership.
+        created: Whether it was created just now (``False``: the user was a member; their role stands).
+    """
+
+    member: Member
+    created: bool
+
+
+@dataclass(frozen=True)
 class RecheckResult:
     """What a re-check of one verified domain found: still verified, downgraded, or not answered."""
 
@@ -137,6 +160,8 @@ class DomainService:
             discovery (off: each subdomain is a domain of its own).
         clock: Where the current time comes from (the membership service's by default).
         events: The dispatcher (the membership service's by default).
+        policies: Each organization's settings policy (``kit.organizations``): whether it turned
+            ``auto_join`` on. Without it, no organization auto-joins.
     """
 
     def __init__(
@@ -150,6 +175,7 @@ class DomainService:
         cover_subdomains: bool = False,
         clock: Clock | None = None,
         events: EventDispatcher | None = None,
+        policies: PolicySource | None = None,
     ) -> None:
         if resolver is not None and not isinstance(resolver, TxtResolver):
             raise ConfigurationError("resolver must have a txt(name) method")
@@ -165,6 +191,7 @@ class DomainService:
         self.cover_subdomains = cover_subdomains
         self.clock: Clock = clock or membership.clock
         self.events: EventDispatcher = events or membership.events
+        self.policies = policies
 
     @property
     def resolver(self) -> TxtResolver:
@@ -572,3 +599,79 @@ class DomainService:
             execution_options=self._options,
         ).first()
         return found is not None
+
+    # -- auto-join ---------------------------------------------------------------------------------------
+
+    def _auto_joins(self, session: Session | Connection, organization_id: str) -> bool:
+        return self.policies is not None and self.policies.policy(session, organization_id).auto_join
+
+    def joinable(self, session: Session | Connection, *, email: str, email_verified: bool) -> list[str]:
+        """The organizations a user could join through their email's domain: to offer them, as Clerk's
+        suggestions do (their ``auto_join`` setting is on and the domain is verified for them).
+
+        A read across organizations on behalf of the user, whose verified email is the authority: nothing
+        is answered for an unverified email. At most one organization holds a verified domain, so the list
+        has at most one entry per domain the email is covered by (one, unless subdomains are covered).
+
+        Raises:
+            InvalidInputError: ``email`` is not an email address.
+        """
+        domain = email_domain(normalize_email(email))
+        if email_verified is not True:
+            return []
+        holders = session.execute(
+            sa.select(_T.c.organization_id)
+            .where(_T.c.verified_domain.in_(self.candidates(domain)))
+            .order_by(_T.c.organization_id),
+            execution_options=self._options,
+        ).scalars()
+        return [
+            organization for organization in dict.fromkeys(holders) if self._auto_joins(session, organization)
+        ]
+
+    def auto_join(
+        self, session: Session, organization_id: str, *, user_id: str, email: str, email_verified: bool
+    ) -> AutoJoin:
+        """Make the user a member with the organization's default role, on the strength of a verified email
+        in a verified domain of it, where the organization turned ``auto_join`` on.
+
+        The joining user acts (their verified domain is the authority), so the ``member.added`` event and
+        its audit row name them. A user who is a member already keeps the role they have.
+
+        Raises:
+            AutoJoinRefusedError: ``auto_join`` is off, the email is unverified, or its domain is not a
+                verified domain of the organization (``reason``). Nothing was changed.
+            InvalidInputError: A malformed id or email.
+            UnknownRoleError: The organization's default role is a custom role that no longer exists.
+        """
+        check_identifier(organization_id, "organization_id")
+        check_identifier(user_id, "user_id")
+        domain = email_domain(normalize_email(email))
+        if not self._auto_joins(session, organization_id):
+            raise AutoJoinRefusedError(
+                "auto_join_off", "the organization does not let its domains' users join"
+            )
+        if email_verified is not True:
+            raise AutoJoinRefusedError("email_unverified", "the identity provider did not verify the email")
+        if not self.verified_in(session, organization_id, domain):
+            raise AutoJoinRefusedError(
+                "domain_not_verified", f"{domain!r} is not a verified domain of the organization"
+            )
+        with typed_concurrency_errors(organization_id):
+            role, custom = self.membership.resolve_default_role(session, organization_id)
+            try:
+                self.membership._admit(
+                    session,
+                    organization_id,
+                    user_id,
+                    role,
+                    Actor.user(user_id),
+                    custom_role=None if custom is None else custom.key,
+                )
+            except AlreadyMemberError:
+                created = False
+            else:
+                created = True
+        return AutoJoin(
+            member=self.membership.get(session, organization_id, user_id, actor=HOST), created=created
+        )

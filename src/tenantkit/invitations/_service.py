@@ -25,7 +25,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session
 from tenantkit._actor import Actor, as_actor
 from tenantkit._addresses import (
     PUBLIC_EMAIL_DOMAINS,
+    WILDCARD_PREFIX,
     domain_allowed,
     email_domain,
     normalize_domains,
@@ -56,6 +57,7 @@ from tenantkit._errors import (
     InvitationNotFoundError,
     InvitationNotPendingError,
     InviterNoLongerAllowedError,
+    PolicyLimitError,
     UnknownRoleError,
     UnverifiedEmailError,
 )
@@ -86,6 +88,9 @@ from tenantkit.members._attributes import MemberAttributes, make_attributes
 from tenantkit.members._service import MembershipService
 from tenantkit.organizations._document import OrganizationPolicy, PolicySource
 from tenantkit.roles._policy import Action, CustomRole, Role
+
+if TYPE_CHECKING:
+    from tenantkit.domains._service import DomainService
 
 MAX_USES_LIMIT = 1_000_000
 """The largest ``max_uses`` a link invitation may have."""
@@ -271,6 +276,9 @@ class InvitationService:
         accept_policy: The host's :class:`~tenantkit.invitations.AcceptPolicy`: it validates the
             requirements of new invitations and decides acceptances of invitations that carry some.
             Without one, an invitation cannot carry requirements.
+        domains: The organizations' verified domains (``kit.domains``), for organizations whose
+            ``link_invitations_verified_domains_only`` setting holds links to them. Without it, such an
+            organization's links are refused.
 
     Raises:
         ConfigurationError: No signing key, a key shorter than 16 characters, a TTL that is not positive, a
@@ -291,8 +299,10 @@ class InvitationService:
         allow_public_domains: bool = False,
         policies: PolicySource | None = None,
         accept_policy: AcceptPolicy | None = None,
+        domains: DomainService | None = None,
     ) -> None:
         self.membership = membership
+        self.domains: DomainService | None = domains
         if accept_policy is not None and not isinstance(accept_policy, AcceptPolicy):
             raise ConfigurationError("accept_policy must have validate() and decide() (see AcceptPolicy)")
         self.accept_policy: AcceptPolicy | None = accept_policy
@@ -412,7 +422,8 @@ class InvitationService:
 
         Raises:
             InvalidInputError: A malformed id, domain, role, use limit or validity.
-            PolicyLimitError: A domain outside the organization's link domains, or ``expires_in`` longer
+            PolicyLimitError: A domain outside the organization's link domains (or, where its settings
+                hold links to verified domains, not a verified domain of it), or ``expires_in`` longer
                 than its maximum.
             ConfigurationError: Requirements without an accept policy.
             PublicEmailDomainError: A public mailbox provider is among the domains.
@@ -436,6 +447,8 @@ class InvitationService:
             wanted, custom = self._offered(session, organization_id, acting, role, policy)
             lifetime = policy.invitation_lifetime(expires_in)
             policy.check_link_domains(domains)
+            if policy.link_verified_domains_only:
+                self._check_verified_domains(session, organization_id, domains)
             return self._insert(
                 session,
                 organization_id,
@@ -446,6 +459,28 @@ class InvitationService:
                 max_uses=max_uses,
                 custom=custom,
                 requirements=required,
+            )
+
+    def _covered_by_verified(self, session: Session, organization_id: str, pattern: str) -> bool:
+        """Whether every address ``pattern`` lets in is in a verified domain of the organization."""
+        if self.domains is None:
+            return False
+        if pattern.startswith(WILDCARD_PREFIX):
+            base = pattern[len(WILDCARD_PREFIX) :]
+            return self.domains.cover_subdomains and self.domains.verified_in(session, organization_id, base)
+        return self.domains.verified_in(session, organization_id, pattern)
+
+    def _check_verified_domains(self, session: Session, organization_id: str, domains: Iterable[str]) -> None:
+        outside = [
+            domain for domain in domains if not self._covered_by_verified(session, organization_id, domain)
+        ]
+        if outside:
+            raise PolicyLimitError(
+                "allowed_domains",
+                "link_invitations_verified_domains_only",
+                "the organization's verified domains",
+                f"{', '.join(outside)} not verified domains of the organization (its settings hold link "
+                "invitations to them)",
             )
 
     def _offered(
@@ -707,6 +742,12 @@ class InvitationService:
             if address != row.invited_email:
                 raise EmailMismatchError()
         elif not domain_allowed(email_domain(address), row.allowed_domains or ()):
+            raise DomainNotAllowedError(email_domain(address))
+        elif self._policy(session, organization_id).link_verified_domains_only and (
+            self.domains is None
+            or not self.domains.verified_in(session, organization_id, email_domain(address))
+        ):
+            # The domain lost its verification since the link was created: the link no longer lets it in.
             raise DomainNotAllowedError(email_domain(address))
         self._check_inviter(session, organization_id, row.invited_by, role, custom)
         result = {

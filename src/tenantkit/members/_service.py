@@ -1008,15 +1008,32 @@ class MembershipService:
         """
         check_identifier(organization_id, "organization_id")
         check_identifier(user_id, "user_id")
-        acting = as_actor(actor)
+        return self._change_role(session, organization_id, user_id, role, as_actor(actor), authorize=True)
+
+    def _change_role(
+        self,
+        session: Session,
+        organization_id: str,
+        user_id: str,
+        role: Role | str,
+        acting: Actor,
+        *,
+        authorize: bool,
+    ) -> Member:
+        """:meth:`change_role`'s work; without ``authorize`` the actor (an identity provider whose
+        connection's sync is the authority) is not checked, the last-owner rule still is."""
         with typed_concurrency_errors(organization_id):
             # Role row first, member rows second: the order every path locks in.
             begin_write(session.connection(), team_members, self.execution_options)
             wanted, custom = self.resolve_role(session, organization_id, role, lock="share")
             key = custom.key if custom is not None else None
             locked = self._lock(session, organization_id, acting.user_id, user_id)
-            held = self._actor_holding(
-                session, organization_id, acting, locked, Action.CHANGE_ROLES, f"member:{user_id}"
+            held = (
+                self._actor_holding(
+                    session, organization_id, acting, locked, Action.CHANGE_ROLES, f"member:{user_id}"
+                )
+                if authorize
+                else None
             )
             target = locked.by_user.get(user_id)
             if target is None:
@@ -1101,10 +1118,21 @@ class MembershipService:
         acting = as_actor(actor)
         if acting.user_id == user_id:
             return self.leave(session, organization_id, actor=acting)
+        return self._remove(session, organization_id, user_id, acting, authorize=True)
+
+    def _remove(
+        self, session: Session, organization_id: str, user_id: str, acting: Actor, *, authorize: bool
+    ) -> Member:
+        """:meth:`remove`'s work; without ``authorize`` the actor is not checked (see :meth:`_change_role`),
+        the last-owner rule still is."""
         with typed_concurrency_errors(organization_id):
             locked = self._lock(session, organization_id, acting.user_id, user_id)
-            held = self._actor_holding(
-                session, organization_id, acting, locked, Action.REMOVE_MEMBERS, f"member:{user_id}"
+            held = (
+                self._actor_holding(
+                    session, organization_id, acting, locked, Action.REMOVE_MEMBERS, f"member:{user_id}"
+                )
+                if authorize
+                else None
             )
             target = locked.by_user.get(user_id)
             if target is None:

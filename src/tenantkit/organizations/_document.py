@@ -16,6 +16,9 @@ Tighten-only, setting by setting:
 * ``link_invitation_domains``: domains the deployment's list covers (any, when the deployment has none).
 * ``api_key_max_lifetime``: at most the deployment's; ``api_keys_must_expire`` may turn on, never off.
 * ``require_sso``: may turn on, never off.
+* ``link_invitations_verified_domains_only``: may turn on, never off.
+
+One setting is not a ceiling but the organization's own opt-in, off unless it turns it on: ``auto_join``.
 
 A document that asks for more than a ceiling is refused when written (:class:`PolicyLimitError`). A ceiling
 lowered after a document was stored still wins: :meth:`OrganizationPolicy.tightened_by` takes the tighter
@@ -84,6 +87,12 @@ class SettingsDocument(BaseModel):
         api_keys_must_expire: Refuse API keys without an expiry.
         require_sso: Members must sign in through single sign-on (enforced by :mod:`tenantkit.sso` for
             actors that state how they signed in).
+        link_invitations_verified_domains_only: Link invitations may allow only the organization's verified
+            domains (checked when a link is created), and are accepted only by addresses in a domain that is
+            still verified when they accept.
+        auto_join: A user whose verified email is in a verified domain of the organization may join it with
+            the default role, without an invitation (``kit.domains.auto_join``; ``kit.domains.joinable``
+            lists the organizations to offer). Off unless the organization turns it on.
     """
 
     model_config: ClassVar[ConfigDict] = ConfigDict(
@@ -97,6 +106,8 @@ class SettingsDocument(BaseModel):
     api_key_max_lifetime: Duration | None = Field(default=None, gt=timedelta(0))
     api_keys_must_expire: bool | None = None
     require_sso: bool | None = None
+    link_invitations_verified_domains_only: bool | None = None
+    auto_join: bool | None = None
 
     @field_validator("default_role", mode="before")
     @classmethod
@@ -165,6 +176,10 @@ class OrganizationPolicy:
         api_key_max_lifetime: The longest API-key lifetime (``None``: unbounded).
         api_keys_must_expire: Whether a key must have an expiry (always, when a maximum lifetime is set).
         require_sso: Whether members must sign in through SSO.
+        link_verified_domains_only: Whether link invitations are held to the organization's verified
+            domains.
+        auto_join: Whether users of a verified domain may join without an invitation (the organization's
+            opt-in, never a deployment's default).
     """
 
     default_role: Role = Role.MEMBER
@@ -175,6 +190,8 @@ class OrganizationPolicy:
     api_key_max_lifetime: timedelta | None = None
     api_keys_must_expire: bool = False
     require_sso: bool = False
+    link_verified_domains_only: bool = False
+    auto_join: bool = False
 
     @classmethod
     def deployment(
@@ -256,6 +273,9 @@ class OrganizationPolicy:
             or bool(document.api_keys_must_expire)
             or lifetime is not None,
             require_sso=self.require_sso or bool(document.require_sso),
+            link_verified_domains_only=self.link_verified_domains_only
+            or bool(document.link_invitations_verified_domains_only),
+            auto_join=bool(document.auto_join),
         )
 
     # -- at the point of use ---------------------------------------------------------------------------
@@ -335,6 +355,8 @@ class OrganizationPolicy:
             ),
             "api_keys_must_expire": self.api_keys_must_expire,
             "require_sso": self.require_sso,
+            "link_verified_domains_only": self.link_verified_domains_only,
+            "auto_join": self.auto_join,
         }
 
 
@@ -347,6 +369,7 @@ _POLICY_ATTRIBUTES: dict[str, str] = {
     "api_key_max_lifetime": "api_key_max_lifetime",
     "api_keys_must_expire": "api_keys_must_expire",
     "require_sso": "require_sso",
+    "link_invitations_verified_domains_only": "link_verified_domains_only",
 }
 
 

@@ -11,13 +11,18 @@ from tenantkit.sso._service import (
     SsoProtocol,
     SsoService,
 )
+from tenantkit.sso._sync import MembershipSync, ProviderMembershipEvent, SyncOutcome, SyncResult
 
 __all__ = [
+    "MembershipSync",
     "Provider",
+    "ProviderMembershipEvent",
     "RealmDiscovery",
     "RoleAuthority",
     "SsoConnection",
     "SsoLogin",
     "SsoProtocol",
     "SsoService",
+    "SyncOutcome",
+    "SyncResult",
 ]

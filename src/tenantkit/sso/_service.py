@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, ClassVar, Literal, get_args
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, get_args
 
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict
@@ -36,12 +36,15 @@ from tenantkit._events import (
     SsoConnectionDeleted,
     SsoConnectionUpdated,
 )
-from tenantkit._tables import new_id, organization_domains, sso_connections
+from tenantkit._tables import new_id, organization_domains, sso_connections, sso_member_sync
 from tenantkit._validation import check_identifier, check_name
 from tenantkit.domains._service import DomainService
 from tenantkit.members._service import Member, MembershipService
 from tenantkit.organizations._service import OrganizationService
 from tenantkit.roles._policy import Action, Role
+
+if TYPE_CHECKING:
+    from tenantkit.sso._sync import MembershipSync
 
 __all__ = [
     "Provider",
@@ -338,6 +341,10 @@ class SsoService:
         self.membership.authorize(session, organization_id, acting, Action.MANAGE_SSO)
         with typed_concurrency_errors(organization_id):
             row = self._row(session, organization_id, connection_id)
+            session.execute(
+                sa.delete(sso_member_sync).where(sso_member_sync.c.connection_id == connection_id),
+                execution_options=self._options,
+            )
             session.execute(sa.delete(_C).where(_C.c.id == connection_id), execution_options=self._options)
             self.events.record(
                 session,
@@ -370,6 +377,31 @@ class SsoService:
         check_identifier(connection_id, "connection_id")
         self.membership.authorize(session, organization_id, actor, Action.MANAGE_SSO)
         return _connection(self._row(session, organization_id, connection_id))
+
+    def membership_sync(
+        self,
+        connection_id: str,
+        *,
+        roles: Mapping[str, Role | str],
+        provider_organization_id: str | None = None,
+    ) -> MembershipSync:
+        """The provider membership sync of a connection: Clerk or WorkOS membership events → memberships.
+
+        Args:
+            connection_id: tenantkit's id of the connection (its organization, its ``role_authority``).
+            roles: The declared role mapping: provider role → rank or custom role's key (never ``OWNER``),
+                ``{"org:admin": "ADMIN", "org:member": "MEMBER", "org:nurse": "nurse"}``.
+            provider_organization_id: The provider's organization the connection stands for; events of
+                another are refused.
+
+        Raises:
+            ConfigurationError: An empty mapping, or a role mapped to ``OWNER``.
+        """
+        from tenantkit.sso._sync import MembershipSync
+
+        return MembershipSync(
+            self, connection_id, roles=roles, provider_organization_id=provider_organization_id
+        )
 
     # -- the login page ----------------------------------------------------------------------------------
 
