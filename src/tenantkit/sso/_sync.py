@@ -229,10 +229,10 @@ class MembershipSync:
             mapped[provider_role] = (
                 value.upper() if value.upper() in (Role.ADMIN.value, Role.MEMBER.value) else value
             )
-        self.sso = sso
-        self.connection_id = check_identifier(connection_id, "connection_id")
+        self.sso: SsoService = sso
+        self.connection_id: str = check_identifier(connection_id, "connection_id")
         self.roles: Mapping[str, str] = mapped
-        self.provider_organization_id = provider_organization_id
+        self.provider_organization_id: str | None = provider_organization_id
 
     @property
     def _options(self) -> Mapping[str, Any]:
