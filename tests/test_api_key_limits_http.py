@@ -152,7 +152,10 @@ class TestListingBySubject:
         other_device = issue(client, {"subject": {"type": "device", "id": "SN-2"}})["api_key"]["id"]
         users = issue(client, {"subject": {"type": "user", "id": "carol"}})["api_key"]["id"]
         own = issue(client, {})["api_key"]["id"]
-        ids = lambda query: {item["id"] for item in listed(client, query)}  # noqa: E731
+
+        def ids(query: str) -> set[str]:
+            return {item["id"] for item in listed(client, query)}
+
         assert ids("?subject_type=device&subject_id=SN-1") == {device}
         assert ids("?subject_type=user&subject_id=carol") == {users}
         assert ids("?subject_type=organization") == {own}
