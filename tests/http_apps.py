@@ -30,6 +30,7 @@ ADAPTERS = ("fastapi", "flask")
 INVITATION_SECRET = "contract-suite-invitation-secret-0123456789"
 WEBHOOK_KEY = "contract-suite-webhook-key-0123456789"
 REPORTS_SCOPE = "reports:read"
+METERED_COST = 1  # the usage credits a request to /metered spends, for keys with credits
 
 
 class Reply(NamedTuple):
@@ -91,7 +92,7 @@ def _authorization_body(authorization: Authorization) -> dict[str, object]:
 
 
 def build_fastapi(kit: TenantKit, engine: sa.Engine) -> FastAPI:
-    """The management router under ``/tk`` and three protected routes, on FastAPI."""
+    """The management router under ``/tk`` and four protected routes, on FastAPI."""
 
     def session() -> Iterator[Session]:
         with Session(engine) as opened:
@@ -107,6 +108,7 @@ def build_fastapi(kit: TenantKit, engine: sa.Engine) -> FastAPI:
 
     reports_key = tk.api_key(REPORTS_SCOPE)
     any_key = tk.api_key()
+    metered_key = tk.api_key(cost=METERED_COST)
     may_remove_members = tk.permission(Action.REMOVE_MEMBERS)
 
     @app.get("/reports")
@@ -117,6 +119,10 @@ def build_fastapi(kit: TenantKit, engine: sa.Engine) -> FastAPI:
     def whoami_key(key: ApiKeyVerification = Depends(any_key)) -> dict[str, object]:
         return _key_body(key)
 
+    @app.get("/metered")
+    def metered(key: ApiKeyVerification = Depends(metered_key)) -> dict[str, object]:
+        return {**_key_body(key), "credits_remaining": key.credits_remaining}
+
     @app.post("/orgs/{organization_id}/danger")
     def danger(authorization: Authorization = Depends(may_remove_members)) -> dict[str, object]:
         return _authorization_body(authorization)
@@ -125,7 +131,7 @@ def build_fastapi(kit: TenantKit, engine: sa.Engine) -> FastAPI:
 
 
 def build_flask(kit: TenantKit, engine: sa.Engine) -> flask.Flask:
-    """The management blueprint under ``/tk`` and three protected routes, on Flask."""
+    """The management blueprint under ``/tk`` and four protected routes, on Flask."""
     app = flask.Flask(__name__)
     app.config["TESTING"] = True
 
@@ -157,6 +163,12 @@ def build_flask(kit: TenantKit, engine: sa.Engine) -> flask.Flask:
     def whoami_key() -> dict[str, object]:
         assert flask.g.tenantkit_api_key is current_api_key()
         return _key_body(current_api_key())
+
+    @app.get("/metered")
+    @tk.require_api_key(cost=METERED_COST)
+    def metered() -> dict[str, object]:
+        key = current_api_key()
+        return {**_key_body(key), "credits_remaining": key.credits_remaining}
 
     @app.post("/orgs/<organization_id>/danger")
     @tk.require_permission(Action.REMOVE_MEMBERS)

@@ -157,7 +157,7 @@ class TestListings:
             (["members", "orgs", "alice"], ["ORGANIZATION", "USER", "ROLE"]),
             (
                 ["keys", "list", "org_1"],
-                ["ID", "START", "NAME", "STATE", "EXPIRES", "LAST", "USED", "SCOPES"],
+                ["ID", "START", "NAME", "STATE", "EXPIRES", "LAST", "USED", "SCOPES", "SUBJECT", "CREDITS"],
             ),
             (["invites", "list", "org_1"], ["ID", "KIND", "FOR", "ROLE", "EXPIRES", "USES"]),
         ],

@@ -38,6 +38,9 @@ _EXTRA_OPTIONS: dict[tuple[str, ...], list[str]] = {
     ("webhooks", "recover"): ["--since", "2030-01-01T00:00:00"],
     ("webhooks", "deliveries"): ["--endpoint", "ep_1"],
     ("sso", "create"): ["--name", "Okta"],
+    ("keys", "credits", "set"): ["--credits", "5"],
+    ("keys", "credits", "add"): ["--credits", "5"],
+    ("keys", "revoke-subject"): ["--subject-device", "SN-1"],
 }
 # Positional arguments that are not ids.
 _POSITIONAL: dict[tuple[str, ...], list[str]] = {

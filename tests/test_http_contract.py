@@ -1,7 +1,8 @@
 """One HTTP contract, two adapters: every test runs against the FastAPI and the Flask application.
 
-The applications (``tests/http_apps.py``) mount the management endpoints under ``/tk`` and add three
-protected routes: ``/reports`` (an API key with ``reports:read``), ``/whoami-key`` (any valid key) and
+The applications (``tests/http_apps.py``) mount the management endpoints under ``/tk`` and add four
+protected routes: ``/reports`` (an API key with ``reports:read``), ``/whoami-key`` (any valid key),
+``/metered`` (any valid key, spending one credit of a key with credits) and
 ``/orgs/<organization_id>/danger`` (the ``members:remove`` permission). The signed-in user comes from the
 ``X-User`` / ``X-Email`` / ``X-Email-Verified`` headers: a TEST STAND-IN for an identity provider.
 """

@@ -38,6 +38,9 @@ ROUTES: tuple[tuple[str, str], ...] = (
     ("POST", ORG_TEMPLATE + "/api-keys"),
     ("POST", ORG_TEMPLATE + "/api-keys/{id}/revoke"),
     ("POST", ORG_TEMPLATE + "/api-keys/{id}/rotate"),
+    ("PUT", ORG_TEMPLATE + "/api-keys/{id}/credits"),
+    ("POST", ORG_TEMPLATE + "/api-keys/{id}/credits/add"),
+    ("POST", ORG_TEMPLATE + "/api-keys/revoke-subject"),
     ("GET", ORG_TEMPLATE + "/invitations"),
     ("POST", ORG_TEMPLATE + "/invitations"),
     ("POST", ORG_TEMPLATE + "/invitations/{id}/revoke"),
@@ -47,6 +50,7 @@ ROUTES: tuple[tuple[str, str], ...] = (
     ("GET", ORG_TEMPLATE + "/audit-events"),
     ("GET", "/reports"),
     ("GET", "/whoami-key"),
+    ("GET", "/metered"),
     ("POST", "/orgs/{org}/danger"),
 )
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
@@ -90,6 +94,34 @@ near_model_bodies = st.fixed_dictionaries(
         ),
         "max_uses": st.one_of(st.integers(min_value=-5, max_value=2_000_000), json_values),
         "token": st.one_of(unicode_text, oversized_text, json_values),
+        "credits": st.one_of(st.integers(min_value=-(2**63), max_value=2**63), json_values),
+        "subject": st.one_of(
+            st.fixed_dictionaries(
+                {"type": st.sampled_from(["user", "device", "organization", "robot"])},
+                optional={"id": st.one_of(st.sampled_from(["bob", "SN-1"]), unicode_text, oversized_text)},
+            ),
+            json_values,
+        ),
+        "limits": st.one_of(
+            st.fixed_dictionaries(
+                {},
+                optional={
+                    "credits": st.one_of(st.integers(min_value=-5, max_value=2**63), json_values),
+                    "refill_amount": st.integers(min_value=-5, max_value=100),
+                    "refill_period": st.sampled_from(["day", "month", "week"]),
+                    "rate_limits": st.one_of(
+                        st.lists(st.sampled_from(["10/minute", "1 per day", "lots", ""]), max_size=3),
+                        json_values,
+                    ),
+                    "allowed_cidrs": st.one_of(
+                        st.lists(st.sampled_from(["10.0.0.0/8", "::1", "300.0.0.1", ""]), max_size=3),
+                        json_values,
+                    ),
+                    "certificate_sha256": st.one_of(st.just("ab" * 32), unicode_text),
+                },
+            ),
+            json_values,
+        ),
     },
 )
 bodies = st.one_of(st.none(), json_values, near_model_bodies)

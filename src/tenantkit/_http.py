@@ -34,6 +34,7 @@ from tenantkit._errors import (
 )
 from tenantkit._pagination import Page
 from tenantkit._validation import MAX_IDENTIFIER_LENGTH
+from tenantkit.api_keys._limits import ApiKeyLimits, ApiKeySubject, SubjectType
 from tenantkit.api_keys._service import ApiKey, ApiKeyVerification, PendingVerification
 from tenantkit.audit._model import AuditEvent
 from tenantkit.departments._service import Department
@@ -361,6 +362,39 @@ class IssueApiKeyRequest(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     scopes: list[str] = Field(default_factory=list, max_length=100)
     expires_in_seconds: int | None = Field(default=None, gt=0, le=10 * 365 * 24 * 3600)
+    subject: ApiKeySubject | None = Field(
+        default=None,
+        description=(
+            'Whom the key stands for: {"type": "user", "id": ...} (a member), {"type": "device", "id": ...}; '
+            "the organization when left out."
+        ),
+    )
+    limits: ApiKeyLimits | None = Field(
+        default=None,
+        description="Opt-in usage credits, refill, rate limits and network/certificate bindings.",
+    )
+
+
+class CreditsRequest(BaseModel):
+    """Body of "set credits" (zero or more) and "add credits" (negative takes away, never below zero)."""
+
+    model_config: ClassVar[ConfigDict] = ConfigDict(extra="forbid")
+
+    credits: int = Field(strict=True, ge=-(2**62), lt=2**62)
+
+
+class RevokeSubjectRequest(BaseModel):
+    """Body of "revoke by subject": every active key standing for this subject is revoked."""
+
+    model_config: ClassVar[ConfigDict] = ConfigDict(extra="forbid")
+
+    subject: ApiKeySubject
+
+
+class RevokedApiKeysResponse(BaseModel):
+    """The ids of the keys a revocation by subject revoked (keys revoked before are left out)."""
+
+    revoked: list[str]
 
 
 class RotateApiKeyRequest(BaseModel):
@@ -778,10 +812,22 @@ class Management:
     # -- API keys --------------------------------------------------------------------------------------
 
     def list_api_keys(
-        self, session: Session, organization_id: str, principal: Principal, limit: int, cursor: str | None
+        self,
+        session: Session,
+        organization_id: str,
+        principal: Principal,
+        limit: int,
+        cursor: str | None,
+        subject_type: SubjectType | None,
+        subject_id: str | None,
     ) -> Page[ApiKey]:
+        subject = None
+        if subject_type is not None:
+            subject = ApiKeySubject.parse({"type": subject_type, "id": subject_id})
+        elif subject_id is not None:
+            raise InvalidInputError("subject_type", "give subject_type with subject_id")
         return self.kit.api_keys.list_keys(
-            session, organization_id, actor=principal.user_id, limit=limit, cursor=cursor
+            session, organization_id, actor=principal.user_id, limit=limit, cursor=cursor, subject=subject
         )
 
     def issue_api_key(
@@ -789,9 +835,38 @@ class Management:
     ) -> IssuedApiKeyResponse:
         expires = None if body.expires_in_seconds is None else timedelta(seconds=body.expires_in_seconds)
         issued = self.kit.api_keys.issue(
-            session, organization_id, body.name, actor=principal.user_id, expires=expires, scopes=body.scopes
+            session,
+            organization_id,
+            body.name,
+            actor=principal.user_id,
+            expires=expires,
+            scopes=body.scopes,
+            subject=body.subject,
+            limits=body.limits,
         )
         return IssuedApiKeyResponse(api_key=issued.api_key, key=issued.reveal())
+
+    def set_api_key_credits(
+        self, session: Session, organization_id: str, principal: Principal, key_id: str, body: CreditsRequest
+    ) -> ApiKey:
+        return self.kit.api_keys.set_credits(
+            session, organization_id, key_id, body.credits, actor=principal.user_id
+        )
+
+    def add_api_key_credits(
+        self, session: Session, organization_id: str, principal: Principal, key_id: str, body: CreditsRequest
+    ) -> ApiKey:
+        return self.kit.api_keys.add_credits(
+            session, organization_id, key_id, body.credits, actor=principal.user_id
+        )
+
+    def revoke_api_key_subject(
+        self, session: Session, organization_id: str, principal: Principal, body: RevokeSubjectRequest
+    ) -> RevokedApiKeysResponse:
+        revoked = self.kit.api_keys.revoke_subject(
+            session, organization_id, body.subject, actor=principal.user_id
+        )
+        return RevokedApiKeysResponse(revoked=list(revoked))
 
     def revoke_api_key(
         self, session: Session, organization_id: str, principal: Principal, key_id: str
@@ -1169,5 +1244,6 @@ def validation_error(errors: Sequence[Mapping[str, Any]]) -> InvalidInputError:
     """Turn a framework's or pydantic's list of validation errors into one :class:`InvalidInputError`."""
     first = errors[0] if errors else {}
     location = ".".join(str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path"))
-    message = str(first.get("msg", "is not valid"))
+    # A model's own validator (ApiKeyLimits, ApiKeySubject) says what is wrong; the prefix adds nothing.
+    message = str(first.get("msg", "is not valid")).removeprefix("Value error, ")
     return InvalidInputError(location or "request", message)

@@ -28,6 +28,7 @@ from tenantkit._http import (
     CreateRoleRequest,
     CreateSsoConnectionRequest,
     CreateWebhookEndpointRequest,
+    CreditsRequest,
     DeletedRoleResponse,
     DepartmentRequest,
     IssueApiKeyRequest,
@@ -37,6 +38,8 @@ from tenantkit._http import (
     RecoveredWebhookDeliveriesResponse,
     RecoverWebhookDeliveriesRequest,
     ResentWebhookMessageResponse,
+    RevokedApiKeysResponse,
+    RevokeSubjectRequest,
     RotateApiKeyRequest,
     RotateWebhookSecretRequest,
     SuspendRequest,
@@ -49,6 +52,7 @@ from tenantkit._http import (
 )
 from tenantkit._pagination import DEFAULT_PAGE_SIZE, MAX_CURSOR_LENGTH, MAX_PAGE_SIZE, Page
 from tenantkit._validation import MAX_IDENTIFIER_LENGTH
+from tenantkit.api_keys._limits import SubjectType
 from tenantkit.api_keys._service import ApiKey
 from tenantkit.audit._model import AuditEvent
 from tenantkit.departments._service import Department
@@ -71,6 +75,7 @@ __all__ = [
     "NO_STORE",
     "OPERATIONS",
     "ROUTES",
+    "ApiKeyListQuery",
     "AuditQuery",
     "ListQuery",
     "ReassignQuery",
@@ -107,6 +112,17 @@ class ReassignQuery(BaseModel):
     model_config: ClassVar[ConfigDict] = ConfigDict(extra="ignore")
 
     reassign_to: str | None = Field(None, min_length=1, max_length=64)
+
+
+class ApiKeyListQuery(ListQuery):
+    """The query string of the API-key listing: a page, and the subject the keys stand for, if given.
+
+    ``subject_type=organization`` lists the organization's own keys; ``user`` and ``device`` need
+    ``subject_id``.
+    """
+
+    subject_type: SubjectType | None = None
+    subject_id: str | None = Field(None, max_length=MAX_IDENTIFIER_LENGTH)
 
 
 class AuditQuery(ListQuery):
@@ -344,8 +360,11 @@ ROUTES: tuple[Route, ...] = (
         call=Management.list_api_keys,
         response=Page[ApiKey],
         summary="List API keys",
-        description="List the organization's API keys (metadata only, never a secret).",
-        query=ListQuery,
+        description=(
+            "List the organization's API keys (metadata only, never a secret), with their subject and "
+            "limits; ``subject_type`` (and ``subject_id``) lists those standing for one subject."
+        ),
+        query=ApiKeyListQuery,
     ),
     Route(
         operation="api_keys.issue",
@@ -354,7 +373,10 @@ ROUTES: tuple[Route, ...] = (
         call=Management.issue_api_key,
         response=IssuedApiKeyResponse,
         summary="Issue an API key",
-        description="Issue an API key; the response holds the key, this once.",
+        description=(
+            "Issue an API key, optionally for a ``subject`` (a user, a device) and with ``limits`` (credits, "
+            "rate limits, networks, a certificate); the response holds the key, this once."
+        ),
         status=201,
         body=IssueApiKeyRequest,
         writes=True,
@@ -383,6 +405,48 @@ ROUTES: tuple[Route, ...] = (
         body_optional=True,
         writes=True,
         headers=NO_STORE,
+    ),
+    Route(
+        operation="api_keys.set_credits",
+        method="PUT",
+        path=f"{_ORGANIZATION}/api-keys/{{key_id}}/credits",
+        call=Management.set_api_key_credits,
+        response=ApiKey,
+        summary="Set an API key's credits",
+        description=(
+            "Set the usage credits a key has left (zero or more); a key without credits gets a limit "
+            "(``api_keys:manage``)."
+        ),
+        body=CreditsRequest,
+        writes=True,
+    ),
+    Route(
+        operation="api_keys.add_credits",
+        method="POST",
+        path=f"{_ORGANIZATION}/api-keys/{{key_id}}/credits/add",
+        call=Management.add_api_key_credits,
+        response=ApiKey,
+        summary="Add credits to an API key",
+        description=(
+            "Add credits to what a key with credits has left, atomically (negative takes away, never below "
+            "zero); a key without a credit limit is answered 422."
+        ),
+        body=CreditsRequest,
+        writes=True,
+    ),
+    Route(
+        operation="api_keys.revoke_subject",
+        method="POST",
+        path=f"{_ORGANIZATION}/api-keys/revoke-subject",
+        call=Management.revoke_api_key_subject,
+        response=RevokedApiKeysResponse,
+        summary="Revoke every key of a subject",
+        description=(
+            "Revoke every active key standing for ``subject`` (a user leaving, a device lost); the answer "
+            "lists the keys revoked."
+        ),
+        body=RevokeSubjectRequest,
+        writes=True,
     ),
     Route(
         operation="invitations.list",

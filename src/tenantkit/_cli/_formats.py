@@ -120,6 +120,9 @@ _PARAMETERS_BY_FIELD = {
     "domain": ("domains",),
     "accept_url_template": ("accept_url",),
     "revision": ("revision", "revision_option"),
+    "ApiKeySubject": ("subject_user", "subject_device"),  # its own check of the id, named after the model
+    "refill_amount": ("refill",),
+    "certificate_sha256": ("thumbprint",),
 }
 
 

@@ -1,7 +1,9 @@
 """``tenantkit keys``: issue, list, revoke and rotate an organization's API keys from the command line.
 
 Commands act as the host unless ``--as USER`` names the member on whose behalf they act. ``issue`` and
-``rotate`` print the new key once; it cannot be shown again.
+``rotate`` print the new key once; it cannot be shown again. ``issue`` takes a key's subject (a user, a
+device) and its opt-in limits (credits, refill, rate limits, networks, a certificate thumbprint); ``credits
+set|add`` change what a key has left and ``revoke-subject`` revokes every key of a user or device.
 
 The key settings of the deployment (prefix, hasher, peppers) come from the same ``TENANTKIT_API_KEY_*``
 variables (or ``.env``) that :meth:`tenantkit.TenantKit.from_env` reads, so that keys made here verify in the
@@ -11,7 +13,9 @@ application; ``tenantkit --help`` lists them.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
 import click
 from sqlalchemy.orm import Session
@@ -34,7 +38,10 @@ from tenantkit._cli.members import as_option
 from tenantkit._errors import InvalidInputError
 from tenantkit._session import transaction
 from tenantkit._validation import parse_duration
+from tenantkit.api_keys._limits import ApiKeyLimits, ApiKeySubject
 from tenantkit.api_keys._service import ApiKey, ApiKeyService, IssuedApiKey
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def service_from_environment() -> ApiKeyService:
@@ -63,6 +70,72 @@ def _state(key: ApiKey) -> str:
     return "revoked" if key.revoked else ("rotated" if key.replaced_at else "active")
 
 
+def _subject_text(key: ApiKey) -> str:
+    return "-" if key.subject.id is None else f"{key.subject.type}:{key.subject.id}"
+
+
+def _credits_text(key: ApiKey) -> str:
+    if key.limits is None or key.limits.credits is None:
+        return "-"
+    if key.limits.refill_amount is None:
+        return str(key.limits.credits)
+    return f"{key.limits.credits} (+{key.limits.refill_amount}/{key.limits.refill_period})"
+
+
+def subject_options(function: F) -> F:
+    """``--subject-user`` and ``--subject-device``: whom a key stands for (at most one of them)."""
+    function = click.option(
+        "--subject-device",
+        default=None,
+        metavar="DEVICE",
+        help="The device the key stands for (serial, UDI).",
+    )(function)
+    return click.option(
+        "--subject-user", default=None, metavar="USER", help="The member the key stands for."
+    )(function)
+
+
+def _subject(user: str | None, device: str | None) -> ApiKeySubject | None:
+    if user is not None and device is not None:
+        raise click.UsageError("give --subject-user or --subject-device, not both")
+    if user is not None:
+        return ApiKeySubject.user(user)
+    if device is not None:
+        return ApiKeySubject.device(device)
+    return None
+
+
+def _refill(context: click.Context, parameter: click.Parameter, value: str | None) -> tuple[int, str] | None:
+    if value is None:
+        return None
+    amount, _, period = value.partition("/")
+    if not amount.strip().isdigit() or period.strip() not in ("day", "month"):
+        raise click.BadParameter("use AMOUNT/PERIOD with a period of day or month: 1000/month")
+    return int(amount), period.strip()
+
+
+def _limits(
+    credits: int | None,
+    refill: tuple[int, str] | None,
+    rate_limits: tuple[str, ...],
+    allowed_cidrs: tuple[str, ...],
+    thumbprint: str | None,
+) -> ApiKeyLimits | None:
+    """The limits the options name (checked by :class:`ApiKeyLimits`), or ``None`` when they name none."""
+    values: dict[str, Any] = {}
+    if credits is not None:
+        values["credits"] = credits
+    if refill is not None:
+        values["refill_amount"], values["refill_period"] = refill
+    if rate_limits:
+        values["rate_limits"] = list(rate_limits)
+    if allowed_cidrs:
+        values["allowed_cidrs"] = list(allowed_cidrs)
+    if thumbprint is not None:
+        values["certificate_sha256"] = thumbprint
+    return ApiKeyLimits.parse(values) if values else None
+
+
 KEY_COLUMNS: list[Column[ApiKey]] = [
     ("ID", lambda key: key.id),
     ("START", lambda key: f"{key.start}…" if key.start else "-"),
@@ -71,6 +144,8 @@ KEY_COLUMNS: list[Column[ApiKey]] = [
     ("EXPIRES", lambda key: format_timestamp(key.expires_at)),
     ("LAST USED", lambda key: format_timestamp(key.last_used_at)),
     ("SCOPES", lambda key: ",".join(key.scopes) or "-"),
+    ("SUBJECT", _subject_text),
+    ("CREDITS", _credits_text),
 ]
 
 
@@ -105,6 +180,28 @@ def keys() -> None:
     default=None,
     help="Expiry as an ISO 8601 time, such as 2030-01-01T12:00:00Z (UTC when no zone is given).",
 )
+@subject_options
+@click.option("--credits", type=int, default=None, help="Usage credits: uses the key has (each costs 1).")
+@click.option(
+    "--refill",
+    callback=_refill,
+    default=None,
+    metavar="AMOUNT/PERIOD",
+    help="Reset the credits to AMOUNT each day or month, UTC: 1000/month.",
+)
+@click.option(
+    "--rate-limit",
+    "rate_limits",
+    multiple=True,
+    help="A rate limit such as 100/minute or '5000 per day' (repeatable; all apply).",
+)
+@click.option(
+    "--allow-cidr",
+    "allowed_cidrs",
+    multiple=True,
+    help="A network the client must be in: 10.20.0.0/16, 2001:db8::/32 (repeatable).",
+)
+@click.option("--thumbprint", default=None, help="SHA-256 thumbprint of the client certificate (hex).")
 @handle_errors
 def issue(
     url: str | None,
@@ -115,15 +212,36 @@ def issue(
     scopes: tuple[str, ...],
     expires_in: timedelta | None,
     expires_at: datetime | None,
+    subject_user: str | None,
+    subject_device: str | None,
+    credits: int | None,
+    refill: tuple[int, str] | None,
+    rate_limits: tuple[str, ...],
+    allowed_cidrs: tuple[str, ...],
+    thumbprint: str | None,
 ) -> None:
-    """Issue a key named NAME for ORGANIZATION and print it (once)."""
+    """Issue a key named NAME for ORGANIZATION and print it (once).
+
+    The key stands for the organization, or for one member (--subject-user) or device (--subject-device);
+    --credits, --refill, --rate-limit, --allow-cidr and --thumbprint limit and bind it (see the usage-limits
+    and bound-keys pages of the documentation).
+    """
     if expires_in is not None and expires_at is not None:
         raise click.UsageError("give --expires-in or --expires, not both")
     expires: datetime | timedelta | None = expires_in if expires_at is None else expires_at
+    subject = _subject(subject_user, subject_device)
+    limits = _limits(credits, refill, rate_limits, allowed_cidrs, thumbprint)
     service = service_from_environment()
     with engine_for(url) as engine, transaction(engine) as session:
         issued = service.issue(
-            session, organization, name, actor=_actor(acting_user), expires=expires, scopes=scopes
+            session,
+            organization,
+            name,
+            actor=_actor(acting_user),
+            expires=expires,
+            scopes=scopes,
+            subject=subject,
+            limits=limits,
         )
     _print_issued(issued, as_json, "issued")
 
@@ -134,6 +252,7 @@ def issue(
 @as_option
 @click.argument("organization")
 @click.option("--active-only", is_flag=True, help="Leave revoked keys out.")
+@subject_options
 @page_options
 @handle_errors
 def list_(
@@ -142,10 +261,16 @@ def list_(
     acting_user: str | None,
     organization: str,
     active_only: bool,
+    subject_user: str | None,
+    subject_device: str | None,
     limit: int,
     cursor: str | None,
 ) -> None:
-    """List ORGANIZATION's keys, newest first (metadata only: never a key or digest)."""
+    """List ORGANIZATION's keys, newest first (metadata only: never a key or digest).
+
+    --subject-user or --subject-device lists only the keys standing for that member or device.
+    """
+    subject = _subject(subject_user, subject_device)
     service = service_from_environment()
     with engine_for(url, read_only=True) as engine, transaction(engine) as session:
         page = service.list_keys(
@@ -155,6 +280,7 @@ def list_(
             limit=limit,
             cursor=cursor,
             include_revoked=not active_only,
+            subject=subject,
         )
     emit(page, as_json, lambda: echo_page(page, KEY_COLUMNS))
 
@@ -172,6 +298,84 @@ def revoke(url: str | None, as_json: bool, acting_user: str | None, organization
     with engine_for(url) as engine, transaction(engine) as session:
         key = service.revoke(session, organization, key_id, actor=_actor(acting_user))
     emit(key, as_json, lambda: click.echo(f"revoked {key.id} ({key.name})"))
+
+
+@keys.command("revoke-subject")
+@url_option
+@json_option
+@as_option
+@click.argument("organization")
+@subject_options
+@handle_errors
+def revoke_subject(
+    url: str | None,
+    as_json: bool,
+    acting_user: str | None,
+    organization: str,
+    subject_user: str | None,
+    subject_device: str | None,
+) -> None:
+    """Revoke every active key of ORGANIZATION that stands for a member or a device (a user leaving, a
+    device lost): give --subject-user or --subject-device."""
+    subject = _subject(subject_user, subject_device)
+    if subject is None:
+        raise click.UsageError("give --subject-user or --subject-device")
+    service = service_from_environment()
+    with engine_for(url) as engine, transaction(engine) as session:
+        revoked = service.revoke_subject(session, organization, subject, actor=_actor(acting_user))
+
+    def human() -> None:
+        click.echo(f"revoked {len(revoked)} key(s) of {subject.type} {subject.id}")
+        for key_id in revoked:
+            click.echo(key_id)
+
+    emit({"revoked": list(revoked)}, as_json, human)
+
+
+@keys.group("credits")
+def credits_group() -> None:
+    """Set or add to the usage credits an API key has left."""
+
+
+@credits_group.command("set")
+@url_option
+@json_option
+@as_option
+@click.argument("organization")
+@click.argument("key_id")
+@click.option("--credits", type=int, required=True, help="What the key has left from now on (zero or more).")
+@handle_errors
+def credits_set(
+    url: str | None, as_json: bool, acting_user: str | None, organization: str, key_id: str, credits: int
+) -> None:
+    """Set the credits KEY_ID of ORGANIZATION has left (a key without credits gets a limit)."""
+    service = service_from_environment()
+    with engine_for(url) as engine, transaction(engine) as session:
+        key = service.set_credits(session, organization, key_id, credits, actor=_actor(acting_user))
+    emit(key, as_json, lambda: click.echo(f"{key.id} ({key.name}): {_credits_text(key)} credits left"))
+
+
+@credits_group.command("add")
+@url_option
+@json_option
+@as_option
+@click.argument("organization")
+@click.argument("key_id")
+@click.option(
+    "--credits",
+    type=int,
+    required=True,
+    help="Credits to add; negative takes away (never below zero).",
+)
+@handle_errors
+def credits_add(
+    url: str | None, as_json: bool, acting_user: str | None, organization: str, key_id: str, credits: int
+) -> None:
+    """Add credits to what KEY_ID of ORGANIZATION has left, atomically (a refund is this command)."""
+    service = service_from_environment()
+    with engine_for(url) as engine, transaction(engine) as session:
+        key = service.add_credits(session, organization, key_id, credits, actor=_actor(acting_user))
+    emit(key, as_json, lambda: click.echo(f"{key.id} ({key.name}): {_credits_text(key)} credits left"))
 
 
 @keys.command("rotate")

@@ -587,6 +587,8 @@ def _load_api_keys(context: PageContext) -> dict[str, Any]:
         context.principal,
         limit=100,
         cursor=context.request.query.get("cursor"),
+        subject_type=None,
+        subject_id=None,
     )
     return {"keys": keys}
 
