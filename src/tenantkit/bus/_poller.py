@@ -146,12 +146,17 @@ class PollingBus(InvalidationBus):
     def __repr__(self) -> str:
         return f"PollingBus(interval={self.interval!r}, database={self.engine.url!r})"
 
-    def close(self) -> None:
-        """:meth:`stop`, stop writing change-log rows, and dispose of the engine if the bus made it."""
-        self.stop()
-        self._unsubscribe()
+    def stop(self, timeout: float = 5.0) -> None:
+        """End the poller (see :meth:`InvalidationBus.stop`) and, when the bus made its engine, close its
+        connections: a stopped bus holds none (the engine reconnects if the bus starts again)."""
+        super().stop(timeout)
         if self._owns_engine:
             self.engine.dispose()
+
+    def close(self) -> None:
+        """:meth:`stop`, and stop writing change-log rows."""
+        self.stop()
+        self._unsubscribe()
 
     # -- writing: in the change's transaction -----------------------------------------------------------
 
