@@ -12,8 +12,8 @@ import pytest
 import sqlalchemy as sa
 
 from tenantkit import HOST, Role
-from tenantkit.errors import ConfigurationError
 from tenantkit.domains import TxtAnswer
+from tenantkit.errors import ConfigurationError
 from tenantkit.ui import PAGES, PageSite
 from tests.page_apps import (
     APP_BUILDERS,
@@ -463,7 +463,8 @@ def test_a_domain_is_added_with_its_txt_record_shown_once_then_verified_and_remo
     value = re.search(
         r'id="tk-secret-value" class="tk-secret-value" type="text" readonly value="([^"]+)"', text
     )
-    assert name is not None and value is not None
+    assert name is not None
+    assert value is not None
     _, listing, _ = client.get(f"{ORG}/domains")
     assert "acme.example" in listing
     assert value.group(1) not in listing
