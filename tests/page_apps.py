@@ -13,7 +13,15 @@ from fastapi import Cookie, Depends, FastAPI, HTTPException
 from fastapi.responses import JSONResponse, RedirectResponse
 from sqlalchemy.orm import Session
 
-from tenantkit import HOST, ApiKeyVerification, InvitationSettings, Role, TenantKit, WebhookSettings
+from tenantkit import (
+    HOST,
+    ApiKeyVerification,
+    InvitationSettings,
+    Permissions,
+    Role,
+    TenantKit,
+    WebhookSettings,
+)
 from tenantkit.domains import TxtResolver
 from tenantkit.fastapi import Principal, TenantKitFastAPI
 from tenantkit.flask import TenantKitFlask, current_api_key
@@ -27,9 +35,12 @@ OWNER_EMAIL = "alice@acme.example"
 PREFIX = "/account"
 
 
-def make_kit(*, webhooks: bool = False, dns_resolver: TxtResolver | None = None) -> TenantKit:
+def make_kit(
+    *, webhooks: bool = False, dns_resolver: TxtResolver | None = None, permissions: Permissions | None = None
+) -> TenantKit:
     """The pages' kit; ``webhooks=True`` adds the webhook key (and so the webhook pages)."""
     return TenantKit(
+        permissions=permissions,
         invitations=InvitationSettings(secret_keys=[INVITATION_SECRET]),
         webhooks=WebhookSettings(secret_keys=[WEBHOOK_SECRET]) if webhooks else None,
         dns_resolver=dns_resolver,

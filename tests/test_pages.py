@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from tenantkit import HOST, Role
+from tenantkit import HOST, CustomRole, Permissions, Role
 from tenantkit.domains import TxtAnswer
 from tenantkit.errors import ConfigurationError
 from tenantkit.ui import PAGES, PageSite
@@ -83,7 +83,10 @@ class FakeDns:
 @pytest.fixture(params=sorted(APP_BUILDERS))
 def client(request: pytest.FixtureRequest, sqlite_engine: sa.Engine) -> Client:
     dns = FakeDns()
-    kit = make_kit(webhooks=True, dns_resolver=dns)
+    auditor = CustomRole(
+        key="auditor", name="Auditor", rank=Role.MEMBER, permissions=frozenset({"audit:read"})
+    )
+    kit = make_kit(webhooks=True, dns_resolver=dns, permissions=Permissions(roles=[auditor]))
     seed(kit, sqlite_engine)
     with kit.transaction(sqlite_engine) as session:
         kit.members.add(session, ORGANIZATION, "mallory", Role.MEMBER, actor=HOST)
@@ -276,6 +279,11 @@ def test_an_owner_creates_edits_and_lists_an_organization_role(client: Client) -
     _location_ok(headers, "roles")
     _, page, _ = client.get(f"{ORG}/roles")
     assert "Role &#39;nurse&#39; created." in page
+    auditor = re.search(r"<tr>\s*<th scope=\"row\">Auditor.*?</tr>", page, re.S)
+    assert auditor is not None
+    assert "audit:read" in auditor.group(0)
+    assert "The deployment (read-only)" in auditor.group(0)
+    assert "<form" not in auditor.group(0)
     assert "<code>nurse</code>" in page
     assert "members:invite" in page
     status, _, _ = client.post(
@@ -504,3 +512,22 @@ def test_sso_connections_are_listed_with_the_domains(client: Client) -> None:
     assert "SSO connections" in page
     assert "Acme Okta" in page
     assert "conn_1" in page
+
+
+def test_a_member_sees_the_new_pages_without_their_forms(client: Client) -> None:
+    """A MEMBER reads the roles page but gets no role form; the settings, webhook and domain pages, which need
+    permissions a MEMBER lacks, are refused and not linked; a forged POST is refused by the service."""
+    client.sign_in("mallory", "mallory@acme.example")
+    status, roles, _ = client.get(f"{ORG}/roles")
+    assert status == 200
+    assert "/roles/create" not in roles
+    assert "/roles/delete" not in roles
+    for page in ("settings", "webhooks", "domains"):
+        assert f'{ORG}/{page}"' not in roles
+        status, _, _ = client.get(f"{ORG}/{page}")
+        assert status == 403, page
+    status, text, _ = client.post(
+        f"{ORG}/roles/create", {"csrf_token": client.token(), "key": "x", "name": "X", "rank": "MEMBER"}
+    )
+    assert status == 403
+    assert "Refused" in text
