@@ -13,20 +13,38 @@ from fastapi import Cookie, Depends, FastAPI, HTTPException
 from fastapi.responses import JSONResponse, RedirectResponse
 from sqlalchemy.orm import Session
 
-from tenantkit import HOST, ApiKeyVerification, InvitationSettings, Role, TenantKit
+from tenantkit import (
+    HOST,
+    ApiKeyVerification,
+    InvitationSettings,
+    Permissions,
+    Role,
+    TenantKit,
+    WebhookSettings,
+)
+from tenantkit.domains import TxtResolver
 from tenantkit.fastapi import Principal, TenantKitFastAPI
 from tenantkit.flask import TenantKitFlask, current_api_key
 
 PAGES_SECRET = "pages-test-secret-0123456789abcdef"
 INVITATION_SECRET = "pages-test-invitation-secret-0123456789"
+WEBHOOK_SECRET = "pages-test-webhook-secret-0123456789"
 ORGANIZATION = "acme"
 OWNER = "alice"
 OWNER_EMAIL = "alice@acme.example"
 PREFIX = "/account"
 
 
-def make_kit() -> TenantKit:
-    return TenantKit(invitations=InvitationSettings(secret_keys=[INVITATION_SECRET]))
+def make_kit(
+    *, webhooks: bool = False, dns_resolver: TxtResolver | None = None, permissions: Permissions | None = None
+) -> TenantKit:
+    """The pages' kit; ``webhooks=True`` adds the webhook key (and so the webhook pages)."""
+    return TenantKit(
+        permissions=permissions,
+        invitations=InvitationSettings(secret_keys=[INVITATION_SECRET]),
+        webhooks=WebhookSettings(secret_keys=[WEBHOOK_SECRET]) if webhooks else None,
+        dns_resolver=dns_resolver,
+    )
 
 
 def seed(kit: TenantKit, engine: sa.Engine) -> None:

@@ -11,7 +11,9 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from tenantkit import HOST, Role
+from tenantkit import HOST, CustomRole, Permissions, Role
+from tenantkit.domains import TxtAnswer
+from tenantkit.errors import ConfigurationError
 from tenantkit.ui import PAGES, PageSite
 from tests.page_apps import (
     APP_BUILDERS,
@@ -30,8 +32,11 @@ ORG = f"{PREFIX}/organizations/{ORGANIZATION}"
 class Client:
     """One adapter's test client, answering ``(status, text, headers)``."""
 
-    def __init__(self, adapter: str, app: Any) -> None:
+    def __init__(self, adapter: str, app: Any, kit: Any = None, engine: Any = None) -> None:
         self.adapter = adapter
+        self.kit = kit
+        self.engine = engine
+        self.dns = FakeDns()
         if adapter == "fastapi":
             from fastapi.testclient import TestClient
 
@@ -64,22 +69,56 @@ def _text(response: Any) -> str:
     return text
 
 
+class FakeDns:
+    """A TXT resolver answering what a test published."""
+
+    def __init__(self) -> None:
+        self.records: dict[str, tuple[str, ...]] = {}
+
+    def txt(self, name: str) -> TxtAnswer:
+        values = self.records.get(name.rstrip("."))
+        return TxtAnswer(exists=values is not None, values=values or ())
+
+
 @pytest.fixture(params=sorted(APP_BUILDERS))
 def client(request: pytest.FixtureRequest, sqlite_engine: sa.Engine) -> Client:
-    kit = make_kit()
+    dns = FakeDns()
+    auditor = CustomRole(
+        key="auditor", name="Auditor", rank=Role.MEMBER, permissions=frozenset({"audit:read"})
+    )
+    kit = make_kit(webhooks=True, dns_resolver=dns, permissions=Permissions(roles=[auditor]))
     seed(kit, sqlite_engine)
     with kit.transaction(sqlite_engine) as session:
         kit.members.add(session, ORGANIZATION, "mallory", Role.MEMBER, actor=HOST)
-    client = Client(request.param, APP_BUILDERS[request.param](kit, sqlite_engine))
+    client = Client(request.param, APP_BUILDERS[request.param](kit, sqlite_engine), kit, sqlite_engine)
+    client.dns = dns
     client.sign_in(OWNER, OWNER_EMAIL)
     return client
 
 
-ACTION_PATHS = [
-    f"{PREFIX}{page.path.replace('{organization_id}', ORGANIZATION)}/{action.name}"
-    for page in PAGES
-    for action in page.actions
-]
+def _filled(path: str) -> str:
+    """A page path with its values: the organization, and a made-up id for any other."""
+    return re.sub(r"{(\w+)}", lambda m: ORGANIZATION if m.group(1) == "organization_id" else "x1", path)
+
+
+ACTION_PATHS = [f"{PREFIX}{_filled(page.path)}/{action.name}" for page in PAGES for action in page.actions]
+
+
+def test_every_action_of_the_table_is_in_the_csrf_check() -> None:
+    """The CSRF check covers each action of each page, the roles, settings, webhooks and domains included."""
+    assert len(ACTION_PATHS) == sum(len(page.actions) for page in PAGES)
+    for name in (
+        "roles/create",
+        "roles/delete",
+        "settings/update",
+        "webhooks/create",
+        "webhooks/rotate",
+        "deliveries/resend",
+        "domains/add",
+        "domains/verify",
+        "domains/remove",
+    ):
+        assert any(path.endswith(name) for path in ACTION_PATHS), name
 
 
 @pytest.mark.parametrize("path", ACTION_PATHS)
@@ -214,3 +253,281 @@ def test_a_short_secret_is_refused() -> None:
     """The pages' signing secret must be long enough to sign with."""
     with pytest.raises(ValueError, match="16 characters"):
         PageSite(make_kit(), secret_key="short")
+
+
+def _location_ok(headers: Any, page: str) -> None:
+    assert headers["Location"].endswith(f"{ORG}/{page}")
+
+
+# -- roles ------------------------------------------------------------------------------------------------
+
+
+def test_an_owner_creates_edits_and_lists_an_organization_role(client: Client) -> None:
+    """A created role is listed with its rank and permissions; editing its permissions shows them."""
+    token = client.token()
+    status, _, headers = client.post(
+        f"{ORG}/roles/create",
+        {
+            "csrf_token": token,
+            "key": "nurse",
+            "name": "Nurse",
+            "rank": "MEMBER",
+            "permissions": "members:invite",
+        },
+    )
+    assert status == 303
+    _location_ok(headers, "roles")
+    _, page, _ = client.get(f"{ORG}/roles")
+    assert "Role &#39;nurse&#39; created." in page
+    auditor = re.search(r"<tr>\s*<th scope=\"row\">Auditor.*?</tr>", page, re.S)
+    assert auditor is not None
+    assert "audit:read" in auditor.group(0)
+    assert "The deployment (read-only)" in auditor.group(0)
+    assert "<form" not in auditor.group(0)
+    assert "<code>nurse</code>" in page
+    assert "members:invite" in page
+    status, _, _ = client.post(
+        f"{ORG}/roles/update",
+        {
+            "csrf_token": token,
+            "key": "nurse",
+            "name": "Nurse",
+            "permissions": "members:invite invitations:manage",
+        },
+    )
+    assert status == 303
+    _, page, _ = client.get(f"{ORG}/roles")
+    assert "invitations:manage members:invite" in page
+
+
+def test_permission_escalation_is_shown_next_to_the_permissions_field(client: Client) -> None:
+    """An ADMIN allowed to manage roles may not give a role a permission it lacks: the server refuses and the
+    page says ``permission_escalation`` in words at the permissions field."""
+    with client.kit.transaction(client.engine) as session:
+        client.kit.roles.create(
+            session,
+            ORGANIZATION,
+            "rolesmith",
+            name="Role smith",
+            rank=Role.ADMIN,
+            permissions=["roles:manage"],
+            actor=HOST,
+        )
+        client.kit.members.add(session, ORGANIZATION, "bob", "rolesmith", actor=HOST)
+    client.sign_in("bob", "bob@acme.example")
+    status, text, _ = client.post(
+        f"{ORG}/roles/create",
+        {
+            "csrf_token": client.token(),
+            "key": "boss",
+            "name": "Boss",
+            "rank": "ADMIN",
+            "permissions": "settings:manage",
+        },
+    )
+    assert status == 403
+    field = re.search(
+        r'<input id="create-permissions"[^>]*>\s*<p class="tk-error"[^>]*>(.*?)</p>', text, re.S
+    )
+    assert field is not None, text
+    assert "settings:manage" in field.group(1)
+    assert 'aria-invalid="true"' in text
+
+
+def test_deleting_a_held_role_is_refused_in_words_until_holders_are_reassigned(client: Client) -> None:
+    """While a member holds the role its deletion is refused in its row, next to the reassign choice; moving
+    the holders to another role deletes it."""
+    token = client.token()
+    client.post(
+        f"{ORG}/roles/create", {"csrf_token": token, "key": "nurse", "name": "Nurse", "rank": "MEMBER"}
+    )
+    client.post(f"{ORG}/team/change-role", {"csrf_token": token, "user_id": "mallory", "role": "nurse"})
+    status, text, _ = client.post(
+        f"{ORG}/roles/delete", {"csrf_token": token, "key": "nurse", "reassign_to": "", "confirmed": "yes"}
+    )
+    assert status == 409
+    assert 'id="delete-nurse-error"' in text
+    assert "Move holders of nurse to" in text
+    status, _, _ = client.post(
+        f"{ORG}/roles/delete",
+        {"csrf_token": token, "key": "nurse", "reassign_to": "MEMBER", "confirmed": "yes"},
+    )
+    assert status == 303
+    _, page, _ = client.get(f"{ORG}/roles")
+    assert "1 member(s) moved" in page
+    assert "<code>nurse</code>" not in page
+
+
+# -- settings ---------------------------------------------------------------------------------------------
+
+
+def _settings_form(text: str) -> dict[str, str]:
+    return dict(re.findall(r'name="((?:shown|setting)\.[^"]+|expected_version)"[^>]*value="([^"]*)"', text))
+
+
+def test_settings_show_their_version_and_a_stale_edit_is_refused_in_words(client: Client) -> None:
+    """The page shows the document and its version; a save against it bumps the version; a second save of
+    the old form is refused (``settings_version_conflict``) and writes nothing."""
+    _, page, _ = client.get(f"{ORG}/settings")
+    assert 'id="tk-settings-version">0<' in page
+    form = _settings_form(page)
+    assert form["expected_version"] == "0"
+    stale = {**form, "csrf_token": client.token(), "setting.api_keys_must_expire": "true"}
+    status, _, headers = client.post(f"{ORG}/settings/update", stale)
+    assert status == 303
+    _location_ok(headers, "settings")
+    _, page, _ = client.get(f"{ORG}/settings")
+    assert 'id="tk-settings-version">1<' in page
+    assert "Set by the organization" in page
+    status, text, _ = client.post(f"{ORG}/settings/update", {**stale, "setting.require_sso": "true"})
+    assert status == 409
+    assert 'id="update-expected_version-error"' in text
+    assert "at version 1, not 0" in text
+    with client.kit.transaction(client.engine) as session:
+        assert client.kit.organizations.get_settings(session, ORGANIZATION, actor=HOST).version == 1
+
+
+# -- webhooks ---------------------------------------------------------------------------------------------
+
+
+def test_a_webhook_secret_is_shown_once_and_rotating_shows_the_new_one(client: Client) -> None:
+    """Creating an endpoint answers its ``whsec_`` secret in the POST (no-store), never in the listing;
+    rotating answers a new one."""
+    status, text, headers = client.post(
+        f"{ORG}/webhooks/create",
+        {"csrf_token": client.token(), "url": "https://8.8.8.8/in", "event_types": "member.added"},
+    )
+    assert status == 200, text
+    assert headers["Cache-Control"] == "no-store"
+    assert "Location" not in headers
+    found = re.search(r'value="(whsec_[^"]+)"', text)
+    assert found is not None
+    secret = found.group(1)
+    _, listing, _ = client.get(f"{ORG}/webhooks")
+    assert "https://8.8.8.8/in" in listing
+    assert secret not in listing
+    endpoint_id = re.search(r'name="endpoint_id" value="([^"]+)"', listing)
+    assert endpoint_id is not None
+    status, rotated, _ = client.post(
+        f"{ORG}/webhooks/rotate",
+        {"csrf_token": client.token(), "endpoint_id": endpoint_id.group(1), "grace_minutes": "5"},
+    )
+    assert status == 200
+    again = re.search(r'value="(whsec_[^"]+)"', rotated)
+    assert again is not None
+    assert again.group(1) != secret
+
+
+def test_an_endpoints_deliveries_are_listed_and_a_message_resent(client: Client) -> None:
+    """An event the endpoint subscribes to shows on its deliveries page; resend queues it again."""
+    with client.kit.transaction(client.engine) as session:
+        created = client.kit.webhooks.create_endpoint(
+            session, ORGANIZATION, "https://8.8.8.8/in", ["member.added"], actor=HOST
+        )
+        client.kit.members.add(session, ORGANIZATION, "carol", Role.MEMBER, actor=HOST)
+    path = f"{ORG}/webhooks/{created.endpoint.id}/deliveries"
+    status, page, _ = client.get(path)
+    assert status == 200
+    assert "member.added" in page
+    message = re.search(r'name="message_id" value="([^"]+)"', page)
+    assert message is not None
+    status, _, headers = client.post(
+        f"{path}/resend", {"csrf_token": client.token(), "message_id": message.group(1)}
+    )
+    assert status == 303
+    assert headers["Location"].endswith(path)
+    _, page, _ = client.get(path)
+    assert "The message was queued again" in page
+
+
+@pytest.mark.parametrize("adapter", sorted(APP_BUILDERS))
+def test_without_webhooks_the_webhook_pages_are_left_out(adapter: str, sqlite_engine: sa.Engine) -> None:
+    """A kit without a webhook key mounts no webhook page (as its routes), links none, and refuses to be
+    asked for one."""
+    kit = make_kit()
+    seed(kit, sqlite_engine)
+    client = Client(adapter, APP_BUILDERS[adapter](kit, sqlite_engine))
+    client.sign_in(OWNER, OWNER_EMAIL)
+    _, team, _ = client.get(f"{ORG}/team")
+    assert "/webhooks" not in team
+    status, _, _ = client.get(f"{ORG}/webhooks")
+    assert status == 404
+    assert "webhooks" not in {page.name for page in PageSite(kit, secret_key=PAGES_SECRET).pages}
+    with pytest.raises(ConfigurationError, match="not configured for webhooks"):
+        PageSite(kit, secret_key=PAGES_SECRET, include=["webhooks"])
+
+
+# -- domains and SSO --------------------------------------------------------------------------------------
+
+
+def test_a_domain_is_added_with_its_txt_record_shown_once_then_verified_and_removed(client: Client) -> None:
+    """Adding answers the TXT record (no-store) once; verifying before it is published is refused in the
+    domain's row; once published it verifies; removing asks first."""
+    token = client.token()
+    status, text, headers = client.post(f"{ORG}/domains/add", {"csrf_token": token, "domain": "acme.example"})
+    assert status == 200, text
+    assert headers["Cache-Control"] == "no-store"
+    name = re.search(r'id="tk-record-name" type="text" readonly value="([^"]+)"', text)
+    value = re.search(
+        r'id="tk-secret-value" class="tk-secret-value" type="text" readonly value="([^"]+)"', text
+    )
+    assert name is not None
+    assert value is not None
+    _, listing, _ = client.get(f"{ORG}/domains")
+    assert "acme.example" in listing
+    assert value.group(1) not in listing
+    status, refused, _ = client.post(f"{ORG}/domains/verify", {"csrf_token": token, "domain": "acme.example"})
+    assert status >= 400
+    assert 'id="verify-acme.example-error"' in refused
+    client.dns.records[name.group(1).rstrip(".")] = (value.group(1),)
+    status, _, _ = client.post(f"{ORG}/domains/verify", {"csrf_token": token, "domain": "acme.example"})
+    assert status == 303
+    _, listing, _ = client.get(f"{ORG}/domains")
+    assert "acme.example is verified." in listing
+    status, asked, _ = client.post(f"{ORG}/domains/remove", {"csrf_token": token, "domain": "acme.example"})
+    assert status == 200
+    assert "Please confirm" in asked
+    status, _, _ = client.post(
+        f"{ORG}/domains/remove", {"csrf_token": token, "domain": "acme.example", "confirmed": "yes"}
+    )
+    assert status == 303
+    _, listing, _ = client.get(f"{ORG}/domains")
+    assert '<th scope="row">acme.example</th>' not in listing
+
+
+def test_sso_connections_are_listed_with_the_domains(client: Client) -> None:
+    """The organization's SSO connections show on the domains page with their policy."""
+    with client.kit.transaction(client.engine) as session:
+        client.kit.sso.create_connection(
+            session,
+            ORGANIZATION,
+            provider="workos",
+            protocol="saml",
+            provider_connection_id="conn_1",
+            name="Acme Okta",
+            actor=HOST,
+            jit=True,
+        )
+    _, page, _ = client.get(f"{ORG}/domains")
+    assert "SSO connections" in page
+    assert "Acme Okta" in page
+    assert "conn_1" in page
+
+
+def test_a_member_sees_the_new_pages_without_their_forms(client: Client) -> None:
+    """A MEMBER reads the roles page but gets no role form; the settings, webhook and domain pages, which need
+    permissions a MEMBER lacks, are refused and not linked; a forged POST is refused by the service."""
+    client.sign_in("mallory", "mallory@acme.example")
+    status, roles, _ = client.get(f"{ORG}/roles")
+    assert status == 200
+    assert "/roles/create" not in roles
+    assert "/roles/delete" not in roles
+    for page in ("settings", "webhooks", "domains"):
+        assert f'{ORG}/{page}"' not in roles
+        status, _, _ = client.get(f"{ORG}/{page}")
+        assert status == 403, page
+    status, text, _ = client.post(
+        f"{ORG}/roles/create", {"csrf_token": client.token(), "key": "x", "name": "X", "rank": "MEMBER"}
+    )
+    assert status == 403
+    assert "Refused" in text

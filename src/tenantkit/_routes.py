@@ -80,6 +80,8 @@ __all__ = [
     "ListQuery",
     "ReassignQuery",
     "Route",
+    "feature_configured",
+    "missing_configuration",
     "select_routes",
 ]
 
@@ -922,6 +924,16 @@ def _configured(kit: TenantKit, feature: str) -> bool:
     if feature == "webhooks":
         return kit.settings.webhooks.enabled
     return True
+
+
+def feature_configured(kit: TenantKit, feature: str) -> bool:
+    """Whether ``kit`` is configured for ``feature`` (``webhooks`` needs its key); the pages ask it too."""
+    return _configured(kit, feature)
+
+
+def missing_configuration(feature: str) -> str:
+    """What configures ``feature``, for the message refusing to mount it."""
+    return _NEEDS_CONFIGURATION.get(feature, feature)
 
 
 def select_routes(include: Iterable[str] | None = None, *, kit: TenantKit | None = None) -> tuple[Route, ...]:

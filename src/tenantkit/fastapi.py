@@ -638,7 +638,8 @@ class TenantKitFastAPI:
             secret_key: Signs the CSRF tokens and the result messages (at least 16 characters).
             templates: Directories whose ``tenantkit/*.html`` override the package's templates.
             include: The pages to mount by name (``"team"``, ``"invitations"``, ``"api-keys"``,
-                ``"audit"``); the accept page is always mounted.
+                ``"audit"``, ``"roles"``, ``"settings"``, ``"webhooks"``, ``"domains"``); the accept page is
+                always mounted, and the webhook pages only when the kit has webhooks.
             csrf: Another CSRF token provider (:class:`tenantkit.ui.CsrfTokens`).
         """
         from tenantkit.ui._site import PageSite

@@ -559,7 +559,8 @@ class TenantKitFlask:
             name: The blueprint's name.
             secret_key: Signs the CSRF tokens and the result messages (at least 16 characters).
             templates: Directories whose ``tenantkit/*.html`` override the package's templates.
-            include: The pages to mount by name; the accept page is always mounted.
+            include: The pages to mount by name (see :data:`tenantkit.ui.PAGES`); the accept page is always
+                mounted, and the webhook pages only when the kit has webhooks.
             csrf: Another CSRF token provider (:class:`tenantkit.ui.CsrfTokens`).
         """
         from tenantkit.ui._site import PageSite

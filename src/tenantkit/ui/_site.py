@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from tenantkit._errors import (
     AuthorizationError,
+    ConfigurationError,
     InvalidInputError,
     NotFoundError,
     RoleEscalationError,
@@ -26,6 +27,7 @@ from tenantkit._errors import (
 )
 from tenantkit._http import Management, Principal, status_for
 from tenantkit._pagination import Page as ResultPage
+from tenantkit._routes import feature_configured, missing_configuration
 from tenantkit.roles._policy import Action, Role
 from tenantkit.ui._security import (
     CSRF_COOKIE,
@@ -108,6 +110,8 @@ class PageAction:
     """The form field naming the row acted on: its errors show in that row."""
     field: str = "form"
     """Where an error naming no field of its own is shown."""
+    error_fields: tuple[tuple[str, str], ...] = ()
+    """Error codes shown next to a field of their own (``("permission_escalation", "permissions")``)."""
 
 
 @dataclass(frozen=True)
@@ -123,6 +127,12 @@ class Page:
     permission: Action | None = None
     organization: bool = True
     """Whether the page belongs to an organization (shown in the organization's navigation)."""
+    feature: str | None = None
+    """The kit feature the page needs (``webhooks``): left out, like its routes, when the kit lacks it."""
+    navigation: bool = True
+    """Whether the organization's navigation links to it (not a page of one row, such as deliveries)."""
+    part_of: str | None = None
+    """The page this one belongs to: mounted whenever that one is (``include=``)."""
 
     def action(self, name: str) -> PageAction:
         return next(action for action in self.actions if action.name == name)
@@ -187,7 +197,7 @@ class PageContext:
     def url(self, page: str, **values: str) -> str:
         """The URL of page ``page`` under the mount prefix (``organization_id`` defaults to this one)."""
         target = self.site.page(page)
-        filled = {"organization_id": self.organization_id, **values}
+        filled = {**self.request.path_values, "organization_id": self.organization_id, **values}
         return self.prefix + _PATH_PARAMETER.sub(lambda match: filled[match.group(1)], target.path)
 
     def action_url(self, name: str) -> str:
@@ -219,7 +229,7 @@ class PageSite:
         self.management: Management = Management(kit)
         self.csrf: CsrfTokens = csrf if csrf is not None else SignedDoubleSubmit(secret_key)
         self._flash = FlashSigner(secret_key)
-        self.pages: tuple[Page, ...] = select_pages(include)
+        self.pages: tuple[Page, ...] = select_pages(include, kit)
         loader = ChoiceLoader([FileSystemLoader(list(templates)), PackageLoader("tenantkit.ui", "templates")])
         self.environment: Environment = Environment(
             loader=loader, autoescape=select_autoescape(default=True, default_for_string=True)
@@ -364,6 +374,7 @@ class PageSite:
             (page.title, context.url(page.name), page.name == context.page.name)
             for page in self.pages
             if page.organization
+            and page.navigation
             and context.organization_id
             and (page.permission is None or context.can(page.permission))
         ]
@@ -405,6 +416,9 @@ def _error_key(action: PageAction, form: Mapping[str, list[str]], error: TenantK
         target = first(form, action.target)
         if target:
             return f"{action.name}:{target}"
+    for code, name in action.error_fields:
+        if error.code == code:
+            return f"{action.name}:{name}"
     if isinstance(error, InvalidInputError):
         return f"{action.name}:{error.field}"
     if isinstance(error, RoleEscalationError):
@@ -417,9 +431,15 @@ def _sentence(error: TenantKitError) -> str:
     return message[:1].upper() + message[1:] if message else error.code
 
 
-def select_pages(include: Iterable[str] | None) -> tuple[Page, ...]:
+def select_pages(include: Iterable[str] | None, kit: TenantKit | None = None) -> tuple[Page, ...]:
+    """The pages named in ``include`` (all by default, less those of a feature ``kit`` is not configured
+    for, as the routes do); naming such a page raises :class:`~tenantkit.errors.ConfigurationError`."""
+
+    def available(page: Page) -> bool:
+        return kit is None or page.feature is None or feature_configured(kit, page.feature)
+
     if include is None:
-        return PAGES
+        return tuple(page for page in PAGES if available(page))
     if isinstance(include, str):
         raise TypeError("include: a list of page names, not a string")
     names = list(include)
@@ -427,8 +447,19 @@ def select_pages(include: Iterable[str] | None) -> tuple[Page, ...]:
     unknown = sorted(set(names) - known)
     if unknown or not names:
         raise ValueError(f"include: unknown or no page(s) {unknown}; the pages are {sorted(known)}")
+    for page in PAGES:
+        if page.name in names and not available(page):
+            assert page.feature is not None  # noqa: S101  narrowing: only a feature's page is unavailable
+            raise ConfigurationError(
+                f"include: the kit is not configured for {page.feature} (page {page.name!r}): "
+                f"{missing_configuration(page.feature)}"
+            )
     # The accept page is always there: every invitation link lands on it.
-    return tuple(page for page in PAGES if page.name in names or page.name == "accept")
+    return tuple(
+        page
+        for page in PAGES
+        if page.name in names or page.name == "accept" or (page.part_of is not None and page.part_of in names)
+    )
 
 
 # -- form reading -----------------------------------------------------------------------------------------
@@ -683,6 +714,212 @@ def _joined(result: Any) -> str:
     return f"You joined {result.organization_id} as {result.role.value}."
 
 
+def _load_roles(context: PageContext) -> dict[str, Any]:
+    roles = context.management.list_roles(context.session, context.organization_id, context.principal)
+    return {
+        "custom_roles": roles.items,
+        "roles": _role_choices(context),
+        "ranks": [(Role.MEMBER.value, "Member"), (Role.ADMIN.value, "Admin")],
+    }
+
+
+def _create_role(context: PageContext, form: Mapping[str, list[str]]) -> Any:
+    from tenantkit._http import CreateRoleRequest
+
+    body = _body(
+        CreateRoleRequest,
+        key=_required(form, "key"),
+        name=_required(form, "name"),
+        rank=_text(form, "rank") or Role.MEMBER.value,
+        permissions=_words(form, "permissions"),
+        description=_text(form, "description") or "",
+    )
+    return context.management.create_role(context.session, context.organization_id, context.principal, body)
+
+
+def _update_role(context: PageContext, form: Mapping[str, list[str]]) -> Any:
+    from tenantkit._http import UpdateRoleRequest
+
+    body = _body(
+        UpdateRoleRequest,
+        name=_text(form, "name"),
+        description=first(form, "description"),
+        permissions=_words(form, "permissions"),
+    )
+    return context.management.update_role(
+        context.session, context.organization_id, context.principal, _required(form, "key"), body
+    )
+
+
+def _delete_role(context: PageContext, form: Mapping[str, list[str]]) -> Any:
+    return context.management.delete_role(
+        context.session,
+        context.organization_id,
+        context.principal,
+        _required(form, "key"),
+        _text(form, "reassign_to"),
+    )
+
+
+def _role_deleted(deleted: Any) -> str:
+    moved = f"; {deleted.reassigned_members} member(s) moved" if deleted.reassigned_members else ""
+    return f"Role {deleted.key!r} was deleted{moved}."
+
+
+def _shown_setting(value: Any) -> str:
+    """A setting's value as its form field shows it: text as it is, anything else as JSON, none as empty."""
+    import json
+
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value)
+
+
+def _read_setting(text: str) -> Any:
+    """A field's text back to a value: JSON when it parses, else the text itself."""
+    import json
+
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _load_settings(context: PageContext) -> dict[str, Any]:
+    snapshot = context.management.get_settings(context.session, context.organization_id, context.principal)
+    document = snapshot.document.model_dump(mode="json")
+    fields = type(snapshot.document).model_fields
+    settings = [
+        {
+            "key": key,
+            "shown": _shown_setting(value),
+            "explicit": key in snapshot.explicit_keys,
+            "description": (fields[key].description or "") if key in fields else "",
+        }
+        for key, value in document.items()
+    ]
+    return {"snapshot": snapshot, "settings": settings}
+
+
+def _update_settings(context: PageContext, form: Mapping[str, list[str]]) -> Any:
+    """Write the fields changed since the form was shown (``shown.<key>``), against the version it showed:
+    a newer version is refused by the service (``settings_version_conflict``), nothing written."""
+    from tenantkit._http import UpdateSettingsRequest
+
+    changes: dict[str, Any] = {}
+    unset: list[str] = []
+    for name in form:
+        if not name.startswith("setting."):
+            continue
+        key = name.removeprefix("setting.")
+        submitted = (first(form, name) or "").strip()
+        if submitted == (first(form, f"shown.{key}") or "").strip():
+            continue
+        if submitted:
+            changes[key] = _read_setting(submitted)
+        else:
+            unset.append(key)
+    version = _text(form, "expected_version")
+    if version is None or not version.isdigit():
+        raise InvalidInputError("expected_version", "is missing: reload the page and try again")
+    body = _body(UpdateSettingsRequest, expected_version=int(version), changes=changes, unset=unset)
+    return context.management.update_settings(
+        context.session, context.organization_id, context.principal, body
+    )
+
+
+def _load_webhooks(context: PageContext) -> dict[str, Any]:
+    endpoints = context.management.list_webhook_endpoints(
+        context.session,
+        context.organization_id,
+        context.principal,
+        limit=100,
+        cursor=context.request.query.get("cursor") or None,
+    )
+    return {"endpoints": endpoints}
+
+
+def _create_webhook(context: PageContext, form: Mapping[str, list[str]]) -> Any:
+    from tenantkit._http import CreateWebhookEndpointRequest
+
+    body = _body(
+        CreateWebhookEndpointRequest,
+        url=_required(form, "url"),
+        event_types=_words(form, "event_types"),
+        description=_text(form, "description"),
+    )
+    return context.management.create_webhook_endpoint(
+        context.session, context.organization_id, context.principal, body
+    )
+
+
+def _rotate_webhook(context: PageContext, form: Mapping[str, list[str]]) -> Any:
+    from tenantkit._http import RotateWebhookSecretRequest
+
+    grace = _text(form, "grace_minutes")
+    body = _body(RotateWebhookSecretRequest, grace_seconds=None if grace is None else _minutes(grace))
+    return context.management.rotate_webhook_secret(
+        context.session, context.organization_id, context.principal, _required(form, "endpoint_id"), body
+    )
+
+
+def _load_deliveries(context: PageContext) -> dict[str, Any]:
+    endpoint_id = context.request.path_values.get("endpoint_id", "")
+    endpoint = context.management.get_webhook_endpoint(
+        context.session, context.organization_id, context.principal, endpoint_id
+    )
+    deliveries = context.management.list_webhook_deliveries(
+        context.session,
+        context.organization_id,
+        context.principal,
+        endpoint_id,
+        limit=50,
+        cursor=context.request.query.get("cursor") or None,
+    )
+    return {"endpoint": endpoint, "deliveries": deliveries}
+
+
+def _resend(context: PageContext, form: Mapping[str, list[str]]) -> Any:
+    return context.management.resend_webhook_message(
+        context.session, context.organization_id, context.principal, _required(form, "message_id")
+    )
+
+
+def _load_domains(context: PageContext) -> dict[str, Any]:
+    domains = context.management.list_domains(context.session, context.organization_id, context.principal)
+    connections = None
+    if context.can(Action.MANAGE_SSO):
+        connections = context.management.list_sso_connections(
+            context.session, context.organization_id, context.principal
+        ).items
+    return {"domains": domains.items, "connections": connections}
+
+
+def _add_domain(context: PageContext, form: Mapping[str, list[str]]) -> Any:
+    from tenantkit._http import AddDomainRequest
+
+    body = _body(AddDomainRequest, domain=_required(form, "domain"))
+    return context.management.add_domain(context.session, context.organization_id, context.principal, body)
+
+
+def _verify_domain(context: PageContext, form: Mapping[str, list[str]]) -> Any:
+    return context.management.verify_domain(
+        context.session, context.organization_id, context.principal, _required(form, "domain")
+    )
+
+
+def _remove_domain(context: PageContext, form: Mapping[str, list[str]]) -> Any:
+    return context.management.remove_domain(
+        context.session, context.organization_id, context.principal, _required(form, "domain")
+    )
+
+
+def _verified(domain: Any) -> str:
+    return f"{domain.domain} is verified."
+
+
 PAGES: tuple[Page, ...] = (
     Page(
         name="team",
@@ -780,6 +1017,125 @@ PAGES: tuple[Page, ...] = (
         template="tenantkit/audit.html",
         load=_load_audit,
         permission=Action.READ_AUDIT,
+    ),
+    Page(
+        name="roles",
+        path="/organizations/{organization_id}/roles",
+        title="Roles",
+        template="tenantkit/roles.html",
+        load=_load_roles,
+        permission=Action.READ_MEMBERS,
+        actions=(
+            PageAction(
+                "create",
+                _create_role,
+                lambda role: f"Role {role.key!r} created.",
+                field="key",
+                error_fields=(
+                    ("permission_escalation", "permissions"),
+                    ("unknown_permission", "permissions"),
+                    ("role_exists", "key"),
+                ),
+            ),
+            PageAction(
+                "update",
+                _update_role,
+                lambda role: f"Role {role.key!r} saved.",
+                target="key",
+            ),
+            PageAction(
+                "delete",
+                _delete_role,
+                _role_deleted,
+                confirm="Delete this role? Its holders move to the role you chose, if any.",
+                target="key",
+            ),
+        ),
+    ),
+    Page(
+        name="settings",
+        path="/organizations/{organization_id}/settings",
+        title="Settings",
+        template="tenantkit/settings.html",
+        load=_load_settings,
+        permission=Action.READ_SETTINGS,
+        actions=(
+            PageAction(
+                "update",
+                _update_settings,
+                lambda snapshot: f"Settings saved (version {snapshot.version}).",
+                error_fields=(("settings_version_conflict", "expected_version"),),
+            ),
+        ),
+    ),
+    Page(
+        name="webhooks",
+        path="/organizations/{organization_id}/webhooks",
+        title="Webhooks",
+        template="tenantkit/webhooks.html",
+        load=_load_webhooks,
+        permission=Action.READ_WEBHOOKS,
+        feature="webhooks",
+        actions=(
+            PageAction(
+                "create",
+                _create_webhook,
+                lambda created: f"Endpoint {created.endpoint.url} created.",
+                reveals=True,
+                field="url",
+            ),
+            PageAction(
+                "rotate",
+                _rotate_webhook,
+                lambda rotated: f"The signing secret of {rotated.endpoint.url} was rotated.",
+                reveals=True,
+                target="endpoint_id",
+            ),
+        ),
+    ),
+    Page(
+        name="webhook-deliveries",
+        path="/organizations/{organization_id}/webhooks/{endpoint_id}/deliveries",
+        title="Webhook deliveries",
+        template="tenantkit/webhook_deliveries.html",
+        load=_load_deliveries,
+        permission=Action.READ_WEBHOOKS,
+        feature="webhooks",
+        navigation=False,
+        part_of="webhooks",
+        actions=(
+            PageAction(
+                "resend",
+                _resend,
+                lambda resent: f"The message was queued again ({len(resent.deliveries)} delivery(ies)).",
+                target="message_id",
+            ),
+        ),
+    ),
+    Page(
+        name="domains",
+        path="/organizations/{organization_id}/domains",
+        title="Domains and SSO",
+        template="tenantkit/domains.html",
+        load=_load_domains,
+        permission=Action.MANAGE_DOMAINS,
+        actions=(
+            PageAction(
+                "add",
+                _add_domain,
+                lambda added: f"{added.domain.domain} was added: publish its TXT record, then verify.",
+                reveals=True,
+                field="domain",
+            ),
+            PageAction("verify", _verify_domain, _verified, target="domain"),
+            PageAction(
+                "remove",
+                _remove_domain,
+                lambda domain: f"{domain.domain} was removed.",
+                confirm="Remove this domain? Its verification is lost and must be done again to add it back.",
+                target="domain",
+            ),
+        ),
     ),
     Page(
         name="accept",
