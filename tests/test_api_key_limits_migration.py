@@ -7,14 +7,13 @@ from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
-from alembic.script import ScriptDirectory
 
 import tenantkit
 from tenantkit import HOST, Role, TenantKit
-from tenantkit._migrations import alembic_config
 from tenantkit.api_keys import ApiKeyLimits, ApiKeySubject
 from tenantkit.tables import api_keys
 from tests.databases import ThrowawayDatabase
+from tests.revisions import revision_before
 
 DIALECTS = ["sqlite", "postgresql", "mariadb"]
 NEW_COLUMNS = {
@@ -27,9 +26,7 @@ NEW_COLUMNS = {
     "constraints",
 }
 
-_PREVIOUS = ScriptDirectory.from_config(alembic_config()).get_revision("0010").down_revision
-assert isinstance(_PREVIOUS, str)
-BEFORE: str = _PREVIOUS
+BEFORE = revision_before("0010")
 """The revision 0010 follows, read from the script directory."""
 
 

@@ -7,20 +7,17 @@ from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
-from alembic.script import ScriptDirectory
 
 import tenantkit
 from tenantkit import HOST, Role, TenantKit
-from tenantkit._migrations import alembic_config
 from tenantkit.bus import PollingBus
 from tenantkit.tables import cache_invalidations, team_members
 from tests.databases import ThrowawayDatabase
+from tests.revisions import revision_before
 
 DIALECTS = ["sqlite", "postgresql", "mariadb"]
 CREATES_NEW = re.compile(r"CREATE (TABLE|INDEX \w+ ON) cache_invalidations ")
-_PREVIOUS = ScriptDirectory.from_config(alembic_config()).get_revision("0008").down_revision
-assert isinstance(_PREVIOUS, str)
-BEFORE: str = _PREVIOUS
+BEFORE = revision_before("0008")
 """The revision 0008 follows, read from the script directory."""
 
 

@@ -10,17 +10,16 @@ from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
-from alembic.script import ScriptDirectory
 
 import tenantkit
 from tenantkit import HOST, Role, TenantKit
-from tenantkit._migrations import alembic_config
 from tests.databases import ThrowawayDatabase
+from tests.revisions import revision_before
 
 DIALECTS = ["sqlite", "postgresql", "mariadb"]
 NEW_TABLES = {"departments", "department_members"}
 # Whatever revision 0007 follows once the branches are chained (0004 on its own branch).
-BEFORE: str = ScriptDirectory.from_config(alembic_config()).get_revision("0007").down_revision  # type: ignore[assignment]
+BEFORE = revision_before("0007")
 MEMBER_COLUMNS = {"attributes", "credential_expires_at", "suspended_at", "suspended_by", "suspension_reason"}
 
 

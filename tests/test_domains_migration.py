@@ -7,19 +7,16 @@ from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
-from alembic.script import ScriptDirectory
 
 import tenantkit
 from tenantkit import TenantKit
-from tenantkit._migrations import alembic_config
 from tenantkit.tables import team_members
 from tests.databases import ThrowawayDatabase
+from tests.revisions import revision_before
 
 DIALECTS = ["sqlite", "postgresql", "mariadb"]
 CREATES_NEW = re.compile(r"CREATE (UNIQUE )?(TABLE|INDEX \w+ ON) (organization_domains|sso_connections) ")
-_PREVIOUS = ScriptDirectory.from_config(alembic_config()).get_revision("0011").down_revision
-assert isinstance(_PREVIOUS, str)
-BEFORE: str = _PREVIOUS
+BEFORE = revision_before("0011")
 """The revision 0008 follows, read from the script directory."""
 
 

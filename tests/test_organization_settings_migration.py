@@ -11,29 +11,22 @@ from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
-from alembic.script import ScriptDirectory
 
 import tenantkit
 from tenantkit import HOST, Role, TenantKit
-from tenantkit._migrations import alembic_config
 from tenantkit.tables import organization_settings, team_members
 from tests.databases import ThrowawayDatabase
+from tests.revisions import revision_before
 
 DIALECTS = ["sqlite", "postgresql", "mariadb"]
 CREATES_NEW = re.compile(r"CREATE TABLE organization_settings ")
-
-
-def before_0006() -> str:
-    previous = ScriptDirectory.from_config(alembic_config()).get_revision("0006").down_revision
-    assert isinstance(previous, str)
-    return previous
 
 
 @pytest.fixture
 def engine_before(fresh_database: ThrowawayDatabase) -> Iterator[sa.Engine]:
     """A fresh database at the revision before 0006, holding one member."""
     engine = sa.create_engine(fresh_database.url)
-    tenantkit.upgrade(engine, before_0006())
+    tenantkit.upgrade(engine, revision_before("0006"))
     with engine.begin() as connection:
         connection.execute(
             team_members.insert().values(id="m1", organization_id="org_1", user_id="alice", role="OWNER")
@@ -57,7 +50,7 @@ def test_up_down_up_keeps_the_other_tables_and_stores_settings(engine_before: sa
             session, "org_1", {"require_sso": True}, expected_version=0, actor="alice"
         )
 
-    assert tenantkit.downgrade(engine_before, before_0006()).applied[-1] == "0006"
+    assert tenantkit.downgrade(engine_before, revision_before("0006")).applied[-1] == "0006"
     assert "organization_settings" not in sa.inspect(engine_before).get_table_names()
     with engine_before.connect() as connection:
         assert connection.execute(sa.select(team_members.c.user_id)).scalars().all() == ["alice"]
@@ -74,7 +67,7 @@ def test_up_down_up_keeps_the_other_tables_and_stores_settings(engine_before: sa
 @pytest.mark.parametrize("dialect", ["postgresql", "mysql", "mariadb"])
 def test_the_upgrade_only_creates(dialect: str) -> None:
     """The SQL of 0006 creates one table and touches nothing that exists: safe on a live database."""
-    script = tenantkit.offline_sql(dialect, before_0006(), "0006")
+    script = tenantkit.offline_sql(dialect, revision_before("0006"), "0006")
     statements = [statement.strip() for statement in script.split(";") if statement.strip()]
     ddl = [s for s in statements if not re.match(r"(BEGIN|COMMIT|START TRANSACTION|--)", s)]
     version_update = [statement for statement in ddl if "tenantkit_alembic_version" in statement]

@@ -11,12 +11,13 @@ import sqlalchemy as sa
 import tenantkit
 from tenantkit.tables import team_members
 from tests.databases import ThrowawayDatabase
+from tests.revisions import revision_before
 
 NEW_TABLES = {"webhook_endpoints", "webhook_messages", "webhook_deliveries"}
 CREATES_NEW = re.compile(
     r"CREATE (TABLE|(UNIQUE )?INDEX \w+ ON) (webhook_endpoints|webhook_messages|webhook_deliveries) "
 )
-BEFORE = "0008"  # the revision 0009 follows
+BEFORE = revision_before("0009")
 
 
 @pytest.fixture
