@@ -249,6 +249,21 @@ def test_static_files_and_unknown_ones() -> None:
     assert site.static("../_site.py").status == 404
 
 
+def test_htmx_is_served_from_the_package_and_loaded_without_its_inline_styles(client: Client) -> None:
+    """htmx ships as a static file of the package (no CDN), every page loads it with its indicator styles
+    off (the policy allows no inline style), and the policy still allows no inline script."""
+    status, script, headers = client.get(f"{PREFIX}/static/htmx.min.js")
+    assert status == 200
+    assert headers["Content-Type"].startswith("text/javascript")
+    assert script.startswith("var htmx=")
+    _, page, headers = client.get(f"{ORG}/team")
+    assert f'<script src="{PREFIX}/static/htmx.min.js" defer></script>' in page
+    assert """<meta name="htmx-config" content='{"includeIndicatorStyles":false}'>""" in page
+    policy = headers["Content-Security-Policy"]
+    assert "script-src 'self';" in policy
+    assert "unsafe-inline" not in policy
+
+
 def test_a_short_secret_is_refused() -> None:
     """The pages' signing secret must be long enough to sign with."""
     with pytest.raises(ValueError, match="16 characters"):

@@ -47,7 +47,7 @@ if TYPE_CHECKING:
 __all__ = ["PAGES", "Page", "PageAction", "PageRequest", "PageResponse", "PageRoute", "PageSite", "SetCookie"]
 
 _PATH_PARAMETER = re.compile(r"{(\w+)}")
-_STATIC_FILES = frozenset({"tenantkit.css", "tenantkit.js"})
+_STATIC_FILES = frozenset({"tenantkit.css", "tenantkit.js", "htmx.min.js"})
 _STATIC_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8"}
 NO_STORE = "no-store"
 
