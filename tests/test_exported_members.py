@@ -38,6 +38,7 @@ PUBLIC_MODULES = (
     "tenantkit.starlette",
     "tenantkit.tables",
     "tenantkit.testing",
+    "tenantkit.ui",
     "tenantkit.webhooks",
 )
 """Every public module. A new one is added here on purpose, and then guarded like the others."""
