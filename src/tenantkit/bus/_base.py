@@ -24,6 +24,7 @@ import threading
 import time
 import uuid
 import weakref
+from abc import ABC, abstractmethod
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
@@ -175,7 +176,7 @@ class _Outgoing(NamedTuple):
 _STOP = _Outgoing(-1, "")
 
 
-class InvalidationBus:
+class InvalidationBus(ABC):
     """Base of the buses: an :class:`~tenantkit.Invalidator` that reaches every process.
 
     Built on an :class:`~tenantkit.events.EventDispatcher` (``kit.events``), it becomes that dispatcher's
@@ -369,28 +370,31 @@ class InvalidationBus:
 
     # -- what subclasses provide --------------------------------------------------------------------------
 
+    @abstractmethod
     def _connect_listener(self) -> object:
         """Open the subscription; return a handle for :meth:`_receive`."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _receive(self, handle: Any, timeout: float) -> Iterable[str]:
         """The payloads that arrived within ``timeout`` seconds (raises when the connection is lost)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _close_listener(self, handle: Any) -> None:
-        raise NotImplementedError
+        """Close what :meth:`_connect_listener` opened."""
 
+    @abstractmethod
     def _connect_publisher(self) -> object:
-        raise NotImplementedError
+        """Open the publishing connection; return a handle for :meth:`_deliver`."""
 
+    @abstractmethod
     def _deliver(self, handle: Any, payload: str) -> None:
         """Send one payload on the publishing connection (raises when it fails)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _close_publisher(self, handle: Any) -> None:
-        raise NotImplementedError
+        """Close what :meth:`_connect_publisher` opened."""
 
-    def _interrupt(self) -> None:
+    def _interrupt(self) -> None:  # noqa: B027  a default that does nothing, not a hook every bus must fill
         """Wake the listening thread up early at :meth:`stop` (the default waits for its timeout)."""
 
     # -- shared machinery ---------------------------------------------------------------------------------
