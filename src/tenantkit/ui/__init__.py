@@ -11,15 +11,23 @@ Jinja2 templates (``tenantkit/*.html`` in this package; a directory of the host'
 """
 
 from tenantkit.ui._security import CSRF_COOKIE, CSRF_FIELD, CsrfTokens, SignedDoubleSubmit
-from tenantkit.ui._site import PAGES, Page, PageAction, PageRequest, PageResponse, PageRoute, PageSite
+from tenantkit.ui._site import (
+    PAGES,
+    PageAction,
+    PageDefinition,
+    PageRequest,
+    PageResponse,
+    PageRoute,
+    PageSite,
+)
 
 __all__ = [
     "CSRF_COOKIE",
     "CSRF_FIELD",
     "PAGES",
     "CsrfTokens",
-    "Page",
     "PageAction",
+    "PageDefinition",
     "PageRequest",
     "PageResponse",
     "PageRoute",

@@ -44,7 +44,16 @@ from tenantkit.ui._security import (
 if TYPE_CHECKING:
     from tenantkit._kit import TenantKit
 
-__all__ = ["PAGES", "Page", "PageAction", "PageRequest", "PageResponse", "PageRoute", "PageSite", "SetCookie"]
+__all__ = [
+    "PAGES",
+    "PageAction",
+    "PageDefinition",
+    "PageRequest",
+    "PageResponse",
+    "PageRoute",
+    "PageSite",
+    "SetCookie",
+]
 
 _PATH_PARAMETER = re.compile(r"{(\w+)}")
 _STATIC_FILES = frozenset({"tenantkit.css", "tenantkit.js", "htmx.min.js"})
@@ -115,7 +124,7 @@ class PageAction:
 
 
 @dataclass(frozen=True)
-class Page:
+class PageDefinition:
     """One page: a template, what it loads, and its actions."""
 
     name: str
@@ -145,7 +154,7 @@ class PageRoute:
     method: str
     path: str
     name: str
-    page: Page | None
+    page: PageDefinition | None
     action: PageAction | None = None
 
     @property
@@ -164,7 +173,7 @@ class PageContext:
     session: Session
     principal: Principal
     request: PageRequest
-    page: Page
+    page: PageDefinition
     prefix: str
     _can: dict[str, bool] = field(default_factory=dict)
 
@@ -229,13 +238,13 @@ class PageSite:
         self.management: Management = Management(kit)
         self.csrf: CsrfTokens = csrf if csrf is not None else SignedDoubleSubmit(secret_key)
         self._flash = FlashSigner(secret_key)
-        self.pages: tuple[Page, ...] = select_pages(include, kit)
+        self.pages: tuple[PageDefinition, ...] = select_pages(include, kit)
         loader = ChoiceLoader([FileSystemLoader(list(templates)), PackageLoader("tenantkit.ui", "templates")])
         self.environment: Environment = Environment(
             loader=loader, autoescape=select_autoescape(default=True, default_for_string=True)
         )
 
-    def page(self, name: str) -> Page:
+    def page(self, name: str) -> PageDefinition:
         for page in self.pages:
             if page.name == name:
                 return page
@@ -431,11 +440,11 @@ def _sentence(error: TenantKitError) -> str:
     return message[:1].upper() + message[1:] if message else error.code
 
 
-def select_pages(include: Iterable[str] | None, kit: TenantKit | None = None) -> tuple[Page, ...]:
+def select_pages(include: Iterable[str] | None, kit: TenantKit | None = None) -> tuple[PageDefinition, ...]:
     """The pages named in ``include`` (all by default, less those of a feature ``kit`` is not configured
     for, as the routes do); naming such a page raises :class:`~tenantkit.errors.ConfigurationError`."""
 
-    def available(page: Page) -> bool:
+    def available(page: PageDefinition) -> bool:
         return kit is None or page.feature is None or feature_configured(kit, page.feature)
 
     if include is None:
@@ -920,8 +929,8 @@ def _verified(domain: Any) -> str:
     return f"{domain.domain} is verified."
 
 
-PAGES: tuple[Page, ...] = (
-    Page(
+PAGES: tuple[PageDefinition, ...] = (
+    PageDefinition(
         name="team",
         path="/organizations/{organization_id}/team",
         title="Team",
@@ -955,7 +964,7 @@ PAGES: tuple[Page, ...] = (
             ),
         ),
     ),
-    Page(
+    PageDefinition(
         name="invitations",
         path="/organizations/{organization_id}/invitations",
         title="Invitations",
@@ -979,7 +988,7 @@ PAGES: tuple[Page, ...] = (
             ),
         ),
     ),
-    Page(
+    PageDefinition(
         name="api-keys",
         path="/organizations/{organization_id}/api-keys",
         title="API keys",
@@ -1010,7 +1019,7 @@ PAGES: tuple[Page, ...] = (
             ),
         ),
     ),
-    Page(
+    PageDefinition(
         name="audit",
         path="/organizations/{organization_id}/audit",
         title="Audit log",
@@ -1018,7 +1027,7 @@ PAGES: tuple[Page, ...] = (
         load=_load_audit,
         permission=Action.READ_AUDIT,
     ),
-    Page(
+    PageDefinition(
         name="roles",
         path="/organizations/{organization_id}/roles",
         title="Roles",
@@ -1052,7 +1061,7 @@ PAGES: tuple[Page, ...] = (
             ),
         ),
     ),
-    Page(
+    PageDefinition(
         name="settings",
         path="/organizations/{organization_id}/settings",
         title="Settings",
@@ -1068,7 +1077,7 @@ PAGES: tuple[Page, ...] = (
             ),
         ),
     ),
-    Page(
+    PageDefinition(
         name="webhooks",
         path="/organizations/{organization_id}/webhooks",
         title="Webhooks",
@@ -1093,7 +1102,7 @@ PAGES: tuple[Page, ...] = (
             ),
         ),
     ),
-    Page(
+    PageDefinition(
         name="webhook-deliveries",
         path="/organizations/{organization_id}/webhooks/{endpoint_id}/deliveries",
         title="Webhook deliveries",
@@ -1112,7 +1121,7 @@ PAGES: tuple[Page, ...] = (
             ),
         ),
     ),
-    Page(
+    PageDefinition(
         name="domains",
         path="/organizations/{organization_id}/domains",
         title="Domains and SSO",
@@ -1137,7 +1146,7 @@ PAGES: tuple[Page, ...] = (
             ),
         ),
     ),
-    Page(
+    PageDefinition(
         name="accept",
         path="/invitations/accept",
         title="Invitation",
