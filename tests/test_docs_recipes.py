@@ -1,0 +1,290 @@
+"""The round-two pages' Python blocks run as printed, in page order, and do what the page says they do.
+
+``tests/test_docs_code.py`` only checks that a block parses and names what exists. Here each page of
+:data:`PAGES` is walked as a reader uses it: its blocks are executed one after the other in one namespace,
+which starts with only the names the page assumes (an ``engine`` on a migrated SQLite file, a ``session``,
+an organization with an owner, a signing ``secret``…), and after each block the effect its text claims is
+checked (a role exists, a setting changed, a refusal raised the documented error code…). A bare expression
+is observed as a REPL would show it, so ``kit.sso.discover(...)  # RealmDiscovery(sso="required", …)`` is
+checked against the value it printed.
+
+A block that cannot run offline is listed in :data:`NOT_RUNNABLE` with the reason; a walk refuses to pass a
+block that is neither run nor listed, and :func:`test_every_page_is_walked_and_every_listed_block_exists`
+keeps the list and the walks honest, so a block added to one of these pages cannot escape being run.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import socket
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from tenantkit import HOST, InvitationSettings, Role, TenantKit
+from tenantkit.credentials import LicencePolicy
+from tenantkit.errors import InvalidInputError, PermissionDeniedError, PermissionEscalationError
+from tenantkit.testing import FrozenClock
+from tests.dns_txt_server import TxtDnsServer
+from tests.test_docs_code import BLOCK
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+EXAMPLES = ROOT / "examples"
+
+PAGES = (
+    "roles.md",
+    "organization-settings.md",
+    "requirements.md",
+    "departments.md",
+    "usage-limits.md",
+    "bound-keys.md",
+    "webhooks.md",
+    "domains-and-sso.md",
+)
+"""The pages walked here: every Python block of each is run, or listed in :data:`NOT_RUNNABLE`."""
+
+NOT_RUNNABLE: dict[tuple[str, str], str] = {}
+"""``(page, a line of the block)`` → why the block is not run here. Empty while every block runs."""
+
+SECRET = "docs-recipes-signing-key-0123456789abcdef"
+
+
+@dataclass(frozen=True)
+class Block:
+    """One ``python`` block of a page: where it starts, and its code."""
+
+    page: str
+    line: int
+    code: str
+
+    @property
+    def where(self) -> str:
+        return f"docs/{self.page}:{self.line}"
+
+
+def page_blocks(page: str, text: str | None = None) -> list[Block]:
+    """The ``python`` blocks of ``docs/<page>`` (or of ``text``), in page order, found as the name check finds them."""
+    text = (DOCS / page).read_text(encoding="utf-8") if text is None else text
+    return [
+        Block(page, text.count("\n", 0, match.start()) + 2, match.group(1)) for match in BLOCK.finditer(text)
+    ]
+
+
+def not_runnable(block: Block) -> str | None:
+    """The reason ``block`` is listed as not runnable, or ``None`` when it must run."""
+    reasons = [why for (page, line), why in NOT_RUNNABLE.items() if page == block.page and line in block.code]
+    assert len(reasons) <= 1, (block.where, reasons)
+    return reasons[0] if reasons else None
+
+
+def execute(block: Block, namespace: dict[str, Any]) -> list[Any]:
+    """Run ``block`` in ``namespace`` as a REPL would, and return the values its bare expressions showed.
+
+    Each top-level statement is compiled in ``single`` mode, which hands every expression statement's value
+    to ``sys.displayhook`` (inside ``with`` and ``for`` bodies too): the code is the page's, untouched.
+    """
+    shown: list[Any] = []
+    previous = sys.displayhook
+    sys.displayhook = shown.append
+    try:
+        for statement in ast.parse(block.code, filename=block.where).body:
+            code = compile(ast.Interactive(body=[statement]), block.where, "single")
+            exec(code, namespace)  # noqa: S102  the docs' own code, run as a reader runs it
+    finally:
+        sys.displayhook = previous
+    return shown
+
+
+class Walk:
+    """A reader going down one page: each block run in order, in one namespace."""
+
+    def __init__(self, page: str, text: str | None = None, **names: Any) -> None:
+        self.page = page
+        self.blocks = page_blocks(page, text)
+        self.position = 0
+        self.namespace: dict[str, Any] = {"__name__": "docs_recipe", **names}
+        self.shown: list[Any] = []
+
+    def _pass_not_runnable(self) -> None:
+        while self.position < len(self.blocks) and not_runnable(self.blocks[self.position]) is not None:
+            self.position += 1
+
+    def run(self, containing: str, **names: Any) -> dict[str, Any]:
+        """Run the page's next block, which must contain ``containing``, after defining ``names``.
+
+        ``names`` are what the page assumes at that point (a ``session``, the host's request body…).
+        Returns the namespace; the values the block's bare expressions showed are in :attr:`shown`.
+        """
+        self._pass_not_runnable()
+        assert self.position < len(self.blocks), f"docs/{self.page} has no block left for {containing!r}"
+        block = self.blocks[self.position]
+        assert containing in block.code, (
+            f"{block.where} is neither run by this walk nor listed in NOT_RUNNABLE"
+            f" (the walk expected the block containing {containing!r})"
+        )
+        self.position += 1
+        self.namespace.update(names)
+        self.shown = execute(block, self.namespace)
+        return self.namespace
+
+    def raises(self, error: type[Exception], containing: str, **names: Any) -> Any:
+        """Run the next block (as :meth:`run`), which the page says ends in ``error``; return the error."""
+        with pytest.raises(error) as caught:
+            self.run(containing, **names)
+        return caught.value
+
+    def __getitem__(self, name: str) -> Any:
+        return self.namespace[name]
+
+    def done(self) -> None:
+        """Every block of the page was run, or is listed as not runnable."""
+        self._pass_not_runnable()
+        left = [block.where for block in self.blocks[self.position :]]
+        assert left == [], f"blocks neither run nor listed in NOT_RUNNABLE: {left}"
+
+
+WALKED: dict[str, str] = {}
+"""Each page of :data:`PAGES` → the test that walks it (filled by :func:`walks`)."""
+
+
+def walks(page: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Mark a test as the walk of ``page``."""
+
+    def register(test: Callable[..., None]) -> Callable[..., None]:
+        assert page not in WALKED, (page, WALKED[page])
+        WALKED[page] = test.__name__
+        return test
+
+    return register
+
+
+def example(name: str) -> Any:
+    """The module ``examples/<name>.py`` (registered in ``sys.modules``, whose dataclasses look it up)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, EXAMPLES / f"{name}.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@contextmanager
+def transaction(engine: sa.Engine) -> Iterator[Session]:
+    """The test's own unit of work, beside the page's (setting the scene, reading the effect back)."""
+    with TenantKit().transaction(engine) as session:
+        yield session
+
+
+def test_a_block_neither_run_nor_listed_stops_the_walk() -> None:
+    """A walk that expects one block but meets another (a block added above it) fails, naming the newcomer."""
+    text = "```python\nx = 1\n```\n\ntext\n\n```python\ny = x + 1\n```\n"
+    walk = Walk("made-up.md", text)
+
+    with pytest.raises(AssertionError, match="made-up.md:8 is neither run"):
+        walk.run("x = 1")
+        walk.run("z = ")
+
+    unfinished = Walk("made-up.md", text)
+    unfinished.run("x = 1")
+    with pytest.raises(AssertionError, match="made-up.md:8"):
+        unfinished.done()
+
+
+def test_bare_expressions_are_shown_as_a_repl_shows_them() -> None:
+    """The values of a block's expression statements are observed, those inside a ``with`` body included."""
+    walk = Walk("made-up.md", "```python\nfrom contextlib import nullcontext\nwith nullcontext():\n    2 + 3\n```\n")
+    walk.run("2 + 3")
+    assert walk.shown == [5]
+
+
+def test_every_page_is_walked_and_every_listed_block_exists() -> None:
+    """Each page has its walk (which runs every block not listed), and each listed block is on its page."""
+    assert sorted(WALKED) == sorted(PAGES)
+    for page, line in NOT_RUNNABLE:
+        assert page in PAGES, page
+        assert len([block for block in page_blocks(page) if line in block.code]) == 1, (page, line)
+    assert sum(len(page_blocks(page)) for page in PAGES) >= 32  # the pattern finds the pages' code
+
+
+# -- roles.md --------------------------------------------------------------------------------------------
+
+
+@walks("roles.md")
+def test_the_roles_page_runs_as_printed(sqlite_engine: sa.Engine) -> None:
+    """Declared roles, an organization's own role created, edited, held, deleted with reassignment; the
+    hospital's kit and its refused physician invitation; an external authorizer deciding."""
+    hospital = example("hospital")
+    walk = Walk("roles.md", engine=sqlite_engine)
+
+    walk.run("registry = PermissionRegistry(")
+    kit: TenantKit = walk["kit"]
+    assert kit.permissions.can(Role.ADMIN, "records:read")
+    assert not kit.permissions.can(Role.OWNER, "orders:sign")
+    with transaction(sqlite_engine) as session:
+        kit.members.add(session, "org_1", "user_owner", Role.OWNER, actor=HOST)
+
+    walk.run('kit.roles.create(session, "org_1", "charge_nurse"')
+    roles = walk.shown[-1]  # the last line, list_roles
+    assert [role.key for role in roles] == ["nurse", "physician", "charge_nurse"]  # deployment-wide first
+    assert roles[-1].name == "Charge nurse (ward 3)"
+    with transaction(sqlite_engine) as session:
+        nina = kit.members.get(session, "org_1", "user_nina", actor=HOST)
+    assert (nina.role, nina.custom_role) == (Role.MEMBER, "charge_nurse")
+
+    walk.run('reassign_to="nurse"')
+    assert walk["moved"] == 1
+    with transaction(sqlite_engine) as session:
+        assert kit.members.get(session, "org_1", "user_nina", actor=HOST).custom_role == "nurse"
+        assert [role.key for role in kit.roles.list_roles(session, "org_1", actor=HOST)] == ["nurse", "physician"]
+
+    walk.run("accept_policy=LicencePolicy(),", secret=SECRET)
+    kit = walk["kit"]
+    assert isinstance(kit.invitations.accept_policy, LicencePolicy)
+    with transaction(sqlite_engine) as session:
+        kit.members.add(session, "st-elsewhere", "director", Role.OWNER, actor=HOST)
+        kit.members.add(session, "st-elsewhere", "head-cardio", Role.ADMIN, actor="director")
+
+    with kit.transaction(sqlite_engine) as session:
+        refused = walk.raises(
+            PermissionEscalationError,
+            '"nina@example.org", "nurse"',
+            session=session,
+            NURSE=hospital.NURSE,
+            PHYSICIAN=hospital.PHYSICIAN,
+        )
+        assert (refused.code, refused.missing) == ("permission_escalation", ("orders:sign",))
+        pending = kit.invitations.list_pending(session, "st-elsewhere", actor=HOST).items
+        assert [(invitation.email, invitation.custom_role) for invitation in pending] == [
+            ("nina@example.org", "nurse")
+        ]
+
+    asked: list[dict[str, Any]] = []
+
+    class OpaClient:
+        """The host's policy engine: here it lets nobody read the member list."""
+
+        def check(self, request: dict[str, Any]) -> bool:
+            asked.append(request)
+            return request["action"] != "members:read"
+
+    walk.run("class OpaAuthorizer", opa_client=OpaClient())
+    kit = walk["kit"]
+    with kit.transaction(sqlite_engine) as session:
+        kit.members.authorize(session, "org_1", "user_owner", "members:invite")
+        with pytest.raises(PermissionDeniedError):
+            kit.members.authorize(session, "org_1", "user_owner", "members:read")
+    assert asked[-1] == {"user": "user_owner", "action": "members:read", "org": "org_1", "resource": None}
+    walk.done()
