@@ -288,3 +288,166 @@ def test_the_roles_page_runs_as_printed(sqlite_engine: sa.Engine) -> None:
             kit.members.authorize(session, "org_1", "user_owner", "members:read")
     assert asked[-1] == {"user": "user_owner", "action": "members:read", "org": "org_1", "resource": None}
     walk.done()
+
+
+# -- organization-settings.md ----------------------------------------------------------------------------
+
+
+@walks("organization-settings.md")
+def test_the_organization_settings_page_runs_as_printed(sqlite_engine: sa.Engine) -> None:
+    """A host's settings model and a ceiling; a versioned write; a custom role as the default role; an
+    organization's data deleted with the rows counted; one user's data erased."""
+    hospital = example("hospital")
+    walk = Walk("organization-settings.md", engine=sqlite_engine)
+
+    walk.run("class ClinicSettings(SettingsDocument)")
+    kit: TenantKit = walk["kit"]
+    assert kit.settings.organizations.document is walk["ClinicSettings"]
+    assert kit.settings.organizations.api_key_max_lifetime == timedelta(days=365)
+    with transaction(sqlite_engine) as session:
+        kit.members.add(session, "org_1", "olivia", Role.OWNER, actor=HOST)
+
+    walk.run("kit.organizations.update_settings(")
+    current = walk["current"]
+    assert current.version == 0
+    assert isinstance(current.document, walk["ClinicSettings"])
+    with transaction(sqlite_engine) as session:
+        stored = kit.organizations.get_settings(session, "org_1", actor=HOST)
+    assert stored.version == 1
+    assert stored.document.appointment_reminders is False
+    assert stored.document.invitation_max_ttl == timedelta(days=3)
+    assert stored.document.report_timezone == "UTC"
+    assert set(stored.explicit_keys) == {"appointment_reminders", "invitation_max_ttl"}
+
+    hospital_kit = TenantKit(permissions=hospital.PERMISSIONS)  # the roles page's kit: it has a nurse
+    with transaction(sqlite_engine) as session:
+        hospital_kit.members.add(session, "st-elsewhere", "director", Role.OWNER, actor=HOST)
+        hospital_kit.members.add(session, "st-elsewhere", "head-cardio", Role.ADMIN, actor="director")
+    with hospital_kit.transaction(sqlite_engine) as session:
+        walk.run('{"default_role": "nurse"}', kit=hospital_kit, session=session)
+        nina = hospital_kit.members.get(session, "st-elsewhere", "nina", actor=HOST)
+    assert (nina.role, nina.custom_role) == (Role.MEMBER, "nurse")
+
+    # org_1 as the comment counts it: three members, two keys, four invitations.
+    inviting = TenantKit(invitations=InvitationSettings(secret_keys=[SECRET]))
+    with transaction(sqlite_engine) as session:
+        for user in ("bob", "carol"):
+            kit.members.add(session, "org_1", user, Role.MEMBER, actor="olivia")
+        for name in ("ci", "backup"):
+            kit.api_keys.issue(session, "org_1", name, actor="olivia", expires=timedelta(days=30))
+        for address in ("d@example.com", "e@example.com", "f@example.com", "g@example.com"):
+            inviting.invitations.create_email_invitation(session, "org_1", address, "MEMBER", actor="olivia")
+    walk.run("kit.organizations.delete_organization(", kit=kit)
+    result = walk["result"]
+    assert result.audit == "kept"
+    assert {table: result.rows[table] for table in ("team_members", "api_keys", "invitations")} == {
+        "team_members": 3,
+        "api_keys": 2,
+        "invitations": 4,
+    }
+    with transaction(sqlite_engine) as session:
+        assert kit.members.list_members(session, "org_1", actor=HOST).items == []
+
+    with transaction(sqlite_engine) as session:
+        kit.members.add(session, "org_2", "olga", Role.OWNER, actor=HOST)
+        kit.members.add(session, "org_2", "user_42", Role.ADMIN, actor="olga")
+        inviting.invitations.create_email_invitation(session, "org_2", "ada@example.com", "MEMBER", actor="olga")
+    walk.run('kit.organizations.erase_user(session, "user_42"')
+    erased = walk["result"]
+    assert erased.organizations == ("org_2",)
+    assert erased.rows["team_members"] == 1
+    assert erased.rows["invitations"] >= 1
+    with transaction(sqlite_engine) as session:
+        assert [member.user_id for member in kit.members.list_members(session, "org_2", actor=HOST).items] == [
+            "olga"
+        ]
+        assert inviting.invitations.list_pending(session, "org_2", actor=HOST).items == []
+    walk.done()
+
+
+# -- requirements.md -------------------------------------------------------------------------------------
+
+
+@walks("requirements.md")
+def test_the_requirements_page_runs_as_printed(sqlite_engine: sa.Engine) -> None:
+    """A licence policy configured; a physician invited with requirements and admitted on the host's claims,
+    the licence stored as attributes; the lapsed suspended; a policy of one's own approving and denying."""
+    from tenantkit.errors import AcceptanceDeniedError
+    from tenantkit.members import make_attributes
+
+    hospital = example("hospital")
+    walk = Walk("requirements.md", engine=sqlite_engine, permissions=hospital.PERMISSIONS, secret=SECRET)
+
+    walk.run("accept_policy=LicencePolicy(),")
+    kit: TenantKit = walk["kit"]
+    with transaction(sqlite_engine) as session:
+        kit.members.add(session, "st-elsewhere", "director", Role.OWNER, actor=HOST)
+
+    with kit.transaction(sqlite_engine) as session:
+        walk.run('"dr.lee@example.org", "physician", actor=HOST', session=session)
+    invited = walk.shown[-1]
+    assert invited.invitation.custom_role == "physician"
+    requirements = invited.invitation.requirements
+    assert requirements is not None
+    assert {key: requirements[key] for key in ("credential_types", "npi_required", "licence_states")} == {
+        "credential_types": ["MD", "DO"],
+        "npi_required": True,
+        "licence_states": ["CA"],
+    }
+
+    with kit.transaction(sqlite_engine) as session:
+        walk.run("kit.invitations.accept(", session=session, token=invited.token.get_secret_value())
+        lee = kit.members.get(session, "st-elsewhere", "lee", actor=HOST)
+    assert (lee.role, lee.custom_role) == (Role.MEMBER, "physician")
+    assert lee.attributes is not None
+    assert lee.attributes.verified_by == "nppes+ca-medical-board"
+    assert lee.attributes.values["npi"] == "1234567893"
+    assert lee.attributes.values["licence_state"] == "CA"
+
+    with kit.transaction(sqlite_engine) as session:  # nina's licence ran out yesterday
+        kit.members.add(session, "st-elsewhere", "nina", "nurse", actor="director")
+        yesterday = kit.clock() - timedelta(days=1)
+        lapsed_licence = make_attributes(
+            {"credential_type": "RN"}, verified_by="board", verified_at=yesterday, expires_at=yesterday
+        )
+        kit.members.record_attributes(session, "st-elsewhere", "nina", lapsed_licence, actor=HOST)
+    with kit.transaction(sqlite_engine) as session:
+        walk.run("kit.members.list_lapsing(", session=session, org="st-elsewhere", timedelta=timedelta)
+        nina = kit.members.get(session, "st-elsewhere", "nina", actor=HOST)
+    assert [member.user_id for member in walk["lapsed"]] == ["nina"]
+    assert [member.user_id for member in walk["soon"].items] == ["nina"]  # lee's licence runs to 2031
+    assert nina.suspended
+    assert nina.suspension_reason == "licence lapsed"
+
+    walk.run("class BadgePolicy")
+    badges = TenantKit(invitations=InvitationSettings(secret_keys=[SECRET]), accept_policy=walk["BadgePolicy"]())
+    with badges.transaction(sqlite_engine) as session:
+        badges.members.add(session, "site", "guard", Role.OWNER, actor=HOST)
+        with pytest.raises(InvalidInputError, match="only badge_level"):
+            badges.invitations.create_email_invitation(
+                session, "site", "x@example.org", "MEMBER", actor=HOST, requirements={"colour": "red"}
+            )
+        badge = badges.invitations.create_email_invitation(
+            session, "site", "vic@example.org", "MEMBER", actor=HOST, requirements={"badge_level": 3}
+        )
+
+    def accept(level: int) -> None:
+        with badges.transaction(sqlite_engine) as session:
+            badges.invitations.accept(
+                session,
+                badge.token.get_secret_value(),
+                user_id="vic",
+                email="vic@example.org",
+                email_verified=True,
+                claims={"badge_level": level},
+            )
+
+    with pytest.raises(AcceptanceDeniedError) as denied:
+        accept(2)
+    assert (denied.value.reason, denied.value.requirement) == ("badge level too low", "badge_level")
+    accept(3)
+    with transaction(sqlite_engine) as session:
+        vic = badges.members.get(session, "site", "vic", actor=HOST)
+    assert vic.attributes is not None
+    assert (vic.attributes.verified_by, vic.attributes.values) == ("badge-office", {"badge_level": 3})
+    walk.done()
