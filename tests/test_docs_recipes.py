@@ -451,3 +451,105 @@ def test_the_requirements_page_runs_as_printed(sqlite_engine: sa.Engine) -> None
     assert vic.attributes is not None
     assert (vic.attributes.verified_by, vic.attributes.values) == ("badge-office", {"badge_level": 3})
     walk.done()
+
+
+# -- departments.md --------------------------------------------------------------------------------------
+
+
+@walks("departments.md")
+def test_the_departments_page_runs_as_printed(sqlite_engine: sa.Engine) -> None:
+    """A department created by an ADMIN, a member put in it, listed by a MEMBER, and found by member."""
+    kit = TenantKit()
+    with kit.transaction(sqlite_engine) as session:
+        kit.members.add(session, "st-elsewhere", "director", Role.OWNER, actor=HOST)
+        kit.members.add(session, "st-elsewhere", "head-cardio", Role.ADMIN, actor="director")
+        for user in ("lee", "nina"):
+            kit.members.add(session, "st-elsewhere", user, Role.MEMBER, actor="head-cardio")
+    walk = Walk("departments.md", kit=kit)
+
+    with kit.transaction(sqlite_engine) as session:
+        walk.run('kit.departments.create(session, "st-elsewhere", "Cardiology"', session=session)
+    in_cardiology, lee_is_in = walk.shown[-2:]
+    assert [member.user_id for member in in_cardiology.items] == ["lee"]
+    assert [department.name for department in lee_is_in] == ["Cardiology"]
+    assert walk["cardiology"].id == lee_is_in[0].id
+    walk.done()
+
+
+# -- usage-limits.md -------------------------------------------------------------------------------------
+
+
+@walks("usage-limits.md")
+def test_the_usage_limits_page_runs_as_printed(sqlite_engine: sa.Engine) -> None:
+    """A key with credits, a monthly refill and two rate limits, spending a credit per verification; the
+    rate limiter swapped for one in Redis that lets requests through while Redis is down."""
+    kit = TenantKit()
+    with kit.transaction(sqlite_engine) as session:
+        kit.members.add(session, "org_1", "alice", Role.OWNER, actor=HOST)
+    walk = Walk("usage-limits.md", kit=kit)
+
+    with kit.transaction(sqlite_engine) as session:
+        walk.run("limits=ApiKeyLimits(", session=session)
+    issued = walk["issued"]
+    limits = issued.api_key.limits
+    assert (limits.credits, limits.refill_amount, limits.refill_period) == (1000, 1000, "month")
+    assert limits.rate_limits == ("100 per 1 minute", "5000 per 1 day")
+    with kit.transaction(sqlite_engine) as session:
+        answer = kit.api_keys.verify(session, issued.reveal())
+    assert (answer.valid, answer.credits_remaining) == (True, 999)
+
+    walk.run('RateLimiter("memory://")')  # builds both limiters; neither connects until a key is counted
+    limiter = kit.api_keys.rate_limiter
+    assert limiter is not None
+    assert limiter.on_unavailable == "allow"
+    assert "redis" in type(limiter._storage).__name__.lower()
+    walk.done()
+
+
+# -- bound-keys.md ---------------------------------------------------------------------------------------
+
+
+@walks("bound-keys.md")
+def test_the_bound_keys_page_runs_as_printed(sqlite_engine: sa.Engine) -> None:
+    """A pump's key usable only from its networks with its certificate; keys listed and revoked by
+    device; a kit believing a certificate header from its proxy."""
+    from tenantkit.api_keys import ClientInfo
+
+    kit = TenantKit()
+    with kit.transaction(sqlite_engine) as session:
+        kit.members.add(session, "org_1", "alice", Role.OWNER, actor=HOST)
+    walk = Walk("bound-keys.md", kit=kit)
+
+    with kit.transaction(sqlite_engine) as session:
+        walk.run("pump = kit.api_keys.issue(", session=session)
+    pump = walk["pump"]
+    assert (pump.api_key.subject.type, pump.api_key.subject.id) == ("device", "UDI-(01)00844588003288")
+    thumbprint = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+
+    def verify(address: str, certificate: str | None) -> Any:
+        with kit.transaction(sqlite_engine) as session:
+            client = ClientInfo(address=address, certificate_thumbprint=certificate)
+            return kit.api_keys.verify(session, pump.reveal(), client=client)
+
+    assert verify("10.20.1.7", thumbprint).valid
+    assert verify("2001:db8:20::7", thumbprint).valid
+    assert verify("10.30.1.7", thumbprint).reason == "address_not_allowed"
+    assert verify("10.20.1.7", None).reason == "certificate_mismatch"
+
+    with kit.transaction(sqlite_engine) as session:
+        lost = kit.api_keys.issue(
+            session, "org_1", "pump SN-4711", actor="alice", subject=walk["ApiKeySubject"].device("SN-4711")
+        )
+    with kit.transaction(sqlite_engine) as session:
+        walk.run("kit.api_keys.revoke_subject(", session=session)
+    listed, revoked = walk.shown
+    assert [key.id for key in listed.items] == [lost.id]
+    assert revoked == (lost.id,)
+    with kit.transaction(sqlite_engine) as session:
+        assert kit.api_keys.verify(session, lost.reveal()).reason == "revoked"
+
+    walk.run('client_certificate_header="X-Client-Cert-SHA256"')
+    (proxied,) = walk.shown
+    assert proxied.settings.http.client_certificate_header == "X-Client-Cert-SHA256"
+    assert [str(proxy) for proxy in proxied.settings.http.trusted_proxies] == ["10.0.0.2/32"]
+    walk.done()
