@@ -33,7 +33,6 @@ from sqlalchemy.orm import Session
 from tenantkit import HOST, InvitationSettings, Role, TenantKit
 from tenantkit.credentials import LicencePolicy
 from tenantkit.errors import InvalidInputError, PermissionDeniedError, PermissionEscalationError
-from tenantkit.testing import FrozenClock
 from tests.dns_txt_server import TxtDnsServer
 from tests.test_docs_code import BLOCK
 
@@ -73,7 +72,7 @@ class Block:
 
 
 def page_blocks(page: str, text: str | None = None) -> list[Block]:
-    """The ``python`` blocks of ``docs/<page>`` (or of ``text``), in page order, found as the name check finds them."""
+    """The ``python`` blocks of ``docs/<page>`` (or of ``text``) in order, as test_docs_code finds them."""
     text = (DOCS / page).read_text(encoding="utf-8") if text is None else text
     return [
         Block(page, text.count("\n", 0, match.start()) + 2, match.group(1)) for match in BLOCK.finditer(text)
@@ -168,15 +167,15 @@ def walks(page: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
     return register
 
 
-def example(name: str) -> Any:
-    """The module ``examples/<name>.py`` (registered in ``sys.modules``, whose dataclasses look it up)."""
+def example(name: str, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The module ``examples/<name>.py``, importable as ``name`` during the test (as if on the path)."""
     import importlib.util
 
     spec = importlib.util.spec_from_file_location(name, EXAMPLES / f"{name}.py")
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
+    monkeypatch.setitem(sys.modules, name, module)  # its dataclasses look their module up
     spec.loader.exec_module(module)
     return module
 
@@ -193,19 +192,21 @@ def test_a_block_neither_run_nor_listed_stops_the_walk() -> None:
     text = "```python\nx = 1\n```\n\ntext\n\n```python\ny = x + 1\n```\n"
     walk = Walk("made-up.md", text)
 
-    with pytest.raises(AssertionError, match="made-up.md:8 is neither run"):
-        walk.run("x = 1")
+    walk.run("x = 1")
+    with pytest.raises(AssertionError, match=r"made-up\.md:8 is neither run"):
         walk.run("z = ")
 
     unfinished = Walk("made-up.md", text)
     unfinished.run("x = 1")
-    with pytest.raises(AssertionError, match="made-up.md:8"):
+    with pytest.raises(AssertionError, match=r"made-up\.md:8"):
         unfinished.done()
 
 
 def test_bare_expressions_are_shown_as_a_repl_shows_them() -> None:
     """The values of a block's expression statements are observed, those inside a ``with`` body included."""
-    walk = Walk("made-up.md", "```python\nfrom contextlib import nullcontext\nwith nullcontext():\n    2 + 3\n```\n")
+    walk = Walk(
+        "made-up.md", "```python\nfrom contextlib import nullcontext\nwith nullcontext():\n    2 + 3\n```\n"
+    )
     walk.run("2 + 3")
     assert walk.shown == [5]
 
@@ -223,10 +224,10 @@ def test_every_page_is_walked_and_every_listed_block_exists() -> None:
 
 
 @walks("roles.md")
-def test_the_roles_page_runs_as_printed(sqlite_engine: sa.Engine) -> None:
+def test_the_roles_page_runs_as_printed(sqlite_engine: sa.Engine, monkeypatch: pytest.MonkeyPatch) -> None:
     """Declared roles, an organization's own role created, edited, held, deleted with reassignment; the
     hospital's kit and its refused physician invitation; an external authorizer deciding."""
-    hospital = example("hospital")
+    hospital = example("hospital", monkeypatch)
     walk = Walk("roles.md", engine=sqlite_engine)
 
     walk.run("registry = PermissionRegistry(")
@@ -248,7 +249,10 @@ def test_the_roles_page_runs_as_printed(sqlite_engine: sa.Engine) -> None:
     assert walk["moved"] == 1
     with transaction(sqlite_engine) as session:
         assert kit.members.get(session, "org_1", "user_nina", actor=HOST).custom_role == "nurse"
-        assert [role.key for role in kit.roles.list_roles(session, "org_1", actor=HOST)] == ["nurse", "physician"]
+        assert [role.key for role in kit.roles.list_roles(session, "org_1", actor=HOST)] == [
+            "nurse",
+            "physician",
+        ]
 
     walk.run("accept_policy=LicencePolicy(),", secret=SECRET)
     kit = walk["kit"]
@@ -278,7 +282,7 @@ def test_the_roles_page_runs_as_printed(sqlite_engine: sa.Engine) -> None:
 
         def check(self, request: dict[str, Any]) -> bool:
             asked.append(request)
-            return request["action"] != "members:read"
+            return bool(request["action"] != "members:read")
 
     walk.run("class OpaAuthorizer", opa_client=OpaClient())
     kit = walk["kit"]
@@ -294,10 +298,12 @@ def test_the_roles_page_runs_as_printed(sqlite_engine: sa.Engine) -> None:
 
 
 @walks("organization-settings.md")
-def test_the_organization_settings_page_runs_as_printed(sqlite_engine: sa.Engine) -> None:
+def test_the_organization_settings_page_runs_as_printed(  # noqa: PLR0915  one page, in order
+    sqlite_engine: sa.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A host's settings model and a ceiling; a versioned write; a custom role as the default role; an
     organization's data deleted with the rows counted; one user's data erased."""
-    hospital = example("hospital")
+    hospital = example("hospital", monkeypatch)
     walk = Walk("organization-settings.md", engine=sqlite_engine)
 
     walk.run("class ClinicSettings(SettingsDocument)")
@@ -314,9 +320,10 @@ def test_the_organization_settings_page_runs_as_printed(sqlite_engine: sa.Engine
     with transaction(sqlite_engine) as session:
         stored = kit.organizations.get_settings(session, "org_1", actor=HOST)
     assert stored.version == 1
-    assert stored.document.appointment_reminders is False
-    assert stored.document.invitation_max_ttl == timedelta(days=3)
-    assert stored.document.report_timezone == "UTC"
+    document = stored.document.model_dump()
+    assert document["appointment_reminders"] is False
+    assert document["invitation_max_ttl"] == timedelta(days=3)
+    assert document["report_timezone"] == "UTC"
     assert set(stored.explicit_keys) == {"appointment_reminders", "invitation_max_ttl"}
 
     hospital_kit = TenantKit(permissions=hospital.PERMISSIONS)  # the roles page's kit: it has a nurse
@@ -351,16 +358,18 @@ def test_the_organization_settings_page_runs_as_printed(sqlite_engine: sa.Engine
     with transaction(sqlite_engine) as session:
         kit.members.add(session, "org_2", "olga", Role.OWNER, actor=HOST)
         kit.members.add(session, "org_2", "user_42", Role.ADMIN, actor="olga")
-        inviting.invitations.create_email_invitation(session, "org_2", "ada@example.com", "MEMBER", actor="olga")
+        inviting.invitations.create_email_invitation(
+            session, "org_2", "ada@example.com", "MEMBER", actor="olga"
+        )
     walk.run('kit.organizations.erase_user(session, "user_42"')
     erased = walk["result"]
     assert erased.organizations == ("org_2",)
     assert erased.rows["team_members"] == 1
     assert erased.rows["invitations"] >= 1
     with transaction(sqlite_engine) as session:
-        assert [member.user_id for member in kit.members.list_members(session, "org_2", actor=HOST).items] == [
-            "olga"
-        ]
+        assert [
+            member.user_id for member in kit.members.list_members(session, "org_2", actor=HOST).items
+        ] == ["olga"]
         assert inviting.invitations.list_pending(session, "org_2", actor=HOST).items == []
     walk.done()
 
@@ -369,13 +378,15 @@ def test_the_organization_settings_page_runs_as_printed(sqlite_engine: sa.Engine
 
 
 @walks("requirements.md")
-def test_the_requirements_page_runs_as_printed(sqlite_engine: sa.Engine) -> None:
+def test_the_requirements_page_runs_as_printed(  # noqa: PLR0915  one page, in order
+    sqlite_engine: sa.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A licence policy configured; a physician invited with requirements and admitted on the host's claims,
     the licence stored as attributes; the lapsed suspended; a policy of one's own approving and denying."""
     from tenantkit.errors import AcceptanceDeniedError
     from tenantkit.members import make_attributes
 
-    hospital = example("hospital")
+    hospital = example("hospital", monkeypatch)
     walk = Walk("requirements.md", engine=sqlite_engine, permissions=hospital.PERMISSIONS, secret=SECRET)
 
     walk.run("accept_policy=LicencePolicy(),")
@@ -420,7 +431,9 @@ def test_the_requirements_page_runs_as_printed(sqlite_engine: sa.Engine) -> None
     assert nina.suspension_reason == "licence lapsed"
 
     walk.run("class BadgePolicy")
-    badges = TenantKit(invitations=InvitationSettings(secret_keys=[SECRET]), accept_policy=walk["BadgePolicy"]())
+    badges = TenantKit(
+        invitations=InvitationSettings(secret_keys=[SECRET]), accept_policy=walk["BadgePolicy"]()
+    )
     with badges.transaction(sqlite_engine) as session:
         badges.members.add(session, "site", "guard", Role.OWNER, actor=HOST)
         with pytest.raises(InvalidInputError, match="only badge_level"):
@@ -552,4 +565,185 @@ def test_the_bound_keys_page_runs_as_printed(sqlite_engine: sa.Engine) -> None:
     (proxied,) = walk.shown
     assert proxied.settings.http.client_certificate_header == "X-Client-Cert-SHA256"
     assert [str(proxy) for proxy in proxied.settings.http.trusted_proxies] == ["10.0.0.2/32"]
+    walk.done()
+
+
+# -- webhooks.md -----------------------------------------------------------------------------------------
+
+HOOKS_ADDRESS = "93.184.215.14"  # a globally routable address: what hooks.example.com resolves to here
+
+
+@walks("webhooks.md")
+def test_the_webhooks_page_runs_as_printed(sqlite_engine: sa.Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An endpoint registered (its secret shown once), a worker round with nothing due, a change queued for
+    the endpoint; the receiver verifying a signed delivery, skipping a redelivery, refusing a forgery.
+
+    The endpoint's host is resolved by the operating system; ``getaddrinfo`` answers it here, and nothing
+    is sent (no subscribed event is due when the page's worker round runs).
+    """
+    import time
+
+    from tenantkit.webhooks import generate_secret, sign
+
+    system_getaddrinfo = socket.getaddrinfo
+
+    def getaddrinfo(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+        if host == "hooks.example.com":
+            return [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (HOOKS_ADDRESS, port))]
+        return system_getaddrinfo(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    monkeypatch.setenv("TENANTKIT_WEBHOOK_SECRET_KEYS", generate_secret())
+    walk = Walk("webhooks.md", engine=sqlite_engine)
+
+    walk.run("deliver_due(engine, limit=100, service=kit.webhooks)")
+    kit: TenantKit = walk["kit"]
+    assert walk["secret"].startswith("whsec_")
+    endpoint = walk["created"].endpoint
+    assert (endpoint.url, endpoint.event_types) == (
+        "https://hooks.example.com/tenantkit",
+        ("member.added", "api_key.revoked"),
+    )
+    assert walk.shown[-1].claimed == 0
+    with kit.transaction(sqlite_engine) as session:
+        kit.members.add(session, "org_1", "bob", Role.MEMBER, actor=HOST)
+    with kit.transaction(sqlite_engine) as session:
+        (queued,) = kit.webhooks.list_deliveries(session, "org_1", actor=HOST, endpoint_id=endpoint.id).items
+    assert queued.event_type == "member.added"
+
+    seen: set[str] = set()
+    handled: list[tuple[str, Any]] = []
+
+    def already_seen(message_id: str) -> bool:
+        """The receiver's deduplication: true from the second time a ``webhook-id`` arrives."""
+        if message_id in seen:
+            return True
+        seen.add(message_id)
+        return False
+
+    walk.run(
+        "def receive(body: bytes, headers: dict[str, str])",
+        WHSEC_SECRET=walk["secret"],
+        already_seen=already_seen,
+        handle=lambda kind, data: handled.append((kind, data)),
+    )
+    receive = walk["receive"]
+    body = json.dumps({"type": "member.added", "data": {"role": "MEMBER", "user_id": "bob"}}).encode()
+    now = int(time.time())
+    headers = {"webhook-id": "msg_1", "webhook-timestamp": str(now)}
+    headers["webhook-signature"] = sign(walk["secret"], "msg_1", now, body)
+    receive(body, headers)
+    receive(body, headers)  # the same webhook-id again: handled once
+    assert handled == [("member.added", {"role": "MEMBER", "user_id": "bob"})]
+    with pytest.raises(PermissionError, match="not from tenantkit"):
+        receive(body.replace(b"MEMBER", b"OWNER"), headers)
+    walk.done()
+
+
+# -- domains-and-sso.md ----------------------------------------------------------------------------------
+
+
+@walks("domains-and-sso.md")
+def test_the_domains_and_sso_page_runs_as_printed(  # noqa: PLR0915  one page, in order
+    sqlite_engine: sa.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A domain claimed and verified over DNS, an SSO connection, a JIT login, home-realm discovery,
+    auto-join, the OIDC example's app built, and a Clerk membership event applied.
+
+    The kit's resolver is the injectable one the page names, asking a DNS server on 127.0.0.1 in which the
+    test publishes the organization's TXT records.
+    """
+    import types
+
+    from tenantkit import Actor, Authentication
+    from tenantkit.domains import DnsPythonResolver
+    from tenantkit.sso import RealmDiscovery
+
+    with TxtDnsServer() as dns:
+        kit = TenantKit(dns_resolver=DnsPythonResolver(["127.0.0.1"], port=dns.port, timeout=3))
+        with kit.transaction(sqlite_engine) as session:
+            kit.members.add(session, "org_1", "alice", Role.OWNER, actor=HOST)
+        walk = Walk("domains-and-sso.md", kit=kit, engine=sqlite_engine)
+
+        walk.run('kit.domains.add(session, "org_1", "Example.com"')
+        added = walk["added"]
+        record_name, record_value = walk.shown
+        assert record_name == "_tenantkit-verification.example.com"
+        assert record_value.startswith("tenantkit-domain-verification=")
+        dns.txt(added.record_name, record_value)  # the organization publishes its record
+
+        walk.run('kit.domains.verify(session, "org_1", "example.com"')
+        (verified,) = walk.shown
+        assert (verified.domain, verified.status) == ("example.com", "verified")
+
+        walk.run("okta = kit.sso.create_connection(")
+        okta = walk["okta"]
+        assert (okta.provider, okta.protocol, okta.jit, okta.enforce) == ("polis", "saml", True, True)
+
+        claims = {"email": "nora@example.com", "email_verified": True}
+        with kit.transaction(sqlite_engine) as session:
+            walk.run(
+                "login = kit.sso.check_sso_login(",
+                session=session,
+                claims=claims,
+                user=types.SimpleNamespace(id="nora"),
+            )
+            assert walk["login"].created
+            member, actor = walk.shown
+            assert (member.user_id, member.role) == ("nora", Role.MEMBER)
+            assert actor == Actor.user("nora", authenticated_by=Authentication.sso(okta.id))
+
+            walk.run('kit.sso.discover(session, "nora@example.com")')
+            assert walk.shown == [
+                RealmDiscovery(
+                    sso="required",
+                    connection_id=okta.id,
+                    provider="polis",
+                    provider_connection_id="tenant=acme&product=app",
+                )
+            ]
+
+        with kit.transaction(sqlite_engine) as session:  # hospital.org verified, and auto-join on
+            token = kit.domains.add(session, "org_1", "hospital.org", actor="alice")
+            assert token.record_name is not None
+            assert token.record_value is not None
+            dns.txt(token.record_name, token.record_value.get_secret_value())
+            kit.domains.verify(session, "org_1", "hospital.org", actor="alice")
+            kit.organizations.update_settings(
+                session, "org_1", {"auto_join": True}, expected_version=0, actor="alice"
+            )
+        walk.run("kit.domains.joinable(session")
+        assert walk.shown == [["org_1"], (True, Role.MEMBER)]
+
+    walk.run("from oidc_sso import OidcConfig, create_app", oidc_sso=example("oidc_sso", monkeypatch))
+    paths = {route.path for route in walk["app"].routes}
+    assert {"/login", "/callback"} <= paths
+    assert walk["engine"].url.drivername == "postgresql+psycopg"  # built, never connected
+    walk["engine"].dispose()
+
+    deliveries = json.loads((EXAMPLES / "recorded" / "clerk_organization_membership.json").read_text())
+    with kit.transaction(sqlite_engine) as session:
+        kit.members.add(session, "st-marys", "olivia", Role.OWNER, actor=HOST)
+        kit.roles.create(session, "st-marys", "nurse", name="Nurse", rank=Role.MEMBER, actor=HOST)
+        connection = kit.sso.create_connection(
+            session,
+            "st-marys",
+            provider="clerk",
+            protocol="oidc",
+            provider_connection_id="org_2m3PzZk0bVc9xN1qLr7tYe5wHsA",
+            name="Clerk",
+            actor=HOST,
+        )
+    walk.run(
+        "sync = kit.sso.membership_sync(",
+        engine=sqlite_engine,
+        connection=connection,
+        payload=deliveries[0]["body"],
+        headers={"svix-id": deliveries[0]["svix-id"]},
+    )
+    result = walk["result"]
+    assert walk.shown == ["created"]
+    assert result.member is not None
+    with kit.transaction(sqlite_engine) as session:
+        assert kit.members.get(session, "st-marys", result.user_id, actor=HOST) == result.member
     walk.done()
