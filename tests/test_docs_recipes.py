@@ -202,6 +202,17 @@ def test_a_block_neither_run_nor_listed_stops_the_walk() -> None:
         unfinished.done()
 
 
+def test_a_block_listed_as_not_runnable_is_passed_over(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A listed block is neither run nor required: the walk goes on to the next block and can finish."""
+    text = "```python\nraise SystemExit('needs a real IdP')\n```\n\n```python\ny = 2\n```\n"
+    monkeypatch.setitem(NOT_RUNNABLE, ("made-up.md", "needs a real IdP"), "no IdP offline")
+    walk = Walk("made-up.md", text)
+
+    walk.run("y = 2")
+    walk.done()
+    assert walk["y"] == 2
+
+
 def test_bare_expressions_are_shown_as_a_repl_shows_them() -> None:
     """The values of a block's expression statements are observed, those inside a ``with`` body included."""
     walk = Walk(
