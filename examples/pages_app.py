@@ -121,7 +121,7 @@ def seed(kit: TenantKit, engine: sa.Engine) -> bool:
             actor="alice",
             expires_in=timedelta(days=7),
         )
-        kit.api_keys.issue(
+        deploy = kit.api_keys.issue(
             session,
             ORGANIZATION,
             "CI deploy",
@@ -129,6 +129,7 @@ def seed(kit: TenantKit, engine: sa.Engine) -> bool:
             expires=timedelta(days=90),
             actor="alice",
         )
+        kit.api_keys.verify(session, deploy.reveal())  # used once: the dashboard shows when
         kit.api_keys.issue(session, ORGANIZATION, "Billing export", scopes=["billing:manage"], actor="bob")
         # acme.example is vouched for by the host (as a sign-up flow that checked it would); acme.io waits
         # for its TXT record, which the domains page shows with a Verify button.
