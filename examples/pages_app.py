@@ -136,6 +136,14 @@ def seed(kit: TenantKit, engine: sa.Engine) -> bool:
         kit.domains.add(session, ORGANIZATION, "acme.example", actor="alice")
         kit.domains.confirm(session, ORGANIZATION, "acme.example", actor=HOST)
         kit.domains.add(session, ORGANIZATION, "acme.io", actor="alice")
+        # Two settings of acme's own (the others keep the deployment's defaults).
+        kit.organizations.update_settings(
+            session,
+            ORGANIZATION,
+            {"api_key_max_lifetime": "365d", "link_invitation_domains": ["acme.example"]},
+            expected_version=0,
+            actor="alice",
+        )
         kit.sso.create_connection(
             session,
             ORGANIZATION,
