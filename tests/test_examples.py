@@ -369,6 +369,17 @@ def key_last_used(database_url: str) -> object:
         engine.dispose()
 
 
+class TestPagesExampleOverASocket:
+    def test_python_runs_it_under_uvicorn(self, database_url: str) -> None:
+        """``python examples/pages_app.py`` serves the sign-in list and, signed in, the team page."""
+        for base_url in serve_example("pages_app", database_url, "/"):
+            with httpx2.Client(base_url=base_url, timeout=10, trust_env=False) as client:
+                assert "Sign in as alice" in client.get("/").text
+                team = client.get("/example-sign-in?user=bob&email=bob@acme.example", follow_redirects=True)
+                assert team.status_code == 200
+                assert "Team of acme" in team.text
+
+
 class TestStarletteExample:
     def test_walk_through(self, database_url: str, capsys: pytest.CaptureFixture[str]) -> None:
         """The Starlette example answers its docstring's walk-through; the key's use is written at the end."""
