@@ -306,8 +306,10 @@ def main(argv: list[str] | None = None) -> None:
     arguments = parser.parse_args(argv)
     started = time.monotonic()
     sizes = take(arguments.out)
+    out = arguments.out.resolve()
+    shown = out.relative_to(ROOT) if out.is_relative_to(ROOT) else out
     for name, size in sorted(sizes.items()):
-        print(f"{arguments.out / name}.png  {size / 1024:.0f} KiB")
+        print(f"{shown / name}.png  {size / 1024:.0f} KiB")
     print(f"{len(sizes)} screenshots in {time.monotonic() - started:.1f} s")
 
 
