@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.tenantkit-installed
 
-.PHONY: demo test test-sqlite lint typecheck verifytypes wheels docs bench check clean mutation
+.PHONY: demo test test-sqlite lint typecheck verifytypes wheels docs bench check clean mutation screenshots
 
 # Each step says what it does first, and pip shows its progress: the first run takes a minute or more.
 $(STAMP): pyproject.toml
@@ -49,6 +49,11 @@ docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
 check: lint typecheck verifytypes docs test wheels
+
+# Not part of `make docs`: the PNGs are committed, so the strict docs build never needs a browser. Rerun
+# after changing a page or its stylesheet; it needs Debian's chromium and chromium-driver.
+screenshots: $(STAMP)  ## The drop-in pages photographed in headless Chromium, into docs/images/pages.
+	$(BIN)/python tools/screenshots.py
 
 # Slow (minutes), so not part of `make check`: see docs/contributing.md. MUTATION_ARGS passes options, e.g.
 # MUTATION_ARGS="tokens --sample 20" or "--no-cache".

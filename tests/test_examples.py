@@ -185,6 +185,66 @@ class TestFlaskExample:
         assert team.headers["Cache-Control"] == "no-store"
 
 
+class TestPagesExample:
+    """``examples/pages_app.py``: the drop-in pages on a seeded database (``make screenshots`` serves it)."""
+
+    @pytest.fixture
+    def client(self, database_url: str) -> Iterator[TestClient]:
+        app = load_example("pages_app").create_app(database_url)
+        with TestClient(app) as client:
+            yield client
+        app.state.engine.dispose()
+
+    def test_alice_signs_in_and_sees_the_seeded_team(self, client: TestClient) -> None:
+        """The stand-in sign-in leads to acme's team page, listing every seeded member with their role."""
+        home = client.get("/")
+        assert "/example-sign-in?user=alice" in home.text
+        team = client.get("/example-sign-in?user=alice&email=alice@acme.example")
+        assert team.status_code == 200
+        assert str(team.url).endswith("/account/organizations/acme/team")
+        assert "Team of acme" in team.text
+        for member, role in (
+            ("alice", "OWNER"),
+            ("bob", "ADMIN"),
+            ("carol", "MEMBER"),
+            ("dave", "billing_clerk"),
+        ):
+            assert member in team.text
+            assert role in team.text
+        assert team.headers["Cache-Control"] == "no-store"
+
+    def test_every_seeded_page_shows_its_rows(self, client: TestClient) -> None:
+        """The seed fills each page the screenshots show: the invitation, keys, role, endpoint, domains."""
+        client.get("/example-sign-in?user=alice&email=alice@acme.example")
+        expected = {
+            "invitations": "erin@acme.example",
+            "api-keys": "CI deploy",
+            "audit": "member.added",
+            "roles": "Billing clerk",
+            "webhooks": "http://127.0.0.1:8001/",
+            "domains": "acme.io",
+        }
+        for page, text in expected.items():
+            answer = client.get(f"/account/organizations/acme/{page}")
+            assert answer.status_code == 200, page
+            assert text in answer.text, page
+        assert "Acme Okta" in client.get("/account/organizations/acme/domains").text
+
+    def test_a_restart_keeps_the_database_as_it_is(self, database_url: str) -> None:
+        """A second start on the same file seeds nothing again (the seed would fail on existing members)."""
+        example = load_example("pages_app")
+        engine = sa.create_engine(database_url)
+        try:
+            example.create_app(database_url).state.engine.dispose()
+            assert example.seed(example.make_kit(), engine) is False
+        finally:
+            engine.dispose()
+
+    def test_signed_out_visitors_are_refused(self, client: TestClient) -> None:
+        """Without the stand-in cookie the pages answer 401: the example's hook decides who is signed in."""
+        assert client.get("/account/organizations/acme/team").status_code == 401
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
@@ -307,6 +367,17 @@ def key_last_used(database_url: str) -> object:
             return connection.execute(sa.select(tenantkit.tables.api_keys.c.last_used_at)).scalar_one()
     finally:
         engine.dispose()
+
+
+class TestPagesExampleOverASocket:
+    def test_python_runs_it_under_uvicorn(self, database_url: str) -> None:
+        """``python examples/pages_app.py`` serves the sign-in list and, signed in, the team page."""
+        for base_url in serve_example("pages_app", database_url, "/"):
+            with httpx2.Client(base_url=base_url, timeout=10, trust_env=False) as client:
+                assert "Sign in as alice" in client.get("/").text
+                team = client.get("/example-sign-in?user=bob&email=bob@acme.example", follow_redirects=True)
+                assert team.status_code == 200
+                assert "Team of acme" in team.text
 
 
 class TestStarletteExample:
