@@ -6,6 +6,7 @@ The browser flows are in ``test_pages_browser.py``; these are the fast checks, o
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -127,6 +128,22 @@ def test_every_action_of_the_table_is_in_the_csrf_check() -> None:
         "domains/delete-sso",
     ):
         assert any(path.endswith(name) for path in ACTION_PATHS), name
+
+
+def test_the_pages_guide_lists_every_action_and_its_confirmation_step() -> None:
+    """docs/pages.md's table of actions is the page table's: each action of each page, and which of them
+    ask for confirmation first."""
+    guide = (Path(__file__).parent.parent / "docs" / "pages.md").read_text(encoding="utf-8")
+    table = guide.split("| Page (its `include=` name) | Action | Confirmation |", 1)[1].split("\n\n", 1)[0]
+    listed: set[tuple[str, str, bool]] = set()
+    for line in table.strip().splitlines()[1:]:
+        page, actions, confirmed = (cell.strip() for cell in line.strip("|").split("|"))
+        for action in actions.split(","):
+            listed.add((page.strip("`"), action.strip().strip("`"), confirmed == "✔"))
+    declared = {
+        (page.name, action.name, action.confirm is not None) for page in PAGES for action in page.actions
+    }
+    assert listed == declared
 
 
 @pytest.mark.parametrize("path", ACTION_PATHS)
