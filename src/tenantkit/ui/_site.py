@@ -962,7 +962,7 @@ def _verified(domain: Any) -> str:
     return f"{domain.domain} is verified."
 
 
-_PROVIDER_NAMES = {"polis": "Polis (BoxyHQ)", "workos": "WorkOS", "auth0": "Auth0", "clerk": "Clerk"}
+_PROVIDER_NAMES = {"polis": "Ory Polis", "workos": "WorkOS", "auth0": "Auth0", "clerk": "Clerk"}
 _ROLE_AUTHORITIES = {
     "tenantkit": "This organization (roles are changed here)",
     "provider": "The provider (roles follow its groups)",
@@ -970,7 +970,7 @@ _ROLE_AUTHORITIES = {
 
 
 def _sso_choices() -> dict[str, list[tuple[str, str]]]:
-    """What the connection forms offer, from the request models' own literals (a new provider shows up)."""
+    """What the connection forms offer, from the literals the request models use (a new provider shows up)."""
     from tenantkit.sso._service import Provider, RoleAuthority, SsoProtocol
 
     return {
