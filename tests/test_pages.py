@@ -146,6 +146,21 @@ def test_the_pages_guide_lists_every_action_and_its_confirmation_step() -> None:
     assert listed == declared
 
 
+def test_only_the_actions_that_make_a_secret_answer_it_in_their_page() -> None:
+    """The actions answering in their own (``no-store``) page rather than a redirect are exactly those whose
+    result holds a secret; editing, enabling, testing or deleting an endpoint and the SSO actions redirect."""
+    revealing = {(page.name, action.name) for page in PAGES for action in page.actions if action.reveals}
+    assert revealing == {
+        ("team", "invite"),
+        ("invitations", "resend"),
+        ("api-keys", "issue"),
+        ("api-keys", "rotate"),
+        ("webhooks", "create"),
+        ("webhooks", "rotate"),
+        ("domains", "add"),
+    }
+
+
 @pytest.mark.parametrize("path", ACTION_PATHS)
 def test_every_action_refuses_a_missing_or_wrong_csrf_token(client: Client, path: str) -> None:
     """Every POST of the page table is refused (403, in words) without the token, with a forged one, and
