@@ -6,6 +6,7 @@ The browser flows are in ``test_pages_browser.py``; these are the fast checks, o
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -113,12 +114,51 @@ def test_every_action_of_the_table_is_in_the_csrf_check() -> None:
         "settings/update",
         "webhooks/create",
         "webhooks/rotate",
+        "webhooks/update",
+        "webhooks/enable",
+        "webhooks/disable",
+        "webhooks/test",
+        "webhooks/delete",
         "deliveries/resend",
         "domains/add",
         "domains/verify",
         "domains/remove",
+        "domains/create-sso",
+        "domains/update-sso",
+        "domains/delete-sso",
     ):
         assert any(path.endswith(name) for path in ACTION_PATHS), name
+
+
+def test_the_pages_guide_lists_every_action_and_its_confirmation_step() -> None:
+    """docs/pages.md's table of actions is the page table's: each action of each page, and which of them
+    ask for confirmation first."""
+    guide = (Path(__file__).parent.parent / "docs" / "pages.md").read_text(encoding="utf-8")
+    table = guide.split("| Page (its `include=` name) | Action | Confirmation |", 1)[1].split("\n\n", 1)[0]
+    listed: set[tuple[str, str, bool]] = set()
+    for line in table.strip().splitlines()[1:]:
+        page, actions, confirmed = (cell.strip() for cell in line.strip("|").split("|"))
+        for action in actions.split(","):
+            listed.add((page.strip("`"), action.strip().strip("`"), confirmed == "✔"))
+    declared = {
+        (page.name, action.name, action.confirm is not None) for page in PAGES for action in page.actions
+    }
+    assert listed == declared
+
+
+def test_only_the_actions_that_make_a_secret_answer_it_in_their_page() -> None:
+    """The actions answering in their own (``no-store``) page rather than a redirect are exactly those whose
+    result holds a secret; editing, enabling, testing or deleting an endpoint and the SSO actions redirect."""
+    revealing = {(page.name, action.name) for page in PAGES for action in page.actions if action.reveals}
+    assert revealing == {
+        ("team", "invite"),
+        ("invitations", "resend"),
+        ("api-keys", "issue"),
+        ("api-keys", "rotate"),
+        ("webhooks", "create"),
+        ("webhooks", "rotate"),
+        ("domains", "add"),
+    }
 
 
 @pytest.mark.parametrize("path", ACTION_PATHS)
@@ -455,6 +495,164 @@ def test_an_endpoints_deliveries_are_listed_and_a_message_resent(client: Client)
     assert "The message was queued again" in page
 
 
+def _endpoint(client: Client, url: str = "https://8.8.8.8/in") -> str:
+    """An endpoint of ``acme`` subscribed to ``member.added``, made by the host: its id."""
+    with client.kit.transaction(client.engine) as session:
+        created = client.kit.webhooks.create_endpoint(
+            session, ORGANIZATION, url, ["member.added"], actor=HOST
+        )
+    endpoint_id: str = created.endpoint.id
+    return endpoint_id
+
+
+def _endpoint_row(page: str, url: str) -> str:
+    row = re.search(rf'<tr>\s*<th scope="row">{re.escape(url)}.*?</tr>', page, re.S)
+    assert row is not None, page
+    return row.group(0)
+
+
+def test_an_endpoint_is_edited_disabled_enabled_and_sent_a_test_message(client: Client) -> None:
+    """The edit form shows the endpoint as it is and saves URL, events and description; disable and enable
+    change its state in words; a test message lands in its deliveries. No answer shows its secret."""
+    endpoint_id = _endpoint(client)
+    token = client.token()
+    _, page, _ = client.get(f"{ORG}/webhooks")
+    row = _endpoint_row(page, "https://8.8.8.8/in")
+    assert 'name="url" type="url" required value="https://8.8.8.8/in"' in row
+    assert 'name="event_types" type="text" required value="member.added"' in row
+    status, _, headers = client.post(
+        f"{ORG}/webhooks/update",
+        {
+            "csrf_token": token,
+            "endpoint_id": endpoint_id,
+            "url": "https://8.8.4.4/hook",
+            "event_types": "member.added member.removed",
+            "description": "Billing",
+        },
+    )
+    assert status == 303
+    _location_ok(headers, "webhooks")
+    _, page, _ = client.get(f"{ORG}/webhooks")
+    assert "Endpoint https://8.8.4.4/hook saved." in page
+    row = _endpoint_row(page, "https://8.8.4.4/hook")
+    assert "member.added member.removed" in row
+    assert '<span class="tk-hint">Billing</span>' in row
+    assert "whsec_" not in page
+    status, _, _ = client.post(f"{ORG}/webhooks/disable", {"csrf_token": token, "endpoint_id": endpoint_id})
+    assert status == 303
+    _, page, _ = client.get(f"{ORG}/webhooks")
+    row = _endpoint_row(page, "https://8.8.4.4/hook")
+    assert "Disabled (manual)" in row
+    assert f"{ORG}/webhooks/enable" in row
+    assert f"{ORG}/webhooks/disable" not in row
+    status, _, _ = client.post(f"{ORG}/webhooks/enable", {"csrf_token": token, "endpoint_id": endpoint_id})
+    assert status == 303
+    _, page, _ = client.get(f"{ORG}/webhooks")
+    assert "Endpoint https://8.8.4.4/hook is enabled." in page
+    assert "<td>Enabled</td>" in _endpoint_row(page, "https://8.8.4.4/hook")
+    status, _, _ = client.post(f"{ORG}/webhooks/test", {"csrf_token": token, "endpoint_id": endpoint_id})
+    assert status == 303
+    _, page, _ = client.get(f"{ORG}/webhooks")
+    assert "A test message (webhook.test) was queued" in page
+    _, deliveries, _ = client.get(f"{ORG}/webhooks/{endpoint_id}/deliveries")
+    assert "<td>webhook.test</td>" in deliveries
+
+
+def test_a_refused_endpoint_edit_is_shown_next_to_its_field_in_its_row(client: Client) -> None:
+    """A URL the sender would never call is refused (``unsafe_webhook_url``) next to the URL field of that
+    endpoint's form, opened again with what was typed; the other rows and the add form are left as they were;
+    nothing changes."""
+    _endpoint(client, "https://8.8.8.8/first")
+    second = _endpoint(client, "https://8.8.8.8/second")
+    status, text, _ = client.post(
+        f"{ORG}/webhooks/update",
+        {
+            "csrf_token": client.token(),
+            "endpoint_id": second,
+            "url": "https://127.0.0.1/admin",
+            "event_types": "member.added",
+        },
+    )
+    assert status == 422
+    row = _endpoint_row(text, "https://8.8.8.8/second")
+    assert '<details class="tk-edit" open>' in row
+    field = re.search(r'<input id="webhook-url-2"[^>]*>\s*<p class="tk-error"[^>]*>(.*?)</p>', row, re.S)
+    assert field is not None, row
+    assert "refused" in field.group(1)
+    assert 'value="https://127.0.0.1/admin" aria-invalid="true" aria-describedby="update-url-error"' in row
+    first_row = _endpoint_row(text, "https://8.8.8.8/first")
+    assert "open>" not in first_row
+    assert "tk-error" not in first_row
+    assert 'id="create-url" name="url" type="url" value=""' in text
+    status, text, _ = client.post(
+        f"{ORG}/webhooks/update",
+        {"csrf_token": client.token(), "endpoint_id": second, "url": "https://8.8.8.8/second"},
+    )
+    assert status == 422
+    assert re.search(
+        r'<input id="webhook-events-2"[^>]*aria-invalid="true"[^>]*>\s*'
+        r'<p class="tk-error"[^>]*>.*?event type',
+        text,
+        re.S,
+    )
+    with client.kit.transaction(client.engine) as session:
+        endpoint = client.kit.webhooks.get_endpoint(session, ORGANIZATION, second, actor=HOST)
+    assert endpoint.url == "https://8.8.8.8/second"
+
+
+def test_deleting_an_endpoint_asks_first(client: Client) -> None:
+    """Delete answers a confirmation form and keeps the endpoint; the confirmed POST deletes it."""
+    endpoint_id = _endpoint(client)
+    token = client.token()
+    status, asked, _ = client.post(
+        f"{ORG}/webhooks/delete", {"csrf_token": token, "endpoint_id": endpoint_id}
+    )
+    assert status == 200
+    assert "Please confirm" in asked
+    assert "Delete this endpoint?" in asked
+    assert f'name="endpoint_id" value="{endpoint_id}"' in asked
+    _, page, _ = client.get(f"{ORG}/webhooks")
+    assert '<th scope="row">https://8.8.8.8/in' in page
+    status, _, headers = client.post(
+        f"{ORG}/webhooks/delete", {"csrf_token": token, "endpoint_id": endpoint_id, "confirmed": "yes"}
+    )
+    assert status == 303
+    _location_ok(headers, "webhooks")
+    _, page, _ = client.get(f"{ORG}/webhooks")
+    assert "Endpoint https://8.8.8.8/in was deleted." in page
+    assert '<th scope="row">https://8.8.8.8/in' not in page
+
+
+def test_a_webhook_reader_sees_the_endpoints_but_no_form_and_the_server_still_refuses(client: Client) -> None:
+    """A member who may read webhooks but not manage them is offered no edit, enable, disable, test or delete
+    form; posting one anyway is refused by the service, in words, and changes nothing."""
+    endpoint_id = _endpoint(client)
+    with client.kit.transaction(client.engine) as session:
+        client.kit.roles.create(
+            session,
+            ORGANIZATION,
+            "watcher",
+            name="Watcher",
+            rank=Role.MEMBER,
+            permissions=["webhooks:read"],
+            actor=HOST,
+        )
+        client.kit.members.add(session, ORGANIZATION, "bob", "watcher", actor=HOST)
+    client.sign_in("bob", "bob@acme.example")
+    status, page, _ = client.get(f"{ORG}/webhooks")
+    assert status == 200
+    assert "https://8.8.8.8/in" in page
+    for action in ("update", "enable", "disable", "test", "delete", "rotate"):
+        assert f"/webhooks/{action}" not in page, action
+    status, text, _ = client.post(
+        f"{ORG}/webhooks/disable", {"csrf_token": client.token(), "endpoint_id": endpoint_id}
+    )
+    assert status == 403
+    assert "Refused" in text
+    with client.kit.transaction(client.engine) as session:
+        assert client.kit.webhooks.get_endpoint(session, ORGANIZATION, endpoint_id, actor=HOST).enabled
+
+
 @pytest.mark.parametrize("adapter", sorted(APP_BUILDERS))
 def test_without_webhooks_the_webhook_pages_are_left_out(adapter: str, sqlite_engine: sa.Engine) -> None:
     """A kit without a webhook key mounts no webhook page (as its routes), links none, and refuses to be
@@ -527,6 +725,205 @@ def test_sso_connections_are_listed_with_the_domains(client: Client) -> None:
     assert "SSO connections" in page
     assert "Acme Okta" in page
     assert "conn_1" in page
+
+
+def _connections(client: Client) -> list[Any]:
+    with client.kit.transaction(client.engine) as session:
+        return list(client.kit.sso.list_connections(session, ORGANIZATION, actor=HOST))
+
+
+def _connection_block(page: str, name: str) -> str:
+    block = re.search(
+        rf'<section class="tk-connection"[^>]*>\s*<h3[^>]*>Change {re.escape(name)}<.*?</section>',
+        page,
+        re.S,
+    )
+    assert block is not None, page
+    return block.group(0)
+
+
+SSO_FORM = {
+    "provider": "workos",
+    "protocol": "saml",
+    "provider_connection_id": "conn_9",
+    "name": "Acme Okta",
+    "enabled": "yes",
+    "jit": "yes",
+    "default_role": "MEMBER",
+    "role_authority": "tenantkit",
+}
+
+
+def test_an_sso_connection_is_created_edited_and_deleted_after_confirmation(client: Client) -> None:
+    """The add form creates a connection with its policy; its edit form shows that policy and saves it (an
+    unticked box turns a flag off); delete asks first, then deletes."""
+    token = client.token()
+    status, _, headers = client.post(f"{ORG}/domains/create-sso", {"csrf_token": token, **SSO_FORM})
+    assert status == 303
+    _location_ok(headers, "domains")
+    _, page, _ = client.get(f"{ORG}/domains")
+    assert "SSO connection &#39;Acme Okta&#39; created." in page
+    (connection,) = _connections(client)
+    assert (connection.provider, connection.protocol, connection.provider_connection_id) == (
+        "workos",
+        "saml",
+        "conn_9",
+    )
+    assert (connection.enabled, connection.enforce, connection.jit) == (True, False, True)
+    block = _connection_block(page, "Acme Okta")
+    assert 'name="enabled" type="checkbox" value="yes" checked' in block
+    assert 'name="enforce" type="checkbox" value="yes">' in block
+    assert 'name="name" type="text" required value="Acme Okta"' in block
+    status, _, _ = client.post(
+        f"{ORG}/domains/update-sso",
+        {
+            "csrf_token": token,
+            "connection_id": connection.id,
+            "name": "Acme Entra",
+            "enforce": "yes",
+            "default_role": "ADMIN",
+            "role_authority": "provider",
+        },
+    )
+    assert status == 303
+    _, page, _ = client.get(f"{ORG}/domains")
+    assert "SSO connection &#39;Acme Entra&#39; saved." in page
+    (saved,) = _connections(client)
+    assert (saved.name, saved.enabled, saved.enforce, saved.jit) == ("Acme Entra", False, True, False)
+    assert (saved.default_role, saved.role_authority) == (Role.ADMIN, "provider")
+    status, asked, _ = client.post(
+        f"{ORG}/domains/delete-sso", {"csrf_token": token, "connection_id": connection.id}
+    )
+    assert status == 200
+    assert "Please confirm" in asked
+    assert "Delete this SSO connection?" in asked
+    assert len(_connections(client)) == 1
+    status, _, _ = client.post(
+        f"{ORG}/domains/delete-sso", {"csrf_token": token, "connection_id": connection.id, "confirmed": "yes"}
+    )
+    assert status == 303
+    _, page, _ = client.get(f"{ORG}/domains")
+    assert "SSO connection &#39;Acme Entra&#39; was deleted." in page
+    assert _connections(client) == []
+
+
+def test_sso_refusals_are_shown_next_to_their_fields(client: Client) -> None:
+    """A provider connection registered twice is refused at its id field, with the add form filled in again;
+    an OWNER as JIT role is refused at the role of that connection's edit form, opened again; the other
+    connection's form stays closed and unmarked."""
+    token = client.token()
+    client.post(f"{ORG}/domains/create-sso", {"csrf_token": token, **SSO_FORM})
+    client.post(
+        f"{ORG}/domains/create-sso",
+        {"csrf_token": token, **SSO_FORM, "provider_connection_id": "conn_2", "name": "Second"},
+    )
+    status, text, _ = client.post(
+        f"{ORG}/domains/create-sso", {"csrf_token": token, **SSO_FORM, "name": "Again"}
+    )
+    assert status == 409
+    field = re.search(
+        r'<input id="create-sso-provider_connection_id"[^>]*aria-invalid="true"[^>]*>\s*'
+        r'<p class="tk-error"[^>]*>(.*?)</p>',
+        text,
+        re.S,
+    )
+    assert field is not None, text
+    assert "conn_9" in field.group(1)
+    assert 'id="create-sso-name" name="name" type="text" value="Again"' in text
+    second = next(connection for connection in _connections(client) if connection.name == "Second")
+    status, text, _ = client.post(
+        f"{ORG}/domains/update-sso",
+        {
+            "csrf_token": token,
+            "connection_id": second.id,
+            "name": "Second",
+            "default_role": "OWNER",
+            "role_authority": "tenantkit",
+        },
+    )
+    assert status == 422
+    block = _connection_block(text, "Second")
+    assert '<details class="tk-edit" open>' in block
+    role = re.search(
+        r'<select id="sso-default-role-2"[^>]*aria-invalid="true".*?<p class="tk-error"[^>]*>(.*?)</p>',
+        block,
+        re.S,
+    )
+    assert role is not None, block
+    assert "OWNER" in role.group(1)
+    first_block = _connection_block(text, "Acme Okta")
+    assert "open>" not in first_block
+    assert "aria-invalid" not in first_block
+    assert 'id="create-sso-name" name="name" type="text" value=""' in text
+    assert len(_connections(client)) == 2
+
+
+def test_an_sso_role_above_the_managers_own_is_refused_next_to_the_role(client: Client) -> None:
+    """A MEMBER-rank manager of SSO may not create a connection whose JIT members are ADMINs
+    (``role_escalation``): the refusal shows at the role field and nothing is created."""
+    with client.kit.transaction(client.engine) as session:
+        client.kit.roles.create(
+            session,
+            ORGANIZATION,
+            "sso_clerk",
+            name="SSO clerk",
+            rank=Role.MEMBER,
+            permissions=["domains:manage", "sso:manage"],
+            actor=HOST,
+        )
+        client.kit.members.add(session, ORGANIZATION, "bob", "sso_clerk", actor=HOST)
+    client.sign_in("bob", "bob@acme.example")
+    status, text, _ = client.post(
+        f"{ORG}/domains/create-sso", {"csrf_token": client.token(), **SSO_FORM, "default_role": "ADMIN"}
+    )
+    assert status == 403
+    role = re.search(
+        r'<select id="create-sso-default_role"[^>]*aria-invalid="true".*?<p class="tk-error"[^>]*>(.*?)</p>',
+        text,
+        re.S,
+    )
+    assert role is not None, text
+    assert "ADMIN" in role.group(1)
+    assert _connections(client) == []
+
+
+def test_a_domain_manager_without_sso_permission_sees_no_connection_and_the_server_still_refuses(
+    client: Client,
+) -> None:
+    """A member who manages domains but not SSO sees the domains without the SSO section or its forms;
+    posting a connection anyway is refused by the service."""
+    with client.kit.transaction(client.engine) as session:
+        client.kit.roles.create(
+            session,
+            ORGANIZATION,
+            "domain_clerk",
+            name="Domain clerk",
+            rank=Role.MEMBER,
+            permissions=["domains:manage"],
+            actor=HOST,
+        )
+        client.kit.members.add(session, ORGANIZATION, "bob", "domain_clerk", actor=HOST)
+        client.kit.sso.create_connection(
+            session,
+            ORGANIZATION,
+            provider="workos",
+            protocol="saml",
+            provider_connection_id="conn_1",
+            name="Acme Okta",
+            actor=HOST,
+        )
+    client.sign_in("bob", "bob@acme.example")
+    status, page, _ = client.get(f"{ORG}/domains")
+    assert status == 200
+    assert "/domains/add" in page
+    assert "SSO connections" not in page
+    assert "Acme Okta" not in page
+    for action in ("create-sso", "update-sso", "delete-sso"):
+        assert f"/domains/{action}" not in page, action
+    status, text, _ = client.post(f"{ORG}/domains/create-sso", {"csrf_token": client.token(), **SSO_FORM})
+    assert status == 403
+    assert "Refused" in text
+    assert len(_connections(client)) == 1
 
 
 def test_a_member_sees_the_new_pages_without_their_forms(client: Client) -> None:

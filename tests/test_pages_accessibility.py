@@ -66,6 +66,15 @@ def _serve_fastapi(engine: sa.Engine) -> Any:
             session, ORGANIZATION, "https://8.8.8.8/in", ["member.added"], actor=HOST
         )
         kit.members.add(session, ORGANIZATION, "carol", Role.MEMBER, actor=HOST)  # a delivery to list
+        kit.sso.create_connection(  # the domains page's connection forms
+            session,
+            ORGANIZATION,
+            provider="workos",
+            protocol="saml",
+            provider_connection_id="conn_1",
+            name="Acme Okta",
+            actor=HOST,
+        )
     port = _free_port()
     server = uvicorn.Server(
         uvicorn.Config(fastapi_app(kit, engine), host="127.0.0.1", port=port, log_level="warning")
@@ -116,6 +125,15 @@ def test_every_page_has_no_serious_or_critical_accessibility_violation(database:
         _click_and_wait(driver, row.find_element(By.XPATH, ".//button[contains(., 'Remove')]"))
         assert driver.find_element(By.TAG_NAME, "h1").text == "Please confirm"
         check("team: the confirmation step")
+        driver.get(f"{base}{ORG}/webhooks")
+        row = driver.find_element(By.XPATH, "//tr[th[starts-with(normalize-space(), 'https://8.8.8.8/in')]]")
+        row.find_element(By.TAG_NAME, "summary").click()
+        url = row.find_element(By.CSS_SELECTOR, "input[name=url]")
+        url.clear()
+        url.send_keys("https://127.0.0.1/admin")
+        _submit(driver, "update", "Save endpoint", row="https://8.8.8.8/in")
+        assert driver.find_elements(By.CSS_SELECTOR, "details[open] .tk-error")
+        check("webhooks: a refused edit, opened next to its field")
 
         # Every page of the table, with its tables filled.
         for page in PAGES:

@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, get_args
 
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PackageLoader, select_autoescape
 from sqlalchemy.orm import Session
@@ -896,6 +896,39 @@ def _resend(context: PageContext, form: Mapping[str, list[str]]) -> Any:
     )
 
 
+def _on_row(
+    call: Callable[[Management, Session, str, Principal, str], Any], field: str
+) -> Callable[[PageContext, Mapping[str, list[str]]], Any]:
+    """An action on the one row the form's ``field`` names (``endpoint_id``, ``connection_id``): the
+    Management method ``call`` with that id, the viewer as actor."""
+
+    def act(context: PageContext, form: Mapping[str, list[str]]) -> Any:
+        return call(
+            context.management,
+            context.session,
+            context.organization_id,
+            context.principal,
+            _required(form, field),
+        )
+
+    return act
+
+
+def _update_webhook(context: PageContext, form: Mapping[str, list[str]]) -> Any:
+    """Save an endpoint's edit form: every field as the form shows it (an emptied description clears it)."""
+    from tenantkit._http import UpdateWebhookEndpointRequest
+
+    body = _body(
+        UpdateWebhookEndpointRequest,
+        url=_required(form, "url"),
+        event_types=_words(form, "event_types"),
+        description=first(form, "description"),
+    )
+    return context.management.update_webhook_endpoint(
+        context.session, context.organization_id, context.principal, _required(form, "endpoint_id"), body
+    )
+
+
 def _load_domains(context: PageContext) -> dict[str, Any]:
     domains = context.management.list_domains(context.session, context.organization_id, context.principal)
     connections = None
@@ -903,7 +936,7 @@ def _load_domains(context: PageContext) -> dict[str, Any]:
         connections = context.management.list_sso_connections(
             context.session, context.organization_id, context.principal
         ).items
-    return {"domains": domains.items, "connections": connections}
+    return {"domains": domains.items, "connections": connections, **_sso_choices()}
 
 
 def _add_domain(context: PageContext, form: Mapping[str, list[str]]) -> Any:
@@ -927,6 +960,69 @@ def _remove_domain(context: PageContext, form: Mapping[str, list[str]]) -> Any:
 
 def _verified(domain: Any) -> str:
     return f"{domain.domain} is verified."
+
+
+_PROVIDER_NAMES = {"polis": "Ory Polis", "workos": "WorkOS", "auth0": "Auth0", "clerk": "Clerk"}
+_ROLE_AUTHORITIES = {
+    "tenantkit": "This organization (roles are changed here)",
+    "provider": "The provider (roles follow its groups)",
+}
+
+
+def _sso_choices() -> dict[str, list[tuple[str, str]]]:
+    """What the connection forms offer, from the literals the request models use (a new provider shows up)."""
+    from tenantkit.sso._service import Provider, RoleAuthority, SsoProtocol
+
+    return {
+        "sso_providers": [(name, _PROVIDER_NAMES.get(name, name.title())) for name in get_args(Provider)],
+        "sso_protocols": [(name, name.upper()) for name in get_args(SsoProtocol)],
+        "sso_authorities": [(name, _ROLE_AUTHORITIES.get(name, name)) for name in get_args(RoleAuthority)],
+        # JIT never makes an OWNER (the service refuses it): the form does not offer it.
+        "sso_ranks": [(rank.value, rank.value.title()) for rank in (Role.MEMBER, Role.ADMIN)],
+    }
+
+
+def _flag(form: Mapping[str, list[str]], name: str) -> bool:
+    """A checkbox: ticked sends ``yes``, unticked sends nothing (so the form always shows every flag)."""
+    return first(form, name) == "yes"
+
+
+def _create_sso(context: PageContext, form: Mapping[str, list[str]]) -> Any:
+    from tenantkit._http import CreateSsoConnectionRequest
+
+    body = _body(
+        CreateSsoConnectionRequest,
+        provider=_required(form, "provider"),
+        protocol=_required(form, "protocol"),
+        provider_connection_id=_required(form, "provider_connection_id"),
+        name=_required(form, "name"),
+        enabled=_flag(form, "enabled"),
+        enforce=_flag(form, "enforce"),
+        jit=_flag(form, "jit"),
+        default_role=_text(form, "default_role") or Role.MEMBER.value,
+        role_authority=_text(form, "role_authority") or "tenantkit",
+    )
+    return context.management.create_sso_connection(
+        context.session, context.organization_id, context.principal, body
+    )
+
+
+def _update_sso(context: PageContext, form: Mapping[str, list[str]]) -> Any:
+    """Save a connection's edit form: every field as the form shows it, an unticked box turning it off."""
+    from tenantkit._http import UpdateSsoConnectionRequest
+
+    body = _body(
+        UpdateSsoConnectionRequest,
+        name=_required(form, "name"),
+        enabled=_flag(form, "enabled"),
+        enforce=_flag(form, "enforce"),
+        jit=_flag(form, "jit"),
+        default_role=_required(form, "default_role"),
+        role_authority=_required(form, "role_authority"),
+    )
+    return context.management.update_sso_connection(
+        context.session, context.organization_id, context.principal, _required(form, "connection_id"), body
+    )
 
 
 PAGES: tuple[PageDefinition, ...] = (
@@ -1100,6 +1196,37 @@ PAGES: tuple[PageDefinition, ...] = (
                 reveals=True,
                 target="endpoint_id",
             ),
+            PageAction(
+                "update",
+                _update_webhook,
+                lambda endpoint: f"Endpoint {endpoint.url} saved.",
+                error_fields=(("unsafe_webhook_url", "url"),),
+            ),
+            PageAction(
+                "enable",
+                _on_row(Management.enable_webhook_endpoint, "endpoint_id"),
+                lambda endpoint: f"Endpoint {endpoint.url} is enabled.",
+                target="endpoint_id",
+            ),
+            PageAction(
+                "disable",
+                _on_row(Management.disable_webhook_endpoint, "endpoint_id"),
+                lambda endpoint: f"Endpoint {endpoint.url} is disabled: nothing is sent to it until enabled.",
+                target="endpoint_id",
+            ),
+            PageAction(
+                "test",
+                _on_row(Management.send_webhook_test, "endpoint_id"),
+                lambda delivery: f"A test message ({delivery.event_type}) was queued: see the deliveries.",
+                target="endpoint_id",
+            ),
+            PageAction(
+                "delete",
+                _on_row(Management.delete_webhook_endpoint, "endpoint_id"),
+                lambda endpoint: f"Endpoint {endpoint.url} was deleted.",
+                confirm="Delete this endpoint? Nothing more is sent to it and its deliveries are deleted.",
+                target="endpoint_id",
+            ),
         ),
     ),
     PageDefinition(
@@ -1143,6 +1270,31 @@ PAGES: tuple[PageDefinition, ...] = (
                 lambda domain: f"{domain.domain} was removed.",
                 confirm="Remove this domain? Its verification is lost and must be done again to add it back.",
                 target="domain",
+            ),
+            PageAction(
+                "create-sso",
+                _create_sso,
+                lambda connection: f"SSO connection {connection.name!r} created.",
+                field="name",
+                error_fields=(
+                    ("sso_connection_exists", "provider_connection_id"),
+                    ("role_escalation", "default_role"),
+                    ("permission_escalation", "default_role"),
+                ),
+            ),
+            PageAction(
+                "update-sso",
+                _update_sso,
+                lambda connection: f"SSO connection {connection.name!r} saved.",
+                error_fields=(("role_escalation", "default_role"), ("permission_escalation", "default_role")),
+            ),
+            PageAction(
+                "delete-sso",
+                _on_row(Management.delete_sso_connection, "connection_id"),
+                lambda connection: f"SSO connection {connection.name!r} was deleted.",
+                confirm="Delete this SSO connection? Sign-ins through it are refused from now on; "
+                "its members stay.",
+                target="connection_id",
             ),
         ),
     ),
