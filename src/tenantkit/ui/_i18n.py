@@ -124,7 +124,7 @@ class Viewer:
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=timezone.utc)
         local = moment.astimezone(self.time_zone)
-        pattern = get_datetime_format("medium", locale=self.locale)
+        pattern = str(get_datetime_format("medium", locale=self.locale))
         date = format_date(local, "medium", locale=self.locale)
         time = format_time(local, "short", tzinfo=self.time_zone, locale=self.locale)
         zone = format_time(local, "z", tzinfo=self.time_zone, locale=self.locale)

@@ -269,7 +269,8 @@ class PageSite:
                 autoescape=select_autoescape(default=True, default_for_string=True),
                 extensions=["jinja2.ext.i18n"],
             )
-            environment.install_gettext_translations(  # type: ignore[attr-defined]  added by the extension
+            # install_gettext_translations is added by the i18n extension, unknown to the type checker.
+            environment.install_gettext_translations(  # type: ignore[attr-defined]
                 self.catalogs.translations(locale), newstyle=True
             )
             self._environments[locale] = environment
