@@ -59,7 +59,7 @@ class Message:
     __slots__ = ("msgid", "values")
 
     def __init__(self, msgid: str, /, **values: object) -> None:
-        self.msgid = msgid
+        self.msgid: str = msgid
         self.values: dict[str, str] = {name: str(value) for name, value in values.items()}
 
     def __eq__(self, other: object) -> bool:
@@ -188,7 +188,7 @@ class Catalogs:
             raise ConfigurationError(
                 f"time_zone: {time_zone!r} is not an IANA time zone name (such as 'UTC')"
             )
-        self.time_zone = zone
+        self.time_zone: ZoneInfo = zone
         package = Path(str(resources.files("tenantkit.ui").joinpath("locale")))
         self._translations: dict[str, Translations] = {}
         # The package's first, then the host's from the last to the first: each merge overrides.
