@@ -22,7 +22,7 @@ from babel.messages.pofile import read_po
 from tenantkit import HOST, Role
 from tenantkit.errors import ConfigurationError
 from tenantkit.fastapi import Principal
-from tenantkit.ui import PageSite
+from tenantkit.ui import N_, Message, PageSite
 from tests.page_apps import APP_BUILDERS, ORGANIZATION, OWNER, OWNER_EMAIL, make_kit, seed
 from tests.test_pages import ORG, Client
 
@@ -297,3 +297,22 @@ def test_the_german_test_catalog_is_complete_and_keeps_the_placeholders() -> Non
     for msgid, translated in german.items():
         assert translated, msgid
         assert set(PLACEHOLDER.findall(translated)) == set(PLACEHOLDER.findall(msgid)), msgid
+
+
+def test_a_translation_with_a_wrong_placeholder_falls_back_to_english(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A catalog whose translation names a placeholder the message does not fill shows the English sentence
+    with the values, and logs which message it was, instead of failing the page."""
+    catalog = tmp_path / "de" / "LC_MESSAGES"
+    catalog.mkdir(parents=True)
+    (catalog / "tenantkit.po").write_text(
+        '#, python-format\nmsgid "%(user)s was removed."\nmsgstr "%(benutzer)s wurde entfernt."\n',
+        encoding="utf-8",
+    )
+    site = PageSite(make_kit(), secret_key="s" * 16, translations=[tmp_path])
+    viewer = site.catalogs.viewer(Principal(user_id="u", locale="de"), None)
+    with caplog.at_level(logging.WARNING, logger="tenantkit.ui"):
+        shown = viewer.gettext(Message(N_("%(user)s was removed."), user="mallory"))
+    assert shown == "mallory was removed."
+    assert any("'%(user)s was removed.'" in record.getMessage() for record in caplog.records)

@@ -124,11 +124,13 @@ class Viewer:
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=timezone.utc)
         local = moment.astimezone(self.time_zone)
-        pattern = str(get_datetime_format("medium", locale=self.locale))
+        # The locale's own way of joining a date and a time ("{1}, {0}"), as Babel's format_datetime does,
+        # with a short time (no seconds) after a medium date.
+        pattern = str(get_datetime_format("medium", locale=self.locale)).replace("'", "")
         date = format_date(local, "medium", locale=self.locale)
         time = format_time(local, "short", tzinfo=self.time_zone, locale=self.locale)
         zone = format_time(local, "z", tzinfo=self.time_zone, locale=self.locale)
-        return f"{pattern.replace(chr(39), '').replace('{1}', date).replace('{0}', time)} {zone}"
+        return f"{pattern.replace('{1}', date).replace('{0}', time)} {zone}"
 
 
 def _zone(name: str) -> ZoneInfo | None:
