@@ -30,7 +30,7 @@ from tenantkit._http import Management, Principal, status_for
 from tenantkit._pagination import Page as ResultPage
 from tenantkit._routes import feature_configured, missing_configuration
 from tenantkit.roles._policy import Action, Role
-from tenantkit.ui._i18n import N_, Catalogs, Message, Viewer
+from tenantkit.ui._i18n import N_, SOURCE_LOCALE, Catalogs, Message, Viewer
 from tenantkit.ui._security import (
     CSRF_COOKIE,
     CSRF_FIELD,
@@ -274,7 +274,7 @@ class PageSite:
                 self.catalogs.translations(locale), newstyle=True
             )
             self._environments[locale] = environment
-        self.environment: Environment = self._environments["en"]
+        self.environment: Environment = self._environments[SOURCE_LOCALE]  # English, for a host's own use
 
     def page(self, name: str) -> PageDefinition:
         for page in self.pages:
