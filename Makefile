@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.tenantkit-installed
 
-.PHONY: demo test test-sqlite lint typecheck verifytypes wheels docs bench check clean mutation screenshots
+.PHONY: demo test test-sqlite lint typecheck verifytypes wheels docs bench check clean mutation screenshots translations
 
 # Each step says what it does first, and pip shows its progress: the first run takes a minute or more.
 $(STAMP): pyproject.toml
@@ -54,6 +54,13 @@ check: lint typecheck verifytypes docs test wheels
 # after changing a page or its stylesheet; it needs Debian's chromium and chromium-driver.
 screenshots: $(STAMP)  ## The drop-in pages photographed in headless Chromium, into docs/images/pages.
 	$(BIN)/python tools/screenshots.py
+
+# The pages' message template, from the N_() markers of src/tenantkit/ui and the _() calls of its templates
+# (mapping: babel.cfg). Commit the result: a test fails while it is behind the sources. No locations, so
+# that moving a line does not change the file; translators copy it to <locale>/LC_MESSAGES/tenantkit.po.
+translations: $(STAMP)
+	$(BIN)/pybabel extract --mapping-file=babel.cfg --output-file=src/tenantkit/ui/locale/tenantkit.pot \
+		--project=tenantkit --copyright-holder="tenantkit developers" --no-location --sort-output .
 
 # Slow (minutes), so not part of `make check`: see docs/contributing.md. MUTATION_ARGS passes options, e.g.
 # MUTATION_ARGS="tokens --sample 20" or "--no-cache".

@@ -226,8 +226,13 @@ def create_app(  # noqa: C901, PLR0915  one nested route per feature the example
     app.register_blueprint(tk.blueprint(), url_prefix="/tenantkit")
     # The drop-in pages (pip install "tenantkit[flask,ui]"): /account/organizations/acme/team, .../api-keys,
     # .../invitations, .../audit and the accept page an invitation link lands on. The secret signs their
-    # CSRF tokens; in production it comes from your secret store.
-    app.register_blueprint(tk.pages_blueprint(secret_key=EXAMPLE_PAGES_SECRET), url_prefix="/account")
+    # CSRF tokens; in production it comes from your secret store. The pages speak English and every language
+    # of the catalogs in translations=["translations"] (docs/pages.md, "Translations and time zones"),
+    # chosen by Principal(locale=...) or the browser's Accept-Language; dates show in
+    # Principal(time_zone=...), else in time_zone= below.
+    app.register_blueprint(
+        tk.pages_blueprint(secret_key=EXAMPLE_PAGES_SECRET, time_zone="UTC"), url_prefix="/account"
+    )
 
     @app.get("/example-sign-in")
     def example_sign_in() -> Any:

@@ -28,7 +28,18 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-KNOWN_EXTRAS = ("fastapi", "flask", "starlette", "postgres", "mysql", "async", "webhooks", "limits", "redis")
+KNOWN_EXTRAS = (
+    "fastapi",
+    "flask",
+    "starlette",
+    "postgres",
+    "mysql",
+    "async",
+    "webhooks",
+    "limits",
+    "redis",
+    "ui",
+)
 ORGANIZATION = "org_install_check"
 SCOPE = "reports:read"
 
@@ -52,6 +63,7 @@ EXTRA_MODULES = {
     "limits": ("limits", "limits.strategies"),
     "redis": ("redis",),
     "webhooks": ("httpx", "cryptography.fernet"),
+    "ui": ("tenantkit.ui", "jinja2", "babel"),
 }
 WEBHOOK_ENVIRONMENT = {
     "TENANTKIT_WEBHOOK_SECRET_KEYS": "install-check-webhook-key-0001",
@@ -434,6 +446,42 @@ def refuse_webhooks_without_the_extra() -> None:
             raise InstallCheckFailed("a kit with webhooks was built without cryptography installed")
 
 
+def render_pages(url: str) -> None:
+    """The pages' files came with the wheel (templates, the catalog template), and a host catalog written
+    here translates the accept page, dates in the viewer's zone: Babel and tzdata work without the tree."""
+    import tempfile
+    from importlib import resources
+
+    import sqlalchemy as sa
+    from sqlalchemy.orm import Session
+
+    from tenantkit import TenantKit
+    from tenantkit._http import Principal
+    from tenantkit.ui import PageRequest, PageSite
+
+    with step("the wheel ships the pages' catalog template"):
+        template = resources.files("tenantkit.ui").joinpath("locale").joinpath("tenantkit.pot")
+        if 'msgid "Invitation"' not in template.read_text(encoding="utf-8"):
+            raise InstallCheckFailed("tenantkit/ui/locale/tenantkit.pot is missing or lacks its messages")
+    with tempfile.TemporaryDirectory() as directory, step("the accept page renders in a host's language"):
+        catalog = Path(directory, "de", "LC_MESSAGES")
+        catalog.mkdir(parents=True)
+        (catalog / "tenantkit.po").write_text('msgid "Invitation"\nmsgstr "Einladung"\n', encoding="utf-8")
+        site = PageSite(TenantKit(), secret_key="install-check-pages-key", translations=[directory])
+        route = next(route for route in site.routes() if route.name == "accept")
+        request = PageRequest("GET", "/invitations/accept", {}, {}, {}, {}, None, "http://testserver", "de")
+        principal = Principal(user_id="u", time_zone="America/New_York")
+        engine = sa.create_engine(url)
+        try:
+            with Session(engine) as session:
+                answer = site.handle(session, route, request, principal)
+        finally:
+            engine.dispose()
+        body = answer.body.decode()
+        if answer.status != 200 or '<html lang="de">' not in body or "<h1>Einladung</h1>" not in body:
+            raise InstallCheckFailed(f"the accept page was not rendered in German ({answer.status})")
+
+
 def run(extras: Sequence[str], database: str, *, migrate_first: bool) -> None:
     url = f"sqlite:///{database}"
     import_modules(extras)
@@ -452,6 +500,8 @@ def run(extras: Sequence[str], database: str, *, migrate_first: bool) -> None:
             serve_starlette(url, key, engine_kind="async")
     if "async" in extras:
         verify_async(url, key)
+    if "ui" in extras:
+        render_pages(url)
     if "webhooks" in extras:
         deliver_webhook(url)
     else:

@@ -1,7 +1,8 @@
 """The same small host application with tenantkit's pages mounted, on FastAPI and on Flask.
 
 The identity provider is a **test stand-in**: ``GET /sign-in?user=alice&email=alice@acme.example`` puts the
-user in a cookie that ``current_user`` believes. Real hosts read a verified session of their own.
+user in a cookie that ``current_user`` believes (``&locale=de&time_zone=America/New_York`` adds the user's
+language and zone). Real hosts read a verified session of their own.
 """
 
 from collections.abc import Callable, Iterator
@@ -54,14 +55,22 @@ def seed(kit: TenantKit, engine: sa.Engine) -> None:
 
 
 def _principal(value: str | None) -> Principal | None:
-    """The stand-in sign-in cookie: ``user|email``."""
+    """The stand-in sign-in cookie: ``user|email|locale|time_zone``."""
     if not value:
         return None
-    user, _, email = value.partition("|")
-    return Principal(user_id=user, email=email or None, email_verified=bool(email))
+    user, email, locale, time_zone = [*value.split("|"), "", "", ""][:4]
+    return Principal(
+        user_id=user,
+        email=email or None,
+        email_verified=bool(email),
+        locale=locale or None,
+        time_zone=time_zone or None,
+    )
 
 
-def fastapi_app(kit: TenantKit, engine: sa.Engine) -> FastAPI:
+def fastapi_app(kit: TenantKit, engine: sa.Engine, **pages: Any) -> FastAPI:
+    """The FastAPI host; ``pages`` go to ``tk.pages()`` (``translations=``, ``time_zone=``)."""
+
     def get_session() -> Iterator[Session]:
         with Session(engine, expire_on_commit=False) as session:
             yield session
@@ -75,12 +84,14 @@ def fastapi_app(kit: TenantKit, engine: sa.Engine) -> FastAPI:
     tk = TenantKitFastAPI(kit, session=get_session, current_user=current_user)
     app = FastAPI()
     tk.install(app)
-    app.include_router(tk.pages(secret_key=PAGES_SECRET), prefix=PREFIX)
+    app.include_router(tk.pages(secret_key=PAGES_SECRET, **pages), prefix=PREFIX)
 
     @app.get("/sign-in")
-    def sign_in(user: str, email: str = "") -> RedirectResponse:
+    def sign_in(user: str, email: str = "", locale: str = "", time_zone: str = "") -> RedirectResponse:
         response = RedirectResponse(f"{PREFIX}/organizations/{ORGANIZATION}/team", status_code=303)
-        response.set_cookie("signed_in", f"{user}|{email}", httponly=True, samesite="lax")
+        response.set_cookie(
+            "signed_in", f"{user}|{email}|{locale}|{time_zone}", httponly=True, samesite="lax"
+        )
         return response
 
     @app.get("/api/reports")
@@ -90,7 +101,9 @@ def fastapi_app(kit: TenantKit, engine: sa.Engine) -> FastAPI:
     return app
 
 
-def flask_app(kit: TenantKit, engine: sa.Engine) -> flask.Flask:
+def flask_app(kit: TenantKit, engine: sa.Engine, **pages: Any) -> flask.Flask:
+    """The Flask host; ``pages`` go to ``tk.pages_blueprint()`` (``translations=``, ``time_zone=``)."""
+
     app = flask.Flask(__name__)
 
     def get_session() -> Session:
@@ -112,14 +125,18 @@ def flask_app(kit: TenantKit, engine: sa.Engine) -> flask.Flask:
         return principal
 
     tk = TenantKitFlask(kit, session=get_session, current_user=current_user, app=app)
-    app.register_blueprint(tk.pages_blueprint(secret_key=PAGES_SECRET), url_prefix=PREFIX)
+    app.register_blueprint(tk.pages_blueprint(secret_key=PAGES_SECRET, **pages), url_prefix=PREFIX)
 
     @app.get("/sign-in")
     def sign_in() -> Any:
         user = flask.request.args["user"]
         email = flask.request.args.get("email", "")
+        locale = flask.request.args.get("locale", "")
+        time_zone = flask.request.args.get("time_zone", "")
         response = flask.redirect(f"{PREFIX}/organizations/{ORGANIZATION}/team", code=303)
-        response.set_cookie("signed_in", f"{user}|{email}", httponly=True, samesite="Lax")
+        response.set_cookie(
+            "signed_in", f"{user}|{email}|{locale}|{time_zone}", httponly=True, samesite="Lax"
+        )
         return response
 
     @app.get("/api/reports")
@@ -130,4 +147,4 @@ def flask_app(kit: TenantKit, engine: sa.Engine) -> flask.Flask:
     return app
 
 
-APP_BUILDERS: dict[str, Callable[[TenantKit, sa.Engine], Any]] = {"fastapi": fastapi_app, "flask": flask_app}
+APP_BUILDERS: dict[str, Callable[..., Any]] = {"fastapi": fastapi_app, "flask": flask_app}

@@ -45,8 +45,8 @@ class Client:
         else:
             self._client = app.test_client()
 
-    def get(self, path: str) -> tuple[int, str, Any]:
-        response = self._client.get(path)
+    def get(self, path: str, headers: dict[str, str] | None = None) -> tuple[int, str, Any]:
+        response = self._client.get(path, headers=headers or {})
         return response.status_code, _text(response), response.headers
 
     def post(

@@ -303,6 +303,12 @@ class Principal(BaseModel):
     """What the host vouches for about the user (from its identity provider, or a check such as a licence
     registry look-up it ran before): the accept endpoint hands them to the accept policy. tenantkit never
     takes them from a request body."""
+    locale: str | None = None
+    """The user's language (``"de"``, ``"pt-BR"``), for the drop-in pages: a catalog of it is used when one
+    exists; otherwise the browser's ``Accept-Language`` chooses, then English."""
+    time_zone: str | None = None
+    """The user's IANA time zone (``"America/New_York"``), in which the drop-in pages show dates; otherwise
+    the pages' ``time_zone=`` (UTC by default)."""
 
 
 class Authorization(BaseModel):

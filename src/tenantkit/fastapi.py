@@ -22,6 +22,7 @@ import functools
 import inspect
 import json
 import logging
+import os
 import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -626,6 +627,8 @@ class TenantKitFastAPI:
         templates: Sequence[str] = (),
         include: Iterable[str] | None = None,
         csrf: "CsrfTokens | None" = None,
+        translations: Sequence[str | os.PathLike[str]] = (),
+        time_zone: str = "UTC",
     ) -> APIRouter:
         """The drop-in pages (``tenantkit[ui]``): team, invitations, the accept page, API keys, audit log.
 
@@ -641,10 +644,21 @@ class TenantKitFastAPI:
                 ``"audit"``, ``"roles"``, ``"settings"``, ``"webhooks"``, ``"domains"``); the accept page is
                 always mounted, and the webhook pages only when the kit has webhooks.
             csrf: Another CSRF token provider (:class:`tenantkit.ui.CsrfTokens`).
+            translations: Directories of the host's catalogs (``<locale>/LC_MESSAGES/tenantkit.po``), read
+                once, whose translations win over the package's (see the pages guide).
+            time_zone: The IANA zone of dates for viewers whose ``Principal.time_zone`` is unset (UTC).
         """
         from tenantkit.ui._site import PageSite
 
-        site = PageSite(self.kit, secret_key=secret_key, templates=templates, include=include, csrf=csrf)
+        site = PageSite(
+            self.kit,
+            secret_key=secret_key,
+            templates=templates,
+            include=include,
+            csrf=csrf,
+            translations=translations,
+            time_zone=time_zone,
+        )
         router = APIRouter()
         principal_dependency = self.current_principal()
         for page_route in site.routes():
@@ -720,6 +734,7 @@ def _page_request(request: Request, form: dict[str, list[str]]) -> "PageRequest"
         cookies=dict(request.cookies),
         origin=request.headers.get("origin"),
         own_origin=f"{request.url.scheme}://{host}",
+        accept_language=request.headers.get("accept-language"),
     )
 
 

@@ -547,6 +547,8 @@ class TenantKitFlask:
         templates: Sequence[str] = (),
         include: Iterable[str] | None = None,
         csrf: CsrfTokens | None = None,
+        translations: Sequence[str | os.PathLike[str]] = (),
+        time_zone: str = "UTC",
     ) -> Blueprint:
         """The drop-in pages (``tenantkit[ui]``): team, invitations, the accept page, API keys, audit log.
 
@@ -562,12 +564,23 @@ class TenantKitFlask:
             include: The pages to mount by name (see :data:`tenantkit.ui.PAGES`); the accept page is always
                 mounted, and the webhook pages only when the kit has webhooks.
             csrf: Another CSRF token provider (:class:`tenantkit.ui.CsrfTokens`).
+            translations: Directories of the host's catalogs (``<locale>/LC_MESSAGES/tenantkit.po``), read
+                once, whose translations win over the package's (see the pages guide).
+            time_zone: The IANA zone of dates for viewers whose ``Principal.time_zone`` is unset (UTC).
         """
         from tenantkit.ui._site import PageSite
 
         if self._current_user is None:
             raise TypeError("TenantKitFlask needs current_user= for the pages")
-        site = PageSite(self.kit, secret_key=secret_key, templates=templates, include=include, csrf=csrf)
+        site = PageSite(
+            self.kit,
+            secret_key=secret_key,
+            templates=templates,
+            include=include,
+            csrf=csrf,
+            translations=translations,
+            time_zone=time_zone,
+        )
         bp = Blueprint(name, __name__)
         for page_route in site.routes():
             endpoint = page_route.name.replace(".", "_")
@@ -598,6 +611,7 @@ class TenantKitFlask:
                 cookies=request.cookies.to_dict(),
                 origin=request.headers.get("Origin"),
                 own_origin=request.host_url.rstrip("/"),
+                accept_language=request.headers.get("Accept-Language"),
             )
             with audit_context(self.request_context()):
                 answer = self._run(

@@ -7,9 +7,11 @@ Install with ``pip install "tenantkit[ui]"`` and mount them with the adapter you
 
 The pages are declared once, in :data:`PAGES`: both adapters mount the same table, rendered by the same
 Jinja2 templates (``tenantkit/*.html`` in this package; a directory of the host's, given as
-``templates=``, overrides any of them).
+``templates=``, overrides any of them). Their texts are English, translated through Babel catalogs
+(``translations=``), with dates in the viewer's time zone (``Principal.locale``, ``Principal.time_zone``).
 """
 
+from tenantkit.ui._i18n import N_, Message
 from tenantkit.ui._security import CSRF_COOKIE, CSRF_FIELD, CsrfTokens, SignedDoubleSubmit
 from tenantkit.ui._site import (
     PAGES,
@@ -24,8 +26,10 @@ from tenantkit.ui._site import (
 __all__ = [
     "CSRF_COOKIE",
     "CSRF_FIELD",
+    "N_",
     "PAGES",
     "CsrfTokens",
+    "Message",
     "PageAction",
     "PageDefinition",
     "PageRequest",

@@ -91,17 +91,19 @@ class FlashSigner:
     def __init__(self, secret: str | bytes) -> None:
         self._serializer = URLSafeSerializer(secret, salt="tenantkit.pages.flash")
 
-    def dumps(self, message: str) -> str:
+    def dumps(self, message: object) -> str:
+        """``message``: a JSON value (the pages carry a message id and its values, translated when shown)."""
         return str(self._serializer.dumps(message))
 
-    def loads(self, value: str | None) -> str | None:
+    def loads(self, value: str | None) -> object:
+        """The JSON value signed in ``value``, ``None`` when absent or not signed by this secret."""
         if not value:
             return None
         try:
-            message = self._serializer.loads(value)
+            message: object = self._serializer.loads(value)
         except BadSignature:
             return None
-        return message if isinstance(message, str) else None
+        return message
 
 
 def same_origin(origin: str | None, own_origin: str) -> bool:

@@ -8,6 +8,7 @@ services' checks (roles, the escalation rule, the last owner) are the pages' che
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ from tenantkit._http import Management, Principal, status_for
 from tenantkit._pagination import Page as ResultPage
 from tenantkit._routes import feature_configured, missing_configuration
 from tenantkit.roles._policy import Action, Role
+from tenantkit.ui._i18n import N_, SOURCE_LOCALE, Catalogs, Message, Viewer
 from tenantkit.ui._security import (
     CSRF_COOKIE,
     CSRF_FIELD,
@@ -75,6 +77,8 @@ class PageRequest:
     origin: str | None
     own_origin: str
     """``scheme://host`` of the request itself, what a same-origin ``Origin`` header says."""
+    accept_language: str | None = None
+    """The ``Accept-Language`` header: the page's language when the principal names none."""
 
     @property
     def secure(self) -> bool:
@@ -109,12 +113,15 @@ class PageAction:
 
     name: str
     call: Callable[[PageContext, Mapping[str, list[str]]], Any]
-    done: Callable[[Any], str]
-    """The one-line result announced on the next page (never a secret)."""
+    done: Callable[[Any], Message | str]
+    """The one-line result announced on the next page (never a secret): a :class:`Message`, translated
+    when shown (``Message(N_("Key '%(name)s' issued."), name=...)``); a plain string is shown as it is
+    unless a catalog translates it."""
     reveals: bool = False
     """The result holds a secret: shown once in this response (``no-store``), never redirected or flashed."""
     confirm: str | None = None
-    """A destructive action: the question of its confirmation step (a second form, no JavaScript needed)."""
+    """A destructive action: the question of its confirmation step (a second form, no JavaScript needed),
+    in English, marked with :func:`~tenantkit.ui.N_` and translated when shown."""
     target: str | None = None
     """The form field naming the row acted on: its errors show in that row."""
     field: str = "form"
@@ -130,6 +137,7 @@ class PageDefinition:
     name: str
     path: str
     title: str
+    """In English, marked with :func:`~tenantkit.ui.N_`: translated when shown."""
     template: str
     load: Callable[[PageContext], dict[str, Any]]
     actions: tuple[PageAction, ...] = ()
@@ -175,7 +183,13 @@ class PageContext:
     request: PageRequest
     page: PageDefinition
     prefix: str
+    viewer: Viewer
+    """The viewer's language and time zone."""
     _can: dict[str, bool] = field(default_factory=dict)
+
+    def gettext(self, text: Message | str) -> str:
+        """``text`` in the viewer's language."""
+        return self.viewer.gettext(text)
 
     @property
     def management(self) -> Management:
@@ -223,6 +237,9 @@ class PageSite:
             (``tenantkit/base.html`` wraps every page).
         include: The pages to mount, by name (all of :data:`PAGES` by default).
         csrf: Another CSRF token provider (see :class:`~tenantkit.ui.CsrfTokens`).
+        translations: Directories of catalogs (``<locale>/LC_MESSAGES/tenantkit.po``), read at start-up,
+            whose translations win over the package's.
+        time_zone: The IANA zone dates are shown in for viewers whose ``Principal.time_zone`` is unset.
     """
 
     def __init__(
@@ -233,16 +250,31 @@ class PageSite:
         templates: Sequence[str] = (),
         include: Iterable[str] | None = None,
         csrf: CsrfTokens | None = None,
+        translations: Sequence[str | os.PathLike[str]] = (),
+        time_zone: str = "UTC",
     ) -> None:
         self.kit = kit
         self.management: Management = Management(kit)
         self.csrf: CsrfTokens = csrf if csrf is not None else SignedDoubleSubmit(secret_key)
         self._flash = FlashSigner(secret_key)
         self.pages: tuple[PageDefinition, ...] = select_pages(include, kit)
+        self.catalogs: Catalogs = Catalogs(translations, time_zone=time_zone)
         loader = ChoiceLoader([FileSystemLoader(list(templates)), PackageLoader("tenantkit.ui", "templates")])
-        self.environment: Environment = Environment(
-            loader=loader, autoescape=select_autoescape(default=True, default_for_string=True)
-        )
+        # One environment per language: Jinja2's gettext is an environment global, so requests in different
+        # languages never share one (the templates are compiled once per language).
+        self._environments: dict[str, Environment] = {}
+        for locale in self.catalogs.locales:
+            environment = Environment(
+                loader=loader,
+                autoescape=select_autoescape(default=True, default_for_string=True),
+                extensions=["jinja2.ext.i18n"],
+            )
+            # install_gettext_translations is added by the i18n extension, unknown to the type checker.
+            environment.install_gettext_translations(  # type: ignore[attr-defined]
+                self.catalogs.translations(locale), newstyle=True
+            )
+            self._environments[locale] = environment
+        self.environment: Environment = self._environments[SOURCE_LOCALE]  # English, for a host's own use
 
     def page(self, name: str) -> PageDefinition:
         for page in self.pages:
@@ -278,14 +310,15 @@ class PageSite:
         if route.page is None:
             return self.static(request.path_values.get("filename", ""))
         assert principal is not None  # noqa: S101  narrowing: every page is signed in (PageRoute.signed_in)
-        context = PageContext(self, session, principal, request, route.page, _prefix(route, request))
+        viewer = self.catalogs.viewer(principal, request.accept_language)
+        context = PageContext(self, session, principal, request, route.page, _prefix(route, request), viewer)
         cookies: list[SetCookie] = []
         csrf_cookie = request.cookies.get(CSRF_COOKIE)
         if route.action is None:
             if not csrf_cookie or len(csrf_cookie) > 200:
                 csrf_cookie = self.csrf.new_cookie()
                 cookies.append(SetCookie(CSRF_COOKIE, csrf_cookie, context.prefix or "/", request.secure))
-            flash = self._flash.loads(request.cookies.get(FLASH_COOKIE))
+            flash = Message.from_data(self._flash.loads(request.cookies.get(FLASH_COOKIE)))
             if FLASH_COOKIE in request.cookies:
                 cookies.append(SetCookie(FLASH_COOKIE, "", context.prefix or "/", request.secure, max_age=0))
             response = self._render_page(context, csrf_cookie, flash=flash)
@@ -302,8 +335,12 @@ class PageSite:
             return self._refusal(
                 context,
                 403,
-                "This form could not be accepted: it expired or was not sent from this site. "
-                "Reload the page and try again.",
+                Message(
+                    N_(
+                        "This form could not be accepted: it expired or was not sent from this site. "
+                        "Reload the page and try again."
+                    )
+                ),
             )
         assert csrf_cookie is not None  # noqa: S101  narrowing: a valid token has a cookie
         if action.confirm is not None and first(request.form, "confirmed") != "yes":
@@ -312,7 +349,7 @@ class PageSite:
                 "tenantkit/confirm.html",
                 csrf_cookie,
                 status=200,
-                question=action.confirm,
+                question=context.gettext(action.confirm),
                 fields={k: v[0] for k, v in request.form.items() if k != CSRF_FIELD and v},
                 confirm_url=context.action_url(action.name),
             )
@@ -326,7 +363,12 @@ class PageSite:
                 context,
                 csrf_cookie,
                 status=status_for(error),
-                errors={key: error.message if not isinstance(error, InvalidInputError) else error.reason},
+                # The service's words stay English; a reason the pages themselves give is translated.
+                errors={
+                    key: error.message
+                    if not isinstance(error, InvalidInputError)
+                    else context.gettext(error.reason)
+                },
                 error=f"{_sentence(error)}",
                 values={k: v[0] for k, v in request.form.items() if k != CSRF_FIELD and v},
                 failed=action.name,
@@ -336,14 +378,17 @@ class PageSite:
             response = self._render_page(
                 context,
                 csrf_cookie,
-                flash=action.done(result),
+                flash=_message(action.done(result)),
                 revealed={"action": action.name, "result": result},
             )
             response.commit = True
             return response
         location = self._after(context, result)
         cookie = SetCookie(
-            FLASH_COOKIE, self._flash.dumps(action.done(result)), context.prefix or "/", request.secure
+            FLASH_COOKIE,
+            self._flash.dumps(_message(action.done(result)).as_data()),
+            context.prefix or "/",
+            request.secure,
         )
         return PageResponse(
             303, b"", headers={"Location": location, **dict(PAGE_HEADERS)}, cookies=[cookie], commit=True
@@ -366,44 +411,61 @@ class PageSite:
             return self._refusal(
                 context,
                 403,
-                f"You may not see this page in organization {context.organization_id!r}: "
-                f"it needs the permission {page.permission.value}.",
+                Message(
+                    N_(
+                        "You may not see this page in organization '%(organization)s': "
+                        "it needs the permission %(permission)s."
+                    ),
+                    organization=context.organization_id,
+                    permission=page.permission.value,
+                ),
             )
         return self._render(
             context, page.template, csrf_cookie, status=status, **page.load(context), **values
         )
 
-    def _refusal(self, context: PageContext, status: int, message: str) -> PageResponse:
-        return self._render(context, "tenantkit/refused.html", None, status=status, message=message)
+    def _refusal(self, context: PageContext, status: int, message: Message) -> PageResponse:
+        return self._render(
+            context, "tenantkit/refused.html", None, status=status, message=context.gettext(message)
+        )
 
     def _render(
         self, context: PageContext, template: str, csrf_cookie: str | None, *, status: int, **values: Any
     ) -> PageResponse:
+        viewer = context.viewer
         navigation = [
-            (page.title, context.url(page.name), page.name == context.page.name)
+            (viewer.gettext(page.title), context.url(page.name), page.name == context.page.name)
             for page in self.pages
             if page.organization
             and page.navigation
             and context.organization_id
             and (page.permission is None or context.can(page.permission))
         ]
-        body = self.environment.get_template(template).render(
-            page=context.page,
-            prefix=context.prefix,
-            own_origin=context.request.own_origin,
-            viewer=context.principal,
-            organization_id=context.organization_id,
-            navigation=navigation,
-            csrf_field=CSRF_FIELD,
-            csrf_token=self.csrf.token_for(csrf_cookie) if csrf_cookie else "",
-            can=context.can,
-            url=context.url,
-            action_url=context.action_url,
-            errors=values.pop("errors", {}),
-            values=values.pop("values", {}),
-            flash=values.pop("flash", None),
-            error=values.pop("error", None),
-            **values,
+        flash = values.pop("flash", None)
+        body = (
+            self._environments[viewer.locale]
+            .get_template(template)
+            .render(
+                page=context.page,
+                title=viewer.gettext(context.page.title),
+                lang=viewer.lang,
+                local_time=viewer.format_datetime,
+                prefix=context.prefix,
+                own_origin=context.request.own_origin,
+                viewer=context.principal,
+                organization_id=context.organization_id,
+                navigation=navigation,
+                csrf_field=CSRF_FIELD,
+                csrf_token=self.csrf.token_for(csrf_cookie) if csrf_cookie else "",
+                can=context.can,
+                url=context.url,
+                action_url=context.action_url,
+                errors=values.pop("errors", {}),
+                values=values.pop("values", {}),
+                flash=None if flash is None else viewer.gettext(flash),
+                error=values.pop("error", None),
+                **values,
+            )
         )
         headers = dict(PAGE_HEADERS)
         # Pages show who belongs to an organization, and a revealed secret: no cache keeps any of them.
@@ -433,6 +495,10 @@ def _error_key(action: PageAction, form: Mapping[str, list[str]], error: TenantK
     if isinstance(error, RoleEscalationError):
         return f"{action.name}:role"
     return f"{action.name}:{action.field}"
+
+
+def _message(text: Message | str) -> Message:
+    return text if isinstance(text, Message) else Message(text)
 
 
 def _sentence(error: TenantKitError) -> str:
@@ -485,7 +551,7 @@ def _text(form: Mapping[str, list[str]], name: str) -> str | None:
 def _required(form: Mapping[str, list[str]], name: str) -> str:
     value = _text(form, name)
     if value is None:
-        raise InvalidInputError(name, "is required")
+        raise InvalidInputError(name, N_("is required"))
     return value
 
 
@@ -496,9 +562,9 @@ def _number(form: Mapping[str, list[str]], name: str, *, unit: int = 1) -> int |
     try:
         number = int(value)
     except ValueError:
-        raise InvalidInputError(name, "must be a whole number") from None
+        raise InvalidInputError(name, N_("must be a whole number")) from None
     if number <= 0:
-        raise InvalidInputError(name, "must be more than 0")
+        raise InvalidInputError(name, N_("must be more than 0"))
     return number * unit
 
 
@@ -522,12 +588,17 @@ def _body(model: type[Any], **values: Any) -> Any:
 # -- the pages --------------------------------------------------------------------------------------------
 
 
+_RANK_NAMES = {Role.OWNER: N_("Owner"), Role.ADMIN: N_("Admin"), Role.MEMBER: N_("Member")}
+
+
 def _role_choices(context: PageContext) -> list[tuple[str, str]]:
     """The roles a form offers: the ranks, then the organization's custom roles."""
-    choices = [(role.value, role.value.title()) for role in Role]
+    choices = [(role.value, context.gettext(_RANK_NAMES[role])) for role in Role]
     try:
         custom = context.management.list_roles(context.session, context.organization_id, context.principal)
-        choices += [(role.key, f"{role.name} ({role.rank.value.title()})") for role in custom.items]
+        choices += [
+            (role.key, f"{role.name} ({context.gettext(_RANK_NAMES[role.rank])})") for role in custom.items
+        ]
     except (AuthorizationError, NotFoundError):
         pass
     return choices
@@ -559,7 +630,7 @@ def _invite(context: PageContext, form: Mapping[str, list[str]]) -> Any:
         expires_in_seconds=_number(form, "expires_in_days", unit=86400),
     )
     if kind == "link" and body.allowed_domains is None:
-        raise InvalidInputError("allowed_domains", "name at least one email domain the link admits")
+        raise InvalidInputError("allowed_domains", N_("name at least one email domain the link admits"))
     return context.management.create_invitation(
         context.session, context.organization_id, context.principal, body
     )
@@ -659,7 +730,7 @@ def _minutes(value: str) -> int:
     try:
         minutes = int(value)
     except ValueError:
-        raise InvalidInputError("grace_minutes", "must be a whole number of minutes") from None
+        raise InvalidInputError("grace_minutes", N_("must be a whole number of minutes")) from None
     return minutes * 60
 
 
@@ -693,7 +764,11 @@ def _load_accept(context: PageContext) -> dict[str, Any]:
     """The invitation a link names: what it offers, or in words why it no longer works."""
     token = (context.request.query.get("token") or first(context.request.form, "token") or "").strip()
     if not token:
-        return {"token": "", "preview": None, "problem": "This link has no invitation in it."}
+        return {
+            "token": "",
+            "preview": None,
+            "problem": context.gettext(N_("This link has no invitation in it.")),
+        }
     try:
         preview = context.kit.invitations.preview(context.session, token)
     except TenantKitError as error:
@@ -717,10 +792,16 @@ def _accept(context: PageContext, form: Mapping[str, list[str]]) -> Any:
     return context.management.accept_invitation(context.session, context.principal, body)
 
 
-def _joined(result: Any) -> str:
+def _joined(result: Any) -> Message:
     if result.already_member:
-        return f"You were already a member of {result.organization_id}."
-    return f"You joined {result.organization_id} as {result.role.value}."
+        return Message(
+            N_("You were already a member of %(organization)s."), organization=result.organization_id
+        )
+    return Message(
+        N_("You joined %(organization)s as %(role)s."),
+        organization=result.organization_id,
+        role=result.role.value,
+    )
 
 
 def _load_roles(context: PageContext) -> dict[str, Any]:
@@ -728,7 +809,7 @@ def _load_roles(context: PageContext) -> dict[str, Any]:
     return {
         "custom_roles": roles.items,
         "roles": _role_choices(context),
-        "ranks": [(Role.MEMBER.value, "Member"), (Role.ADMIN.value, "Admin")],
+        "ranks": [(rank.value, context.gettext(_RANK_NAMES[rank])) for rank in (Role.MEMBER, Role.ADMIN)],
     }
 
 
@@ -770,9 +851,14 @@ def _delete_role(context: PageContext, form: Mapping[str, list[str]]) -> Any:
     )
 
 
-def _role_deleted(deleted: Any) -> str:
-    moved = f"; {deleted.reassigned_members} member(s) moved" if deleted.reassigned_members else ""
-    return f"Role {deleted.key!r} was deleted{moved}."
+def _role_deleted(deleted: Any) -> Message:
+    if deleted.reassigned_members:
+        return Message(
+            N_("Role '%(key)s' was deleted; %(count)s member(s) moved."),
+            key=deleted.key,
+            count=deleted.reassigned_members,
+        )
+    return Message(N_("Role '%(key)s' was deleted."), key=deleted.key)
 
 
 def _shown_setting(value: Any) -> str:
@@ -832,7 +918,7 @@ def _update_settings(context: PageContext, form: Mapping[str, list[str]]) -> Any
             unset.append(key)
     version = _text(form, "expected_version")
     if version is None or not version.isdigit():
-        raise InvalidInputError("expected_version", "is missing: reload the page and try again")
+        raise InvalidInputError("expected_version", N_("is missing: reload the page and try again"))
     body = _body(UpdateSettingsRequest, expected_version=int(version), changes=changes, unset=unset)
     return context.management.update_settings(
         context.session, context.organization_id, context.principal, body
@@ -958,8 +1044,8 @@ def _remove_domain(context: PageContext, form: Mapping[str, list[str]]) -> Any:
     )
 
 
-def _verified(domain: Any) -> str:
-    return f"{domain.domain} is verified."
+def _verified(domain: Any) -> Message:
+    return Message(N_("%(domain)s is verified."), domain=domain.domain)
 
 
 _PROVIDER_NAMES = {"polis": "Ory Polis", "workos": "WorkOS", "auth0": "Auth0", "clerk": "Clerk"}
@@ -1029,33 +1115,44 @@ PAGES: tuple[PageDefinition, ...] = (
     PageDefinition(
         name="team",
         path="/organizations/{organization_id}/team",
-        title="Team",
+        title=N_("Team"),
         template="tenantkit/team.html",
         load=_load_team,
         permission=Action.READ_MEMBERS,
         actions=(
-            PageAction("invite", _invite, lambda created: "Invitation created.", reveals=True, field="email"),
+            PageAction(
+                "invite",
+                _invite,
+                lambda created: Message(N_("Invitation created.")),
+                reveals=True,
+                field="email",
+            ),
             PageAction(
                 "change-role",
                 _change_role,
-                lambda m: f"{m.user_id} is now {m.custom_role or m.role.value}.",
+                lambda m: Message(
+                    N_("%(user)s is now %(role)s."), user=m.user_id, role=m.custom_role or m.role.value
+                ),
                 target="user_id",
             ),
             PageAction(
                 "remove",
                 _remove,
-                lambda m: f"{m.user_id} was removed.",
-                confirm="Remove this member from the organization?",
+                lambda m: Message(N_("%(user)s was removed."), user=m.user_id),
+                confirm=N_("Remove this member from the organization?"),
                 target="user_id",
             ),
             PageAction(
-                "leave", _leave, lambda m: "You left the organization.", confirm="Leave this organization?"
+                "leave",
+                _leave,
+                lambda m: Message(N_("You left the organization.")),
+                confirm=N_("Leave this organization?"),
             ),
             PageAction(
                 "transfer",
                 _transfer,
-                lambda m: "Ownership was transferred.",
-                confirm="Transfer ownership? You step down to the role you chose.",
+                lambda m: Message(N_("Ownership was transferred.")),
+                confirm=N_("Transfer ownership? You step down to the role you chose."),
                 field="to_user_id",
             ),
         ),
@@ -1063,7 +1160,7 @@ PAGES: tuple[PageDefinition, ...] = (
     PageDefinition(
         name="invitations",
         path="/organizations/{organization_id}/invitations",
-        title="Invitations",
+        title=N_("Invitations"),
         template="tenantkit/invitations.html",
         load=_load_invitations,
         permission=Action.READ_INVITATIONS,
@@ -1071,14 +1168,14 @@ PAGES: tuple[PageDefinition, ...] = (
             PageAction(
                 "revoke",
                 _revoke_invitation,
-                lambda invitation: "The invitation was revoked.",
-                confirm="Revoke this invitation? Its link stops working.",
+                lambda invitation: Message(N_("The invitation was revoked.")),
+                confirm=N_("Revoke this invitation? Its link stops working."),
                 target="invitation_id",
             ),
             PageAction(
                 "resend",
                 _resend_invitation,
-                lambda created: "The invitation was sent again.",
+                lambda created: Message(N_("The invitation was sent again.")),
                 reveals=True,
                 target="invitation_id",
             ),
@@ -1087,7 +1184,7 @@ PAGES: tuple[PageDefinition, ...] = (
     PageDefinition(
         name="api-keys",
         path="/organizations/{organization_id}/api-keys",
-        title="API keys",
+        title=N_("API keys"),
         template="tenantkit/api_keys.html",
         load=_load_api_keys,
         permission=Action.READ_API_KEYS,
@@ -1095,22 +1192,22 @@ PAGES: tuple[PageDefinition, ...] = (
             PageAction(
                 "issue",
                 _issue_key,
-                lambda issued: f"Key {issued.api_key.name!r} issued.",
+                lambda issued: Message(N_("Key '%(name)s' issued."), name=issued.api_key.name),
                 reveals=True,
                 field="name",
             ),
             PageAction(
                 "rotate",
                 _rotate_key,
-                lambda issued: f"Key {issued.api_key.name!r} rotated.",
+                lambda issued: Message(N_("Key '%(name)s' rotated."), name=issued.api_key.name),
                 reveals=True,
                 target="key_id",
             ),
             PageAction(
                 "revoke",
                 _revoke_key,
-                lambda key: f"Key {key.name!r} revoked.",
-                confirm="Revoke this key? Requests using it are refused from now on.",
+                lambda key: Message(N_("Key '%(name)s' revoked."), name=key.name),
+                confirm=N_("Revoke this key? Requests using it are refused from now on."),
                 target="key_id",
             ),
         ),
@@ -1118,7 +1215,7 @@ PAGES: tuple[PageDefinition, ...] = (
     PageDefinition(
         name="audit",
         path="/organizations/{organization_id}/audit",
-        title="Audit log",
+        title=N_("Audit log"),
         template="tenantkit/audit.html",
         load=_load_audit,
         permission=Action.READ_AUDIT,
@@ -1126,7 +1223,7 @@ PAGES: tuple[PageDefinition, ...] = (
     PageDefinition(
         name="roles",
         path="/organizations/{organization_id}/roles",
-        title="Roles",
+        title=N_("Roles"),
         template="tenantkit/roles.html",
         load=_load_roles,
         permission=Action.READ_MEMBERS,
@@ -1134,7 +1231,7 @@ PAGES: tuple[PageDefinition, ...] = (
             PageAction(
                 "create",
                 _create_role,
-                lambda role: f"Role {role.key!r} created.",
+                lambda role: Message(N_("Role '%(key)s' created."), key=role.key),
                 field="key",
                 error_fields=(
                     ("permission_escalation", "permissions"),
@@ -1145,14 +1242,14 @@ PAGES: tuple[PageDefinition, ...] = (
             PageAction(
                 "update",
                 _update_role,
-                lambda role: f"Role {role.key!r} saved.",
+                lambda role: Message(N_("Role '%(key)s' saved."), key=role.key),
                 target="key",
             ),
             PageAction(
                 "delete",
                 _delete_role,
                 _role_deleted,
-                confirm="Delete this role? Its holders move to the role you chose, if any.",
+                confirm=N_("Delete this role? Its holders move to the role you chose, if any."),
                 target="key",
             ),
         ),
@@ -1160,7 +1257,7 @@ PAGES: tuple[PageDefinition, ...] = (
     PageDefinition(
         name="settings",
         path="/organizations/{organization_id}/settings",
-        title="Settings",
+        title=N_("Settings"),
         template="tenantkit/settings.html",
         load=_load_settings,
         permission=Action.READ_SETTINGS,
@@ -1168,7 +1265,9 @@ PAGES: tuple[PageDefinition, ...] = (
             PageAction(
                 "update",
                 _update_settings,
-                lambda snapshot: f"Settings saved (version {snapshot.version}).",
+                lambda snapshot: Message(
+                    N_("Settings saved (version %(version)s)."), version=snapshot.version
+                ),
                 error_fields=(("settings_version_conflict", "expected_version"),),
             ),
         ),
@@ -1176,7 +1275,7 @@ PAGES: tuple[PageDefinition, ...] = (
     PageDefinition(
         name="webhooks",
         path="/organizations/{organization_id}/webhooks",
-        title="Webhooks",
+        title=N_("Webhooks"),
         template="tenantkit/webhooks.html",
         load=_load_webhooks,
         permission=Action.READ_WEBHOOKS,
@@ -1185,14 +1284,16 @@ PAGES: tuple[PageDefinition, ...] = (
             PageAction(
                 "create",
                 _create_webhook,
-                lambda created: f"Endpoint {created.endpoint.url} created.",
+                lambda created: Message(N_("Endpoint %(url)s created."), url=created.endpoint.url),
                 reveals=True,
                 field="url",
             ),
             PageAction(
                 "rotate",
                 _rotate_webhook,
-                lambda rotated: f"The signing secret of {rotated.endpoint.url} was rotated.",
+                lambda rotated: Message(
+                    N_("The signing secret of %(url)s was rotated."), url=rotated.endpoint.url
+                ),
                 reveals=True,
                 target="endpoint_id",
             ),
@@ -1232,7 +1333,7 @@ PAGES: tuple[PageDefinition, ...] = (
     PageDefinition(
         name="webhook-deliveries",
         path="/organizations/{organization_id}/webhooks/{endpoint_id}/deliveries",
-        title="Webhook deliveries",
+        title=N_("Webhook deliveries"),
         template="tenantkit/webhook_deliveries.html",
         load=_load_deliveries,
         permission=Action.READ_WEBHOOKS,
@@ -1243,7 +1344,10 @@ PAGES: tuple[PageDefinition, ...] = (
             PageAction(
                 "resend",
                 _resend,
-                lambda resent: f"The message was queued again ({len(resent.deliveries)} delivery(ies)).",
+                lambda resent: Message(
+                    N_("The message was queued again (%(count)s delivery(ies))."),
+                    count=len(resent.deliveries),
+                ),
                 target="message_id",
             ),
         ),
@@ -1251,7 +1355,7 @@ PAGES: tuple[PageDefinition, ...] = (
     PageDefinition(
         name="domains",
         path="/organizations/{organization_id}/domains",
-        title="Domains and SSO",
+        title=N_("Domains and SSO"),
         template="tenantkit/domains.html",
         load=_load_domains,
         permission=Action.MANAGE_DOMAINS,
@@ -1259,7 +1363,10 @@ PAGES: tuple[PageDefinition, ...] = (
             PageAction(
                 "add",
                 _add_domain,
-                lambda added: f"{added.domain.domain} was added: publish its TXT record, then verify.",
+                lambda added: Message(
+                    N_("%(domain)s was added: publish its TXT record, then verify."),
+                    domain=added.domain.domain,
+                ),
                 reveals=True,
                 field="domain",
             ),
@@ -1267,8 +1374,10 @@ PAGES: tuple[PageDefinition, ...] = (
             PageAction(
                 "remove",
                 _remove_domain,
-                lambda domain: f"{domain.domain} was removed.",
-                confirm="Remove this domain? Its verification is lost and must be done again to add it back.",
+                lambda domain: Message(N_("%(domain)s was removed."), domain=domain.domain),
+                confirm=N_(
+                    "Remove this domain? Its verification is lost and must be done again to add it back."
+                ),
                 target="domain",
             ),
             PageAction(
@@ -1301,7 +1410,7 @@ PAGES: tuple[PageDefinition, ...] = (
     PageDefinition(
         name="accept",
         path="/invitations/accept",
-        title="Invitation",
+        title=N_("Invitation"),
         template="tenantkit/accept.html",
         load=_load_accept,
         organization=False,
