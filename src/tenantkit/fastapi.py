@@ -720,6 +720,7 @@ def _page_request(request: Request, form: dict[str, list[str]]) -> "PageRequest"
         cookies=dict(request.cookies),
         origin=request.headers.get("origin"),
         own_origin=f"{request.url.scheme}://{host}",
+        htmx=request.headers.get("hx-request") == "true",
     )
 
 

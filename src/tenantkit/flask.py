@@ -598,6 +598,7 @@ class TenantKitFlask:
                 cookies=request.cookies.to_dict(),
                 origin=request.headers.get("Origin"),
                 own_origin=request.host_url.rstrip("/"),
+                htmx=request.headers.get("HX-Request") == "true",
             )
             with audit_context(self.request_context()):
                 answer = self._run(

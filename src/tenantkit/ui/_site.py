@@ -75,6 +75,8 @@ class PageRequest:
     origin: str | None
     own_origin: str
     """``scheme://host`` of the request itself, what a same-origin ``Origin`` header says."""
+    htmx: bool = False
+    """Whether htmx sent it (``HX-Request: true``): the answer is swapped into the page, not loaded."""
 
     @property
     def secure(self) -> bool:
@@ -291,6 +293,11 @@ class PageSite:
             response = self._render_page(context, csrf_cookie, flash=flash)
         else:
             response = self._act(context, route.action, csrf_cookie)
+            if request.htmx and "Location" not in response.headers:
+                # An action's own answer (a revealed secret, an error, a refusal) lives at the action's URL,
+                # which htmx would push into history: reloading that entry would GET a POST-only URL, and for
+                # a secret the URL would name the one answer holding it. The address bar keeps the page.
+                response.headers["HX-Push-Url"] = "false"
         response.cookies.extend(cookies)
         return response
 
