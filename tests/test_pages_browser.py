@@ -161,10 +161,12 @@ class Session:
         status = self.driver.find_element(By.ID, "tk-status")
         button.click()
         if confirm is not None and self.javascript:
-            dialog = WebDriverWait(self.driver, 5).until(expected_conditions.alert_is_present())
+            dialog = WebDriverWait(self.driver, 5, poll_frequency=0.05).until(
+                expected_conditions.alert_is_present()
+            )
             assert dialog.text == confirm
             dialog.accept()
-        WebDriverWait(self.driver, 10).until(lambda _: _is_gone(content))
+        WebDriverWait(self.driver, 10, poll_frequency=0.05).until(lambda _: _is_gone(content))
         if self.javascript:
             assert self.driver.execute_script("return window.tkLoaded") == 1, "a full page load happened"
             assert not _is_gone(status), "the live region was replaced instead of updated"
