@@ -57,15 +57,16 @@ def _require_browser() -> None:
     pytest.skip(message)
 
 
-def _browser(*, javascript: bool, profile: Path) -> WebDriver:
-    """A headless Chromium with its own profile directory, read after it quits (history, storage)."""
+def _browser(*, javascript: bool, profile: Path | None = None) -> WebDriver:
+    """A headless Chromium; with ``profile``, in that profile directory, to read after it quits."""
     _require_browser()
     os.environ.setdefault("SE_OFFLINE", "true")  # Selenium Manager never downloads a browser or driver
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
         options.add_argument(argument)
-    options.add_argument(f"--user-data-dir={profile}")
+    if profile is not None:
+        options.add_argument(f"--user-data-dir={profile}")
     if not javascript:
         options.add_experimental_option("prefs", {"profile.managed_default_content_settings.javascript": 2})
     driver: WebDriver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
