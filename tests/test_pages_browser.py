@@ -404,11 +404,26 @@ def test_owner_invites_changes_roles_and_manages_keys_in_chromium(
     _assert_not_in_profile(tmp_path / "owner", keys, javascript=javascript)
 
 
+def _assert_foreign_answer_loads_in_full(owner: Session, url: str) -> None:
+    """An answer that is not one of the pages (here the host's 401 JSON) is loaded in full, as without
+    JavaScript, instead of blanking the page it would have been swapped into."""
+    owner.driver.execute_script(
+        "var link = document.createElement('a'); link.id = 'tk-foreign'; link.href = arguments[0];"
+        " link.textContent = 'Reports'; document.getElementById('tk-content').append(link);"
+        " htmx.process(link);",
+        url,
+    )
+    owner.driver.find_element(By.ID, "tk-foreign").click()
+    WebDriverWait(owner.driver, 10, poll_frequency=0.05).until(lambda driver: driver.current_url == url)
+    assert owner.driver.execute_script("return window.tkLoaded") is None  # a full load happened
+
+
 def test_roles_settings_webhooks_and_domains_in_chromium(
     database: sa.Engine, tmp_path: Path, logs: pytest.LogCaptureFixture
 ) -> None:
     """With htmx on FastAPI: a custom role is created and listed, a setting saved, a webhook endpoint
-    created with its secret shown once, and a domain added with its TXT record shown."""
+    created with its secret shown once, a domain added with its TXT record shown; an answer that is not
+    one of the pages is loaded in full."""
     _require_browser()
     for base in _serve("fastapi", database, make_kit(webhooks=True)):
         owner = Session(_browser(javascript=True, profile=tmp_path / "owner"), javascript=True)
@@ -454,6 +469,8 @@ def test_roles_settings_webhooks_and_domains_in_chromium(
             owner.get(f"{organization}/domains")
             assert token not in owner.driver.page_source
             _assert_not_in_web_storage(owner.driver, [secret, token])
+
+            _assert_foreign_answer_loads_in_full(owner, f"{base}/api/reports")
         finally:
             owner.driver.quit()
     assert secret not in logs.text
