@@ -21,7 +21,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from tenantkit import HOST, Role
 from tenantkit.ui import PAGES
 from tests.page_apps import ORGANIZATION, OWNER, OWNER_EMAIL, PREFIX, fastapi_app, make_kit, seed
-from tests.test_pages_browser import Session, _browser, _require_browser, database
+from tests.test_pages_browser import BrowserSession, _browser, _require_browser, database
 
 pytestmark = pytest.mark.browser
 
@@ -84,7 +84,7 @@ def test_every_page_has_no_serious_or_critical_accessibility_violation(database:
     assert AXE.is_file(), "tests/vendor/axe-core/axe.min.js is missing"
     server, thread, base = _serve_fastapi(database)
     driver = _browser(javascript=True)
-    session = Session(driver, javascript=True)
+    session = BrowserSession(driver, javascript=True)
     report: dict[str, list[str]] = {}
     visited: set[str] = set()
     try:

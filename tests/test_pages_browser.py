@@ -131,7 +131,7 @@ def _status_of(url: str, key: str) -> int:
         return error.code
 
 
-class Session:
+class BrowserSession:
     """One browser of the scripted session, and how its actions are proven to have been done.
 
     With JavaScript, each action must be done by htmx: a marker set on ``window`` by the last full load
@@ -212,9 +212,11 @@ def _question(page: str, action: str) -> str:
 
 def _flow(base: str, profiles: Path, *, javascript: bool) -> list[str]:  # noqa: PLR0915  one scripted session
     """The scripted session of the issue; answers the keys it was shown, for the checks that follow."""
-    owner = Session(_browser(javascript=javascript, profile=profiles / "owner"), javascript=javascript)
+    owner = BrowserSession(_browser(javascript=javascript, profile=profiles / "owner"), javascript=javascript)
     # A second browser, its own profile: the invitee's cookies are not the owner's.
-    invitee = Session(_browser(javascript=javascript, profile=profiles / "invitee"), javascript=javascript)
+    invitee = BrowserSession(
+        _browser(javascript=javascript, profile=profiles / "invitee"), javascript=javascript
+    )
     team = f"{base}{PREFIX}/organizations/{ORGANIZATION}/team"
     keys_page = f"{base}{PREFIX}/organizations/{ORGANIZATION}/api-keys"
     try:
@@ -404,7 +406,7 @@ def test_owner_invites_changes_roles_and_manages_keys_in_chromium(
     _assert_not_in_profile(tmp_path / "owner", keys, javascript=javascript)
 
 
-def _assert_foreign_answer_loads_in_full(owner: Session, url: str) -> None:
+def _assert_foreign_answer_loads_in_full(owner: BrowserSession, url: str) -> None:
     """An answer that is not one of the pages (here the host's 401 JSON) is loaded in full, as without
     JavaScript, instead of blanking the page it would have been swapped into."""
     owner.driver.execute_script(
@@ -426,7 +428,7 @@ def test_roles_settings_webhooks_and_domains_in_chromium(
     one of the pages is loaded in full."""
     _require_browser()
     for base in _serve("fastapi", database, make_kit(webhooks=True)):
-        owner = Session(_browser(javascript=True, profile=tmp_path / "owner"), javascript=True)
+        owner = BrowserSession(_browser(javascript=True, profile=tmp_path / "owner"), javascript=True)
         organization = f"{base}{PREFIX}/organizations/{ORGANIZATION}"
         try:
             owner.get(f"{base}/sign-in?user=alice&email={OWNER_EMAIL}")
