@@ -268,6 +268,7 @@ def test_htmx_is_served_from_the_package_and_loaded_without_its_inline_styles(cl
     assert settings["allowScriptTags"] is False
     policy = headers["Content-Security-Policy"]
     assert "script-src 'self';" in policy
+    assert "connect-src 'self';" in policy  # htmx's requests, to the pages' own origin only
     assert "unsafe-inline" not in policy
 
 
