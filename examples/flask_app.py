@@ -64,6 +64,8 @@ addresses alone)::
 The drop-in pages (``pip install "tenantkit[flask,ui]"``), in a browser: sign in with the stand-in
 http://127.0.0.1:8000/example-sign-in?user=alice&email=alice@acme.example, then the team, API keys,
 invitations and audit log of acme are at http://127.0.0.1:8000/account/organizations/acme/team and beside it.
+With JavaScript the bundled htmx swaps each answer in place and asks a destructive action's question in
+the browser's dialog; with JavaScript off every action is a plain form POST (docs/pages.md).
 """
 
 from __future__ import annotations

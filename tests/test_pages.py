@@ -5,6 +5,8 @@ The browser flows are in ``test_pages_browser.py``; these are the fast checks, o
 
 from __future__ import annotations
 
+import html
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -298,10 +300,136 @@ def test_htmx_is_served_from_the_package_and_loaded_without_its_inline_styles(cl
     assert script.startswith("var htmx=")
     _, page, headers = client.get(f"{ORG}/team")
     assert f'<script src="{PREFIX}/static/htmx.min.js" defer></script>' in page
-    assert """<meta name="htmx-config" content='{"includeIndicatorStyles":false}'>""" in page
+    config = re.search(r"""<meta name="htmx-config" content='([^']+)'>""", page)
+    assert config is not None
+    settings = json.loads(config.group(1))
+    assert settings["includeIndicatorStyles"] is False
+    assert settings["allowEval"] is False
+    assert settings["allowScriptTags"] is False
     policy = headers["Content-Security-Policy"]
     assert "script-src 'self';" in policy
+    assert "connect-src 'self';" in policy  # htmx's requests, to the pages' own origin only
     assert "unsafe-inline" not in policy
+
+
+# -- htmx -------------------------------------------------------------------------------------------------
+
+HTMX = {"HX-Request": "true"}
+
+
+def test_htmx_keeps_no_page_in_the_browsers_history_cache(client: Client) -> None:
+    """htmx snapshots pages into the browser's storage for its history: the pages turn that cache off (a
+    page may show a secret), reload a history entry from the server instead, and mark a page showing a
+    secret ``hx-history="false"`` as well; a listing is not marked."""
+    _, page, _ = client.get(f"{ORG}/api-keys")
+    config = re.search(r"""<meta name="htmx-config" content='([^']+)'>""", page)
+    assert config is not None
+    settings = json.loads(config.group(1))
+    assert settings["historyCacheSize"] == 0
+    assert settings["refreshOnHistoryMiss"] is True
+    assert 'hx-history="false"' not in page
+    _, revealed, _ = client.post(f"{ORG}/api-keys/issue", {"csrf_token": client.token(), "name": "CI"}, HTMX)
+    assert '<div id="tk-content" hx-history="false">' in revealed
+
+
+def test_with_htmx_an_actions_own_answer_is_not_pushed_into_history(client: Client) -> None:
+    """An action answered in place (a revealed key, a refusal in words) tells htmx to leave the address bar
+    at the page (``HX-Push-Url: false``): its URL is POST-only, and names the answer holding the secret. A
+    redirect after success, and any request without htmx, carry no such header; the body is the same."""
+    token = client.token()
+    status, revealed, headers = client.post(
+        f"{ORG}/api-keys/issue", {"csrf_token": token, "name": "CI", "scopes": "reports:read"}, HTMX
+    )
+    assert status == 200
+    assert headers["HX-Push-Url"] == "false"
+    assert headers["Cache-Control"] == "no-store"
+    assert "Location" not in headers
+    assert 'id="tk-secret-value"' in revealed
+    status, _, headers = client.post(
+        f"{ORG}/team/change-role", {"csrf_token": token, "user_id": OWNER, "role": "MEMBER"}, HTMX
+    )
+    assert status == 403
+    assert headers["HX-Push-Url"] == "false"
+    status, refused, headers = client.post(
+        f"{ORG}/api-keys/issue", {"csrf_token": "forged", "name": "x"}, HTMX
+    )
+    assert status == 403
+    assert headers["HX-Push-Url"] == "false"
+    status, _, headers = client.post(
+        f"{ORG}/roles/create", {"csrf_token": token, "key": "a", "name": "A"}, HTMX
+    )
+    assert status == 303
+    assert "HX-Push-Url" not in headers
+    status, plain, headers = client.post(f"{ORG}/api-keys/issue", {"csrf_token": "forged", "name": "x"})
+    assert status == 403
+    assert "HX-Push-Url" not in headers
+    assert plain == refused
+    status, _, headers = client.post(f"{ORG}/api-keys/issue", {"csrf_token": token, "name": "CI2"})
+    assert status == 200
+    assert "HX-Push-Url" not in headers
+
+
+def _forms(page: str) -> dict[str, list[str]]:
+    """Each action form's opening tag on ``page``, by the action it posts to."""
+    found: dict[str, list[str]] = {}
+    for tag in re.findall(r'<form method="post" action="[^"]*"[^>]*>', page):
+        action = re.search(r'action="[^"]*/([\w-]+)"', tag)
+        assert action is not None
+        found.setdefault(action.group(1), []).append(tag)
+    return found
+
+
+def test_destructive_forms_ask_with_their_actions_own_question_and_only_they_do(client: Client) -> None:
+    """With htmx, a destructive action's form asks the question of its ``PageAction.confirm`` (``hx-confirm``,
+    one source for both steps) and sends ``confirmed=yes`` only then; no other form asks anything. Checked
+    on every page of the table that has a row to act on."""
+    token = client.token()
+    client.post(f"{ORG}/api-keys/issue", {"csrf_token": token, "name": "CI"})
+    client.post(f"{ORG}/team/invite", {"csrf_token": token, "kind": "email", "email": "bob@acme.example"})
+    client.post(f"{ORG}/roles/create", {"csrf_token": token, "key": "nurse", "name": "Nurse"})
+    client.post(f"{ORG}/domains/add", {"csrf_token": token, "domain": "acme.example"})
+    client.post(
+        f"{ORG}/webhooks/create",
+        {"csrf_token": token, "url": "https://8.8.8.8/in", "event_types": "member.added"},
+    )
+    client.post(f"{ORG}/domains/create-sso", {"csrf_token": token, **SSO_FORM})
+    checked = 0
+    for page in PAGES:
+        if not any(action.confirm for action in page.actions):
+            continue
+        _, text, _ = client.get(f"{PREFIX}{_filled(page.path)}")
+        forms = _forms(text)
+        for action in page.actions:
+            # A destructive action's form is there to be checked; another may be absent (an endpoint
+            # shows one of enable and disable).
+            assert action.name in forms or action.confirm is None, (page.name, action.name)
+            for tag in forms.get(action.name, []):
+                if action.confirm is None:
+                    assert "hx-confirm" not in tag, (page.name, action.name)
+                    assert "hx-vals" not in tag, (page.name, action.name)
+                else:
+                    assert f'hx-confirm="{html.escape(action.confirm)}"' in tag, (page.name, action.name)
+                    assert """hx-vals='{"confirmed": "yes"}'""" in tag, (page.name, action.name)
+                    checked += 1
+    assert checked == sum(1 for page in PAGES for action in page.actions if action.confirm)
+
+
+def test_every_page_swaps_its_content_and_keeps_the_live_region(client: Client) -> None:
+    """Each page boosts its links and forms to swap ``#tk-content`` only, and updates the ``aria-live`` region
+    and the navigation by their content, so the region itself stays in the document and announces."""
+    _, page, _ = client.get(f"{ORG}/team")
+    body = re.search(r"<body[^>]*>", page)
+    assert body is not None
+    assert 'hx-boost="true"' in body.group(0)
+    assert 'hx-select="#tk-content"' in body.group(0)
+    assert 'hx-target="#tk-content"' in body.group(0)
+    assert 'hx-swap="outerHTML"' in body.group(0)
+    assert 'hx-select-oob="#tk-status:innerHTML,#tk-navigation:innerHTML"' in body.group(0)
+    assert page.count('id="tk-content"') == 1
+    assert page.index('id="tk-status"') < page.index('id="tk-content"')
+    _, accept, _ = client.get(f"{PREFIX}/invitations/accept?token=nonsense")
+    assert 'id="tk-navigation"' in accept
+    assert 'id="tk-content"' in accept
 
 
 def test_a_short_secret_is_refused() -> None:

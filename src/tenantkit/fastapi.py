@@ -735,6 +735,7 @@ def _page_request(request: Request, form: dict[str, list[str]]) -> "PageRequest"
         origin=request.headers.get("origin"),
         own_origin=f"{request.url.scheme}://{host}",
         accept_language=request.headers.get("accept-language"),
+        htmx=request.headers.get("hx-request") == "true",
     )
 
 

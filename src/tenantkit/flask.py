@@ -612,6 +612,7 @@ class TenantKitFlask:
                 origin=request.headers.get("Origin"),
                 own_origin=request.host_url.rstrip("/"),
                 accept_language=request.headers.get("Accept-Language"),
+                htmx=request.headers.get("HX-Request") == "true",
             )
             with audit_context(self.request_context()):
                 answer = self._run(

@@ -29,9 +29,10 @@ CSRF_COOKIE = "tenantkit_csrf"
 CSRF_FIELD = "csrf_token"
 FLASH_COOKIE = "tenantkit_flash"
 
-# No inline script or style anywhere: the stylesheet and the one script are files of the package.
+# No inline script or style anywhere: the stylesheet and the scripts are files of the package; htmx's
+# requests go to the pages' own origin only (connect-src).
 CONTENT_SECURITY_POLICY = (
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
 

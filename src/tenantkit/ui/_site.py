@@ -79,6 +79,8 @@ class PageRequest:
     """``scheme://host`` of the request itself, what a same-origin ``Origin`` header says."""
     accept_language: str | None = None
     """The ``Accept-Language`` header: the page's language when the principal names none."""
+    htmx: bool = False
+    """Whether htmx sent it (``HX-Request: true``): the answer is swapped into the page, not loaded."""
 
     @property
     def secure(self) -> bool:
@@ -324,6 +326,11 @@ class PageSite:
             response = self._render_page(context, csrf_cookie, flash=flash)
         else:
             response = self._act(context, route.action, csrf_cookie)
+            if request.htmx and "Location" not in response.headers:
+                # An action's own answer (a revealed secret, an error, a refusal) lives at the action's URL,
+                # which htmx would push into history: reloading that entry would GET a POST-only URL, and for
+                # a secret the URL would name the one answer holding it. The address bar keeps the page.
+                response.headers["HX-Push-Url"] = "false"
         response.cookies.extend(cookies)
         return response
 
@@ -1022,7 +1029,7 @@ def _load_domains(context: PageContext) -> dict[str, Any]:
         connections = context.management.list_sso_connections(
             context.session, context.organization_id, context.principal
         ).items
-    return {"domains": domains.items, "connections": connections, **_sso_choices()}
+    return {"domains": domains.items, "connections": connections, **_sso_choices(context)}
 
 
 def _add_domain(context: PageContext, form: Mapping[str, list[str]]) -> Any:
@@ -1050,21 +1057,23 @@ def _verified(domain: Any) -> Message:
 
 _PROVIDER_NAMES = {"polis": "Ory Polis", "workos": "WorkOS", "auth0": "Auth0", "clerk": "Clerk"}
 _ROLE_AUTHORITIES = {
-    "tenantkit": "This organization (roles are changed here)",
-    "provider": "The provider (roles follow its groups)",
+    "tenantkit": N_("This organization (roles are changed here)"),
+    "provider": N_("The provider (roles follow its groups)"),
 }
 
 
-def _sso_choices() -> dict[str, list[tuple[str, str]]]:
+def _sso_choices(context: PageContext) -> dict[str, list[tuple[str, str]]]:
     """What the connection forms offer, from the literals the request models use (a new provider shows up)."""
     from tenantkit.sso._service import Provider, RoleAuthority, SsoProtocol
 
     return {
         "sso_providers": [(name, _PROVIDER_NAMES.get(name, name.title())) for name in get_args(Provider)],
         "sso_protocols": [(name, name.upper()) for name in get_args(SsoProtocol)],
-        "sso_authorities": [(name, _ROLE_AUTHORITIES.get(name, name)) for name in get_args(RoleAuthority)],
+        "sso_authorities": [
+            (name, context.gettext(_ROLE_AUTHORITIES.get(name, name))) for name in get_args(RoleAuthority)
+        ],
         # JIT never makes an OWNER (the service refuses it): the form does not offer it.
-        "sso_ranks": [(rank.value, rank.value.title()) for rank in (Role.MEMBER, Role.ADMIN)],
+        "sso_ranks": [(rank.value, context.gettext(_RANK_NAMES[rank])) for rank in (Role.MEMBER, Role.ADMIN)],
     }
 
 
@@ -1300,32 +1309,39 @@ PAGES: tuple[PageDefinition, ...] = (
             PageAction(
                 "update",
                 _update_webhook,
-                lambda endpoint: f"Endpoint {endpoint.url} saved.",
+                lambda endpoint: Message(N_("Endpoint %(url)s saved."), url=endpoint.url),
                 error_fields=(("unsafe_webhook_url", "url"),),
             ),
             PageAction(
                 "enable",
                 _on_row(Management.enable_webhook_endpoint, "endpoint_id"),
-                lambda endpoint: f"Endpoint {endpoint.url} is enabled.",
+                lambda endpoint: Message(N_("Endpoint %(url)s is enabled."), url=endpoint.url),
                 target="endpoint_id",
             ),
             PageAction(
                 "disable",
                 _on_row(Management.disable_webhook_endpoint, "endpoint_id"),
-                lambda endpoint: f"Endpoint {endpoint.url} is disabled: nothing is sent to it until enabled.",
+                lambda endpoint: Message(
+                    N_("Endpoint %(url)s is disabled: nothing is sent to it until enabled."), url=endpoint.url
+                ),
                 target="endpoint_id",
             ),
             PageAction(
                 "test",
                 _on_row(Management.send_webhook_test, "endpoint_id"),
-                lambda delivery: f"A test message ({delivery.event_type}) was queued: see the deliveries.",
+                lambda delivery: Message(
+                    N_("A test message (%(event)s) was queued: see the deliveries."),
+                    event=delivery.event_type,
+                ),
                 target="endpoint_id",
             ),
             PageAction(
                 "delete",
                 _on_row(Management.delete_webhook_endpoint, "endpoint_id"),
-                lambda endpoint: f"Endpoint {endpoint.url} was deleted.",
-                confirm="Delete this endpoint? Nothing more is sent to it and its deliveries are deleted.",
+                lambda endpoint: Message(N_("Endpoint %(url)s was deleted."), url=endpoint.url),
+                confirm=N_(
+                    "Delete this endpoint? Nothing more is sent to it and its deliveries are deleted."
+                ),
                 target="endpoint_id",
             ),
         ),
@@ -1383,7 +1399,7 @@ PAGES: tuple[PageDefinition, ...] = (
             PageAction(
                 "create-sso",
                 _create_sso,
-                lambda connection: f"SSO connection {connection.name!r} created.",
+                lambda connection: Message(N_("SSO connection '%(name)s' created."), name=connection.name),
                 field="name",
                 error_fields=(
                     ("sso_connection_exists", "provider_connection_id"),
@@ -1394,15 +1410,19 @@ PAGES: tuple[PageDefinition, ...] = (
             PageAction(
                 "update-sso",
                 _update_sso,
-                lambda connection: f"SSO connection {connection.name!r} saved.",
+                lambda connection: Message(N_("SSO connection '%(name)s' saved."), name=connection.name),
                 error_fields=(("role_escalation", "default_role"), ("permission_escalation", "default_role")),
             ),
             PageAction(
                 "delete-sso",
                 _on_row(Management.delete_sso_connection, "connection_id"),
-                lambda connection: f"SSO connection {connection.name!r} was deleted.",
-                confirm="Delete this SSO connection? Sign-ins through it are refused from now on; "
-                "its members stay.",
+                lambda connection: Message(
+                    N_("SSO connection '%(name)s' was deleted."), name=connection.name
+                ),
+                confirm=N_(
+                    "Delete this SSO connection? Sign-ins through it are refused from now on; "
+                    "its members stay."
+                ),
                 target="connection_id",
             ),
         ),
