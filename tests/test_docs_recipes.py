@@ -49,11 +49,17 @@ PAGES = (
     "bound-keys.md",
     "webhooks.md",
     "domains-and-sso.md",
+    "pages.md",
 )
 """The pages walked here: every Python block of each is run, or listed in :data:`NOT_RUNNABLE`."""
 
-NOT_RUNNABLE: dict[tuple[str, str], str] = {}
-"""``(page, a line of the block)`` → why the block is not run here. Empty while every block runs."""
+NOT_RUNNABLE: dict[tuple[str, str], str] = {
+    (
+        "pages.md",
+        '"archive",',
+    ): "the shape of a host's own action: `archive` is the host's function, not tenantkit's",
+}
+"""``(page, a line of the block)`` → why the block is not run here."""
 
 SECRET = "docs-recipes-signing-key-0123456789abcdef"
 
@@ -758,3 +764,99 @@ def test_the_domains_and_sso_page_runs_as_printed(  # noqa: PLR0915  one page, i
     with kit.transaction(sqlite_engine) as session:
         assert kit.members.get(session, "st-marys", result.user_id, actor=HOST) == result.member
     walk.done()
+
+
+# -- pages.md ---------------------------------------------------------------------------------------------
+
+
+@walks("pages.md")
+def test_the_pages_guide_runs_as_printed(
+    sqlite_engine: sa.Engine, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The pages mounted in one line in FastAPI and in Flask serve the team page; with a ``translations``
+    directory and ``Europe/Berlin`` they speak German to a German browser, with the dates in Berlin's zone."""
+    import shutil
+    from types import SimpleNamespace
+
+    import flask
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from tenantkit.fastapi import Principal
+    from tests.page_apps import ORGANIZATION, OWNER, OWNER_EMAIL, PAGES_SECRET, make_kit, seed
+
+    kit = make_kit()
+    seed(kit, sqlite_engine)
+    owner = Principal(user_id=OWNER, email=OWNER_EMAIL, email_verified=True)
+    team = f"/account/organizations/{ORGANIZATION}/team"
+    german = {"Accept-Language": "de-DE,de;q=0.9"}
+
+    def get_session() -> Iterator[Session]:
+        with Session(sqlite_engine) as session:
+            yield session
+
+    def flask_session() -> Session:
+        if "session" not in flask.g:
+            flask.g.session = Session(sqlite_engine)
+        session: Session = flask.g.session
+        return session
+
+    walk = Walk("pages.md")
+    fastapi_app = FastAPI()
+    walk.run(
+        "tk.pages(secret_key=settings.pages_secret)",
+        kit=kit,
+        get_session=get_session,
+        current_user=lambda: owner,
+        settings=SimpleNamespace(pages_secret=PAGES_SECRET),
+        app=fastapi_app,
+    )
+    fastapi_tk = walk["tk"]
+    answer = TestClient(fastapi_app).get(team)
+    assert answer.status_code == 200, answer.text
+    assert f"Team of {ORGANIZATION}" in answer.text
+
+    flask_app = flask.Flask("docs_recipe")
+
+    @flask_app.teardown_appcontext
+    def close(_: BaseException | None) -> None:
+        session = flask.g.pop("session", None)
+        if session is not None:
+            session.close()
+
+    walk.run(
+        "tk.pages_blueprint(secret_key=PAGES_SECRET)",
+        get_session=flask_session,
+        current_user=lambda: owner,
+        app=flask_app,
+        PAGES_SECRET=PAGES_SECRET,
+    )
+    flask_tk = walk["tk"]
+    answer = flask_app.test_client().get(team)
+    assert answer.status_code == 200, answer.text
+    assert f"Team of {ORGANIZATION}" in answer.text
+
+    # The catalogs of "Adding a language", where the recipe looks for them: ./translations.
+    shutil.copytree(ROOT / "tests" / "locale", tmp_path / "translations")
+    monkeypatch.chdir(tmp_path)
+    translated_fastapi = FastAPI()
+    walk.run(
+        'tk.pages(secret_key=SECRET, translations=["translations"]',
+        tk=fastapi_tk,
+        app=translated_fastapi,
+        SECRET=PAGES_SECRET,
+    )
+    translated_flask = flask.Flask("docs_recipe_translated")
+    walk.run(
+        'tk.pages_blueprint(secret_key=SECRET, translations=["translations"]',
+        tk=flask_tk,
+        app=translated_flask,
+    )
+    walk.done()
+    for get in (TestClient(translated_fastapi).get, translated_flask.test_client().get):
+        answer = get(team, headers=german)
+        assert answer.status_code == 200, answer.text
+        assert f"Team von {ORGANIZATION}" in answer.text
+        assert '<html lang="de">' in answer.text
+        assert "MEZ" in answer.text  # the join date, in Berlin's winter time, named in German
+        assert f"Team of {ORGANIZATION}" in get(team).text  # a browser asking for no language: English
