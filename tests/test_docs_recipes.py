@@ -812,7 +812,7 @@ def test_the_pages_guide_runs_as_printed(
         app=fastapi_app,
     )
     fastapi_tk = walk["tk"]
-    answer = TestClient(fastapi_app).get(team)
+    answer: Any = TestClient(fastapi_app).get(team)
     assert answer.status_code == 200, answer.text
     assert f"Team of {ORGANIZATION}" in answer.text
 
