@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 import socket
 import sys
 from collections.abc import Callable, Iterator
@@ -53,13 +54,8 @@ PAGES = (
 )
 """The pages walked here: every Python block of each is run, or listed in :data:`NOT_RUNNABLE`."""
 
-NOT_RUNNABLE: dict[tuple[str, str], str] = {
-    (
-        "pages.md",
-        '"archive",',
-    ): "the shape of a host's own action: `archive` is the host's function, not tenantkit's",
-}
-"""``(page, a line of the block)`` → why the block is not run here."""
+NOT_RUNNABLE: dict[tuple[str, str], str] = {}
+"""``(page, a line of the block)`` → why the block is not run here. Empty while every block runs."""
 
 SECRET = "docs-recipes-signing-key-0123456789abcdef"
 
@@ -770,11 +766,12 @@ def test_the_domains_and_sso_page_runs_as_printed(  # noqa: PLR0915  one page, i
 
 
 @walks("pages.md")
-def test_the_pages_guide_runs_as_printed(
+def test_the_pages_guide_runs_as_printed(  # noqa: PLR0915  one page, in order
     sqlite_engine: sa.Engine, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """The pages mounted in one line in FastAPI and in Flask serve the team page; with a ``translations``
-    directory and ``Europe/Berlin`` they speak German to a German browser, with the dates in Berlin's zone."""
+    directory and ``Europe/Berlin`` they speak German to a German browser, with the dates in Berlin's zone;
+    a page of your own, its code and template as printed, is served and its action archives a project."""
     import shutil
     from types import SimpleNamespace
 
@@ -782,7 +779,8 @@ def test_the_pages_guide_runs_as_printed(
     from fastapi import FastAPI
     from fastapi.testclient import TestClient
 
-    from tenantkit.fastapi import Principal
+    from tenantkit.fastapi import Principal, TenantKitFastAPI
+    from tests.host_pages import PERMISSIONS, add_projects, projects, projects_table
     from tests.page_apps import ORGANIZATION, OWNER, OWNER_EMAIL, PAGES_SECRET, make_kit, seed
 
     kit = make_kit()
@@ -852,7 +850,6 @@ def test_the_pages_guide_runs_as_printed(
         tk=flask_tk,
         app=translated_flask,
     )
-    walk.done()
     for get in (TestClient(translated_fastapi).get, translated_flask.test_client().get):
         answer = get(team, headers=german)
         assert answer.status_code == 200, answer.text
@@ -860,3 +857,30 @@ def test_the_pages_guide_runs_as_printed(
         assert '<html lang="de">' in answer.text
         assert "MEZ" in answer.text  # the join date, in Berlin's winter time, named in German
         assert f"Team of {ORGANIZATION}" in get(team).text  # a browser asking for no language: English
+
+    # "Pages of your own": the page's code and its template as printed (the template is also the one
+    # tests/test_pages_own.py drives through both adapters).
+    template = re.search(r"^```html\n(.*?)^```", (DOCS / "pages.md").read_text(), re.DOTALL | re.MULTILINE)
+    assert template is not None
+    assert template.group(1) == (ROOT / "tests" / "host_pages" / "templates" / "projects.html").read_text()
+    (tmp_path / "templates").mkdir()
+    (tmp_path / "templates" / "projects.html").write_text(template.group(1))
+    own_kit = make_kit(permissions=PERMISSIONS)  # the same organization and owner, the projects' permissions
+    with projects_table(sqlite_engine):
+        add_projects(sqlite_engine, ORGANIZATION, "Apollo")
+        own_app = FastAPI()
+        own_tk = TenantKitFastAPI(own_kit, session=get_session, current_user=lambda: owner)
+        walk.run("extra_pages=[PROJECTS]", tk=own_tk, app=own_app, projects=projects)
+        walk.done()
+        client = TestClient(own_app, follow_redirects=False)
+        page = client.get(f"/account/organizations/{ORGANIZATION}/projects")
+        assert page.status_code == 200, page.text
+        assert "Archive Apollo" in page.text
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+        assert token is not None
+        archived = client.post(
+            f"/account/organizations/{ORGANIZATION}/projects/archive",
+            data={"csrf_token": token.group(1), "project_id": f"{ORGANIZATION}-p1", "confirmed": "yes"},
+        )
+        assert archived.status_code == 303, archived.text
+        assert "Project Apollo was archived." in client.get(archived.headers["Location"]).text

@@ -70,7 +70,7 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
     from tenantkit.ui._security import CsrfTokens
-    from tenantkit.ui._site import PageRequest, PageResponse, PageRoute, PageSite
+    from tenantkit.ui._site import PageDefinition, PageRequest, PageResponse, PageRoute, PageSite
 
 __all__ = ["FEATURES", "OPERATIONS", "Authorization", "Principal", "TenantKitFastAPI"]
 
@@ -629,6 +629,7 @@ class TenantKitFastAPI:
         csrf: "CsrfTokens | None" = None,
         translations: Sequence[str | os.PathLike[str]] = (),
         time_zone: str = "UTC",
+        extra_pages: "Sequence[PageDefinition]" = (),
     ) -> APIRouter:
         """The drop-in pages (``tenantkit[ui]``): team, invitations, the accept page, API keys, audit log.
 
@@ -647,6 +648,8 @@ class TenantKitFastAPI:
             translations: Directories of the host's catalogs (``<locale>/LC_MESSAGES/tenantkit.po``), read
                 once, whose translations win over the package's (see the pages guide).
             time_zone: The IANA zone of dates for viewers whose ``Principal.time_zone`` is unset (UTC).
+            extra_pages: Pages of your own (:class:`tenantkit.ui.PageDefinition`), mounted beside these
+                with the same sign-in, CSRF and templates (see the pages guide).
         """
         from tenantkit.ui._site import PageSite
 
@@ -658,6 +661,7 @@ class TenantKitFastAPI:
             csrf=csrf,
             translations=translations,
             time_zone=time_zone,
+            extra_pages=extra_pages,
         )
         router = APIRouter()
         principal_dependency = self.current_principal()

@@ -62,7 +62,7 @@ from tenantkit.roles._policy import Action
 
 if TYPE_CHECKING:
     from tenantkit.ui._security import CsrfTokens
-    from tenantkit.ui._site import PageResponse, PageRoute, PageSite
+    from tenantkit.ui._site import PageDefinition, PageResponse, PageRoute, PageSite
 
 __all__ = [
     "Authorization",
@@ -549,6 +549,7 @@ class TenantKitFlask:
         csrf: CsrfTokens | None = None,
         translations: Sequence[str | os.PathLike[str]] = (),
         time_zone: str = "UTC",
+        extra_pages: Sequence[PageDefinition] = (),
     ) -> Blueprint:
         """The drop-in pages (``tenantkit[ui]``): team, invitations, the accept page, API keys, audit log.
 
@@ -567,6 +568,8 @@ class TenantKitFlask:
             translations: Directories of the host's catalogs (``<locale>/LC_MESSAGES/tenantkit.po``), read
                 once, whose translations win over the package's (see the pages guide).
             time_zone: The IANA zone of dates for viewers whose ``Principal.time_zone`` is unset (UTC).
+            extra_pages: Pages of your own (:class:`tenantkit.ui.PageDefinition`), mounted beside these
+                with the same sign-in, CSRF and templates (see the pages guide).
         """
         from tenantkit.ui._site import PageSite
 
@@ -580,6 +583,7 @@ class TenantKitFlask:
             csrf=csrf,
             translations=translations,
             time_zone=time_zone,
+            extra_pages=extra_pages,
         )
         bp = Blueprint(name, __name__)
         for page_route in site.routes():

@@ -16,6 +16,7 @@ from tenantkit.ui._security import CSRF_COOKIE, CSRF_FIELD, CsrfTokens, SignedDo
 from tenantkit.ui._site import (
     PAGES,
     PageAction,
+    PageContext,
     PageDefinition,
     PageRequest,
     PageResponse,
@@ -31,6 +32,7 @@ __all__ = [
     "CsrfTokens",
     "Message",
     "PageAction",
+    "PageContext",
     "PageDefinition",
     "PageRequest",
     "PageResponse",

@@ -49,6 +49,7 @@ if TYPE_CHECKING:
 __all__ = [
     "PAGES",
     "PageAction",
+    "PageContext",
     "PageDefinition",
     "PageRequest",
     "PageResponse",
@@ -143,7 +144,9 @@ class PageDefinition:
     template: str
     load: Callable[[PageContext], dict[str, Any]]
     actions: tuple[PageAction, ...] = ()
-    permission: Action | None = None
+    permission: Action | str | None = None
+    """The permission a viewer needs to see the page (an :class:`~tenantkit.Action` or a name of the host's
+    permission registry); ``None``: every signed-in user."""
     organization: bool = True
     """Whether the page belongs to an organization (shown in the organization's navigation)."""
     feature: str | None = None
@@ -177,7 +180,12 @@ class PageRoute:
 
 @dataclass
 class PageContext:
-    """One request to a page: what its loader and its actions work with."""
+    """One request to a page: what its loader and its actions work with (a page of your own's too).
+
+    ``session`` is the host's session of the request, ``principal`` the signed-in viewer; :meth:`can` says
+    whether the viewer holds a permission in the page's organization, :meth:`url` builds a page's URL, and
+    :meth:`gettext` translates a text or :class:`~tenantkit.ui.Message` into the viewer's language.
+    """
 
     site: PageSite
     session: Session
@@ -242,6 +250,10 @@ class PageSite:
         translations: Directories of catalogs (``<locale>/LC_MESSAGES/tenantkit.po``), read at start-up,
             whose translations win over the package's.
         time_zone: The IANA zone dates are shown in for viewers whose ``Principal.time_zone`` is unset.
+        extra_pages: Pages of the host's own, mounted and listed in the navigation beside tenantkit's,
+            with the same sign-in, CSRF, confirmation steps, translations and templates (their templates
+            live in a ``templates`` directory); a name or a path already taken raises
+            :class:`~tenantkit.errors.ConfigurationError`.
     """
 
     def __init__(
@@ -254,12 +266,13 @@ class PageSite:
         csrf: CsrfTokens | None = None,
         translations: Sequence[str | os.PathLike[str]] = (),
         time_zone: str = "UTC",
+        extra_pages: Sequence[PageDefinition] = (),
     ) -> None:
         self.kit = kit
         self.management: Management = Management(kit)
         self.csrf: CsrfTokens = csrf if csrf is not None else SignedDoubleSubmit(secret_key)
         self._flash = FlashSigner(secret_key)
-        self.pages: tuple[PageDefinition, ...] = select_pages(include, kit)
+        self.pages: tuple[PageDefinition, ...] = (*select_pages(include, kit), *_own_pages(extra_pages))
         self.catalogs: Catalogs = Catalogs(translations, time_zone=time_zone)
         loader = ChoiceLoader([FileSystemLoader(list(templates)), PackageLoader("tenantkit.ui", "templates")])
         # One environment per language: Jinja2's gettext is an environment global, so requests in different
@@ -424,7 +437,7 @@ class PageSite:
                         "it needs the permission %(permission)s."
                     ),
                     organization=context.organization_id,
-                    permission=page.permission.value,
+                    permission=str(page.permission),
                 ),
             )
         return self._render(
@@ -542,6 +555,36 @@ def select_pages(include: Iterable[str] | None, kit: TenantKit | None = None) ->
         for page in PAGES
         if page.name in names or page.name == "accept" or (page.part_of is not None and page.part_of in names)
     )
+
+
+def _own_pages(pages: Sequence[PageDefinition]) -> tuple[PageDefinition, ...]:
+    """The host's pages, checked against tenantkit's and each other: a page's name and every URL it mounts
+    are its own (a second page under a taken name or path would shadow one of them in one adapter only)."""
+    if isinstance(pages, PageDefinition):
+        raise TypeError("extra_pages: a list of PageDefinition, not one")
+    names = {page.name for page in PAGES}
+    paths = {route_path for page in PAGES for route_path in _mounted_paths(page)}
+    for page in pages:
+        if not isinstance(page, PageDefinition):
+            raise TypeError(f"extra_pages: {page!r} is not a PageDefinition")
+        if not page.path.startswith("/"):
+            raise ConfigurationError(f"extra_pages: the path of page {page.name!r} must start with '/'")
+        if page.name in names:
+            raise ConfigurationError(f"extra_pages: the page name {page.name!r} is taken")
+        taken = sorted(set(_mounted_paths(page)) & paths)
+        if taken:
+            raise ConfigurationError(
+                f"extra_pages: page {page.name!r} would mount {taken[0]!r}, already taken"
+            )
+        names.add(page.name)
+        paths.update(_mounted_paths(page))
+    return tuple(pages)
+
+
+def _mounted_paths(page: PageDefinition) -> list[str]:
+    """The URLs ``page`` mounts (its view and each action's), path parameters made alike."""
+    paths = [page.path, *(f"{page.path}/{action.name}" for action in page.actions)]
+    return [_PATH_PARAMETER.sub("{}", path) for path in paths]
 
 
 # -- form reading -----------------------------------------------------------------------------------------
