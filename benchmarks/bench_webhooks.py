@@ -25,7 +25,6 @@ import subprocess
 import sys
 import time
 import uuid
-from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from threading import Thread
@@ -35,11 +34,14 @@ import sqlalchemy as sa
 
 import tenantkit
 from tenantkit import HOST, AuditSettings, Role, TenantKit, WebhookSettings
-from tenantkit.tables import metadata, webhook_deliveries, webhook_endpoints, webhook_messages
-from tenantkit.webhooks._secrets import SecretBox
-from tenantkit.webhooks._signing import generate_secret
+from tenantkit.tables import metadata, webhook_deliveries, webhook_messages
 
-ROOT = Path(__file__).resolve().parent.parent
+# The worker tests seed the outbox and start workers the same way: one copy, in tests/, which this checkout
+# holds beside benchmarks/.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.webhook_outbox import seed_due_deliveries, worker_environment
+
 KEY = "bench-webhook-key-000001"
 DELIVERIES = 2000
 
@@ -57,67 +59,17 @@ class _Ok(BaseHTTPRequestHandler):
         pass
 
 
-def seed(engine: sa.Engine, url: str, count: int) -> None:
-    now = datetime.now(timezone.utc)
+def empty(engine: sa.Engine) -> None:
+    """Every tenantkit table emptied, so that each case starts from its own rows alone."""
     with engine.begin() as connection:
         for table in reversed(metadata.sorted_tables):
             connection.execute(table.delete())
-        connection.execute(
-            webhook_endpoints.insert().values(
-                id="ep",
-                organization_id="org",
-                url=url,
-                description="",
-                event_types=["member.added"],
-                enabled=True,
-                secret=SecretBox([KEY]).encrypt(generate_secret()),
-                created_at=now,
-                updated_at=now,
-            )
-        )
-        ids = [f"msg_{uuid.uuid4().hex}" for _ in range(count)]
-        connection.execute(
-            webhook_messages.insert(),
-            [
-                {
-                    "id": i,
-                    "organization_id": "org",
-                    "event_type": "member.added",
-                    "body": "{}",
-                    "created_at": now,
-                }
-                for i in ids
-            ],
-        )
-        connection.execute(
-            webhook_deliveries.insert(),
-            [
-                {
-                    "id": str(uuid.uuid4()),
-                    "organization_id": "org",
-                    "message_id": i,
-                    "endpoint_id": "ep",
-                    "status": "pending",
-                    "attempts": 0,
-                    "next_attempt_at": now,
-                    "created_at": now,
-                }
-                for i in ids
-            ],
-        )
 
 
 def throughput(engine: sa.Engine, url: str, workers: int) -> float:
-    seed(engine, url, DELIVERIES)
-    environment = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), *sys.path]),
-        "TENANTKIT_DATABASE_URL": engine.url.render_as_string(hide_password=False),
-        "TENANTKIT_WEBHOOK_SECRET_KEYS": KEY,
-        "TENANTKIT_WEBHOOK_ALLOW_HTTP": "true",
-        "TENANTKIT_WEBHOOK_ALLOW_NETWORKS": "127.0.0.1/32",
-        "TENANTKIT_AUDIT_ENABLED": "false",
-    }
+    empty(engine)
+    seed_due_deliveries(engine, url, DELIVERIES, key=KEY)
+    environment = worker_environment(engine, KEY)
     command = [sys.executable, "-m", "tenantkit", "webhooks", "work", "--batch", "50", "--idle", "0.05"]
     started = time.perf_counter()
     processes = [
@@ -149,9 +101,7 @@ def outbox_cost(
         webhooks=WebhookSettings(secret_keys=[KEY], allow_http=True, allow_networks=["127.0.0.1/32"]),
         audit=AuditSettings(enabled=False),
     )
-    with engine.begin() as connection:
-        for table in reversed(metadata.sorted_tables):
-            connection.execute(table.delete())
+    empty(engine)
     with kit.transaction(engine) as session:
         for org in ("plain", "hooked"):
             kit.members.add(session, org, "owner", Role.OWNER, actor=HOST)

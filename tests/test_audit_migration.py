@@ -12,6 +12,7 @@ import tenantkit
 from tenantkit import HOST, Role, TenantKit
 from tenantkit.tables import audit_events, team_members
 from tests.databases import ThrowawayDatabase
+from tests.revisions import database_at, upgrade_ddl
 
 DIALECTS = ["sqlite", "postgresql", "mariadb"]
 NEW_TABLES = {"audit_events", "audit_chain_heads"}
@@ -21,16 +22,8 @@ CREATES_NEW = re.compile(r"CREATE (TABLE|(UNIQUE )?INDEX \w+ ON) (audit_events|a
 @pytest.fixture
 def engine_at_0003(fresh_database: ThrowawayDatabase) -> Iterator[sa.Engine]:
     """A fresh database at revision 0003 holding one member."""
-    engine = sa.create_engine(fresh_database.url)
-    tenantkit.upgrade(engine, "0003")
-    with engine.begin() as connection:
-        connection.execute(
-            team_members.insert().values(id="m1", organization_id="org_1", user_id="alice", role="OWNER")
-        )
-    try:
+    with database_at(fresh_database.url, "0003") as engine:
         yield engine
-    finally:
-        engine.dispose()
 
 
 @pytest.mark.parametrize("fresh_database", DIALECTS, indirect=True)
@@ -67,28 +60,13 @@ def test_up_down_up_keeps_the_other_tables_and_writes_rows(engine_at_0003: sa.En
 def test_the_upgrade_only_creates(dialect: str) -> None:
     """The SQL of 0003 -> 0004 creates two tables and their indexes and touches nothing that exists: no
     ALTER, DROP, UPDATE or LOCK of a table in use, so it is safe on a live database."""
-    script = tenantkit.offline_sql(dialect, "0003", "0004")
-    statements = [statement.strip() for statement in script.split(";") if statement.strip()]
-    ddl = [
-        statement
-        for statement in statements
-        if not re.match(r"(BEGIN|COMMIT|START TRANSACTION|--)", statement)
-    ]
-    version_update = [statement for statement in ddl if "tenantkit_alembic_version" in statement]
-    assert len(version_update) == 1
-    for statement in ddl:
-        if statement in version_update:
-            continue
+    for statement in upgrade_ddl(dialect, "0004"):
         assert CREATES_NEW.match(statement), statement
 
 
 def test_a_database_behind_0004_is_out_of_date_not_broken(fresh_database: ThrowawayDatabase) -> None:
     """A kit newer than its database answers a change with ``SchemaOutOfDateError``, not a driver error."""
-    engine = sa.create_engine(fresh_database.url)
-    try:
-        tenantkit.upgrade(engine, "0003")
+    with database_at(fresh_database.url, "0003", owner=False) as engine:
         kit = TenantKit()
         with pytest.raises(tenantkit.SchemaOutOfDateError), kit.transaction(engine) as session:
             kit.members.add(session, "org_1", "alice", Role.OWNER, actor=HOST)
-    finally:
-        engine.dispose()

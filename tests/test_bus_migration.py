@@ -13,7 +13,7 @@ from tenantkit import HOST, Role, TenantKit
 from tenantkit.bus import PollingBus
 from tenantkit.tables import cache_invalidations, team_members
 from tests.databases import ThrowawayDatabase
-from tests.revisions import revision_before
+from tests.revisions import database_at, revision_before, upgrade_ddl
 
 DIALECTS = ["sqlite", "postgresql", "mariadb"]
 CREATES_NEW = re.compile(r"CREATE (TABLE|INDEX \w+ ON) cache_invalidations ")
@@ -24,16 +24,8 @@ BEFORE = revision_before("0008")
 @pytest.fixture
 def engine_before(fresh_database: ThrowawayDatabase) -> Iterator[sa.Engine]:
     """A fresh database at the revision before 0008, holding one member."""
-    engine = sa.create_engine(fresh_database.url)
-    tenantkit.upgrade(engine, BEFORE)
-    with engine.begin() as connection:
-        connection.execute(
-            team_members.insert().values(id="m1", organization_id="org_1", user_id="alice", role="OWNER")
-        )
-    try:
+    with database_at(fresh_database.url, BEFORE) as engine:
         yield engine
-    finally:
-        engine.dispose()
 
 
 @pytest.mark.parametrize("fresh_database", DIALECTS, indirect=True)
@@ -66,16 +58,5 @@ def test_up_down_up_keeps_the_other_tables_and_logs_changes(engine_before: sa.En
 def test_the_upgrade_only_creates(dialect: str) -> None:
     """The SQL of 0008 creates one table and its index and touches nothing that exists: no ALTER, DROP,
     UPDATE or LOCK of a table in use, so it is safe on a live database."""
-    script = tenantkit.offline_sql(dialect, BEFORE, "0008")
-    statements = [statement.strip() for statement in script.split(";") if statement.strip()]
-    ddl = [
-        statement
-        for statement in statements
-        if not re.match(r"(BEGIN|COMMIT|START TRANSACTION|--)", statement)
-    ]
-    version_update = [statement for statement in ddl if "tenantkit_alembic_version" in statement]
-    assert len(version_update) == 1
-    for statement in ddl:
-        if statement in version_update:
-            continue
+    for statement in upgrade_ddl(dialect, "0008"):
         assert CREATES_NEW.match(statement), statement

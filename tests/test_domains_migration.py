@@ -12,27 +12,19 @@ import tenantkit
 from tenantkit import TenantKit
 from tenantkit.tables import team_members
 from tests.databases import ThrowawayDatabase
-from tests.revisions import revision_before
+from tests.revisions import database_at, revision_before, upgrade_ddl
 
 DIALECTS = ["sqlite", "postgresql", "mariadb"]
 CREATES_NEW = re.compile(r"CREATE (UNIQUE )?(TABLE|INDEX \w+ ON) (organization_domains|sso_connections) ")
 BEFORE = revision_before("0011")
-"""The revision 0008 follows, read from the script directory."""
+"""The revision 0011 follows, read from the script directory."""
 
 
 @pytest.fixture
 def engine_before(fresh_database: ThrowawayDatabase) -> Iterator[sa.Engine]:
-    """A fresh database at the revision before 0008, holding one member."""
-    engine = sa.create_engine(fresh_database.url)
-    tenantkit.upgrade(engine, BEFORE)
-    with engine.begin() as connection:
-        connection.execute(
-            team_members.insert().values(id="m1", organization_id="org_1", user_id="alice", role="OWNER")
-        )
-    try:
+    """A fresh database at the revision before 0011, holding one member."""
+    with database_at(fresh_database.url, BEFORE) as engine:
         yield engine
-    finally:
-        engine.dispose()
 
 
 @pytest.mark.parametrize("fresh_database", DIALECTS, indirect=True)
@@ -58,18 +50,7 @@ def test_up_down_up_keeps_the_other_tables(engine_before: sa.Engine) -> None:
 
 @pytest.mark.parametrize("dialect", ["postgresql", "mysql", "mariadb"])
 def test_the_upgrade_only_creates(dialect: str) -> None:
-    """The SQL of 0008 creates two tables and their indexes and touches nothing that exists: no ALTER, DROP,
+    """The SQL of 0011 creates two tables and their indexes and touches nothing that exists: no ALTER, DROP,
     UPDATE or LOCK of a table in use, so it is safe on a live database."""
-    script = tenantkit.offline_sql(dialect, BEFORE, "0011")
-    statements = [statement.strip() for statement in script.split(";") if statement.strip()]
-    ddl = [
-        statement
-        for statement in statements
-        if not re.match(r"(BEGIN|COMMIT|START TRANSACTION|--)", statement)
-    ]
-    version_update = [statement for statement in ddl if "tenantkit_alembic_version" in statement]
-    assert len(version_update) == 1
-    for statement in ddl:
-        if statement in version_update:
-            continue
+    for statement in upgrade_ddl(dialect, "0011"):
         assert CREATES_NEW.match(statement), statement

@@ -13,6 +13,7 @@ import tenantkit
 from tenantkit import HOST, InvitationService, InvitationStatus, MembershipService, Role
 from tenantkit.testing import FrozenClock
 from tests.databases import ThrowawayDatabase
+from tests.revisions import database_at
 
 DIALECTS = ["sqlite", "postgresql", "mariadb"]
 NOW = datetime(2030, 1, 1, tzinfo=timezone.utc)
@@ -21,8 +22,6 @@ NOW = datetime(2030, 1, 1, tzinfo=timezone.utc)
 @pytest.fixture
 def engine_at_0002(fresh_database: ThrowawayDatabase) -> Iterator[sa.Engine]:
     """A fresh database at revision 0002 with one origin-style invitation (plaintext token)."""
-    engine = sa.create_engine(fresh_database.url)
-    tenantkit.upgrade(engine, "0002")
     origin = sa.table(
         "invitations",
         sa.column("id"),
@@ -34,23 +33,21 @@ def engine_at_0002(fresh_database: ThrowawayDatabase) -> Iterator[sa.Engine]:
         sa.column("invited_by"),
         sa.column("sent_via_email"),
     )
-    with engine.begin() as connection:
-        connection.execute(
-            origin.insert().values(
-                id="old-1",
-                organization_id="org_1",
-                email="bob@example.com",
-                role="MEMBER",
-                token="plaintext-token-from-the-old-system",
-                expires=datetime(2031, 1, 1, tzinfo=timezone.utc),
-                invited_by="alice",
-                sent_via_email=True,
+    with database_at(fresh_database.url, "0002", owner=False) as engine:
+        with engine.begin() as connection:
+            connection.execute(
+                origin.insert().values(
+                    id="old-1",
+                    organization_id="org_1",
+                    email="bob@example.com",
+                    role="MEMBER",
+                    token="plaintext-token-from-the-old-system",
+                    expires=datetime(2031, 1, 1, tzinfo=timezone.utc),
+                    invited_by="alice",
+                    sent_via_email=True,
+                )
             )
-        )
-    try:
         yield engine
-    finally:
-        engine.dispose()
 
 
 class TestRevision0003:

@@ -16,7 +16,7 @@ import tenantkit
 from tenantkit import HOST, Role, TenantKit
 from tenantkit.tables import organization_settings, team_members
 from tests.databases import ThrowawayDatabase
-from tests.revisions import revision_before
+from tests.revisions import database_at, revision_before, upgrade_ddl
 
 DIALECTS = ["sqlite", "postgresql", "mariadb"]
 CREATES_NEW = re.compile(r"CREATE TABLE organization_settings ")
@@ -25,16 +25,8 @@ CREATES_NEW = re.compile(r"CREATE TABLE organization_settings ")
 @pytest.fixture
 def engine_before(fresh_database: ThrowawayDatabase) -> Iterator[sa.Engine]:
     """A fresh database at the revision before 0006, holding one member."""
-    engine = sa.create_engine(fresh_database.url)
-    tenantkit.upgrade(engine, revision_before("0006"))
-    with engine.begin() as connection:
-        connection.execute(
-            team_members.insert().values(id="m1", organization_id="org_1", user_id="alice", role="OWNER")
-        )
-    try:
+    with database_at(fresh_database.url, revision_before("0006")) as engine:
         yield engine
-    finally:
-        engine.dispose()
 
 
 @pytest.mark.parametrize("fresh_database", DIALECTS, indirect=True)
@@ -67,11 +59,5 @@ def test_up_down_up_keeps_the_other_tables_and_stores_settings(engine_before: sa
 @pytest.mark.parametrize("dialect", ["postgresql", "mysql", "mariadb"])
 def test_the_upgrade_only_creates(dialect: str) -> None:
     """The SQL of 0006 creates one table and touches nothing that exists: safe on a live database."""
-    script = tenantkit.offline_sql(dialect, revision_before("0006"), "0006")
-    statements = [statement.strip() for statement in script.split(";") if statement.strip()]
-    ddl = [s for s in statements if not re.match(r"(BEGIN|COMMIT|START TRANSACTION|--)", s)]
-    version_update = [statement for statement in ddl if "tenantkit_alembic_version" in statement]
-    assert len(version_update) == 1
-    for statement in ddl:
-        if statement not in version_update:
-            assert CREATES_NEW.match(statement), statement
+    for statement in upgrade_ddl(dialect, "0006"):
+        assert CREATES_NEW.match(statement), statement

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 import tenantkit
 from tenantkit.tables import team_members
 from tests.databases import ThrowawayDatabase
-from tests.revisions import revision_before
+from tests.revisions import database_at, revision_before, upgrade_ddl
 
 NEW_TABLES = {"webhook_endpoints", "webhook_messages", "webhook_deliveries"}
 CREATES_NEW = re.compile(
@@ -23,16 +23,8 @@ BEFORE = revision_before("0009")
 @pytest.fixture
 def engine_before(fresh_database: ThrowawayDatabase) -> Iterator[sa.Engine]:
     """A fresh database at the revision before 0009, holding one member."""
-    engine = sa.create_engine(fresh_database.url)
-    tenantkit.upgrade(engine, BEFORE)
-    with engine.begin() as connection:
-        connection.execute(
-            team_members.insert().values(id="m1", organization_id="org_1", user_id="alice", role="OWNER")
-        )
-    try:
+    with database_at(fresh_database.url, BEFORE) as engine:
         yield engine
-    finally:
-        engine.dispose()
 
 
 @pytest.mark.parametrize("fresh_database", ["sqlite", "postgresql", "mariadb"], indirect=True)
@@ -54,10 +46,5 @@ def test_up_down_up_keeps_the_other_tables(engine_before: sa.Engine) -> None:
 @pytest.mark.parametrize("dialect", ["postgresql", "mysql", "mariadb"])
 def test_the_upgrade_only_creates(dialect: str) -> None:
     """The SQL of 0009 creates three tables and their indexes and alters nothing in use."""
-    script = tenantkit.offline_sql(dialect, BEFORE, "0009")
-    statements = [statement.strip() for statement in script.split(";") if statement.strip()]
-    ddl = [s for s in statements if not re.match(r"(BEGIN|COMMIT|START TRANSACTION|--)", s)]
-    for statement in ddl:
-        if "tenantkit_alembic_version" in statement:
-            continue
+    for statement in upgrade_ddl(dialect, "0009"):
         assert CREATES_NEW.match(statement), statement

@@ -7,92 +7,30 @@ has them once.
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections import Counter
-from datetime import datetime, timezone
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
-from tenantkit.tables import webhook_deliveries, webhook_endpoints, webhook_messages
+from tenantkit.tables import webhook_deliveries, webhook_messages
+from tests.webhook_outbox import seed_due_deliveries, worker_environment
 from tests.webhook_servers import Receiver, Reply
 
 pytestmark = pytest.mark.concurrency
 
-ROOT = Path(__file__).resolve().parent.parent
 KEY = "webhook-encryption-key-0001"
 LEASE = 3.0
 
 
-def seed(engine: sa.Engine, url: str, deliveries: int) -> None:
-    """An enabled endpoint and ``deliveries`` due messages to it, written straight into the outbox."""
-    from tenantkit.webhooks._secrets import SecretBox
-    from tenantkit.webhooks._signing import generate_secret
-
-    now = datetime.now(timezone.utc)
-    with engine.begin() as connection:
-        connection.execute(
-            webhook_endpoints.insert().values(
-                id="ep1",
-                organization_id="org",
-                url=url,
-                description="",
-                event_types=["member.added"],
-                enabled=True,
-                secret=SecretBox([KEY]).encrypt(generate_secret()),
-                created_at=now,
-                updated_at=now,
-            )
-        )
-        ids = [f"msg_{index:05d}_{uuid.uuid4().hex[:6]}" for index in range(deliveries)]
-        connection.execute(
-            webhook_messages.insert(),
-            [
-                {
-                    "id": i,
-                    "organization_id": "org",
-                    "event_type": "member.added",
-                    "body": "{}",
-                    "created_at": now,
-                }
-                for i in ids
-            ],
-        )
-        connection.execute(
-            webhook_deliveries.insert(),
-            [
-                {
-                    "id": str(uuid.uuid4()),
-                    "organization_id": "org",
-                    "message_id": i,
-                    "endpoint_id": "ep1",
-                    "status": "pending",
-                    "attempts": 0,
-                    "next_attempt_at": now,
-                    "created_at": now,
-                }
-                for i in ids
-            ],
-        )
-
-
 def worker(engine: sa.Engine, batch: int) -> subprocess.Popen[bytes]:
     environment = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), *sys.path]),
-        "TENANTKIT_DATABASE_URL": engine.url.render_as_string(hide_password=False),
-        "TENANTKIT_WEBHOOK_SECRET_KEYS": KEY,
-        "TENANTKIT_WEBHOOK_ALLOW_HTTP": "true",
-        "TENANTKIT_WEBHOOK_ALLOW_NETWORKS": "127.0.0.1/32",
+        **worker_environment(engine, KEY),
         "TENANTKIT_WEBHOOK_TIMEOUT": "1",
         "TENANTKIT_WEBHOOK_LEASE": str(int(LEASE)),
-        "TENANTKIT_AUDIT_ENABLED": "false",
     }
     return subprocess.Popen(
         [sys.executable, "-m", "tenantkit", "webhooks", "work", "--batch", str(batch), "--idle", "0.1"],
@@ -122,7 +60,7 @@ def test_a_worker_killed_while_holding_leases_loses_nothing(server_engine: sa.En
     """SIGKILL mid-batch: every message still arrives; only those in flight at the kill arrive twice, and
     never before the dead worker's lease ran out."""
     with Receiver(default=Reply(200, delay=0.15)) as receiver:
-        seed(server_engine, receiver.url(), 40)
+        seed_due_deliveries(server_engine, receiver.url(), 40, key=KEY)
         first = worker(server_engine, batch=10)
         wait_until(lambda: len(receiver.received) >= 5, 30)
         first.send_signal(signal.SIGKILL)
@@ -163,7 +101,7 @@ def test_a_worker_killed_while_holding_leases_loses_nothing(server_engine: sa.En
 def test_four_workers_drain_two_thousand_deliveries_each_once(server_engine: sa.Engine) -> None:
     """Four worker processes share 2,000 due deliveries with SKIP LOCKED: each is delivered exactly once."""
     with Receiver() as receiver:
-        seed(server_engine, receiver.url(), 2000)
+        seed_due_deliveries(server_engine, receiver.url(), 2000, key=KEY)
         workers = [worker(server_engine, batch=50) for _ in range(4)]
         try:
             wait_until(lambda: pending(server_engine) == 0, 120)
