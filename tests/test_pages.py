@@ -1115,13 +1115,13 @@ def test_the_audit_export_downloads_the_filtered_list(client: Client) -> None:
     assert [link.rsplit("format=", 1)[1] for link in links] == ["csv", "jsonl"]
     assert all("event_types=member.added" in link for link in links)
     assert page.count('hx-boost="false" download') == 2
-    status, text, headers = client.get(links[1])
+    status, text, _ = client.get(links[1])
     assert status == 200
     records = [json.loads(line) for line in text.splitlines()]
     assert [(r["type"], r["actor"]["kind"]) for r in records] == listed[::-1]
     assert [r["data"]["user_id"] for r in records] == [OWNER, "mallory"]
     assert {r["organization_id"] for r in records} == {ORGANIZATION}
-    status, text, headers = client.get(links[0])
+    status, text, _ = client.get(links[0])
     assert status == 200
     header, *rows = list(csv.reader(io.StringIO(text)))
     assert header == list(CSV_COLUMNS)
@@ -1145,7 +1145,7 @@ def test_the_audit_export_answers_an_uncached_attachment(client: Client) -> None
         assert headers["Cache-Control"] == "no-store"
         assert headers["X-Content-Type-Options"] == "nosniff"
         assert int(headers["Content-Length"]) == len(text.encode())
-    status, text, headers = client.get(f"{ORG}/audit/export")
+    _, _, headers = client.get(f"{ORG}/audit/export")
     assert headers["Content-Disposition"].endswith('.csv"')
 
 
