@@ -137,18 +137,20 @@ def test_every_action_of_the_table_is_in_the_csrf_check() -> None:
 
 
 def test_the_pages_guide_lists_every_action_and_its_confirmation_step() -> None:
-    """docs/pages.md's table of actions is the page table's: each action of each page, and which of them
-    ask for confirmation first."""
+    """docs/pages.md's table of actions is the page table's: each action and download of each page, and
+    which of them ask for confirmation first."""
     guide = (Path(__file__).parent.parent / "docs" / "pages.md").read_text(encoding="utf-8")
     table = guide.split("| Page (its `include=` name) | Action | Confirmation |", 1)[1].split("\n\n", 1)[0]
     listed: set[tuple[str, str, bool]] = set()
     for line in table.strip().splitlines()[1:]:
         page, actions, confirmed = (cell.strip() for cell in line.strip("|").split("|"))
         for action in actions.split(","):
-            listed.add((page.strip("`"), action.strip().strip("`"), confirmed == "✔"))
+            name = action.replace("(a `GET` download)", "").strip().strip("`")
+            listed.add((page.strip("`"), name, confirmed == "✔"))
     declared = {
         (page.name, action.name, action.confirm is not None) for page in PAGES for action in page.actions
     }
+    declared |= {(page.name, download.name, False) for page in PAGES for download in page.downloads}
     assert listed == declared
 
 
