@@ -15,8 +15,10 @@ from tenantkit.ui._i18n import N_, Message
 from tenantkit.ui._security import CSRF_COOKIE, CSRF_FIELD, CsrfTokens, SignedDoubleSubmit
 from tenantkit.ui._site import (
     PAGES,
+    DownloadFormat,
     PageAction,
     PageDefinition,
+    PageDownload,
     PageRequest,
     PageResponse,
     PageRoute,
@@ -29,9 +31,11 @@ __all__ = [
     "N_",
     "PAGES",
     "CsrfTokens",
+    "DownloadFormat",
     "Message",
     "PageAction",
     "PageDefinition",
+    "PageDownload",
     "PageRequest",
     "PageResponse",
     "PageRoute",
