@@ -1235,3 +1235,33 @@ def test_the_export_is_a_get_of_the_page_table_mounted_by_both_adapters() -> Non
         if route.download is not None
     }
     assert site_routes == {("GET", "/organizations/{organization_id}/audit/export")}
+
+
+def test_a_large_export_spills_to_disk_and_streams_whole(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past the spool's memory the file moves to disk mid-export and still streams whole, in chunks, the
+    same bytes as an export held in memory; the spooled file is closed once sent."""
+    import tempfile
+
+    from tenantkit.ui import _site
+
+    _busy_log(client)
+    _, in_memory, _ = client.get(f"{ORG}/audit/export?format=jsonl")
+    spools: list[Any] = []
+    real = tempfile.SpooledTemporaryFile
+
+    def recorded(*args: Any, **kwargs: Any) -> Any:
+        spool = real(*args, **kwargs)
+        spools.append(spool)
+        return spool
+
+    monkeypatch.setattr(_site, "_SPOOL_MEMORY", 256)
+    monkeypatch.setattr(_site, "_CHUNK", 100)
+    monkeypatch.setattr(tempfile, "SpooledTemporaryFile", recorded)
+    status, on_disk, _ = client.get(f"{ORG}/audit/export?format=jsonl")
+    assert status == 200
+    assert on_disk == in_memory
+    assert len(in_memory.encode()) > 256 == spools[0]._max_size
+    assert spools[0]._rolled
+    assert spools[0].closed

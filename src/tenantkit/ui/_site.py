@@ -501,7 +501,7 @@ class PageSite:
             text.detach()
         except TenantKitError as error:
             spool.close()
-            context._can.clear()
+            context._can.clear()  # a refusal by the service is asked again, so the page shows it too
             shown = None if isinstance(error, InvalidInputError) else _sentence(error)
             return self._render_page(context, csrf_cookie, status=status_for(error), error=shown)
         except BaseException:
