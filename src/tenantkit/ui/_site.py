@@ -862,6 +862,7 @@ def _revoke_key(context: PageContext, form: Mapping[str, list[str]]) -> Any:
 
 
 _AUDIT_FILTERS = ("event_types", "since", "until")
+_AUDIT_EXPORT = "export"
 _AUDIT_FORMATS = (
     DownloadFormat("csv", "text/csv; charset=utf-8", "csv"),
     DownloadFormat("jsonl", "application/x-ndjson; charset=utf-8", "jsonl"),
@@ -921,7 +922,7 @@ def _load_audit(context: PageContext) -> dict[str, Any]:
     downloads = [
         (
             context.gettext(_AUDIT_FORMAT_NAMES[option.name]),
-            context.download_url("export", {**kept, "format": option.name}),
+            context.download_url(_AUDIT_EXPORT, {**kept, "format": option.name}),
         )
         for option in _AUDIT_FORMATS
     ]
@@ -1408,7 +1409,7 @@ PAGES: tuple[PageDefinition, ...] = (
         permission=Action.READ_AUDIT,
         downloads=(
             PageDownload(
-                "export",
+                _AUDIT_EXPORT,
                 _export_audit,
                 lambda context: f"audit-{context.organization_id}-{context.kit.audit.clock():%Y%m%d}",
                 _AUDIT_FORMATS,
