@@ -10,7 +10,8 @@ The home page lists the seeded people of ``acme``; a click signs the browser in 
 STAND-IN for your login) and opens the team page. From there the navigation reaches the invitations, the
 API keys, the audit log, the roles, the settings, the webhooks and the domains; each person sees and may do
 what their role allows (``carol`` is a MEMBER: fewer pages, no forms). An invitation created on the team
-page shows its link once: open it after signing in as the invitee to see the accept page.
+page shows its link once: open it after signing in as the invitee to see the accept page. The audit log
+filters by event type and day, and downloads what it shows as CSV or JSON Lines (``alice`` and ``bob``).
 
 The seed: ``alice`` (OWNER), ``bob`` (ADMIN), ``carol`` (MEMBER) and ``dave`` (the organization's custom
 role ``billing_clerk``), a pending invitation for ``erin@acme.example``, two API keys, a webhook endpoint

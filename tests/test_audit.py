@@ -603,6 +603,85 @@ class TestExport:
         ] * 2
         assert json.loads(rows[0][7]) == [{"type": "member", "id": "user_1"}]
 
+    @pytest.mark.parametrize("start", ["=", "+", "-", "@", "\t", "\r"])
+    def test_every_formula_start_is_neutralized(
+        self, sqlite_engine: sa.Engine, clock: FrozenClock, start: str
+    ) -> None:
+        """Each character OWASP lists as starting a spreadsheet formula gets a leading ``'`` in CSV (the CLI
+        and the pages write through the same function); JSON Lines keeps the value as it is."""
+        value = start + "SUM(A1:A9)"
+        insert_rows(sqlite_engine, 2, user_agent=value)
+        kit = audit_kit(clock)
+        out = io.StringIO()
+        with Session(sqlite_engine) as s:
+            kit.audit.export(s, out, export_format="csv", organization_id=ORG)
+            lines = io.StringIO()
+            kit.audit.export(s, lines, organization_id=ORG)
+        _, row = csv.reader(io.StringIO(out.getvalue(), newline=""))
+        assert row[CSV_COLUMNS.index("user_agent")] == "'" + value
+        assert json.loads(lines.getvalue())["context"]["user_agent"] == value
+
+    @pytest.mark.parametrize("line_break", ["\r", "\n", "\r\n"])
+    def test_a_line_break_cannot_start_a_row_of_its_own(
+        self, sqlite_engine: sa.Engine, clock: FrozenClock, line_break: str
+    ) -> None:
+        """A cell holding a line break is quoted: it stays one cell of one row, so what follows the break
+        never becomes a (formula) cell of a row of its own; rows end with CRLF."""
+        value = f'Mozilla{line_break}=HYPERLINK("https://evil.example")'
+        insert_rows(sqlite_engine, 2, user_agent=value)
+        out = io.StringIO()
+        with Session(sqlite_engine) as s:
+            audit_kit(clock).audit.export(s, out, export_format="csv", organization_id=ORG)
+        assert out.getvalue().endswith("\r\n")
+        header, *rows = csv.reader(io.StringIO(out.getvalue(), newline=""))
+        assert len(rows) == 1
+        assert rows[0][CSV_COLUMNS.index("user_agent")] == value
+        assert len(rows[0]) == len(header)
+
+    def test_event_types_filter_the_export_and_the_count(
+        self, sqlite_engine: sa.Engine, clock: FrozenClock
+    ) -> None:
+        """``event_types`` keeps the types named (dotted names or classes) in the export, the iterations and
+        the count alike; an unknown type is refused before anything is written."""
+        kit = audit_kit(clock)
+        with kit.transaction(sqlite_engine) as s:
+            kit.members.add(s, ORG, "alice", Role.OWNER, actor=HOST)
+            kit.members.add(s, ORG, "bob", actor=HOST)
+            kit.members.remove(s, ORG, "bob", actor=HOST)
+        out = io.StringIO()
+        with Session(sqlite_engine) as s:
+            written = kit.audit.export(s, out, organization_id=ORG, event_types=iter([MemberAdded]))
+            assert written == 2
+            assert [json.loads(line)["type"] for line in out.getvalue().splitlines()] == ["member.added"] * 2
+            removed = ["member.removed"]
+            assert kit.audit.count(s, organization_id=ORG, event_types=removed) == 1
+            events = kit.audit.iter_events(s, organization_id=ORG, event_types=removed)
+            assert [event.type for event in events] == removed
+            refused = io.StringIO()
+            with pytest.raises(InvalidInputError) as raised:
+                kit.audit.export(s, refused, export_format="csv", event_types=["member.eaten"])
+            assert raised.value.field == "event_types"
+            assert refused.getvalue() == ""
+
+    def test_an_actor_needs_audit_read_in_the_organization(
+        self, sqlite_engine: sa.Engine, clock: FrozenClock
+    ) -> None:
+        """With ``actor``, the export is the member's: ``audit:read`` is checked before anything is written,
+        and an organization must be named."""
+        kit = audit_kit(clock)
+        with kit.transaction(sqlite_engine) as s:
+            kit.members.add(s, ORG, "alice", Role.OWNER, actor=HOST)
+            kit.members.add(s, ORG, "bob", actor=HOST)
+        with Session(sqlite_engine) as s:
+            out = io.StringIO()
+            with pytest.raises(PermissionDeniedError):
+                kit.audit.export(s, out, export_format="csv", organization_id=ORG, actor="bob")
+            assert out.getvalue() == ""
+            with pytest.raises(InvalidInputError) as raised:
+                kit.audit.export(s, out, actor="alice")
+            assert raised.value.field == "organization_id"
+            assert kit.audit.export(s, out, organization_id=ORG, actor="alice") == 2
+
     def test_an_unknown_format_is_refused(self, sqlite_engine: sa.Engine, clock: FrozenClock) -> None:
         """Only ``jsonl`` and ``csv`` exist."""
         with Session(sqlite_engine) as s, pytest.raises(InvalidInputError):

@@ -75,6 +75,18 @@ def test_export_writes_jsonl_or_csv(url: str, tmp_path: Path) -> None:
     assert [row["user_agent"] for row in rows] == ["", "'=cmd|' /C calc'!A0"]
 
 
+def test_export_keeps_the_event_types_named(url: str) -> None:
+    """``export --type`` keeps only those types (repeatable); an unknown type is refused, nothing written."""
+    kept = run(url, "export", "--type", "member.added", "--type", "member.removed")
+    assert kept.exit_code == 0, kept.output
+    assert [json.loads(line)["type"] for line in kept.stdout.splitlines()] == ["member.added"] * 2
+    assert run(url, "export", "--type", "member.removed").stdout == ""
+    refused = run(url, "export", "--format", "csv", "--type", "member.eaten")
+    assert refused.exit_code == 2
+    assert "unknown event type" in refused.stderr
+    assert refused.stdout == ""
+
+
 def test_verify_passes_then_names_the_broken_link(url: str, sqlite_engine: sa.Engine) -> None:
     """``verify`` exits 0 with each chain's head; after tampering it exits 1 naming where the chain breaks."""
     ok = run(url, "verify", "--json")

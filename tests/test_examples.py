@@ -230,6 +230,18 @@ class TestPagesExample:
             assert text in answer.text, page
         assert "Acme Okta" in client.get("/account/organizations/acme/domains").text
 
+    def test_the_audit_log_downloads_what_it_shows(self, client: TestClient) -> None:
+        """The audit page's CSV link downloads the seeded events of acme as an attachment."""
+        client.get("/example-sign-in?user=alice&email=alice@acme.example")
+        page = client.get("/account/organizations/acme/audit?event_types=member.added")
+        assert 'hx-boost="false"' in page.text
+        answer = client.get("/account/organizations/acme/audit/export?format=csv&event_types=member.added")
+        assert answer.status_code == 200
+        assert answer.headers["Content-Disposition"].startswith('attachment; filename="audit-acme-')
+        rows = answer.text.splitlines()
+        assert rows[0].startswith("id,organization_id,")
+        assert len(rows) - 1 == page.text.count('<th scope="row">member.added</th>') == 4
+
     def test_a_restart_keeps_the_database_as_it_is(self, database_url: str) -> None:
         """A second start on the same file seeds nothing again (the seed would fail on existing members)."""
         example = load_example("pages_app")

@@ -5,9 +5,12 @@ The browser flows are in ``test_pages_browser.py``; these are the fast checks, o
 
 from __future__ import annotations
 
+import csv
 import html
+import io
 import json
 import re
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +18,7 @@ import pytest
 import sqlalchemy as sa
 
 from tenantkit import HOST, CustomRole, Permissions, Role
+from tenantkit.audit import CSV_COLUMNS
 from tenantkit.domains import TxtAnswer
 from tenantkit.errors import ConfigurationError
 from tenantkit.ui import PAGES, PageSite
@@ -133,18 +137,20 @@ def test_every_action_of_the_table_is_in_the_csrf_check() -> None:
 
 
 def test_the_pages_guide_lists_every_action_and_its_confirmation_step() -> None:
-    """docs/pages.md's table of actions is the page table's: each action of each page, and which of them
-    ask for confirmation first."""
+    """docs/pages.md's table of actions is the page table's: each action and download of each page, and
+    which of them ask for confirmation first."""
     guide = (Path(__file__).parent.parent / "docs" / "pages.md").read_text(encoding="utf-8")
     table = guide.split("| Page (its `include=` name) | Action | Confirmation |", 1)[1].split("\n\n", 1)[0]
     listed: set[tuple[str, str, bool]] = set()
     for line in table.strip().splitlines()[1:]:
         page, actions, confirmed = (cell.strip() for cell in line.strip("|").split("|"))
         for action in actions.split(","):
-            listed.add((page.strip("`"), action.strip().strip("`"), confirmed == "✔"))
+            name = action.replace("(a `GET` download)", "").strip().strip("`")
+            listed.add((page.strip("`"), name, confirmed == "✔"))
     declared = {
         (page.name, action.name, action.confirm is not None) for page in PAGES for action in page.actions
     }
+    declared |= {(page.name, download.name, False) for page in PAGES for download in page.downloads}
     assert listed == declared
 
 
@@ -1071,3 +1077,191 @@ def test_a_member_sees_the_new_pages_without_their_forms(client: Client) -> None
     )
     assert status == 403
     assert "Refused" in text
+
+
+# -- the audit log's export --------------------------------------------------------------------------------
+
+
+def _audit_rows(page: str) -> list[tuple[str, str]]:
+    """The audit page's rows as (event type, actor), newest first."""
+    rows = re.findall(r'<th scope="row">([\w.]+)</th>\s*<td>([^<]*)</td>', page)
+    return [(kind, html.unescape(actor).strip()) for kind, actor in rows]
+
+
+def _download_links(page: str) -> list[str]:
+    return [html.unescape(link) for link in re.findall(r'<a href="([^"]*/audit/export\?[^"]*)"', page)]
+
+
+def _busy_log(client: Client) -> None:
+    """An OWNER's key issued with a spreadsheet formula for a user agent, and another organization whose
+    owner is alice too, with events of its own."""
+    client.post(
+        f"{ORG}/api-keys/issue",
+        {"csrf_token": client.token(), "name": "CI"},
+        {"User-Agent": '=HYPERLINK("https://evil.example")'},
+    )
+    assert client.kit is not None
+    with client.kit.transaction(client.engine) as session:
+        client.kit.members.add(session, "globex", OWNER, Role.OWNER, actor=HOST)
+        client.kit.members.add(session, "globex", "gordon", Role.MEMBER, actor=HOST)
+
+
+def test_the_audit_export_downloads_the_filtered_list(client: Client) -> None:
+    """The page links CSV and JSON Lines with its own filters (not boosted by htmx); each download holds
+    the very rows the filtered list shows, oldest first, and none of another organization."""
+    _busy_log(client)
+    _, page, _ = client.get(f"{ORG}/audit?event_types=member.added")
+    listed = _audit_rows(page)
+    assert listed == [("member.added", "host")] * 2
+    links = _download_links(page)
+    assert [link.rsplit("format=", 1)[1] for link in links] == ["csv", "jsonl"]
+    assert all("event_types=member.added" in link for link in links)
+    assert page.count('hx-boost="false" download') == 2
+    status, text, _ = client.get(links[1])
+    assert status == 200
+    records = [json.loads(line) for line in text.splitlines()]
+    assert [(r["type"], r["actor"]["kind"]) for r in records] == listed[::-1]
+    assert [r["data"]["user_id"] for r in records] == [OWNER, "mallory"]
+    assert {r["organization_id"] for r in records} == {ORGANIZATION}
+    status, text, _ = client.get(links[0])
+    assert status == 200
+    header, *rows = list(csv.reader(io.StringIO(text)))
+    assert header == list(CSV_COLUMNS)
+    assert [row[0] for row in rows] == [r["id"] for r in records]
+    _, everything, _ = client.get(_download_links(client.get(f"{ORG}/audit")[1])[1])
+    assert "globex" not in everything
+    assert len(everything.splitlines()) == len(_audit_rows(client.get(f"{ORG}/audit")[1])) == 3
+
+
+def test_the_audit_export_answers_an_uncached_attachment(client: Client) -> None:
+    """The download is an attachment named after the organization and the day, of its format's type, never
+    cached, never sniffed, its length given."""
+    today = datetime.now(timezone.utc).strftime("%Y%m%d")
+    for export_format, content_type in (("csv", "text/csv"), ("jsonl", "application/x-ndjson")):
+        status, text, headers = client.get(f"{ORG}/audit/export?format={export_format}")
+        assert status == 200
+        assert headers["Content-Type"].startswith(content_type)
+        assert "charset=utf-8" in headers["Content-Type"]
+        disposition = f'attachment; filename="audit-{ORGANIZATION}-{today}.{export_format}"'
+        assert headers["Content-Disposition"] == disposition
+        assert headers["Cache-Control"] == "no-store"
+        assert headers["X-Content-Type-Options"] == "nosniff"
+        assert int(headers["Content-Length"]) == len(text.encode())
+    _, _, headers = client.get(f"{ORG}/audit/export")
+    assert headers["Content-Disposition"].endswith('.csv"')
+
+
+def test_the_date_filters_keep_the_same_days_on_the_page_and_in_the_export(client: Client) -> None:
+    """``since`` and ``until`` are days (``until`` included) in the viewer's zone, for the list and the
+    export alike; a day before another day's start is refused in words next to its field, by both."""
+    today = datetime.now(timezone.utc).date()
+    for query, count in (
+        (f"since={today}&until={today}", 2),
+        (f"since={today + timedelta(days=2)}", 0),
+        (f"until={today - timedelta(days=2)}", 0),
+    ):
+        _, page, _ = client.get(f"{ORG}/audit?{query}")
+        assert len(_audit_rows(page)) == count, query
+        links = _download_links(page)
+        assert len(links) == 2
+        _, exported, _ = client.get(links[1])
+        assert len(exported.splitlines()) == count, query
+    for path in (f"{ORG}/audit?since=2030-02-02&until=2030-01-01", f"{ORG}/audit?since=someday"):
+        for url in (path, path.replace("/audit?", "/audit/export?format=csv&")):
+            status, page, headers = client.get(url)
+            assert status == (200 if "/export" not in url else 422), url
+            assert "Content-Disposition" not in headers
+            assert 'aria-invalid="true"' in page
+            assert _download_links(page) == []
+
+
+def test_a_refused_filter_or_format_answers_the_page_not_a_file(client: Client) -> None:
+    """An unknown event type is shown next to its field; an unknown format is refused in words; neither
+    answers a file."""
+    status, page, headers = client.get(f"{ORG}/audit/export?format=csv&event_types=member.eaten")
+    assert status == 422
+    assert "Content-Disposition" not in headers
+    assert "unknown event type" in page
+    assert 'id="filter-event_types-error"' in page
+    status, page, headers = client.get(f"{ORG}/audit/export?format=xlsx")
+    assert status == 422
+    assert "Content-Disposition" not in headers
+    assert "no such download format" in page
+
+
+def test_the_audit_export_is_refused_without_audit_read(client: Client) -> None:
+    """A MEMBER gets the 403 page and no row; an auditor (a custom role with ``audit:read``) gets the link
+    and the file; nobody exports an organization they do not belong to."""
+    _busy_log(client)
+    client.sign_in("mallory", "mallory@acme.example")
+    for export_format in ("csv", "jsonl"):
+        status, text, headers = client.get(f"{ORG}/audit/export?format={export_format}")
+        assert status == 403
+        assert "audit:read" in text
+        assert "member.added" not in text
+        assert "Content-Disposition" not in headers
+    status, text, _ = client.get(f"{PREFIX}/organizations/globex/audit/export")
+    assert status == 403
+    assert "gordon" not in text
+    assert client.kit is not None
+    with client.kit.transaction(client.engine) as session:
+        client.kit.members.change_role(session, ORGANIZATION, "mallory", "auditor", actor=HOST)
+    _, page, _ = client.get(f"{ORG}/audit")
+    links = _download_links(page)
+    assert len(links) == 2
+    status, text, headers = client.get(links[1])
+    assert status == 200
+    assert "gordon" not in text
+    assert headers["Content-Disposition"].startswith("attachment;")
+
+
+def test_the_csv_export_neutralizes_spreadsheet_formulas(client: Client) -> None:
+    """A user agent a spreadsheet would run as a formula is written with a leading quote; JSON Lines keeps
+    it as it came."""
+    _busy_log(client)
+    _, text, _ = client.get(f"{ORG}/audit/export?format=csv&event_types=api_key.issued")
+    header, *rows = list(csv.reader(io.StringIO(text)))
+    agent = header.index("user_agent")
+    assert [row[agent] for row in rows] == ['\'=HYPERLINK("https://evil.example")']
+    _, text, _ = client.get(f"{ORG}/audit/export?format=jsonl&event_types=api_key.issued")
+    assert json.loads(text)["context"]["user_agent"] == '=HYPERLINK("https://evil.example")'
+
+
+def test_the_export_is_a_get_of_the_page_table_mounted_by_both_adapters() -> None:
+    """The audit page declares its export as a download: a GET beside the page, no action, no CSRF form."""
+    site_routes = {
+        (route.method, route.path)
+        for route in PageSite(make_kit(webhooks=True), secret_key=PAGES_SECRET).routes()
+        if route.download is not None
+    }
+    assert site_routes == {("GET", "/organizations/{organization_id}/audit/export")}
+
+
+def test_a_large_export_spills_to_disk_and_streams_whole(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past the spool's memory the file moves to disk mid-export and still streams whole, in chunks, the
+    same bytes as an export held in memory; the spooled file is closed once sent."""
+    import tempfile
+
+    from tenantkit.ui import _site
+
+    _busy_log(client)
+    _, in_memory, _ = client.get(f"{ORG}/audit/export?format=jsonl")
+    spools: list[Any] = []
+    real = tempfile.SpooledTemporaryFile
+
+    def recorded(*args: Any, **kwargs: Any) -> Any:
+        spool = real(*args, **kwargs)
+        spools.append(spool)
+        return spool
+
+    monkeypatch.setattr(_site, "_SPOOL_MEMORY", 256)
+    monkeypatch.setattr(_site, "_CHUNK", 100)
+    monkeypatch.setattr(tempfile, "SpooledTemporaryFile", recorded)
+    status, on_disk, _ = client.get(f"{ORG}/audit/export?format=jsonl")
+    assert status == 200
+    assert on_disk == in_memory
+    assert len(in_memory.encode()) > 256 == spools[0]._max_size
+    assert spools[0]._rolled
+    assert spools[0].closed

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, TextIO
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.engine import Engine
@@ -36,6 +36,7 @@ from tenantkit._pagination import Page
 from tenantkit._validation import MAX_IDENTIFIER_LENGTH
 from tenantkit.api_keys._limits import ApiKeyLimits, ApiKeySubject, SubjectType
 from tenantkit.api_keys._service import ApiKey, ApiKeyVerification, PendingVerification
+from tenantkit.audit._export import ExportFormat
 from tenantkit.audit._model import AuditEvent
 from tenantkit.departments._service import Department
 from tenantkit.domains._service import OrganizationDomain
@@ -966,20 +967,41 @@ class Management:
     ) -> Page[AuditEvent]:
         if (target_type is None) != (target_id is None):
             raise InvalidInputError("target_id", "give target_type and target_id together")
-        types = None
-        if event_types is not None:
-            types = [name.strip() for name in event_types.split(",") if name.strip()]
         return self.kit.audit.list_events(
             session,
             organization_id,
             actor=principal.user_id,
             performed_by=_performed_by(actor_kind, actor_id),
-            event_types=types,
+            event_types=_event_type_list(event_types),
             target=None if target_type is None or target_id is None else (target_type, target_id),
             since=since,
             until=until,
             limit=limit,
             cursor=cursor,
+        )
+
+    def export_audit_events(
+        self,
+        session: Session,
+        organization_id: str,
+        principal: Principal,
+        out: TextIO,
+        export_format: ExportFormat,
+        event_types: str | None,
+        since: datetime | None,
+        until: datetime | None,
+    ) -> int:
+        """The organization's log written to ``out``, oldest first, filtered as :meth:`list_audit_events`
+        filters (``audit:read``, checked before anything is written)."""
+        return self.kit.audit.export(
+            session,
+            out,
+            export_format=export_format,
+            organization_id=organization_id,
+            since=since,
+            until=until,
+            event_types=_event_type_list(event_types),
+            actor=principal.user_id,
         )
 
     # -- settings --------------------------------------------------------------------------------------
@@ -1222,6 +1244,13 @@ class Management:
             email_verified=principal.email_verified,
             claims=principal.claims,
         )
+
+
+def _event_type_list(event_types: str | None) -> list[str] | None:
+    """The comma-separated ``event_types`` of a query string, as the audit service's filter."""
+    if event_types is None:
+        return None
+    return [name.strip() for name in event_types.split(",") if name.strip()]
 
 
 def _performed_by(actor_kind: str | None, actor_id: str | None) -> Actor | None:

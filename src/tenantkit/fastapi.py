@@ -33,7 +33,7 @@ from weakref import WeakKeyDictionary, WeakSet
 from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.routing import APIRoute
 from fastapi.security import APIKeyHeader, HTTPBearer
 from sqlalchemy.engine import Engine
@@ -755,7 +755,12 @@ async def _read_form(request: Request) -> dict[str, list[str]]:
 
 
 def _page_response(answer: "PageResponse") -> Response:
-    response = Response(answer.body, status_code=answer.status, headers=answer.headers, media_type=None)
+    response: Response
+    if answer.file is not None:
+        # A download, streamed from its spooled file (Starlette iterates the chunks in its thread pool).
+        response = StreamingResponse(answer.chunks(), status_code=answer.status, headers=answer.headers)
+    else:
+        response = Response(answer.body, status_code=answer.status, headers=answer.headers, media_type=None)
     response.headers["Content-Type"] = answer.content_type
     for cookie in answer.cookies:
         response.set_cookie(

@@ -198,7 +198,9 @@ def _query(model: type[M]) -> M:
 
 
 def _page_response(answer: PageResponse) -> Response:
-    response = Response(answer.body, status=answer.status, headers=answer.headers)
+    # A download is streamed from its spooled file, chunk by chunk, as werkzeug iterates the body.
+    body = answer.chunks() if answer.file is not None else answer.body
+    response = Response(body, status=answer.status, headers=answer.headers)
     response.headers["Content-Type"] = answer.content_type
     for cookie in answer.cookies:
         response.set_cookie(

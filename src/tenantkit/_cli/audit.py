@@ -168,6 +168,9 @@ def _output(path: Path | None) -> Iterator[TextIO]:
 )
 @click.option("--until", type=TIMESTAMP, default=None, help="Only before this time.")
 @click.option(
+    "--type", "event_types", multiple=True, help="Only this event type, e.g. member.added (repeatable)."
+)
+@click.option(
     "--output",
     "-o",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -182,19 +185,24 @@ def export(
     organization: str | None,
     since: datetime | None,
     until: datetime | None,
+    event_types: tuple[str, ...],
     output: Path | None,
 ) -> None:
     """Write the audit log as JSON Lines or CSV, oldest first, in constant memory.
 
     A progress bar is drawn on stderr when it is a terminal. CSV cells that a spreadsheet would run as a
-    formula (starting with =, +, -, @) get a leading quote. With --json, the closing count on stderr (and
-    an error) is JSON; the rows go to stdout or --output either way.
+    formula (starting with =, +, -, @, a tab or a carriage return) get a leading quote, and a cell holding
+    a line break is quoted. With --json, the closing count on stderr (and an error) is JSON; the rows go to
+    stdout or --output either way.
     """
     service = kit_for(load_settings()).audit
+    types = event_types or None
     with engine_for(url, read_only=True) as engine, Session(engine) as session:
         total = None
         if sys.stderr.isatty():
-            total = service.count(session, organization_id=organization, since=since, until=until)
+            total = service.count(
+                session, organization_id=organization, since=since, until=until, event_types=types
+            )
         with _output(output) as out, _progress(total) as progress:
             written = service.export(
                 session,
@@ -203,6 +211,7 @@ def export(
                 organization_id=organization,
                 since=since,
                 until=until,
+                event_types=types,
                 progress=progress,
             )
     summary = json.dumps({"exported": written}) if as_json else f"exported {written} audit event(s)"

@@ -1,9 +1,11 @@
 """Export of the audit log as JSON Lines or CSV, one row at a time, in constant memory.
 
 JSON Lines: one :class:`~tenantkit.audit.AuditEvent` per line, as ``model_dump(mode="json")`` writes it.
-CSV: one row per event under a header, ``targets`` and ``data`` as JSON text. A spreadsheet would run a CSV
-cell that starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return as a formula, and a user agent is
-whatever the client sent, so such a cell gets a leading ``'`` (the OWASP advice for CSV injection).
+CSV: one row per event under a header, ``targets`` and ``data`` as JSON text, rows ended by CRLF (RFC 4180).
+A spreadsheet would run a CSV cell that starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return as
+a formula, and a user agent is whatever the client sent, so such a cell gets a leading ``'`` (the OWASP advice
+for CSV injection). A cell holding a line break, CR or LF, is quoted, so it cannot end its row early and
+start a cell of its own (which the leading ``'`` would not cover).
 """
 
 from __future__ import annotations
@@ -82,7 +84,9 @@ def write_records(
     """
     if export_format not in ("jsonl", "csv"):
         raise InvalidInputError("format", "must be jsonl or csv")
-    writer = csv.writer(out, lineterminator="\n") if export_format == "csv" else None
+    # The csv module quotes a cell holding a character of the line terminator: with CRLF, a bare CR is one
+    # (with "\n" alone, "agent\r=cmd()" was written unquoted and read back as a second row's formula).
+    writer = csv.writer(out, lineterminator="\r\n") if export_format == "csv" else None
     if writer is not None:
         writer.writerow(CSV_COLUMNS)
     written = pending = 0

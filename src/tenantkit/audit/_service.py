@@ -328,12 +328,18 @@ class AuditService:
         return fetch_page(session, query, seek, event_from_row, execution_options=self._options)
 
     def _export_query(
-        self, organization_id: str | None, since: datetime | None, until: datetime | None
+        self,
+        organization_id: str | None,
+        since: datetime | None,
+        until: datetime | None,
+        event_types: Iterable[str | type[Event]] | None = None,
     ) -> sa.Select[Any]:
         query = _window(sa.select(audit_events), since, until)
         if organization_id is not None:
             check_identifier(organization_id, "organization_id")
             query = query.where(audit_events.c.organization_id == organization_id)
+        if event_types is not None:
+            query = query.where(audit_events.c.event_type.in_(_event_type_names(event_types)))
         return query
 
     def iter_rows(
@@ -343,13 +349,15 @@ class AuditService:
         organization_id: str | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
+        event_types: Iterable[str | type[Event]] | None = None,
     ) -> Iterator[Any]:
         """Every row (of one organization, or of all), oldest first, fetched in pages of 500.
 
         Memory stays bounded however many rows there are: each page is read after the one before it by
         its sort key, as the listings page. Rows written while the iteration runs may or may not appear.
+        ``event_types`` keeps only those types (dotted names or event classes), as in :meth:`list_events`.
         """
-        query = self._export_query(organization_id, since, until)
+        query = self._export_query(organization_id, since, until, event_types)
         cursor: str | None = None
         while True:
             seek = _OLDEST_FIRST.seek(limit=MAX_PAGE_SIZE, cursor=cursor)
@@ -370,15 +378,19 @@ class AuditService:
         organization_id: str | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
+        event_types: Iterable[str | type[Event]] | None = None,
     ) -> Iterator[AuditEvent]:
         """Every :class:`AuditEvent` (of one organization, or of all), oldest first, in bounded memory.
 
         The host's view of the whole log (for exports and jobs): no actor is checked.
 
         Raises:
-            InvalidInputError: A malformed id or a naive datetime.
+            InvalidInputError: A malformed id, an unknown event type or a naive datetime.
         """
-        for row in self.iter_rows(session, organization_id=organization_id, since=since, until=until):
+        rows = self.iter_rows(
+            session, organization_id=organization_id, since=since, until=until, event_types=event_types
+        )
+        for row in rows:
             yield event_from_row(row)
 
     def iter_records(
@@ -388,9 +400,13 @@ class AuditService:
         organization_id: str | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
+        event_types: Iterable[str | type[Event]] | None = None,
     ) -> Iterator[dict[str, Any]]:
         """Like :meth:`iter_events`, as JSON-ready dicts (``AuditEvent.model_dump(mode="json")``), faster."""
-        for row in self.iter_rows(session, organization_id=organization_id, since=since, until=until):
+        rows = self.iter_rows(
+            session, organization_id=organization_id, since=since, until=until, event_types=event_types
+        )
+        for row in rows:
             yield json_record(row)
 
     def export(
@@ -402,6 +418,8 @@ class AuditService:
         organization_id: str | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
+        event_types: Iterable[str | type[Event]] | None = None,
+        actor: Actor | str | None = None,
         progress: Callable[[int], None] | None = None,
     ) -> int:
         """Write the log (of one organization, or of all) to ``out``, oldest first, in constant memory.
@@ -410,18 +428,33 @@ class AuditService:
             session: A session or connection to read with.
             out: A text stream; open a file with ``newline=""`` for CSV.
             export_format: ``"jsonl"`` (one :class:`AuditEvent` per line) or ``"csv"``.
-            organization_id: Only this organization (every one by default; no actor is checked).
+            organization_id: Only this organization (every one by default).
             since: Only what occurred at or after this instant.
             until: Only what occurred before this instant.
+            event_types: Only these types (dotted names or event classes), as in :meth:`list_events`.
+            actor: Who asks, checked like :meth:`list_events` (``audit:read`` in ``organization_id``, which
+                it then requires). Left out, nothing is checked: the operator's export (the CLI's).
             progress: Called with each thousand rows written (and the rest at the end).
 
         Returns:
             How many rows were written.
 
         Raises:
-            InvalidInputError: An unknown format, a malformed id or a naive datetime.
+            InvalidInputError: An unknown format or event type, a malformed id, a naive datetime, or an
+                ``actor`` without ``organization_id``.
+            PermissionDeniedError: ``actor`` may not read the organization's audit log (nothing is written).
         """
-        records = self.iter_records(session, organization_id=organization_id, since=since, until=until)
+        # The rows are read lazily: the filters are checked now, before anything is written to ``out``
+        # (and ``event_types`` is read once, should it be an iterator).
+        names = None if event_types is None else _event_type_names(event_types)
+        self._export_query(organization_id, since, until, names)
+        if actor is not None:
+            if organization_id is None:
+                raise InvalidInputError("organization_id", "is required when an actor asks")
+            self.membership.authorize(session, organization_id, actor, Action.READ_AUDIT)
+        records = self.iter_records(
+            session, organization_id=organization_id, since=since, until=until, event_types=names
+        )
         return write_records(records, out, export_format, progress=progress)
 
     def count(
@@ -431,9 +464,11 @@ class AuditService:
         organization_id: str | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
+        event_types: Iterable[str | type[Event]] | None = None,
     ) -> int:
         """How many rows :meth:`iter_events` would yield now (the host's view; no actor is checked)."""
-        query = self._export_query(organization_id, since, until).with_only_columns(sa.func.count())
+        query = self._export_query(organization_id, since, until, event_types)
+        query = query.with_only_columns(sa.func.count())
         return int(session.execute(query, execution_options=self._options).scalar_one())
 
     def verify(self, session: Session | Connection, *, organization_id: str | None = None) -> ChainReport:

@@ -8,12 +8,16 @@ services' checks (roles, the escalation rule, the last owner) are the pages' che
 
 from __future__ import annotations
 
+import io
 import os
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import tempfile
+import urllib.parse
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
 from importlib import resources
-from typing import TYPE_CHECKING, Any, get_args
+from typing import IO, TYPE_CHECKING, Any, TextIO, cast, get_args
 
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PackageLoader, select_autoescape
 from sqlalchemy.orm import Session
@@ -48,9 +52,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PAGES",
+    "DownloadFormat",
     "PageAction",
     "PageContext",
     "PageDefinition",
+    "PageDownload",
     "PageRequest",
     "PageResponse",
     "PageRoute",
@@ -62,6 +68,11 @@ _PATH_PARAMETER = re.compile(r"{(\w+)}")
 _STATIC_FILES = frozenset({"tenantkit.css", "tenantkit.js", "htmx.min.js"})
 _STATIC_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8"}
 NO_STORE = "no-store"
+# A download is written whole before it is sent (an error must still answer a page, not half a file): up to
+# this much in memory, the rest in a temporary file, so a large log never fills the worker's memory.
+_SPOOL_MEMORY = 1024 * 1024
+_CHUNK = 64 * 1024
+_FILENAME_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 
 
 @dataclass(frozen=True)
@@ -108,6 +119,20 @@ class PageResponse:
     cookies: list[SetCookie] = field(default_factory=list)
     commit: bool = False
     """Whether the work changed state: the adapter commits before answering."""
+    file: IO[bytes] | None = None
+    """A download's body, sent instead of ``body``: a file at its start, streamed by :meth:`chunks`."""
+
+    def chunks(self) -> Iterator[bytes]:
+        """The body in pieces, what both adapters stream: ``body``, or ``file`` read in 64 KiB chunks and
+        closed once read (or once the client went away)."""
+        if self.file is None:
+            yield self.body
+            return
+        try:
+            while chunk := self.file.read(_CHUNK):
+                yield chunk
+        finally:
+            self.file.close()
 
 
 @dataclass(frozen=True)
@@ -134,6 +159,34 @@ class PageAction:
 
 
 @dataclass(frozen=True)
+class DownloadFormat:
+    """One format a download offers: its ``format=`` value, content type and file extension."""
+
+    name: str
+    content_type: str
+    extension: str
+
+
+@dataclass(frozen=True)
+class PageDownload:
+    """A file of a page: ``GET <page path>/<name>?format=...``, with the page's permission.
+
+    ``write`` writes the file (text, UTF-8) in the request's session; it is spooled (in memory up to 1 MiB,
+    then on disk), so a refusal still answers the page, and the adapter streams it as an attachment, never
+    cached.
+    """
+
+    name: str
+    write: Callable[[PageContext, TextIO, str], Any]
+    """Called with the format's name; raises a :class:`~tenantkit.errors.TenantKitError` to refuse."""
+    filename: Callable[[PageContext], str]
+    """The file's name without its extension (any character but letters, digits, ``.``, ``_`` and ``-``
+    becomes ``_``)."""
+    formats: tuple[DownloadFormat, ...]
+    """The first is the default."""
+
+
+@dataclass(frozen=True)
 class PageDefinition:
     """One page: a template, what it loads, and its actions."""
 
@@ -155,6 +208,8 @@ class PageDefinition:
     """Whether the organization's navigation links to it (not a page of one row, such as deliveries)."""
     part_of: str | None = None
     """The page this one belongs to: mounted whenever that one is (``include=``)."""
+    downloads: tuple[PageDownload, ...] = ()
+    """Its files (a ``GET`` each, no state changed), such as the audit log's export."""
 
     def action(self, name: str) -> PageAction:
         return next(action for action in self.actions if action.name == name)
@@ -162,13 +217,14 @@ class PageDefinition:
 
 @dataclass(frozen=True)
 class PageRoute:
-    """One URL the adapters mount: a page's view, one of its actions, or a static file."""
+    """One URL the adapters mount: a page's view, one of its actions or downloads, or a static file."""
 
     method: str
     path: str
     name: str
     page: PageDefinition | None
     action: PageAction | None = None
+    download: PageDownload | None = None
 
     @property
     def signed_in(self) -> bool:
@@ -236,6 +292,10 @@ class PageContext:
     def action_url(self, name: str) -> str:
         return f"{self.url(self.page.name)}/{name}"
 
+    def download_url(self, name: str, query: Mapping[str, str]) -> str:
+        """The URL of this page's download ``name`` with ``query`` (its format, the page's filters)."""
+        return f"{self.action_url(name)}?{urllib.parse.urlencode(query)}"
+
 
 class PageSite:
     """The pages of one kit: templates, CSRF, and the request handling both adapters share.
@@ -298,10 +358,14 @@ class PageSite:
         raise KeyError(name)
 
     def routes(self) -> list[PageRoute]:
-        """Every URL to mount: each page's ``GET``, each action's ``POST``, and the static files."""
+        """Every URL to mount: each page's ``GET``, each action's ``POST``, each download's ``GET``, and the
+        static files."""
         routes = [PageRoute("GET", "/static/{filename}", "static", None)]
         for page in self.pages:
             routes.append(PageRoute("GET", page.path, page.name, page))
+            for download in page.downloads:
+                path = f"{page.path}/{download.name}"
+                routes.append(PageRoute("GET", path, f"{page.name}.{download.name}", page, download=download))
             for action in page.actions:
                 path = f"{page.path}/{action.name}"
                 routes.append(PageRoute("POST", path, f"{page.name}.{action.name}", page, action))
@@ -333,10 +397,16 @@ class PageSite:
             if not csrf_cookie or len(csrf_cookie) > 200:
                 csrf_cookie = self.csrf.new_cookie()
                 cookies.append(SetCookie(CSRF_COOKIE, csrf_cookie, context.prefix or "/", request.secure))
-            flash = Message.from_data(self._flash.loads(request.cookies.get(FLASH_COOKIE)))
-            if FLASH_COOKIE in request.cookies:
-                cookies.append(SetCookie(FLASH_COOKIE, "", context.prefix or "/", request.secure, max_age=0))
-            response = self._render_page(context, csrf_cookie, flash=flash)
+            if route.download is not None:
+                # A download leaves the result message for the page the browser still shows.
+                response = self._download(context, route.download, csrf_cookie)
+            else:
+                flash = Message.from_data(self._flash.loads(request.cookies.get(FLASH_COOKIE)))
+                if FLASH_COOKIE in request.cookies:
+                    cookies.append(
+                        SetCookie(FLASH_COOKIE, "", context.prefix or "/", request.secure, max_age=0)
+                    )
+                response = self._render_page(context, csrf_cookie, flash=flash)
         else:
             response = self._act(context, route.action, csrf_cookie)
             if request.htmx and "Location" not in response.headers:
@@ -423,26 +493,70 @@ class PageSite:
             return context.url("team", organization_id=str(result.organization_id))
         return context.url(context.page.name)
 
+    def _download(self, context: PageContext, download: PageDownload, csrf_cookie: str) -> PageResponse:
+        """Write ``download`` into a spooled file and answer it as an attachment; a refusal answers the page
+        (its loader shows why, as for the same filters on the page itself)."""
+        refusal = self._permission_refusal(context)
+        if refusal is not None:
+            return refusal
+        chosen = context.request.query.get("format") or download.formats[0].name
+        chosen_format = next((option for option in download.formats if option.name == chosen), None)
+        if chosen_format is None:
+            known = ", ".join(option.name for option in download.formats)
+            message = Message(N_("There is no such download format: use one of %(formats)s."), formats=known)
+            return self._render_page(context, csrf_cookie, status=422, error=context.gettext(message))
+        spool = tempfile.SpooledTemporaryFile(max_size=_SPOOL_MEMORY)  # noqa: SIM115  closed by chunks()
+        try:
+            # typeshed's TextIOWrapper wants a buffer protocol SpooledTemporaryFile's stub does not spell out.
+            text = io.TextIOWrapper(cast("IO[bytes]", spool), encoding="utf-8", newline="")
+            download.write(context, text, chosen_format.name)
+            text.flush()
+            text.detach()
+        except TenantKitError as error:
+            spool.close()
+            context._can.clear()  # a refusal by the service is asked again, so the page shows it too
+            shown = None if isinstance(error, InvalidInputError) else _sentence(error)
+            return self._render_page(context, csrf_cookie, status=status_for(error), error=shown)
+        except BaseException:
+            spool.close()
+            raise
+        size = spool.tell()
+        spool.seek(0)
+        filename = _FILENAME_UNSAFE.sub("_", download.filename(context)) + "." + chosen_format.extension
+        headers = dict(PAGE_HEADERS)
+        headers["Cache-Control"] = NO_STORE  # the organization's log: no cache keeps a copy
+        headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+        headers["Content-Length"] = str(size)
+        return PageResponse(200, b"", chosen_format.content_type, headers, file=spool)
+
+    def _permission_refusal(self, context: PageContext) -> PageResponse | None:
+        """The refusal of a viewer without the page's permission, or ``None`` when the viewer holds it."""
+        page = context.page
+        if page.permission is None or context.can(page.permission):
+            return None
+        return self._refusal(
+            context,
+            403,
+            Message(
+                N_(
+                    "You may not see this page in organization '%(organization)s': "
+                    "it needs the permission %(permission)s."
+                ),
+                organization=context.organization_id,
+                permission=str(page.permission),
+            ),
+        )
+
     def _render_page(
         self, context: PageContext, csrf_cookie: str, *, status: int = 200, **values: Any
     ) -> PageResponse:
-        page = context.page
-        if page.permission is not None and not context.can(page.permission):
-            return self._refusal(
-                context,
-                403,
-                Message(
-                    N_(
-                        "You may not see this page in organization '%(organization)s': "
-                        "it needs the permission %(permission)s."
-                    ),
-                    organization=context.organization_id,
-                    permission=str(page.permission),
-                ),
-            )
-        return self._render(
-            context, page.template, csrf_cookie, status=status, **page.load(context), **values
-        )
+        refusal = self._permission_refusal(context)
+        if refusal is not None:
+            return refusal
+        loaded = context.page.load(context)
+        # A loader may report errors of its own (a filter the service refused) beside an action's.
+        values["errors"] = {**loaded.pop("errors", {}), **values.get("errors", {})}
+        return self._render(context, context.page.template, csrf_cookie, status=status, **loaded, **values)
 
     def _refusal(self, context: PageContext, status: int, message: Message) -> PageResponse:
         return self._render(
@@ -790,24 +904,89 @@ def _revoke_key(context: PageContext, form: Mapping[str, list[str]]) -> Any:
     )
 
 
+_AUDIT_FILTERS = ("event_types", "since", "until")
+_AUDIT_EXPORT = "export"
+_AUDIT_FORMATS = (
+    DownloadFormat("csv", "text/csv; charset=utf-8", "csv"),
+    DownloadFormat("jsonl", "application/x-ndjson; charset=utf-8", "jsonl"),
+)
+_AUDIT_FORMAT_NAMES = {"csv": N_("Download CSV"), "jsonl": N_("Download JSON Lines")}
+
+
+def _audit_day(context: PageContext, name: str, *, end: bool = False) -> datetime | None:
+    """A date field of the audit filter (``YYYY-MM-DD``) as the instant its day starts in the viewer's time
+    zone; with ``end``, the next day's start (the day itself included)."""
+    value = (context.request.query.get(name) or "").strip()
+    if not value:
+        return None
+    try:
+        day = date.fromisoformat(value)
+    except ValueError:
+        raise InvalidInputError(name, N_("must be a date (YYYY-MM-DD)")) from None
+    if end:
+        if day == date.max:
+            return None
+        day += timedelta(days=1)
+    return datetime.combine(day, time(), tzinfo=context.viewer.time_zone)
+
+
+def _audit_filters(context: PageContext) -> dict[str, Any]:
+    """The audit page's filters from its query string: what the list and the export are both given, so
+    they always keep the same rows."""
+    return {
+        "event_types": (context.request.query.get("event_types") or "").strip() or None,
+        "since": _audit_day(context, "since"),
+        "until": _audit_day(context, "until", end=True),
+    }
+
+
 def _load_audit(context: PageContext) -> dict[str, Any]:
     query = context.request.query
-    event_types = (query.get("event_types") or "").strip() or None
-    events = context.management.list_audit_events(
+    shown = {name: (query.get(name) or "").strip() for name in _AUDIT_FILTERS}
+    kept = {name: value for name, value in shown.items() if value}
+    try:
+        events: ResultPage[Any] | None = context.management.list_audit_events(
+            context.session,
+            context.organization_id,
+            context.principal,
+            limit=50,
+            cursor=query.get("cursor") or None,
+            actor_kind=None,
+            actor_id=None,
+            target_type=None,
+            target_id=None,
+            **_audit_filters(context),
+        )
+        errors = {}
+    except InvalidInputError as error:
+        events = None
+        where = error.field if error.field in _AUDIT_FILTERS else "form"
+        errors = {f"filter:{where}": context.gettext(error.reason)}
+    downloads = [
+        (
+            context.gettext(_AUDIT_FORMAT_NAMES[option.name]),
+            context.download_url(_AUDIT_EXPORT, {**kept, "format": option.name}),
+        )
+        for option in _AUDIT_FORMATS
+    ]
+    return {
+        "events": events,
+        "filters": shown,
+        "filter_query": urllib.parse.urlencode(kept),
+        "downloads": downloads if events is not None else [],
+        "errors": errors,
+    }
+
+
+def _export_audit(context: PageContext, out: TextIO, export_format: str) -> int:
+    return context.management.export_audit_events(
         context.session,
         context.organization_id,
         context.principal,
-        limit=50,
-        cursor=query.get("cursor") or None,
-        event_types=event_types,
-        actor_kind=None,
-        actor_id=None,
-        target_type=None,
-        target_id=None,
-        since=None,
-        until=None,
+        out,
+        "csv" if export_format == "csv" else "jsonl",
+        **_audit_filters(context),
     )
-    return {"events": events, "event_types": event_types or ""}
 
 
 def _load_accept(context: PageContext) -> dict[str, Any]:
@@ -1271,6 +1450,14 @@ PAGES: tuple[PageDefinition, ...] = (
         template="tenantkit/audit.html",
         load=_load_audit,
         permission=Action.READ_AUDIT,
+        downloads=(
+            PageDownload(
+                _AUDIT_EXPORT,
+                _export_audit,
+                lambda context: f"audit-{context.organization_id}-{context.kit.audit.clock():%Y%m%d}",
+                _AUDIT_FORMATS,
+            ),
+        ),
     ),
     PageDefinition(
         name="roles",
