@@ -11,8 +11,9 @@ Jinja2 templates (``tenantkit/*.html`` in this package; a directory of the host'
 (``translations=``), with dates in the viewer's time zone (``Principal.locale``, ``Principal.time_zone``).
 """
 
+from tenantkit.ui._flask_wtf import FlaskWtfTokens
 from tenantkit.ui._i18n import N_, Message
-from tenantkit.ui._security import CSRF_COOKIE, CSRF_FIELD, CsrfTokens, SignedDoubleSubmit
+from tenantkit.ui._security import CSRF_COOKIE, CSRF_FIELD, CsrfTokens, SessionCsrfTokens, SignedDoubleSubmit
 from tenantkit.ui._site import (
     PAGES,
     PageAction,
@@ -29,6 +30,7 @@ __all__ = [
     "N_",
     "PAGES",
     "CsrfTokens",
+    "FlaskWtfTokens",
     "Message",
     "PageAction",
     "PageDefinition",
@@ -36,5 +38,6 @@ __all__ = [
     "PageResponse",
     "PageRoute",
     "PageSite",
+    "SessionCsrfTokens",
     "SignedDoubleSubmit",
 ]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hmac
 import secrets
 from collections.abc import Mapping
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from itsdangerous import BadSignature, URLSafeSerializer
 
@@ -22,6 +22,7 @@ __all__ = [
     "FLASH_COOKIE",
     "PAGE_HEADERS",
     "CsrfTokens",
+    "SessionCsrfTokens",
     "SignedDoubleSubmit",
 ]
 
@@ -59,6 +60,21 @@ class CsrfTokens(Protocol):
 
     def valid(self, cookie: str | None, token: str | None) -> bool:
         """Whether ``token`` is the one for ``cookie`` (compared in constant time)."""
+        ...
+
+
+@runtime_checkable
+class SessionCsrfTokens(CsrfTokens, Protocol):
+    """A :class:`CsrfTokens` provider whose secret lives in the host's session, not in the pages' cookie.
+
+    Flask-WTF's tokens are such a provider (:class:`tenantkit.ui.FlaskWtfTokens`). For it the pages set no
+    ``tenantkit_csrf`` cookie: they call ``token_for("")`` and ``valid(None, token)``, so it ignores the
+    cookie arguments, and the forms carry its token in its own field, ``field_name``.
+    """
+
+    @property
+    def field_name(self) -> str:
+        """The form field carrying the token (read on each request: a host's configuration may name it)."""
         ...
 
 
