@@ -30,8 +30,7 @@ class FlaskWtfTokens:
     ignored.
     """
 
-    @property
-    def field_name(self) -> str:
+    def form_field(self) -> str:
         """``WTF_CSRF_FIELD_NAME`` of the request's app, the field ``CSRFProtect`` reads."""
         from flask import current_app
 

@@ -69,12 +69,11 @@ class SessionCsrfTokens(CsrfTokens, Protocol):
 
     Flask-WTF's tokens are such a provider (:class:`tenantkit.ui.FlaskWtfTokens`). For it the pages set no
     ``tenantkit_csrf`` cookie: they call ``token_for("")`` and ``valid(None, token)``, so it ignores the
-    cookie arguments, and the forms carry its token in its own field, ``field_name``.
+    cookie arguments, and the forms carry its token in its own field, ``form_field()``.
     """
 
-    @property
-    def field_name(self) -> str:
-        """The form field carrying the token (read on each request: a host's configuration may name it)."""
+    def form_field(self) -> str:
+        """The form field carrying the token, asked on each request (a host's configuration may name it)."""
         ...
 
 

@@ -195,7 +195,7 @@ class PageContext:
     @property
     def csrf_field(self) -> str:
         """The form field of the CSRF token: a session-based provider's own, else ``csrf_token``."""
-        return self.csrf.field_name if isinstance(self.csrf, SessionCsrfTokens) else CSRF_FIELD
+        return self.csrf.form_field() if isinstance(self.csrf, SessionCsrfTokens) else CSRF_FIELD
 
     def gettext(self, text: Message | str) -> str:
         """``text`` in the viewer's language."""
