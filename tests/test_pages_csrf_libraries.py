@@ -34,6 +34,7 @@ from tests.page_apps import (
     make_kit,
     seed,
 )
+from tests.test_pages import ACTION_PATHS
 
 ORG = f"{PREFIX}/organizations/{ORGANIZATION}"
 APP_SECRET = "host-session-secret-0123456789abcdef"
@@ -177,6 +178,32 @@ def test_the_pages_check_flask_wtfs_token_themselves(sqlite_engine: sa.Engine, m
     accepted = client.post(f"{ORG}/api-keys/issue", data={"csrf_token": token, "name": "CI"})
     assert accepted.status_code == 200
     assert _key_names(kit, sqlite_engine) == ["CI"]
+
+
+@pytest.mark.parametrize("check_default", [True, False])
+def test_with_csrfprotect_every_action_refuses_a_missing_or_wrong_token(
+    sqlite_engine: sa.Engine, check_default: bool
+) -> None:
+    """Every POST of the page table, on an app with ``CSRFProtect``, is refused without a token, with a
+    forged one and with the right one from another origin: by Flask-WTF (400) when it checks every view,
+    else by the pages themselves (403, in words)."""
+    kit = make_kit(webhooks=True)
+    seed(kit, sqlite_engine)
+    app = flask_app(kit, sqlite_engine, configure=_flask_wtf(WTF_CSRF_CHECK_DEFAULT=check_default))
+    client = _signed_in(app)
+    token = _form_token(client.get(f"{ORG}/team").get_data(as_text=True))
+    for path in ACTION_PATHS:
+        for data, headers in (
+            ({}, {}),
+            ({"csrf_token": "forged"}, {}),
+            ({"csrf_token": token}, {"Origin": "https://evil.example"}),
+        ):
+            answer = client.post(path, data={**data, "name": "x", "user_id": OWNER}, headers=headers)
+            if check_default and "Origin" not in headers:
+                assert answer.status_code == 400, (path, data)
+            else:
+                assert answer.status_code == 403, (path, data, headers)
+                assert REFUSED_IN_WORDS in answer.get_data(as_text=True)
 
 
 def test_the_pages_use_flask_wtfs_field_name(sqlite_engine: sa.Engine) -> None:

@@ -4,7 +4,8 @@ Every state-changing page request is a ``POST`` that must carry, in its form, th
 browser's CSRF cookie, and (when the browser sends one, as every current browser does on a ``POST``) an
 ``Origin`` equal to the page's own. The cookie is ``HttpOnly`` and ``SameSite=Lax``; the token in the form is
 the cookie's value signed with the pages' secret (itsdangerous), so a value planted in the cookie by a
-sibling subdomain is useless without the secret.
+sibling subdomain is useless without the secret. A provider keeping its secret in the host's session instead
+(:class:`SessionCsrfTokens`, Flask-WTF's on Flask) needs no cookie of the pages.
 """
 
 from __future__ import annotations
