@@ -283,7 +283,8 @@ def test_without_csrfprotect_the_pages_are_unchanged(sqlite_engine: sa.Engine) -
 
 def test_flask_wtf_is_imported_only_by_an_app_that_registered_it() -> None:
     """``tenantkit.flask`` and ``tenantkit.ui`` import no Flask-WTF, nor does a Flask page served without
-    ``CSRFProtect``: the extras need no Flask-WTF."""
+    ``CSRFProtect``, and without Flask-WTF installed an app's other ``csrf`` extension is left alone: the
+    extras need no Flask-WTF."""
     script = """
 import sys
 import sqlalchemy as sa
@@ -296,6 +297,12 @@ tk = TenantKitFlask(TenantKit(), session=lambda: None, current_user=lambda: "ali
 app.register_blueprint(tk.pages_blueprint(secret_key="s" * 32), url_prefix="/account")
 assert app.test_client().get("/account/static/tenantkit.css").status_code == 200
 assert not [name for name in sys.modules if name.startswith(("flask_wtf", "wtforms"))], "imported"
+# As if Flask-WTF were not installed, with another extension registered as "csrf":
+sys.modules["flask_wtf"] = sys.modules["flask_wtf.csrf"] = None
+app.extensions["csrf"] = object()
+from tenantkit.ui._flask_wtf import exempt_pages, flask_wtf_tokens
+assert flask_wtf_tokens(app) is None
+exempt_pages(app, None)
 """
     subprocess.run([sys.executable, "-c", script], check=True, timeout=120)
 
