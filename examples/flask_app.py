@@ -231,7 +231,8 @@ def create_app(  # noqa: C901, PLR0915  one nested route per feature the example
     # CSRF tokens; in production it comes from your secret store. The pages speak English and every language
     # of the catalogs in translations=["translations"] (docs/pages.md, "Translations and time zones"),
     # chosen by Principal(locale=...) or the browser's Accept-Language; dates show in
-    # Principal(time_zone=...), else in time_zone= below.
+    # Principal(time_zone=...), else in time_zone= below. An app running Flask-WTF's CSRFProtect(app) needs
+    # nothing more: the pages then carry and check its tokens (docs/pages.md, "With Flask-WTF").
     app.register_blueprint(
         tk.pages_blueprint(secret_key=EXAMPLE_PAGES_SECRET, time_zone="UTC"), url_prefix="/account"
     )

@@ -101,10 +101,15 @@ def fastapi_app(kit: TenantKit, engine: sa.Engine, **pages: Any) -> FastAPI:
     return app
 
 
-def flask_app(kit: TenantKit, engine: sa.Engine, **pages: Any) -> flask.Flask:
-    """The Flask host; ``pages`` go to ``tk.pages_blueprint()`` (``translations=``, ``time_zone=``)."""
+def flask_app(
+    kit: TenantKit, engine: sa.Engine, configure: Callable[[flask.Flask], Any] | None = None, **pages: Any
+) -> flask.Flask:
+    """The Flask host; ``pages`` go to ``tk.pages_blueprint()`` (``translations=``, ``time_zone=``), and
+    ``configure`` sees the app before the pages are registered (Flask-WTF's ``CSRFProtect``, say)."""
 
     app = flask.Flask(__name__)
+    if configure is not None:
+        configure(app)
 
     def get_session() -> Session:
         if "session" not in flask.g:

@@ -834,6 +834,30 @@ def test_the_pages_guide_runs_as_printed(  # noqa: PLR0915  one page, in order
     assert answer.status_code == 200, answer.text
     assert f"Team of {ORGANIZATION}" in answer.text
 
+    # "With Flask-WTF": its tokens on the forms, a page action accepted with them, refused without.
+    wtf_app = flask.Flask("docs_recipe_wtf")
+    wtf_app.config["SECRET_KEY"] = "docs-recipe-flask-secret"
+    walk.run("CSRFProtect(app)", tk=flask_tk, app=wtf_app)
+    browser = wtf_app.test_client()
+    page = browser.get(team).text
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert token is not None
+    assert browser.get_cookie("tenantkit_csrf") is None  # Flask-WTF's secret is in the session
+    keys = f"/account/organizations/{ORGANIZATION}/api-keys/issue"
+    assert browser.post(keys, data={"csrf_token": token.group(1), "name": "CI"}).status_code == 200
+    assert browser.post(keys, data={"csrf_token": "forged", "name": "CI2"}).status_code == 400
+
+    # "With starlette-csrf": the pages' prefix exempted, their own check still on.
+    csrf_app = FastAPI()
+    walk.run("CSRFMiddleware", tk=fastapi_tk, app=csrf_app, CSRF_SECRET="docs-recipe-csrf-secret")
+    browser_fastapi = TestClient(csrf_app)
+    page = browser_fastapi.get(team).text
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert token is not None
+    answer = browser_fastapi.post(keys, data={"csrf_token": token.group(1), "name": "CI3"})
+    assert answer.status_code == 200, answer.text
+    assert browser_fastapi.post(keys, data={"csrf_token": "forged", "name": "CI4"}).status_code == 403
+
     # The catalogs of "Adding a language", where the recipe looks for them: ./translations.
     shutil.copytree(ROOT / "tests" / "locale", tmp_path / "translations")
     monkeypatch.chdir(tmp_path)

@@ -153,8 +153,11 @@ def test_the_host_page_speaks_the_hosts_translations(client: Client) -> None:
         PageDefinition("team", "/mine/team", "Mine", "projects.html", lambda context: {}),
         PageDefinition("mine", "/organizations/{org}/team", "Mine", "projects.html", lambda context: {}),
         PageDefinition("mine", "mine", "Mine", "projects.html", lambda context: {}),
+        PageDefinition(
+            "mine", "/organizations/{id}/audit/export", "Mine", "projects.html", lambda context: {}
+        ),
     ],
-    ids=["name taken", "path taken", "relative path"],
+    ids=["name taken", "path taken", "relative path", "a download's path taken"],
 )
 def test_a_host_page_may_not_take_a_name_or_path_of_tenantkits(clash: PageDefinition) -> None:
     """A host page under a taken name or path (which would shadow a page in one adapter only) or a relative

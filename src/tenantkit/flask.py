@@ -566,13 +566,18 @@ class TenantKitFlask:
             templates: Directories whose ``tenantkit/*.html`` override the package's templates.
             include: The pages to mount by name (see :data:`tenantkit.ui.PAGES`); the accept page is always
                 mounted, and the webhook pages only when the kit has webhooks.
-            csrf: Another CSRF token provider (:class:`tenantkit.ui.CsrfTokens`).
+            csrf: Another CSRF token provider (:class:`tenantkit.ui.CsrfTokens`). Without one, the pages use
+                Flask-WTF's tokens (:class:`tenantkit.ui.FlaskWtfTokens`) on an app whose Flask-WTF
+                ``CSRFProtect`` is enabled, decided on each request, and their own signed double submit
+                elsewhere. With one, the blueprint is exempted from an app's ``CSRFProtect`` registered
+                before it, which would refuse any token but its own (the pages check ``csrf``'s).
             translations: Directories of the host's catalogs (``<locale>/LC_MESSAGES/tenantkit.po``), read
                 once, whose translations win over the package's (see the pages guide).
             time_zone: The IANA zone of dates for viewers whose ``Principal.time_zone`` is unset (UTC).
             extra_pages: Pages of your own (:class:`tenantkit.ui.PageDefinition`), mounted beside these
                 with the same sign-in, CSRF and templates (see the pages guide).
         """
+        from tenantkit.ui._flask_wtf import FlaskWtfTokens, exempt_pages
         from tenantkit.ui._site import PageSite
 
         if self._current_user is None:
@@ -588,17 +593,22 @@ class TenantKitFlask:
             extra_pages=extra_pages,
         )
         bp = Blueprint(name, __name__)
+        if csrf is not None and not isinstance(csrf, FlaskWtfTokens):
+            bp.record_once(lambda state: exempt_pages(state.app, bp))
         for page_route in site.routes():
             endpoint = page_route.name.replace(".", "_")
             bp.add_url_rule(
                 page_route.path_as("<{}>"),
                 endpoint,
-                self._page_view(site, page_route),
+                self._page_view(site, page_route, own_csrf=csrf is not None),
                 methods=[page_route.method],
             )
         return bp
 
-    def _page_view(self, site: PageSite, page_route: PageRoute) -> Callable[..., ResponseReturnValue]:
+    def _page_view(
+        self, site: PageSite, page_route: PageRoute, *, own_csrf: bool
+    ) -> Callable[..., ResponseReturnValue]:
+        from tenantkit.ui._flask_wtf import flask_wtf_tokens
         from tenantkit.ui._site import PageRequest
 
         def view(**path_values: str) -> ResponseReturnValue:
@@ -622,7 +632,15 @@ class TenantKitFlask:
             )
             with audit_context(self.request_context()):
                 answer = self._run(
-                    lambda session: site.handle(session, page_route, page_request, principal), writes=False
+                    lambda session: site.handle(
+                        session,
+                        page_route,
+                        page_request,
+                        principal,
+                        # Flask-WTF's CSRFProtect refuses any other token before this view runs.
+                        csrf=None if own_csrf else flask_wtf_tokens(current_app),
+                    ),
+                    writes=False,
                 )
             if answer.commit:
                 self._finish(self.session())

@@ -11,8 +11,9 @@ Jinja2 templates (``tenantkit/*.html`` in this package; a directory of the host'
 (``translations=``), with dates in the viewer's time zone (``Principal.locale``, ``Principal.time_zone``).
 """
 
+from tenantkit.ui._flask_wtf import FlaskWtfTokens
 from tenantkit.ui._i18n import N_, Message
-from tenantkit.ui._security import CSRF_COOKIE, CSRF_FIELD, CsrfTokens, SignedDoubleSubmit
+from tenantkit.ui._security import CSRF_COOKIE, CSRF_FIELD, CsrfTokens, SessionCsrfTokens, SignedDoubleSubmit
 from tenantkit.ui._site import (
     PAGES,
     DownloadFormat,
@@ -33,6 +34,7 @@ __all__ = [
     "PAGES",
     "CsrfTokens",
     "DownloadFormat",
+    "FlaskWtfTokens",
     "Message",
     "PageAction",
     "PageContext",
@@ -42,5 +44,6 @@ __all__ = [
     "PageResponse",
     "PageRoute",
     "PageSite",
+    "SessionCsrfTokens",
     "SignedDoubleSubmit",
 ]

@@ -4,7 +4,8 @@ Every state-changing page request is a ``POST`` that must carry, in its form, th
 browser's CSRF cookie, and (when the browser sends one, as every current browser does on a ``POST``) an
 ``Origin`` equal to the page's own. The cookie is ``HttpOnly`` and ``SameSite=Lax``; the token in the form is
 the cookie's value signed with the pages' secret (itsdangerous), so a value planted in the cookie by a
-sibling subdomain is useless without the secret.
+sibling subdomain is useless without the secret. A provider keeping its secret in the host's session instead
+(:class:`SessionCsrfTokens`, Flask-WTF's on Flask) needs no cookie of the pages.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import hmac
 import secrets
 from collections.abc import Mapping
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from itsdangerous import BadSignature, URLSafeSerializer
 
@@ -22,6 +23,7 @@ __all__ = [
     "FLASH_COOKIE",
     "PAGE_HEADERS",
     "CsrfTokens",
+    "SessionCsrfTokens",
     "SignedDoubleSubmit",
 ]
 
@@ -59,6 +61,20 @@ class CsrfTokens(Protocol):
 
     def valid(self, cookie: str | None, token: str | None) -> bool:
         """Whether ``token`` is the one for ``cookie`` (compared in constant time)."""
+        ...
+
+
+@runtime_checkable
+class SessionCsrfTokens(CsrfTokens, Protocol):
+    """A :class:`CsrfTokens` provider whose secret lives in the host's session, not in the pages' cookie.
+
+    Flask-WTF's tokens are such a provider (:class:`tenantkit.ui.FlaskWtfTokens`). For it the pages set no
+    ``tenantkit_csrf`` cookie: they call ``token_for("")`` and ``valid(None, token)``, so it ignores the
+    cookie arguments, and the forms carry its token in its own field, ``form_field()``.
+    """
+
+    def form_field(self) -> str:
+        """The form field carrying the token, asked on each request (a host's configuration may name it)."""
         ...
 
 

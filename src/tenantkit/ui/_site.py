@@ -42,6 +42,7 @@ from tenantkit.ui._security import (
     PAGE_HEADERS,
     CsrfTokens,
     FlashSigner,
+    SessionCsrfTokens,
     SignedDoubleSubmit,
     first,
     same_origin,
@@ -251,7 +252,14 @@ class PageContext:
     prefix: str
     viewer: Viewer
     """The viewer's language and time zone."""
+    csrf: CsrfTokens
+    """The request's CSRF provider: the site's, or the one its adapter chose (Flask-WTF's on Flask)."""
     _can: dict[str, bool] = field(default_factory=dict)
+
+    @property
+    def csrf_field(self) -> str:
+        """The form field of the CSRF token: a session-based provider's own, else ``csrf_token``."""
+        return self.csrf.form_field() if isinstance(self.csrf, SessionCsrfTokens) else CSRF_FIELD
 
     def gettext(self, text: Message | str) -> str:
         """``text`` in the viewer's language."""
@@ -383,19 +391,35 @@ class PageSite:
         return PageResponse(200, data, _STATIC_TYPES[suffix], headers)
 
     def handle(
-        self, session: Session, route: PageRoute, request: PageRequest, principal: Principal | None
+        self,
+        session: Session,
+        route: PageRoute,
+        request: PageRequest,
+        principal: Principal | None,
+        *,
+        csrf: CsrfTokens | None = None,
     ) -> PageResponse:
-        """Answer ``request`` to ``route``: render a page, or check and run one of its actions."""
+        """Answer ``request`` to ``route``: render a page, or check and run one of its actions.
+
+        ``csrf``: the provider for this request instead of the site's (the Flask adapter's, when Flask-WTF's
+        ``CSRFProtect`` guards the app).
+        """
         if route.page is None:
             return self.static(request.path_values.get("filename", ""))
         assert principal is not None  # noqa: S101  narrowing: every page is signed in (PageRoute.signed_in)
         viewer = self.catalogs.viewer(principal, request.accept_language)
-        context = PageContext(self, session, principal, request, route.page, _prefix(route, request), viewer)
+        tokens = csrf if csrf is not None else self.csrf
+        context = PageContext(
+            self, session, principal, request, route.page, _prefix(route, request), viewer, tokens
+        )
         cookies: list[SetCookie] = []
-        csrf_cookie = request.cookies.get(CSRF_COOKIE)
+        # A session-based provider keeps its secret in the host's session, so the pages need no cookie of
+        # their own: "" stands for it (None means "no form", as on a refusal).
+        session_based = isinstance(tokens, SessionCsrfTokens)
+        csrf_cookie = "" if session_based else request.cookies.get(CSRF_COOKIE)
         if route.action is None:
-            if not csrf_cookie or len(csrf_cookie) > 200:
-                csrf_cookie = self.csrf.new_cookie()
+            if csrf_cookie is None or (not session_based and not 0 < len(csrf_cookie) <= 200):
+                csrf_cookie = tokens.new_cookie()
                 cookies.append(SetCookie(CSRF_COOKIE, csrf_cookie, context.prefix or "/", request.secure))
             if route.download is not None:
                 # A download leaves the result message for the page the browser still shows.
@@ -419,8 +443,8 @@ class PageSite:
 
     def _act(self, context: PageContext, action: PageAction, csrf_cookie: str | None) -> PageResponse:
         request = context.request
-        if not same_origin(request.origin, request.own_origin) or not self.csrf.valid(
-            csrf_cookie, first(request.form, CSRF_FIELD)
+        if not same_origin(request.origin, request.own_origin) or not context.csrf.valid(
+            csrf_cookie or None, first(request.form, context.csrf_field)
         ):
             return self._refusal(
                 context,
@@ -440,7 +464,7 @@ class PageSite:
                 csrf_cookie,
                 status=200,
                 question=context.gettext(action.confirm),
-                fields={k: v[0] for k, v in request.form.items() if k != CSRF_FIELD and v},
+                fields={k: v[0] for k, v in request.form.items() if k != context.csrf_field and v},
                 confirm_url=context.action_url(action.name),
             )
         try:
@@ -460,7 +484,7 @@ class PageSite:
                     else context.gettext(error.reason)
                 },
                 error=f"{_sentence(error)}",
-                values={k: v[0] for k, v in request.form.items() if k != CSRF_FIELD and v},
+                values={k: v[0] for k, v in request.form.items() if k != context.csrf_field and v},
                 failed=action.name,
             )
         if action.reveals:
@@ -589,8 +613,8 @@ class PageSite:
                 viewer=context.principal,
                 organization_id=context.organization_id,
                 navigation=navigation,
-                csrf_field=CSRF_FIELD,
-                csrf_token=self.csrf.token_for(csrf_cookie) if csrf_cookie else "",
+                csrf_field=context.csrf_field,
+                csrf_token="" if csrf_cookie is None else context.csrf.token_for(csrf_cookie),
                 can=context.can,
                 url=context.url,
                 action_url=context.action_url,
@@ -696,8 +720,8 @@ def _own_pages(pages: Sequence[PageDefinition]) -> tuple[PageDefinition, ...]:
 
 
 def _mounted_paths(page: PageDefinition) -> list[str]:
-    """The URLs ``page`` mounts (its view and each action's), path parameters made alike."""
-    paths = [page.path, *(f"{page.path}/{action.name}" for action in page.actions)]
+    """The URLs ``page`` mounts (its view, each action's and each download's), path parameters made alike."""
+    paths = [page.path, *(f"{page.path}/{part.name}" for part in (*page.actions, *page.downloads))]
     return [_PATH_PARAMETER.sub("{}", path) for path in paths]
 
 
