@@ -897,10 +897,10 @@ def test_the_pages_guide_runs_as_printed(  # noqa: PLR0915  one page, in order
         walk.run("extra_pages=[PROJECTS]", tk=own_tk, app=own_app, projects=projects)
         walk.done()
         client = TestClient(own_app, follow_redirects=False)
-        page = client.get(f"/account/organizations/{ORGANIZATION}/projects")
-        assert page.status_code == 200, page.text
-        assert "Archive Apollo" in page.text
-        token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+        projects_page = client.get(f"/account/organizations/{ORGANIZATION}/projects")
+        assert projects_page.status_code == 200, projects_page.text
+        assert "Archive Apollo" in projects_page.text
+        token = re.search(r'name="csrf_token" value="([^"]+)"', projects_page.text)
         assert token is not None
         archived = client.post(
             f"/account/organizations/{ORGANIZATION}/projects/archive",
