@@ -125,9 +125,10 @@ def test_every_alert_the_pages_show_is_the_hosts_alert_macro(themed: Client) -> 
         for tag in alerts:
             assert "host-alert" in tag, (situation, tag)
         assert re.search(r'<div id="tk-status" class="tk-status" role="status" aria-live="polite">', text)
-    assert re.search(r'id="tk-status"[^>]*>\s*<div class="tk-alert host-alert host-alert-success">', shown[
-        "the result of an action"
-    ])
+    assert re.search(
+        r'id="tk-status"[^>]*>\s*<div class="tk-alert host-alert host-alert-success">',
+        shown["the result of an action"],
+    )
     accept = shown["another address and already a member"]
     assert 'class="tk-alert host-alert host-alert-warning" id="tk-other-address"' in accept
     assert "host-alert-info" in accept
@@ -153,7 +154,8 @@ def test_a_hosts_base_template_wraps_the_pages_in_its_layout(adapter: str, sqlit
     """A host's ``tenantkit/base.html`` extending its own ``layout.html`` puts every page inside the host's
     layout: the host's menu and title, the page's content, the live region htmx updates, and the flash."""
     client = _client(adapter, sqlite_engine, LAYOUT)
-    client.post(f"{ORG}/team/remove", {"csrf_token": client.token(), "user_id": "mallory", "confirmed": "yes"})
+    token = client.token()
+    client.post(f"{ORG}/team/remove", {"csrf_token": token, "user_id": "mallory", "confirmed": "yes"})
     _, team, _ = client.get(f"{ORG}/team")
     assert '<body class="host-layout">' in team
     assert '<nav class="host-menu"><a href="/">Host app home</a></nav>' in team
