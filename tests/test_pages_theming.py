@@ -57,6 +57,16 @@ def themed(request: pytest.FixtureRequest, sqlite_engine: sa.Engine) -> Client:
     return _client(request.param, sqlite_engine, THEME)
 
 
+def test_the_pages_guide_shows_these_host_templates() -> None:
+    """docs/pages.md's "Theming" examples are the two host templates tried here, word for word."""
+    guide = (Path(__file__).parent.parent / "docs" / "pages.md").read_text(encoding="utf-8")
+    shown = re.findall(r"^```jinja\n(.*?)^```", guide.split("## Theming", 1)[1], re.DOTALL | re.MULTILINE)
+    assert shown[:2] == [
+        (THEME / "tenantkit" / "macros.html").read_text(encoding="utf-8"),
+        (LAYOUT / "tenantkit" / "base.html").read_text(encoding="utf-8"),
+    ]
+
+
 def _tags(text: str, pattern: str) -> list[str]:
     return re.findall(rf"<{pattern}\b[^>]*>", text)
 
