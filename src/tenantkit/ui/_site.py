@@ -19,7 +19,14 @@ from datetime import date, datetime, time, timedelta
 from importlib import resources
 from typing import IO, TYPE_CHECKING, Any, TextIO, cast, get_args
 
-from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PackageLoader, select_autoescape
+from jinja2 import (
+    ChoiceLoader,
+    Environment,
+    FileSystemLoader,
+    PackageLoader,
+    PrefixLoader,
+    select_autoescape,
+)
 from sqlalchemy.orm import Session
 
 from tenantkit._errors import (
@@ -342,7 +349,12 @@ class PageSite:
         self._flash = FlashSigner(secret_key)
         self.pages: tuple[PageDefinition, ...] = (*select_pages(include, kit), *_own_pages(extra_pages))
         self.catalogs: Catalogs = Catalogs(translations, time_zone=time_zone)
-        loader = ChoiceLoader([FileSystemLoader(list(templates)), PackageLoader("tenantkit.ui", "templates")])
+        package = PackageLoader("tenantkit.ui", "templates")
+        # The package's templates answer their own names after the host's, and also under
+        # "tenantkit-default/": a host's tenantkit/macros.html imports the defaults it keeps from there.
+        loader = ChoiceLoader(
+            [FileSystemLoader(list(templates)), package, PrefixLoader({"tenantkit-default": package})]
+        )
         # One environment per language: Jinja2's gettext is an environment global, so requests in different
         # languages never share one (the templates are compiled once per language).
         self._environments: dict[str, Environment] = {}
