@@ -733,7 +733,8 @@ def _own_pages(pages: Sequence[PageDefinition]) -> tuple[PageDefinition, ...]:
 
 def _mounted_paths(page: PageDefinition) -> list[str]:
     """The URLs ``page`` mounts (its view, each action's and each download's), path parameters made alike."""
-    paths = [page.path, *(f"{page.path}/{part.name}" for part in (*page.actions, *page.downloads))]
+    parts = [action.name for action in page.actions] + [download.name for download in page.downloads]
+    paths = [page.path, *(f"{page.path}/{name}" for name in parts)]
     return [_PATH_PARAMETER.sub("{}", path) for path in paths]
 
 
