@@ -54,6 +54,20 @@ def seed(kit: TenantKit, engine: sa.Engine) -> None:
         kit.members.add(session, ORGANIZATION, OWNER, Role.OWNER, actor=HOST)
 
 
+def add_sso_connection(kit: TenantKit, session: Session, *, jit: bool = False) -> Any:
+    """Acme's WorkOS SAML connection "Acme Okta" (``conn_1``), created by the host."""
+    return kit.sso.create_connection(
+        session,
+        ORGANIZATION,
+        provider="workos",
+        protocol="saml",
+        provider_connection_id="conn_1",
+        name="Acme Okta",
+        actor=HOST,
+        jit=jit,
+    )
+
+
 def _principal(value: str | None) -> Principal | None:
     """The stand-in sign-in cookie: ``user|email|locale|time_zone``."""
     if not value:

@@ -29,6 +29,7 @@ from tests.page_apps import (
     OWNER_EMAIL,
     PAGES_SECRET,
     PREFIX,
+    add_sso_connection,
     make_kit,
     seed,
 )
@@ -63,6 +64,15 @@ class Client:
 
     def sign_in(self, user: str, email: str) -> None:
         self.get(f"/sign-in?user={user}&email={email}")
+
+    def sign_in_holding(self, permissions: list[str], *, rank: Role = Role.MEMBER) -> None:
+        """Sign in as ``bob``, a member holding a custom role of exactly ``permissions`` inside ``rank``."""
+        with self.kit.transaction(self.engine) as session:
+            self.kit.roles.create(
+                session, ORGANIZATION, "holder", name="Holder", rank=rank, permissions=permissions, actor=HOST
+            )
+            self.kit.members.add(session, ORGANIZATION, "bob", "holder", actor=HOST)
+        self.sign_in("bob", "bob@acme.example")
 
     def token(self) -> str:
         _, text, _ = self.get(f"{ORG}/team")
@@ -492,18 +502,7 @@ def test_an_owner_creates_edits_and_lists_an_organization_role(client: Client) -
 def test_permission_escalation_is_shown_next_to_the_permissions_field(client: Client) -> None:
     """An ADMIN allowed to manage roles may not give a role a permission it lacks: the server refuses and the
     page says ``permission_escalation`` in words at the permissions field."""
-    with client.kit.transaction(client.engine) as session:
-        client.kit.roles.create(
-            session,
-            ORGANIZATION,
-            "rolesmith",
-            name="Role smith",
-            rank=Role.ADMIN,
-            permissions=["roles:manage"],
-            actor=HOST,
-        )
-        client.kit.members.add(session, ORGANIZATION, "bob", "rolesmith", actor=HOST)
-    client.sign_in("bob", "bob@acme.example")
+    client.sign_in_holding(["roles:manage"], rank=Role.ADMIN)
     status, text, _ = client.post(
         f"{ORG}/roles/create",
         {
@@ -761,18 +760,7 @@ def test_a_webhook_reader_sees_the_endpoints_but_no_form_and_the_server_still_re
     """A member who may read webhooks but not manage them is offered no edit, enable, disable, test or delete
     form; posting one anyway is refused by the service, in words, and changes nothing."""
     endpoint_id = _endpoint(client)
-    with client.kit.transaction(client.engine) as session:
-        client.kit.roles.create(
-            session,
-            ORGANIZATION,
-            "watcher",
-            name="Watcher",
-            rank=Role.MEMBER,
-            permissions=["webhooks:read"],
-            actor=HOST,
-        )
-        client.kit.members.add(session, ORGANIZATION, "bob", "watcher", actor=HOST)
-    client.sign_in("bob", "bob@acme.example")
+    client.sign_in_holding(["webhooks:read"])
     status, page, _ = client.get(f"{ORG}/webhooks")
     assert status == 200
     assert "https://8.8.8.8/in" in page
@@ -845,16 +833,7 @@ def test_a_domain_is_added_with_its_txt_record_shown_once_then_verified_and_remo
 def test_sso_connections_are_listed_with_the_domains(client: Client) -> None:
     """The organization's SSO connections show on the domains page with their policy."""
     with client.kit.transaction(client.engine) as session:
-        client.kit.sso.create_connection(
-            session,
-            ORGANIZATION,
-            provider="workos",
-            protocol="saml",
-            provider_connection_id="conn_1",
-            name="Acme Okta",
-            actor=HOST,
-            jit=True,
-        )
+        add_sso_connection(client.kit, session, jit=True)
     _, page, _ = client.get(f"{ORG}/domains")
     assert "SSO connections" in page
     assert "Acme Okta" in page
@@ -995,18 +974,7 @@ def test_sso_refusals_are_shown_next_to_their_fields(client: Client) -> None:
 def test_an_sso_role_above_the_managers_own_is_refused_next_to_the_role(client: Client) -> None:
     """A MEMBER-rank manager of SSO may not create a connection whose JIT members are ADMINs
     (``role_escalation``): the refusal shows at the role field and nothing is created."""
-    with client.kit.transaction(client.engine) as session:
-        client.kit.roles.create(
-            session,
-            ORGANIZATION,
-            "sso_clerk",
-            name="SSO clerk",
-            rank=Role.MEMBER,
-            permissions=["domains:manage", "sso:manage"],
-            actor=HOST,
-        )
-        client.kit.members.add(session, ORGANIZATION, "bob", "sso_clerk", actor=HOST)
-    client.sign_in("bob", "bob@acme.example")
+    client.sign_in_holding(["domains:manage", "sso:manage"])
     status, text, _ = client.post(
         f"{ORG}/domains/create-sso", {"csrf_token": client.token(), **SSO_FORM, "default_role": "ADMIN"}
     )
@@ -1027,26 +995,8 @@ def test_a_domain_manager_without_sso_permission_sees_no_connection_and_the_serv
     """A member who manages domains but not SSO sees the domains without the SSO section or its forms;
     posting a connection anyway is refused by the service."""
     with client.kit.transaction(client.engine) as session:
-        client.kit.roles.create(
-            session,
-            ORGANIZATION,
-            "domain_clerk",
-            name="Domain clerk",
-            rank=Role.MEMBER,
-            permissions=["domains:manage"],
-            actor=HOST,
-        )
-        client.kit.members.add(session, ORGANIZATION, "bob", "domain_clerk", actor=HOST)
-        client.kit.sso.create_connection(
-            session,
-            ORGANIZATION,
-            provider="workos",
-            protocol="saml",
-            provider_connection_id="conn_1",
-            name="Acme Okta",
-            actor=HOST,
-        )
-    client.sign_in("bob", "bob@acme.example")
+        add_sso_connection(client.kit, session)
+    client.sign_in_holding(["domains:manage"])
     status, page, _ = client.get(f"{ORG}/domains")
     assert status == 200
     assert "/domains/add" in page

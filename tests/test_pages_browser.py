@@ -13,10 +13,8 @@ import contextlib
 import logging
 import os
 import shutil
-import socket
 import sqlite3
 import threading
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -29,22 +27,17 @@ import sqlalchemy as sa
 import tenantkit
 from tenantkit import TenantKit
 from tenantkit.ui import PAGES
+from tests.chromium import CHROMEDRIVER, CHROMIUM, chromium, is_gone, serve_asgi
 from tests.page_apps import APP_BUILDERS, ORGANIZATION, OWNER_EMAIL, PREFIX, make_kit, seed
 
 if os.environ.get("CI") != "true":
     pytest.importorskip("selenium")  # outside CI a machine without the dev extra skips; CI fails instead
-from selenium import webdriver
-from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.wait import WebDriverWait
 
 pytestmark = pytest.mark.browser
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 
 
 def _require_browser() -> None:
@@ -61,25 +54,8 @@ def _require_browser() -> None:
 def _browser(*, javascript: bool, profile: Path | None = None) -> WebDriver:
     """A headless Chromium; with ``profile``, in that profile directory, to read after it quits."""
     _require_browser()
-    os.environ.setdefault("SE_OFFLINE", "true")  # Selenium Manager never downloads a browser or driver
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
-        options.add_argument(argument)
-    if profile is not None:
-        options.add_argument(f"--user-data-dir={profile}")
-    if not javascript:
-        options.add_experimental_option("prefs", {"profile.managed_default_content_settings.javascript": 2})
-    driver: WebDriver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
-    driver.implicitly_wait(2)
+    driver: WebDriver = chromium(javascript=javascript, profile=profile)
     return driver
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @pytest.fixture
@@ -98,19 +74,8 @@ def _serve(adapter: str, engine: sa.Engine, kit: TenantKit | None = None) -> Ite
     seed(kit, engine)
     app = APP_BUILDERS[adapter](kit, engine)
     if adapter == "fastapi":
-        import uvicorn
-
-        port = _free_port()
-        server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=port, log_level="debug", log_config=None)
-        )
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        while not server.started:
-            time.sleep(0.02)
-        yield f"http://127.0.0.1:{port}"
-        server.should_exit = True
-        thread.join(5)
+        with serve_asgi(app, log_level="debug") as base:
+            yield base
     else:
         from werkzeug.serving import make_server
 
@@ -168,10 +133,10 @@ class BrowserSession:
             )
             assert dialog.text == confirm
             dialog.accept()
-        WebDriverWait(self.driver, 10, poll_frequency=0.05).until(lambda _: _is_gone(content))
+        WebDriverWait(self.driver, 10, poll_frequency=0.05).until(lambda _: is_gone(content))
         if self.javascript:
             assert self.driver.execute_script("return window.tkLoaded") == 1, "a full page load happened"
-            assert not _is_gone(status), "the live region was replaced instead of updated"
+            assert not is_gone(status), "the live region was replaced instead of updated"
 
     def confirm(self, button: Any, question: str) -> None:
         """A destructive action: one native dialog with JavaScript, the server's confirmation page without."""
@@ -189,20 +154,6 @@ class BrowserSession:
         value = self.driver.find_element(By.ID, "tk-secret-value").get_attribute("value")
         assert value
         return value
-
-
-def _is_gone(element: Any) -> bool:
-    """Whether ``element`` left the document (the answer replaced it). Chromium's driver reports a node of a
-    replaced document either as stale or as "does not belong to the document": both mean gone."""
-    try:
-        element.is_enabled()
-    except StaleElementReferenceException:
-        return True
-    except WebDriverException as error:
-        if "does not belong to the document" in str(error):
-            return True
-        raise
-    return False
 
 
 def _question(page: str, action: str) -> str:
@@ -518,7 +469,7 @@ def test_the_audit_log_is_filtered_and_downloaded_in_chromium(
             rows = saved[0].read_text(encoding="utf-8").splitlines()
             assert len(rows) == 2  # the header and alice's member.added
             assert ",member.added," in rows[1]
-            assert not _is_gone(content), "the download replaced the page"
+            assert not is_gone(content), "the download replaced the page"
             assert owner.driver.execute_script("return window.tkLoaded") == 1
             assert owner.driver.execute_script("return window.tkRequests") is None, "htmx fetched the file"
         finally:

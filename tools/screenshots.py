@@ -19,13 +19,9 @@ from __future__ import annotations
 import argparse
 import base64
 import importlib.util
-import os
-import shutil
-import socket
 import struct
 import sys
 import tempfile
-import threading
 import time
 import zlib
 from collections import Counter
@@ -36,10 +32,11 @@ from types import ModuleType
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # the browser and server helpers the pages' browser tests use
+from tests.chromium import chromium, is_gone, missing, serve_asgi  # noqa: E402
+
 OUT = ROOT / "docs" / "images" / "pages"
 WIDTH, HEIGHT = 1100, 800
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 ISSUED = "api-keys-issued"
 """The one screenshot that is not a page of its own: the API keys page answering an issued key."""
 
@@ -55,62 +52,29 @@ def load_example() -> ModuleType:
     return module
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @contextmanager
 def serve(example: ModuleType, database_url: str) -> Iterator[str]:
     """The example app under uvicorn on a free loopback port, stopped on leaving."""
-    import uvicorn
-
     app = example.create_app(database_url)
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise SystemExit("the example app did not start")
-        time.sleep(0.02)
     try:
-        yield f"http://127.0.0.1:{port}"
+        with serve_asgi(app) as base:
+            yield base
     finally:
-        server.should_exit = True
-        thread.join(10)
         app.state.engine.dispose()
 
 
 def browser() -> Any:
     """Debian's Chromium, headless, JavaScript on (the copy buttons show), scrollbars hidden."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    for path in (CHROMIUM, CHROMEDRIVER):
-        if not Path(path).exists():
-            raise SystemExit(f"{path} is missing: apt-get install chromium chromium-driver")
-    os.environ.setdefault("SE_OFFLINE", "true")  # Selenium Manager never downloads a browser or driver
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for argument in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
+    if missing():
+        raise SystemExit(f"{', '.join(missing())} missing: apt-get install chromium chromium-driver")
+    arguments = (
         "--hide-scrollbars",
         "--force-device-scale-factor=1",
         f"--window-size={WIDTH},{HEIGHT}",
         "--lang=en-US",
         "--font-render-hinting=full",
-    ):
-        options.add_argument(argument)
-    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
-    driver.implicitly_wait(5)
-    return driver
+    )
+    return chromium(arguments=arguments, implicit_wait=5)
 
 
 def full_page_png(driver: Any) -> bytes:
@@ -219,21 +183,7 @@ def _submit(driver: Any, action: str, fields: dict[str, str]) -> None:
         field.send_keys(value)
     old = driver.find_element(By.TAG_NAME, "html")
     driver.execute_script("arguments[0].submit()", form)  # HTMLFormElement.submit: no submit event, no htmx
-    WebDriverWait(driver, 10).until(lambda _: _is_gone(old))
-
-
-def _is_gone(element: Any) -> bool:
-    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
-
-    try:
-        element.is_enabled()
-    except StaleElementReferenceException:
-        return True
-    except WebDriverException as error:
-        if "does not belong to the document" in str(error):
-            return True
-        raise
-    return False
+    WebDriverWait(driver, 10).until(lambda _: is_gone(old))
 
 
 def take(out: Path) -> dict[str, int]:
