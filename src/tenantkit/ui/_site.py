@@ -8,7 +8,7 @@ services' checks (roles, the escalation rule, the last owner) are the pages' che
 
 from __future__ import annotations
 
-import io
+import codecs
 import os
 import re
 import tempfile
@@ -543,11 +543,11 @@ class PageSite:
             return self._render_page(context, csrf_cookie, status=422, error=context.gettext(message))
         spool = tempfile.SpooledTemporaryFile(max_size=_SPOOL_MEMORY)  # noqa: SIM115  closed by chunks()
         try:
-            # typeshed's TextIOWrapper wants a buffer protocol SpooledTemporaryFile's stub does not spell out.
-            text = io.TextIOWrapper(cast("IO[bytes]", spool), encoding="utf-8", newline="")
+            # An unbuffered UTF-8 encoder over the spool, writing text as it is (no newline translation: the
+            # CSV writer ends its rows itself). Not io.TextIOWrapper: before Python 3.11 a
+            # SpooledTemporaryFile lacks the readable() that TextIOWrapper asks of its buffer.
+            text = cast("TextIO", codecs.getwriter("utf-8")(spool))
             download.write(context, text, chosen_format.name)
-            text.flush()
-            text.detach()
         except TenantKitError as error:
             spool.close()
             context._can.clear()  # a refusal by the service is asked again, so the page shows it too
